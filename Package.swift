@@ -1,0 +1,57 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let swift6: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "MsgFlo",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "MsgFlo", targets: ["MsgFlo"]),
+        .library(name: "FBP", targets: ["FBP"]),
+        .library(name: "MsgFloTransports", targets: ["MsgFloTransports"]),
+        .library(name: "MsgFloParticipant", targets: ["MsgFloParticipant"]),
+        .library(name: "MsgFloCoordinator", targets: ["MsgFloCoordinator"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        // C bridges
+        .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
+        .target(name: "CRabbitMQ", linkerSettings: [.linkedLibrary("rabbitmq")]),
+
+        // Pure Swift layers
+        .target(name: "FBP", swiftSettings: swift6),
+        .target(name: "MsgFlo", dependencies: [.product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
+
+        // Transports
+        .target(name: "MsgFloAMQP", dependencies: ["MsgFlo", "CRabbitMQ", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
+        .target(name: "MsgFloMQTT", dependencies: ["MsgFlo", "CMosquitto", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
+        .target(name: "MsgFloTransports", dependencies: ["MsgFlo", "MsgFloAMQP", "MsgFloMQTT", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
+
+        // SDK and coordinator
+        .target(name: "MsgFloParticipant", dependencies: [
+            "MsgFlo",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], swiftSettings: swift6),
+        .target(name: "MsgFloCoordinator", dependencies: [
+            "MsgFlo", "FBP",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Yams", package: "Yams"),
+        ], swiftSettings: swift6),
+
+        // Executables
+        .executableTarget(name: "msgflo-graph", dependencies: ["FBP", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swift6),
+
+        // Tests
+        .testTarget(name: "FBPTests", dependencies: ["FBP"], swiftSettings: swift6),
+        .testTarget(name: "MsgFloTests", dependencies: ["MsgFlo"], swiftSettings: swift6),
+        .testTarget(name: "TransportTests", dependencies: ["MsgFlo", "MsgFloAMQP", "MsgFloMQTT", "MsgFloTransports"], swiftSettings: swift6),
+    ]
+)

@@ -1,0 +1,1 @@
+print("msgflo-graph: not built yet")
