@@ -1,0 +1,236 @@
+/// A parsed broker address: `amqp://user:pass@host:port/vhost?options`, `amqps://…`, `mqtt://…`, `mqtts://…`.
+///
+/// `description` never shows the password: `amqp://user:***@host:5672/`.
+public struct BrokerURL: Sendable, Hashable, CustomStringConvertible {
+    public enum Scheme: String, Sendable, Hashable, CaseIterable {
+        case amqp, amqps, mqtt, mqtts
+
+        public var isAMQP: Bool { self == .amqp || self == .amqps }
+        public var isMQTT: Bool { self == .mqtt || self == .mqtts }
+        public var usesTLS: Bool { self == .amqps || self == .mqtts }
+        public var defaultPort: Int {
+            switch self {
+            case .amqp: 5672
+            case .amqps: 5671
+            case .mqtt: 1883
+            case .mqtts: 8883
+            }
+        }
+    }
+
+    public var scheme: Scheme
+    /// nil when the URL names no user (AMQP then logs in as guest/guest; MQTT connects anonymously).
+    public var user: String?
+    public var password: String?
+    public var host: String
+    public var port: Int
+    /// AMQP virtual host; "/" when the URL has no path. Not used on MQTT.
+    public var vhost: String
+    /// Query options in the order written (`?qos=1&clientId=x`). Keys are case-sensitive.
+    public var options: [(key: String, value: String)]
+
+    public init(scheme: Scheme, user: String? = nil, password: String? = nil, host: String = "localhost",
+                port: Int? = nil, vhost: String = "/", options: [(key: String, value: String)] = []) {
+        self.scheme = scheme
+        self.user = user
+        self.password = password
+        self.host = host
+        self.port = port ?? scheme.defaultPort
+        self.vhost = vhost
+        self.options = options
+    }
+
+    /// The default broker of every msgflo program.
+    public static let fallback = "amqp://localhost"
+
+    /// Resolves the broker as every msgflo program does: the explicit argument, else `MSGFLO_BROKER`, else
+    /// `CLOUDAMQP_URL`, else `amqp://localhost`. Empty values count as absent.
+    public static func resolve(_ argument: String?, environment: [String: String]) throws(MsgFloError) -> BrokerURL {
+        for candidate in [argument, environment["MSGFLO_BROKER"], environment["CLOUDAMQP_URL"]] {
+            if let candidate, !candidate.isEmpty { return try BrokerURL(parsing: candidate) }
+        }
+        return try BrokerURL(parsing: fallback)
+    }
+
+    /// Parses a broker URL. Errors are one line and never contain the password.
+    public init(parsing text: String) throws(MsgFloError) {
+        func fail(_ why: String) -> MsgFloError {
+            MsgFloError(.invalidURL, "invalid broker URL '\(BrokerURL.redact(text))': \(why)")
+        }
+        guard let sep = text.firstRange(of: "://") else {
+            throw fail("expected scheme://host (amqp, amqps, mqtt or mqtts)")
+        }
+        let schemeText = text[..<sep.lowerBound].lowercased()
+        guard let scheme = Scheme(rawValue: schemeText) else {
+            throw fail("unsupported scheme '\(schemeText)', expected amqp, amqps, mqtt or mqtts")
+        }
+        var rest = Substring(text[sep.upperBound...])
+        if let hash = rest.firstIndex(of: "#") { rest = rest[..<hash] }
+        var query = Substring("")
+        if let q = rest.firstIndex(of: "?") {
+            query = rest[rest.index(after: q)...]
+            rest = rest[..<q]
+        }
+        var path: Substring? = nil
+        if let slash = rest.firstIndex(of: "/") {
+            path = rest[rest.index(after: slash)...]
+            rest = rest[..<slash]
+        }
+        var user: String? = nil
+        var password: String? = nil
+        if let at = rest.lastIndex(of: "@") {
+            let userinfo = rest[..<at]
+            rest = rest[rest.index(after: at)...]
+            if let colon = userinfo.firstIndex(of: ":") {
+                user = try BrokerURL.percentDecode(userinfo[..<colon], fail)
+                password = try BrokerURL.percentDecode(userinfo[userinfo.index(after: colon)...], fail)
+            } else {
+                user = try BrokerURL.percentDecode(userinfo, fail)
+            }
+        }
+        var host = Substring(rest)
+        var port: Int? = nil
+        if host.hasPrefix("[") {
+            guard let close = host.firstIndex(of: "]") else { throw fail("unterminated IPv6 address") }
+            let after = host[host.index(after: close)...]
+            let inner = host[host.index(after: host.startIndex)..<close]
+            if after.hasPrefix(":") {
+                port = try BrokerURL.parsePort(after.dropFirst(), fail)
+            } else if !after.isEmpty {
+                throw fail("unexpected '\(after)' after IPv6 address")
+            }
+            host = inner
+        } else if let colon = host.lastIndex(of: ":") {
+            port = try BrokerURL.parsePort(host[host.index(after: colon)...], fail)
+            host = host[..<colon]
+        }
+        let hostName = try BrokerURL.percentDecode(host, fail)
+        guard !hostName.isEmpty else { throw fail("missing host") }
+        if hostName.contains(where: { $0 == " " || $0 == "/" }) { throw fail("invalid host '\(hostName)'") }
+
+        var vhost = "/"
+        if let path, !path.isEmpty {
+            vhost = try BrokerURL.percentDecode(path, fail)
+        }
+        var options: [(key: String, value: String)] = []
+        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
+            if let eq = pair.firstIndex(of: "=") {
+                options.append((try BrokerURL.percentDecode(pair[..<eq], fail),
+                                try BrokerURL.percentDecode(pair[pair.index(after: eq)...], fail)))
+            } else {
+                options.append((try BrokerURL.percentDecode(pair, fail), ""))
+            }
+        }
+        self.init(scheme: scheme, user: user, password: password, host: hostName, port: port, vhost: vhost,
+                  options: options)
+    }
+
+    /// The value of a query option, the last one written if it is repeated.
+    public func option(_ key: String) -> String? {
+        options.last(where: { $0.key == key })?.value
+    }
+
+    /// An option read as a boolean: 1/true/yes/on and 0/false/no/off.
+    public func boolOption(_ key: String) -> Bool? {
+        guard let v = option(key)?.lowercased() else { return nil }
+        switch v {
+        case "1", "true", "yes", "on", "": return true
+        case "0", "false", "no", "off": return false
+        default: return nil
+        }
+    }
+
+    public var description: String { render(password: password == nil ? nil : "***") }
+
+    /// The full URL with the password, for handing to a child process. Never print it.
+    public var unredacted: String { render(password: password.map(BrokerURL.percentEncode)) }
+
+    private func render(password pw: String?) -> String {
+        var s = scheme.rawValue + "://"
+        if let user {
+            s += BrokerURL.percentEncode(user)
+            if let pw { s += ":" + pw }
+            s += "@"
+        }
+        s += host.contains(":") ? "[\(host)]" : host
+        s += ":\(port)"
+        if scheme.isAMQP {
+            s += "/" + (vhost == "/" ? "" : BrokerURL.percentEncode(vhost))
+        }
+        if !options.isEmpty {
+            s += "?" + options.map { "\(BrokerURL.percentEncode($0.key))=\(BrokerURL.percentEncode($0.value))" }
+                .joined(separator: "&")
+        }
+        return s
+    }
+
+    public static func == (a: BrokerURL, b: BrokerURL) -> Bool {
+        a.unredacted == b.unredacted
+    }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(unredacted) }
+
+    /// Replaces the password of anything that looks like a URL with `***`, for error messages about text that did
+    /// not parse.
+    public static func redact(_ text: String) -> String {
+        guard let sep = text.firstRange(of: "://") else { return text }
+        let rest = text[sep.upperBound...]
+        let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
+        let authority = rest[..<authorityEnd]
+        guard let at = authority.lastIndex(of: "@") else { return text }
+        let userinfo = authority[..<at]
+        guard let colon = userinfo.firstIndex(of: ":") else { return text }
+        return String(text[..<colon]) + ":***" + String(text[at...])
+    }
+
+    private static func parsePort(_ s: Substring, _ fail: (String) -> MsgFloError) throws(MsgFloError) -> Int? {
+        if s.isEmpty { return nil }
+        guard s.allSatisfy(\.isASCII), let p = Int(s), (1...65535).contains(p) else {
+            throw fail("invalid port '\(s)'")
+        }
+        return p
+    }
+
+    private static func percentDecode(_ s: Substring, _ fail: (String) -> MsgFloError) throws(MsgFloError) -> String {
+        guard s.contains("%") else { return String(s) }
+        var bytes: [UInt8] = []
+        var utf8 = Array(s.utf8)[...]
+        while let b = utf8.popFirst() {
+            if b == UInt8(ascii: "%") {
+                guard utf8.count >= 2, let hi = hexValue(utf8.removeFirst()), let lo = hexValue(utf8.removeFirst())
+                else { throw fail("bad percent-escape") }
+                bytes.append(hi << 4 | lo)
+            } else {
+                bytes.append(b)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
+    static func percentEncode(_ s: String) -> String {
+        var out = ""
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+                 UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(b))
+            default:
+                let hex = Array("0123456789ABCDEF".unicodeScalars)
+                out.unicodeScalars.append("%")
+                out.unicodeScalars.append(hex[Int(b >> 4)])
+                out.unicodeScalars.append(hex[Int(b & 15)])
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,211 @@
+/// A port as it appears in a participant's discovery message.
+public struct PortDefinition: Sendable, Hashable {
+    public var id: String
+    public var type: String
+    /// The queue (AMQP) or topic (MQTT). Nil before a role has been applied, or for a hidden port.
+    public var queue: String?
+    public var description: String?
+    public var schema: String?
+    public var hidden: Bool
+    /// Free-form port options (msgflo passes e.g. `persistent` here).
+    public var options: JSONValue?
+
+    public init(id: String, type: String = "any", queue: String? = nil, description: String? = nil,
+                schema: String? = nil, hidden: Bool = false, options: JSONValue? = nil) {
+        self.id = id
+        self.type = type
+        self.queue = queue
+        self.description = description
+        self.schema = schema
+        self.hidden = hidden
+        self.options = options
+    }
+
+    /// msgflo's default queue name: `<role>.<PORT ID UPPER-CASED>`, role case kept.
+    public static func defaultQueue(role: String, port: String) -> String {
+        "\(role).\(port.uppercased())"
+    }
+}
+
+/// The commands a participant may take on its `inqueue` (this project's extension).
+public enum CoordinatorCommandName: String, Sendable, Hashable, CaseIterable {
+    case connectInport = "connectinport"
+    case connectOutport = "connectoutport"
+    case disconnectInport = "disconnectinport"
+    case disconnectOutport = "disconnectoutport"
+}
+
+/// The payload of a discovery message: who a participant is and which queues its ports use.
+public struct ParticipantDefinition: Sendable, Hashable {
+    public var id: String
+    public var role: String
+    public var component: String
+    public var label: String
+    public var icon: String
+    public var inports: [PortDefinition]
+    public var outports: [PortDefinition]
+    /// This project's extension: the announcement period in seconds; lost after that long in silence.
+    public var heartbeat: Double?
+    /// This project's extension: where the participant takes coordinator commands.
+    public var inqueue: String?
+    /// This project's extension: the coordinator commands the participant supports.
+    public var capabilities: [String]?
+
+    public init(id: String, role: String, component: String, label: String = "", icon: String = "file-word-o",
+                inports: [PortDefinition] = [], outports: [PortDefinition] = [], heartbeat: Double? = nil,
+                inqueue: String? = nil, capabilities: [String]? = nil) {
+        self.id = id
+        self.role = role
+        self.component = component
+        self.label = label
+        self.icon = icon
+        self.inports = inports
+        self.outports = outports
+        self.heartbeat = heartbeat
+        self.inqueue = inqueue
+        self.capabilities = capabilities
+    }
+
+    public func inport(_ id: String) -> PortDefinition? { inports.first { $0.id == id } }
+    public func outport(_ id: String) -> PortDefinition? { outports.first { $0.id == id } }
+
+    public func supports(_ command: CoordinatorCommandName) -> Bool {
+        inqueue != nil && (capabilities?.contains(command.rawValue) ?? false)
+    }
+}
+
+// MARK: - JSON form
+
+extension PortDefinition {
+    /// The JSON object of the discovery message. Key names are msgflo's.
+    public var json: JSONValue {
+        var o: [String: JSONValue] = ["id": .string(id), "type": .string(type), "hidden": .bool(hidden)]
+        if let queue { o["queue"] = .string(queue) }
+        if let description { o["description"] = .string(description) }
+        if let schema { o["schema"] = .string(schema) }
+        if let options { o["options"] = options }
+        return .object(o)
+    }
+
+    /// Reads a port of a discovery message. `where` names the place for the error message.
+    public init(json: JSONValue, at place: String) throws(MsgFloError) {
+        guard case .object(let o) = json else {
+            throw MsgFloError(.invalidMessage, "\(place): expected an object, got \(json.kindName)")
+        }
+        guard let id = o["id"]?.stringValue, !id.isEmpty else {
+            throw MsgFloError(.invalidMessage, "\(place): missing or non-string 'id'")
+        }
+        func optionalString(_ key: String) throws(MsgFloError) -> String? {
+            switch o[key] {
+            case nil, .null?: return nil
+            case .string(let s)?: return s
+            case let other?: throw MsgFloError(.invalidMessage, "\(place) '\(id)': '\(key)' must be a string, got \(other.kindName)")
+            }
+        }
+        self.init(id: id)
+        self.type = try optionalString("type") ?? "any"
+        self.queue = try optionalString("queue")
+        self.description = try optionalString("description")
+        // msgflo allows a schema URL; some send an object. Keep a string form either way.
+        if case .object = o["schema"] ?? .null { self.schema = o["schema"]!.serialized } else {
+            self.schema = try optionalString("schema")
+        }
+        switch o["hidden"] {
+        case nil, .null?: self.hidden = false
+        case .bool(let b)?: self.hidden = b
+        case let other?: throw MsgFloError(.invalidMessage, "\(place) '\(id)': 'hidden' must be a boolean, got \(other.kindName)")
+        }
+        self.options = o["options"]
+    }
+}
+
+extension ParticipantDefinition {
+    /// The `payload` of the discovery message. Hidden ports and ports without a queue are left out.
+    public var json: JSONValue {
+        var o: [String: JSONValue] = [
+            "id": .string(id), "role": .string(role), "component": .string(component),
+            "label": .string(label), "icon": .string(icon),
+            "inports": .array(inports.filter { !$0.hidden && $0.queue != nil }.map(\.json)),
+            "outports": .array(outports.filter { !$0.hidden && $0.queue != nil }.map(\.json)),
+        ]
+        if let heartbeat { o["heartbeat"] = heartbeat.rounded() == heartbeat ? .int(Int(heartbeat)) : .double(heartbeat) }
+        if let inqueue { o["inqueue"] = .string(inqueue) }
+        if let capabilities { o["capabilities"] = .array(capabilities.map(JSONValue.string)) }
+        return .object(o)
+    }
+
+    /// Reads and validates a discovery payload. Required: id, role, component, inports, outports (as msgflo's
+    /// coordinator requires). The error says which field is wrong.
+    public init(json: JSONValue) throws(MsgFloError) {
+        guard case .object(let o) = json else {
+            throw MsgFloError(.invalidMessage, "discovery payload: expected an object, got \(json.kindName)")
+        }
+        func requiredString(_ key: String) throws(MsgFloError) -> String {
+            switch o[key] {
+            case .string(let s)? where !s.isEmpty: return s
+            case .string?: throw MsgFloError(.invalidMessage, "discovery payload: '\(key)' is empty")
+            case nil: throw MsgFloError(.invalidMessage, "discovery payload: missing '\(key)'")
+            case let other?: throw MsgFloError(.invalidMessage, "discovery payload: '\(key)' must be a string, got \(other.kindName)")
+            }
+        }
+        let id = try requiredString("id")
+        func optionalString(_ key: String) throws(MsgFloError) -> String? {
+            switch o[key] {
+            case nil, .null?: return nil
+            case .string(let s)?: return s
+            case let other?: throw MsgFloError(.invalidMessage, "participant '\(id)': '\(key)' must be a string, got \(other.kindName)")
+            }
+        }
+        func ports(_ key: String) throws(MsgFloError) -> [PortDefinition] {
+            switch o[key] {
+            case .array(let a)?:
+                var out: [PortDefinition] = []
+                out.reserveCapacity(a.count)
+                for (n, p) in a.enumerated() {
+                    out.append(try PortDefinition(json: p, at: "participant '\(id)' \(key)[\(n)]"))
+                }
+                return out
+            case nil: throw MsgFloError(.invalidMessage, "participant '\(id)': missing '\(key)'")
+            case let other?: throw MsgFloError(.invalidMessage, "participant '\(id)': '\(key)' must be an array, got \(other.kindName)")
+            }
+        }
+        self.init(id: id, role: try requiredString("role"), component: try requiredString("component"))
+        self.label = try optionalString("label") ?? ""
+        self.icon = try optionalString("icon") ?? ""
+        self.inports = try ports("inports")
+        self.outports = try ports("outports")
+        switch o["heartbeat"] {
+        case nil, .null?: self.heartbeat = nil
+        case let v? where v.doubleValue != nil && v.doubleValue! > 0 && v.doubleValue!.isFinite: self.heartbeat = v.doubleValue
+        case let other?: throw MsgFloError(.invalidMessage, "participant '\(id)': 'heartbeat' must be a positive number, got \(other.serialized.prefix(40))")
+        }
+        self.inqueue = try optionalString("inqueue")
+        switch o["capabilities"] {
+        case nil, .null?: self.capabilities = nil
+        case .array(let a)?:
+            var caps: [String] = []
+            for c in a {
+                guard let s = c.stringValue else {
+                    throw MsgFloError(.invalidMessage, "participant '\(id)': 'capabilities' must hold strings")
+                }
+                caps.append(s)
+            }
+            self.capabilities = caps
+        case let other?: throw MsgFloError(.invalidMessage, "participant '\(id)': 'capabilities' must be an array, got \(other.kindName)")
+        }
+    }
+}
+
+extension JSONValue {
+    /// A short name of the value's kind, for error messages.
+    public var kindName: String {
+        switch self {
+        case .null: "null"
+        case .bool: "a boolean"
+        case .int, .double: "a number"
+        case .string: "a string"
+        case .array: "an array"
+        case .object: "an object"
+        }
+    }
+}

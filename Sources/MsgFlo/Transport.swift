@@ -1,0 +1,183 @@
+/// The state of a transport's connection, as reported on ``Transport/stateUpdates()``.
+public enum ConnectionState: Sendable, Hashable, CustomStringConvertible {
+    /// Not connected yet (before `connect()`).
+    case idle
+    case connected
+    /// The broker went away; the transport is trying again. `attempt` counts from 1; `reason` is one line.
+    case reconnecting(attempt: Int, reason: String)
+    /// Closed by `close()`, or given up. Final.
+    case closed
+
+    public var description: String {
+        switch self {
+        case .idle: "idle"
+        case .connected: "connected"
+        case .reconnecting(let attempt, let reason): "reconnecting (attempt \(attempt)): \(reason)"
+        case .closed: "closed"
+        }
+    }
+}
+
+/// How a queue is declared. msgflo-nodejs's `persistent: false` port option makes queue and exchange non-durable
+/// and auto-deleted (the dead-letter argument stays).
+public struct QueueOptions: Sendable, Hashable {
+    public var persistent: Bool
+    public init(persistent: Bool = true) { self.persistent = persistent }
+}
+
+/// How a queue is consumed.
+public struct ConsumeOptions: Sendable, Hashable {
+    /// The most unacknowledged messages in hand at once (AMQP basic.qos). msgflo-nodejs uses 2.
+    public var prefetch: Int
+    public init(prefetch: Int = 2) { self.prefetch = max(1, prefetch) }
+}
+
+/// A connection between two queues that the broker (AMQP) or the transport (MQTT) keeps.
+public struct Binding: Sendable, Hashable, CustomStringConvertible {
+    public enum Kind: String, Sendable, Hashable {
+        /// Every message on the source outport reaches the target inport (AMQP: bind queue `tgt` to exchange `src`).
+        case pubsub
+        /// Each message on `src` reaches one of the queues bound this way (AMQP: direct exchange `out-<src>`).
+        case roundRobin = "roundrobin"
+        /// Messages dead-lettered from inport `src` reach queue `tgt` (AMQP: bind `tgt` to exchange `dead-<src>`).
+        case deadLetter = "deadletter"
+    }
+
+    public var kind: Kind
+    public var src: String
+    public var tgt: String
+
+    public init(_ kind: Kind = .pubsub, src: String, tgt: String) {
+        self.kind = kind
+        self.src = src
+        self.tgt = tgt
+    }
+
+    public var description: String { "\(src) -> \(tgt)" + (kind == .pubsub ? "" : " (\(kind.rawValue))") }
+}
+
+/// Acknowledges deliveries for the transport that made them. Implemented by each transport.
+public protocol DeliverySettler: Sendable {
+    /// Settles delivery `tag` of connection generation `generation`. A tag of an earlier generation (the
+    /// connection was lost since) is ignored: the broker redelivers such messages by itself.
+    func settle(tag: UInt64, generation: UInt64, ack: Bool)
+}
+
+/// One message taken from a queue. Acknowledge it with ``ack()`` once it is handled, or ``nack()`` to dead-letter it.
+/// Settling twice, or settling a delivery of a connection that has since been lost, does nothing.
+public struct Delivery: Sendable {
+    public let message: Message
+    /// The queue (or topic) it was consumed from.
+    public let queue: String
+    /// True when the broker delivered it before and did not see it settled (AMQP `redelivered`).
+    public let redelivered: Bool
+    private let tag: UInt64
+    private let generation: UInt64
+    private let settler: (any DeliverySettler)?
+
+    public init(message: Message, queue: String, redelivered: Bool = false, tag: UInt64 = 0,
+                generation: UInt64 = 0, settler: (any DeliverySettler)? = nil) {
+        self.message = message
+        self.queue = queue
+        self.redelivered = redelivered
+        self.tag = tag
+        self.generation = generation
+        self.settler = settler
+    }
+
+    public func ack() { settler?.settle(tag: tag, generation: generation, ack: true) }
+    public func nack() { settler?.settle(tag: tag, generation: generation, ack: false) }
+}
+
+/// The messages arriving on a consumed queue, or on a data tap. It ends when the subscription is cancelled or the
+/// transport is closed; it does not end when the connection is lost and comes back (the transport consumes again).
+public struct Subscription: AsyncSequence, Sendable {
+    public typealias Element = Delivery
+    public let queue: String
+    private let stream: AsyncStream<Delivery>
+    private let onCancel: @Sendable () async -> Void
+
+    public init(queue: String, stream: AsyncStream<Delivery>, onCancel: @escaping @Sendable () async -> Void) {
+        self.queue = queue
+        self.stream = stream
+        self.onCancel = onCancel
+    }
+
+    /// Stops consuming. Messages not yet acknowledged go back to the queue (AMQP).
+    public func cancel() async { await onCancel() }
+
+    public func makeAsyncIterator() -> AsyncStream<Delivery>.Iterator { stream.makeAsyncIterator() }
+}
+
+/// A connection to a broker, as every layer above sees it. Implementations: `AMQPTransport` (librabbitmq),
+/// `MQTTTransport` (libmosquitto), ``InMemoryTransport`` (unit tests of the layers above only).
+///
+/// Every method that waits fails with a ``MsgFloError`` rather than hang: on a timeout, when the transport is
+/// closed, or (for calls that need the broker) when it cannot reconnect in time. Declarations, consumers and
+/// bindings made through a transport are made again by it after a reconnect.
+public protocol Transport: AnyObject, Sendable {
+    var broker: BrokerURL { get }
+
+    /// Connects. Throws a one-line error when the broker cannot be reached within the connect timeout.
+    func connect() async throws
+    /// Closes the connection: subscriptions end, waiters fail with `.closed`. Idempotent.
+    func close() async
+
+    var state: ConnectionState { get }
+    /// The current state, then every change, until `closed`.
+    func stateUpdates() -> AsyncStream<ConnectionState>
+
+    /// Declares an inport queue (AMQP: durable queue `Q` with `x-dead-letter-exchange = dead-Q`, plus fanout
+    /// exchange `Q` bound to it). A queue that exists with other flags is reported (a log line) and used as it is.
+    func declareInport(_ queue: String, options: QueueOptions) async throws
+    /// Declares an outport queue (AMQP: durable fanout exchange `Q`).
+    func declareOutport(_ queue: String, options: QueueOptions) async throws
+    /// Declares the `fbp` discovery queue (AMQP: durable, no arguments). No-op on MQTT.
+    func declareDiscoveryQueue() async throws
+
+    /// Sends on an outport (AMQP: exchange `Q`, routing key ""; MQTT: topic `Q`).
+    func send(toOutport queue: String, _ message: Message) async throws
+    /// Sends straight into an inport queue (AMQP: default exchange, routing key `Q`; MQTT: topic `Q`).
+    func send(toInport queue: String, _ message: Message) async throws
+
+    /// Consumes a queue (MQTT: subscribes the topic) with manual acknowledgement.
+    func consume(_ queue: String, options: ConsumeOptions) async throws -> Subscription
+
+    func addBinding(_ binding: Binding) async throws
+    func removeBinding(_ binding: Binding) async throws
+
+    /// Taps the data flowing out of outport `queue` without taking it from anyone (AMQP: a private auto-delete
+    /// queue bound to the exchange). Deliveries need no acknowledgement.
+    func subscribeData(_ queue: String) async throws -> Subscription
+
+    /// Messages waiting in inport queue `queue` (AMQP), or nil where the broker cannot tell (MQTT).
+    func queueDepth(_ queue: String) async throws -> Int?
+}
+
+extension Transport {
+    public func declareInport(_ queue: String) async throws { try await declareInport(queue, options: QueueOptions()) }
+    public func declareOutport(_ queue: String) async throws { try await declareOutport(queue, options: QueueOptions()) }
+    public func consume(_ queue: String) async throws -> Subscription { try await consume(queue, options: ConsumeOptions()) }
+
+    /// Announces a participant on the discovery queue.
+    public func announce(_ definition: ParticipantDefinition) async throws {
+        try await send(toInport: discoveryQueue, Discovery.message(for: definition))
+    }
+}
+
+/// Timeouts every transport honours.
+public struct TransportTimeouts: Sendable, Hashable {
+    /// Connecting, logging in, opening the channel.
+    public var connect: Duration
+    /// One broker round trip (declare, bind, qos, …).
+    public var operation: Duration
+    /// How long a call made while the broker is away waits for it to come back before failing.
+    public var reconnectWait: Duration
+
+    public init(connect: Duration = .seconds(10), operation: Duration = .seconds(10),
+                reconnectWait: Duration = .seconds(30)) {
+        self.connect = connect
+        self.operation = operation
+        self.reconnectWait = reconnectWait
+    }
+}
