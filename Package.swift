@@ -50,8 +50,9 @@ let package = Package(
         .executableTarget(name: "msgflo-graph", dependencies: ["FBP", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swift6),
 
         // Tests
+        .target(name: "TestSupport", dependencies: ["MsgFlo"], path: "Tests/TestSupport", swiftSettings: swift6),
         .testTarget(name: "FBPTests", dependencies: ["FBP"], swiftSettings: swift6),
         .testTarget(name: "MsgFloTests", dependencies: ["MsgFlo"], swiftSettings: swift6),
-        .testTarget(name: "TransportTests", dependencies: ["MsgFlo", "MsgFloAMQP", "MsgFloMQTT", "MsgFloTransports"], swiftSettings: swift6),
+        .testTarget(name: "TransportTests", dependencies: ["MsgFlo", "MsgFloAMQP", "MsgFloMQTT", "MsgFloTransports", "TestSupport"], swiftSettings: swift6),
     ]
 )
