@@ -12,6 +12,12 @@ let package = Package(
         .library(name: "MsgFloTransports", targets: ["MsgFloTransports"]),
         .library(name: "MsgFloParticipant", targets: ["MsgFloParticipant"]),
         .library(name: "MsgFloCoordinator", targets: ["MsgFloCoordinator"]),
+        .library(name: "MsgFloTools", targets: ["MsgFloTools"]),
+//TOOLS-PENDING         .executable(name: "msgflo-setup", targets: ["msgflo-setup"]),
+//TOOLS-PENDING         .executable(name: "msgflo-send-message", targets: ["msgflo-send-message"]),
+//TOOLS-PENDING         .executable(name: "msgflo-dump-message", targets: ["msgflo-dump-message"]),
+//TOOLS-PENDING         .executable(name: "msgflo-register", targets: ["msgflo-register"]),
+//TOOLS-PENDING         .executable(name: "msgflo-procfile", targets: ["msgflo-procfile"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -46,13 +52,27 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ], swiftSettings: swift6),
 
+        // The command-line tools: their logic lives in MsgFloTools (testable in-process), the executables only start it.
+        .target(name: "MsgFloTools", dependencies: [
+            "MsgFlo", "FBP", "MsgFloCoordinator",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Yams", package: "Yams"),
+        ], swiftSettings: swift6),
+
         // Executables
+//TOOLS-PENDING         .executableTarget(name: "msgflo-setup", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
+//TOOLS-PENDING         .executableTarget(name: "msgflo-send-message", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
+//TOOLS-PENDING         .executableTarget(name: "msgflo-dump-message", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
+//TOOLS-PENDING         .executableTarget(name: "msgflo-register", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
+//TOOLS-PENDING         .executableTarget(name: "msgflo-procfile", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-graph", dependencies: ["FBP", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swift6),
 
         // Tests
         .target(name: "TestSupport", dependencies: ["MsgFlo"], path: "Tests/TestSupport", swiftSettings: swift6),
         .testTarget(name: "FBPTests", dependencies: ["FBP"], swiftSettings: swift6),
         .testTarget(name: "MsgFloTests", dependencies: ["MsgFlo"], swiftSettings: swift6),
+        .testTarget(name: "ToolsTests", dependencies: ["MsgFlo", "MsgFloTools", "TestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swift6),
         .testTarget(name: "TransportTests", dependencies: ["MsgFlo", "MsgFloAMQP", "MsgFloMQTT", "MsgFloTransports", "TestSupport"], swiftSettings: swift6),
     ]
 )

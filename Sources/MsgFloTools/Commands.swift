@@ -1,0 +1,188 @@
+import ArgumentParser
+import Foundation
+import MsgFlo
+
+/// Options every tool that talks to a broker has.
+public struct BrokerOptions: ParsableArguments, Sendable {
+    @Option(name: .long, help: ArgumentHelp(
+        "Broker URL: amqp://user:pass@host:port/vhost or mqtt://host:port. Default: $MSGFLO_BROKER, else $CLOUDAMQP_URL, else amqp://localhost.",
+        valueName: "URL"))
+    public var broker: String?
+
+    @Option(name: .customLong("connect-timeout"), help: ArgumentHelp(
+        "Give up connecting to the broker after this many seconds.", valueName: "SECONDS"))
+    public var connectTimeout: Double = 10
+
+    public init() {}
+
+    public func validate() throws {
+        guard connectTimeout > 0, connectTimeout.isFinite else {
+            throw ValidationError("--connect-timeout must be a positive number of seconds")
+        }
+    }
+
+    public func url(_ environment: ToolEnvironment = .current) throws -> BrokerURL {
+        try BrokerConnection.resolve(broker, environment: environment.environment)
+    }
+
+    public func connect(tool: String, environment: ToolEnvironment = .current) async throws -> any Transport {
+        try await BrokerConnection.connect(try url(environment), timeout: .seconds(double: connectTimeout),
+                                           tool: tool, environment: environment)
+    }
+}
+
+/// A boolean option that takes a value, so that `--forever false` means false (msgflo's commander turns any value,
+/// "false" included, into true). A bare flag is not accepted: say `--forever true`.
+public struct BoolValue: ExpressibleByArgument, Sendable, Equatable {
+    public var value: Bool
+    public init(_ value: Bool) { self.value = value }
+    public init?(argument: String) {
+        switch argument.lowercased() {
+        case "true", "yes", "1", "on": value = true
+        case "false", "no", "0", "off": value = false
+        default: return nil
+        }
+    }
+    public var defaultValueDescription: String { value ? "true" : "false" }
+    public static var allValueStrings: [String] { ["true", "false"] }
+}
+
+public struct SendMessageCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "msgflo-send-message",
+        abstract: "Send a JSON message into a queue (AMQP) or topic (MQTT).",
+        discussion: """
+        The data is given with --json, read from --file, or read from standard input when neither is given. It must \
+        be JSON and is sent as written. On AMQP it goes straight into queue Q (default exchange, routing key Q); on \
+        MQTT it is published on topic Q.
+
+        Example: msgflo-send-message --queue repeat.IN --json '{"hello": "world"}'
+        """)
+
+    @OptionGroup public var brokerOptions: BrokerOptions
+
+    @Option(help: ArgumentHelp("The queue (AMQP) or topic (MQTT) to send to.", valueName: "Q"))
+    public var queue: String?
+
+    @Option(help: ArgumentHelp("The message, as JSON text.", valueName: "DATA"))
+    public var json: String?
+
+    @Option(help: ArgumentHelp("Read the message from this file.", valueName: "PATH"))
+    public var file: String?
+
+    @Option(help: ArgumentHelp("Send the message this many times.", valueName: "N"))
+    public var `repeat`: Int = 1
+
+    public init() {}
+
+    public func validate() throws {
+        guard let queue, !queue.isEmpty else { throw ValidationError("Missing queue to send to (--queue)") }
+        if json != nil && file != nil { throw ValidationError("give the message with --json or --file, not both") }
+        guard `repeat` >= 1 else { throw ValidationError("--repeat must be 1 or more") }
+    }
+
+    public func run() async throws {
+        let source: SendMessage.Source = if let json { .json(json) } else if let file { .file(file) } else { .stdin }
+        let message = try SendMessage.payload(from: source)
+        let transport = try await brokerOptions.connect(tool: Self.configuration.commandName!)
+        try await SendMessage.send(message, to: queue!, count: `repeat`, over: transport)
+        await transport.close()
+    }
+}
+
+public struct DumpMessageCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "msgflo-dump-message",
+        abstract: "Print the messages arriving on a queue (AMQP) or topic (MQTT) as JSON.",
+        discussion: """
+        Waits for --amount messages, then prints the one message, or a JSON array of them all, and exits. With \
+        --follow it prints each message on its own line as it arrives, until --amount are shown or it is stopped.
+
+        On AMQP an inport queue (one that exists as a queue) is consumed: its messages are taken, and acknowledged. \
+        A name with no queue is an outport (a fanout exchange): a temporary queue is bound to it, so what the \
+        participant sends from then on is shown without taking it from anyone. On MQTT the topic is subscribed.
+
+        Example: msgflo-dump-message --queue uppercase.OUT --amount 2
+        """)
+
+    @OptionGroup public var brokerOptions: BrokerOptions
+
+    @Option(help: ArgumentHelp("The queue, outport or topic to read.", valueName: "Q"))
+    public var queue: String?
+
+    @Option(help: ArgumentHelp("How many messages to read (default 1; with --follow, no limit).", valueName: "N"))
+    public var amount: Int?
+
+    @Flag(help: "Print each message as it arrives, one per line, and keep reading.")
+    public var follow = false
+
+    public init() {}
+
+    public func validate() throws {
+        guard let queue, !queue.isEmpty else { throw ValidationError("Missing queue to read from (--queue)") }
+        if let amount, amount < 1 { throw ValidationError("--amount must be 1 or more") }
+    }
+
+    public func run() async throws {
+        let transport = try await brokerOptions.connect(tool: Self.configuration.commandName!)
+        let (subscription, _) = try await DumpMessage.open(queue!, on: transport)
+        try await DumpMessage.run(subscription, amount: follow ? amount : (amount ?? 1), follow: follow,
+                                  print: Output.line)
+        await subscription.cancel()
+        await transport.close()
+    }
+}
+
+public struct RegisterCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "msgflo-register",
+        abstract: "Send discovery messages for participants that cannot announce themselves.",
+        discussion: """
+        Each --role ROLE:FILE.yaml names a YAML definition: component (required), label, icon, id (default: the \
+        role), and inports/outports, either as a map {name: {queue, type, description}} or as a list of \
+        {id, queue, type, description}. #ROLE in a queue name is replaced by the role; a port without a queue gets \
+        ROLE.PORT. The messages are sent again every --interval/2.2 seconds while --forever is true.
+
+        Example: msgflo-register --role switch1:toggleswitch.yaml --forever false
+        """)
+
+    @OptionGroup public var brokerOptions: BrokerOptions
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp(
+        "A role and the YAML file that defines it. Repeat for several roles.", valueName: "ROLE:FILE.yaml"))
+    public var role: [String] = []
+
+    @Option(help: ArgumentHelp("The announcement period; messages are sent every SECONDS/2.2.", valueName: "SECONDS"))
+    public var interval: Double = 60
+
+    @Option(help: ArgumentHelp("Keep running and announcing (true), or announce once and exit (false).",
+                               valueName: "true|false"))
+    public var forever: BoolValue = BoolValue(true)
+
+    public init() {}
+
+    public func validate() throws {
+        if role.isEmpty { throw ValidationError("Missing role definition (--role ROLE:FILE.yaml)") }
+        guard interval > 0, interval.isFinite else { throw ValidationError("--interval must be a positive number of seconds") }
+    }
+
+    public func run() async throws {
+        let files = try role.map(Register.RoleFile.init(parsing:))
+        let definitions = try files.map { try Register.definition($0, heartbeat: forever.value ? interval : nil) }
+        let transport = try await brokerOptions.connect(tool: Self.configuration.commandName!)
+        try await Register.announce(definitions, over: transport, print: Output.line)
+        guard forever.value else {
+            await transport.close()
+            return
+        }
+        let period = Duration.seconds(double: interval / 2.2)
+        while true {
+            try await Task.sleep(for: period)
+            do {
+                for definition in definitions { try await transport.announce(definition) }
+            } catch {
+                Output.error("Warning: Failed to send discovery message: \(error)")
+            }
+        }
+    }
+}
