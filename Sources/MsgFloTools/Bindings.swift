@@ -1,0 +1,116 @@
+import MsgFlo
+
+/// A binding msgflo-setup makes, as msgflo's setup computes and prints it.
+public enum SetupBinding: Sendable, Equatable {
+    /// `src` outport queue to `tgt` inport queue. `edge` is the graph edge it comes from.
+    case pubsub(src: String, tgt: String, edge: ToolGraph.Edge)
+    /// A `msgflo/RoundRobin` node: `src` to one of the `tgt` workers, failed messages from `tgt` to `deadletter`.
+    case roundRobin(name: String, src: String?, tgt: String?, deadletter: String?)
+
+    /// msgflo's pretty format: `PUBSUB: \t a.OUT -> b.IN`; a round robin gives `DEADLETTER:\t tgt -> dead` then
+    /// `ROUNDROBIN:\t src -> tgt` (each only when both ends are known).
+    public var prettyLines: [String] {
+        switch self {
+        case .pubsub(let src, let tgt, _):
+            return ["PUBSUB: \t \(src) -> \(tgt)"]
+        case .roundRobin(_, let src, let tgt, let deadletter):
+            var lines: [String] = []
+            if let tgt, let deadletter { lines.append("DEADLETTER:\t \(tgt) -> \(deadletter)") }
+            if let tgt, let src { lines.append("ROUNDROBIN:\t \(src) -> \(tgt)") }
+            return lines
+        }
+    }
+
+    /// The transport bindings that realise it.
+    public var transportBindings: [Binding] {
+        switch self {
+        case .pubsub(let src, let tgt, _):
+            return [Binding(.pubsub, src: src, tgt: tgt)]
+        case .roundRobin(_, let src, let tgt, let deadletter):
+            var out: [Binding] = []
+            if let src, let tgt { out.append(Binding(.roundRobin, src: src, tgt: tgt)) }
+            if let tgt, let deadletter { out.append(Binding(.deadLetter, src: tgt, tgt: deadletter)) }
+            return out
+        }
+    }
+}
+
+public enum SetupBindings {
+    /// The printout after `Set up bindings:` (msgflo prints `console.log('Set up bindings:\n', lines)`, hence the
+    /// space that starts the second line).
+    public static func pretty(_ bindings: [SetupBinding]) -> String {
+        "Set up bindings:\n " + bindings.flatMap(\.prettyLines).joined(separator: "\n")
+    }
+
+    /// Static mode, msgflo's `graphBindings`: queue names by the `role.PORT` convention. Pubsub bindings in edge
+    /// order between participants, then one round-robin binding per `msgflo/RoundRobin` node.
+    public static func fromConvention(_ graph: ToolGraph) -> [SetupBinding] {
+        fromGraph(graph) { $0.conventionQueue } tgtQueue: { $0.conventionQueue }
+    }
+
+    /// Discover mode: the queues the participants announced. Port names are matched as written, else ignoring case
+    /// (the .fbp language may change their case). Throws msgflo's `Could not find <port> in <ports>`.
+    public static func fromDefinitions(_ graph: ToolGraph, _ definitions: [String: ParticipantDefinition]) throws -> [SetupBinding] {
+        var failure: ToolFailure?
+        func queue(_ end: ToolGraph.Endpoint, outport: Bool) -> String {
+            guard let definition = definitions[end.process] else {
+                failure = failure ?? ToolFailure("No participant info found for '\(end.process)'")
+                return end.conventionQueue
+            }
+            let ports = outport ? definition.outports : definition.inports
+            guard let port = matchPort(end.port, in: ports), let q = port.queue else {
+                failure = failure ?? ToolFailure("Could not find \(end.port) in \(JSONValue.array(ports.map(\.json)).serialized)")
+                return end.conventionQueue
+            }
+            return q
+        }
+        let bindings = fromGraph(graph) { queue($0, outport: true) } tgtQueue: { queue($0, outport: false) }
+        if let failure { throw failure }
+        return bindings
+    }
+
+    public static func matchPort(_ name: String, in ports: [PortDefinition]) -> PortDefinition? {
+        ports.first { $0.id == name } ?? ports.first { $0.id.lowercased() == name.lowercased() }
+    }
+
+    static func fromGraph(_ graph: ToolGraph, srcQueue: (ToolGraph.Endpoint) -> String,
+                          tgtQueue: (ToolGraph.Endpoint) -> String) -> [SetupBinding] {
+        var pubsub: [SetupBinding] = []
+        var rrOrder: [String] = []
+        var rr: [String: (src: String?, tgt: String?, dead: String?)] = [:]
+        for p in graph.processes where p.component == ToolGraph.roundRobin {
+            rrOrder.append(p.name)
+            rr[p.name] = (nil, nil, nil)
+        }
+        for edge in graph.edges {
+            if rr[edge.src.process] != nil {
+                if edge.src.port.lowercased() == "deadletter" {
+                    rr[edge.src.process]!.dead = tgtQueue(edge.tgt)
+                } else {
+                    rr[edge.src.process]!.tgt = tgtQueue(edge.tgt)
+                }
+            } else if rr[edge.tgt.process] != nil {
+                rr[edge.tgt.process]!.src = srcQueue(edge.src)
+            } else if graph.isParticipant(edge.src.process) && graph.isParticipant(edge.tgt.process) {
+                pubsub.append(.pubsub(src: srcQueue(edge.src), tgt: tgtQueue(edge.tgt), edge: edge))
+            }
+        }
+        return pubsub + rrOrder.map { .roundRobin(name: $0, src: rr[$0]!.src, tgt: rr[$0]!.tgt, deadletter: rr[$0]!.dead) }
+    }
+}
+
+/// `msgflo-procfile`: a Procfile (Heroku, foreman) from a graph and the component library.
+public enum Procfile {
+    /// One `<role>: <command>` line per process in graph order, ignored ones left out, then a newline and the
+    /// `--include` lines: msgflo's format, byte for byte (its `console.log` adds the final newline, which the caller
+    /// prints).
+    public static func generate(_ graph: ToolGraph, library: any CommandLibrary, ignore: [String],
+                                include: [String]) throws -> String {
+        var lines: [String] = []
+        for p in graph.processes where !ignore.contains(p.name) {
+            let command = try library.command(component: p.component ?? "", role: p.name, graph: graph)
+            lines.append("\(p.name): \(command)")
+        }
+        return lines.joined(separator: "\n") + "\n" + include.joined(separator: "\n")
+    }
+}

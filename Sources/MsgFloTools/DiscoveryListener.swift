@@ -1,0 +1,61 @@
+import Foundation
+import MsgFlo
+import Synchronization
+
+/// Listens on the discovery queue/topic `fbp` and remembers the latest definition announced for each role.
+///
+/// On AMQP the messages are consumed but never acknowledged: when the listener stops, RabbitMQ puts them back on
+/// `fbp` for a coordinator, so a tool that looks at discovery takes nothing from anyone. Malformed messages are
+/// skipped.
+public final class DiscoveryListener: Sendable {
+    private struct State {
+        var byRole: [String: ParticipantDefinition] = [:]
+        var subscription: Subscription?
+        var pump: Task<Void, Never>?
+    }
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// Subscribes. Call before anything that may announce itself is started (msgflo subscribed after, issue 94).
+    public func start(on transport: any Transport) async throws {
+        try await transport.declareDiscoveryQueue()
+        let subscription = try await transport.consume(discoveryQueue, options: ConsumeOptions(prefetch: 10_000))
+        let pump = Task { [weak self] in
+            for await delivery in subscription {
+                guard let definition = try? Discovery.parse(delivery.message) else { continue }
+                self?.state.withLock { $0.byRole[definition.role] = definition }
+            }
+        }
+        state.withLock {
+            $0.subscription = subscription
+            $0.pump = pump
+        }
+    }
+
+    /// Stops listening; on AMQP the messages seen go back to `fbp`.
+    public func stop() async {
+        let (subscription, pump) = state.withLock { s in
+            defer { s.subscription = nil; s.pump = nil }
+            return (s.subscription, s.pump)
+        }
+        await subscription?.cancel()
+        pump?.cancel()
+    }
+
+    public var definitions: [String: ParticipantDefinition] { state.withLock { $0.byRole } }
+
+    public func definition(role: String) -> ParticipantDefinition? { state.withLock { $0.byRole[role] } }
+
+    /// Waits until every role in `roles` has announced itself, `deadline` passes, or `check` throws (a participant
+    /// died, say). Returns the roles still missing.
+    public func wait(for roles: Set<String>, until deadline: ContinuousClock.Instant,
+                     check: () throws -> Void = {}) async throws -> Set<String> {
+        while true {
+            try check()
+            let missing = roles.subtracting(state.withLock { Set($0.byRole.keys) })
+            if missing.isEmpty || ContinuousClock.now >= deadline { return missing }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+    }
+}

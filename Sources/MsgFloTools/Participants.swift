@@ -1,0 +1,159 @@
+import Foundation
+import MsgFlo
+import Synchronization
+
+/// Splits a command line into words as a POSIX shell would, without running one: blanks separate words; single
+/// quotes keep everything literally; double quotes keep blanks, with `\"`, `\\`, `\$` and `` \` `` escaped; a
+/// backslash outside quotes keeps the next character. (msgflo split on single spaces, so `--iips '{"a":1}'` reached
+/// the program with its quotes.)
+public enum CommandWords {
+    public static func split(_ command: String) throws -> [String] {
+        var words: [String] = []
+        var current = ""
+        var inWord = false
+        var iterator = command.makeIterator()
+        while let c = iterator.next() {
+            switch c {
+            case " ", "\t", "\n":
+                if inWord { words.append(current); current = ""; inWord = false }
+            case "'":
+                inWord = true
+                var closed = false
+                while let d = iterator.next() {
+                    if d == "'" { closed = true; break }
+                    current.append(d)
+                }
+                if !closed { throw ToolFailure("unterminated ' in command: \(command)") }
+            case "\"":
+                inWord = true
+                var closed = false
+                while let d = iterator.next() {
+                    if d == "\"" { closed = true; break }
+                    if d == "\\" {
+                        guard let e = iterator.next() else { break }
+                        if e == "\"" || e == "\\" || e == "$" || e == "`" { current.append(e) }
+                        else if e != "\n" { current.append("\\"); current.append(e) }
+                        continue
+                    }
+                    current.append(d)
+                }
+                if !closed { throw ToolFailure("unterminated \" in command: \(command)") }
+            case "\\":
+                inWord = true
+                if let e = iterator.next(), e != "\n" { current.append(e) }
+            default:
+                inWord = true
+                current.append(c)
+            }
+        }
+        if inWord { words.append(current) }
+        return words
+    }
+}
+
+/// The participant processes a tool started. Each gets `MSGFLO_BROKER` set to the broker in use; its stdout and
+/// stderr go to the tool's own when forwarded, else nowhere. They are stopped with SIGTERM (SIGKILL after a grace
+/// period) by ``terminateAll(grace:)``.
+public final class ParticipantProcesses: Sendable {
+    public struct Exit: Sendable, Equatable {
+        public var role: String
+        public var command: String
+        public var pid: Int32
+        public var status: Int32
+        public var signaled: Bool
+    }
+
+    struct Child {
+        var role: String
+        var command: String
+        var process: Process
+        var exit: Exit?
+    }
+
+    private let children = Mutex<[Child]>([])
+
+    public init() {}
+
+    public var roles: [String] { children.withLock { $0.map(\.role) } }
+
+    /// Starts `command` for `role`. With `shell`, runs `<shell> -c <command>`; otherwise splits the command into
+    /// words (quotes respected) and runs the program found on PATH.
+    public func start(role: String, command: String, broker: BrokerURL, forward: Set<String>, shell: String?,
+                      environment: [String: String]) throws {
+        let words: [String]
+        if let shell, !shell.isEmpty {
+            words = [shell, "-c", command]
+        } else {
+            words = try CommandWords.split(command)
+        }
+        guard let program = words.first else { throw ToolFailure("empty command for role \(role)") }
+        guard let executable = Self.locate(program, path: environment["PATH"]) else {
+            throw ToolFailure("cannot start participant \(role): '\(program)' not found (command: \(command))")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = Array(words.dropFirst())
+        var env = environment
+        env["MSGFLO_BROKER"] = broker.unredacted
+        process.environment = env
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = forward.contains("stdout") ? FileHandle.standardOutput : FileHandle.nullDevice
+        process.standardError = forward.contains("stderr") ? FileHandle.standardError : FileHandle.nullDevice
+        process.terminationHandler = { [weak self] p in
+            let exit = Exit(role: role, command: command, pid: p.processIdentifier, status: p.terminationStatus,
+                            signaled: p.terminationReason == .uncaughtSignal)
+            self?.children.withLock { list in
+                if let i = list.firstIndex(where: { $0.process === p }) { list[i].exit = exit }
+            }
+        }
+        try children.withLock { list in
+            do {
+                try process.run()
+            } catch {
+                throw ToolFailure("cannot start participant \(role) (\(command)): \(error.localizedDescription)")
+            }
+            list.append(Child(role: role, command: command, process: process))
+        }
+    }
+
+    /// The first child that has exited, if any.
+    public var firstExit: Exit? { children.withLock { $0.lazy.compactMap(\.exit).first } }
+
+    public func pid(of role: String) -> Int32? {
+        children.withLock { $0.first { $0.role == role }?.process.processIdentifier }
+    }
+
+    /// SIGTERM to every running child; SIGKILL to those still running after `grace`. Returns once all are gone.
+    public func terminateAll(grace: Duration = .seconds(5)) async {
+        let pids = children.withLock { list in list.filter { $0.exit == nil }.map { $0.process.processIdentifier } }
+        for pid in pids { kill(pid, SIGTERM) }
+        let deadline = ContinuousClock.now + grace
+        while ContinuousClock.now < deadline {
+            if children.withLock({ $0.allSatisfy { $0.exit != nil || !$0.process.isRunning } }) { return }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        let left = children.withLock { list in
+            list.filter { $0.exit == nil && $0.process.isRunning }.map { $0.process.processIdentifier }
+        }
+        for pid in left { kill(pid, SIGKILL) }
+        for _ in 0..<100 where children.withLock({ $0.contains { $0.process.isRunning } }) {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    static func locate(_ program: String, path: String?) -> String? {
+        let fm = FileManager.default
+        if program.contains("/") {
+            let full = program.hasPrefix("/") ? program : fm.currentDirectoryPath + "/" + program
+            return fm.isExecutableFile(atPath: full) ? full : nil
+        }
+        for dir in (path ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":") {
+            let full = String(dir) + "/" + program
+            var isDir: ObjCBool = false
+            if fm.fileExists(atPath: full, isDirectory: &isDir), !isDir.boolValue, fm.isExecutableFile(atPath: full) {
+                return full
+            }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,202 @@
+import Dispatch
+import Foundation
+import MsgFlo
+
+/// `msgflo-setup`: starts a graph's participants (optionally) and connects their queues.
+public struct Setup {
+    public struct Options: Sendable {
+        public var participants = false
+        public var only: [String]?
+        public var ignore: [String] = []
+        public var forward: Set<String> = []
+        public var discover = false
+        public var timeout: Duration = .seconds(30)
+        public var forever = false
+        public var shell: String?
+        public init() {}
+    }
+
+    public var graph: ToolGraph
+    public var options: Options
+    public var library: (any CommandLibrary)?
+    public var environment: [String: String]
+    public var out: @Sendable (String) -> Void
+    public var err: @Sendable (String) -> Void
+
+    public init(graph: ToolGraph, options: Options, library: (any CommandLibrary)?, environment: [String: String],
+                out: @escaping @Sendable (String) -> Void = Output.line,
+                err: @escaping @Sendable (String) -> Void = Output.error) {
+        self.graph = graph
+        self.options = options
+        self.library = library
+        self.environment = environment
+        self.out = out
+        self.err = err
+    }
+
+    /// The roles `--participants` starts: graph processes that are participants, limited by `--only`, less
+    /// `--ignore`, in graph order.
+    public func rolesToStart() -> [String] {
+        var names = graph.processes.map(\.name)
+        if let only = options.only { names = names.filter(only.contains) }
+        return names.filter { graph.isParticipant($0) && !options.ignore.contains($0) }
+    }
+
+    /// The commands for those roles, from the component library.
+    public func commands() throws -> [(role: String, command: String)] {
+        guard let library else { throw ToolFailure("no component library loaded") }
+        return try rolesToStart().map { role in
+            (role, try library.command(component: graph.process(role)?.component ?? "", role: role, graph: graph))
+        }
+    }
+
+    /// What a run did, for tests.
+    public struct Outcome: Sendable {
+        public var started: [String] = []
+        public var bindings: [SetupBinding] = []
+        /// MQTT edges given to the target participant with `connectinport`.
+        public var connected: [SetupBinding] = []
+        /// MQTT edges routed by this process (only with `--forever`).
+        public var routed: [SetupBinding] = []
+        /// Edges left unconnected, with why.
+        public var notConnected: [(SetupBinding, String)] = []
+    }
+
+    /// Does everything up to (not including) staying alive. `processes` receives the started participants so that
+    /// the caller can stop them, on failure too.
+    public func run(on transport: any Transport, processes: ParticipantProcesses) async throws -> Outcome {
+        var outcome = Outcome()
+        let mqtt = transport.broker.scheme.isMQTT
+        let listener = DiscoveryListener()
+        let needDiscovery = options.participants || options.discover || mqtt
+        if needDiscovery { try await listener.start(on: transport) }
+        defer { Task { await listener.stop() } }
+        let deadline = ContinuousClock.now + options.timeout
+
+        if options.participants {
+            let commands = try commands()
+            for (role, command) in commands {
+                try processes.start(role: role, command: command, broker: transport.broker, forward: options.forward,
+                                    shell: options.shell, environment: environment)
+            }
+            // A participant is ready when its discovery message arrives, not when it prints (msgflo issue 93).
+            let missing = try await listener.wait(for: Set(commands.map(\.role)), until: deadline) {
+                if let exit = processes.firstExit {
+                    throw ToolFailure("Child '\(exit.command)' (pid=\(exit.pid)) exited with \(exit.signaled ? "signal \(exit.status)" : "status \(exit.status)") before announcing itself")
+                }
+            }
+            if !missing.isEmpty {
+                throw ToolFailure("setup: no discovery message from \(missing.sorted().joined(separator: ", ")) within \(options.timeout.seconds) s (--timeout)")
+            }
+            outcome.started = commands.map(\.role)
+            out("Set up participants " + Self.nodeArray(outcome.started))
+        }
+
+        let bindings: [SetupBinding]
+        if options.discover {
+            let wanted = Set(graph.processes.map(\.name).filter(graph.isParticipant))
+            let missing = try await listener.wait(for: wanted, until: deadline)
+            if !missing.isEmpty {
+                throw ToolFailure("setup: Participant discovery timed out: no discovery message from \(missing.sorted().joined(separator: ", ")) within \(options.timeout.seconds) s")
+            }
+            bindings = try SetupBindings.fromDefinitions(graph, listener.definitions)
+        } else {
+            bindings = SetupBindings.fromConvention(graph)
+        }
+        outcome.bindings = bindings
+
+        var made: [SetupBinding] = []
+        if mqtt {
+            // Learn who takes connectinport: wait for the edge targets we have not heard from yet.
+            let targets = Set(bindings.compactMap { b -> String? in
+                if case .pubsub(_, _, let edge) = b { return edge.tgt.process } else { return nil }
+            })
+            let unknown = targets.filter { listener.definition(role: $0) == nil }
+            if !unknown.isEmpty {
+                err("Waiting up to \(options.timeout.seconds) s for discovery messages from \(unknown.sorted().joined(separator: ", ")) (on MQTT, to learn which participants take connectinport)")
+                _ = try await listener.wait(for: unknown, until: deadline)
+            }
+            for binding in bindings {
+                switch binding {
+                case .pubsub(let src, _, let edge):
+                    if let def = listener.definition(role: edge.tgt.process), def.supports(.connectInport),
+                       let inqueue = def.inqueue {
+                        let port = SetupBindings.matchPort(edge.tgt.port, in: def.inports)?.id ?? edge.tgt.port
+                        let command = CoordinatorCommand(.connectInport, port: port, queue: src, graph: "default/main")
+                        try await transport.send(toInport: inqueue, command.message)
+                        outcome.connected.append(binding)
+                        made.append(binding)
+                    } else if options.forever {
+                        for b in binding.transportBindings { try await transport.addBinding(b) }
+                        outcome.routed.append(binding)
+                        made.append(binding)
+                    } else {
+                        let why = "on MQTT this edge needs a running process to route it, and \(edge.tgt.process) does not take connectinport: run msgflo-setup with --forever, or the msgflo coordinator"
+                        outcome.notConnected.append((binding, why))
+                    }
+                case .roundRobin:
+                    if !binding.prettyLines.isEmpty {
+                        outcome.notConnected.append((binding, "round robin needs an AMQP broker"))
+                    }
+                }
+            }
+        } else {
+            for binding in bindings {
+                for b in binding.transportBindings { try await bind(b, on: transport) }
+                made.append(binding)
+            }
+        }
+        out(SetupBindings.pretty(made))
+        for (binding, why) in outcome.notConnected {
+            for line in binding.prettyLines {
+                err("NOT CONNECTED: \(line.replacingOccurrences(of: "\t", with: "").replacingOccurrences(of: ":  ", with: ": ")): \(why)")
+            }
+        }
+        await listener.stop()
+        return outcome
+    }
+
+    /// Binds; when the broker has not seen the queue or exchange yet (nothing started), declares them as msgflo's
+    /// participants do and tries again.
+    func bind(_ binding: Binding, on transport: any Transport) async throws {
+        do {
+            try await transport.addBinding(binding)
+        } catch let error as MsgFloError where error.code == .notFound {
+            switch binding.kind {
+            case .pubsub, .roundRobin:
+                try await transport.declareOutport(binding.src)
+                try await transport.declareInport(binding.tgt)
+            case .deadLetter:
+                try await transport.declareInport(binding.src)
+                try await transport.declareInport(binding.tgt)
+            }
+            try await transport.addBinding(binding)
+        }
+    }
+
+    /// Node's `console.log` of an array of strings: `[ 'a', 'b' ]`, `[]` when empty.
+    public static func nodeArray(_ items: [String]) -> String {
+        if items.isEmpty { return "[]" }
+        return "[ " + items.map { s in
+            s.contains("'") && !s.contains("\"") ? "\"\(s)\"" : "'" + s.replacingOccurrences(of: "'", with: "\\'") + "'"
+        }.joined(separator: ", ") + " ]"
+    }
+}
+
+/// Runs `handler` once on the first SIGTERM or SIGINT (instead of dying), from a dispatch queue.
+public final class SignalTrap {
+    private let sources: [any DispatchSourceSignal]
+
+    public init(_ handler: @escaping @Sendable (Int32) -> Void) {
+        let queue = DispatchQueue(label: "msgflo.signals")
+        var made: [any DispatchSourceSignal] = []
+        for sig in [SIGTERM, SIGINT] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+            source.setEventHandler { handler(sig) }
+            source.resume()
+            made.append(source)
+        }
+        sources = made
+    }
+}

@@ -1,0 +1,146 @@
+import Foundation
+import MsgFlo
+@testable import MsgFloTools
+import Testing
+
+/// Graph → bindings → printout, msgflo's setup and procfile specs on hand-built graphs (no parser involved), and
+/// setup runs on the in-memory broker.
+@Suite struct SetupLogicTests {
+    typealias E = ToolGraph.Endpoint
+
+    /// spec/fixtures/imgflo-server.fbp, as msgflo's parser gives it (ports lower-cased).
+    static let imgflo = ToolGraph(
+        processes: [.init(name: "imgflo_api", component: "imgflo-server/HttpApi"),
+                    .init(name: "imgflo_jobs", component: "msgflo/RoundRobin"),
+                    .init(name: "imgflo_worker", component: "imgflo-server/ProcessImage"),
+                    .init(name: "drop", component: "Drop")],
+        connections: [.edge(.init(src: E("imgflo_api", "newjob"), tgt: E("imgflo_jobs", "in"))),
+                      .edge(.init(src: E("imgflo_jobs", "out"), tgt: E("imgflo_worker", "job"))),
+                      .edge(.init(src: E("imgflo_worker", "jobresult"), tgt: E("imgflo_api", "jobresult"))),
+                      .edge(.init(src: E("imgflo_jobs", "deadletter"), tgt: E("drop", "in"))),
+                      .initial(.init(data: "ignored", tgt: E("imgflo_api", "iip")))])
+
+    @Test func imgfloBindings() {
+        let b = SetupBindings.fromConvention(Self.imgflo)
+        #expect(b.count == 2)
+        #expect(b[0] == .pubsub(src: "imgflo_worker.JOBRESULT", tgt: "imgflo_api.JOBRESULT",
+                                edge: .init(src: E("imgflo_worker", "jobresult"), tgt: E("imgflo_api", "jobresult"))))
+        #expect(b[1] == .roundRobin(name: "imgflo_jobs", src: "imgflo_api.NEWJOB", tgt: "imgflo_worker.JOB",
+                                    deadletter: "drop.IN"))
+        #expect(SetupBindings.pretty(b) == """
+            Set up bindings:
+             PUBSUB: \t imgflo_worker.JOBRESULT -> imgflo_api.JOBRESULT
+            DEADLETTER:\t imgflo_worker.JOB -> drop.IN
+            ROUNDROBIN:\t imgflo_api.NEWJOB -> imgflo_worker.JOB
+            """)
+        #expect(b[1].transportBindings == [Binding(.roundRobin, src: "imgflo_api.NEWJOB", tgt: "imgflo_worker.JOB"),
+                                            Binding(.deadLetter, src: "imgflo_worker.JOB", tgt: "drop.IN")])
+    }
+
+    struct FakeLibrary: CommandLibrary {
+        var components: [String: String]
+        func command(component: String, role: String, graph: ToolGraph) throws -> String {
+            guard let template = components[component] else {
+                throw ToolFailure("No component \(component) defined for role \(role)")
+            }
+            return template.replacingOccurrences(of: "#ROLE", with: role)
+                .replacingOccurrences(of: "#IIPS", with: "'" + graph.iipsJSON(for: role) + "'")
+        }
+    }
+
+    @Test func procfileFormat() throws {
+        let lib = FakeLibrary(components: ["imgflo-server/ProcessImage": "node worker.js --name #ROLE"])
+        let text = try Procfile.generate(Self.imgflo, library: lib, ignore: ["imgflo_jobs", "imgflo_api", "drop"],
+                                         include: ["web: node index.js"])
+        #expect(text + "\n" == "imgflo_worker: node worker.js --name imgflo_worker\nweb: node index.js\n")
+        #expect(throws: ToolFailure.self) {
+            try Procfile.generate(Self.imgflo, library: FakeLibrary(components: [:]), ignore: [], include: [])
+        }
+        let iips = ToolGraph(processes: [.init(name: "fast", component: "W")],
+                             connections: [.initial(.init(data: "8082", tgt: E("fast", "port")))])
+        let t2 = try Procfile.generate(iips, library: FakeLibrary(components: ["W": "run --iips #IIPS"]), ignore: [], include: [])
+        #expect(t2 == "fast: run --iips '{\"port\":\"8082\"}'\n")
+    }
+
+    @Test func commandWords() throws {
+        #expect(try CommandWords.split(#"prog --iips '{"a": 1}' "x y" a\ b  "#) == ["prog", "--iips", #"{"a": 1}"#, "x y", "a b"])
+        #expect(throws: ToolFailure.self) { try CommandWords.split("prog 'open") }
+        #expect(Setup.nodeArray([]) == "[]")
+        #expect(Setup.nodeArray(["a", "b"]) == "[ 'a', 'b' ]")
+    }
+
+    static let simple = ToolGraph(
+        processes: [.init(name: "a", component: "Repeat"), .init(name: "b", component: "Repeat")],
+        connections: [.edge(.init(src: E("a", "out"), tgt: E("b", "in")))])
+
+    @Test func staticSetupOnAMQPBindsEvenBeforeParticipantsExist() async throws {
+        let broker = InMemoryBroker()
+        let transport = InMemoryTransport(broker: broker)
+        try await transport.connect()
+        let lines = Lines()
+        let setup = Setup(graph: Self.simple, options: Setup.Options(), library: nil, environment: [:],
+                          out: { lines.append($0) }, err: { lines.append("ERR " + $0) })
+        let outcome = try await setup.run(on: transport, processes: ParticipantProcesses())
+        #expect(outcome.bindings.count == 1)
+        #expect(lines.all == ["Set up bindings:\n PUBSUB: \t a.OUT -> b.IN"])
+        #expect(broker.boundQueues("a.OUT") == ["b.IN"])
+    }
+
+    @Test func discoverModeUsesAnnouncedQueues() async throws {
+        let broker = InMemoryBroker()
+        let transport = InMemoryTransport(broker: broker)
+        try await transport.connect()
+        let other = InMemoryTransport(broker: broker)
+        try await other.connect()
+        try await other.declareOutport("/a/out")
+        try await other.declareInport("/b/in")
+        var options = Setup.Options()
+        options.discover = true
+        options.timeout = .seconds(5)
+        let lines = Lines()
+        let setup = Setup(graph: Self.simple, options: options, library: nil, environment: [:],
+                          out: { lines.append($0) }, err: { lines.append("ERR " + $0) })
+        let announcer = Task {
+            try await Task.sleep(for: .milliseconds(100))
+            try await other.announce(ParticipantDefinition(id: "a-1", role: "a", component: "Repeat",
+                outports: [PortDefinition(id: "out", queue: "/a/out")]))
+            try await other.announce(ParticipantDefinition(id: "b-1", role: "b", component: "Repeat",
+                inports: [PortDefinition(id: "in", queue: "/b/in")]))
+        }
+        _ = try await setup.run(on: transport, processes: ParticipantProcesses())
+        try await announcer.value
+        #expect(lines.all == ["Set up bindings:\n PUBSUB: \t /a/out -> /b/in"])
+        #expect(broker.boundQueues("/a/out") == ["/b/in"])
+    }
+
+    @Test func discoverModeTimesOutNamingTheMissingRole() async throws {
+        let transport = InMemoryTransport()
+        try await transport.connect()
+        var options = Setup.Options()
+        options.discover = true
+        options.timeout = .milliseconds(200)
+        let setup = Setup(graph: Self.simple, options: options, library: nil, environment: [:], out: { _ in }, err: { _ in })
+        await #expect(throws: ToolFailure.self) { try await setup.run(on: transport, processes: ParticipantProcesses()) }
+    }
+
+    @Test func participantsThatDieBeforeAnnouncingFailSetup() async throws {
+        let transport = InMemoryTransport()
+        try await transport.connect()
+        var options = Setup.Options()
+        options.participants = true
+        options.timeout = .seconds(10)
+        let setup = Setup(graph: Self.simple, options: options,
+                          library: FakeLibrary(components: ["Repeat": "sh -c 'exit 3' #ROLE"]),
+                          environment: ProcessInfo.processInfo.environment, out: { _ in }, err: { _ in })
+        let processes = ParticipantProcesses()
+        let start = ContinuousClock.now
+        do {
+            _ = try await setup.run(on: transport, processes: processes)
+            Issue.record("expected a failure")
+        } catch let e as ToolFailure {
+            #expect(e.message.contains("exited with status 3"), "\(e.message)")
+        }
+        #expect(ContinuousClock.now - start < .seconds(5))
+        await processes.terminateAll()
+    }
+}
