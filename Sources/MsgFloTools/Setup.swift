@@ -131,12 +131,12 @@ public struct Setup {
                         outcome.routed.append(binding)
                         made.append(binding)
                     } else {
-                        let why = "on MQTT this edge needs a running process to route it, and \(edge.tgt.process) does not take connectinport: run msgflo-setup with --forever, or the msgflo coordinator"
+                        let why = "\(edge.tgt.process) does not take connectinport, so on MQTT this edge needs a running process to route it: add --forever, or run the msgflo coordinator"
                         outcome.notConnected.append((binding, why))
                     }
                 case .roundRobin:
                     if !binding.prettyLines.isEmpty {
-                        outcome.notConnected.append((binding, "round robin needs an AMQP broker"))
+                        outcome.notConnected.append((binding, "msgflo/RoundRobin needs an AMQP broker"))
                     }
                 }
             }
@@ -146,12 +146,15 @@ public struct Setup {
                 made.append(binding)
             }
         }
-        out(SetupBindings.pretty(made))
-        for (binding, why) in outcome.notConnected {
-            for line in binding.prettyLines {
-                err("NOT CONNECTED: \(line.replacingOccurrences(of: "\t", with: "").replacingOccurrences(of: ":  ", with: ": ")): \(why)")
+        if !outcome.notConnected.isEmpty {
+            // Issue 181: say so rather than exit leaving an edge that carries nothing.
+            let edges = outcome.notConnected.map { binding, why in
+                binding.prettyLines.map { $0.split(separator: "\t").last!.trimmingCharacters(in: .whitespaces) }
+                    .joined(separator: ", ") + " (\(why))"
             }
+            throw ToolFailure("not connected: " + edges.joined(separator: "; "))
         }
+        out(SetupBindings.pretty(made))
         await listener.stop()
         return outcome
     }

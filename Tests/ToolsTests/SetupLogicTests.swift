@@ -143,4 +143,55 @@ import Testing
         #expect(ContinuousClock.now - start < .seconds(5))
         await processes.terminateAll()
     }
+
+    @Test func mqttEdgesGoByConnectinportOrFailPlainly() async throws {
+        let broker = InMemoryBroker()
+        let url = BrokerURL(scheme: .mqtt, host: "in-memory")
+        let transport = InMemoryTransport(broker: broker, url: url)
+        try await transport.connect()
+        let b = InMemoryTransport(broker: broker, url: url)
+        try await b.connect()
+        try await b.declareInport("b.CONTROL")
+        let commands = try await b.consume("b.CONTROL")
+        var options = Setup.Options()
+        options.timeout = .seconds(5)
+        let lines = Lines()
+        let setup = Setup(graph: Self.simple, options: options, library: nil, environment: [:],
+                          out: { lines.append($0) }, err: { _ in })
+        let announcer = Task {
+            for _ in 0..<50 {
+                try await b.announce(ParticipantDefinition(id: "b-1", role: "b", component: "Repeat",
+                    inports: [PortDefinition(id: "in", queue: "b.IN")], inqueue: "b.CONTROL",
+                    capabilities: ["connectinport"]))
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        let outcome = try await setup.run(on: transport, processes: ParticipantProcesses())
+        announcer.cancel()
+        #expect(outcome.connected.count == 1)
+        #expect(lines.all == ["Set up bindings:\n PUBSUB: \t a.OUT -> b.IN"])
+        for await d in commands {
+            let c = try CoordinatorCommand(parsing: d.message)
+            #expect(c.command == .connectInport && c.port == "in" && c.queue == "a.OUT")
+            break
+        }
+
+        // Nobody takes connectinport, and no --forever: a plain one-line failure naming the edge.
+        options.timeout = .milliseconds(300)
+        let plain = Setup(graph: Self.simple, options: options, library: nil, environment: [:], out: { _ in }, err: { _ in })
+        do {
+            _ = try await plain.run(on: InMemoryTransport(broker: InMemoryBroker(), url: url).connected(), processes: ParticipantProcesses())
+            Issue.record("expected a failure")
+        } catch let e as ToolFailure {
+            #expect(e.message.hasPrefix("not connected: a.OUT -> b.IN (b does not take connectinport"), "\(e.message)")
+            #expect(e.message.contains("--forever"))
+        }
+    }
+}
+
+extension InMemoryTransport {
+    func connected() async throws -> InMemoryTransport {
+        try await connect()
+        return self
+    }
 }
