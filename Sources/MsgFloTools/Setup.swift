@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import MsgFlo
+import Synchronization
 
 /// `msgflo-setup`: starts a graph's participants (optionally) and connects their queues.
 public struct Setup {
@@ -89,8 +90,9 @@ public struct Setup {
                 throw ToolFailure("setup: no discovery message from \(missing.sorted().joined(separator: ", ")) within \(options.timeout.seconds) s (--timeout)")
             }
             outcome.started = commands.map(\.role)
-            out("Set up participants " + Self.nodeArray(outcome.started))
         }
+        // msgflo prints this line in every mode (`[]` when it started none).
+        out("Set up participants " + Self.nodeArray(outcome.started))
 
         let bindings: [SetupBinding]
         if options.discover {
@@ -177,29 +179,48 @@ public struct Setup {
         }
     }
 
-    /// Node's `console.log` of an array of strings: `[ 'a', 'b' ]`, `[]` when empty.
+    /// Node's `console.log` of an array of strings: `[ 'a', 'b' ]`, `[]` when empty, one entry per line when the
+    /// single line would pass Node's 80-column break length.
     public static func nodeArray(_ items: [String]) -> String {
         if items.isEmpty { return "[]" }
-        return "[ " + items.map { s in
+        let quoted = items.map { s in
             s.contains("'") && !s.contains("\"") ? "\"\(s)\"" : "'" + s.replacingOccurrences(of: "'", with: "\\'") + "'"
-        }.joined(separator: ", ") + " ]"
+        }
+        let total = quoted.reduce(0) { $0 + $1.count } + 3 * quoted.count + 11
+        if total <= 80 && quoted.count <= 6 {
+            return "[ " + quoted.joined(separator: ", ") + " ]"
+        }
+        return "[\n" + quoted.map { "  " + $0 }.joined(separator: ",\n") + "\n]"
     }
 }
 
-/// Runs `handler` once on the first SIGTERM or SIGINT (instead of dying), from a dispatch queue.
-public final class SignalTrap {
-    private let sources: [any DispatchSourceSignal]
+/// The last SIGTERM/SIGINT received, set by a C signal handler (an atomic store is async-signal-safe).
+private let receivedSignal = Atomic<Int32>(0)
+
+/// Runs `handler` once on the first SIGTERM or SIGINT, instead of dying.
+///
+/// The signals are caught with a handler rather than ignored (as a dispatch signal source would need): ignored
+/// signals stay ignored in the participants this tool starts, which then could not be stopped with SIGTERM.
+public final class SignalTrap: Sendable {
+    private let watcher: Task<Void, Never>
 
     public init(_ handler: @escaping @Sendable (Int32) -> Void) {
-        let queue = DispatchQueue(label: "msgflo.signals")
-        var made: [any DispatchSourceSignal] = []
+        receivedSignal.store(0, ordering: .relaxed)
         for sig in [SIGTERM, SIGINT] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-            source.setEventHandler { handler(sig) }
-            source.resume()
-            made.append(source)
+            signal(sig) { s in receivedSignal.store(s, ordering: .relaxed) }
         }
-        sources = made
+        watcher = Task.detached {
+            while !Task.isCancelled {
+                let s = receivedSignal.load(ordering: .relaxed)
+                if s != 0 {
+                    handler(s)
+                    return
+                }
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+        }
     }
+
+    /// Stops watching (the handlers stay installed).
+    public func cancel() { watcher.cancel() }
 }

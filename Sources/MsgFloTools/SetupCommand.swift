@@ -108,12 +108,12 @@ public struct SetupCommand: AsyncParsableCommand {
             throw error
         }
         guard forever else {
+            trap.cancel()
             await transport.close()
             return
         }
         keepingAlive.set()
         Output.line("--forever enabled, keeping alive")
-        withExtendedLifetime(trap) {}
         while true { try await Task.sleep(for: .seconds(3600)) }
     }
 }
