@@ -12,10 +12,37 @@ public enum GraphFile {
     }
 }
 
-/// The coordinator's component library, as the tools use it.
-public enum LibraryFile {
-    public static func load(_ path: String, componentdir: String) throws -> any CommandLibrary {
-        _ = try FileAccess.read(path, what: "library")
-        throw ToolFailure("the component library cannot be read yet: the coordinator's library code is not merged")
+/// The coordinator's component library (`MsgFloCoordinator.ComponentLibrary`), as the tools use it: the same file
+/// format, lookup and template expansion as the `msgflo` daemon.
+public struct LibraryFile: CommandLibrary {
+    public let library: ComponentLibrary
+
+    public init(_ library: ComponentLibrary) { self.library = library }
+
+    /// Reads the library file (its `msgflo` key or the whole file) and scans `componentdir`.
+    public static func load(_ path: String, componentdir: String?) throws -> LibraryFile {
+        do {
+            return LibraryFile(try ComponentLibrary.load(path: path, componentDirectory: componentdir))
+        } catch {
+            throw ToolFailure(error.message)
+        }
+    }
+
+    /// A library from JSON text (tests, and libraries given inline).
+    public init(json text: String, componentdir: String? = nil) throws {
+        do {
+            library = try ComponentLibrary(config: LibraryConfig(json: text), componentDirectory: componentdir)
+        } catch {
+            throw ToolFailure(error.message)
+        }
+    }
+
+    public func command(component: String, role: String, graph: ToolGraph) throws -> String {
+        let iips = graph.initials.filter { $0.tgt.process == role }.map { (port: $0.tgt.port, data: $0.data) }
+        do {
+            return try library.command(component: component, role: role, iips: iips)
+        } catch {
+            throw ToolFailure(error.message)
+        }
     }
 }

@@ -69,19 +69,6 @@ public struct ToolGraph: Sendable, Equatable {
         return component != Self.roundRobin && component != Self.pubSub
     }
 
-    /// The IIPs of a role as msgflo's `#IIPS` gives them: a JSON object `{port: data}` in graph order (a later IIP
-    /// to the same port wins), compact. `{}` when there are none.
-    public func iipsJSON(for role: String) -> String {
-        var order: [String] = []
-        var values: [String: JSONValue] = [:]
-        for iip in initials where iip.tgt.process == role {
-            if values[iip.tgt.port] == nil { order.append(iip.tgt.port) }
-            values[iip.tgt.port] = iip.data
-        }
-        return "{" + order.map { JSONValue.string($0).serialized + ":" + values[$0]!.serialized }
-            .joined(separator: ",") + "}"
-    }
-
     /// The IIPs of a role as a port → data map.
     public func iips(for role: String) -> [String: JSONValue] {
         var values: [String: JSONValue] = [:]

@@ -37,28 +37,22 @@ import Testing
                                             Binding(.deadLetter, src: "imgflo_worker.JOB", tgt: "drop.IN")])
     }
 
-    struct FakeLibrary: CommandLibrary {
-        var components: [String: String]
-        func command(component: String, role: String, graph: ToolGraph) throws -> String {
-            guard let template = components[component] else {
-                throw ToolFailure("No component \(component) defined for role \(role)")
-            }
-            return template.replacingOccurrences(of: "#ROLE", with: role)
-                .replacingOccurrences(of: "#IIPS", with: "'" + graph.iipsJSON(for: role) + "'")
-        }
+    static func library(_ components: [String: String]) throws -> LibraryFile {
+        let body = components.map { JSONValue.string($0.key).serialized + ":" + JSONValue.string($0.value).serialized }
+        return try LibraryFile(json: "{\"components\":{" + body.joined(separator: ",") + "}}")
     }
 
     @Test func procfileFormat() throws {
-        let lib = FakeLibrary(components: ["imgflo-server/ProcessImage": "node worker.js --name #ROLE"])
+        let lib = try Self.library(["imgflo-server/ProcessImage": "node worker.js --name #ROLE"])
         let text = try Procfile.generate(Self.imgflo, library: lib, ignore: ["imgflo_jobs", "imgflo_api", "drop"],
                                          include: ["web: node index.js"])
         #expect(text + "\n" == "imgflo_worker: node worker.js --name imgflo_worker\nweb: node index.js\n")
         #expect(throws: ToolFailure.self) {
-            try Procfile.generate(Self.imgflo, library: FakeLibrary(components: [:]), ignore: [], include: [])
+            try Procfile.generate(Self.imgflo, library: try Self.library([:]), ignore: [], include: [])
         }
         let iips = ToolGraph(processes: [.init(name: "fast", component: "W")],
                              connections: [.initial(.init(data: "8082", tgt: E("fast", "port")))])
-        let t2 = try Procfile.generate(iips, library: FakeLibrary(components: ["W": "run --iips #IIPS"]), ignore: [], include: [])
+        let t2 = try Procfile.generate(iips, library: try Self.library(["W": "run --iips #IIPS"]), ignore: [], include: [])
         #expect(t2 == "fast: run --iips '{\"port\":\"8082\"}'\n")
     }
 
@@ -130,7 +124,7 @@ import Testing
         options.participants = true
         options.timeout = .seconds(10)
         let setup = Setup(graph: Self.simple, options: options,
-                          library: FakeLibrary(components: ["Repeat": "sh -c 'exit 3' #ROLE"]),
+                          library: try Self.library(["Repeat": "sh -c 'exit 3' #ROLE"]),
                           environment: ProcessInfo.processInfo.environment, out: { _ in }, err: { _ in })
         let processes = ParticipantProcesses()
         let start = ContinuousClock.now
