@@ -13,11 +13,11 @@ let package = Package(
         .library(name: "MsgFloParticipant", targets: ["MsgFloParticipant"]),
         .library(name: "MsgFloCoordinator", targets: ["MsgFloCoordinator"]),
         .library(name: "MsgFloTools", targets: ["MsgFloTools"]),
-//TOOLS-PENDING         .executable(name: "msgflo-setup", targets: ["msgflo-setup"]),
-//TOOLS-PENDING         .executable(name: "msgflo-send-message", targets: ["msgflo-send-message"]),
-//TOOLS-PENDING         .executable(name: "msgflo-dump-message", targets: ["msgflo-dump-message"]),
-//TOOLS-PENDING         .executable(name: "msgflo-register", targets: ["msgflo-register"]),
-//TOOLS-PENDING         .executable(name: "msgflo-procfile", targets: ["msgflo-procfile"]),
+        .executable(name: "msgflo-setup", targets: ["msgflo-setup"]),
+        .executable(name: "msgflo-send-message", targets: ["msgflo-send-message"]),
+        .executable(name: "msgflo-dump-message", targets: ["msgflo-dump-message"]),
+        .executable(name: "msgflo-register", targets: ["msgflo-register"]),
+        .executable(name: "msgflo-procfile", targets: ["msgflo-procfile"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -61,11 +61,11 @@ let package = Package(
         ], swiftSettings: swift6),
 
         // Executables
-//TOOLS-PENDING         .executableTarget(name: "msgflo-setup", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
-//TOOLS-PENDING         .executableTarget(name: "msgflo-send-message", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
-//TOOLS-PENDING         .executableTarget(name: "msgflo-dump-message", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
-//TOOLS-PENDING         .executableTarget(name: "msgflo-register", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
-//TOOLS-PENDING         .executableTarget(name: "msgflo-procfile", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
+        .executableTarget(name: "msgflo-setup", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
+        .executableTarget(name: "msgflo-send-message", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
+        .executableTarget(name: "msgflo-dump-message", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
+        .executableTarget(name: "msgflo-register", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
+        .executableTarget(name: "msgflo-procfile", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-graph", dependencies: ["FBP", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swift6),
 
         // Tests

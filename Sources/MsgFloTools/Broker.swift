@@ -19,7 +19,13 @@ public enum BrokerConnection {
     public static func connect(_ url: BrokerURL, timeout: Duration, tool: String,
                                environment: ToolEnvironment = .current) async throws -> any Transport {
         let logger = ToolLogging.logger(tool, environment: environment.environment)
-        let transport = environment.makeTransport(url, logger)
+        let timeouts = TransportTimeouts(connect: timeout, operation: .seconds(10), reconnectWait: timeout)
+        let transport: any Transport
+        do {
+            transport = try environment.makeTransport(url, logger, timeouts)
+        } catch let error as MsgFloError {
+            throw ToolFailure(error.message)
+        }
         try await withDeadline(timeout, what: "could not connect to \(url) within \(timeout.seconds) s") {
             do {
                 try await transport.connect()

@@ -15,10 +15,11 @@ public struct ToolFailure: Error, CustomStringConvertible, Sendable {
 /// What a tool needs from the outside world, so that tests can run the same code on an in-memory broker.
 public struct ToolEnvironment: Sendable {
     /// Makes the transport for a broker URL (the executables pass `Transports.make`).
-    public var makeTransport: @Sendable (BrokerURL, Logger) -> any Transport
+    public typealias TransportFactory = @Sendable (BrokerURL, Logger, TransportTimeouts) throws -> any Transport
+    public var makeTransport: TransportFactory
     public var environment: [String: String]
 
-    public init(makeTransport: @escaping @Sendable (BrokerURL, Logger) -> any Transport,
+    public init(makeTransport: @escaping TransportFactory,
                 environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.makeTransport = makeTransport
         self.environment = environment
@@ -26,7 +27,7 @@ public struct ToolEnvironment: Sendable {
 
     /// The environment a command runs in: set by ``ToolMain/run(_:arguments:transports:)`` (the executables pass
     /// `Transports.make`), or by a test with `ToolEnvironment.$current.withValue`.
-    @TaskLocal public static var current = ToolEnvironment(makeTransport: { _, _ in
+    @TaskLocal public static var current = ToolEnvironment(makeTransport: { _, _, _ in
         preconditionFailure("ToolEnvironment.current has no transport factory: run commands through ToolMain.run")
     })
 }
@@ -36,7 +37,7 @@ public struct ToolEnvironment: Sendable {
 public enum ToolMain {
     public static func run<C: ParsableCommand>(
         _ type: C.Type, arguments: [String]? = nil,
-        transports: @escaping @Sendable (BrokerURL, Logger) -> any Transport
+        transports: @escaping ToolEnvironment.TransportFactory
     ) async -> Never {
         let environment = ToolEnvironment(makeTransport: transports)
         let status = await ToolEnvironment.$current.withValue(environment) {

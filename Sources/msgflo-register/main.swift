@@ -1,4 +1,6 @@
 import MsgFloTools
 import MsgFloTransports
 
-await ToolMain.run(RegisterCommand.self, transports: { url, logger in Transports.make(url, logger: logger) })
+await ToolMain.run(RegisterCommand.self, transports: { url, logger, timeouts in
+    try Transports.make(url, logger: logger, timeouts: timeouts)
+})

@@ -7,7 +7,7 @@ import Testing
 @Suite struct ToolLogicTests {
     func memory() -> (InMemoryBroker, ToolEnvironment) {
         let broker = InMemoryBroker()
-        let env = ToolEnvironment(makeTransport: { url, _ in InMemoryTransport(broker: broker, url: url) },
+        let env = ToolEnvironment(makeTransport: { url, _, _ in InMemoryTransport(broker: broker, url: url) },
                                   environment: [:])
         return (broker, env)
     }

@@ -1,0 +1,134 @@
+import Foundation
+import Synchronization
+import TestSupport
+
+/// Runs the built tools as processes, the way a user runs them.
+enum ToolProcess {
+    struct Missing: Error, CustomStringConvertible { let description: String }
+
+    /// The folder holding the built executables: `MSGFLO_TOOLS_BIN`, else the folder of the test bundle (`swift
+    /// build` puts executables and the test bundle side by side).
+    static func binDir() throws -> URL {
+        if let d = ProcessInfo.processInfo.environment["MSGFLO_TOOLS_BIN"], !d.isEmpty { return URL(fileURLWithPath: d) }
+        var candidates: [URL] = []
+        if let exe = Bundle.main.executableURL { candidates.append(exe.deletingLastPathComponent()) }
+        candidates.append(Bundle.main.bundleURL)
+        candidates.append(Bundle.main.bundleURL.deletingLastPathComponent())
+        candidates.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent())
+        for dir in candidates {
+            for sub in ["", ".."] {
+                let d = sub.isEmpty ? dir : dir.appendingPathComponent(sub).standardized
+                if FileManager.default.isExecutableFile(atPath: d.appendingPathComponent("msgflo-send-message").path) {
+                    return d
+                }
+            }
+        }
+        throw Missing(description: "built tools not found beside the test bundle (\(candidates.map(\.path))): run swift build, or set MSGFLO_TOOLS_BIN")
+    }
+
+    static func path(_ tool: String) throws -> String { try binDir().appendingPathComponent(tool).path }
+
+    struct Result: CustomStringConvertible {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        var elapsed: Duration
+        var stderrLines: [String] { stderr.split(separator: "\n", omittingEmptySubsequences: true).map(String.init) }
+        var description: String { "exit \(status)\nstdout: \(stdout)\nstderr: \(stderr)" }
+    }
+
+    /// A running tool whose output is collected as it comes.
+    final class Running: Sendable {
+        let process: Process
+        private let out = ByteBuffer()
+        private let err = ByteBuffer()
+        let started = ContinuousClock.now
+
+        init(_ tool: String, _ args: [String], env: [String: String], cwd: URL?, stdin: Data?) throws {
+            process = Process()
+            process.executableURL = URL(fileURLWithPath: tool.hasPrefix("/") ? tool : try ToolProcess.path(tool))
+            process.arguments = args
+            var environment = ProcessInfo.processInfo.environment
+            for k in ["MSGFLO_BROKER", "CLOUDAMQP_URL"] { environment.removeValue(forKey: k) }
+            environment.merge(env) { _, new in new }
+            process.environment = environment
+            if let cwd { process.currentDirectoryURL = cwd }
+            let outPipe = Pipe(), errPipe = Pipe(), inPipe = Pipe()
+            process.standardOutput = outPipe
+            process.standardError = errPipe
+            process.standardInput = stdin == nil ? FileHandle.nullDevice : inPipe
+            outPipe.fileHandleForReading.readabilityHandler = { [out] h in
+                let d = h.availableData
+                out.append(d)
+            }
+            errPipe.fileHandleForReading.readabilityHandler = { [err] h in
+                let d = h.availableData
+                err.append(d)
+            }
+            try process.run()
+            if let stdin {
+                inPipe.fileHandleForWriting.write(stdin)
+                try? inPipe.fileHandleForWriting.close()
+            }
+        }
+
+        var stdout: String { String(decoding: out.data, as: UTF8.self) }
+        var stderr: String { String(decoding: err.data, as: UTF8.self) }
+        var isRunning: Bool { process.isRunning }
+
+        /// Waits until stdout contains `text`; false on timeout or exit.
+        func waitForOutput(_ text: String, timeout: Duration = .seconds(30)) async -> Bool {
+            let deadline = ContinuousClock.now + timeout
+            while ContinuousClock.now < deadline {
+                if stdout.contains(text) { return true }
+                if !process.isRunning { return stdout.contains(text) }
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            return false
+        }
+
+        /// Waits for exit; kills it (and says so in stderr) after `timeout`.
+        func wait(timeout: Duration = .seconds(60)) async -> Result {
+            let deadline = ContinuousClock.now + timeout
+            var killed = false
+            while process.isRunning {
+                if ContinuousClock.now >= deadline {
+                    kill(process.processIdentifier, SIGKILL)
+                    killed = true
+                    break
+                }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            process.waitUntilExit()
+            let elapsed = ContinuousClock.now - started
+            try? await Task.sleep(for: .milliseconds(50))  // the last output chunks
+            return Result(status: killed ? -9 : process.terminationStatus, stdout: stdout,
+                          stderr: stderr + (killed ? "\n[killed after \(timeout)]" : ""), elapsed: elapsed)
+        }
+
+        func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
+    }
+
+    static func start(_ tool: String, _ args: [String], env: [String: String] = [:], cwd: URL? = nil,
+                      stdin: Data? = nil) throws -> Running {
+        try Running(tool, args, env: env, cwd: cwd, stdin: stdin)
+    }
+
+    static func run(_ tool: String, _ args: [String], env: [String: String] = [:], cwd: URL? = nil,
+                    stdin: Data? = nil, timeout: Duration = .seconds(60)) async throws -> Result {
+        try await start(tool, args, env: env, cwd: cwd, stdin: stdin).wait(timeout: timeout)
+    }
+
+    /// A fresh temporary folder.
+    static func tempDir() throws -> URL {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("msgflo-tools-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        return d
+    }
+}
+
+final class ByteBuffer: Sendable {
+    private let storage = Mutex(Data())
+    func append(_ d: Data) { storage.withLock { $0.append(d) } }
+    var data: Data { storage.withLock { $0 } }
+}
