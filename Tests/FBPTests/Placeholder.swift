@@ -1,0 +1,1 @@
+// FBPTests: the fbp branch's tests land here.
