@@ -11,6 +11,8 @@ let package = Package(
         .library(name: "FBP", targets: ["FBP"]),
         .library(name: "MsgFloTransports", targets: ["MsgFloTransports"]),
         .library(name: "MsgFloParticipant", targets: ["MsgFloParticipant"]),
+        .library(name: "MsgFloParticipantMain", targets: ["MsgFloParticipantMain"]),
+        .executable(name: "msgflo-participant", targets: ["msgflo-participant"]),
         .library(name: "MsgFloCoordinator", targets: ["MsgFloCoordinator"]),
         .library(name: "MsgFloTools", targets: ["MsgFloTools"]),
         .executable(name: "msgflo-setup", targets: ["msgflo-setup"]),
@@ -68,12 +70,27 @@ let package = Package(
         .executableTarget(name: "msgflo-procfile", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-graph", dependencies: ["FBP", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swift6),
 
+        // The command line every participant gets (role, broker, IIPs, prefetch, discovery period, signals)
+        .target(name: "MsgFloParticipantMain", dependencies: [
+            "MsgFlo", "MsgFloParticipant", "MsgFloTransports",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], swiftSettings: swift6),
+
+        // Example participants and their one command-line executable
+        .target(name: "ExampleParticipants", dependencies: ["MsgFlo", "MsgFloParticipant"],
+                path: "participants/Sources/ExampleParticipants", swiftSettings: swift6),
+        .executableTarget(name: "msgflo-participant", dependencies: ["ExampleParticipants", "MsgFloParticipantMain"],
+                          path: "participants/Sources/msgflo-participant", swiftSettings: swift6),
+
         // Tests
         .target(name: "TestSupport", dependencies: ["MsgFlo"], path: "Tests/TestSupport", swiftSettings: swift6),
         .testTarget(name: "FBPTests", dependencies: ["FBP"], swiftSettings: swift6),
         .testTarget(name: "MsgFloTests", dependencies: ["MsgFlo"], swiftSettings: swift6),
         .testTarget(name: "CoordinatorTests", dependencies: ["MsgFlo", "MsgFloCoordinator", "TestSupport"], swiftSettings: swift6),
         .testTarget(name: "ToolsTests", dependencies: ["MsgFlo", "MsgFloTools", "MsgFloTransports", "TestSupport", .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swift6),
+        .testTarget(name: "ParticipantTests", dependencies: ["MsgFlo", "MsgFloParticipant", "ExampleParticipants"], swiftSettings: swift6),
         .testTarget(name: "TransportTests", dependencies: ["MsgFlo", "MsgFloAMQP", "MsgFloMQTT", "MsgFloTransports", "TestSupport"], swiftSettings: swift6),
     ]
 )

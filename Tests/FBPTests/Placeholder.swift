@@ -1,1 +1,1 @@
-// Keeps the FBPTests target buildable until the fbp branch adds its tests.
+// FBPTests: the fbp branch's tests land here.
