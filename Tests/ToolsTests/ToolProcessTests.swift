@@ -387,24 +387,35 @@ import Testing
     @Test(arguments: TestBrokers.Kind.allCases)
     func readmeFlowEndToEnd(_ kind: TestBrokers.Kind) async throws {
         let root = TestBrokers.packageRoot
+        let bin = try ToolProcess.binDir().path
         var env = try Self.env(kind)
-        env["PATH"] = try ToolProcess.binDir().path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
-        // The demo graph's roles are fixed (repeat, shout): run one broker kind at a time (the suite is serialized).
+        env["PATH"] = bin + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        // participants/library.json with its commands pointed at this build's msgflo-participant (the file itself
+        // names the release build, which Scripts/demo makes).
+        let dir = try ToolProcess.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let original = try String(contentsOf: root.appendingPathComponent("participants/library.json"), encoding: .utf8)
+        let library = dir.appendingPathComponent("library.json")
+        try original.replacingOccurrences(of: ".build/release/msgflo-participant", with: bin + "/msgflo-participant")
+            .write(to: library, atomically: true, encoding: .utf8)
+        // The demo graph's roles are fixed (repeat, shout): one broker kind at a time (the suite is serialized).
         let setup = try ToolProcess.start("msgflo-setup", ["graphs/demo.fbp", "--participants", "--library",
-            "participants/library.json", "--forever", "--timeout", "60"], env: env, cwd: root)
+            library.path, "--forever", "--timeout", "60"], env: env, cwd: root)
         defer { setup.signal(SIGTERM) }
         let ready = await setup.waitForOutput("--forever enabled, keeping alive", timeout: .seconds(90))
         try #require(ready, "stdout: \(setup.stdout) stderr: \(setup.stderr)")
-        #expect(setup.stdout.contains("Set up participants [ 'repeat', 'shout' ]"), "\(setup.stdout)")
-        #expect(setup.stdout.contains("Set up bindings:\n PUBSUB: \t repeat.OUT -> shout.IN\n"), "\(setup.stdout)")
+        #expect(setup.stdout == "Set up participants [ 'repeat', 'shout' ]\nSet up bindings:\n PUBSUB: \t repeat.OUT -> shout.IN\n--forever enabled, keeping alive\n")
 
         let dump = try ToolProcess.start("msgflo-dump-message", ["--queue", "shout.OUT"], env: env, cwd: root)
         let result = try await Self.sendUntilDone(dump, queue: "repeat.IN", json: #""hello, msgflo""#, env: env, timeout: .seconds(30))
         #expect(result.status == 0, "\(result)")
         #expect(result.stdout == #""HELLO, MSGFLO""# + "\n", "\(result)")
 
+        let children = Self.childPIDs(of: setup.process.processIdentifier)
+        #expect(children.count == 2, "children: \(children)")
         setup.signal(SIGTERM)
         let stopped = await setup.wait(timeout: .seconds(15))
         #expect(stopped.status == 0, "\(stopped)")
+        for pid in children { #expect(kill(pid, 0) != 0, "participant \(pid) still running") }
     }
 }
