@@ -52,9 +52,10 @@ public final class DiscoveryListener: Sendable {
     public func wait(for roles: Set<String>, until deadline: ContinuousClock.Instant,
                      check: () throws -> Void = {}) async throws -> Set<String> {
         while true {
-            try check()
             let missing = roles.subtracting(state.withLock { Set($0.byRole.keys) })
-            if missing.isEmpty || ContinuousClock.now >= deadline { return missing }
+            if missing.isEmpty { return missing }
+            try check()
+            if ContinuousClock.now >= deadline { return missing }
             try await Task.sleep(for: .milliseconds(25))
         }
     }

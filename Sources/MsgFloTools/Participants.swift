@@ -61,6 +61,7 @@ public final class ParticipantProcesses: Sendable {
         public var pid: Int32
         public var status: Int32
         public var signaled: Bool
+        public var at: ContinuousClock.Instant
     }
 
     struct Child {
@@ -101,7 +102,7 @@ public final class ParticipantProcesses: Sendable {
         process.standardError = forward.contains("stderr") ? FileHandle.standardError : FileHandle.nullDevice
         process.terminationHandler = { [weak self] p in
             let exit = Exit(role: role, command: command, pid: p.processIdentifier, status: p.terminationStatus,
-                            signaled: p.terminationReason == .uncaughtSignal)
+                            signaled: p.terminationReason == .uncaughtSignal, at: .now)
             self?.children.withLock { list in
                 if let i = list.firstIndex(where: { $0.process === p }) { list[i].exit = exit }
             }
@@ -118,6 +119,9 @@ public final class ParticipantProcesses: Sendable {
 
     /// The first child that has exited, if any.
     public var firstExit: Exit? { children.withLock { $0.lazy.compactMap(\.exit).first } }
+
+    /// The children that have exited, in start order.
+    public var exits: [Exit] { children.withLock { $0.compactMap(\.exit) } }
 
     public func pid(of role: String) -> Int32? {
         children.withLock { $0.first { $0.role == role }?.process.processIdentifier }

@@ -82,7 +82,11 @@ public struct Setup {
             }
             // A participant is ready when its discovery message arrives, not when it prints (msgflo issue 93).
             let missing = try await listener.wait(for: Set(commands.map(\.role)), until: deadline) {
-                if let exit = processes.firstExit {
+                // A participant may announce and exit (msgflo-register --forever false): only one that exited
+                // unheard, with a moment for its last message to arrive, is a failure.
+                if let exit = processes.exits.first(where: {
+                    listener.definition(role: $0.role) == nil && ContinuousClock.now - $0.at > .milliseconds(500)
+                }) {
                     throw ToolFailure("Child '\(exit.command)' (pid=\(exit.pid)) exited with \(exit.signaled ? "signal \(exit.status)" : "status \(exit.status)") before announcing itself")
                 }
             }

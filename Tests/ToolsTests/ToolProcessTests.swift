@@ -372,6 +372,44 @@ import Testing
         for pid in children { #expect(kill(pid, 0) != 0, "participant \(pid) still running") }
     }
 
+    /// `--participants --discover`: the queues the participants announce, not the naming convention. Listening
+    /// starts before they are spawned, so participants that announce once and exit (msgflo-register --forever
+    /// false) are not missed (msgflo issue 94).
+    @Test func setupDiscoverBindsAnnouncedQueues() async throws {
+        let kind = TestBrokers.Kind.amqp
+        let dir = try ToolProcess.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let a = TestBrokers.unique("da").replacingOccurrences(of: "-", with: "_")
+        let b = TestBrokers.unique("db").replacingOccurrences(of: "-", with: "_")
+        try "\(a)(Foreign) OUT -> IN \(b)(Foreign)\n".write(to: dir.appendingPathComponent("g.fbp"), atomically: true, encoding: .utf8)
+        try """
+        component: Foreign
+        inports:
+          - {id: in, queue: 'custom.#ROLE.input'}
+        outports:
+          - {id: out, queue: 'custom.#ROLE.output'}
+        """.write(to: dir.appendingPathComponent("foreign.yaml"), atomically: true, encoding: .utf8)
+        try #"{"components": {"Foreign": "msgflo-register --role #ROLE:foreign.yaml --forever false"}}"#
+            .write(to: dir.appendingPathComponent("library.json"), atomically: true, encoding: .utf8)
+        var env = try Self.env(kind)
+        env["PATH"] = try ToolProcess.binDir().path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        let r = try await ToolProcess.run("msgflo-setup", ["g.fbp", "--participants", "--library", "library.json",
+                                                           "--discover", "--timeout", "20"],
+                                          env: env, cwd: dir, timeout: .seconds(30))
+        #expect(r.status == 0, "\(r)")
+        #expect(r.stdout == "Set up participants [ '\(a)', '\(b)' ]\nSet up bindings:\n PUBSUB: \t custom.\(a).output -> custom.\(b).input\n")
+        let t = try await Self.transport(kind)
+        let sub = try await t.consume("custom.\(b).input")
+        try await t.send(toOutport: "custom.\(a).output", Message(text: "42"))
+        for await d in sub {
+            d.ack()
+            #expect(d.message.text == "42")
+            break
+        }
+        await sub.cancel()
+        await t.close()
+    }
+
     static func childPIDs(of parent: Int32) -> [Int32] {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
         return entries.compactMap(Int32.init).filter { pid in
