@@ -137,7 +137,10 @@ struct FBPReader {
     mutating func portName(_ s: Int, _ e: Int) -> String {
         var i = s
         if !options.caseSensitive { while i < e && !(b[i] >= 65 && b[i] <= 90) { i += 1 } } else { i = e }
-        if i == e { return portNames.names[Int(portNames.intern(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: b[s..<e]))))] }
+        if i == e {
+            let id = portNames.intern(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: b[s..<e])))
+            return portNames.names[Int(id)]
+        }
         scratch.removeAll(keepingCapacity: true)
         scratch.append(contentsOf: b[s..<e])
         for j in scratch.indices where scratch[j] >= 65 && scratch[j] <= 90 { scratch[j] += 32 }
