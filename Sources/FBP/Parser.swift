@@ -739,8 +739,11 @@ struct NameTable {
 
     @inline(__always) static func hash(_ p: UnsafeRawBufferPointer) -> UInt64 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for c in p {
-            h = (h ^ UInt64(c)) &* 0x100_0000_01b3
+        var i = 0
+        let n = p.count
+        while i < n {
+            h = (h ^ UInt64(p.load(fromByteOffset: i, as: UInt8.self))) &* 0x100_0000_01b3
+            i += 1
         }
         return h ^ (h >> 29)
     }
@@ -755,8 +758,10 @@ struct NameTable {
             let k = Int(id)
             if hashes[k] == h && Int(lens[k]) == bytes.count {
                 let s = Int(starts[k])
-                let equal = arena.withUnsafeBufferPointer { a in
-                    memcmpEqual(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(a)[s..<(s + bytes.count)]), bytes)
+                let equal = arena.withUnsafeBytes { a in
+                    var j = 0
+                    while j < bytes.count && a[s + j] == bytes[j] { j += 1 }
+                    return j == bytes.count
                 }
                 if equal { return id }
             }
