@@ -143,6 +143,11 @@ struct GrammarParser {
     var silent = 0
     let caseSensitive: Bool
 
+    /// Set when JSON nests deeper than `maxJSONDepth` (the reference's recursive parser would
+    /// overflow its stack; ours refuses, so that values can also be freed and compared safely).
+    var depthError: Int? = nil
+    static let maxJSONDepth = 1000
+
     /// JSON IIP values of the current statement.
     var iipValues: [JSONValue] = []
 
@@ -167,6 +172,11 @@ struct GrammarParser {
     }
 
     func syntaxError(kind: FBPError.Kind) -> FBPError {
+        if let at = depthError {
+            let idx = LineIndex(b)
+            return FBPError(kind: kind, message: "JSON value nested more than \(GrammarParser.maxJSONDepth) levels deep",
+                            location: idx.location(at), sourceLine: idx.lineText(containing: at), expected: [], found: nil)
+        }
         var descs = Expect.allCases.filter { expected & (1 << UInt64($0.rawValue)) != 0 }.map(\.text)
         descs.sort { Array($0.utf16).lexicographicallyPrecedes(Array($1.utf16)) }
         var found: String? = nil
@@ -509,6 +519,10 @@ struct GrammarParser {
                 // record what the earlier alternatives expected here
                 fail(pos, .falseLit); fail(pos, .nullLit); fail(pos, .trueLit)
                 if c == UInt8(ascii: "[") { fail(pos, .lbrace) }
+                if stack.count >= GrammarParser.maxJSONDepth {
+                    if depthError == nil { depthError = pos }
+                    return (nil, pos)
+                }
                 let q = jsonWS(pos + 1)
                 if c == UInt8(ascii: "[") {
                     if q < n && b[q] == UInt8(ascii: "]") {
@@ -739,8 +753,11 @@ struct NameTable {
 
     @inline(__always) static func hash(_ p: UnsafeRawBufferPointer) -> UInt64 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for c in p {
-            h = (h ^ UInt64(c)) &* 0x100_0000_01b3
+        var i = 0
+        let n = p.count
+        while i < n {
+            h = (h ^ UInt64(p.load(fromByteOffset: i, as: UInt8.self))) &* 0x100_0000_01b3
+            i += 1
         }
         return h ^ (h >> 29)
     }
@@ -755,8 +772,10 @@ struct NameTable {
             let k = Int(id)
             if hashes[k] == h && Int(lens[k]) == bytes.count {
                 let s = Int(starts[k])
-                let equal = arena.withUnsafeBufferPointer { a in
-                    memcmpEqual(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(a)[s..<(s + bytes.count)]), bytes)
+                let equal = arena.withUnsafeBytes { a in
+                    var j = 0
+                    while j < bytes.count && a[s + j] == bytes[j] { j += 1 }
+                    return j == bytes.count
                 }
                 if equal { return id }
             }
