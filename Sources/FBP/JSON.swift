@@ -186,11 +186,21 @@ public struct JSONWriter {
         s.withUTF8Buffer { bytes.append(contentsOf: $0) }
     }
 
-    mutating func newline(_ depth: Int) {
+    static let spaces: [UInt8] = [10] + [UInt8](repeating: 32, count: 128)
+
+    @inline(__always) mutating func newline(_ depth: Int) {
         if indentUnit == 0 { return }
+        var count = depth * indentUnit
+        if count <= 128 {
+            JSONWriter.spaces.withUnsafeBufferPointer { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: $0[0...count])) }
+            return
+        }
         bytes.append(10)
-        let count = depth * indentUnit
-        if count > 0 { bytes.append(contentsOf: repeatElement(32, count: count)) }
+        while count > 0 {
+            let k = min(count, 128)
+            JSONWriter.spaces.withUnsafeBufferPointer { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: $0[1...k])) }
+            count -= k
+        }
     }
 
     /// Iterative, so arbitrarily deep values do not exhaust the stack.
