@@ -1,1 +1,0 @@
-// FBPTests: the fbp branch's tests land here.
