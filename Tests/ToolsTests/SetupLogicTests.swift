@@ -181,6 +181,39 @@ import Testing
             #expect(e.message.contains("--forever"))
         }
     }
+
+    @Test func onlyAndIgnoreChooseTheRolesToStart() throws {
+        var options = Setup.Options()
+        let lib = try Self.library(["imgflo-server/ProcessImage": "w #ROLE", "imgflo-server/HttpApi": "a #ROLE", "Drop": "d #ROLE"])
+        var setup = Setup(graph: Self.imgflo, options: options, library: lib, environment: [:])
+        // RoundRobin nodes are not participants: never started.
+        #expect(setup.rolesToStart() == ["imgflo_api", "imgflo_worker", "drop"])
+        options.only = ["imgflo_worker", "drop", "imgflo_jobs"]
+        options.ignore = ["drop"]
+        setup.options = options
+        #expect(setup.rolesToStart() == ["imgflo_worker"])
+        #expect(try setup.commands().map(\.command) == ["w imgflo_worker"])
+    }
+
+    @Test func shellRunsTheCommandThroughIt() async throws {
+        let transport = InMemoryTransport()
+        try await transport.connect()
+        var options = Setup.Options()
+        options.participants = true
+        options.shell = "/bin/sh"
+        options.timeout = .seconds(10)
+        let setup = Setup(graph: Self.simple, options: options,
+                          library: try Self.library(["Repeat": "test #ROLE = a && exit 5; exit 6"]),
+                          environment: ProcessInfo.processInfo.environment, out: { _ in }, err: { _ in })
+        let processes = ParticipantProcesses()
+        do {
+            _ = try await setup.run(on: transport, processes: processes)
+            Issue.record("expected a failure")
+        } catch let e as ToolFailure {
+            #expect(e.message.contains("exited with status 5") || e.message.contains("exited with status 6"), "\(e.message)")
+        }
+        await processes.terminateAll()
+    }
 }
 
 extension InMemoryTransport {
