@@ -214,6 +214,34 @@ import Testing
         }
         await processes.terminateAll()
     }
+
+    /// A participant that announces and exits (msgflo-register --forever false) is ready, not failed (listening
+    /// starts before it is spawned, msgflo issue 94).
+    @Test func participantsThatAnnounceAndExitAreReady() async throws {
+        let broker = InMemoryBroker()
+        let transport = InMemoryTransport(broker: broker)
+        try await transport.connect()
+        let announcer = InMemoryTransport(broker: broker)
+        try await announcer.connect()
+        var options = Setup.Options()
+        options.participants = true
+        options.timeout = .seconds(10)
+        let lines = Lines()
+        let setup = Setup(graph: Self.simple, options: options, library: try Self.library(["Repeat": "true #ROLE"]),
+                          environment: ProcessInfo.processInfo.environment, out: { lines.append($0) }, err: { _ in })
+        let announce = Task {
+            try await Task.sleep(for: .milliseconds(200))  // after the children have exited
+            for role in ["a", "b"] {
+                try await announcer.announce(ParticipantDefinition(id: role, role: role, component: "Repeat"))
+            }
+        }
+        let processes = ParticipantProcesses()
+        let outcome = try await setup.run(on: transport, processes: processes)
+        try await announce.value
+        #expect(outcome.started == ["a", "b"])
+        #expect(lines.all.first == "Set up participants [ 'a', 'b' ]")
+        await processes.terminateAll()
+    }
 }
 
 extension InMemoryTransport {
