@@ -356,10 +356,9 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let a = TestBrokers.unique("fa").replacingOccurrences(of: "-", with: "_")
         let b = TestBrokers.unique("fb").replacingOccurrences(of: "-", with: "_")
-        try "\(a)(Foreign) OUT -> IN \(b)(Foreign)\n".write(to: dir.appendingPathComponent("g.fbp"), atomically: true, encoding: .utf8)
+        try "\(a)(ForeignA) OUT -> IN \(b)(ForeignB)\n".write(to: dir.appendingPathComponent("g.fbp"), atomically: true, encoding: .utf8)
         try "component: Foreign\ninports: {in: {}}\noutports: {out: {}}\n".write(to: dir.appendingPathComponent("foreign.yaml"), atomically: true, encoding: .utf8)
-        try #"{"components": {"Foreign": "msgflo-register --role #ROLE:foreign.yaml --interval 2"}}"#
-            .write(to: dir.appendingPathComponent("library.json"), atomically: true, encoding: .utf8)
+        try Self.foreignLibrary.write(to: dir.appendingPathComponent("library.json"), atomically: true, encoding: .utf8)
         var env = try Self.env(kind)
         env["PATH"] = try ToolProcess.binDir().path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
         let args = ["g.fbp", "--participants", "--library", "library.json", "--forever", "--timeout", "20"]
@@ -389,7 +388,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let a = TestBrokers.unique("da").replacingOccurrences(of: "-", with: "_")
         let b = TestBrokers.unique("db").replacingOccurrences(of: "-", with: "_")
-        try "\(a)(Foreign) OUT -> IN \(b)(Foreign)\n".write(to: dir.appendingPathComponent("g.fbp"), atomically: true, encoding: .utf8)
+        try "\(a)(ForeignA) OUT -> IN \(b)(ForeignB)\n".write(to: dir.appendingPathComponent("g.fbp"), atomically: true, encoding: .utf8)
         try """
         component: Foreign
         inports:
@@ -397,8 +396,7 @@ import Testing
         outports:
           - {id: out, queue: 'custom.#ROLE.output'}
         """.write(to: dir.appendingPathComponent("foreign.yaml"), atomically: true, encoding: .utf8)
-        try #"{"components": {"Foreign": "msgflo-register --role #ROLE:foreign.yaml --interval 2"}}"#
-            .write(to: dir.appendingPathComponent("library.json"), atomically: true, encoding: .utf8)
+        try Self.foreignLibrary.write(to: dir.appendingPathComponent("library.json"), atomically: true, encoding: .utf8)
         var env = try Self.env(kind)
         env["PATH"] = try ToolProcess.binDir().path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
         let setup = try ToolProcess.start("msgflo-setup", ["g.fbp", "--participants", "--library", "library.json",
@@ -419,6 +417,14 @@ import Testing
         await t.close()
     }
 
+    /// Foreign participants (msgflo-register) announcing every 2/2.2 and 3/2.2 s: often, and never in lockstep. On
+    /// AMQP the consumers of `fbp` compete (a coordinator under test elsewhere takes some announcements, and with
+    /// strict round robin two participants announcing in lockstep could each always land on the same consumer).
+    static let foreignLibrary = #"""
+        {"components": {"ForeignA": "msgflo-register --role #ROLE:foreign.yaml --interval 2",
+                        "ForeignB": "msgflo-register --role #ROLE:foreign.yaml --interval 3"}}
+        """#
+
     static func childPIDs(of parent: Int32) -> [Int32] {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
         return entries.compactMap(Int32.init).filter { pid in
@@ -437,15 +443,16 @@ import Testing
         let bin = try ToolProcess.binDir().path
         var env = try Self.env(kind)
         env["PATH"] = bin + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
-        // Announce often: on AMQP other consumers of `fbp` (a coordinator under test) compete for each announcement.
-        env["MSGFLO_DISCOVERY_PERIOD"] = "2"
         // participants/library.json with its commands pointed at this build's msgflo-participant (the file itself
         // names the release build, which Scripts/demo makes).
         let dir = try ToolProcess.tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
         let original = try String(contentsOf: root.appendingPathComponent("participants/library.json"), encoding: .utf8)
         let library = dir.appendingPathComponent("library.json")
+        // Announcing every ~1 s and ~1.4 s: often, and never in lockstep (see foreignLibrary).
         try original.replacingOccurrences(of: ".build/release/msgflo-participant", with: bin + "/msgflo-participant")
+            .replacingOccurrences(of: "Repeat #ROLE", with: "Repeat #ROLE --discovery-period 2.2")
+            .replacingOccurrences(of: "Uppercase #ROLE", with: "Uppercase #ROLE --discovery-period 3")
             .write(to: library, atomically: true, encoding: .utf8)
         // The demo graph's roles are fixed (repeat, shout): one broker kind at a time (the suite is serialized).
         let setup = try ToolProcess.start("msgflo-setup", ["graphs/demo.fbp", "--participants", "--library",
