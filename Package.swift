@@ -49,6 +49,7 @@ let package = Package(
         ], swiftSettings: swift6),
 
         // Executables
+        .executableTarget(name: "msgflo-bench-relay", dependencies: ["MsgFlo", "MsgFloAMQP"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-graph", dependencies: ["FBP", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swift6),
 
         // Tests
