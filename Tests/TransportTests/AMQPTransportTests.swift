@@ -413,4 +413,35 @@ struct AMQPTransportTests {
         await producer.close()
         await consumer.close()
     }
+
+    @Test func sendsWhileTheBrokerIsDownAreBufferedAndCallsFailAfterReconnectWait() async throws {
+        let t = try AMQPTransport(url: try TestBrokers.url(.amqp),
+                                  timeouts: TransportTimeouts(connect: .seconds(5), operation: .seconds(5),
+                                                              reconnectWait: .seconds(2)))
+        try await t.connect()
+        let q = TestBrokers.unique("amqp.down.IN")
+        try await t.declareInport(q)
+        let c = Collector(try await t.consume(q))
+        try await Task.detached { try TestBrokers.script(["down", "amqp"]) }.value
+        do {
+            try await waitUntil { if case .reconnecting = t.state { true } else { false } }
+            for i in 0..<100 { try await t.send(toInport: q, Self.json(i)) }  // buffered, no error
+            let started = ContinuousClock.now
+            let error = await #expect(throws: MsgFloError.self) { try await t.declareInport(q) }
+            let waited = ContinuousClock.now - started
+            #expect(waited >= .seconds(1.5) && waited < .seconds(5), "\(waited)")
+            #expect(error.map { !$0.description.contains("\n") && $0.description.contains("unreachable") } == true,
+                    "\(String(describing: error))")
+        } catch {
+            try? await Task.detached { try TestBrokers.script(["up", "amqp"]) }.value
+            throw error
+        }
+        try await Task.detached { try TestBrokers.script(["up", "amqp"]) }.value
+        try await waitUntil(timeout: .seconds(30)) { t.state == .connected }
+        let got = await c.wait(count: 100, timeout: .seconds(20))
+        #expect(Set(got.compactMap(Self.number)) == Set(0..<100))
+        try await t.declareInport(q)  // calls work again
+        await c.cancel()
+        await t.close()
+    }
 }
