@@ -228,6 +228,21 @@ struct AMQPTransportTests {
         await other.close()
     }
 
+    @Test func prefetchLimitsUnsettledDeliveries() async throws {
+        try await Self.withTransport { t in
+            let q = TestBrokers.unique("amqp.prefetch.IN")
+            try await t.declareInport(q)
+            for i in 0..<6 { try await t.send(toInport: q, Self.json(i)) }
+            let c = Collector(try await t.consume(q, options: ConsumeOptions(prefetch: 2)), hold: true)
+            _ = await c.wait(count: 3, timeout: .milliseconds(700))
+            #expect(c.count == 2, "only the prefetch limit is handed out before acks")
+            c.snapshot().forEach { $0.ack() }
+            let all = await c.wait(count: 4)
+            #expect(all.count >= 4, "acks make room for more")
+            await c.cancel()
+        }
+    }
+
     @Test func consumingAMissingQueueFailsAndTheConnectionCarriesOn() async throws {
         try await Self.withTransport { t in
             let q = TestBrokers.unique("amqp.ok.IN")
@@ -393,6 +408,7 @@ struct AMQPTransportTests {
         try await consumer.addBinding(Binding(src: out, tgt: inq))
         let states = StateLog(consumer.stateUpdates())
         let c = Collector(try await consumer.consume(inq, options: ConsumeOptions(prefetch: 10)))
+        let tap = Collector(try await consumer.subscribeData(out), ack: false)
         let n = 3000
         var restart: Task<Void, any Error>? = nil
         for i in 0..<n {
@@ -409,6 +425,9 @@ struct AMQPTransportTests {
         // The binding was made again after the reconnect: a new message still flows.
         try await producer.send(toOutport: out, Self.json(n))
         try await waitUntil { c.snapshot().contains { Self.number($0) == n } }
+        // The data tap's private queue died with the connection; it was declared, bound and consumed again.
+        try await waitUntil { tap.snapshot().contains { Self.number($0) == n } }
+        await tap.cancel()
         await c.cancel()
         await producer.close()
         await consumer.close()
