@@ -131,7 +131,12 @@ final class AMQPLoop: @unchecked Sendable {
         do {
             try openConnection()
         } catch {
-            core.shared.withLock { $0.threadRunning = false }
+            let early = core.shared.withLock { s -> [QueuedOp] in
+                s.threadRunning = false
+                defer { s.ops = [] }
+                return s.ops
+            }
+            for op in early { op.pending.resume(.failure(error)) }
             connectedPending?.resume(.failure(error))
             connectedPending = nil
             return
@@ -148,11 +153,16 @@ final class AMQPLoop: @unchecked Sendable {
             guard let c = conn else { continue }
             if takeWork() { break }
             var busy = !publishBatch.isEmpty || !settleBatch.isEmpty || !opBatch.isEmpty || !resend.isEmpty
-            if !resend.isEmpty || !publishBatch.isEmpty {
-                if !publishAll(c) { continue }
+            if !resend.isEmpty || !publishBatch.isEmpty { _ = publishAll(c) }
+            if conn != nil && !settleBatch.isEmpty { settleAll(c) }
+            if conn == nil {
+                // Lost while writing: operations taken this turn wait for the next connection; acks are void.
+                settleBatch.removeAll(keepingCapacity: true)
+                let ops = opBatch
+                opBatch.removeAll(keepingCapacity: true)
+                if !ops.isEmpty { core.shared.withLock { s in s.ops.insert(contentsOf: ops, at: 0) } }
+                continue
             }
-            if !settleBatch.isEmpty { settleAll(c) }
-            if conn == nil { continue }
             if !opBatch.isEmpty {
                 runOps(c)
                 if conn == nil { continue }
@@ -211,7 +221,18 @@ final class AMQPLoop: @unchecked Sendable {
         _ = poll(&fds, 2, Int32(ms))
         core.shared.withLock { s in s.sleeping = false }
         if fds[1].revents != 0 { drainEventFD() }
+        // librabbitmq sends our heartbeats when we read, but notices a silent broker only on reads with a deadline,
+        // and ours never wait: watch the socket ourselves (heartbeat frames make it readable too).
+        let now = ContinuousClock.now
+        if fds[0].revents != 0 {
+            lastHeard = now
+        } else if settings.heartbeat > 0, now - lastHeard > .seconds(2 * settings.heartbeat) {
+            lose("nothing heard from the broker for \(2 * settings.heartbeat) s (missed heartbeats)")
+        }
     }
+
+    /// When the broker was last heard from (any bytes, heartbeats included).
+    private var lastHeard = ContinuousClock.now
 
     private func drainEventFD() {
         var value: UInt64 = 0
@@ -294,6 +315,7 @@ final class AMQPLoop: @unchecked Sendable {
         }
         ok = true
         conn = c
+        lastHeard = .now
         generation += 1
         window.removeAll(keepingCapacity: true)
         head = 0
@@ -630,6 +652,7 @@ final class AMQPLoop: @unchecked Sendable {
                 lose(Self.statusText(rc))
                 return n
             }
+            if n == 0 { lastHeard = .now }
             n += 1
             guard frame.frame_type == UInt8(AMQP_FRAME_METHOD) else { continue }
             handleMethod(c, frame.channel, frame.payload.method)

@@ -228,6 +228,21 @@ struct AMQPTransportTests {
         await other.close()
     }
 
+    @Test func prefetchLimitsUnsettledDeliveries() async throws {
+        try await Self.withTransport { t in
+            let q = TestBrokers.unique("amqp.prefetch.IN")
+            try await t.declareInport(q)
+            for i in 0..<6 { try await t.send(toInport: q, Self.json(i)) }
+            let c = Collector(try await t.consume(q, options: ConsumeOptions(prefetch: 2)), hold: true)
+            _ = await c.wait(count: 3, timeout: .milliseconds(700))
+            #expect(c.count == 2, "only the prefetch limit is handed out before acks")
+            c.snapshot().forEach { $0.ack() }
+            let all = await c.wait(count: 4)
+            #expect(all.count >= 4, "acks make room for more")
+            await c.cancel()
+        }
+    }
+
     @Test func consumingAMissingQueueFailsAndTheConnectionCarriesOn() async throws {
         try await Self.withTransport { t in
             let q = TestBrokers.unique("amqp.ok.IN")
@@ -393,6 +408,7 @@ struct AMQPTransportTests {
         try await consumer.addBinding(Binding(src: out, tgt: inq))
         let states = StateLog(consumer.stateUpdates())
         let c = Collector(try await consumer.consume(inq, options: ConsumeOptions(prefetch: 10)))
+        let tap = Collector(try await consumer.subscribeData(out), ack: false)
         let n = 3000
         var restart: Task<Void, any Error>? = nil
         for i in 0..<n {
@@ -409,8 +425,42 @@ struct AMQPTransportTests {
         // The binding was made again after the reconnect: a new message still flows.
         try await producer.send(toOutport: out, Self.json(n))
         try await waitUntil { c.snapshot().contains { Self.number($0) == n } }
+        // The data tap's private queue died with the connection; it was declared, bound and consumed again.
+        try await waitUntil { tap.snapshot().contains { Self.number($0) == n } }
+        await tap.cancel()
         await c.cancel()
         await producer.close()
         await consumer.close()
+    }
+
+    @Test func sendsWhileTheBrokerIsDownAreBufferedAndCallsFailAfterReconnectWait() async throws {
+        let t = try AMQPTransport(url: try TestBrokers.url(.amqp),
+                                  timeouts: TransportTimeouts(connect: .seconds(5), operation: .seconds(5),
+                                                              reconnectWait: .seconds(2)))
+        try await t.connect()
+        let q = TestBrokers.unique("amqp.down.IN")
+        try await t.declareInport(q)
+        let c = Collector(try await t.consume(q))
+        try await Task.detached { try TestBrokers.script(["down", "amqp"]) }.value
+        do {
+            try await waitUntil { if case .reconnecting = t.state { true } else { false } }
+            for i in 0..<100 { try await t.send(toInport: q, Self.json(i)) }  // buffered, no error
+            let started = ContinuousClock.now
+            let error = await #expect(throws: MsgFloError.self) { try await t.declareInport(q) }
+            let waited = ContinuousClock.now - started
+            #expect(waited >= .seconds(1.5) && waited < .seconds(5), "\(waited)")
+            #expect(error.map { !$0.description.contains("\n") && $0.description.contains("unreachable") } == true,
+                    "\(String(describing: error))")
+        } catch {
+            try? await Task.detached { try TestBrokers.script(["up", "amqp"]) }.value
+            throw error
+        }
+        try await Task.detached { try TestBrokers.script(["up", "amqp"]) }.value
+        try await waitUntil(timeout: .seconds(30)) { t.state == .connected }
+        let got = await c.wait(count: 100, timeout: .seconds(20))
+        #expect(Set(got.compactMap(Self.number)) == Set(0..<100))
+        try await t.declareInport(q)  // calls work again
+        await c.cancel()
+        await t.close()
     }
 }
