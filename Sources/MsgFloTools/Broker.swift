@@ -30,7 +30,9 @@ public enum BrokerConnection {
             do {
                 try await transport.connect()
             } catch let error as MsgFloError {
-                throw ToolFailure("could not connect to \(url): \(error.message)")
+                // The transports' messages usually name the broker already (redacted): say it once.
+                throw ToolFailure(error.message.contains(url.description) ? error.message
+                                  : "could not connect to \(url): \(error.message)")
             }
         }
         return transport
