@@ -213,6 +213,32 @@ import Testing
         }
     }
 
+    /// A broker that takes the TCP connection and then says nothing (a listening socket nobody serves): the tools
+    /// give up after --connect-timeout with one line, never hang.
+    @Test(arguments: ["amqp", "mqtt"])
+    func silentBrokerTimesOutInOneLine(_ scheme: String) async throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #expect(fd >= 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        #expect(bound == 0)
+        #expect(listen(fd, 16) == 0)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        let port = Int(UInt16(bigEndian: addr.sin_port))
+        let url = "\(scheme)://127.0.0.1:\(port)" + (scheme == "amqp" ? "/" : "")
+        let r = try await ToolProcess.run("msgflo-send-message", ["--queue", "q", "--json", "1", "--broker", url,
+                                                                  "--connect-timeout", "2"], timeout: .seconds(20))
+        #expect(r.status == 1, "\(r)")
+        #expect(r.stderrLines.count == 1, "\(r)")
+        #expect(r.stderr.contains("127.0.0.1:\(port)"), "\(r)")
+        #expect(r.elapsed < .seconds(6), "took \(r.elapsed)")
+    }
+
     @Test func helpReadsWell() async throws {
         for tool in ["msgflo-setup", "msgflo-send-message", "msgflo-dump-message", "msgflo-register", "msgflo-procfile"] {
             let r = try await ToolProcess.run(tool, ["--help"])
