@@ -85,7 +85,7 @@ public struct Setup {
                 // A participant may announce and exit (msgflo-register --forever false): only one that exited
                 // unheard, with a moment for its last message to arrive, is a failure.
                 if let exit = processes.exits.first(where: {
-                    listener.definition(role: $0.role) == nil && ContinuousClock.now - $0.at > .milliseconds(500)
+                    listener.definition(role: $0.role) == nil && ContinuousClock.now - $0.at > .seconds(3)
                 }) {
                     throw ToolFailure("Child '\(exit.command)' (pid=\(exit.pid)) exited with \(exit.signaled ? "signal \(exit.status)" : "status \(exit.status)") before announcing itself")
                 }
