@@ -300,14 +300,24 @@ final class MQTTConnection: Sendable {
     // MARK: the loop thread
 
     private func runLoop() {
+        // Signals belong to the threads that wait for them (libdispatch reads SIGCHLD and others through a signalfd,
+        // which sees only signals that every thread blocks): this I/O thread must never take one.
+        var all = sigset_t()
+        sigfillset(&all)
+        pthread_sigmask(SIG_BLOCK, &all, nil)
         let raw = handle.raw
         var attempt = 0
         var backoff = Self.initialBackoff
         var first = true
         while !state.withLock({ $0.stopRequested }) {
+            // Plain TCP connects without blocking (close() can interrupt a connect to a silent host). libmosquitto
+            // 2.0's non-blocking connect never completes a TLS handshake, so TLS connects block this thread (the
+            // caller's connect timeout still holds; a late outcome is discarded).
+            let tls = broker.scheme.usesTLS
             let rc = first
-                ? mosquitto_connect_async(raw, broker.host, Int32(broker.port), options.keepalive)
-                : mosquitto_reconnect_async(raw)
+                ? (tls ? mosquitto_connect(raw, broker.host, Int32(broker.port), options.keepalive)
+                       : mosquitto_connect_async(raw, broker.host, Int32(broker.port), options.keepalive))
+                : (tls ? mosquitto_reconnect(raw) : mosquitto_reconnect_async(raw))
             var savedErrno = errno
             first = false
             var failure = rc
