@@ -48,6 +48,7 @@ let package = Package(
 
         // Executables
         .executableTarget(name: "msgflo-graph", dependencies: ["FBP", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swift6),
+        .executableTarget(name: "msgflo-bench-relay-mqtt", dependencies: ["MsgFlo", "MsgFloMQTT"], swiftSettings: swift6),
 
         // Tests
         .target(name: "TestSupport", dependencies: ["MsgFlo"], path: "Tests/TestSupport", swiftSettings: swift6),
