@@ -105,6 +105,8 @@ final class MQTTConnection: Sendable {
     let state = Mutex(State())
     /// Wakes the loop thread from its backoff sleep when the connection closes.
     let wake = DispatchSemaphore(value: 0)
+    /// `State.stopRequested`, readable without the lock: the loop thread checks it after every packet.
+    let stopping = Atomic<Bool>(false)
 
     var persistentSession: Bool { !options.cleanSession }
 
@@ -243,6 +245,7 @@ final class MQTTConnection: Sendable {
             let wasUp = s.sessionUp
             s.phase = .closed
             s.stopRequested = true
+            stopping.store(true, ordering: .releasing)
             s.sessionUp = false
             report(&s, .closed)
             let waiter = s.connectWaiter
@@ -329,7 +332,7 @@ final class MQTTConnection: Sendable {
                     savedErrno = errno
                     if lrc != MosquittoStatus.success { failure = lrc; break }
                     // close() sent DISCONNECT, which ends the loop once written; don't wait for it forever.
-                    if state.withLock({ $0.stopRequested }) {
+                    if stopping.load(ordering: .acquiring) {
                         let now = ContinuousClock.now
                         if let since = stopSince {
                             if now - since > .seconds(1) { break }
