@@ -72,6 +72,7 @@ let package = Package(
         .executableTarget(name: "msgflo-procfile", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-bench-relay", dependencies: ["MsgFlo", "MsgFloAMQP"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-graph", dependencies: ["FBP", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swift6),
+        .executableTarget(name: "msgflo-bench-relay-mqtt", dependencies: ["MsgFlo", "MsgFloMQTT"], swiftSettings: swift6),
 
         // The command line every participant gets (role, broker, IIPs, prefetch, discovery period, signals)
         .target(name: "MsgFloParticipantMain", dependencies: [

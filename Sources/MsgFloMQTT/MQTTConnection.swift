@@ -105,6 +105,8 @@ final class MQTTConnection: Sendable {
     let state = Mutex(State())
     /// Wakes the loop thread from its backoff sleep when the connection closes.
     let wake = DispatchSemaphore(value: 0)
+    /// `State.stopRequested`, readable without the lock: the loop thread checks it after every packet.
+    let stopping = Atomic<Bool>(false)
 
     var persistentSession: Bool { !options.cleanSession }
 
@@ -243,6 +245,7 @@ final class MQTTConnection: Sendable {
             let wasUp = s.sessionUp
             s.phase = .closed
             s.stopRequested = true
+            stopping.store(true, ordering: .releasing)
             s.sessionUp = false
             report(&s, .closed)
             let waiter = s.connectWaiter
@@ -300,14 +303,24 @@ final class MQTTConnection: Sendable {
     // MARK: the loop thread
 
     private func runLoop() {
+        // Signals belong to the threads that wait for them (libdispatch reads SIGCHLD and others through a signalfd,
+        // which sees only signals that every thread blocks): this I/O thread must never take one.
+        var all = sigset_t()
+        sigfillset(&all)
+        pthread_sigmask(SIG_BLOCK, &all, nil)
         let raw = handle.raw
         var attempt = 0
         var backoff = Self.initialBackoff
         var first = true
         while !state.withLock({ $0.stopRequested }) {
+            // Plain TCP connects without blocking (close() can interrupt a connect to a silent host). libmosquitto
+            // 2.0's non-blocking connect never completes a TLS handshake, so TLS connects block this thread (the
+            // caller's connect timeout still holds; a late outcome is discarded).
+            let tls = broker.scheme.usesTLS
             let rc = first
-                ? mosquitto_connect_async(raw, broker.host, Int32(broker.port), options.keepalive)
-                : mosquitto_reconnect_async(raw)
+                ? (tls ? mosquitto_connect(raw, broker.host, Int32(broker.port), options.keepalive)
+                       : mosquitto_connect_async(raw, broker.host, Int32(broker.port), options.keepalive))
+                : (tls ? mosquitto_reconnect(raw) : mosquitto_reconnect_async(raw))
             var savedErrno = errno
             first = false
             var failure = rc
@@ -319,7 +332,7 @@ final class MQTTConnection: Sendable {
                     savedErrno = errno
                     if lrc != MosquittoStatus.success { failure = lrc; break }
                     // close() sent DISCONNECT, which ends the loop once written; don't wait for it forever.
-                    if state.withLock({ $0.stopRequested }) {
+                    if stopping.load(ordering: .acquiring) {
                         let now = ContinuousClock.now
                         if let since = stopSince {
                             if now - since > .seconds(1) { break }

@@ -1,0 +1,398 @@
+import Foundation
+import MsgFlo
+import MsgFloMQTT
+import Synchronization
+import Testing
+import TestSupport
+
+/// A value behind a lock, shareable with tasks.
+final class Locked<Value: Sendable>: Sendable {
+    let mutex: Mutex<Value>
+    init(_ value: Value) { mutex = Mutex(value) }
+    func withLock<R>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
+}
+
+/// Collects what a subscription delivers, so tests can wait for a count with a deadline.
+final class Collector: Sendable {
+    let items = Locked<[Delivery]>([])
+    let task: Task<Void, Never>
+
+    init(_ subscription: Subscription) {
+        let items = self.items
+        task = Task {
+            for await d in subscription { items.withLock { $0.append(d) } }
+        }
+    }
+
+    var messages: [Message] { items.withLock { $0.map(\.message) } }
+    var count: Int { items.withLock { $0.count } }
+
+    /// Waits until `n` messages arrived, failing the test (and returning false) after `timeout`.
+    @discardableResult
+    func waitFor(_ n: Int, timeout: Duration = .seconds(5), sourceLocation: SourceLocation = #_sourceLocation) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if count >= n { return true }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        Issue.record("expected \(n) messages, got \(count)", sourceLocation: sourceLocation)
+        return false
+    }
+
+    /// Lets `duration` pass and returns how many arrived meanwhile.
+    func settle(_ duration: Duration = .milliseconds(300)) async -> Int {
+        try? await Task.sleep(for: duration)
+        return count
+    }
+}
+
+func mqttURL(_ options: String = "") throws -> BrokerURL {
+    let base = try TestBrokers.url(.mqtt)
+    guard !options.isEmpty else { return base }
+    return try BrokerURL(parsing: base.unredacted + (base.options.isEmpty ? "?" : "&") + options)
+}
+
+func connectedMQTT(_ options: String = "", timeouts: TransportTimeouts = TransportTimeouts()) async throws -> MQTTTransport {
+    let t = try MQTTTransport(broker: try mqttURL(options), timeouts: timeouts)
+    try await t.connect()
+    return t
+}
+
+func text(_ s: String) -> Message { Message(text: s) }
+
+/// `TestBrokers.restart(.mqtt)` on a thread of its own whose signal mask blocks SIGCHLD only. A spawned process
+/// inherits the spawning thread's mask: from a Swift concurrency thread (every signal blocked) the broker the script
+/// starts would never act on SIGTERM, and the next restart would wait for it forever. SIGCHLD stays blocked here
+/// so that it reaches the thread where Foundation waits for it (otherwise `waitUntilExit` never returns).
+func restartMQTTBroker() async throws {
+    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+        Thread {
+            var mask = sigset_t()
+            sigemptyset(&mask)
+            sigaddset(&mask, SIGCHLD)
+            pthread_sigmask(SIG_SETMASK, &mask, nil)
+            do {
+                try TestBrokers.restart(.mqtt)
+                continuation.resume()
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }.start()
+    }
+}
+
+/// Serialized: the restart tests take the shared test broker away, which would disturb the others.
+@Suite("MQTT transport (real Mosquitto)", .serialized)
+struct MQTTTransportTests {
+    @Test func sendingWithNoSubscriberDoesNotError() async throws {
+        let t = try await connectedMQTT()
+        let q = TestBrokers.unique("mqtt.nosub.OUT")
+        try await t.declareOutport(q)
+        try await t.send(toOutport: q, text("{}"))
+        try await t.send(toInport: q, text("{}"))
+        #expect(try await t.queueDepth(q) == nil)
+        await t.close()
+        #expect(t.state == .closed)
+    }
+
+    @Test func inqueueEqualToOutqueueIsReceivedWithoutBinding() async throws {
+        let t = try await connectedMQTT()
+        let q = TestBrokers.unique("mqtt.same")
+        try await t.declareInport(q)
+        try await t.declareOutport(q)
+        let c = Collector(try await t.consume(q))
+        try await t.addBinding(Binding(src: q, tgt: q))  // src == tgt: nothing to route
+        try await t.send(toOutport: q, text("\"hello\""))
+        await c.waitFor(1)
+        #expect(await c.settle() == 1)
+        #expect(c.messages.first == text("\"hello\""))
+        await t.close()
+    }
+
+    @Test func boundOutqueueDeliversAndStopsAfterRemoval() async throws {
+        let t = try await connectedMQTT()
+        let out = TestBrokers.unique("mqtt.a.OUT"), inq = TestBrokers.unique("mqtt.b.IN")
+        try await t.declareOutport(out)
+        try await t.declareInport(inq)
+        let c = Collector(try await t.consume(inq))
+        let binding = Binding(src: out, tgt: inq)
+        try await t.addBinding(binding)
+        try await t.addBinding(binding)  // idempotent: still one copy per message
+        try await t.send(toOutport: out, text("1"))
+        await c.waitFor(1)
+        #expect(await c.settle() == 1)
+        try await t.removeBinding(binding)
+        try await t.send(toOutport: out, text("2"))
+        #expect(await c.settle(.milliseconds(500)) == 1)
+        #expect(c.messages == [text("1")])
+        await t.close()
+    }
+
+    @Test func severalOutqueuesIntoOneInqueue() async throws {
+        let t = try await connectedMQTT()
+        let outs = (0..<3).map { TestBrokers.unique("mqtt.src\($0).OUT") }
+        let inq = TestBrokers.unique("mqtt.sink.IN")
+        let c = Collector(try await t.consume(inq))
+        for o in outs { try await t.addBinding(Binding(src: o, tgt: inq)) }
+        for (i, o) in outs.enumerated() { try await t.send(toOutport: o, text("\(i)")) }
+        await c.waitFor(3)
+        #expect(await c.settle() == 3)
+        #expect(Set(c.messages) == Set((0..<3).map { text("\($0)") }))
+        await t.close()
+    }
+
+    @Test func oneOutqueueIntoSeveralInqueues() async throws {
+        let t = try await connectedMQTT()
+        let out = TestBrokers.unique("mqtt.fan.OUT")
+        let ins = (0..<3).map { TestBrokers.unique("mqtt.dst\($0).IN") }
+        var collectors: [Collector] = []
+        for i in ins {
+            collectors.append(Collector(try await t.consume(i)))
+            try await t.addBinding(Binding(src: out, tgt: i))
+        }
+        try await t.send(toOutport: out, text("x"))
+        for c in collectors { await c.waitFor(1) }
+        for c in collectors { #expect(await c.settle(.milliseconds(100)) == 1) }
+        await t.close()
+    }
+
+    @Test func edgeDataSubscriptionsSeeTheData() async throws {
+        let t = try await connectedMQTT()
+        let tool = try await connectedMQTT()
+        let out = TestBrokers.unique("mqtt.tap.OUT"), inq = TestBrokers.unique("mqtt.tapped.IN")
+        let consumer = Collector(try await t.consume(inq))
+        try await t.addBinding(Binding(src: out, tgt: inq))
+        let tap = Collector(try await tool.subscribeData(out))
+        let localTap = Collector(try await t.subscribeData(out))  // shares the router's subscription
+        try await t.send(toOutport: out, text("[1,2]"))
+        await tap.waitFor(1)
+        await localTap.waitFor(1)
+        await consumer.waitFor(1)
+        #expect(tap.messages == [text("[1,2]")])
+        #expect(await localTap.settle(.milliseconds(100)) == 1)
+        #expect(consumer.messages == [text("[1,2]")])
+        await tool.close()
+        await t.close()
+    }
+
+    @Test func payloadBytesSurviveARouterEdgeUnchanged() async throws {
+        let t = try await connectedMQTT()
+        let out = TestBrokers.unique("mqtt.bytes.OUT"), inq = TestBrokers.unique("mqtt.bytes.IN")
+        let c = Collector(try await t.consume(inq))
+        try await t.addBinding(Binding(src: out, tgt: inq))
+        var big = [UInt8](repeating: 0, count: 1 << 20)
+        for i in big.indices { big[i] = UInt8(truncatingIfNeeded: i &* 2_654_435_761 >> 7) }
+        let payloads: [[UInt8]] = [
+            Array(0...255),                 // every byte value
+            [],                             // empty
+            big,                            // 1 MiB
+            [0xff, 0xfe, 0x00, 0xc3, 0x28],  // not UTF-8
+            Array("hello".utf8),            // text that msgflo would re-encode as "\"hello\""
+        ]
+        for p in payloads { try await t.send(toOutport: out, Message(bytes: p)) }
+        await c.waitFor(payloads.count, timeout: .seconds(10))
+        #expect(c.messages.map(\.bytes) == payloads)
+        await t.close()
+    }
+
+    @Test func wildcardFiltersMatchAndOverlapsDeliverOnce() async throws {
+        let t = try await connectedMQTT()
+        let base = TestBrokers.unique("mqtt-wild")
+        let narrow = Collector(try await t.consume("\(base)/+/x"))
+        let wide = Collector(try await t.subscribeData("\(base)/#"))
+        let exact = Collector(try await t.consume("\(base)/a/x"))
+        try await t.send(toInport: "\(base)/a/x", text("1"))
+        try await t.send(toInport: "\(base)/a/y", text("2"))
+        await wide.waitFor(2)
+        await narrow.waitFor(1)
+        await exact.waitFor(1)
+        #expect(await wide.settle() == 2)
+        #expect(narrow.count == 1 && exact.count == 1)
+        #expect(wide.items.withLock { $0.map(\.queue) } == ["\(base)/a/x", "\(base)/a/y"])
+        await t.close()
+    }
+
+    @Test func cancelledSubscriptionStopsAndOthersOnTheTopicCarryOn() async throws {
+        let t = try await connectedMQTT()
+        let q = TestBrokers.unique("mqtt.cancel.IN")
+        let sub1 = try await t.consume(q)
+        let c1 = Collector(sub1)
+        let c2 = Collector(try await t.consume(q))
+        try await t.send(toInport: q, text("1"))
+        await c1.waitFor(1)
+        await c2.waitFor(1)
+        await sub1.cancel()
+        try await t.send(toInport: q, text("2"))
+        await c2.waitFor(2)
+        #expect(c1.count == 1)
+        await c1.task.value  // its stream ended
+        await t.close()
+    }
+
+    @Test func roundRobinAndDeadLetterAreRefusedClearly() async throws {
+        let t = try await connectedMQTT()
+        for kind in [Binding.Kind.roundRobin, .deadLetter] {
+            let error = await #expect(throws: MsgFloError.self) {
+                try await t.addBinding(Binding(kind, src: "a.OUT", tgt: "b.IN"))
+            }
+            #expect(error?.code == .unsupported)
+            #expect(error.map { !$0.description.contains("\n") } == true)
+        }
+        // A source filter that matches its own target would feed itself forever.
+        await #expect(throws: MsgFloError.self) { try await t.addBinding(Binding(src: "loop/#", tgt: "loop/x")) }
+        await t.close()
+    }
+
+    @Test func closeEndsStreamsAndFailsLaterCalls() async throws {
+        let t = try await connectedMQTT()
+        let c = Collector(try await t.consume(TestBrokers.unique("mqtt.close.IN")))
+        let states = t.stateUpdates()
+        await t.close()
+        await c.task.value
+        var seen: [ConnectionState] = []
+        for await s in states { seen.append(s) }
+        #expect(seen.last == .closed)
+        let error = await #expect(throws: MsgFloError.self) { try await t.send(toOutport: "x", text("1")) }
+        #expect(error?.code == .closed)
+        await #expect(throws: MsgFloError.self) { try await t.connect() }
+    }
+
+    @Test func badURLsGiveOneLineErrors() throws {
+        for text in ["mqtt://host?qos=7", "mqtt://host?keepalive=2", "mqtt://u:s3cret@host?cleanSession=maybe",
+                     "amqp://host"] {
+            let url = try BrokerURL(parsing: text)
+            let error = #expect(throws: MsgFloError.self) { try MQTTTransport(broker: url) }
+            #expect(error?.code == .invalidURL)
+            #expect(error.map { !$0.description.contains("\n") && !$0.description.contains("s3cret") } == true)
+        }
+    }
+
+    @Test func unreachableBrokersFailWithinTheTimeoutInOneLine() async throws {
+        let timeouts = TransportTimeouts(connect: .seconds(2))
+        // Refused at once (nothing listens on port 1), an address that answers nothing, a name that resolves nowhere.
+        for text in ["mqtt://user:s3cret@127.0.0.1:1", "mqtt://user:s3cret@10.255.255.1:1883",
+                     "mqtt://user:s3cret@no-such-host.invalid:1883"] {
+            let t = try MQTTTransport(broker: try BrokerURL(parsing: text), timeouts: timeouts)
+            let start = ContinuousClock.now
+            let error = await #expect(throws: MsgFloError.self) { try await t.connect() }
+            #expect(ContinuousClock.now - start < .seconds(4), "\(text)")
+            let d = error?.description ?? ""
+            #expect(!d.contains("\n") && !d.contains("s3cret") && d.contains("user:***@"), "\(d)")
+            #expect(t.state == .closed)
+            await t.close()
+        }
+    }
+
+    @Test func brokerRestartMidStream() async throws {
+        let t = try await connectedMQTT(timeouts: TransportTimeouts(connect: .seconds(5)))
+        let out = TestBrokers.unique("mqtt.rs.OUT"), inq = TestBrokers.unique("mqtt.rs.IN")
+        let c = Collector(try await t.consume(inq))
+        try await t.addBinding(Binding(src: out, tgt: inq))
+        let states = Collector2(t.stateUpdates())
+        try await t.send(toOutport: out, text("before"))
+        await c.waitFor(1)
+
+        try await restartMQTTBroker()
+        // Sent while the client may not have noticed yet, or while it reconnects: buffered or lost (QoS 0), never an error.
+        try await t.send(toOutport: out, text("during"))
+        #expect(await states.waitFor { if case .reconnecting = $0 { true } else { false } })
+        #expect(await states.waitFor({ $0 == .connected }, after: { if case .reconnecting = $0 { true } else { false } }))
+        // Resubscribed: the same subscription and the router edge carry new messages.
+        try await t.send(toOutport: out, text("after"))
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !c.messages.contains(text("after")) && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(c.messages.contains(text("after")))
+        #expect(c.messages.first == text("before"))
+        await t.close()
+    }
+
+    @Test func persistentSessionKeepsMessagesWhileTheSubscriberIsAway() async throws {
+        let topic = TestBrokers.unique("mqtt.persist.IN")
+        let clientId = TestBrokers.unique("msgflo-test-persist")
+        let first = try await connectedMQTT("qos=1&clientId=\(clientId)")
+        try await first.declareInport(topic)
+        let c1 = Collector(try await first.consume(topic))
+        let sender = try await connectedMQTT("qos=1")
+        try await sender.send(toInport: topic, text("online"))
+        await c1.waitFor(1)
+        await first.close()
+
+        for i in 0..<5 { try await sender.send(toInport: topic, text("offline \(i)")) }
+        try await Task.sleep(for: .milliseconds(200))
+        // The participant restarts with the same client id: what was sent meanwhile arrives, once it consumes.
+        let second = try await connectedMQTT("qos=1&clientId=\(clientId)")
+        try await second.declareInport(topic)
+        try await Task.sleep(for: .milliseconds(200))
+        let c2 = Collector(try await second.consume(topic))
+        await c2.waitFor(5)
+        #expect(c2.messages == (0..<5).map { text("offline \($0)") })
+        await second.close()
+        await sender.close()
+    }
+
+    @Test func persistentSessionSurvivesABrokerRestart() async throws {
+        let topic = TestBrokers.unique("mqtt.persist-rs.IN")
+        let receiver = try await connectedMQTT("qos=1&clientId=\(TestBrokers.unique("msgflo-test-rs"))")
+        let c = Collector(try await receiver.consume(topic))
+        let sender = try await connectedMQTT("qos=1")
+        try await restartMQTTBroker()
+        // Sent while the sender reconnects: kept in its buffer and sent once it is back.
+        for i in 0..<5 { try await sender.send(toInport: topic, text("\(i)")) }
+        await c.waitFor(5, timeout: .seconds(20))
+        #expect(c.messages == (0..<5).map { text("\($0)") })
+        await receiver.close()
+        await sender.close()
+    }
+
+    @Test func tlsConnection() async throws {
+        let base = try TestBrokers.tlsURL(.mqtt)
+        var urlText = base.unredacted
+        if base.option("cafile") == nil && base.option("ca") == nil, let ca = TestBrokers.setting("MSGFLO_TEST_CA_FILE") {
+            urlText += (base.options.isEmpty ? "?" : "&") + "cafile=" + ca
+        }
+        let t = try MQTTTransport(broker: try BrokerURL(parsing: urlText))
+        try await t.connect()
+        let q = TestBrokers.unique("mqtt.tls.IN")
+        let c = Collector(try await t.consume(q))
+        try await t.send(toInport: q, text("\"secure\""))
+        await c.waitFor(1)
+        await t.close()
+
+        // Without the CA, the broker's certificate is not trusted: a one-line TLS error, not a hang.
+        let untrusted = try MQTTTransport(broker: base, timeouts: TransportTimeouts(connect: .seconds(3)))
+        let error = await #expect(throws: MsgFloError.self) { try await untrusted.connect() }
+        #expect(error.map { !$0.description.contains("\n") } == true)
+    }
+}
+
+/// Collects connection states.
+final class Collector2: Sendable {
+    let seen = Locked<[ConnectionState]>([])
+    let task: Task<Void, Never>
+
+    init(_ states: AsyncStream<ConnectionState>) {
+        let seen = self.seen
+        task = Task { for await s in states { seen.withLock { $0.append(s) } } }
+    }
+
+    /// Waits for a state matching `predicate` (after one matching `after`, if given).
+    func waitFor(_ predicate: @Sendable (ConnectionState) -> Bool, after: (@Sendable (ConnectionState) -> Bool)? = nil,
+                 timeout: Duration = .seconds(20)) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let found = seen.withLock { s -> Bool in
+                var start = 0
+                if let after {
+                    guard let i = s.firstIndex(where: after) else { return false }
+                    start = i + 1
+                }
+                return s[start...].contains(where: predicate)
+            }
+            if found { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return false
+    }
+}
