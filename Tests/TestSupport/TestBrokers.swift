@@ -62,20 +62,53 @@ public enum TestBrokers {
         return try BrokerURL(parsing: text)
     }
 
-    /// Runs `Scripts/brokers ARGS…` and waits for it; throws when it fails.
+    /// Runs `Scripts/brokers ARGS…` and waits for it; throws when it fails. Blocking (it waits with `waitpid`):
+    /// call it from a detached task or a thread of its own.
+    ///
+    /// It spawns with posix_spawn rather than Foundation's `Process`: the child gets an empty signal mask (a Swift
+    /// concurrency thread blocks signals, the mask is inherited across exec, and a broker started with SIGTERM
+    /// blocked could never be stopped cleanly), and waiting needs no SIGCHLD delivery (Foundation's wait does, and
+    /// hangs on a thread that does not block it). Output goes to a file, not a pipe: a broker the script starts
+    /// outlives it and would hold a pipe open forever.
     public static func script(_ args: [String]) throws {
-        let p = Process()
-        p.executableURL = packageRoot.appendingPathComponent("Scripts/brokers")
-        p.arguments = args
-        p.standardInput = FileHandle.nullDevice
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let out = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            throw Missing(description: "Scripts/brokers \(args.joined(separator: " ")) failed: \(String(decoding: out, as: UTF8.self))")
+        let path = packageRoot.appendingPathComponent("Scripts/brokers").path
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("msgflo-brokers-\(UUID().uuidString).log")
+        defer { try? FileManager.default.removeItem(at: log) }
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, log.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attr, &empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for sig in [SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGPIPE] { sigaddset(&defaults, sig) }
+        posix_spawnattr_setsigdefault(&attr, &defaults)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + args).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, path, &actions, &attr, argv, environ)
+        guard rc == 0 else {
+            throw Missing(description: "cannot run \(path): \(String(cString: strerror(rc)))")
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let exited = (status & 0x7f) == 0
+        let code = (status >> 8) & 0xff
+        guard exited && code == 0 else {
+            let out = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            let tail = out.split(separator: "\n").suffix(5).joined(separator: " | ")
+            throw Missing(description: "Scripts/brokers \(args.joined(separator: " ")) failed (\(exited ? "exit \(code)" : "signal \(status & 0x7f)")): \(tail)")
         }
     }
 

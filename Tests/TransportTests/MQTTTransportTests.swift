@@ -13,7 +13,7 @@ final class Locked<Value: Sendable>: Sendable {
 }
 
 /// Collects what a subscription delivers, so tests can wait for a count with a deadline.
-final class Collector: Sendable {
+final class MQTTCollector: Sendable {
     let items = Locked<[Delivery]>([])
     let task: Task<Void, Never>
 
@@ -100,7 +100,7 @@ struct MQTTTransportTests {
         let q = TestBrokers.unique("mqtt.same")
         try await t.declareInport(q)
         try await t.declareOutport(q)
-        let c = Collector(try await t.consume(q))
+        let c = MQTTCollector(try await t.consume(q))
         try await t.addBinding(Binding(src: q, tgt: q))  // src == tgt: nothing to route
         try await t.send(toOutport: q, text("\"hello\""))
         await c.waitFor(1)
@@ -114,7 +114,7 @@ struct MQTTTransportTests {
         let out = TestBrokers.unique("mqtt.a.OUT"), inq = TestBrokers.unique("mqtt.b.IN")
         try await t.declareOutport(out)
         try await t.declareInport(inq)
-        let c = Collector(try await t.consume(inq))
+        let c = MQTTCollector(try await t.consume(inq))
         let binding = Binding(src: out, tgt: inq)
         try await t.addBinding(binding)
         try await t.addBinding(binding)  // idempotent: still one copy per message
@@ -132,7 +132,7 @@ struct MQTTTransportTests {
         let t = try await connectedMQTT()
         let outs = (0..<3).map { TestBrokers.unique("mqtt.src\($0).OUT") }
         let inq = TestBrokers.unique("mqtt.sink.IN")
-        let c = Collector(try await t.consume(inq))
+        let c = MQTTCollector(try await t.consume(inq))
         for o in outs { try await t.addBinding(Binding(src: o, tgt: inq)) }
         for (i, o) in outs.enumerated() { try await t.send(toOutport: o, text("\(i)")) }
         await c.waitFor(3)
@@ -145,9 +145,9 @@ struct MQTTTransportTests {
         let t = try await connectedMQTT()
         let out = TestBrokers.unique("mqtt.fan.OUT")
         let ins = (0..<3).map { TestBrokers.unique("mqtt.dst\($0).IN") }
-        var collectors: [Collector] = []
+        var collectors: [MQTTCollector] = []
         for i in ins {
-            collectors.append(Collector(try await t.consume(i)))
+            collectors.append(MQTTCollector(try await t.consume(i)))
             try await t.addBinding(Binding(src: out, tgt: i))
         }
         try await t.send(toOutport: out, text("x"))
@@ -160,10 +160,10 @@ struct MQTTTransportTests {
         let t = try await connectedMQTT()
         let tool = try await connectedMQTT()
         let out = TestBrokers.unique("mqtt.tap.OUT"), inq = TestBrokers.unique("mqtt.tapped.IN")
-        let consumer = Collector(try await t.consume(inq))
+        let consumer = MQTTCollector(try await t.consume(inq))
         try await t.addBinding(Binding(src: out, tgt: inq))
-        let tap = Collector(try await tool.subscribeData(out))
-        let localTap = Collector(try await t.subscribeData(out))  // shares the router's subscription
+        let tap = MQTTCollector(try await tool.subscribeData(out))
+        let localTap = MQTTCollector(try await t.subscribeData(out))  // shares the router's subscription
         try await t.send(toOutport: out, text("[1,2]"))
         await tap.waitFor(1)
         await localTap.waitFor(1)
@@ -178,7 +178,7 @@ struct MQTTTransportTests {
     @Test func payloadBytesSurviveARouterEdgeUnchanged() async throws {
         let t = try await connectedMQTT()
         let out = TestBrokers.unique("mqtt.bytes.OUT"), inq = TestBrokers.unique("mqtt.bytes.IN")
-        let c = Collector(try await t.consume(inq))
+        let c = MQTTCollector(try await t.consume(inq))
         try await t.addBinding(Binding(src: out, tgt: inq))
         var big = [UInt8](repeating: 0, count: 1 << 20)
         for i in big.indices { big[i] = UInt8(truncatingIfNeeded: i &* 2_654_435_761 >> 7) }
@@ -198,9 +198,9 @@ struct MQTTTransportTests {
     @Test func wildcardFiltersMatchAndOverlapsDeliverOnce() async throws {
         let t = try await connectedMQTT()
         let base = TestBrokers.unique("mqtt-wild")
-        let narrow = Collector(try await t.consume("\(base)/+/x"))
-        let wide = Collector(try await t.subscribeData("\(base)/#"))
-        let exact = Collector(try await t.consume("\(base)/a/x"))
+        let narrow = MQTTCollector(try await t.consume("\(base)/+/x"))
+        let wide = MQTTCollector(try await t.subscribeData("\(base)/#"))
+        let exact = MQTTCollector(try await t.consume("\(base)/a/x"))
         try await t.send(toInport: "\(base)/a/x", text("1"))
         try await t.send(toInport: "\(base)/a/y", text("2"))
         await wide.waitFor(2)
@@ -216,8 +216,8 @@ struct MQTTTransportTests {
         let t = try await connectedMQTT()
         let q = TestBrokers.unique("mqtt.cancel.IN")
         let sub1 = try await t.consume(q)
-        let c1 = Collector(sub1)
-        let c2 = Collector(try await t.consume(q))
+        let c1 = MQTTCollector(sub1)
+        let c2 = MQTTCollector(try await t.consume(q))
         try await t.send(toInport: q, text("1"))
         await c1.waitFor(1)
         await c2.waitFor(1)
@@ -245,7 +245,7 @@ struct MQTTTransportTests {
 
     @Test func closeEndsStreamsAndFailsLaterCalls() async throws {
         let t = try await connectedMQTT()
-        let c = Collector(try await t.consume(TestBrokers.unique("mqtt.close.IN")))
+        let c = MQTTCollector(try await t.consume(TestBrokers.unique("mqtt.close.IN")))
         let states = t.stateUpdates()
         await t.close()
         await c.task.value
@@ -286,7 +286,7 @@ struct MQTTTransportTests {
     @Test func brokerRestartMidStream() async throws {
         let t = try await connectedMQTT(timeouts: TransportTimeouts(connect: .seconds(5)))
         let out = TestBrokers.unique("mqtt.rs.OUT"), inq = TestBrokers.unique("mqtt.rs.IN")
-        let c = Collector(try await t.consume(inq))
+        let c = MQTTCollector(try await t.consume(inq))
         try await t.addBinding(Binding(src: out, tgt: inq))
         let states = Collector2(t.stateUpdates())
         try await t.send(toOutport: out, text("before"))
@@ -313,7 +313,7 @@ struct MQTTTransportTests {
         let clientId = TestBrokers.unique("msgflo-test-persist")
         let first = try await connectedMQTT("qos=1&clientId=\(clientId)")
         try await first.declareInport(topic)
-        let c1 = Collector(try await first.consume(topic))
+        let c1 = MQTTCollector(try await first.consume(topic))
         let sender = try await connectedMQTT("qos=1")
         try await sender.send(toInport: topic, text("online"))
         await c1.waitFor(1)
@@ -325,7 +325,7 @@ struct MQTTTransportTests {
         let second = try await connectedMQTT("qos=1&clientId=\(clientId)")
         try await second.declareInport(topic)
         try await Task.sleep(for: .milliseconds(200))
-        let c2 = Collector(try await second.consume(topic))
+        let c2 = MQTTCollector(try await second.consume(topic))
         await c2.waitFor(5)
         #expect(c2.messages == (0..<5).map { text("offline \($0)") })
         await second.close()
@@ -335,7 +335,7 @@ struct MQTTTransportTests {
     @Test func persistentSessionSurvivesABrokerRestart() async throws {
         let topic = TestBrokers.unique("mqtt.persist-rs.IN")
         let receiver = try await connectedMQTT("qos=1&clientId=\(TestBrokers.unique("msgflo-test-rs"))")
-        let c = Collector(try await receiver.consume(topic))
+        let c = MQTTCollector(try await receiver.consume(topic))
         let sender = try await connectedMQTT("qos=1")
         try await restartMQTTBroker()
         // Sent while the sender reconnects: kept in its buffer and sent once it is back.
@@ -355,7 +355,7 @@ struct MQTTTransportTests {
         let t = try MQTTTransport(broker: try BrokerURL(parsing: urlText))
         try await t.connect()
         let q = TestBrokers.unique("mqtt.tls.IN")
-        let c = Collector(try await t.consume(q))
+        let c = MQTTCollector(try await t.consume(q))
         try await t.send(toInport: q, text("\"secure\""))
         await c.waitFor(1)
         await t.close()
