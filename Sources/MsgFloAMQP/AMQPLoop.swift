@@ -152,8 +152,16 @@ final class AMQPLoop: @unchecked Sendable {
             }
             guard let c = conn else { continue }
             if takeWork() { break }
-            var busy = !publishBatch.isEmpty || !settleBatch.isEmpty || !opBatch.isEmpty || !resend.isEmpty
-            if !resend.isEmpty || !publishBatch.isEmpty { _ = publishAll(c) }
+            var busy = !settleBatch.isEmpty || !opBatch.isEmpty
+            if blocked {
+                // A resource alarm: the broker does not read publishes now, and a write could block this thread.
+                // Hold them (senders feel it through the outstanding bound) until it unblocks us.
+                resend.append(contentsOf: publishBatch)
+                publishBatch.removeAll(keepingCapacity: true)
+            } else if !resend.isEmpty || !publishBatch.isEmpty {
+                busy = true
+                _ = publishAll(c)
+            }
             if conn != nil && !settleBatch.isEmpty { settleAll(c) }
             if conn == nil {
                 // Lost while writing: operations taken this turn wait for the next connection; acks are void.
@@ -231,6 +239,9 @@ final class AMQPLoop: @unchecked Sendable {
         }
     }
 
+    /// The broker sent connection.blocked (a resource alarm) and has not unblocked us yet.
+    private var blocked = false
+
     /// When the broker was last heard from (any bytes, heartbeats included).
     private var lastHeard = ContinuousClock.now
 
@@ -296,8 +307,8 @@ final class AMQPLoop: @unchecked Sendable {
         amqp_set_handshake_timeout(c, &handshake)
         var rpc = timeval(settings.timeouts.operation)
         amqp_set_rpc_timeout(c, &rpc)
-        let reply = cmsgflo_amqp_login_plain(c, settings.url.vhost, 0, 131_072, Int32(settings.heartbeat),
-                                             settings.user, settings.password)
+        let reply = cmsgflo_amqp_login_plain_caps(c, settings.url.vhost, 0, 131_072, Int32(settings.heartbeat),
+                                                  settings.user, settings.password, "msgflo-swift")
         if reply.reply_type != AMQP_RESPONSE_NORMAL {
             throw loginError(reply)
         }
@@ -315,6 +326,7 @@ final class AMQPLoop: @unchecked Sendable {
         }
         ok = true
         conn = c
+        blocked = false
         lastHeard = .now
         generation += 1
         window.removeAll(keepingCapacity: true)
@@ -466,8 +478,8 @@ final class AMQPLoop: @unchecked Sendable {
         if let c = conn {
             // Flush what callers handed us and give the broker a moment to confirm it.
             takeRemaining()
-            if !resend.isEmpty || !publishBatch.isEmpty { _ = publishAll(c) }
-            if !settleBatch.isEmpty { settleAll(c) }
+            if !blocked && (!resend.isEmpty || !publishBatch.isEmpty) { _ = publishAll(c) }
+            if conn != nil && !settleBatch.isEmpty { settleAll(c) }
             let deadline = ContinuousClock.now + min(settings.timeouts.operation, .seconds(2))
             while conn != nil, pendingConfirms > 0, ContinuousClock.now < deadline {
                 if readFrames(c, limit: 4096) == 0 {
@@ -483,7 +495,7 @@ final class AMQPLoop: @unchecked Sendable {
                 conn = nil
             }
         }
-        let unsent = pendingConfirms + resend.count + core.shared.withLock { $0.publishes.count }
+        let unsent = pendingConfirms + resend.count + publishBatch.count + core.shared.withLock { $0.publishes.count }
         if unsent > 0 {
             logger.warning("AMQP transport to \(url) closed with \(unsent) message(s) not confirmed by the broker")
         }
@@ -695,8 +707,10 @@ final class AMQPLoop: @unchecked Sendable {
             _ = amqp_send_method(c, 0, AMQPMethod.connectionCloseOk, &ok)
             lose("broker closed the connection: \(p.map { Self.string($0.reply_text) } ?? "connection.close")")
         case AMQPMethod.connectionBlocked:
-            logger.warning("AMQP broker \(url) blocks publishing (resource alarm)")
+            blocked = true
+            logger.warning("AMQP broker \(url) blocks publishing (resource alarm); sends are held until it unblocks")
         case AMQPMethod.connectionUnblocked:
+            blocked = false
             logger.notice("AMQP broker \(url) accepts publishing again")
         default:
             break

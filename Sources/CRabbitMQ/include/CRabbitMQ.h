@@ -26,4 +26,12 @@ int cmsgflo_eventfd(void);
  * 127.0.0.1 would fail it even with a certificate made for that address. Returns 1 on success. */
 int cmsgflo_ssl_expect_ip(void *ssl_ctx, const char *ip);
 
+/* amqp_login (PLAIN) that also advertises the client capabilities librabbitmq leaves out by default:
+ * consumer_cancel_notify (the broker says when it cancels a consumer, e.g. its queue was deleted) and
+ * connection.blocked (the broker says when a resource alarm makes it stop reading publishes), and names the client. */
+amqp_rpc_reply_t cmsgflo_amqp_login_plain_caps(amqp_connection_state_t state, const char *vhost,
+                                               int channel_max, int frame_max, int heartbeat,
+                                               const char *user, const char *password,
+                                               const char *product);
+
 #endif
