@@ -92,8 +92,9 @@ struct ParticipantIntegrationTests {
         defer { Task { await t.close() } }
         let role = TestBrokers.unique("tick")
         let out = try await Collector.outport("\(role).OUT", on: t)
+        let urlText = try #require(TestBrokers.setting(kind == .amqp ? "MSGFLO_TEST_AMQP_URL" : "MSGFLO_TEST_MQTT_URL"))
         let child = try Child(participantExecutable, ["Interval", role, "--iips", #"{"interval": 20}"#],
-                              environment: ["MSGFLO_BROKER": "\(url.scheme)://\(url.user.map { "\($0):\(url.password ?? "")@" } ?? "")\(url.host):\(url.port)\(url.scheme.isAMQP ? "/" : "")"])
+                              environment: ["MSGFLO_BROKER": urlText])
         let line = try await child.ready()
         #expect(line == "\(role)(Interval) connected to \(url)")
         #expect(!line.contains("guest:guest"))
@@ -120,7 +121,7 @@ struct ParticipantIntegrationTests {
     }
 
     @Test("connectinport adds a source, disconnect removes it, and both survive a broker restart",
-          .timeLimit(.minutes(2)), arguments: TestBrokers.Kind.allCases)
+          .timeLimit(.minutes(4)), arguments: TestBrokers.Kind.allCases)
     func connectInportSurvivesRestart(kind: TestBrokers.Kind) async throws {
         let t = try await connectedTransport(kind)
         let observer = try await connectedTransport(kind)
@@ -145,7 +146,7 @@ struct ParticipantIntegrationTests {
         }
         try await flows("before")
         let announced = p.announcements
-        try TestBrokers.restart(kind)
+        try await restartBroker(kind)
         try await eventually("announced again after the restart", timeout: .seconds(40)) { p.announcements > announced }
         try await flows("after restart")
         #expect(p.connectedInports["in"] == [source])
@@ -195,12 +196,11 @@ struct ParticipantIntegrationTests {
 
     @Test("AMQP: SIGTERM with messages in flight loses none", .timeLimit(.minutes(2)))
     func sigtermLosesNothing() async throws {
-        let url = try TestBrokers.url(.amqp)
         let t = try await connectedTransport(.amqp)
         defer { Task { await t.close() } }
         let role = TestBrokers.unique("term")
         let out = try await Collector.outport("\(role).OUT", on: t)
-        let child = try Child(participantExecutable, ["Repeat", role, "--broker", "\(url.scheme)://guest:guest@\(url.host):\(url.port)/", "--prefetch", "50"])
+        let child = try Child(participantExecutable, ["Repeat", role, "--broker", try #require(TestBrokers.setting("MSGFLO_TEST_AMQP_URL")), "--prefetch", "50"])
         _ = try await child.ready()
         let n = 3000
         for i in 0..<n { try await t.send(toInport: "\(role).IN", Message(json: .int(i))) }
@@ -209,7 +209,7 @@ struct ParticipantIntegrationTests {
         #expect(try await child.exitCode() == 0)
         let seenBeforeRestart = out.count
         // What was not handled is still in the queue: a new process takes it.
-        let again = try Child(participantExecutable, ["Repeat", role, "--broker", "\(url.scheme)://guest:guest@\(url.host):\(url.port)/"])
+        let again = try Child(participantExecutable, ["Repeat", role, "--broker", try #require(TestBrokers.setting("MSGFLO_TEST_AMQP_URL"))])
         _ = try await again.ready()
         try await eventually("every message out", timeout: .seconds(60)) { Set(out.all.compactMap(\.json?.intValue)).count == n }
         again.terminate()
@@ -245,7 +245,7 @@ struct ParticipantIntegrationTests {
         let pyRole = TestBrokers.unique("py")
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("\(pyRole).py")
         try """
-        import msgflo
+        import sys, msgflo
         class Repeat(msgflo.Participant):
             def __init__(self, role):
                 d = {'component': 'PythonRepeat', 'label': 'repeats', 'icon': 'file',
@@ -255,7 +255,7 @@ struct ParticipantIntegrationTests {
                 self.send('out', msg.data)
                 self.ack(msg)
         if __name__ == '__main__':
-            msgflo.main(Repeat)
+            msgflo.main(Repeat, sys.argv[1])  # msgflo.main takes argv[0], the script, as the role
         """.write(to: file, atomically: true, encoding: .utf8)
         let py = try Child(python, [file.path, pyRole], environment: ["MSGFLO_BROKER": "mqtt://\(url.host):\(url.port)"])
         defer { py.terminate() }

@@ -95,10 +95,13 @@ func eventually(_ what: String, timeout: Duration = .seconds(10), sourceLocation
 /// A child process with its stdout and stderr collected.
 final class Child: Sendable {
     let process: Process
-    private let out = Mutex<[UInt8]>([])
-    private let err = Mutex<[UInt8]>([])
-    /// stderr bytes seen before the first stdout line.
-    private let errBeforeReady = Mutex<Int?>(nil)
+    final class Buffers: Sendable {
+        let out = Mutex<[UInt8]>([])
+        let err = Mutex<[UInt8]>([])
+        /// stderr bytes seen before the first stdout line.
+        let errBeforeReady = Mutex<Int?>(nil)
+    }
+    private let buffers = Buffers()
 
     init(_ executable: URL, _ arguments: [String], environment: [String: String] = [:]) throws {
         let p = Process()
@@ -112,27 +115,27 @@ final class Child: Sendable {
         p.standardOutput = o
         p.standardError = e
         process = p
-        let out = self.out, err = self.err, before = self.errBeforeReady
+        let b = buffers
         o.fileHandleForReading.readabilityHandler = { h in
             let d = h.availableData
             if d.isEmpty { h.readabilityHandler = nil; return }
-            out.withLock { buf in
-                if !buf.contains(10), d.contains(10) { before.withLock { $0 = $0 ?? err.withLock { $0.count } } }
+            b.out.withLock { buf in
+                if !buf.contains(10), d.contains(10) { b.errBeforeReady.withLock { $0 = $0 ?? b.err.withLock { $0.count } } }
                 buf.append(contentsOf: d)
             }
         }
         e.fileHandleForReading.readabilityHandler = { h in
             let d = h.availableData
             if d.isEmpty { h.readabilityHandler = nil; return }
-            err.withLock { $0.append(contentsOf: d) }
+            b.err.withLock { $0.append(contentsOf: d) }
         }
         try p.run()
     }
 
-    var stdout: String { String(decoding: out.withLock { $0 }, as: UTF8.self) }
-    var stderr: String { String(decoding: err.withLock { $0 }, as: UTF8.self) }
+    var stdout: String { String(decoding: buffers.out.withLock { $0 }, as: UTF8.self) }
+    var stderr: String { String(decoding: buffers.err.withLock { $0 }, as: UTF8.self) }
     var stdoutLines: [String] { stdout.split(separator: "\n").map(String.init) }
-    var stderrBeforeReady: Int? { errBeforeReady.withLock { $0 } }
+    var stderrBeforeReady: Int? { buffers.errBeforeReady.withLock { $0 } }
 
     /// Waits for the first stdout line.
     func ready(timeout: Duration = .seconds(20)) async throws -> String {
@@ -165,4 +168,18 @@ var participantExecutable: URL {
         TestBrokers.packageRoot.appendingPathComponent(".build/debug"),
     ].compactMap { $0 }.map { $0.appendingPathComponent("msgflo-participant") }
     return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates.last!
+}
+
+/// Restarts a test broker (`Scripts/brokers restart KIND`) without blocking a concurrency thread and without a pipe
+/// (a restarted mosquitto daemon would keep a pipe open, so reading it to its end never returns).
+func restartBroker(_ kind: TestBrokers.Kind) async throws {
+    let p = Process()
+    p.executableURL = TestBrokers.packageRoot.appendingPathComponent("Scripts/brokers")
+    p.arguments = ["restart", kind.rawValue]
+    p.standardInput = FileHandle.nullDevice
+    p.standardOutput = FileHandle.nullDevice
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    try await eventually("Scripts/brokers restart \(kind.rawValue)", timeout: .seconds(150)) { !p.isRunning }
+    #expect(p.terminationStatus == 0, "Scripts/brokers restart \(kind.rawValue) failed")
 }
