@@ -171,15 +171,21 @@ var participantExecutable: URL {
 }
 
 /// Restarts a test broker (`Scripts/brokers restart KIND`) without blocking a concurrency thread and without a pipe
-/// (a restarted mosquitto daemon would keep a pipe open, so reading it to its end never returns).
+/// (a restarted mosquitto daemon would keep a pipe open). Spawned and reaped here rather than through `Process`,
+/// whose exit monitor was seen to leave the finished script unreaped (`isRunning` stayed true).
 func restartBroker(_ kind: TestBrokers.Kind) async throws {
-    let p = Process()
-    p.executableURL = TestBrokers.packageRoot.appendingPathComponent("Scripts/brokers")
-    p.arguments = ["restart", kind.rawValue]
-    p.standardInput = FileHandle.nullDevice
-    p.standardOutput = FileHandle.nullDevice
-    p.standardError = FileHandle.nullDevice
-    try p.run()
-    try await eventually("Scripts/brokers restart \(kind.rawValue)", timeout: .seconds(150)) { !p.isRunning }
-    #expect(p.terminationStatus == 0, "Scripts/brokers restart \(kind.rawValue) failed")
+    let script = TestBrokers.packageRoot.appendingPathComponent("Scripts/brokers").path
+    let command = "exec '\(script)' restart \(kind.rawValue) </dev/null >/dev/null 2>&1"
+    var pid: pid_t = 0
+    let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/sh"), strdup("-c"), strdup(command), nil]
+    defer { argv.forEach { free($0) } }
+    let rc = posix_spawn(&pid, "/bin/sh", nil, nil, argv, environ)
+    #expect(rc == 0, "could not start Scripts/brokers: \(rc)")
+    guard rc == 0 else { return }
+    var status: Int32 = 0
+    try await eventually("Scripts/brokers restart \(kind.rawValue)", timeout: .seconds(150)) {
+        let r = waitpid(pid, &status, WNOHANG)
+        return r == pid || (r == -1 && errno == ECHILD)
+    }
+    #expect(status == 0, "Scripts/brokers restart \(kind.rawValue) exited with status \(status)")
 }
