@@ -13,7 +13,33 @@ import Glibc
 import Darwin
 #endif
 
-let args = Array(CommandLine.arguments.dropFirst())
+var args = Array(CommandLine.arguments.dropFirst())
+
+// msgflo-latency --raw-relay BROKER IN OUT: the transport alone, no SDK (consume IN, send each message to OUT,
+// ack), to tell the SDK's overhead from the transport's in the relay benchmark.
+if args.first == "--raw-relay", args.count == 4, let url = try? BrokerURL(parsing: args[1]) {
+    var logger = Logger(label: "raw-relay")
+    logger.logLevel = .warning
+    do {
+        let t = try Transports.make(url, logger: logger)
+        try await t.connect()
+        try await t.declareInport(args[2])
+        try await t.declareOutport(args[3])
+        let sub = try await t.consume(args[2], options: ConsumeOptions(prefetch: 100))
+        let out = args[3]
+        // Off the main actor (top-level code is main-actor isolated: a hop per message otherwise).
+        try await Task.detached {
+            for await d in sub {
+                try await t.send(toOutport: out, d.message)
+                d.ack()
+            }
+        }.value
+    } catch {
+        print("raw-relay: \(error)")
+        exit(1)
+    }
+    exit(0)
+}
 guard args.count >= 3, let url = try? BrokerURL(parsing: args[0]) else {
     print("usage: msgflo-latency BROKER OUTQUEUE INQUEUE [N] [RATE]")
     exit(2)
