@@ -87,6 +87,9 @@ let package = Package(
                 path: "participants/Sources/ExampleParticipants", swiftSettings: swift6),
         .executableTarget(name: "msgflo-participant", dependencies: ["ExampleParticipants", "MsgFloParticipantMain"],
                           path: "participants/Sources/msgflo-participant", swiftSettings: swift6),
+        .executableTarget(name: "msgflo-latency", dependencies: ["MsgFlo", "MsgFloParticipant", "MsgFloTransports",
+                                                                 .product(name: "Logging", package: "swift-log")],
+                          path: "participants/Sources/msgflo-latency", swiftSettings: swift6),
 
         // Tests
         .target(name: "TestSupport", dependencies: ["MsgFlo"], path: "Tests/TestSupport", swiftSettings: swift6),
@@ -96,6 +99,9 @@ let package = Package(
         .testTarget(name: "ToolsTests", dependencies: ["MsgFlo", "MsgFloTools", "MsgFloTransports", "TestSupport", .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser"),
             "msgflo-setup", "msgflo-send-message", "msgflo-dump-message", "msgflo-register", "msgflo-procfile", "msgflo-participant"], swiftSettings: swift6),
         .testTarget(name: "ParticipantTests", dependencies: ["MsgFlo", "MsgFloParticipant", "ExampleParticipants"], swiftSettings: swift6),
+        .testTarget(name: "ParticipantIntegrationTests", dependencies: [
+            "MsgFlo", "MsgFloParticipant", "MsgFloTransports", "ExampleParticipants", "TestSupport", "msgflo-participant",
+        ], swiftSettings: swift6),
         .testTarget(name: "TransportTests", dependencies: ["MsgFlo", "MsgFloAMQP", "MsgFloMQTT", "MsgFloTransports", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
     ]
 )

@@ -23,6 +23,10 @@ public final class RunningParticipant: Sendable {
     /// AMQP: `connectinport` binds the inport's queue to the source exchange (the broker keeps the edge).
     /// MQTT (and any broker without bindings): the inport subscribes the source topic as well.
     private let bindsInports: Bool
+    /// Outport id → its own queue (nil: hidden). Fixed at start, read without a lock on every send.
+    private let outQueues: [String: String?]
+    /// True once any `connectoutport` was taken: only then does a send look at `State.routes` for extra targets.
+    private let hasExtraTargets = Atomic<Bool>(false)
 
     struct PortQueue: Hashable { var port: String; var queue: String }
     struct Route { var queue: String?; var extra: [String] }
@@ -68,6 +72,7 @@ public final class RunningParticipant: Sendable {
         self.transport = transport
         self.options = options
         self.bindsInports = transport.broker.scheme.isAMQP
+        self.outQueues = Dictionary(definition.outports.map { ($0.id, $0.queue) }, uniquingKeysWith: { a, _ in a })
         var logger = logger
         logger[metadataKey: "role"] = .string(definition.role)
         self.logger = logger
@@ -243,11 +248,13 @@ public final class RunningParticipant: Sendable {
     }
 
     func send(_ port: String, _ message: Message) async throws {
-        guard let route = state.withLock({ $0.routes[port] }) else {
+        guard let queue = outQueues[port] else {
             throw MsgFloError(.invalidArgument, "\(participant.component) has no outport '\(port)'")
         }
-        if let q = route.queue { try await transport.send(toOutport: q, message) }
-        for t in route.extra { try await transport.send(toInport: t, message) }
+        if let queue { try await transport.send(toOutport: queue, message) }
+        guard hasExtraTargets.load(ordering: .acquiring) else { return }
+        let extra = state.withLock { $0.routes[port]?.extra ?? [] }
+        for t in extra { try await transport.send(toInport: t, message) }
     }
 
     func replaceTask(_ name: String, _ body: (@Sendable (ParticipantContext) async throws -> Void)?) {
@@ -375,6 +382,7 @@ public final class RunningParticipant: Sendable {
                 if !r.extra.contains(command.queue) { r.extra.append(command.queue) }
                 s.routes[command.port] = r
             }
+            hasExtraTargets.store(true, ordering: .releasing)
         case .disconnectOutport:
             state.withLock { s in s.routes[command.port]?.extra.removeAll { $0 == command.queue } }
         }
