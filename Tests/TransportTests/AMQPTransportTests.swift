@@ -433,7 +433,7 @@ struct AMQPTransportTests {
         await consumer.close()
     }
 
-    @Test func sendsWhileTheBrokerIsDownAreBufferedAndCallsFailAfterReconnectWait() async throws {
+    @Test func brokerRestartBuffersSendsAndCallsFailAfterReconnectWait() async throws {
         let t = try AMQPTransport(url: try TestBrokers.url(.amqp),
                                   timeouts: TransportTimeouts(connect: .seconds(5), operation: .seconds(5),
                                                               reconnectWait: .seconds(2)))
