@@ -6,8 +6,10 @@ import Synchronization
 /// shell (unless asked), forwards their output line by line with a `role: ` prefix, restarts them with backoff when
 /// they die, and stops them with SIGTERM (SIGKILL after a grace period).
 ///
-/// Foundation's `Process` does the fork and exec; exits arrive on its termination handler (a Foundation thread), so
-/// nothing here ever blocks a Swift concurrency thread waiting for a child.
+/// Children are started with `posix_spawn` with every signal set back to its default and none blocked: the daemon
+/// ignores SIGTERM/SIGINT (ServiceLifecycle handles them through a dispatch source), and an ignored signal would
+/// otherwise be inherited, leaving children deaf to SIGTERM. Each child is awaited by `waitpid` on a thread of its
+/// own, so nothing here ever blocks a Swift concurrency thread.
 public final class ProcessSupervisor: Sendable {
     public struct Spec: Sendable, Hashable {
         public var role: String
@@ -31,7 +33,9 @@ public final class ProcessSupervisor: Sendable {
 
     struct Child {
         var spec: Spec
-        var process: Process?
+        var process: ChildProcess?
+        /// The read ends of the output pipes; kept here, since a FileHandle closes its descriptor when released.
+        var readers: [FileHandle] = []
         var generation = 0
         var failures = 0
         var startedAt = ContinuousClock.now
@@ -65,7 +69,7 @@ public final class ProcessSupervisor: Sendable {
     public var roles: [String] { state.withLock { $0.children.keys.sorted() } }
 
     public func pid(_ role: String) -> Int32? {
-        state.withLock { s in s.children[role]?.process.flatMap { $0.isRunning ? $0.processIdentifier : nil } }
+        state.withLock { s in s.children[role]?.process.flatMap { $0.isRunning ? $0.pid : nil } }
     }
 
     /// Makes the running set match `specs`: starts new ones, stops those no longer wanted, restarts changed ones.
@@ -86,7 +90,7 @@ public final class ProcessSupervisor: Sendable {
 
     /// SIGTERM to one child and waits for it (SIGKILL after `grace`).
     public func stop(_ role: String, grace: Duration = .seconds(5)) async {
-        let process = state.withLock { s -> Process? in
+        let process = state.withLock { s -> ChildProcess? in
             s.children[role]?.stopping = true
             return s.children[role]?.process
         }
@@ -94,9 +98,9 @@ public final class ProcessSupervisor: Sendable {
             _ = state.withLock { $0.children.removeValue(forKey: role) }
             return
         }
-        logger.info("stopping \(role) (pid \(process.processIdentifier))")
-        process.terminate()
-        let pid = process.processIdentifier
+        logger.info("stopping \(role) (pid \(process.pid))")
+        process.signal(SIGTERM)
+        let pid = process.pid
         let killer = Task {
             try await Task.sleep(for: grace)
             kill(pid, SIGKILL)
@@ -126,52 +130,60 @@ public final class ProcessSupervisor: Sendable {
 
     private func launch(_ role: String) {
         guard let spec = state.withLock({ s -> Spec? in s.closed ? nil : s.children[role]?.spec }) else { return }
-        let p = Process()
+        let arguments: [String]
         do {
-            if let shell = spec.shell {
-                p.executableURL = URL(fileURLWithPath: shell)
-                p.arguments = ["-c", spec.command]
-            } else {
-                let words = try ShellWords.split(spec.command)
-                guard let program = words.first else { throw MsgFloCommandError("empty command") }
-                p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-                p.arguments = ["--"] + words
-                _ = program
-            }
+            if let shell = spec.shell { arguments = [shell, "-c", spec.command] } else { arguments = try ShellWords.split(spec.command) }
         } catch {
             logger.error("cannot start \(role): \(error)")
             return
         }
         var env = ProcessInfo.processInfo.environment
         for (k, v) in spec.environment { env[k] = v }
-        p.environment = env
-        p.standardInput = FileHandle.nullDevice
-        p.standardOutput = forward(role, stderr: false, enabled: spec.forwardStdout)
-        p.standardError = forward(role, stderr: true, enabled: spec.forwardStderr)
-        p.terminationHandler = { [weak self] proc in self?.exited(role, proc) }
+        let outPipe = spec.forwardStdout ? forward(role, stderr: false) : nil
+        let errPipe = spec.forwardStderr ? forward(role, stderr: true) : nil
+        let out = outPipe?.write, err = errPipe?.write
+        let readers = [outPipe?.reader, errPipe?.reader].compactMap { $0 }
+        // The generation tells this child's exit from a later one's.
         let generation = state.withLock { s -> Int? in
             guard s.children[role] != nil, !s.closed else { return nil }
-            s.children[role]!.process = p
             s.children[role]!.generation += 1
             s.children[role]!.startedAt = .now
+            s.children[role]!.readers = readers
             return s.children[role]!.generation
         }
-        guard generation != nil else { return }
+        guard let generation else {
+            if let out { close(out) }
+            if let err { close(err) }
+            return
+        }
         do {
-            try p.run()
-            logger.info("node \(role) started: pid \(p.processIdentifier): \(spec.command)")
+            let child = try ChildProcess(arguments: arguments, environment: env, stdout: out, stderr: err) { [weak self] exit in
+                self?.exited(role, generation: generation, exit)
+            }
+            let keep = state.withLock { s -> Bool in
+                guard s.children[role]?.generation == generation else { return false }
+                s.children[role]!.process = child
+                return true
+            }
+            if !keep { child.signal(SIGTERM) }
+            logger.info("node \(role) started: pid \(child.pid): \(spec.command)")
         } catch {
-            logger.error("cannot start \(role): \(error.localizedDescription.split(whereSeparator: \.isNewline).first ?? "")")
+            logger.error("cannot start \(role): \(error)")
+            state.withLock { $0.children[role]?.failures += 1 }
             scheduleRestart(role, after: nil)
         }
     }
 
-    private func forward(_ role: String, stderr: Bool, enabled: Bool) -> Any {
-        guard enabled else { return FileHandle.nullDevice }
-        let pipe = Pipe()
+    /// A pipe whose read end forwards lines as `role: line`; returns the write end for the child.
+    private func forward(_ role: String, stderr: Bool) -> (write: Int32, reader: FileHandle)? {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { return nil }
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        let handle = FileHandle(fileDescriptor: fds[0], closeOnDealloc: true)
         let buffer = Mutex<[UInt8]>([])
         let sink = self.sink
-        pipe.fileHandleForReading.readabilityHandler = { h in
+        handle.readabilityHandler = { h in
             let data = h.availableData
             var lines: [String] = []
             buffer.withLock { b in
@@ -188,12 +200,12 @@ public final class ProcessSupervisor: Sendable {
             }
             for l in lines { sink("\(role): \(l)", stderr) }
         }
-        return pipe
+        return (fds[1], handle)
     }
 
-    private func exited(_ role: String, _ proc: Process) {
+    private func exited(_ role: String, generation: Int, _ exit: ChildProcess.Exit) {
         let (waiters, restart, ranFor) = state.withLock { s -> ([CheckedContinuation<Void, Never>], Bool, Duration) in
-            guard var c = s.children[role], c.process === proc else { return ([], false, .zero) }
+            guard var c = s.children[role], c.generation == generation else { return ([], false, .zero) }
             let w = c.exitWaiters
             c.exitWaiters = []
             let ran = ContinuousClock.now - c.startedAt
@@ -203,12 +215,12 @@ public final class ProcessSupervisor: Sendable {
             return (w, restart, ran)
         }
         for w in waiters { w.resume() }
-        let how = proc.terminationReason == .uncaughtSignal ? "signal \(proc.terminationStatus)" : "status \(proc.terminationStatus)"
         if restart {
-            logger.warning("node \(role) exited with \(how) after \(ranFor.formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 1)))); restarting")
+            let secs = Double(ranFor.components.seconds) + Double(ranFor.components.attoseconds) / 1e18
+            logger.warning("node \(role) exited with \(exit.description) after \(String(format: "%.1f", secs)) s; restarting")
             scheduleRestart(role, after: nil)
         } else {
-            logger.info("node \(role) stopped (\(how))")
+            logger.info("node \(role) stopped (\(exit.description))")
         }
     }
 
