@@ -65,6 +65,22 @@ import Testing
         #expect(apply(r, Self.graph, reg, &s).actions.isEmpty)
     }
 
+    @Test func failedBindingKeepsTheEdgePendingAndIsRetried() {
+        let r = Reconciler(kind: .amqp)
+        var reg = ParticipantRegistry()
+        var s = WiringState()
+        _ = reg.observe(participant("a-1", role: "a"), at: 0)
+        _ = reg.observe(participant("b-1", role: "b"), at: 0)
+        let p = r.plan(graph: Self.graph, registry: reg, state: &s)
+        // Only the IIP went through; the bind failed.
+        for a in p.actions { if case .sendIIP = a { s.record(a) } }
+        #expect(p.settled(with: s)[Self.graph.edges[0]] == .pending("binding a.OUT -> b.IN failed; retrying"))
+        let again = r.plan(graph: Self.graph, registry: reg, state: &s)
+        #expect(again.actions == [.bind(Binding(src: "a.OUT", tgt: "b.IN"), witnesses: ["a-1", "b-1"])])
+        for a in again.actions { s.record(a) }
+        #expect(again.settled(with: s)[Self.graph.edges[0]] == .wired)
+    }
+
     @Test func edgeRemovedFromGraphIsUnbound() {
         let r = Reconciler(kind: .amqp)
         var reg = ParticipantRegistry()

@@ -247,8 +247,12 @@ public actor Coordinator {
     func reconcileOnce() async {
         let previous = plan
         var newPlan = reconciler.plan(graph: graph, registry: registry, state: &wiring)
-        logTransitions(from: previous, to: newPlan)
-        plan = newPlan
+        defer {
+            // Edge states as they stand once the actions ran (a failed binding keeps its edge pending).
+            newPlan.edges = newPlan.settled(with: wiring)
+            logTransitions(from: previous, to: newPlan)
+            plan = newPlan
+        }
         guard !newPlan.actions.isEmpty else { return }
 
         // Phases, in order: declarations, undoing, binding, commands, IIPs. Within a phase, concurrently.
@@ -281,11 +285,7 @@ public actor Coordinator {
                 }
             }
         }
-        if failed > 0 {
-            retryAt = now() + Double(options.retry.components.seconds)
-            // The edges whose actions failed are not wired yet: recompute their state at the next plan.
-            newPlan.actions = []
-        }
+        if failed > 0 { retryAt = now() + Double(options.retry.components.seconds) }
     }
 
     func execute(_ actions: [WiringAction]) async -> [(WiringAction, (any Error)?)] {

@@ -113,6 +113,23 @@ public struct WiringPlan: Sendable {
     public var edges: [DesiredGraph.Edge: EdgeState] = [:]
     /// Roles of the graph without a live participant.
     public var pendingRoles: [String] = []
+    /// The bindings and commands each edge needs.
+    public var edgeWires: [DesiredGraph.Edge: (bindings: [Binding], commands: [WiringState.CommandKey])] = [:]
+
+    /// The edges' states once the actions have run: an edge whose bindings or commands are not all done (an action
+    /// failed) is pending until a retry succeeds.
+    public func settled(with state: WiringState) -> [DesiredGraph.Edge: EdgeState] {
+        var out = edges
+        for (edge, st) in edges where st == .wired {
+            guard let w = edgeWires[edge] else { continue }
+            if let b = w.bindings.first(where: { state.bindings[$0] == nil }) {
+                out[edge] = .pending("binding \(b.src) -> \(b.tgt) failed; retrying")
+            } else if let c = w.commands.first(where: { state.commands[$0] == nil }) {
+                out[edge] = .pending("\(c.command.rawValue) to \(c.participant) failed; retrying")
+            }
+        }
+        return out
+    }
 }
 
 /// Diffs the desired graph, given the participants known, against what has been done. Pure.
@@ -176,6 +193,15 @@ public struct Reconciler: Sendable {
         var desiredBindings: [Binding: Set<String>] = [:]
         var desiredCommands: [WiringState.CommandKey: CoordinatorCommand] = [:]
         var declares: [WiringAction] = []
+        // The wires of the edge being planned (see WiringPlan.settled).
+        var accBindings: [Binding] = []
+        var accCommands: [WiringState.CommandKey] = []
+        func take(_ e: DesiredGraph.Edge) {
+            plan.edgeWires[e, default: ([], [])].bindings += accBindings
+            plan.edgeWires[e, default: ([], [])].commands += accCommands
+            accBindings = []
+            accCommands = []
+        }
 
         func aliveIDs(_ end: End) -> Set<String> {
             if case .port(let ep) = end { return Set(roles.of(ep.role).alive.map(\.definition.id)) }
@@ -201,8 +227,10 @@ public struct Reconciler: Sendable {
                             guard let port = Self.port(p.definition, ep.port, inport: true) else { continue }
                             for q in srcQs where q != port.queue {
                                 let c = CoordinatorCommand(.connectInport, port: port.id, queue: q, graph: graphName)
-                                desiredCommands[.init(participant: p.definition.id, inqueue: p.definition.inqueue!,
-                                                      command: .connectInport, port: port.id, queue: q)] = c
+                                let key = WiringState.CommandKey(participant: p.definition.id, inqueue: p.definition.inqueue!,
+                                                                 command: .connectInport, port: port.id, queue: q)
+                                desiredCommands[key] = c
+                                accCommands.append(key)
                             }
                         }
                         return .wired
@@ -215,8 +243,10 @@ public struct Reconciler: Sendable {
                             guard let port = Self.port(p.definition, ep.port, inport: false) else { continue }
                             for q in tgtQs where q != port.queue {
                                 let c = CoordinatorCommand(.connectOutport, port: port.id, queue: q, graph: graphName)
-                                desiredCommands[.init(participant: p.definition.id, inqueue: p.definition.inqueue!,
-                                                      command: .connectOutport, port: port.id, queue: q)] = c
+                                let key = WiringState.CommandKey(participant: p.definition.id, inqueue: p.definition.inqueue!,
+                                                                 command: .connectOutport, port: port.id, queue: q)
+                                desiredCommands[key] = c
+                                accCommands.append(key)
                             }
                         }
                         return .wired
@@ -227,6 +257,7 @@ public struct Reconciler: Sendable {
             for s in srcQs {
                 for t in tgtQs where !(s == t && kindOf == .pubsub) {
                     desiredBindings[Binding(kindOf, src: s, tgt: t), default: []].formUnion(witnesses)
+                    accBindings.append(Binding(kindOf, src: s, tgt: t))
                 }
             }
             return .wired
@@ -235,6 +266,7 @@ public struct Reconciler: Sendable {
         // Plain edges.
         for edge in graph.edges where graph.isParticipant(edge.src.role) && graph.isParticipant(edge.tgt.role) {
             plan.edges[edge] = wire(.port(edge.src), .port(edge.tgt))
+            take(edge)
         }
         func dead(_ worker: DesiredGraph.Endpoint, _ sink: DesiredGraph.Endpoint) -> EdgeState {
             // Messages nacked by the worker's queue go to dead-<queue>; bind the sink queue there.
@@ -245,7 +277,12 @@ public struct Reconciler: Sendable {
                 return .pending("no participant for role \(sink.role) yet")
             }
             let witnesses = aliveIDs(.port(worker)).union(aliveIDs(.port(sink)))
-            for w in wq { for s in sq { desiredBindings[Binding(.deadLetter, src: w, tgt: s), default: []].formUnion(witnesses) } }
+            for w in wq {
+                for s in sq {
+                    desiredBindings[Binding(.deadLetter, src: w, tgt: s), default: []].formUnion(witnesses)
+                    accBindings.append(Binding(.deadLetter, src: w, tgt: s))
+                }
+            }
             return .wired
         }
 
@@ -259,12 +296,15 @@ public struct Reconciler: Sendable {
                 for o in outs {
                     let st = wire(.port(i.src), .port(o.tgt), rr ? .roundRobin : .pubsub)
                     for e in [i, o] where plan.edges[e] == nil || st != .wired { plan.edges[e] = st }
+                    let (b, c) = (accBindings, accCommands)
+                    for e in [i, o] { accBindings = b; accCommands = c; take(e) }
                 }
             }
             for o in outs {
                 for d in deads {
                     let st = dead(o.tgt, d.tgt)
                     if plan.edges[d] == nil || st != .wired { plan.edges[d] = st }
+                    take(d)
                 }
             }
             for e in ins + outs + deads where plan.edges[e] == nil { plan.edges[e] = .pending("round-robin node \(role) is incomplete") }
