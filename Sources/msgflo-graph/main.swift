@@ -1,1 +1,160 @@
-print("msgflo-graph: not built yet")
+// msgflo-graph: .fbp → JSON graph, JSON graph → .fbp, checks and Graphviz output.
+
+import ArgumentParser
+import FBP
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+enum InputFormat: String, ExpressibleByArgument, CaseIterable {
+    case fbp, json
+}
+
+struct ReadFailure: Error {
+    let reason: String
+}
+
+/// Reads a whole file (or standard input for "-") with POSIX calls.
+func readAll(_ path: String) throws(ReadFailure) -> [UInt8] {
+    let fd: Int32 = path == "-" ? 0 : open(path, O_RDONLY)
+    if fd < 0 { throw ReadFailure(reason: String(cString: strerror(errno))) }
+    defer { if fd != 0 { close(fd) } }
+    var st = stat()
+    var capacity = 1 << 16
+    if fstat(fd, &st) == 0 {
+        if (st.st_mode & S_IFMT) == S_IFDIR { throw ReadFailure(reason: String(cString: strerror(EISDIR))) }
+        if st.st_size > 0 { capacity = Int(st.st_size) + 1 }
+    }
+    var bytes = [UInt8](repeating: 0, count: capacity)
+    var count = 0
+    while true {
+        if count == bytes.count { bytes.append(contentsOf: repeatElement(0, count: bytes.count)) }
+        let r = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
+        if r < 0 {
+            if errno == EINTR { continue }
+            throw ReadFailure(reason: String(cString: strerror(errno)))
+        }
+        if r == 0 { break }
+        count += r
+    }
+    bytes.removeLast(bytes.count - count)
+    return bytes
+}
+
+func writeOut(_ bytes: [UInt8], to fd: Int32 = 1) {
+    bytes.withUnsafeBytes { buf in
+        var off = 0
+        while off < buf.count {
+            let r = write(fd, buf.baseAddress! + off, buf.count - off)
+            if r < 0 { if errno == EINTR { continue }; return }
+            off += r
+        }
+    }
+}
+
+func writeOut(_ s: String, to fd: Int32 = 1) { writeOut(Array(s.utf8), to: fd) }
+
+struct MsgFloGraph: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "msgflo-graph",
+        abstract: "Read a .fbp graph and print its JSON graph, or read a JSON graph and print it as .fbp.",
+        discussion: """
+            FILE.fbp prints the JSON graph; FILE.json prints the graph as .fbp. "-" reads standard input \
+            (JSON if it is a JSON object, else .fbp, unless --from says). Warnings go to standard error; \
+            errors too, with exit status 1.
+            """)
+
+    @Argument(help: "The graph file (.fbp or .json), or - for standard input.")
+    var file: String
+
+    @Flag(name: .customLong("case-sensitive"), help: "Keep port names as written (default: lower-case them, like the reference).")
+    var caseSensitive = false
+
+    @Flag(help: "Only report errors and warnings (exit status 1 on error).")
+    var check = false
+
+    @Flag(help: "Print Graphviz DOT instead (msgflo-graph g.fbp --dot | dot -Tsvg > g.svg).")
+    var dot = false
+
+    @Option(help: "The input format, when the file name does not say.")
+    var from: InputFormat?
+
+    func run() throws {
+        let display = file == "-" ? "<stdin>" : file
+        let bytes: [UInt8]
+        do {
+            bytes = try readAll(file)
+        } catch {
+            writeOut("msgflo-graph: cannot read \(display): \(error.reason)\n", to: 2)
+            throw ExitCode(1)
+        }
+        // valid UTF-8 (invalid sequences become U+FFFD, as when node reads a file as 'utf-8')
+        let text = String(decoding: bytes, as: UTF8.self)
+        let format: InputFormat
+        if let from {
+            format = from
+        } else if file.lowercased().hasSuffix(".json") {
+            format = .json
+        } else if file == "-", (try? JSONValue.parse(text))?.objectValue != nil {
+            format = .json
+        } else {
+            format = .fbp
+        }
+        let name = graphName(display)
+        do {
+            switch format {
+            case .json:
+                let graph = try Graph(jsonText: text)
+                let result = FBP.serialize(graph)
+                report(result.warnings, display)
+                if check { return }
+                if dot { writeOut(graph.dot(name: name)) } else { writeOut(result.text) }
+            case .fbp:
+                var t = text
+                let result = try t.withUTF8 { try FBP.parse(utf8: $0, options: ParseOptions(caseSensitive: caseSensitive)) }
+                report(result.warnings, display)
+                if check { return }
+                if dot {
+                    writeOut(result.graph.dot(name: name))
+                } else {
+                    var out = result.graph.jsonBytes()
+                    out.append(10)
+                    writeOut(out)
+                }
+            }
+        } catch let e as FBPError {
+            var msg = "\(display):"
+            if let loc = e.location { msg += "\(loc.line):\(loc.column):" }
+            msg += " error: \(e.message)\n"
+            let caret = e.caretDisplay
+            if !caret.isEmpty { msg += caret + "\n" }
+            writeOut(msg, to: 2)
+            throw ExitCode(1)
+        }
+    }
+
+    func report(_ warnings: [Warning], _ display: String) {
+        guard !warnings.isEmpty else { return }
+        var s = ""
+        for w in warnings {
+            if let loc = w.location {
+                s += "\(display):\(loc.line):\(loc.column): warning: \(w.message)\n"
+            } else {
+                s += "\(display): warning: \(w.message)\n"
+            }
+        }
+        writeOut(s, to: 2)
+    }
+
+    func graphName(_ display: String) -> String {
+        var base = display
+        if let slash = base.lastIndex(of: "/") { base = String(base[base.index(after: slash)...]) }
+        if let dot = base.lastIndex(of: "."), dot != base.startIndex { base = String(base[..<dot]) }
+        return base
+    }
+}
+
+MsgFloGraph.main()

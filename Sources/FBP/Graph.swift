@@ -1,0 +1,347 @@
+/// A map that keeps keys in insertion order. Assigning an existing key replaces the value in place.
+public struct OrderedMap<Value: Sendable>: Sendable, Sequence {
+    public internal(set) var keys: [String] = []
+    public internal(set) var values: [Value] = []
+    var index: [String: Int] = [:]
+
+    public init() {}
+
+    init(keys: [String], values: [Value], index: [String: Int]) {
+        self.keys = keys
+        self.values = values
+        self.index = index
+    }
+
+    public var count: Int { keys.count }
+    public var isEmpty: Bool { keys.isEmpty }
+
+    public subscript(key: String) -> Value? {
+        get { index[key].map { values[$0] } }
+        set {
+            if let i = index[key] {
+                if let newValue {
+                    values[i] = newValue
+                } else {
+                    keys.remove(at: i)
+                    values.remove(at: i)
+                    index = [:]
+                    for (j, k) in keys.enumerated() { index[k] = j }
+                }
+            } else if let newValue {
+                index[key] = keys.count
+                keys.append(key)
+                values.append(newValue)
+            }
+        }
+    }
+
+    public func position(of key: String) -> Int? { index[key] }
+
+    mutating func reserveCapacity(_ n: Int) {
+        keys.reserveCapacity(n)
+        values.reserveCapacity(n)
+        index.reserveCapacity(n)
+    }
+
+    public func makeIterator() -> Zip2Sequence<[String], [Value]>.Iterator {
+        zip(keys, values).makeIterator()
+    }
+}
+
+/// One end of a connection.
+public struct PortRef: Sendable, Equatable {
+    public var process: String
+    public var port: String
+    public var index: Int?
+    public init(process: String, port: String, index: Int? = nil) {
+        self.process = process
+        self.port = port
+        self.index = index
+    }
+}
+
+/// A process (node) of the graph.
+public struct Process: Sendable, Equatable {
+    public var component: String?
+    public var metadata: JSONObject?
+    public init(component: String? = nil, metadata: JSONObject? = nil) {
+        self.component = component
+        self.metadata = metadata
+    }
+}
+
+/// An edge between two ports, or an IIP (`data`) sent to a port.
+public struct Connection: Sendable, Equatable {
+    public var src: PortRef?
+    public var data: JSONValue?
+    public var tgt: PortRef
+    public var metadata: JSONObject?
+    public init(src: PortRef? = nil, data: JSONValue? = nil, tgt: PortRef, metadata: JSONObject? = nil) {
+        self.src = src
+        self.data = data
+        self.tgt = tgt
+        self.metadata = metadata
+    }
+}
+
+/// A port of the graph itself, mapped to a port of one of its processes.
+public struct ExportedPort: Sendable, Equatable {
+    public var process: String
+    public var port: String
+    public var metadata: JSONObject?
+    public init(process: String, port: String, metadata: JSONObject? = nil) {
+        self.process = process
+        self.port = port
+        self.metadata = metadata
+    }
+}
+
+/// The JSON graph of the FBP ecosystem (fbp-dsl.md §10).
+public struct Graph: Sendable {
+    public var inports = OrderedMap<ExportedPort>()
+    public var outports = OrderedMap<ExportedPort>()
+    /// Groups are kept as written in JSON; the `.fbp` language has no syntax for them.
+    public var groups: [JSONValue] = []
+    public var processes = OrderedMap<Process>()
+    public var connections: [Connection] = []
+    /// Present only if the source had annotations (or the JSON had `properties`).
+    public var properties: JSONObject? = nil
+    public var caseSensitive = false
+
+    public init() {}
+}
+
+extension OrderedMap: Equatable where Value: Equatable {
+    /// Order-insensitive, like comparing JSON objects.
+    public static func == (a: OrderedMap, b: OrderedMap) -> Bool {
+        guard a.count == b.count else { return false }
+        for (k, v) in a {
+            guard let w = b[k], w == v else { return false }
+        }
+        return true
+    }
+}
+
+extension Graph: Equatable {
+    /// Equal as JSON values (key order does not matter; connection order does).
+    public static func == (a: Graph, b: Graph) -> Bool {
+        a.inports == b.inports && a.outports == b.outports && a.groups == b.groups && a.processes == b.processes
+            && a.connections == b.connections && a.properties == b.properties && a.caseSensitive == b.caseSensitive
+    }
+}
+
+// MARK: - To and from JSON
+
+extension PortRef {
+    var json: JSONValue {
+        var o = JSONObject()
+        o["process"] = .string(process)
+        o["port"] = .string(port)
+        if let index { o["index"] = .number(Double(index)) }
+        return .object(o)
+    }
+}
+
+extension Graph {
+    /// The graph as a JSON value, keys in the reference parser's order.
+    public var json: JSONValue {
+        func exports(_ m: OrderedMap<ExportedPort>) -> JSONValue {
+            var o = JSONObject()
+            for (k, e) in m {
+                var p = JSONObject()
+                p["process"] = .string(e.process)
+                p["port"] = .string(e.port)
+                if let md = e.metadata { p["metadata"] = .object(md) }
+                o[k] = .object(p)
+            }
+            return .object(o)
+        }
+        var root = JSONObject()
+        root["inports"] = exports(inports)
+        root["outports"] = exports(outports)
+        root["groups"] = .array(groups)
+        var procs = JSONObject()
+        for (k, p) in processes {
+            var o = JSONObject()
+            if let c = p.component { o["component"] = .string(c) }
+            if let m = p.metadata { o["metadata"] = .object(m) }
+            procs[k] = .object(o)
+        }
+        root["processes"] = .object(procs)
+        root["connections"] = .array(connections.map { c in
+            var o = JSONObject()
+            if let s = c.src { o["src"] = s.json }
+            if let d = c.data { o["data"] = d }
+            o["tgt"] = c.tgt.json
+            if let m = c.metadata { o["metadata"] = .object(m) }
+            return .object(o)
+        })
+        if let properties { root["properties"] = .object(properties) }
+        root["caseSensitive"] = .bool(caseSensitive)
+        return .object(root)
+    }
+
+    /// `JSON.stringify(graph, null, 2)`, as the reference CLI prints it (no final newline).
+    public func jsonText(indent: Int = 2) -> String {
+        String(decoding: jsonBytes(indent: indent), as: UTF8.self)
+    }
+
+    /// The JSON text as UTF-8 bytes. Written directly, without building a JSON value tree, because
+    /// the big graphs are mostly processes and connections.
+    public func jsonBytes(indent: Int = 2) -> [UInt8] {
+        var w = JSONWriter(indent: indent)
+        w.bytes.reserveCapacity(processes.count * 80 + connections.count * 220 + 256)
+        let sep: StaticString = indent > 0 ? ": " : ":"
+        func key(_ k: StaticString, _ depth: Int, first: Bool) {
+            if !first { w.bytes.append(UInt8(ascii: ",")) }
+            w.newline(depth)
+            w.raw(k)
+            w.raw(sep)
+        }
+        func dynKey(_ k: String, _ depth: Int, first: Bool) {
+            if !first { w.bytes.append(UInt8(ascii: ",")) }
+            w.newline(depth)
+            w.writeString(k)
+            w.raw(sep)
+        }
+        func open(_ c: UInt8) { w.bytes.append(c) }
+        func close(_ c: UInt8, _ depth: Int) { w.newline(depth); w.bytes.append(c) }
+        func portRef(_ p: PortRef, _ depth: Int) {
+            open(UInt8(ascii: "{"))
+            key("\"process\"", depth + 1, first: true); w.writeString(p.process)
+            key("\"port\"", depth + 1, first: false); w.writeString(p.port)
+            if let i = p.index { key("\"index\"", depth + 1, first: false); w.writeNumber(Double(i)) }
+            close(UInt8(ascii: "}"), depth)
+        }
+        func exports(_ m: OrderedMap<ExportedPort>) {
+            if m.isEmpty { w.raw("{}"); return }
+            open(UInt8(ascii: "{"))
+            for (i, (k, e)) in m.enumerated() {
+                dynKey(k, 2, first: i == 0)
+                open(UInt8(ascii: "{"))
+                key("\"process\"", 3, first: true); w.writeString(e.process)
+                key("\"port\"", 3, first: false); w.writeString(e.port)
+                if let md = e.metadata { key("\"metadata\"", 3, first: false); w.write(.object(md), depth: 3) }
+                close(UInt8(ascii: "}"), 2)
+            }
+            close(UInt8(ascii: "}"), 1)
+        }
+        open(UInt8(ascii: "{"))
+        key("\"inports\"", 1, first: true); exports(inports)
+        key("\"outports\"", 1, first: false); exports(outports)
+        key("\"groups\"", 1, first: false); w.write(.array(groups), depth: 1)
+        key("\"processes\"", 1, first: false)
+        if processes.isEmpty { w.raw("{}") } else {
+            open(UInt8(ascii: "{"))
+            for i in 0..<processes.count {
+                let p = processes.values[i]
+                dynKey(processes.keys[i], 2, first: i == 0)
+                if p.component == nil && p.metadata == nil { w.raw("{}"); continue }
+                open(UInt8(ascii: "{"))
+                var first = true
+                if let c = p.component { key("\"component\"", 3, first: true); w.writeString(c); first = false }
+                if let m = p.metadata { key("\"metadata\"", 3, first: first); w.write(.object(m), depth: 3) }
+                close(UInt8(ascii: "}"), 2)
+            }
+            close(UInt8(ascii: "}"), 1)
+        }
+        key("\"connections\"", 1, first: false)
+        if connections.isEmpty { w.raw("[]") } else {
+            open(UInt8(ascii: "["))
+            for (i, c) in connections.enumerated() {
+                if i > 0 { w.bytes.append(UInt8(ascii: ",")) }
+                w.newline(2)
+                open(UInt8(ascii: "{"))
+                var first = true
+                if let s = c.src { key("\"src\"", 3, first: true); portRef(s, 3); first = false }
+                if let d = c.data { key("\"data\"", 3, first: first); w.write(d, depth: 3); first = false }
+                key("\"tgt\"", 3, first: first); portRef(c.tgt, 3)
+                if let m = c.metadata { key("\"metadata\"", 3, first: false); w.write(.object(m), depth: 3) }
+                close(UInt8(ascii: "}"), 2)
+            }
+            close(UInt8(ascii: "]"), 1)
+        }
+        if let properties { key("\"properties\"", 1, first: false); w.write(.object(properties), depth: 1) }
+        key("\"caseSensitive\"", 1, first: false); w.raw(caseSensitive ? "true" : "false")
+        close(UInt8(ascii: "}"), 0)
+        return w.bytes
+    }
+
+    /// Reads a JSON graph text.
+    public init(jsonText: String) throws {
+        let v: JSONValue
+        do { v = try JSONValue.parse(jsonText) } catch let e as FBPError { throw e }
+        try self.init(json: v)
+    }
+
+    /// Reads a JSON graph. Missing sections are empty; wrong types are errors naming the field.
+    public init(json: JSONValue) throws {
+        func bad(_ what: String) -> FBPError {
+            FBPError(kind: .graph, message: "not a graph: \(what)", location: nil, sourceLine: nil, expected: [], found: nil)
+        }
+        guard case .object(let root) = json else { throw bad("the JSON text is not an object") }
+        func str(_ v: JSONValue?, _ path: String) throws -> String {
+            guard let s = v?.stringValue else { throw bad("\(path) must be a string") }
+            return s
+        }
+        func obj(_ v: JSONValue?, _ path: String) throws -> JSONObject? {
+            guard let v, !v.isNull else { return nil }
+            guard let o = v.objectValue else { throw bad("\(path) must be an object") }
+            return o
+        }
+        func portRef(_ v: JSONValue?, _ path: String) throws -> PortRef {
+            guard let o = try obj(v, path) else { throw bad("\(path) is missing") }
+            var index: Int? = nil
+            if let iv = o["index"], !iv.isNull {
+                guard let d = iv.numberValue, d == d.rounded(), abs(d) < 9e15 else { throw bad("\(path).index must be an integer") }
+                index = Int(d)
+            }
+            return PortRef(process: try str(o["process"], "\(path).process"), port: try str(o["port"], "\(path).port"), index: index)
+        }
+        func exports(_ key: String) throws -> OrderedMap<ExportedPort> {
+            var m = OrderedMap<ExportedPort>()
+            guard let o = try obj(root[key], key) else { return m }
+            for (name, v) in o {
+                let path = "\(key).\(name)"
+                guard let e = try obj(v, path) else { throw bad("\(path) must be an object") }
+                m[name] = ExportedPort(process: try str(e["process"], "\(path).process"), port: try str(e["port"], "\(path).port"),
+                                       metadata: try obj(e["metadata"], "\(path).metadata"))
+            }
+            return m
+        }
+        inports = try exports("inports")
+        outports = try exports("outports")
+        if let g = root["groups"], !g.isNull {
+            guard let a = g.arrayValue else { throw bad("groups must be an array") }
+            groups = a
+        }
+        if let po = try obj(root["processes"], "processes") {
+            processes.reserveCapacity(po.count)
+            for (name, v) in po {
+                guard let p = try obj(v, "processes.\(name)") else { throw bad("processes.\(name) must be an object") }
+                var comp: String? = nil
+                if let c = p["component"], !c.isNull { comp = try str(c, "processes.\(name).component") }
+                processes[name] = Process(component: comp, metadata: try obj(p["metadata"], "processes.\(name).metadata"))
+            }
+        }
+        if let cv = root["connections"], !cv.isNull {
+            guard let ca = cv.arrayValue else { throw bad("connections must be an array") }
+            connections.reserveCapacity(ca.count)
+            for (i, c) in ca.enumerated() {
+                let path = "connections[\(i)]"
+                guard let co = try obj(c, path) else { throw bad("\(path) must be an object") }
+                var src: PortRef? = nil
+                if let s = co["src"], !s.isNull { src = try portRef(s, "\(path).src") }
+                let data = co["data"]
+                if src == nil && data == nil { throw bad("\(path) has neither src nor data") }
+                connections.append(Connection(src: src, data: data, tgt: try portRef(co["tgt"], "\(path).tgt"),
+                                              metadata: try obj(co["metadata"], "\(path).metadata")))
+            }
+        }
+        properties = try obj(root["properties"], "properties")
+        if let cs = root["caseSensitive"], !cs.isNull {
+            guard let b = cs.boolValue else { throw bad("caseSensitive must be true or false") }
+            caseSensitive = b
+        }
+    }
+}
