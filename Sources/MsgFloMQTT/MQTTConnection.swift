@@ -1,0 +1,630 @@
+import CMosquitto
+import Dispatch
+import Foundation
+import Logging
+import MsgFlo
+import Synchronization
+
+/// The libmosquitto client of one connection.
+///
+/// Safety of `@unchecked Sendable`: libmosquitto 2.x is built with thread support and, once
+/// `mosquitto_threaded_set(true)` is called, `mosquitto_publish`, `mosquitto_subscribe`, `mosquitto_unsubscribe`
+/// and `mosquitto_disconnect` only queue packets under the client's own mutexes and wake its loop, so any thread may
+/// call them. Every other call (`connect_async`, `reconnect_async`, `loop`) is made by the connection's loop
+/// thread only, and `mosquitto_destroy` by ``MQTTConnection``'s deinit, when no thread can use the handle any more.
+struct MosquittoHandle: @unchecked Sendable {
+    let raw: OpaquePointer
+}
+
+/// One connection to an MQTT broker: a libmosquitto client, the thread that runs its loop (connecting, reading,
+/// writing, keepalive, reconnecting with backoff), and the in-process fan-out of incoming messages to consumers,
+/// data taps and router edges.
+///
+/// Threading: the loop thread is ours (not libmosquitto's `loop_start` thread, whose reconnect loop gives up for
+/// good on DNS, TLS and protocol errors, counts its delay in whole seconds and reports no failed attempts).
+/// libmosquitto calls back on that thread; callbacks copy what they need, take `state`'s lock briefly, yield to
+/// streams or resume continuations, and return. Callers on Swift concurrency threads never block on the network:
+/// they take the lock, queue a packet, and return (or await a continuation that the loop thread or a timer
+/// resumes exactly once).
+final class MQTTConnection: Sendable {
+    enum Phase: Equatable {
+        case idle, connecting
+        /// CONNACK accepted; subscriptions sent again, waiting for their SUBACKs before calling it connected.
+        case resubscribing
+        case connected
+        case reconnecting
+        case closed
+    }
+
+    struct Sink {
+        enum Kind {
+            case stream(AsyncStream<Delivery>.Continuation)
+            /// A router edge: republish every payload unchanged to `target`.
+            case route(target: String)
+        }
+
+        let id: Int
+        let filter: String
+        let kind: Kind
+    }
+
+    struct Pending {
+        let topic: String
+        let payload: [UInt8]
+    }
+
+    struct SubscribeWaiter {
+        var mids: Set<Int32>
+        let continuation: CheckedContinuation<Int, any Error>
+    }
+
+    struct State {
+        var phase: Phase = .idle
+        var reported: ConnectionState = .idle
+        /// CONNACK accepted on the current socket: subscribe and publish calls reach the broker.
+        var sessionUp = false
+        var everConnected = false
+        var stopRequested = false
+        var threadRunning = false
+        var connectWaiter: CheckedContinuation<Void, any Error>?
+        /// Why the last CONNACK refused us, for the error of `connect()`.
+        var refusal: MsgFloError?
+        var watchers: [Int: AsyncStream<ConnectionState>.Continuation] = [:]
+        var nextId = 1
+
+        var sinks: [Int: Sink] = [:]
+        /// Index of `sinks` for the message callback: by exact topic, and the wildcard ones.
+        var exact: [String: [Sink]] = [:]
+        var wildcard: [Sink] = []
+        /// Declared inport topics: subscribed only with a persistent session, so the broker keeps their messages.
+        var declared: Set<String> = []
+        /// Subscriptions made (or to make at the next connect) on the broker.
+        var brokerFilters: Set<String> = []
+        var resubscribeMids: Set<Int32> = []
+        var subscribeWaiters: [Int: SubscribeWaiter] = [:]
+
+        /// Publishes made while the broker was away, sent in order once it is back.
+        var pending: [Pending] = []
+        var pendingBytes = 0
+        /// Messages of a persistent session that arrived before anyone consumed their topic.
+        var unclaimed: [(topic: String, message: Message)] = []
+        var exitWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    static let maxPendingMessages = 10_000
+    static let maxPendingBytes = 64 << 20
+    static let maxUnclaimed = 10_000
+    static let initialBackoff = 0.1
+    static let maxBackoff = 5.0
+
+    let broker: BrokerURL
+    let options: MQTTOptions
+    let timeouts: TransportTimeouts
+    let logger: Logger
+    let handle: MosquittoHandle
+    let state = Mutex(State())
+    /// Wakes the loop thread from its backoff sleep when the connection closes.
+    let wake = DispatchSemaphore(value: 0)
+
+    var persistentSession: Bool { !options.cleanSession }
+
+    init(broker: BrokerURL, options: MQTTOptions, timeouts: TransportTimeouts, logger: Logger) throws(MsgFloError) {
+        MosquittoLibrary.ensureInitialized()
+        self.broker = broker
+        self.options = options
+        self.timeouts = timeouts
+        self.logger = logger
+        let id = options.effectiveClientId(for: broker)
+        guard let raw = mosquitto_new(id, options.cleanSession, nil) else {
+            throw MsgFloError(.invalidArgument, "MQTT client for \(broker) could not be created (client id or memory)")
+        }
+        handle = MosquittoHandle(raw: raw)
+        // The callbacks find this object through the userdata pointer. It is unretained: the loop thread keeps the
+        // object alive while it runs, and callbacks only run on that thread.
+        mosquitto_user_data_set(raw, Unmanaged.passUnretained(self).toOpaque())
+        mosquitto_threaded_set(raw, true)
+        do {
+            try configure(raw)
+        } catch {
+            mosquitto_destroy(raw)
+            throw error
+        }
+    }
+
+    deinit {
+        mosquitto_destroy(handle.raw)
+    }
+
+    private func check(_ rc: Int32, _ what: String) throws(MsgFloError) {
+        if rc != MosquittoStatus.success { throw MosquittoStatus.error(rc, what, broker: broker, errno: errno) }
+    }
+
+    private func configure(_ raw: OpaquePointer) throws(MsgFloError) {
+        if let user = broker.user {
+            try check(mosquitto_username_pw_set(raw, user, broker.password), "login setup")
+        }
+        if broker.scheme.usesTLS {
+            let caPath = options.caFile == nil && options.caPath == nil ? "/etc/ssl/certs" : options.caPath
+            try check(mosquitto_tls_set(raw, options.caFile, caPath, options.certFile, options.keyFile, nil),
+                      "TLS setup (cafile \(options.caFile ?? "-"))")
+            if options.insecure {
+                try check(mosquitto_tls_opts_set(raw, 0, nil, nil), "TLS setup")
+                try check(mosquitto_tls_insecure_set(raw, true), "TLS setup")
+            }
+        }
+        mosquitto_connect_callback_set(raw) { _, userdata, rc in
+            Unmanaged<MQTTConnection>.fromOpaque(userdata!).takeUnretainedValue().onConnect(rc)
+        }
+        mosquitto_disconnect_callback_set(raw) { _, userdata, _ in
+            Unmanaged<MQTTConnection>.fromOpaque(userdata!).takeUnretainedValue().onDisconnect()
+        }
+        mosquitto_subscribe_callback_set(raw) { _, userdata, mid, _, _ in
+            Unmanaged<MQTTConnection>.fromOpaque(userdata!).takeUnretainedValue().onSubscribed(mid)
+        }
+        mosquitto_message_callback_set(raw) { _, userdata, message in
+            Unmanaged<MQTTConnection>.fromOpaque(userdata!).takeUnretainedValue().onMessage(message!)
+        }
+    }
+
+    // MARK: state reporting
+
+    var connectionState: ConnectionState { state.withLock { $0.reported } }
+
+    func stateUpdates() -> AsyncStream<ConnectionState> {
+        let (stream, continuation) = AsyncStream<ConnectionState>.makeStream()
+        let finished = state.withLock { s -> Bool in
+            continuation.yield(s.reported)
+            if s.reported == .closed { return true }
+            let id = s.nextId
+            s.nextId += 1
+            s.watchers[id] = continuation
+            continuation.onTermination = { [weak self] _ in
+                _ = self?.state.withLock { $0.watchers.removeValue(forKey: id) }
+            }
+            return false
+        }
+        if finished { continuation.finish() }
+        return stream
+    }
+
+    /// Records and announces a new state. Called with the lock held; yields only (finishing happens in `close`).
+    private func report(_ s: inout State, _ new: ConnectionState) {
+        guard s.reported != new else { return }
+        s.reported = new
+        for w in s.watchers.values { w.yield(new) }
+        switch new {
+        case .connected: logger.info("MQTT connected to \(broker)")
+        case .reconnecting(let attempt, let reason):
+            logger.warning("MQTT \(broker) reconnecting (attempt \(attempt)): \(reason)")
+        default: break
+        }
+    }
+
+    // MARK: connect and close
+
+    func connect() async throws {
+        let start = try state.withLock { s throws(MsgFloError) -> Bool in
+            switch s.phase {
+            case .idle:
+                s.phase = .connecting
+                return true
+            case .closed: throw MsgFloError(.closed, "MQTT transport to \(broker) is closed")
+            case .connecting: throw MsgFloError(.invalidArgument, "MQTT transport to \(broker) is already connecting")
+            default: return false
+            }
+        }
+        guard start else { return }
+        let timeout = timeouts.connect
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            state.withLock { s in
+                s.connectWaiter = continuation
+                s.threadRunning = true
+            }
+            let thread = Thread { [self] in runLoop() }
+            thread.name = "msgflo-mqtt"
+            thread.start()
+            DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds) { [weak self] in
+                guard let self else { return }
+                self.shutdown(connectError: MsgFloError(
+                    .timeout, "MQTT broker \(self.broker) did not accept a connection within \(timeout.seconds) s"))
+            }
+        }
+    }
+
+    /// Closes for good: the connect waiter (if any) fails with `connectError` or `.closed`, other waiters fail,
+    /// every stream ends, the loop thread sends DISCONNECT and stops.
+    func shutdown(connectError: MsgFloError? = nil) {
+        let closedError = MsgFloError(.closed, "MQTT transport to \(broker) is closed")
+        let (taken, wasUp) = state.withLock { s -> ((CheckedContinuation<Void, any Error>?, [SubscribeWaiter],
+                                                       [Sink], [AsyncStream<ConnectionState>.Continuation])?, Bool) in
+            guard s.phase != .closed else { return (nil, false) }
+            // A connect timeout after the connection is up means nothing.
+            if connectError != nil && s.connectWaiter == nil { return (nil, false) }
+            let wasUp = s.sessionUp
+            s.phase = .closed
+            s.stopRequested = true
+            s.sessionUp = false
+            report(&s, .closed)
+            let waiter = s.connectWaiter
+            s.connectWaiter = nil
+            let subs = Array(s.subscribeWaiters.values)
+            s.subscribeWaiters = [:]
+            let sinks = Array(s.sinks.values)
+            s.sinks = [:]
+            s.exact = [:]
+            s.wildcard = []
+            s.pending = []
+            s.pendingBytes = 0
+            s.unclaimed = []
+            let watchers = Array(s.watchers.values)
+            s.watchers = [:]
+            return ((waiter, subs, sinks, watchers), wasUp)
+        }
+        guard let (waiter, subs, sinks, watchers) = taken else { return }
+        // Sends DISCONNECT (a persistent session then stays on the broker) and wakes the loop; harmless when down.
+        _ = wasUp
+        _ = mosquitto_disconnect(handle.raw)
+        wake.signal()
+        waiter?.resume(throwing: connectError ?? closedError)
+        for w in subs { w.continuation.resume(throwing: closedError) }
+        for sink in sinks {
+            if case .stream(let c) = sink.kind { c.finish() }
+        }
+        for w in watchers { w.finish() }
+    }
+
+    /// Closes and waits (a bounded time) for the loop thread to send DISCONNECT and stop.
+    func close() async {
+        shutdown()
+        let deadline = timeouts.operation.seconds
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let running = state.withLock { s -> Bool in
+                if s.threadRunning { s.exitWaiters.append(continuation) }
+                return s.threadRunning
+            }
+            if !running { continuation.resume(); return }
+            DispatchQueue.global().asyncAfter(deadline: .now() + deadline) { [weak self] in
+                self?.releaseExitWaiters()
+            }
+        }
+    }
+
+    private func releaseExitWaiters() {
+        let waiters = state.withLock { s in
+            defer { s.exitWaiters = [] }
+            return s.exitWaiters
+        }
+        for w in waiters { w.resume() }
+    }
+
+    // MARK: the loop thread
+
+    private func runLoop() {
+        let raw = handle.raw
+        var attempt = 0
+        var backoff = Self.initialBackoff
+        var first = true
+        while !state.withLock({ $0.stopRequested }) {
+            let rc = first
+                ? mosquitto_connect_async(raw, broker.host, Int32(broker.port), options.keepalive)
+                : mosquitto_reconnect_async(raw)
+            var savedErrno = errno
+            first = false
+            var failure = rc
+            var wasUp = false
+            if rc == MosquittoStatus.success {
+                var stopSince: ContinuousClock.Instant? = nil
+                while true {
+                    let lrc = mosquitto_loop(raw, 1000, 1)
+                    savedErrno = errno
+                    if lrc != MosquittoStatus.success { failure = lrc; break }
+                    // close() sent DISCONNECT, which ends the loop once written; don't wait for it forever.
+                    if state.withLock({ $0.stopRequested }) {
+                        let now = ContinuousClock.now
+                        if let since = stopSince {
+                            if now - since > .seconds(1) { break }
+                        } else {
+                            stopSince = now
+                        }
+                    }
+                }
+                wasUp = state.withLock { s in
+                    defer { s.sessionUp = false }
+                    return s.sessionUp || s.phase == .connected
+                }
+            }
+            let (stop, refusal, everConnected) = state.withLock { s in
+                (s.stopRequested, s.refusal, s.everConnected)
+            }
+            if stop { break }
+            let error = refusal ?? MosquittoStatus.error(failure, "connection", broker: broker, errno: savedErrno)
+            if !everConnected {
+                // The first connection fails fast with the reason; only an established connection is retried.
+                shutdown(connectError: error)
+                break
+            }
+            if wasUp {
+                attempt = 0
+                backoff = Self.initialBackoff
+            }
+            attempt += 1
+            state.withLock { s in
+                guard s.phase != .closed else { return }
+                s.phase = .reconnecting
+                s.refusal = nil
+                report(&s, .reconnecting(attempt: attempt, reason: error.message))
+            }
+            _ = wake.wait(timeout: .now() + backoff)
+            backoff = min(backoff * 2, Self.maxBackoff)
+        }
+        state.withLock { $0.threadRunning = false }
+        releaseExitWaiters()
+    }
+
+    // MARK: callbacks (loop thread)
+
+    private func onConnect(_ rc: Int32) {
+        if rc != 0 {
+            state.withLock { $0.refusal = MosquittoStatus.refused(rc, broker: broker) }
+            return
+        }
+        state.withLock { s in
+            guard s.phase != .closed else { return }
+            s.sessionUp = true
+            s.refusal = nil
+            s.phase = .resubscribing
+            s.resubscribeMids = []
+            for filter in s.brokerFilters.sorted() {
+                var mid: Int32 = 0
+                if mosquitto_subscribe(handle.raw, &mid, filter, options.qos) == MosquittoStatus.success {
+                    s.resubscribeMids.insert(mid)
+                }
+            }
+            if s.resubscribeMids.isEmpty { finishConnected(&s) }
+        }
+    }
+
+    private func onDisconnect() {
+        state.withLock { $0.sessionUp = false }
+    }
+
+    private func onSubscribed(_ mid: Int32) {
+        let done = state.withLock { s -> [(Int, CheckedContinuation<Int, any Error>)] in
+            if s.resubscribeMids.remove(mid) != nil, s.resubscribeMids.isEmpty, s.phase == .resubscribing {
+                finishConnected(&s)
+            }
+            var done: [(Int, CheckedContinuation<Int, any Error>)] = []
+            for (id, var w) in s.subscribeWaiters where w.mids.contains(mid) {
+                w.mids.remove(mid)
+                if w.mids.isEmpty {
+                    s.subscribeWaiters.removeValue(forKey: id)
+                    done.append((id, w.continuation))
+                } else {
+                    s.subscribeWaiters[id] = w
+                }
+            }
+            return done
+        }
+        for (id, c) in done { c.resume(returning: id) }
+    }
+
+    /// Everything is subscribed again: send what waited, then say so. Lock held.
+    private func finishConnected(_ s: inout State) {
+        var sent = 0
+        for p in s.pending {
+            let rc = p.payload.withUnsafeBytes { buf in
+                mosquitto_publish(handle.raw, nil, p.topic, Int32(buf.count), buf.baseAddress, options.qos, false)
+            }
+            if rc == MosquittoStatus.noConnection { break }
+            if rc != MosquittoStatus.success {
+                logger.error("\(MosquittoStatus.error(rc, "publish to '\(p.topic)'", broker: broker))")
+            }
+            sent += 1
+        }
+        if sent > 0 {
+            logger.info("MQTT \(broker): sent \(sent) messages that waited for the connection")
+            s.pending.removeFirst(sent)
+            s.pendingBytes = s.pending.reduce(0) { $0 + $1.payload.count }
+        }
+        s.phase = .connected
+        s.everConnected = true
+        report(&s, .connected)
+        if let waiter = s.connectWaiter {
+            s.connectWaiter = nil
+            waiter.resume()
+        }
+    }
+
+    private func onMessage(_ m: UnsafePointer<mosquitto_message>) {
+        let topic = String(cString: m.pointee.topic)
+        let length = Int(m.pointee.payloadlen)
+        let payload = m.pointee.payload
+        state.withLock { s in
+            var message: Message? = nil
+            var claimed = false
+            func deliver(_ sink: Sink) {
+                switch sink.kind {
+                case .stream(let c):
+                    if message == nil {
+                        message = Message(bytes: length == 0 ? [] : Array(
+                            UnsafeRawBufferPointer(start: payload, count: length)))
+                    }
+                    c.yield(Delivery(message: message!, queue: topic))
+                case .route(let target):
+                    let rc = mosquitto_publish(handle.raw, nil, target, Int32(length), payload, options.qos, false)
+                    if rc != MosquittoStatus.success {
+                        logger.error("\(MosquittoStatus.error(rc, "forward \(topic) -> \(target)", broker: broker))")
+                    }
+                }
+                claimed = true
+            }
+            if let sinks = s.exact[topic] {
+                for sink in sinks { deliver(sink) }
+            }
+            for sink in s.wildcard where TopicFilter.matches(sink.filter, topic) { deliver(sink) }
+            if !claimed && persistentSession {
+                if s.unclaimed.count >= Self.maxUnclaimed {
+                    s.unclaimed.removeFirst()
+                    logger.warning("MQTT \(broker): too many messages for topics nobody consumes yet; dropping the oldest")
+                }
+                s.unclaimed.append((topic, Message(bytes: Array(UnsafeRawBufferPointer(start: payload, count: length)))))
+            }
+        }
+    }
+
+    // MARK: publishing
+
+    private func ensureOpen(_ s: State) throws(MsgFloError) {
+        switch s.phase {
+        case .closed: throw MsgFloError(.closed, "MQTT transport to \(broker) is closed")
+        case .idle, .connecting: throw MsgFloError(.closed, "MQTT transport to \(broker) is not connected")
+        default: break
+        }
+    }
+
+    func checkOpen() throws(MsgFloError) {
+        try state.withLock { s throws(MsgFloError) in try ensureOpen(s) }
+    }
+
+    /// Publishes `bytes` to `topic`. While the broker is away the message waits in a bounded buffer and is sent,
+    /// in order, once the connection is back; a full buffer is an error.
+    func publish(_ topic: String, _ bytes: [UInt8]) throws(MsgFloError) {
+        try state.withLock { s throws(MsgFloError) in
+            try ensureOpen(s)
+            if s.phase == .connected && s.pending.isEmpty {
+                let rc = bytes.withUnsafeBytes { buf in
+                    mosquitto_publish(handle.raw, nil, topic, Int32(buf.count), buf.baseAddress, options.qos, false)
+                }
+                if rc == MosquittoStatus.success { return }
+                if rc != MosquittoStatus.noConnection {
+                    throw MosquittoStatus.error(rc, "publish to '\(topic)'", broker: broker)
+                }
+            }
+            guard mosquitto_pub_topic_check(topic) == MosquittoStatus.success,
+                  mosquitto_validate_utf8(topic, Int32(topic.utf8.count)) == MosquittoStatus.success else {
+                throw MsgFloError(.invalidArgument, "MQTT publish on \(broker) failed: invalid topic '\(topic)'")
+            }
+            guard s.pending.count < Self.maxPendingMessages, s.pendingBytes + bytes.count <= Self.maxPendingBytes else {
+                throw MsgFloError(.connectionLost, "MQTT broker \(broker) is away and \(s.pending.count) messages "
+                                  + "already wait for it; message to '\(topic)' not sent")
+            }
+            s.pending.append(Pending(topic: topic, payload: bytes))
+            s.pendingBytes += bytes.count
+        }
+    }
+
+    // MARK: subscriptions
+
+    /// Recomputes the broker subscriptions from sinks and declarations, sends the changes when the session is up,
+    /// and returns the message ids of the new subscriptions. Lock held.
+    private func resync(_ s: inout State) -> Set<Int32> {
+        var needed = Set(s.sinks.values.map(\.filter))
+        if persistentSession { needed.formUnion(s.declared) }
+        let wanted = TopicFilter.minimalCover(needed)
+        let added = wanted.subtracting(s.brokerFilters)
+        let removed = s.brokerFilters.subtracting(wanted)
+        s.brokerFilters = wanted
+        var mids: Set<Int32> = []
+        guard s.sessionUp else { return mids }
+        for filter in added.sorted() {
+            var mid: Int32 = 0
+            let rc = mosquitto_subscribe(handle.raw, &mid, filter, options.qos)
+            if rc == MosquittoStatus.success {
+                mids.insert(mid)
+                if s.phase == .resubscribing { s.resubscribeMids.insert(mid) }
+            }
+        }
+        for filter in removed.sorted() { _ = mosquitto_unsubscribe(handle.raw, nil, filter) }
+        return mids
+    }
+
+    private func reindex(_ s: inout State) {
+        s.exact = [:]
+        s.wildcard = []
+        for sink in s.sinks.values.sorted(by: { $0.id < $1.id }) {
+            if TopicFilter.hasWildcard(sink.filter) {
+                s.wildcard.append(sink)
+            } else {
+                s.exact[sink.filter, default: []].append(sink)
+            }
+        }
+    }
+
+    private func validateFilter(_ filter: String) throws(MsgFloError) {
+        guard mosquitto_sub_topic_check(filter) == MosquittoStatus.success,
+              mosquitto_validate_utf8(filter, Int32(filter.utf8.count)) == MosquittoStatus.success else {
+            throw MsgFloError(.invalidArgument, "MQTT subscribe on \(broker) failed: invalid topic filter '\(filter)'")
+        }
+    }
+
+    /// Adds a sink; when this needs a new broker subscription on a live session, waits for its SUBACK (so that
+    /// messages sent after this returns are received). Returns the sink id. The waiter is registered under the same
+    /// lock as the SUBSCRIBE is queued, so the SUBACK cannot slip past it.
+    @discardableResult
+    func addSink(filter: String, kind: @escaping @Sendable (Int) -> Sink.Kind) async throws -> Int {
+        try validateFilter(filter)
+        let timeout = timeouts.operation
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int, any Error>) in
+            let outcome = state.withLock { s -> Result<(id: Int, waiting: Bool), MsgFloError> in
+                do throws(MsgFloError) { try ensureOpen(s) } catch { return .failure(error) }
+                let id = s.nextId
+                s.nextId += 1
+                let sink = Sink(id: id, filter: filter, kind: kind(id))
+                // Messages a persistent session brought before anyone consumed them go to the first taker.
+                if case .stream(let c) = sink.kind, !s.unclaimed.isEmpty {
+                    s.unclaimed.removeAll { entry in
+                        guard TopicFilter.matches(filter, entry.topic) else { return false }
+                        c.yield(Delivery(message: entry.message, queue: entry.topic))
+                        return true
+                    }
+                }
+                s.sinks[id] = sink
+                reindex(&s)
+                let mids = resync(&s)
+                guard s.phase == .connected, !mids.isEmpty else { return .success((id, false)) }
+                s.subscribeWaiters[id] = SubscribeWaiter(mids: mids, continuation: continuation)
+                return .success((id, true))
+            }
+            switch outcome {
+            case .failure(let error):
+                continuation.resume(throwing: error)
+            case .success(let (id, waiting)):
+                guard waiting else { continuation.resume(returning: id); return }
+                DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds) { [weak self] in
+                    guard let self else { return }
+                    guard let w = self.state.withLock({ $0.subscribeWaiters.removeValue(forKey: id) }) else { return }
+                    self.removeSink(id)
+                    w.continuation.resume(throwing: MsgFloError(.timeout,
+                        "MQTT broker \(self.broker) did not confirm the subscription to '\(filter)' within \(timeout.seconds) s"))
+                }
+            }
+        }
+    }
+
+    /// Removes a sink (and the broker subscription no one else needs). The removed sink is released after the
+    /// lock, so that its stream's termination handler may run.
+    func removeSink(_ id: Int) {
+        let removed = state.withLock { s -> Sink? in
+            guard let sink = s.sinks.removeValue(forKey: id) else { return nil }
+            reindex(&s)
+            _ = resync(&s)
+            return sink
+        }
+        if let removed, case .stream(let c) = removed.kind { c.finish() }
+    }
+
+    func declare(_ topic: String) throws(MsgFloError) {
+        try validateFilter(topic)
+        try state.withLock { s throws(MsgFloError) in
+            try ensureOpen(s)
+            if s.declared.insert(topic).inserted, persistentSession { _ = resync(&s) }
+        }
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let (s, atto) = components
+        return Double(s) + Double(atto) / 1e18
+    }
+}

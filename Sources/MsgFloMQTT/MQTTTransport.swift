@@ -1,0 +1,118 @@
+import Logging
+import MsgFlo
+import Synchronization
+
+/// The ``Transport`` over MQTT 3.1.1, on libmosquitto, with msgflo's MQTT layout:
+///
+/// - The topic is the queue string as written. Publishes use QoS 0 without retain (msgflo's choice) unless the URL
+///   says `?qos=1` (or 2), which also makes the session persistent (see ``MQTTOptions``).
+/// - Declarations create nothing (MQTT has no queues). With a persistent session a declared inport is subscribed at
+///   once, so the broker keeps its messages for this client; they wait in the transport until it is consumed.
+/// - `consume` and `subscribeData` subscribe the topic (MQTT wildcards `+` and `#` allowed). Several consumers, taps
+///   and router edges share one broker subscription. `ack` and `nack` do nothing: at QoS 0 there is nothing to
+///   acknowledge, and at QoS 1 libmosquitto acknowledges each message to the broker as it is received.
+/// - A `pubsub` binding is an in-process router: it subscribes the source and republishes every payload, byte for
+///   byte, to the target. It lives as long as this transport. `roundRobin` and `deadLetter` are refused.
+/// - When the broker goes away the transport reconnects with backoff (0.1 s doubling to 5 s), subscribes everything
+///   again and reports `.reconnecting` then `.connected` on ``stateUpdates()``; subscriptions carry on. Messages sent
+///   meanwhile wait in a bounded buffer (10 000 messages, 64 MiB) and go out in order once it is back; when the buffer
+///   is full `send` throws rather than drop in silence.
+public final class MQTTTransport: Transport {
+    public let broker: BrokerURL
+    public let options: MQTTOptions
+    let connection: MQTTConnection
+    let routes = Mutex<[Binding: Int]>([:])
+
+    /// Makes a transport for an `mqtt://` or `mqtts://` URL. Throws a one-line error for options it cannot use.
+    public init(broker: BrokerURL, timeouts: TransportTimeouts = TransportTimeouts(),
+                logger: Logger = Logger(label: "msgflo.mqtt")) throws {
+        let options = try MQTTOptions(broker)
+        self.broker = broker
+        self.options = options
+        connection = try MQTTConnection(broker: broker, options: options, timeouts: timeouts, logger: logger)
+    }
+
+    deinit {
+        connection.shutdown()
+    }
+
+    public func connect() async throws { try await connection.connect() }
+    public func close() async { await connection.close() }
+
+    public var state: ConnectionState { connection.connectionState }
+    public func stateUpdates() -> AsyncStream<ConnectionState> { connection.stateUpdates() }
+
+    public func declareInport(_ queue: String, options: QueueOptions) async throws { try connection.declare(queue) }
+
+    public func declareOutport(_ queue: String, options: QueueOptions) async throws {
+        try connection.checkOpen()
+    }
+
+    public func declareDiscoveryQueue() async throws { try connection.checkOpen() }
+
+    public func send(toOutport queue: String, _ message: Message) async throws {
+        try connection.publish(queue, message.bytes)
+    }
+
+    public func send(toInport queue: String, _ message: Message) async throws {
+        try connection.publish(queue, message.bytes)
+    }
+
+    public func consume(_ queue: String, options: ConsumeOptions) async throws -> Subscription {
+        try await subscribe(queue)
+    }
+
+    public func subscribeData(_ queue: String) async throws -> Subscription {
+        try await subscribe(queue)
+    }
+
+    private func subscribe(_ filter: String) async throws -> Subscription {
+        let (stream, continuation) = AsyncStream<Delivery>.makeStream()
+        let connection = self.connection
+        let id = try await connection.addSink(filter: filter) { id in
+            continuation.onTermination = { [weak connection] _ in connection?.removeSink(id) }
+            return .stream(continuation)
+        }
+        return Subscription(queue: filter, stream: stream) { [weak connection] in connection?.removeSink(id) }
+    }
+
+    public func addBinding(_ binding: Binding) async throws {
+        switch binding.kind {
+        case .pubsub: break
+        case .roundRobin, .deadLetter:
+            throw MsgFloError(.unsupported,
+                              "MQTT has no \(binding.kind.rawValue) edges (\(binding)): only pub/sub edges work over MQTT")
+        }
+        try connection.checkOpen()
+        if binding.src == binding.tgt { return }
+        guard !TopicFilter.hasWildcard(binding.tgt) else {
+            throw MsgFloError(.invalidArgument, "MQTT edge \(binding): the target must be a topic, not a wildcard filter")
+        }
+        if TopicFilter.matches(binding.src, binding.tgt) {
+            throw MsgFloError(.invalidArgument,
+                              "MQTT edge \(binding): the target matches the source, so every message would loop")
+        }
+        if routes.withLock({ $0[binding] != nil }) { return }
+        let target = binding.tgt
+        let id = try await connection.addSink(filter: binding.src) { _ in .route(target: target) }
+        let duplicate = routes.withLock { r -> Bool in
+            if r[binding] != nil { return true }
+            r[binding] = id
+            return false
+        }
+        if duplicate { connection.removeSink(id) }
+    }
+
+    public func removeBinding(_ binding: Binding) async throws {
+        guard binding.kind == .pubsub else {
+            throw MsgFloError(.unsupported, "MQTT has no \(binding.kind.rawValue) edges (\(binding))")
+        }
+        try connection.checkOpen()
+        if let id = routes.withLock({ $0.removeValue(forKey: binding) }) { connection.removeSink(id) }
+    }
+
+    public func queueDepth(_ queue: String) async throws -> Int? {
+        try connection.checkOpen()
+        return nil
+    }
+}
