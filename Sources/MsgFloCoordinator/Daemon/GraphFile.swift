@@ -1,4 +1,5 @@
 import Foundation
+import FBP
 import MsgFlo
 
 /// Reads the graph given with `--graph`: `.fbp` through the FBP parser, anything else as the JSON graph format.
@@ -9,13 +10,14 @@ public enum GraphFile {
             throw MsgFloError(.notFound, "cannot read graph \(path): \(LibraryFiles.reason(error))")
         }
         let text = String(decoding: data, as: UTF8.self)
-        if path.lowercased().hasSuffix(".fbp") { return try parseFBP(text, path: path) }
-        do { return try DesiredGraph(json: JSONValue(parsing: text), source: path) } catch {
-            throw MsgFloError(.invalidArgument, error.message.hasPrefix(path) ? error.message : "\(path): \(error.message)")
+        do {
+            let graph = path.lowercased().hasSuffix(".fbp") ? try FBP.parse(text).graph : try FBPGraph(jsonText: text)
+            let base = (path.split(separator: "/").last.map(String.init) ?? path)
+            return DesiredGraph(fbp: graph, name: String(base.split(separator: ".").first ?? "main"))
+        } catch let e as FBPError {
+            throw MsgFloError(.invalidArgument, "\(path):\(e.description)")
+        } catch {
+            throw MsgFloError(.invalidArgument, "\(path): \(error)")
         }
-    }
-
-    static func parseFBP(_ text: String, path: String) throws(MsgFloError) -> DesiredGraph {
-        throw MsgFloError(.unsupported, "\(path): .fbp graphs need the FBP parser, which is not merged yet; use the JSON form")
     }
 }
