@@ -141,18 +141,18 @@ import Testing
 
     @Test func exportedPortsGetPublicQueues() {
         var g = Self.graph
-        g.inports = [.init("IN", E("a", "in"))]
-        g.outports = [.init("OUT", E("b", "out"))]
+        g.inports = [.init("in", E("a", "in"))]
+        g.outports = [.init("out", E("b", "out"))]
         let r = Reconciler(kind: .amqp)
         var reg = ParticipantRegistry()
         var s = WiringState()
         _ = reg.observe(participant("a-1", role: "a"), at: 0)
         _ = reg.observe(participant("b-1", role: "b"), at: 0)
         let p = apply(r, g, reg, &s)
-        #expect(p.actions.contains(.declareOutport("IN")))
-        #expect(p.actions.contains(.declareInport("OUT")))
-        #expect(p.actions.contains(.bind(Binding(src: "IN", tgt: "a.IN"), witnesses: ["a-1"])))
-        #expect(p.actions.contains(.bind(Binding(src: "b.OUT", tgt: "OUT"), witnesses: ["b-1"])))
+        #expect(p.actions.contains(.declareOutport("main.IN")))
+        #expect(p.actions.contains(.declareInport("main.OUT")))
+        #expect(p.actions.contains(.bind(Binding(src: "main.IN", tgt: "a.IN"), witnesses: ["a-1"])))
+        #expect(p.actions.contains(.bind(Binding(src: "b.OUT", tgt: "main.OUT"), witnesses: ["b-1"])))
         #expect(apply(r, g, reg, &s).actions.isEmpty)
     }
 

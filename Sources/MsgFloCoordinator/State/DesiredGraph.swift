@@ -97,6 +97,11 @@ public struct DesiredGraph: Sendable, Hashable {
         return c != Self.roundRobin && c != Self.pubSub
     }
 
+    /// The queue of an exported port, by msgflo's naming convention with the graph as the role:
+    /// `<graph name>.<PUBLIC NAME UPPER-CASED>` (an exported inport is an outport of the graph to send into, an
+    /// exported outport an inport queue to read from).
+    public func exportedQueue(_ e: Exported) -> String { PortDefinition.defaultQueue(role: name, port: e.name) }
+
     /// The IIPs of a role, in graph order, as `#IIPS` takes them.
     public func iips(for role: String) -> [(port: String, data: JSONValue)] {
         initials.filter { $0.tgt.role == role }.map { ($0.tgt.port, $0.data) }

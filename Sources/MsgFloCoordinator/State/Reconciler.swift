@@ -311,12 +311,14 @@ public struct Reconciler: Sendable {
         }
         // Exported ports: the public name is a queue of its own, bound to the node's port.
         for exp in graph.inports {
-            if !state.declared.contains("out:" + exp.name) { declares.append(.declareOutport(exp.name)) }
-            _ = wire(End.fixed(exp.name), End.port(exp.endpoint))
+            let q = graph.exportedQueue(exp)
+            if !state.declared.contains("out:" + q) { declares.append(.declareOutport(q)) }
+            _ = wire(End.fixed(q), End.port(exp.endpoint))
         }
         for exp in graph.outports {
-            if !state.declared.contains("in:" + exp.name) { declares.append(.declareInport(exp.name)) }
-            _ = wire(End.port(exp.endpoint), End.fixed(exp.name))
+            let q = graph.exportedQueue(exp)
+            if !state.declared.contains("in:" + q) { declares.append(.declareInport(q)) }
+            _ = wire(End.port(exp.endpoint), End.fixed(q))
         }
 
         // Diff.
