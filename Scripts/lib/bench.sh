@@ -24,6 +24,7 @@ BENCH_SIZE="${BENCH_SIZE:-100}"
 BENCH_SETTLE="${BENCH_SETTLE:-1}"
 BENCH_BUILD_DIR="${BENCH_BUILD_DIR:-$REPO_ROOT/.build-bench}"
 BENCH_RELAY_PID=""
+# shellcheck disable=SC2034  # set by run_driver, read by the scripts that source this file
 BENCH_RATE=""
 BENCH_STARTED_BROKERS=0
 
@@ -127,6 +128,7 @@ run_driver() {
   local t=$1 n=${2:-$(bench_n "$1")} size=${3:-$BENCH_SIZE} out rc=0
   out=$("$BENCH_BUILD_DIR/${t}_bench" drive "$(bench_host "$t")" "$(bench_port "$t")" "$(bench_in "$t")" "$(bench_out "$t")" "$n" "$size") || rc=$?
   echo "$out"
+  # shellcheck disable=SC2034  # read by the scripts that source this file
   BENCH_RATE=$(echo "$out" | sed -n 's/^msgs_per_s=//p')
   return $rc
 }

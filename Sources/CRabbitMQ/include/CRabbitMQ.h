@@ -17,4 +17,8 @@ amqp_rpc_reply_t cmsgflo_amqp_login_plain(amqp_connection_state_t state, const c
                                           int channel_max, int frame_max, int heartbeat,
                                           const char *user, const char *password);
 
+/* A non-blocking, close-on-exec eventfd that wakes the thread owning a connection out of poll (Swift's Glibc
+ * module does not export <sys/eventfd.h>). */
+int cmsgflo_eventfd(void);
+
 #endif

@@ -1,0 +1,1059 @@
+import CRabbitMQ
+import Foundation
+import Glibc
+import Logging
+import MsgFlo
+
+// Method ids and flags librabbitmq defines as casting macros, which Swift does not import.
+enum AMQPMethod {
+    static let connectionClose: amqp_method_number_t = 0x000A_0032
+    static let connectionCloseOk: amqp_method_number_t = 0x000A_0033
+    static let connectionBlocked: amqp_method_number_t = 0x000A_003C
+    static let connectionUnblocked: amqp_method_number_t = 0x000A_003D
+    static let channelClose: amqp_method_number_t = 0x0014_0028
+    static let channelCloseOk: amqp_method_number_t = 0x0014_0029
+    static let basicCancel: amqp_method_number_t = 0x003C_001E
+    static let basicReturn: amqp_method_number_t = 0x003C_0032
+    static let basicDeliver: amqp_method_number_t = 0x003C_003C
+    static let basicAck: amqp_method_number_t = 0x003C_0050
+    static let basicNack: amqp_method_number_t = 0x003C_0078
+}
+
+/// Channels of one connection. Declarations run on their own channel so that a refused redeclare (which closes the
+/// channel) never takes consumers or publishes down with it.
+enum Channel {
+    /// Manual-ack consumers.
+    static let consume: amqp_channel_t = 1
+    /// Declarations, bindings, passive checks.
+    static let control: amqp_channel_t = 2
+    /// Publishing, in confirm mode.
+    static let publish: amqp_channel_t = 3
+    /// No-ack data taps.
+    static let tap: amqp_channel_t = 4
+}
+
+/// Why a broker call failed.
+enum CallError: Error {
+    /// The connection is unusable; reconnect.
+    case connectionLost(String)
+    /// The broker closed the channel (it has been reopened): reply code and text.
+    case channel(code: UInt16, text: String)
+
+    func asMsgFloError(_ what: String, _ url: BrokerURL) -> MsgFloError {
+        switch self {
+        case .connectionLost(let why): MsgFloError(.connectionLost, "\(what) on \(url) failed: connection lost: \(why)")
+        case .channel(let code, let text):
+            MsgFloError(code == 404 ? .notFound : code == 406 ? .preconditionFailed : code == 403 ? .accessRefused
+                                                  : .protocolError, "\(what) on \(url) failed: \(text)")
+        }
+    }
+}
+
+/// A declaration or binding made through the transport, made again after a reconnect.
+enum TopologyItem: Equatable {
+    case inport(String, persistent: Bool)
+    case outport(String, persistent: Bool)
+    case discovery
+    case binding(Binding)
+}
+
+struct LiveSubscription {
+    let record: SubscriptionRecord
+    var tapQueue: String?
+    /// Consuming on the current connection.
+    var started = false
+}
+
+/// The owner of one librabbitmq connection and of the thread that makes every C call on it.
+///
+/// `@unchecked Sendable`: the instance is handed to its thread once, at start, and from then on only that thread
+/// touches its stored properties; other threads talk to it only through `core` (a lock-protected queue and an
+/// eventfd), which is itself Sendable.
+final class AMQPLoop: @unchecked Sendable {
+    let core: AMQPCore
+    var logger: Logger { core.logger }
+    var settings: AMQPSettings { core.settings }
+    var url: BrokerURL { core.settings.url }
+
+    private var conn: amqp_connection_state_t?
+    private var connectedPending: Pending<Void>?
+    /// Bumped on every new connection; deliveries of an older one cannot be settled any more.
+    private var generation: UInt64 = 0
+
+    private var topology: [TopologyItem] = []
+    private var subscriptions: [Int: LiveSubscription] = [:]
+
+    // Channel-1 delivery tags not yet settled: window[head + (tag - base)] holds the subscription id, or
+    // ackPending / settledMark. Tags on one channel count up from 1 with no gaps.
+    private var window: [Int32] = []
+    private var head = 0
+    private var base: UInt64 = 1
+    private static let ackPending: Int32 = -1
+    private static let settledMark: Int32 = -2
+
+    // Publisher confirms: messages written and not yet confirmed, in publish order, with their sequence numbers.
+    private var unconfirmed: [Outgoing] = []
+    private var unconfirmedHead = 0
+    private var unconfirmedBase: UInt64 = 1
+    private var confirmedFlags: [Bool] = []
+    private var nextSeq: UInt64 = 1
+    /// Messages to publish before new ones: the unconfirmed ones of a lost connection.
+    private var resend: [Outgoing] = []
+    private var released = 0
+
+    // Reused buffers, swapped with the shared queues each turn.
+    private var publishBatch: [Outgoing] = []
+    private var settleBatch: [Settle] = []
+    private var opBatch: [QueuedOp] = []
+    private var ackedInBatch: [UInt64] = []
+
+    private var properties = amqp_basic_properties_t()
+
+    init(core: AMQPCore, connected: Pending<Void>) {
+        self.core = core
+        self.connectedPending = connected
+        if core.settings.persistentMessages {
+            properties._flags = 1 << 12  // AMQP_BASIC_DELIVERY_MODE_FLAG
+            properties.delivery_mode = 2
+        }
+    }
+
+    func start() {
+        let t = Thread { [self] in self.run() }
+        t.name = "msgflo.amqp"
+        t.stackSize = 1 << 20
+        t.start()
+    }
+
+    // MARK: the loop
+
+    private func run() {
+        do {
+            try openConnection()
+        } catch {
+            core.shared.withLock { $0.threadRunning = false }
+            connectedPending?.resume(.failure(error))
+            connectedPending = nil
+            return
+        }
+        core.setState(.connected)
+        connectedPending?.resume(.success(()))
+        connectedPending = nil
+
+        while true {
+            if conn == nil {
+                if !reconnect() { break }
+                continue
+            }
+            guard let c = conn else { continue }
+            if takeWork() { break }
+            var busy = !publishBatch.isEmpty || !settleBatch.isEmpty || !opBatch.isEmpty || !resend.isEmpty
+            if !resend.isEmpty || !publishBatch.isEmpty {
+                if !publishAll(c) { continue }
+            }
+            if !settleBatch.isEmpty { settleAll(c) }
+            if conn == nil { continue }
+            if !opBatch.isEmpty {
+                runOps(c)
+                if conn == nil { continue }
+            }
+            let frames = readFrames(c, limit: 2048)
+            if conn == nil { continue }
+            busy = busy || frames > 0
+            if !busy { sleep(c) }
+        }
+        shutdown()
+    }
+
+    /// Takes queued work; returns true when close was asked for.
+    private func takeWork() -> Bool {
+        var newSubs: [SubscriptionRecord] = []
+        let closing = core.shared.withLock { s -> Bool in
+            swap(&s.publishes, &publishBatch)
+            swap(&s.settles, &settleBatch)
+            swap(&s.ops, &opBatch)
+            if !s.newSubscriptions.isEmpty {
+                newSubs = s.newSubscriptions
+                s.newSubscriptions = []
+            }
+            return s.closeRequested
+        }
+        for r in newSubs { subscriptions[r.id] = LiveSubscription(record: r, tapQueue: nil) }
+        return closing
+    }
+
+    /// At shutdown: adds what is still queued to the batches already taken.
+    private func takeRemaining() {
+        core.shared.withLock { s in
+            publishBatch.append(contentsOf: s.publishes)
+            s.publishes.removeAll()
+            settleBatch.append(contentsOf: s.settles)
+            s.settles.removeAll()
+            opBatch.append(contentsOf: s.ops)
+            s.ops.removeAll()
+        }
+    }
+
+    /// Blocks in poll on the socket and the eventfd until there is something to do.
+    private func sleep(_ c: amqp_connection_state_t) {
+        let idle = core.shared.withLock { s -> Bool in
+            if !s.publishes.isEmpty || !s.settles.isEmpty || !s.ops.isEmpty || s.closeRequested { return false }
+            s.sleeping = true
+            s.signalled = false
+            return true
+        }
+        guard idle else { return }
+        let sock = amqp_get_sockfd(c)
+        var fds = [pollfd(fd: sock, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: core.eventFD, events: Int16(POLLIN), revents: 0)]
+        // librabbitmq sends and checks heartbeats when we read; wake often enough for that.
+        let ms = settings.heartbeat > 0 ? min(1000, settings.heartbeat * 250) : 1000
+        _ = poll(&fds, 2, Int32(ms))
+        core.shared.withLock { s in s.sleeping = false }
+        if fds[1].revents != 0 { drainEventFD() }
+    }
+
+    private func drainEventFD() {
+        var value: UInt64 = 0
+        _ = withUnsafeMutableBytes(of: &value) { Glibc.read(core.eventFD, $0.baseAddress, 8) }
+    }
+
+    // MARK: connecting
+
+    private func timeval(_ d: Duration) -> Glibc.timeval {
+        let (s, a) = d.components
+        return Glibc.timeval(tv_sec: Int(s), tv_usec: Int(a / 1_000_000_000_000))
+    }
+
+    private func openConnection() throws(MsgFloError) {
+        guard let c = amqp_new_connection() else {
+            throw MsgFloError(.connectionFailed, "cannot connect to \(url): out of memory")
+        }
+        var ok = false
+        defer { if !ok { amqp_destroy_connection(c) } }
+        let tls = url.scheme == .amqps
+        guard let socket = tls ? amqp_ssl_socket_new(c) : amqp_tcp_socket_new(c) else {
+            throw MsgFloError(.connectionFailed, "cannot connect to \(url): cannot create a socket")
+        }
+        if tls {
+            amqp_ssl_socket_set_verify_peer(socket, settings.verifyPeer ? 1 : 0)
+            amqp_ssl_socket_set_verify_hostname(socket, settings.verifyPeer ? 1 : 0)
+            if let ca = settings.caFile, settings.verifyPeer {
+                let rc = amqp_ssl_socket_set_cacert(socket, ca)
+                if rc != AMQP_STATUS_OK.rawValue {
+                    throw MsgFloError(.tls, "cannot use CA file '\(ca)' for \(url): \(Self.statusText(rc))")
+                }
+            }
+            if let cert = settings.certFile, let key = settings.keyFile {
+                let rc = amqp_ssl_socket_set_key(socket, cert, key)
+                if rc != AMQP_STATUS_OK.rawValue {
+                    throw MsgFloError(.tls, "cannot use client certificate '\(cert)' for \(url): \(Self.statusText(rc))")
+                }
+            }
+        }
+        let started = ContinuousClock.now
+        var tv = timeval(settings.timeouts.connect)
+        let rc = amqp_socket_open_noblock(socket, url.host, Int32(url.port), &tv)
+        if rc != AMQP_STATUS_OK.rawValue {
+            let code: MsgFloError.Code = rc == AMQP_STATUS_SSL_CONNECTION_FAILED.rawValue
+                || rc == AMQP_STATUS_SSL_ERROR.rawValue || rc == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED.rawValue
+                || rc == AMQP_STATUS_SSL_PEER_VERIFY_FAILED.rawValue ? .tls : .connectionFailed
+            let why = rc == AMQP_STATUS_TIMEOUT.rawValue ? "no answer within \(settings.timeouts.connect)"
+                : Self.statusText(rc)
+            throw MsgFloError(code, "cannot connect to \(url): \(why)")
+        }
+        let left = max(.milliseconds(200), settings.timeouts.connect - (ContinuousClock.now - started))
+        var handshake = timeval(left)
+        amqp_set_handshake_timeout(c, &handshake)
+        var rpc = timeval(settings.timeouts.operation)
+        amqp_set_rpc_timeout(c, &rpc)
+        let reply = cmsgflo_amqp_login_plain(c, settings.url.vhost, 0, 131_072, Int32(settings.heartbeat),
+                                             settings.user, settings.password)
+        if reply.reply_type != AMQP_RESPONSE_NORMAL {
+            throw loginError(reply)
+        }
+        for ch in [Channel.consume, Channel.control, Channel.publish, Channel.tap] {
+            amqp_channel_open(c, ch)
+            let r = amqp_get_rpc_reply(c)
+            if r.reply_type != AMQP_RESPONSE_NORMAL {
+                throw MsgFloError(.connectionFailed, "cannot open a channel on \(url): \(Self.replyText(r))")
+            }
+        }
+        amqp_confirm_select(c, Channel.publish)
+        let r = amqp_get_rpc_reply(c)
+        if r.reply_type != AMQP_RESPONSE_NORMAL {
+            throw MsgFloError(.connectionFailed, "cannot turn on publisher confirms on \(url): \(Self.replyText(r))")
+        }
+        ok = true
+        conn = c
+        generation += 1
+        window.removeAll(keepingCapacity: true)
+        head = 0
+        base = 1
+        nextSeq = 1
+        unconfirmedBase = 1
+    }
+
+    private func loginError(_ reply: amqp_rpc_reply_t) -> MsgFloError {
+        if reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION, reply.reply.id == AMQPMethod.connectionClose,
+           let p = reply.reply.decoded?.assumingMemoryBound(to: amqp_connection_close_t.self) {
+            let text = Self.string(p.pointee.reply_text)
+            if p.pointee.reply_code == 403 {
+                return MsgFloError(.accessRefused, "login to \(url) refused: \(text)")
+            }
+            if p.pointee.reply_code == 530 {
+                return MsgFloError(.accessRefused, "login to \(url) refused (virtual host '\(settings.url.vhost)'): \(text)")
+            }
+            return MsgFloError(.connectionFailed, "login to \(url) failed: \(text)")
+        }
+        if reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION {
+            if reply.library_error == AMQP_STATUS_CONNECTION_CLOSED.rawValue
+                || reply.library_error == AMQP_STATUS_SOCKET_ERROR.rawValue {
+                return MsgFloError(.accessRefused, "login to \(url) refused: the broker closed the connection (wrong user or password?)")
+            }
+            if reply.library_error == AMQP_STATUS_TIMEOUT.rawValue {
+                return MsgFloError(.timeout, "login to \(url) timed out after \(settings.timeouts.connect)")
+            }
+        }
+        return MsgFloError(.connectionFailed, "login to \(url) failed: \(Self.replyText(reply))")
+    }
+
+    /// Tears down a dead connection and prepares everything to be sent again on the next one.
+    private func lose(_ reason: String) {
+        guard let c = conn else { return }
+        conn = nil
+        amqp_destroy_connection(c)
+        logger.warning("AMQP connection to \(url) lost: \(reason); reconnecting")
+        // Unconfirmed messages go out again first (the broker may or may not have them: at-least-once).
+        var again: [Outgoing] = []
+        for i in unconfirmedHead..<unconfirmed.count where !confirmedFlags[i] { again.append(unconfirmed[i]) }
+        unconfirmed.removeAll(keepingCapacity: true)
+        confirmedFlags.removeAll(keepingCapacity: true)
+        unconfirmedHead = 0
+        resend = again + resend
+        window.removeAll(keepingCapacity: true)
+        head = 0
+        for id in subscriptions.keys { subscriptions[id]?.started = false }
+        lostReason = reason
+    }
+
+    private var lostReason = ""
+
+    /// Tries again with backoff until connected (true) or closed (false). Fails queued calls past their deadline.
+    private func reconnect() -> Bool {
+        var attempt = 0
+        var delay = Duration.milliseconds(100)
+        while true {
+            attempt += 1
+            core.setState(.reconnecting(attempt: attempt, reason: lostReason))
+            // Wait before trying, watching the eventfd for close and failing calls that waited too long.
+            let until = ContinuousClock.now + delay * Double.random(in: 0.8...1.2)
+            while ContinuousClock.now < until {
+                if closingWhileDown() { return false }
+                let left = until - ContinuousClock.now
+                let ms = max(1, min(250, Int(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000)))
+                waitOnEventFD(ms: ms)
+            }
+            if closingWhileDown() { return false }
+            do {
+                try openConnection()
+            } catch {
+                lostReason = error.description
+                delay = min(delay * 2, .seconds(5))
+                continue
+            }
+            guard let c = conn else { continue }
+            logger.notice("AMQP connection to \(url) re-established after \(attempt) attempt(s)")
+            if !restore(c) { continue }
+            core.setState(.connected)
+            return true
+        }
+    }
+
+    private func waitOnEventFD(ms: Int) {
+        core.shared.withLock { s in
+            s.sleeping = true
+            s.signalled = false
+        }
+        var fd = pollfd(fd: core.eventFD, events: Int16(POLLIN), revents: 0)
+        _ = poll(&fd, 1, Int32(ms))
+        core.shared.withLock { s in s.sleeping = false }
+        if fd.revents != 0 { drainEventFD() }
+    }
+
+    /// While disconnected: true when close was asked for; fails queued calls past their deadline; drops settles.
+    private func closingWhileDown() -> Bool {
+        let now = ContinuousClock.now
+        var expired: [QueuedOp] = []
+        var newSubs: [SubscriptionRecord] = []
+        let closing = core.shared.withLock { s -> Bool in
+            s.settles.removeAll(keepingCapacity: true)
+            if !s.newSubscriptions.isEmpty {
+                newSubs = s.newSubscriptions
+                s.newSubscriptions = []
+            }
+            if s.ops.contains(where: { $0.deadline <= now }) {
+                expired = s.ops.filter { $0.deadline <= now }
+                s.ops.removeAll { $0.deadline <= now }
+            }
+            return s.closeRequested
+        }
+        for r in newSubs { subscriptions[r.id] = LiveSubscription(record: r, tapQueue: nil) }
+        for op in expired {
+            op.pending.resume(.failure(MsgFloError(.connectionLost,
+                "\(op.op.summary) failed: broker \(url) unreachable for \(settings.timeouts.reconnectWait): \(lostReason)")))
+        }
+        return closing
+    }
+
+    /// Declares, binds and consumes again what was set up on the lost connection.
+    private func restore(_ c: amqp_connection_state_t) -> Bool {
+        do {
+            for item in topology {
+                do {
+                    try apply(c, item)
+                } catch .channel(let code, let text) {
+                    logger.warning("AMQP: could not restore \(item) on \(url) after reconnect: \(code) \(text)")
+                }
+            }
+            for id in subscriptions.keys.sorted() {
+                do {
+                    try startConsumer(c, id)
+                } catch .channel(let code, let text) {
+                    logger.warning("AMQP: could not consume '\(subscriptions[id]?.record.queue ?? "")' again on \(url) after reconnect: \(code) \(text)")
+                }
+            }
+        } catch .connectionLost(let why) {
+            lose(why)
+            return false
+        } catch {}
+        return true
+    }
+
+    // MARK: closing
+
+    private func shutdown() {
+        if let c = conn {
+            // Flush what callers handed us and give the broker a moment to confirm it.
+            takeRemaining()
+            if !resend.isEmpty || !publishBatch.isEmpty { _ = publishAll(c) }
+            if !settleBatch.isEmpty { settleAll(c) }
+            let deadline = ContinuousClock.now + min(settings.timeouts.operation, .seconds(2))
+            while conn != nil, pendingConfirms > 0, ContinuousClock.now < deadline {
+                if readFrames(c, limit: 4096) == 0 {
+                    var fd = pollfd(fd: amqp_get_sockfd(c), events: Int16(POLLIN), revents: 0)
+                    _ = poll(&fd, 1, 20)
+                }
+            }
+            if let c = conn {
+                var tv = timeval(.seconds(2))
+                amqp_set_rpc_timeout(c, &tv)
+                _ = amqp_connection_close(c, 200)
+                amqp_destroy_connection(c)
+                conn = nil
+            }
+        }
+        let unsent = pendingConfirms + resend.count + core.shared.withLock { $0.publishes.count }
+        if unsent > 0 {
+            logger.warning("AMQP transport to \(url) closed with \(unsent) message(s) not confirmed by the broker")
+        }
+        for (_, sub) in subscriptions { sub.record.continuation.finish() }
+        subscriptions = [:]
+        for op in opBatch { op.pending.resume(.failure(MsgFloError(.closed, "transport to \(url) is closed"))) }
+        opBatch = []
+        core.shared.withLock { $0.threadRunning = false }
+        core.finishClosed(reason: "transport closed")
+    }
+
+    private var pendingConfirms: Int {
+        var n = 0
+        for i in unconfirmedHead..<unconfirmed.count where !confirmedFlags[i] { n += 1 }
+        return n
+    }
+
+    // MARK: publishing
+
+    /// Publishes the resend list then the batch. Returns false when the connection was lost.
+    private func publishAll(_ c: amqp_connection_state_t) -> Bool {
+        if !resend.isEmpty {
+            let list = resend
+            resend = []
+            for (i, o) in list.enumerated() where !publishOne(c, o) {
+                resend = Array(list[i...]) + publishBatch
+                publishBatch.removeAll(keepingCapacity: true)
+                return false
+            }
+        }
+        for i in publishBatch.indices where !publishOne(c, publishBatch[i]) {
+            resend.append(contentsOf: publishBatch[i...])
+            publishBatch.removeAll(keepingCapacity: true)
+            return false
+        }
+        publishBatch.removeAll(keepingCapacity: true)
+        return true
+    }
+
+    private func publishOne(_ c: amqp_connection_state_t, _ o: Outgoing) -> Bool {
+        let rc = o.exchange.withCString { ex in
+            o.routingKey.withCString { rk in
+                o.body.withUnsafeBytes { body in
+                    amqp_basic_publish(c, Channel.publish, amqp_cstring_bytes(ex), amqp_cstring_bytes(rk), 0, 0,
+                                       &properties,
+                                       amqp_bytes_t(len: body.count, bytes: UnsafeMutableRawPointer(mutating: body.baseAddress)))
+                }
+            }
+        }
+        if rc != AMQP_STATUS_OK.rawValue {
+            lose("publish failed: \(Self.statusText(rc))")
+            return false
+        }
+        unconfirmed.append(o)
+        confirmedFlags.append(false)
+        nextSeq += 1
+        return true
+    }
+
+    private func confirm(upTo tag: UInt64, multiple: Bool) {
+        guard tag >= unconfirmedBase else { return }
+        let idx = unconfirmedHead + Int(tag - unconfirmedBase)
+        guard idx < unconfirmed.count else { return }
+        if multiple {
+            for i in unconfirmedHead...idx where !confirmedFlags[i] { confirmedFlags[i] = true; released += 1 }
+        } else if !confirmedFlags[idx] {
+            confirmedFlags[idx] = true
+            released += 1
+        }
+        while unconfirmedHead < unconfirmed.count && confirmedFlags[unconfirmedHead] {
+            unconfirmedHead += 1
+            unconfirmedBase += 1
+        }
+        if unconfirmedHead == unconfirmed.count {
+            unconfirmed.removeAll(keepingCapacity: true)
+            confirmedFlags.removeAll(keepingCapacity: true)
+            unconfirmedHead = 0
+        } else if unconfirmedHead > 4096 && unconfirmedHead * 2 > unconfirmed.count {
+            unconfirmed.removeFirst(unconfirmedHead)
+            confirmedFlags.removeFirst(unconfirmedHead)
+            unconfirmedHead = 0
+        }
+    }
+
+    /// Gives the room of confirmed messages back to waiting senders.
+    private func releaseConfirmed() {
+        guard released > 0 else { return }
+        let n = released
+        released = 0
+        let limit = settings.maxOutstanding
+        let waiters = core.shared.withLock { s -> [Pending<Void>] in
+            s.outstanding -= n
+            guard !s.spaceWaiters.isEmpty, s.outstanding < limit else { return [] }
+            let room = limit - s.outstanding
+            let k = min(room, s.spaceWaiters.count)
+            let woken = s.spaceWaiters.prefix(k).map(\.pending)
+            s.spaceWaiters.removeFirst(k)
+            return woken
+        }
+        for w in waiters { w.resume(.success(())) }
+    }
+
+    // MARK: acknowledgements
+
+    private func settleAll(_ c: amqp_connection_state_t) {
+        ackedInBatch.removeAll(keepingCapacity: true)
+        for s in settleBatch where s.generation == generation && s.tag >= base {
+            let idx = head + Int(s.tag - base)
+            guard idx < window.count, window[idx] >= 0 else { continue }
+            if s.ack {
+                window[idx] = Self.ackPending
+                ackedInBatch.append(s.tag)
+            } else {
+                window[idx] = Self.settledMark
+                if amqp_basic_nack(c, Channel.consume, s.tag, 0, 0) != AMQP_STATUS_OK.rawValue {
+                    lose("nack failed")
+                    return
+                }
+            }
+        }
+        settleBatch.removeAll(keepingCapacity: true)
+        // One multiple-ack covers the settled run at the front of the window.
+        var lastAck: UInt64 = 0
+        while head < window.count && window[head] < 0 {
+            if window[head] == Self.ackPending { lastAck = base }
+            head += 1
+            base += 1
+        }
+        if lastAck > 0, amqp_basic_ack(c, Channel.consume, lastAck, 1) != AMQP_STATUS_OK.rawValue {
+            lose("ack failed")
+            return
+        }
+        for tag in ackedInBatch where tag >= base {
+            let idx = head + Int(tag - base)
+            window[idx] = Self.settledMark
+            if amqp_basic_ack(c, Channel.consume, tag, 0) != AMQP_STATUS_OK.rawValue {
+                lose("ack failed")
+                return
+            }
+        }
+        if head == window.count {
+            window.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head > 4096 && head * 2 > window.count {
+            window.removeFirst(head)
+            head = 0
+        }
+    }
+
+    // MARK: reading frames
+
+    /// Reads and handles what the broker sent, without blocking. Returns the number of frames handled.
+    @discardableResult
+    private func readFrames(_ c: amqp_connection_state_t, limit: Int) -> Int {
+        var zero = Glibc.timeval(tv_sec: 0, tv_usec: 0)
+        var n = 0
+        defer {
+            if conn != nil { amqp_maybe_release_buffers(c) }
+            releaseConfirmed()
+        }
+        while n < limit {
+            var frame = amqp_frame_t()
+            let rc = amqp_simple_wait_frame_noblock(c, &frame, &zero)
+            if rc == AMQP_STATUS_TIMEOUT.rawValue { break }
+            if rc != AMQP_STATUS_OK.rawValue {
+                lose(Self.statusText(rc))
+                return n
+            }
+            n += 1
+            guard frame.frame_type == UInt8(AMQP_FRAME_METHOD) else { continue }
+            handleMethod(c, frame.channel, frame.payload.method)
+            if conn == nil { return n }
+            if n & 63 == 0 { amqp_maybe_release_buffers(c) }
+        }
+        return n
+    }
+
+    private func handleMethod(_ c: amqp_connection_state_t, _ channel: amqp_channel_t, _ method: amqp_method_t) {
+        switch method.id {
+        case AMQPMethod.basicDeliver:
+            guard let d = method.decoded?.assumingMemoryBound(to: amqp_basic_deliver_t.self).pointee else { return }
+            deliver(c, channel, d)
+        case AMQPMethod.basicAck:
+            guard channel == Channel.publish,
+                  let a = method.decoded?.assumingMemoryBound(to: amqp_basic_ack_t.self).pointee else { return }
+            confirm(upTo: a.delivery_tag, multiple: a.multiple != 0)
+        case AMQPMethod.basicNack:
+            guard channel == Channel.publish,
+                  let a = method.decoded?.assumingMemoryBound(to: amqp_basic_nack_t.self).pointee else { return }
+            logger.warning("AMQP broker \(url) refused message(s) up to #\(a.delivery_tag) (basic.nack); they are dropped")
+            confirm(upTo: a.delivery_tag, multiple: a.multiple != 0)
+        case AMQPMethod.basicCancel:
+            guard let a = method.decoded?.assumingMemoryBound(to: amqp_basic_cancel_t.self).pointee else { return }
+            if let id = Self.subscriptionID(a.consumer_tag), let sub = subscriptions.removeValue(forKey: id) {
+                logger.warning("AMQP broker \(url) cancelled the consumer of '\(sub.record.queue)' (queue deleted?)")
+                sub.record.continuation.finish()
+            }
+        case AMQPMethod.basicReturn:
+            break
+        case AMQPMethod.channelClose:
+            let p = method.decoded?.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
+            let code = p?.reply_code ?? 0
+            let text = p.map { Self.string($0.reply_text) } ?? "channel closed"
+            channelClosed(c, channel, code: code, text: text)
+        case AMQPMethod.connectionClose:
+            let p = method.decoded?.assumingMemoryBound(to: amqp_connection_close_t.self).pointee
+            var ok = amqp_connection_close_ok_t(dummy: 0)
+            _ = amqp_send_method(c, 0, AMQPMethod.connectionCloseOk, &ok)
+            lose("broker closed the connection: \(p.map { Self.string($0.reply_text) } ?? "connection.close")")
+        case AMQPMethod.connectionBlocked:
+            logger.warning("AMQP broker \(url) blocks publishing (resource alarm)")
+        case AMQPMethod.connectionUnblocked:
+            logger.notice("AMQP broker \(url) accepts publishing again")
+        default:
+            break
+        }
+    }
+
+    private func deliver(_ c: amqp_connection_state_t, _ channel: amqp_channel_t, _ d: amqp_basic_deliver_t) {
+        let tag = d.delivery_tag
+        let redelivered = d.redelivered != 0
+        let id = Self.subscriptionID(d.consumer_tag)
+        var message = amqp_message_t()
+        let r = amqp_read_message(c, channel, &message, 0)
+        guard r.reply_type == AMQP_RESPONSE_NORMAL else {
+            lose("reading a message failed: \(Self.replyText(r))")
+            return
+        }
+        let count = message.body.len
+        let bytes: [UInt8] = count == 0 ? [] : [UInt8](unsafeUninitializedCapacity: count) { buf, n in
+            memcpy(buf.baseAddress!, message.body.bytes, count)
+            n = count
+        }
+        amqp_destroy_message(&message)
+        let sub = id.flatMap { subscriptions[$0] }
+        if channel == Channel.consume {
+            guard let sub, tag == base + UInt64(window.count - head) else {
+                // Not ours any more (cancelled): give it back to the queue.
+                _ = amqp_basic_reject(c, channel, tag, 1)
+                if tag == base + UInt64(window.count - head) { window.append(Self.settledMark) }
+                return
+            }
+            window.append(Int32(truncatingIfNeeded: sub.record.id))
+            sub.record.continuation.yield(Delivery(message: Message(bytes: bytes), queue: sub.record.queue,
+                                                   redelivered: redelivered, tag: tag, generation: generation,
+                                                   settler: core))
+        } else if let sub {
+            sub.record.continuation.yield(Delivery(message: Message(bytes: bytes), queue: sub.record.queue))
+        }
+    }
+
+    private func channelClosed(_ c: amqp_connection_state_t, _ channel: amqp_channel_t, code: UInt16, text: String) {
+        var ok = amqp_channel_close_ok_t(dummy: 0)
+        _ = amqp_send_method(c, channel, AMQPMethod.channelCloseOk, &ok)
+        switch channel {
+        case Channel.publish:
+            // Typically a send to an exchange that does not exist. The broker dropped everything it got on the
+            // channel since; publish those again on a fresh channel, except the ones to the missing exchange.
+            var missing: String? = nil
+            if code == 404, let r = text.range(of: "no exchange '") {
+                let rest = text[r.upperBound...]
+                if let end = rest.firstIndex(of: "'") { missing = String(rest[..<end]) }
+            }
+            var again: [Outgoing] = []
+            var dropped = 0
+            for i in unconfirmedHead..<unconfirmed.count where !confirmedFlags[i] {
+                if let m = missing, unconfirmed[i].exchange == m { dropped += 1 } else { again.append(unconfirmed[i]) }
+            }
+            released += dropped
+            unconfirmed.removeAll(keepingCapacity: true)
+            confirmedFlags.removeAll(keepingCapacity: true)
+            unconfirmedHead = 0
+            logger.warning("AMQP: sending on \(url) failed: \(code) \(text); \(dropped) message(s) dropped")
+            amqp_channel_open(c, Channel.publish)
+            var r = amqp_get_rpc_reply(c)
+            if r.reply_type == AMQP_RESPONSE_NORMAL {
+                amqp_confirm_select(c, Channel.publish)
+                r = amqp_get_rpc_reply(c)
+            }
+            guard r.reply_type == AMQP_RESPONSE_NORMAL else {
+                lose("cannot reopen the publishing channel: \(Self.replyText(r))")
+                return
+            }
+            unconfirmedBase = 1
+            nextSeq = 1
+            resend = again + resend
+        case Channel.control:
+            reopen(c, channel)
+        default:
+            // A consumer channel: start afresh on a new connection so every consumer is set up again.
+            lose("broker closed channel \(channel): \(code) \(text)")
+        }
+    }
+
+    // MARK: operations
+
+    private func runOps(_ c: amqp_connection_state_t) {
+        var i = 0
+        while i < opBatch.count {
+            let q = opBatch[i]
+            do {
+                let result = try execute(c, q.op)
+                q.pending.resume(.success(result))
+            } catch .connectionLost(let why) {
+                lose(why)
+                // Not done: the rest (this one included) waits for the next connection.
+                let rest = Array(opBatch[i...])
+                core.shared.withLock { s in s.ops.insert(contentsOf: rest, at: 0) }
+                opBatch.removeAll(keepingCapacity: true)
+                return
+            } catch {
+                q.pending.resume(.failure(error.asMsgFloError(q.op.summary, url)))
+            }
+            i += 1
+            // Keep the socket drained between operations (a long list of declarations must not stall deliveries).
+            readFrames(c, limit: 256)
+            if conn == nil {
+                let rest = Array(opBatch[i...])
+                core.shared.withLock { s in s.ops.insert(contentsOf: rest, at: 0) }
+                opBatch.removeAll(keepingCapacity: true)
+                return
+            }
+        }
+        opBatch.removeAll(keepingCapacity: true)
+    }
+
+    private func execute(_ c: amqp_connection_state_t, _ op: Op) throws(CallError) -> OpResult {
+        switch op {
+        case .declareInport(let q, let persistent):
+            let item = TopologyItem.inport(q, persistent: persistent)
+            try apply(c, item)
+            record(item)
+        case .declareOutport(let q, let persistent):
+            let item = TopologyItem.outport(q, persistent: persistent)
+            try apply(c, item)
+            record(item)
+        case .declareDiscovery:
+            try apply(c, .discovery)
+            record(.discovery)
+        case .bind(let b):
+            try apply(c, .binding(b))
+            record(.binding(b))
+        case .unbind(let b):
+            topology.removeAll { $0 == .binding(b) }
+            try unbind(c, b)
+        case .consume(let id):
+            do {
+                try startConsumer(c, id)
+            } catch {
+                subscriptions.removeValue(forKey: id)
+                throw error
+            }
+        case .cancel(let id):
+            try stopConsumer(c, id)
+        case .depth(let q):
+            return .depth(try queueDeclare(c, q, passive: true, durable: false, autoDelete: false, deadLetter: nil))
+        }
+        return .done
+    }
+
+    private func record(_ item: TopologyItem) {
+        if !topology.contains(item) { topology.append(item) }
+    }
+
+    private func apply(_ c: amqp_connection_state_t, _ item: TopologyItem) throws(CallError) {
+        switch item {
+        case .inport(let q, let persistent):
+            try tolerant("queue", q) { () throws(CallError) in
+                _ = try queueDeclare(c, q, passive: false, durable: persistent, autoDelete: !persistent,
+                                     deadLetter: "dead-" + q)
+            } passive: { () throws(CallError) in
+                _ = try queueDeclare(c, q, passive: true, durable: false, autoDelete: false, deadLetter: nil)
+            }
+            try tolerant("exchange", q) { () throws(CallError) in
+                try exchangeDeclare(c, q, type: "fanout", durable: persistent, autoDelete: !persistent)
+            } passive: {}
+            try call(c) { amqp_queue_bind(c, Channel.control, $0(q), $0(q), $0(""), amqp_empty_table) }
+        case .outport(let q, let persistent):
+            try tolerant("exchange", q) { () throws(CallError) in
+                try exchangeDeclare(c, q, type: "fanout", durable: persistent, autoDelete: !persistent)
+            } passive: {}
+        case .discovery:
+            try tolerant("queue", discoveryQueue) { () throws(CallError) in
+                _ = try queueDeclare(c, discoveryQueue, passive: false, durable: true, autoDelete: false, deadLetter: nil)
+            } passive: { () throws(CallError) in
+                _ = try queueDeclare(c, discoveryQueue, passive: true, durable: false, autoDelete: false, deadLetter: nil)
+            }
+        case .binding(let b):
+            switch b.kind {
+            case .pubsub:
+                try call(c) { amqp_queue_bind(c, Channel.control, $0(b.tgt), $0(b.src), $0(""), amqp_empty_table) }
+            case .roundRobin:
+                let direct = "out-" + b.src
+                try tolerant("exchange", direct) { () throws(CallError) in
+                    try exchangeDeclare(c, direct, type: "direct", durable: true, autoDelete: false)
+                } passive: {}
+                try call(c) { amqp_exchange_bind(c, Channel.control, $0(direct), $0(b.src), $0(""), amqp_empty_table) }
+                try call(c) { amqp_queue_bind(c, Channel.control, $0(b.tgt), $0(direct), $0(""), amqp_empty_table) }
+            case .deadLetter:
+                let dead = "dead-" + b.src
+                try tolerant("exchange", dead) { () throws(CallError) in
+                    try exchangeDeclare(c, dead, type: "fanout", durable: true, autoDelete: false)
+                } passive: {}
+                try call(c) { amqp_queue_bind(c, Channel.control, $0(b.tgt), $0(dead), $0(""), amqp_empty_table) }
+            }
+        }
+    }
+
+    private func unbind(_ c: amqp_connection_state_t, _ b: Binding) throws(CallError) {
+        let exchange = switch b.kind {
+        case .pubsub: b.src
+        case .roundRobin: "out-" + b.src
+        case .deadLetter: "dead-" + b.src
+        }
+        try call(c) { amqp_queue_unbind(c, Channel.control, $0(b.tgt), $0(exchange), $0(""), amqp_empty_table) }
+    }
+
+    /// Runs a declaration; when the broker refuses it because the thing exists with other flags (406), warns once
+    /// and goes on with the existing one (checked with `passive`).
+    private func tolerant(_ kind: String, _ name: String, _ declare: () throws(CallError) -> Void,
+                          passive: () throws(CallError) -> Void) throws(CallError) {
+        do {
+            try declare()
+        } catch .channel(let code, let text) where code == 406 {
+            logger.warning("AMQP: \(kind) '\(name)' exists on \(url) with other flags than msgflo's (\(text)); using it as it is")
+            try passive()
+        }
+    }
+
+    private func queueDeclare(_ c: amqp_connection_state_t, _ q: String, passive: Bool, durable: Bool,
+                              autoDelete: Bool, deadLetter: String?) throws(CallError) -> Int {
+        var count = 0
+        try call(c) { b in
+            var args = amqp_empty_table
+            var entry = amqp_table_entry_t()
+            if let deadLetter {
+                entry.key = b("x-dead-letter-exchange")
+                entry.value.kind = UInt8(AMQP_FIELD_KIND_UTF8.rawValue)
+                entry.value.value.bytes = b(deadLetter)
+            }
+            return withUnsafeMutablePointer(to: &entry) { e in
+                if deadLetter != nil { args = amqp_table_t(num_entries: 1, entries: e) }
+                let ok = amqp_queue_declare(c, Channel.control, b(q), passive ? 1 : 0, durable ? 1 : 0, 0,
+                                            autoDelete ? 1 : 0, args)
+                if let ok { count = Int(ok.pointee.message_count) }
+                return ok
+            }
+        }
+        return count
+    }
+
+    private func exchangeDeclare(_ c: amqp_connection_state_t, _ name: String, type: String, durable: Bool,
+                                 autoDelete: Bool) throws(CallError) {
+        try call(c) {
+            amqp_exchange_declare(c, Channel.control, $0(name), $0(type), 0, durable ? 1 : 0, autoDelete ? 1 : 0, 0,
+                                  amqp_empty_table)
+        }
+    }
+
+    private func startConsumer(_ c: amqp_connection_state_t, _ id: Int) throws(CallError) {
+        guard var sub = subscriptions[id], !sub.started else { return }
+        let r = sub.record
+        let tag = "msgflo-\(id)"
+        if r.isTap {
+            try tolerant("exchange", r.queue) { () throws(CallError) in
+                try exchangeDeclare(c, r.queue, type: "fanout", durable: true, autoDelete: false)
+            } passive: {}
+            var name = ""
+            try call(c) { b in
+                let ok = amqp_queue_declare(c, Channel.control, amqp_empty_bytes, 0, 0, 1, 1, amqp_empty_table)
+                if let ok { name = Self.string(ok.pointee.queue) }
+                return ok
+            }
+            try call(c) { amqp_queue_bind(c, Channel.control, $0(name), $0(r.queue), $0(""), amqp_empty_table) }
+            try call(c, on: Channel.tap) { amqp_basic_consume(c, Channel.tap, $0(name), $0(tag), 0, 1, 1, amqp_empty_table) }
+            sub.tapQueue = name
+        } else {
+            // Check first on the control channel: a consume of a missing queue would close the consumer channel.
+            _ = try queueDeclare(c, r.queue, passive: true, durable: false, autoDelete: false, deadLetter: nil)
+            try call(c, on: Channel.consume) { _ in amqp_basic_qos(c, Channel.consume, 0, UInt16(clamping: r.prefetch), 0) }
+            try call(c, on: Channel.consume) { amqp_basic_consume(c, Channel.consume, $0(r.queue), $0(tag), 0, 0, 0, amqp_empty_table) }
+        }
+        sub.started = true
+        subscriptions[id] = sub
+    }
+
+    private func stopConsumer(_ c: amqp_connection_state_t, _ id: Int) throws(CallError) {
+        guard let sub = subscriptions.removeValue(forKey: id) else { return }
+        defer { sub.record.continuation.finish() }
+        guard sub.started else { return }
+        let ch = sub.record.isTap ? Channel.tap : Channel.consume
+        try call(c, on: ch) { amqp_basic_cancel(c, ch, $0("msgflo-\(id)")) }
+        if !sub.record.isTap {
+            // What the consumer held and did not settle goes back to the queue.
+            for i in head..<window.count where window[i] == Int32(truncatingIfNeeded: id) {
+                window[i] = Self.settledMark
+                if amqp_basic_reject(c, ch, base + UInt64(i - head), 1) != AMQP_STATUS_OK.rawValue {
+                    throw .connectionLost("reject failed")
+                }
+            }
+        }
+    }
+
+    // MARK: calling librabbitmq
+
+    /// Runs an RPC with a helper that makes `amqp_bytes_t` of Swift strings (kept alive for the call), then turns
+    /// the reply into a `CallError`. Channel errors reopen the channel.
+    private func call<R>(_ c: amqp_connection_state_t, on channel: amqp_channel_t = Channel.control,
+                         _ body: ((String) -> amqp_bytes_t) -> UnsafeMutablePointer<R>?) throws(CallError) {
+        var keep: [UnsafeMutablePointer<CChar>] = []
+        defer { keep.forEach { free($0) } }
+        _ = body { s in
+            let p = strdup(s)!
+            keep.append(p)
+            return amqp_bytes_t(len: strlen(p), bytes: UnsafeMutableRawPointer(p))
+        }
+        let r = amqp_get_rpc_reply(c)
+        try check(c, r, channel)
+    }
+
+    private func check(_ c: amqp_connection_state_t, _ r: amqp_rpc_reply_t, _ channel: amqp_channel_t) throws(CallError) {
+        switch r.reply_type {
+        case AMQP_RESPONSE_NORMAL:
+            return
+        case AMQP_RESPONSE_SERVER_EXCEPTION:
+            if r.reply.id == AMQPMethod.channelClose,
+               let p = r.reply.decoded?.assumingMemoryBound(to: amqp_channel_close_t.self) {
+                let code = p.pointee.reply_code
+                let text = Self.string(p.pointee.reply_text)
+                var ok = amqp_channel_close_ok_t(dummy: 0)
+                _ = amqp_send_method(c, channel, AMQPMethod.channelCloseOk, &ok)
+                guard channel == Channel.control else {
+                    // A consumer channel: every consumer on it is gone; start afresh on a new connection.
+                    throw .connectionLost("broker closed channel \(channel): \(code) \(text)")
+                }
+                try reopenChecked(c, Channel.control)
+                throw .channel(code: code, text: text)
+            }
+            if r.reply.id == AMQPMethod.connectionClose,
+               let p = r.reply.decoded?.assumingMemoryBound(to: amqp_connection_close_t.self) {
+                var ok = amqp_connection_close_ok_t(dummy: 0)
+                _ = amqp_send_method(c, 0, AMQPMethod.connectionCloseOk, &ok)
+                throw .connectionLost("broker closed the connection: \(Self.string(p.pointee.reply_text))")
+            }
+            throw .connectionLost("unexpected reply \(r.reply.id)")
+        default:
+            throw .connectionLost(Self.replyText(r))
+        }
+    }
+
+    private func reopen(_ c: amqp_connection_state_t, _ ch: amqp_channel_t) {
+        do { try reopenChecked(c, ch) } catch { lose("cannot reopen channel \(ch)") }
+    }
+
+    private func reopenChecked(_ c: amqp_connection_state_t, _ ch: amqp_channel_t) throws(CallError) {
+        amqp_channel_open(c, ch)
+        let r = amqp_get_rpc_reply(c)
+        if r.reply_type != AMQP_RESPONSE_NORMAL {
+            throw .connectionLost("cannot reopen channel \(ch): \(Self.replyText(r))")
+        }
+    }
+
+    // MARK: helpers
+
+    static func string(_ b: amqp_bytes_t) -> String {
+        guard b.len > 0, let p = b.bytes else { return "" }
+        return String(decoding: UnsafeRawBufferPointer(start: p, count: b.len), as: UTF8.self)
+    }
+
+    static func statusText(_ rc: Int32) -> String {
+        String(cString: amqp_error_string2(rc))
+    }
+
+    static func replyText(_ r: amqp_rpc_reply_t) -> String {
+        switch r.reply_type {
+        case AMQP_RESPONSE_NORMAL: return "ok"
+        case AMQP_RESPONSE_NONE: return "no reply"
+        case AMQP_RESPONSE_LIBRARY_EXCEPTION: return statusText(r.library_error)
+        default:
+            if r.reply.id == AMQPMethod.connectionClose,
+               let p = r.reply.decoded?.assumingMemoryBound(to: amqp_connection_close_t.self) {
+                return "\(p.pointee.reply_code) \(string(p.pointee.reply_text))"
+            }
+            if r.reply.id == AMQPMethod.channelClose,
+               let p = r.reply.decoded?.assumingMemoryBound(to: amqp_channel_close_t.self) {
+                return "\(p.pointee.reply_code) \(string(p.pointee.reply_text))"
+            }
+            return "server error (method \(r.reply.id))"
+        }
+    }
+
+    /// The subscription id in a consumer tag `msgflo-<id>`.
+    static func subscriptionID(_ tag: amqp_bytes_t) -> Int? {
+        guard tag.len > 7, tag.len < 27, let p = tag.bytes?.assumingMemoryBound(to: UInt8.self) else { return nil }
+        var v = 0
+        for i in 7..<tag.len {
+            let d = Int(p[i]) - 48
+            guard d >= 0 && d <= 9 else { return nil }
+            v = v * 10 + d
+        }
+        return v
+    }
+}

@@ -1,0 +1,126 @@
+import Logging
+import MsgFlo
+import Synchronization
+
+/// A message waiting to be written to the broker, or written and not yet confirmed by it.
+struct Outgoing: Sendable {
+    let exchange: String
+    let routingKey: String
+    let body: [UInt8]
+}
+
+/// An ack or nack asked for by a `Delivery`.
+struct Settle: Sendable {
+    let tag: UInt64
+    let generation: UInt64
+    let ack: Bool
+}
+
+/// What the owner thread hands back for an operation.
+enum OpResult: Sendable {
+    case done
+    case depth(Int)
+}
+
+/// A broker operation a caller awaits. Executed by the owner thread, in order.
+enum Op: Sendable {
+    case declareInport(String, persistent: Bool)
+    case declareOutport(String, persistent: Bool)
+    case declareDiscovery
+    case bind(Binding)
+    case unbind(Binding)
+    case consume(subscription: Int)
+    case cancel(subscription: Int)
+    case depth(String)
+
+    var summary: String {
+        switch self {
+        case .declareInport(let q, _): "declare inport '\(q)'"
+        case .declareOutport(let q, _): "declare outport '\(q)'"
+        case .declareDiscovery: "declare queue '\(discoveryQueue)'"
+        case .bind(let b): "bind \(b)"
+        case .unbind(let b): "unbind \(b)"
+        case .consume: "consume"
+        case .cancel: "cancel consumer"
+        case .depth(let q): "count messages in '\(q)'"
+        }
+    }
+}
+
+/// A continuation resumed exactly once, by whoever comes first: the owner thread with the result, a timer with a
+/// timeout, or `close()`. The continuation is taken out under the lock and resumed outside it.
+final class Pending<T: Sendable>: Sendable {
+    private let slot = Mutex<CheckedContinuation<T, any Error>?>(nil)
+
+    func install(_ c: CheckedContinuation<T, any Error>) { slot.withLock { $0 = c } }
+
+    @discardableResult
+    func resume(_ result: Result<T, MsgFloError>) -> Bool {
+        guard let c = slot.withLock({ s -> CheckedContinuation<T, any Error>? in
+            defer { s = nil }
+            return s
+        }) else { return false }
+        c.resume(with: result.mapError { $0 as any Error })
+        return true
+    }
+
+    /// Runs `start` with this pending installed, and fails it with `timeoutError` after `timeout` unless resumed.
+    static func wait(timeout: Duration, timeoutError: @escaping @Sendable () -> MsgFloError,
+                     _ start: (Pending<T>) -> Void) async throws -> T {
+        let pending = Pending<T>()
+        let timer = Task {
+            try? await Task.sleep(for: timeout)
+            if !Task.isCancelled { pending.resume(.failure(timeoutError())) }
+        }
+        defer { timer.cancel() }
+        return try await withCheckedThrowingContinuation { c in
+            pending.install(c)
+            start(pending)
+        }
+    }
+}
+
+struct QueuedOp: Sendable {
+    let op: Op
+    let pending: Pending<OpResult>
+    /// When a call made while the broker is away gives up.
+    let deadline: ContinuousClock.Instant
+}
+
+/// A consumer as the owner thread knows it; kept across reconnects so that the same stream continues.
+struct SubscriptionRecord: Sendable {
+    let id: Int
+    /// The queue consumed (a data tap: the outport exchange it taps).
+    let queue: String
+    let prefetch: Int
+    let isTap: Bool
+    let continuation: AsyncStream<Delivery>.Continuation
+}
+
+/// The state the callers and the owner thread share, behind one lock. Everything here is touched briefly.
+struct SharedState: Sendable {
+    var state: ConnectionState = .idle
+    var watchers: [Int: AsyncStream<ConnectionState>.Continuation] = [:]
+    var nextWatcher = 0
+
+    var publishes: [Outgoing] = []
+    var settles: [Settle] = []
+    var ops: [QueuedOp] = []
+    /// Subscriptions waiting for the owner thread to take them (it keeps its own table).
+    var newSubscriptions: [SubscriptionRecord] = []
+    var nextSubscription = 1
+
+    /// Messages queued or written and unconfirmed; `send` waits while it is at the limit.
+    var outstanding = 0
+    var spaceWaiters: [(id: Int, pending: Pending<Void>)] = []
+    var nextWaiter = 0
+
+    /// The owner thread is (about to be) blocked in poll and wants a wake-up on the eventfd.
+    var sleeping = false
+    var signalled = false
+
+    var closeRequested = false
+    var closed = false
+    var threadRunning = false
+    var closeWaiters: [Pending<Void>] = []
+}

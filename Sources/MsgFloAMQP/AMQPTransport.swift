@@ -1,0 +1,363 @@
+import CRabbitMQ
+import Glibc
+import Logging
+import MsgFlo
+import Synchronization
+
+/// The AMQP 0-9-1 transport, on librabbitmq, with msgflo-nodejs's queue layout (see docs/protocol.md).
+///
+/// Threading: one dedicated OS thread owns the librabbitmq connection and makes every C call on it. Callers hand it
+/// work through a lock-protected queue and wake it with an eventfd; it answers through continuations. The thread
+/// keeps reading frames (deliveries, publisher confirms, heartbeats) while idle.
+///
+/// Sending: `send` returns once the message is in the transport's ordered outgoing buffer (it does not wait for the
+/// broker). Messages are published with publisher confirms and kept until the broker confirms them; after a lost
+/// connection the unconfirmed ones are published again (at-least-once, a duplicate is possible). While the broker is
+/// away, sends are buffered (bounded by `maxOutstanding`) and flushed after the reconnect; when the buffer is full,
+/// `send` waits for room and fails after `reconnectWait` (disconnected) or `operation` (connected). Messages are
+/// persistent (delivery mode 2) unless the URL says `persistent=false`.
+public final class AMQPTransport: Transport {
+    public let broker: BrokerURL
+    let core: AMQPCore
+
+    /// - Parameters:
+    ///   - maxOutstanding: the most messages held unconfirmed or queued before `send` waits for room.
+    ///   - logger: where warnings go (a redeclare with other flags, a reconnect, a dropped message).
+    public init(url: BrokerURL, timeouts: TransportTimeouts = TransportTimeouts(), maxOutstanding: Int = 20_000,
+                logger: Logger? = nil) throws(MsgFloError) {
+        self.broker = url
+        let settings = try AMQPSettings(url: url, timeouts: timeouts, maxOutstanding: maxOutstanding)
+        let log = logger ?? Logger(label: "msgflo.amqp", factory: { _ in SwiftLogNoOpLogHandler() })
+        self.core = try AMQPCore(settings: settings, logger: log)
+    }
+
+    public convenience init(url: String, timeouts: TransportTimeouts = TransportTimeouts(),
+                            logger: Logger? = nil) throws(MsgFloError) {
+        try self.init(url: try BrokerURL(parsing: url), timeouts: timeouts, logger: logger)
+    }
+
+    deinit { core.abandon() }
+
+    public var state: ConnectionState { core.shared.withLock { $0.state } }
+
+    public func stateUpdates() -> AsyncStream<ConnectionState> { core.stateUpdates() }
+
+    public func connect() async throws { try await core.connect() }
+
+    public func close() async { await core.close() }
+
+    public func declareInport(_ queue: String, options: QueueOptions) async throws {
+        _ = try await core.perform(.declareInport(queue, persistent: options.persistent))
+    }
+
+    public func declareOutport(_ queue: String, options: QueueOptions) async throws {
+        _ = try await core.perform(.declareOutport(queue, persistent: options.persistent))
+    }
+
+    public func declareDiscoveryQueue() async throws {
+        _ = try await core.perform(.declareDiscovery)
+    }
+
+    public func send(toOutport queue: String, _ message: Message) async throws {
+        try await core.publish(Outgoing(exchange: queue, routingKey: "", body: message.bytes))
+    }
+
+    public func send(toInport queue: String, _ message: Message) async throws {
+        try await core.publish(Outgoing(exchange: "", routingKey: queue, body: message.bytes))
+    }
+
+    public func consume(_ queue: String, options: ConsumeOptions) async throws -> Subscription {
+        try await core.subscribe(queue, prefetch: core.settings.prefetch ?? options.prefetch, tap: false)
+    }
+
+    public func addBinding(_ binding: Binding) async throws {
+        _ = try await core.perform(.bind(binding))
+    }
+
+    public func removeBinding(_ binding: Binding) async throws {
+        _ = try await core.perform(.unbind(binding))
+    }
+
+    public func subscribeData(_ queue: String) async throws -> Subscription {
+        try await core.subscribe(queue, prefetch: 0, tap: true)
+    }
+
+    public func queueDepth(_ queue: String) async throws -> Int? {
+        guard case .depth(let n) = try await core.perform(.depth(queue)) else { return nil }
+        return n
+    }
+}
+
+/// What callers and the owner thread share: the settings, the logger, the locked state and the eventfd.
+final class AMQPCore: DeliverySettler {
+    let settings: AMQPSettings
+    let logger: Logger
+    let shared = Mutex(SharedState())
+    /// Wakes the owner thread out of poll. Closed in deinit, after the thread has ended.
+    let eventFD: Int32
+
+    init(settings: AMQPSettings, logger: Logger) throws(MsgFloError) {
+        self.settings = settings
+        self.logger = logger
+        let fd = cmsgflo_eventfd()
+        guard fd >= 0 else { throw MsgFloError(.connectionFailed, "cannot create an eventfd: errno \(errno)") }
+        self.eventFD = fd
+    }
+
+    deinit { Glibc.close(eventFD) }
+
+    var url: BrokerURL { settings.url }
+
+    // MARK: waking the owner thread
+
+    /// Call with the lock held, after queueing work; returns whether the caller must write the eventfd.
+    static func needsWake(_ s: inout SharedState) -> Bool {
+        if s.sleeping && !s.signalled {
+            s.signalled = true
+            return true
+        }
+        return false
+    }
+
+    func wake() {
+        var one: UInt64 = 1
+        _ = withUnsafeBytes(of: &one) { Glibc.write(eventFD, $0.baseAddress, 8) }
+    }
+
+    // MARK: state
+
+    func stateUpdates() -> AsyncStream<ConnectionState> {
+        let (stream, continuation) = AsyncStream<ConnectionState>.makeStream()
+        shared.withLock { s in
+            continuation.yield(s.state)
+            if s.state == .closed {
+                continuation.finish()
+                return
+            }
+            let id = s.nextWatcher
+            s.nextWatcher += 1
+            s.watchers[id] = continuation
+            continuation.onTermination = { [weak self] _ in
+                _ = self?.shared.withLock { $0.watchers.removeValue(forKey: id) }
+            }
+        }
+        return stream
+    }
+
+    func setState(_ new: ConnectionState) {
+        let watchers = shared.withLock { s -> [AsyncStream<ConnectionState>.Continuation] in
+            if s.state == .closed { return [] }
+            s.state = new
+            return Array(s.watchers.values)
+        }
+        for w in watchers {
+            w.yield(new)
+            if new == .closed { w.finish() }
+        }
+    }
+
+    // MARK: connecting and closing
+
+    func connect() async throws {
+        enum Start { case already, start, closed }
+        let start = shared.withLock { s -> Start in
+            if s.closed || s.closeRequested { return .closed }
+            if s.threadRunning { return .already }
+            s.threadRunning = true
+            return .start
+        }
+        switch start {
+        case .closed: throw MsgFloError(.closed, "transport to \(url) is closed")
+        case .already: return
+        case .start: break
+        }
+        let timeout = settings.timeouts.connect * 2 + .seconds(1)
+        let url = self.url
+        try await Pending<Void>.wait(timeout: timeout, timeoutError: {
+            MsgFloError(.timeout, "cannot connect to \(url): no answer within \(timeout)")
+        }) { pending in
+            let loop = AMQPLoop(core: self, connected: pending)
+            loop.start()
+        }
+    }
+
+    func close() async {
+        let (running, alreadyClosed) = shared.withLock { s -> (Bool, Bool) in
+            let was = s.closed || s.closeRequested
+            s.closeRequested = true
+            return (s.threadRunning, was)
+        }
+        if running {
+            let timeout = settings.timeouts.operation + .seconds(3)
+            _ = try? await Pending<Void>.wait(timeout: timeout, timeoutError: {
+                MsgFloError(.timeout, "close timed out")
+            }) { pending in
+                let wakeNow = shared.withLock { s -> Bool in
+                    if !s.threadRunning {
+                        pending.resume(.success(()))
+                        return false
+                    }
+                    s.closeWaiters.append(pending)
+                    s.signalled = true
+                    return true
+                }
+                if wakeNow { wake() }
+            }
+        }
+        if !alreadyClosed || !running { finishClosed(reason: "transport closed") }
+    }
+
+    /// Fails everything that waits and ends every stream. Called by close() and by the owner thread on its way out.
+    func finishClosed(reason: String) {
+        let err = MsgFloError(.closed, "\(reason) (\(url))")
+        let (ops, waiters, subs, closeWaiters) = shared.withLock { s in
+            s.closed = true
+            s.closeRequested = true
+            defer {
+                s.ops = []
+                s.spaceWaiters = []
+                s.newSubscriptions = []
+                s.closeWaiters = []
+                s.publishes = []
+                s.settles = []
+            }
+            return (s.ops, s.spaceWaiters, s.newSubscriptions, s.closeWaiters)
+        }
+        for op in ops { op.pending.resume(.failure(err)) }
+        for w in waiters { w.pending.resume(.failure(err)) }
+        for sub in subs { sub.continuation.finish() }
+        for c in closeWaiters { c.resume(.success(())) }
+        setState(.closed)
+    }
+
+    /// The transport object is gone without close(): let the thread end.
+    func abandon() {
+        let running = shared.withLock { s -> Bool in
+            s.closeRequested = true
+            s.signalled = true
+            return s.threadRunning
+        }
+        if running { wake() }
+    }
+
+    // MARK: work for the owner thread
+
+    private func notConnectedError() -> MsgFloError? {
+        shared.withLock { s -> MsgFloError? in
+            if s.closed || s.closeRequested { return MsgFloError(.closed, "transport to \(url) is closed") }
+            if !s.threadRunning { return MsgFloError(.closed, "transport to \(url) is not connected (call connect() first)") }
+            return nil
+        }
+    }
+
+    func perform(_ op: Op) async throws -> OpResult {
+        if let e = notConnectedError() { throw e }
+        let t = settings.timeouts
+        let wait = t.reconnectWait + t.operation
+        let url = self.url
+        return try await Pending<OpResult>.wait(timeout: wait + .seconds(1), timeoutError: {
+            MsgFloError(.timeout, "\(op.summary) on \(url) timed out after \(wait)")
+        }) { pending in
+            let deadline = ContinuousClock.now + t.reconnectWait
+            let (doWake, closed) = shared.withLock { s -> (Bool, Bool) in
+                if s.closed || s.closeRequested { return (false, true) }
+                s.ops.append(QueuedOp(op: op, pending: pending, deadline: deadline))
+                return (AMQPCore.needsWake(&s), false)
+            }
+            if closed { pending.resume(.failure(MsgFloError(.closed, "transport to \(url) is closed"))) }
+            if doWake { wake() }
+        }
+    }
+
+    func publish(_ message: Outgoing) async throws {
+        while true {
+            enum Step { case done(wake: Bool), closed, full(connected: Bool) }
+            let step = shared.withLock { s -> Step in
+                if s.closed || s.closeRequested || !s.threadRunning { return .closed }
+                if s.outstanding < settings.maxOutstanding {
+                    s.outstanding += 1
+                    s.publishes.append(message)
+                    return .done(wake: AMQPCore.needsWake(&s))
+                }
+                return .full(connected: s.state == .connected)
+            }
+            switch step {
+            case .done(let w):
+                if w { wake() }
+                return
+            case .closed:
+                if let e = notConnectedError() { throw e }
+                throw MsgFloError(.closed, "transport to \(url) is closed")
+            case .full(let connected):
+                let timeout = connected ? settings.timeouts.operation : settings.timeouts.reconnectWait
+                let url = self.url
+                let limit = settings.maxOutstanding
+                try await Pending<Void>.wait(timeout: timeout, timeoutError: {
+                    MsgFloError(.timeout, "cannot send to \(url): \(limit) messages still unconfirmed after \(timeout)")
+                }) { pending in
+                    let registered = shared.withLock { s -> Bool in
+                        if s.outstanding < settings.maxOutstanding || s.closed { return false }
+                        let id = s.nextWaiter
+                        s.nextWaiter += 1
+                        s.spaceWaiters.append((id, pending))
+                        return true
+                    }
+                    if !registered { pending.resume(.success(())) }
+                }
+            }
+        }
+    }
+
+    func subscribe(_ queue: String, prefetch: Int, tap: Bool) async throws -> Subscription {
+        if let e = notConnectedError() { throw e }
+        let (stream, continuation) = tap
+            ? AsyncStream<Delivery>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
+            : AsyncStream<Delivery>.makeStream()
+        let id = shared.withLock { s -> Int in
+            let id = s.nextSubscription
+            s.nextSubscription += 1
+            s.newSubscriptions.append(SubscriptionRecord(id: id, queue: queue, prefetch: max(1, prefetch),
+                                                         isTap: tap, continuation: continuation))
+            return id
+        }
+        do {
+            _ = try await perform(.consume(subscription: id))
+        } catch {
+            shared.withLock { s in s.newSubscriptions.removeAll { $0.id == id } }
+            continuation.finish()
+            throw error
+        }
+        continuation.onTermination = { [weak self] reason in
+            // A consumer that stopped listening: stop consuming so the broker gives its messages to others.
+            guard let self, case .cancelled = reason else { return }
+            self.cancelInBackground(id)
+        }
+        return Subscription(queue: queue, stream: stream) { [weak self] in
+            guard let self else { return }
+            _ = try? await self.perform(.cancel(subscription: id))
+            continuation.finish()
+        }
+    }
+
+    private func cancelInBackground(_ id: Int) {
+        let doWake = shared.withLock { s -> Bool in
+            if s.closed || s.closeRequested { return false }
+            let p = Pending<OpResult>()
+            s.ops.append(QueuedOp(op: .cancel(subscription: id), pending: p,
+                                  deadline: ContinuousClock.now + settings.timeouts.reconnectWait))
+            return AMQPCore.needsWake(&s)
+        }
+        if doWake { wake() }
+    }
+
+    // MARK: DeliverySettler
+
+    func settle(tag: UInt64, generation: UInt64, ack: Bool) {
+        let doWake = shared.withLock { s -> Bool in
+            if s.closed { return false }
+            s.settles.append(Settle(tag: tag, generation: generation, ack: ack))
+            return AMQPCore.needsWake(&s)
+        }
+        if doWake { wake() }
+    }
+}
