@@ -1,0 +1,434 @@
+import Logging
+import MsgFlo
+import Synchronization
+
+extension Participant {
+    /// Starts this participant as `role` on a connected transport: declares its queues, consumes its inports and
+    /// its command queue, announces itself, delivers the IIPs of `options`, and keeps announcing every
+    /// `discoveryPeriod / 2.2` s and after every reconnect, until ``RunningParticipant/stop(cancelSubscriptions:)``.
+    public func start(role: String, on transport: any Transport, options: ParticipantOptions = ParticipantOptions(),
+                      logger: Logger = Logger(label: "msgflo.participant")) async throws -> RunningParticipant {
+        try await RunningParticipant.start(self, role: role, transport: transport, options: options, logger: logger)
+    }
+}
+
+/// A participant at work on a transport. Several may share one transport (and one process).
+public final class RunningParticipant: Sendable {
+    public let participant: Participant
+    /// What it announces (with the queues resolved, `id`, `heartbeat`, `inqueue`, `capabilities`).
+    public let definition: ParticipantDefinition
+    public let transport: any Transport
+    public let options: ParticipantOptions
+    let logger: Logger
+    /// AMQP: `connectinport` binds the inport's queue to the source exchange (the broker keeps the edge).
+    /// MQTT (and any broker without bindings): the inport subscribes the source topic as well.
+    private let bindsInports: Bool
+
+    struct PortQueue: Hashable { var port: String; var queue: String }
+    struct Route { var queue: String?; var extra: [String] }
+
+    struct State {
+        var routes: [String: Route] = [:]
+        var connectedInports: Set<PortQueue> = []
+        var extraSubscriptions: [PortQueue: Subscription] = [:]
+        var subscriptions: [Subscription] = []
+        var loops: [Task<Void, Never>] = []
+        var background: [Task<Void, Never>] = []
+        var named: [String: Task<Void, Never>] = [:]
+        var stopping = false
+        var inFlight = 0
+        var drainWaiters: [CheckedContinuation<Void, Never>] = []
+        /// Set when a stop gave up waiting for handlers: later drain waits return at once.
+        var drainReleased = false
+        var announcements = 0
+    }
+
+    private let state = Mutex(State())
+
+    public var context: ParticipantContext { ParticipantContext(runtime: self) }
+    public var role: String { definition.role }
+
+    /// How many discovery messages it has sent (for tests and status).
+    public var announcements: Int { state.withLock { $0.announcements } }
+    /// Handlers running now.
+    public var inFlight: Int { state.withLock { $0.inFlight } }
+    /// The queues `connectinport` added, per inport.
+    public var connectedInports: [String: Set<String>] {
+        state.withLock { s in Dictionary(grouping: s.connectedInports, by: \.port).mapValues { Set($0.map(\.queue)) } }
+    }
+    /// The queues `connectoutport` added, per outport.
+    public var connectedOutports: [String: [String]] {
+        state.withLock { s in s.routes.filter { !$0.value.extra.isEmpty }.mapValues(\.extra) }
+    }
+
+    private init(participant: Participant, definition: ParticipantDefinition, transport: any Transport,
+                 options: ParticipantOptions, logger: Logger) {
+        self.participant = participant
+        self.definition = definition
+        self.transport = transport
+        self.options = options
+        self.bindsInports = transport.broker.scheme.isAMQP
+        var logger = logger
+        logger[metadataKey: "role"] = .string(definition.role)
+        self.logger = logger
+        state.withLock { s in
+            for p in definition.outports { s.routes[p.id] = Route(queue: p.queue, extra: []) }
+        }
+    }
+
+    static func start(_ participant: Participant, role: String, transport: any Transport,
+                      options: ParticipantOptions, logger: Logger) async throws -> RunningParticipant {
+        guard !role.isEmpty else { throw MsgFloError(.invalidArgument, "a participant needs a role") }
+        var participant = participant
+        for (port, queue) in options.queues {
+            if let i = participant.inports.firstIndex(where: { $0.id == port }) {
+                participant.inports[i].queue = queue
+                participant.inports[i].hidden = false
+            } else if let i = participant.outports.firstIndex(where: { $0.id == port }) {
+                participant.outports[i].queue = queue
+                participant.outports[i].hidden = false
+            } else {
+                throw MsgFloError(.invalidArgument, "\(participant.component) has no port '\(port)' to give queue '\(queue)'")
+            }
+        }
+        for ports in [participant.inports, participant.outports] {
+            var seen: Set<String> = []
+            for p in ports where !seen.insert(p.id).inserted {
+                throw MsgFloError(.invalidArgument, "\(participant.component) declares port '\(p.id)' twice")
+            }
+        }
+        for port in options.iips.keys where !participant.inports.contains(where: { $0.id == port }) {
+            throw MsgFloError(.invalidArgument, "IIP for '\(port)': \(participant.component) has no such inport")
+        }
+        let id = options.id ?? "\(role)-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+        let period = options.discoveryPeriod > 0 && options.discoveryPeriod.isFinite ? options.discoveryPeriod : 60
+        let definition = participant.definition(role: role, id: id, heartbeat: period,
+                                                inqueue: commandQueue(forParticipantID: id))
+        let running = RunningParticipant(participant: participant, definition: definition, transport: transport,
+                                         options: options, logger: logger)
+        do {
+            try await running.setUp()
+        } catch {
+            await running.stop()
+            throw error
+        }
+        return running
+    }
+
+    // MARK: - Start
+
+    private func setUp() async throws {
+        try await transport.declareDiscoveryQueue()
+        for port in participant.outports {
+            guard let q = definition.outport(port.id)?.queue else { continue }
+            try await transport.declareOutport(q, options: port.queueOptions)
+        }
+        let consume = ConsumeOptions(prefetch: options.prefetch)
+        for port in participant.inports {
+            guard let q = definition.inport(port.id)?.queue else { continue }
+            try await transport.declareInport(q, options: port.queueOptions)
+            let sub = try await transport.consume(q, options: consume)
+            startLoop(sub, port: port.id)
+        }
+        if let inqueue = definition.inqueue {
+            try await transport.declareInport(inqueue, options: QueueOptions(persistent: false))
+            let sub = try await transport.consume(inqueue, options: ConsumeOptions(prefetch: 1))
+            let loop = Task { [self] in await self.commandLoop(sub) }
+            state.withLock { s in
+                s.subscriptions.append(sub)
+                s.loops.append(loop)
+            }
+        }
+        // Watch the connection before the first announcement so that no reconnect goes unnoticed.
+        let updates = transport.stateUpdates()
+        let watcher = Task { [self] in await self.watch(updates) }
+        try await announceOrThrow()
+        let heartbeat = Task { [self] in await self.heartbeat() }
+        var background = [watcher, heartbeat]
+        if !options.iips.isEmpty {
+            let iips = options.iips.sorted { $0.key < $1.key }
+            if enter() {
+                background.append(Task { [self] in
+                    for (port, value) in iips { await self.handle(Message(json: value), port: port, delivery: nil) }
+                    self.leave()
+                })
+            }
+        }
+        if let body = participant.body {
+            let ctx = context
+            background.append(Task { [self] in
+                do { try await body(ctx) } catch is CancellationError {
+                } catch {
+                    self.logger.error("\(self.role)(\(self.participant.component)): \(error)")
+                }
+            })
+        }
+        state.withLock { $0.background.append(contentsOf: background) }
+    }
+
+    // MARK: - Messages
+
+    private func startLoop(_ sub: Subscription, port: String, extra: Bool = false) {
+        let loop = Task { [self] in await self.consumeLoop(sub, port: port) }
+        state.withLock { s in
+            if !extra { s.subscriptions.append(sub) }
+            s.loops.append(loop)
+        }
+    }
+
+    private func consumeLoop(_ sub: Subscription, port: String) async {
+        let limit = options.prefetch
+        if limit == 1 {
+            for await d in sub {
+                guard enter() else { continue }
+                await handle(d.message, port: port, delivery: d)
+                leave()
+            }
+            return
+        }
+        await withTaskGroup(of: Void.self) { group in
+            var pending = 0
+            for await d in sub {
+                // Once stopping, deliveries are left unsettled: the broker gives them back when the consumer goes.
+                guard enter() else { continue }
+                if pending >= limit {
+                    await group.next()
+                    pending -= 1
+                }
+                group.addTask {
+                    await self.handle(d.message, port: port, delivery: d)
+                    self.leave()
+                }
+                pending += 1
+            }
+        }
+    }
+
+    private func handle(_ message: Message, port: String, delivery: Delivery?) async {
+        let ctx = ProcessContext(participant: context, inport: port, queue: delivery?.queue, delivery: delivery)
+        do {
+            try await participant.handler(port, message, ctx)
+            ctx.ack()
+        } catch {
+            let why = (error as? MsgFloError)?.description ?? String(describing: error)
+            logger.warning("\(role)(\(participant.component)) failed on \(port): \(why)")
+            if participant.hasErrorPort {
+                var payload: [String: JSONValue] = ["message": .string(why), "inport": .string(port)]
+                if let data = message.data { payload["input"] = data }
+                do { try await send("error", Message(json: .object(payload))) } catch {
+                    logger.warning("\(role): could not send on error: \(error)")
+                }
+            }
+            ctx.nack()
+        }
+    }
+
+    /// Counts a handler in; false once stopping.
+    private func enter() -> Bool {
+        state.withLock { s in
+            if s.stopping { return false }
+            s.inFlight += 1
+            return true
+        }
+    }
+
+    private func leave() {
+        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.inFlight -= 1
+            guard s.inFlight == 0, s.stopping else { return [] }
+            defer { s.drainWaiters = [] }
+            return s.drainWaiters
+        }
+        for w in waiters { w.resume() }
+    }
+
+    func send(_ port: String, _ message: Message) async throws {
+        guard let route = state.withLock({ $0.routes[port] }) else {
+            throw MsgFloError(.invalidArgument, "\(participant.component) has no outport '\(port)'")
+        }
+        if let q = route.queue { try await transport.send(toOutport: q, message) }
+        for t in route.extra { try await transport.send(toInport: t, message) }
+    }
+
+    func replaceTask(_ name: String, _ body: (@Sendable (ParticipantContext) async throws -> Void)?) {
+        let ctx = context
+        let old = state.withLock { s -> Task<Void, Never>? in
+            let old = s.named.removeValue(forKey: name)
+            if let body, !s.stopping {
+                s.named[name] = Task { [logger, role] in
+                    do { try await body(ctx) } catch is CancellationError {
+                    } catch {
+                        logger.error("\(role): task \(name): \(error)")
+                    }
+                }
+            }
+            return old
+        }
+        old?.cancel()
+    }
+
+    // MARK: - Discovery
+
+    private func announceOrThrow() async throws {
+        try await transport.announce(definition)
+        state.withLock { $0.announcements += 1 }
+    }
+
+    private func announce() async {
+        do { try await announceOrThrow() } catch {
+            logger.warning("\(role): discovery message not sent: \(error)")
+        }
+    }
+
+    private func heartbeat() async {
+        let interval = Duration.seconds((definition.heartbeat ?? 60) / 2.2)
+        while !Task.isCancelled {
+            do { try await Task.sleep(for: interval) } catch { return }
+            await announce()
+        }
+    }
+
+    private func watch(_ updates: AsyncStream<ConnectionState>) async {
+        var lost = false
+        for await s in updates {
+            if Task.isCancelled { return }
+            switch s {
+            case .reconnecting: lost = true
+            case .connected where lost:
+                lost = false
+                await reapply()
+                await announce()
+            case .closed: return
+            default: break
+            }
+        }
+    }
+
+    /// After a reconnect: the transport has declared, bound and consumed again what it was asked to; edges made
+    /// by this participant are asked again (idempotent) so that a transport that lost them gets them back.
+    private func reapply() async {
+        guard bindsInports else { return }
+        let edges = state.withLock { Array($0.connectedInports) }
+        for e in edges {
+            guard let own = definition.inport(e.port)?.queue else { continue }
+            do { try await transport.addBinding(Binding(.pubsub, src: e.queue, tgt: own)) } catch {
+                logger.warning("\(role): could not bind \(e.queue) to \(own) again: \(error)")
+            }
+        }
+    }
+
+    // MARK: - Coordinator commands
+
+    private func commandLoop(_ sub: Subscription) async {
+        for await d in sub {
+            do {
+                try await apply(try CoordinatorCommand(parsing: d.message))
+            } catch {
+                logger.warning("\(role): coordinator command refused: \(error)")
+            }
+            d.ack()
+        }
+    }
+
+    /// Applies a coordinator command. Idempotent: connecting twice, or disconnecting what is not connected, does
+    /// nothing.
+    public func apply(_ command: CoordinatorCommand) async throws {
+        let key = PortQueue(port: command.port, queue: command.queue)
+        switch command.command {
+        case .connectInport:
+            guard let port = definition.inport(command.port) else {
+                throw MsgFloError(.notFound, "connectinport: no inport '\(command.port)'")
+            }
+            let fresh = state.withLock { s in s.stopping ? false : s.connectedInports.insert(key).inserted }
+            guard fresh else { return }
+            do {
+                if bindsInports, let own = port.queue {
+                    try await transport.declareOutport(command.queue)
+                    try await transport.addBinding(Binding(.pubsub, src: command.queue, tgt: own))
+                } else {
+                    try await transport.declareInport(command.queue)
+                    let sub = try await transport.consume(command.queue, options: ConsumeOptions(prefetch: options.prefetch))
+                    state.withLock { $0.extraSubscriptions[key] = sub }
+                    startLoop(sub, port: command.port, extra: true)
+                }
+                logger.info("\(role): inport \(command.port) also takes \(command.queue)")
+            } catch {
+                _ = state.withLock { $0.connectedInports.remove(key) }
+                throw error
+            }
+        case .disconnectInport:
+            let (was, sub) = state.withLock { s in
+                (s.connectedInports.remove(key) != nil, s.extraSubscriptions.removeValue(forKey: key))
+            }
+            guard was else { return }
+            if let sub {
+                await sub.cancel()
+            } else if let own = definition.inport(command.port)?.queue {
+                try await transport.removeBinding(Binding(.pubsub, src: command.queue, tgt: own))
+            }
+            logger.info("\(role): inport \(command.port) no longer takes \(command.queue)")
+        case .connectOutport:
+            try state.withLock { s throws(MsgFloError) in
+                guard var r = s.routes[command.port] else {
+                    throw MsgFloError(.notFound, "connectoutport: no outport '\(command.port)'")
+                }
+                if !r.extra.contains(command.queue) { r.extra.append(command.queue) }
+                s.routes[command.port] = r
+            }
+        case .disconnectOutport:
+            state.withLock { s in s.routes[command.port]?.extra.removeAll { $0 == command.queue } }
+        }
+    }
+
+    // MARK: - Stop
+
+    /// Stops: takes no new message, cancels its own tasks (heartbeat, sources), waits for the handlers in hand to
+    /// finish and settle (up to `drainTimeout`), then, when `cancelSubscriptions`, stops consuming (messages taken
+    /// but not handled go back to their queue). With `cancelSubscriptions: false` the caller closes the transport,
+    /// which gives them back as well. Idempotent.
+    public func stop(cancelSubscriptions: Bool = true) async {
+        let tasks = state.withLock { s -> [Task<Void, Never>] in
+            s.stopping = true
+            defer { s.background = []; s.named = [:] }
+            return s.background + Array(s.named.values)
+        }
+        for t in tasks { t.cancel() }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.drained() }
+            group.addTask { [timeout = options.drainTimeout] in try? await Task.sleep(for: timeout) }
+            await group.next()
+            group.cancelAll()
+            // Let a drain waiter still waiting (timeout) go.
+            let waiters = self.state.withLock { s in
+                s.drainReleased = true
+                defer { s.drainWaiters = [] }
+                return s.drainWaiters
+            }
+            for w in waiters { w.resume() }
+        }
+        if cancelSubscriptions {
+            let subs = state.withLock { s in
+                defer { s.subscriptions = []; s.extraSubscriptions = [:] }
+                return s.subscriptions + Array(s.extraSubscriptions.values)
+            }
+            for sub in subs { await sub.cancel() }
+        }
+    }
+
+    private func drained() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s in
+                if s.inFlight == 0 || s.drainReleased { return true }
+                s.drainWaiters.append(c)
+                return false
+            }
+            if now { c.resume() }
+        }
+    }
+
+    /// Waits until every consuming loop has ended (after the subscriptions are cancelled or the transport closed).
+    public func waitForLoops() async {
+        let loops = state.withLock { $0.loops }
+        for l in loops { await l.value }
+    }
+}
