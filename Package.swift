@@ -47,6 +47,14 @@ let package = Package(
         ], swiftSettings: swift6),
 
         // Executables
+        .executableTarget(name: "msgflo", dependencies: [
+            "MsgFlo", "MsgFloCoordinator", "MsgFloTransports",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: swift6),
+        .executableTarget(name: "msgflo-bench-coordinator", dependencies: [
+            "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: swift6),
         .executableTarget(name: "msgflo-graph", dependencies: ["FBP", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swift6),
 
         // Tests
@@ -54,6 +62,10 @@ let package = Package(
         .testTarget(name: "FBPTests", dependencies: ["FBP"], swiftSettings: swift6),
         .testTarget(name: "MsgFloTests", dependencies: ["MsgFlo"], swiftSettings: swift6),
         .testTarget(name: "CoordinatorTests", dependencies: ["MsgFlo", "MsgFloCoordinator", "TestSupport"], swiftSettings: swift6),
+        .testTarget(name: "CoordinatorIntegrationTests", dependencies: [
+            "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", "TestSupport",
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: swift6),
         .testTarget(name: "TransportTests", dependencies: ["MsgFlo", "MsgFloAMQP", "MsgFloMQTT", "MsgFloTransports", "TestSupport"], swiftSettings: swift6),
     ]
 )

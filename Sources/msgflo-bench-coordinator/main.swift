@@ -22,8 +22,11 @@ func fail(_ s: String) -> Never {
 
 func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
 
-var logger = Logger(label: "bench")
-logger.logLevel = .error
+let logger: Logger = {
+    var l = Logger(label: "bench")
+    l.logLevel = .error
+    return l
+}()
 let mode = CommandLine.arguments.dropFirst().first ?? ""
 let broker: BrokerURL
 do { broker = try BrokerURL.resolve(arg("broker"), environment: ProcessInfo.processInfo.environment) } catch { fail(error.message) }
@@ -37,7 +40,8 @@ func definition(_ i: Int, run: String) -> ParticipantDefinition {
 }
 
 func connected() async -> any Transport {
-    let t = Transports.make(broker, logger: logger)
+    let t: any Transport
+    do { t = try Transports.make(broker, logger: logger) } catch { fail("\(error)") }
     do { try await t.connect() } catch { fail("cannot connect to \(broker): \(error)") }
     return t
 }

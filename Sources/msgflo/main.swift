@@ -87,7 +87,8 @@ extension MsgFlo {
             config.options.participantTimeout = participantTimeout
             let (desired, options): (DesiredGraph, CoordinatorOptions)
             do { (desired, options) = try config.load(logger: logger) } catch { throw Failure(error.message) }
-            let transport = Transports.make(url, logger: logger)
+            let transport: any Transport
+            do { transport = try Transports.make(url, logger: logger) } catch { throw Failure("\(error)") }
             let coordinator = Coordinator(transport: transport, graph: desired, options: options, logger: logger)
             logger.info("msgflo starting on \(url)")
             try await CoordinatorService(coordinator: coordinator, logger: logger).runUntilSignalled()
@@ -111,7 +112,8 @@ extension MsgFlo {
             var logger = Logger(label: "msgflo-status")
             logger.logLevel = .error
             let url = try brokerOption.resolve()
-            let transport = Transports.make(url, logger: logger)
+            let transport: any Transport
+            do { transport = try Transports.make(url, logger: logger) } catch { throw Failure("\(error)") }
             do {
                 try await transport.connect()
             } catch {

@@ -15,7 +15,7 @@ func quietLogger() -> Logger {
 }
 
 func connect(_ kind: TestBrokers.Kind) async throws -> any Transport {
-    let t = Transports.make(try TestBrokers.url(kind), logger: quietLogger())
+    let t = try Transports.make(try TestBrokers.url(kind), logger: quietLogger())
     try await t.connect()
     return t
 }
