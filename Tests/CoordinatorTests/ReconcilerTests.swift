@@ -111,6 +111,24 @@ import Testing
                                                           CoordinatorCommand(.disconnectInport, port: "in", queue: "a.OUT", graph: "default/main"))])
     }
 
+    @Test func mqttRestartedCommandTakerGetsItsCommandAgain() {
+        let r = Reconciler(kind: .mqtt)
+        var reg = ParticipantRegistry(defaultTimeout: 5)
+        var s = WiringState()
+        _ = reg.observe(participant("a-1", role: "a"), at: 0)
+        _ = reg.observe(participant("b-1", role: "b", commands: true), at: 0)
+        _ = apply(r, Self.graph, reg, &s)
+        _ = reg.observe(participant("a-1", role: "a"), at: 6)
+        _ = reg.tick(at: 6)   // b-1 lost
+        let lost = apply(r, Self.graph, reg, &s)
+        #expect(lost.edges[Self.graph.edges[0]] == .pending("no live participant for role b"))
+        #expect(s.commands.isEmpty)   // forgotten without a disconnect: nobody to tell
+        _ = reg.observe(participant("b-2", role: "b", commands: true), at: 7)
+        let back = apply(r, Self.graph, reg, &s)
+        #expect(back.actions == [.command(participant: "b-2", inqueue: "b.COMMANDS",
+                                          CoordinatorCommand(.connectInport, port: "in", queue: "a.OUT", graph: "default/main"))])
+    }
+
     @Test func mqttFallsBackToRouting() {
         let r = Reconciler(kind: .mqtt)
         var reg = ParticipantRegistry()

@@ -222,7 +222,9 @@ public struct Reconciler: Sendable {
             if kind == .mqtt && kindOf == .pubsub {
                 if case .port(let ep) = tgt {
                     let (all, alive) = roles.of(ep.role)
-                    if all.allSatisfy({ $0.definition.supports(.connectInport) }) {
+                    // Decided by the live participants (a lost old version does not hold the role back).
+                    if (alive.isEmpty ? all : alive).allSatisfy({ $0.definition.supports(.connectInport) }) {
+                        if alive.isEmpty { return .pending("no live participant for role \(ep.role)") }
                         for p in alive {
                             guard let port = Self.port(p.definition, ep.port, inport: true) else { continue }
                             for q in srcQs where q != port.queue {
@@ -238,7 +240,8 @@ public struct Reconciler: Sendable {
                 }
                 if case .port(let ep) = src {
                     let (all, alive) = roles.of(ep.role)
-                    if all.allSatisfy({ $0.definition.supports(.connectOutport) }) {
+                    if (alive.isEmpty ? all : alive).allSatisfy({ $0.definition.supports(.connectOutport) }) {
+                        if alive.isEmpty { return .pending("no live participant for role \(ep.role)") }
                         for p in alive {
                             guard let port = Self.port(p.definition, ep.port, inport: false) else { continue }
                             for q in tgtQs where q != port.queue {

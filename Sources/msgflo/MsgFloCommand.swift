@@ -5,12 +5,13 @@ import MsgFlo
 import MsgFloCoordinator
 import MsgFloTransports
 
-/// One-line errors on stderr, exit 1.
+/// A one-line error: ArgumentParser prints `Error: <line>` on stderr and exits 1.
 struct Failure: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }
 }
 
+@main
 struct MsgFlo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "msgflo",
@@ -132,17 +133,3 @@ extension MsgFlo {
     }
 }
 
-// Errors are one line on stderr with exit 1; argument errors keep ArgumentParser's help.
-do {
-    var command = try MsgFlo.parseAsRoot()
-    if var async = command as? AsyncParsableCommand {
-        try await async.run()
-    } else {
-        try command.run()
-    }
-} catch let f as Failure {
-    FileHandle.standardError.write(Data("msgflo: \(f.description)\n".utf8))
-    exit(1)
-} catch {
-    MsgFlo.exit(withError: error)
-}
