@@ -29,7 +29,9 @@ let package = Package(
         .target(name: "MsgFlo", dependencies: [.product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
 
         // Transports
-        .target(name: "MsgFloAMQP", dependencies: ["MsgFlo", "CRabbitMQ", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
+        .target(name: "MsgFloAMQP", dependencies: ["MsgFlo", "CRabbitMQ", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6,
+                // The C shim's TLS helper calls OpenSSL directly (librabbitmq links it too).
+                linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
         .target(name: "MsgFloMQTT", dependencies: ["MsgFlo", "CMosquitto", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
         .target(name: "MsgFloTransports", dependencies: ["MsgFlo", "MsgFloAMQP", "MsgFloMQTT", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
 
@@ -66,6 +68,6 @@ let package = Package(
             "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swift6),
-        .testTarget(name: "TransportTests", dependencies: ["MsgFlo", "MsgFloAMQP", "MsgFloMQTT", "MsgFloTransports", "TestSupport"], swiftSettings: swift6),
+        .testTarget(name: "TransportTests", dependencies: ["MsgFlo", "MsgFloAMQP", "MsgFloMQTT", "MsgFloTransports", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
     ]
 )

@@ -40,16 +40,22 @@ struct FBPReader {
     var n: Int { g.n }
 
     // processes
-    var procIndex: [String: Int] = [:]
+    var nodeNames = NameTable()
+    var procOfName: [Int32] = []  // name id → index in procs, or -1
     var procNames: [String] = []
     var procs: [Process] = []
     var procPos: [Int] = []
+    var portNames = NameTable()
+    var scratch: [UInt8] = []
     var anonCounters: [String: Int] = [:]
 
     // connections, with where their ends were written
     var connections: [Connection] = []
     var connSrcPos: [Int] = []
     var connTgtPos: [Int] = []
+    var connSrcId: [Int32] = []
+    var connTgtId: [Int32] = []
+    var exportIds: [String: Int32] = [:]  // "i:" / "o:" + public name → node name id
 
     var inports = OrderedMap<ExportedPort>()
     var outports = OrderedMap<ExportedPort>()
@@ -73,9 +79,23 @@ struct FBPReader {
     }
 
     mutating func run() throws -> ParseResult {
+        if n >= Int(Int32.max) {
+            throw FBPError(kind: .syntax, message: "input too large: .fbp texts are limited to 2 GiB", location: nil, sourceLine: nil, expected: [], found: nil)
+        }
         var pos = 0
         var elems: [Element] = []
         elems.reserveCapacity(16)
+        let estimate = n / 48
+        nodeNames = NameTable(capacity: estimate)
+        procOfName.reserveCapacity(estimate)
+        procNames.reserveCapacity(estimate)
+        procs.reserveCapacity(estimate)
+        procPos.reserveCapacity(estimate)
+        connections.reserveCapacity(estimate)
+        connSrcPos.reserveCapacity(estimate)
+        connTgtPos.reserveCapacity(estimate)
+        connSrcId.reserveCapacity(estimate)
+        connTgtId.reserveCapacity(estimate)
         while pos < n {
             let q = line(pos, &elems)
             if q < 0 { break }
@@ -87,6 +107,8 @@ struct FBPReader {
         }
         var graph = Graph()
         graph.caseSensitive = options.caseSensitive
+        var procIndex = [String: Int](minimumCapacity: procNames.count)
+        for (i, name) in procNames.enumerated() { procIndex[name] = i }
         graph.processes = OrderedMap(keys: procNames, values: procs, index: procIndex)
         graph.connections = connections
         graph.inports = inports
@@ -112,17 +134,21 @@ struct FBPReader {
     }
 
     /// A port name as it goes into the graph: lower-cased unless case-sensitive.
-    func portName(_ s: Int, _ e: Int) -> String {
-        if options.caseSensitive { return str(s, e) }
+    mutating func portName(_ s: Int, _ e: Int) -> String {
         var i = s
-        while i < e && !(b[i] >= 65 && b[i] <= 90) { i += 1 }
-        if i == e { return str(s, e) }
-        var bytes = Array(b[s..<e])
-        for j in bytes.indices where bytes[j] >= 65 && bytes[j] <= 90 { bytes[j] += 32 }
-        return String(decoding: bytes, as: UTF8.self)
+        if !options.caseSensitive { while i < e && !(b[i] >= 65 && b[i] <= 90) { i += 1 } } else { i = e }
+        if i == e {
+            let id = portNames.intern(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: b[s..<e])))
+            return portNames.names[Int(id)]
+        }
+        scratch.removeAll(keepingCapacity: true)
+        scratch.append(contentsOf: b[s..<e])
+        for j in scratch.indices where scratch[j] >= 65 && scratch[j] <= 90 { scratch[j] += 32 }
+        let id = scratch.withUnsafeBytes { portNames.intern($0) }
+        return portNames.names[Int(id)]
     }
 
-    func portRef(_ process: String, _ p: PortOcc?, defaultPort: Bool) -> PortRef {
+    mutating func portRef(_ process: String, _ p: PortOcc?, defaultPort: Bool) -> PortRef {
         if let p { return PortRef(process: process, port: portName(p.start, p.nameEnd), index: p.index) }
         let d = options.caseSensitive ? (defaultPort ? defaultIn : defaultOut) : (defaultPort ? defaultInFolded : defaultOutFolded)
         return PortRef(process: process, port: d)
@@ -254,7 +280,8 @@ struct FBPReader {
         }
         let ue = portNameOnly(pe + 1)
         guard ue >= 0 else { return nil }
-        let process = resolve(N)
+        let (process, pid) = resolve(N)
+        exportIds[(inport ? "i:" : "o:") + portName(pe + 1, ue)] = pid
         let port = portName(N.end + 1, pe)
         let pub = portName(pe + 1, ue)
         let kind = inport ? "inport" : "outport"
@@ -359,32 +386,28 @@ struct FBPReader {
         return str(s, i) + "_" + str(j, e)
     }
 
-    /// Registers the node's declaration (if any) and returns its process name.
-    mutating func resolve(_ N: NodeOcc) -> String {
-        switch N.kind {
-        case .ref:
-            return str(N.start, N.nameEnd)
-        case .declared:
-            let name = str(N.start, N.nameEnd)
-            declare(name, N)
-            return name
-        case .anonymous:
+    /// Registers the node's declaration (if any) and returns its process name and name id.
+    mutating func resolve(_ N: NodeOcc) -> (String, Int32) {
+        let id: Int32
+        if N.kind == .anonymous {
             let stem = anonymousStem(N.compStart, N.compEnd)
             let count = (anonCounters[stem] ?? 0) + 1
             anonCounters[stem] = count
-            let name = "_" + stem + "_" + String(count)
-            declare(name, N)
-            return name
+            id = nodeNames.intern("_" + stem + "_" + String(count))
+        } else {
+            id = nodeNames.intern(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: b[N.start..<N.nameEnd])))
         }
+        if Int(id) == procOfName.count { procOfName.append(-1) }
+        let name = nodeNames.names[Int(id)]
+        if N.kind != .ref { declare(name, id, N) }
+        return (name, id)
     }
 
-    mutating func declare(_ name: String, _ N: NodeOcc) {
-        let i: Int
-        if let j = procIndex[name] {
-            i = j
-        } else {
+    mutating func declare(_ name: String, _ id: Int32, _ N: NodeOcc) {
+        var i = Int(procOfName[Int(id)])
+        if i < 0 {
             i = procs.count
-            procIndex[name] = i
+            procOfName[Int(id)] = Int32(i)
             procNames.append(name)
             procs.append(Process())
             procPos.append(N.start)
@@ -473,7 +496,7 @@ struct FBPReader {
     mutating func commitConnection(_ elems: [Element]) {
         if elems.count == 1 {
             guard case .inport(let P, let N, _) = elems[0] else { return }
-            let name = resolve(N)
+            let (name, _) = resolve(N)
             if let P {
                 let port = str(P.start, P.end)
                 if N.kind == .ref {
@@ -490,13 +513,27 @@ struct FBPReader {
             }
             return
         }
-        enum HalfKind { case tgt, src, data }
-        var flat: [(HalfKind, PortRef?, JSONValue?, Int)] = []
-        flat.reserveCapacity(elems.count * 2)
-        for (i, e) in elems.enumerated() {
+        // The reference flattens all half-edges and pairs a src/data with the tgt right after it
+        // (skipping past both). Streaming: `pending` is the previous unpaired src/data.
+        var pending: (PortRef?, JSONValue?, Int, Int32)? = nil
+        func source(_ ref: PortRef?, _ data: JSONValue?, _ pos: Int, _ id: Int32) {
+            pending = (ref, data, pos, id)
+        }
+        func target(_ ref: PortRef, _ pos: Int, _ id: Int32) {
+            if let (s, d, sp, sid) = pending {
+                connections.append(Connection(src: s, data: d, tgt: ref))
+                connSrcPos.append(sp)
+                connTgtPos.append(pos)
+                connSrcId.append(sid)
+                connTgtId.append(id)
+            }
+            pending = nil
+        }
+        for i in elems.indices {
+            let e = elems[i]
             switch e {
             case .bridge(let inP, let N, let outP, _):
-                let name = resolve(N)
+                let (name, id) = resolve(N)
                 if i == 0 {
                     if let inP {
                         let port = str(inP.start, inP.end)
@@ -507,24 +544,26 @@ struct FBPReader {
                         warn(inP.start, "in-port \"\(port)\" before the first node of a connection is ignored\(hint)")
                     }
                 } else {
-                    flat.append((.tgt, portRef(name, inP, defaultPort: true), nil, N.start))
+                    target(portRef(name, inP, defaultPort: true), N.start, id)
                 }
-                flat.append((.src, portRef(name, outP, defaultPort: false), nil, N.start))
+                source(portRef(name, outP, defaultPort: false), nil, N.start, id)
             case .outport(let N, let P):
-                let name = resolve(N)
+                let (name, id) = resolve(N)
                 if i > 0 {
                     let text = excerpt(N.start, P?.end ?? N.end)
                     warn(N.start, "the connection into \"\(text)\" is dropped: in the middle of a connection a node needs an in-port and an out-port, like \"IN \(name) OUT\" (or a component, like \"\(name)()\")")
                 }
-                flat.append((.src, portRef(name, P, defaultPort: false), nil, N.start))
-            case .iip(let v, let s, let end):
+                source(portRef(name, P, defaultPort: false), nil, N.start, id)
+            case .iip(let v, let s32, let end32):
+                let s = Int(s32), end = Int(end32)
                 if i > 0 {
                     warn(s, "the connection into the IIP \(excerpt(s, end)) is dropped: an arrow cannot point at an IIP")
                 }
                 let data: JSONValue
                 switch v {
-                case .json(let j): data = j
-                case .quoted(let qs, let qe, let escapes):
+                case .json(let j): data = g.iipValues[Int(j)]
+                case .quoted(let qs32, let qe32, let escapes):
+                    let qs = Int(qs32), qe = Int(qe32)
                     var t = str(qs, qe)
                     if escapes {
                         var out = [UInt8]()
@@ -537,22 +576,11 @@ struct FBPReader {
                     }
                     data = .string(t)
                 }
-                flat.append((.data, nil, data, s))
+                source(nil, data, s, -1)
             case .inport(let P, let N, _):
-                let name = resolve(N)
-                flat.append((.tgt, portRef(name, P, defaultPort: true), nil, N.start))
+                let (name, id) = resolve(N)
+                target(portRef(name, P, defaultPort: true), N.start, id)
             }
-        }
-        var i = 1
-        while i < flat.count {
-            let a = flat[i - 1], t = flat[i]
-            if a.0 != .tgt && t.0 == .tgt {
-                connections.append(Connection(src: a.1, data: a.2, tgt: t.1!))
-                connSrcPos.append(a.3)
-                connTgtPos.append(t.3)
-                i += 1
-            }
-            i += 1
         }
     }
 
@@ -567,20 +595,21 @@ struct FBPReader {
         for (i, p) in procs.enumerated() where p.component == nil || p.component!.isEmpty {
             throw fail(procPos[i], "Node \"\(procNames[i])\" does not have a component defined")
         }
-        for (pub, e) in inports where procIndex[e.process] == nil {
+        func undefined(_ id: Int32?) -> Bool { id.map { procOfName[Int($0)] < 0 } ?? true }
+        for (pub, e) in inports where undefined(exportIds["i:" + pub]) {
             throw fail(inportPos[pub] ?? 0, "Inport \"\(pub)\" is connected to an undefined target node \"\(e.process)\"")
         }
-        for (pub, e) in outports where procIndex[e.process] == nil {
+        for (pub, e) in outports where undefined(exportIds["o:" + pub]) {
             throw fail(outportPos[pub] ?? 0, "Outport \"\(pub)\" is connected to an undefined source node \"\(e.process)\"")
         }
         for (i, c) in connections.enumerated() {
-            if procIndex[c.tgt.process] == nil {
+            if procOfName[Int(connTgtId[i])] < 0 {
                 if let d = c.data {
                     throw fail(connTgtPos[i], "IIP containing \"\(d.javaScriptString)\" is connected to an undefined target node \"\(c.tgt.process)\"")
                 }
                 throw fail(connTgtPos[i], "Edge from \"\(c.src?.process ?? "")\" port \"\(c.src?.port ?? "")\" is connected to an undefined target node \"\(c.tgt.process)\"")
             }
-            if let s = c.src, procIndex[s.process] == nil {
+            if let s = c.src, procOfName[Int(connSrcId[i])] < 0 {
                 throw fail(connSrcPos[i], "Edge to \"\(c.tgt.process)\" port \"\(c.tgt.port)\" is connected to an undefined source node \"\(s.process)\"")
             }
         }

@@ -71,12 +71,20 @@ let classPortChar = table(AZ + [48...57, ch("."), ch("_")])
 let classAnnKey = table(AZ + [48...57, ch("-"), ch("_")])
 let classAnnValue = table(AZ + [48...57, ch("-"), ch("_"), ch(" "), ch(".")])
 
-/// A port written in the source.
+/// A port written in the source. Offsets are stored as Int32 to keep chain elements small (inputs
+/// are limited to 2 GiB).
 struct PortOcc {
-    var start: Int
-    var nameEnd: Int
-    var index: Int?
-    var end: Int
+    private var s, ne, e, idx: Int32
+    var start: Int { Int(s) }
+    var nameEnd: Int { Int(ne) }
+    var end: Int { Int(e) }
+    var index: Int? { idx < 0 ? nil : Int(idx) }
+    init(start: Int, nameEnd: Int, index: Int?, end: Int) {
+        s = Int32(truncatingIfNeeded: start)
+        ne = Int32(truncatingIfNeeded: nameEnd)
+        e = Int32(truncatingIfNeeded: end)
+        idx = index.map { Int32(clamping: $0) } ?? -1
+    }
 }
 
 /// A node written in the source: a reference `name`, a declaration `name(Comp:meta)`, or an
@@ -84,34 +92,45 @@ struct PortOcc {
 struct NodeOcc {
     enum Kind: UInt8 { case ref, declared, anonymous }
     var kind: Kind
-    var start: Int
-    var nameEnd: Int  // == start for anonymous
-    var compStart: Int
-    var compEnd: Int
-    var metaStart: Int  // -1 without metadata
-    var metaEnd: Int
-    var end: Int
+    private var s, ne, cs, ce, ms, me, e: Int32
+    var start: Int { Int(s) }
+    var nameEnd: Int { Int(ne) }  // == start for anonymous
+    var compStart: Int { Int(cs) }
+    var compEnd: Int { Int(ce) }
+    var metaStart: Int { Int(ms) }  // -1 without metadata
+    var metaEnd: Int { Int(me) }
+    var end: Int { Int(e) }
+    init(kind: Kind, start: Int, nameEnd: Int, compStart: Int, compEnd: Int, metaStart: Int, metaEnd: Int, end: Int) {
+        self.kind = kind
+        s = Int32(truncatingIfNeeded: start)
+        ne = Int32(truncatingIfNeeded: nameEnd)
+        cs = Int32(truncatingIfNeeded: compStart)
+        ce = Int32(truncatingIfNeeded: compEnd)
+        ms = Int32(truncatingIfNeeded: metaStart)
+        me = Int32(truncatingIfNeeded: metaEnd)
+        e = Int32(truncatingIfNeeded: end)
+    }
 }
 
 /// An IIP written in the source.
 enum IIPValue {
-    case quoted(start: Int, end: Int, escapes: Bool)  // content range between the quotes
-    case json(JSONValue)
+    case quoted(start: Int32, end: Int32, escapes: Bool)  // content range between the quotes
+    case json(Int32)  // index into GrammarParser.iipValues (keeps Element trivially copyable)
 }
 
 /// One element of a connection chain (fbp-dsl.md §6.1).
 enum Element {
-    case bridge(PortOcc?, NodeOcc, PortOcc?, start: Int)
+    case bridge(PortOcc?, NodeOcc, PortOcc?, start: Int32)
     case outport(NodeOcc, PortOcc?)
-    case iip(IIPValue, start: Int, end: Int)
-    case inport(PortOcc?, NodeOcc, start: Int)
+    case iip(IIPValue, start: Int32, end: Int32)
+    case inport(PortOcc?, NodeOcc, start: Int32)
 
     var start: Int {
         switch self {
-        case .bridge(_, _, _, let s): return s
+        case .bridge(_, _, _, let s): return Int(s)
         case .outport(let n, _): return n.start
-        case .iip(_, let s, _): return s
-        case .inport(_, _, let s): return s
+        case .iip(_, let s, _): return Int(s)
+        case .inport(_, _, let s): return Int(s)
         }
     }
 }
@@ -123,6 +142,9 @@ struct GrammarParser {
     var expected: UInt64 = 0
     var silent = 0
     let caseSensitive: Bool
+
+    /// JSON IIP values of the current statement.
+    var iipValues: [JSONValue] = []
 
     /// Warnings found while reading JSON values: (offset, message).
     var jsonNotes: [(Int, String)] = []
@@ -361,14 +383,14 @@ struct GrammarParser {
         // bridge B1: port __ node __ port
         if sp >= 0, let N = node(sp) {
             if let out = trailingPort(N.end) {
-                return (.bridge(P, N, out, start: p), out.end)
+                return (.bridge(P, N, out, start: Int32(truncatingIfNeeded: p)), out.end)
             }
         }
         // bridge B2: (port __)? nodeWithComponent (__ port)?
         let q = sp >= 0 ? sp : p
         if let N = node(q, requireComponent: true) {
             let out = trailingPort(N.end)
-            return (.bridge(sp >= 0 ? P : nil, N, out, start: p), out?.end ?? N.end)
+            return (.bridge(sp >= 0 ? P : nil, N, out, start: Int32(truncatingIfNeeded: p)), out?.end ?? N.end)
         }
         // outport: node (__ port)?
         if let N = node(p) {
@@ -390,7 +412,7 @@ struct GrammarParser {
                 q += 1
             }
             if q < n {
-                return (.iip(.quoted(start: p + 1, end: q, escapes: escapes), start: p, end: q + 1), q + 1)
+                return (.iip(.quoted(start: Int32(truncatingIfNeeded: p + 1), end: Int32(truncatingIfNeeded: q), escapes: escapes), start: Int32(truncatingIfNeeded: p), end: Int32(truncatingIfNeeded: q + 1)), q + 1)
             }
             if b[q - 1] == 92 && q - 1 > p { fail(q, .squoteClass) }
             fail(q, .backslash)
@@ -400,7 +422,10 @@ struct GrammarParser {
             fail(p, .quote)
         }
         let (v, e) = jsonText(p)
-        if let v { return (.iip(.json(v), start: p, end: e), e) }
+        if let v {
+            iipValues.append(v)
+            return (.iip(.json(Int32(iipValues.count - 1)), start: Int32(truncatingIfNeeded: p), end: Int32(truncatingIfNeeded: e)), e)
+        }
         return nil
     }
 
@@ -414,10 +439,10 @@ struct GrammarParser {
                     _ = node(p, requireComponent: true)  // what the bridge alternative would try
                     return nil
                 }
-                return (.inport(P, N, start: p), N.end)
+                return (.inport(P, N, start: Int32(truncatingIfNeeded: p)), N.end)
             }
         }
-        if let N = node(p) { return (.inport(nil, N, start: p), N.end) }
+        if let N = node(p) { return (.inport(nil, N, start: Int32(truncatingIfNeeded: p)), N.end) }
         return nil
     }
 
@@ -425,6 +450,7 @@ struct GrammarParser {
     /// elements (sources then one destination) and the end.
     mutating func connection(_ p: Int, into elems: inout [Element]) -> Int {
         elems.removeAll(keepingCapacity: true)
+        if !iipValues.isEmpty { iipValues.removeAll(keepingCapacity: true) }
         var pos = p
         var tryingSource = true
         while true {
@@ -689,4 +715,87 @@ struct GrammarParser {
         fail(p, .string)
         return nil
     }
+}
+
+/// Interns names given as byte ranges, so each distinct node or port name becomes one String and
+/// one small integer, with a cheap hash instead of hashing Strings per occurrence.
+struct NameTable {
+    private var slots: [Int32] = Array(repeating: -1, count: 1024)
+    private var mask = 1023
+    private var arena: [UInt8] = []
+    private var starts: [Int32] = []
+    private var lens: [Int32] = []
+    private var hashes: [UInt64] = []
+    private(set) var names: [String] = []
+
+    var count: Int { names.count }
+
+    init(capacity: Int = 0) {
+        var size = 1024
+        while size < capacity * 2 { size <<= 1 }
+        slots = Array(repeating: -1, count: size)
+        mask = size - 1
+    }
+
+    @inline(__always) static func hash(_ p: UnsafeRawBufferPointer) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for c in p {
+            h = (h ^ UInt64(c)) &* 0x100_0000_01b3
+        }
+        return h ^ (h >> 29)
+    }
+
+    /// The id of the name spelled by these bytes; `fold` lower-cases ASCII letters first.
+    mutating func intern(_ bytes: UnsafeRawBufferPointer) -> Int32 {
+        let h = NameTable.hash(bytes)
+        var i = Int(truncatingIfNeeded: h) & mask
+        while true {
+            let id = slots[i]
+            if id < 0 { break }
+            let k = Int(id)
+            if hashes[k] == h && Int(lens[k]) == bytes.count {
+                let s = Int(starts[k])
+                let equal = arena.withUnsafeBufferPointer { a in
+                    memcmpEqual(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(a)[s..<(s + bytes.count)]), bytes)
+                }
+                if equal { return id }
+            }
+            i = (i + 1) & mask
+        }
+        let id = Int32(names.count)
+        slots[i] = id
+        starts.append(Int32(arena.count))
+        lens.append(Int32(bytes.count))
+        hashes.append(h)
+        arena.append(contentsOf: bytes)
+        names.append(String(decoding: bytes, as: UTF8.self))
+        if names.count * 2 > slots.count { grow() }
+        return id
+    }
+
+    mutating func intern(_ s: String) -> Int32 {
+        var s = s
+        return s.withUTF8 { intern(UnsafeRawBufferPointer($0)) }
+    }
+
+    private mutating func grow() {
+        let size = slots.count * 2
+        slots = Array(repeating: -1, count: size)
+        mask = size - 1
+        for k in 0..<names.count {
+            var i = Int(truncatingIfNeeded: hashes[k]) & mask
+            while slots[i] >= 0 { i = (i + 1) & mask }
+            slots[i] = Int32(k)
+        }
+    }
+}
+
+@inline(__always) func memcmpEqual(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+    if a.count != b.count { return false }
+    var i = 0
+    while i < a.count {
+        if a[i] != b[i] { return false }
+        i += 1
+    }
+    return true
 }

@@ -237,7 +237,15 @@ final class AMQPLoop: @unchecked Sendable {
         }
         if tls {
             amqp_ssl_socket_set_verify_peer(socket, settings.verifyPeer ? 1 : 0)
-            amqp_ssl_socket_set_verify_hostname(socket, settings.verifyPeer ? 1 : 0)
+            if settings.verifyPeer && Self.isIPAddress(url.host) {
+                // librabbitmq checks DNS names only; let OpenSSL check the IP address during the handshake.
+                amqp_ssl_socket_set_verify_hostname(socket, 0)
+                guard cmsgflo_ssl_expect_ip(amqp_ssl_socket_get_context(socket), url.host) == 1 else {
+                    throw MsgFloError(.tls, "cannot set up TLS address verification for \(url)")
+                }
+            } else {
+                amqp_ssl_socket_set_verify_hostname(socket, settings.verifyPeer ? 1 : 0)
+            }
             if let ca = settings.caFile, settings.verifyPeer {
                 let rc = amqp_ssl_socket_set_cacert(socket, ca)
                 if rc != AMQP_STATUS_OK.rawValue {
@@ -1043,6 +1051,12 @@ final class AMQPLoop: @unchecked Sendable {
             }
             return "server error (method \(r.reply.id))"
         }
+    }
+
+    static func isIPAddress(_ host: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
     }
 
     /// The subscription id in a consumer tag `msgflo-<id>`.

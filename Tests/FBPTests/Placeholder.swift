@@ -1,1 +1,1 @@
-// FBPTests
+import Testing

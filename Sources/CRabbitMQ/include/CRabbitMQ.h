@@ -21,4 +21,9 @@ amqp_rpc_reply_t cmsgflo_amqp_login_plain(amqp_connection_state_t state, const c
  * module does not export <sys/eventfd.h>). */
 int cmsgflo_eventfd(void);
 
+/* Makes the TLS peer check of an ssl socket's context (amqp_ssl_socket_get_context) expect this IP address in the
+ * certificate's subjectAltName. librabbitmq 0.11's own hostname check only knows DNS names, so a broker addressed as
+ * 127.0.0.1 would fail it even with a certificate made for that address. Returns 1 on success. */
+int cmsgflo_ssl_expect_ip(void *ssl_ctx, const char *ip);
+
 #endif
