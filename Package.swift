@@ -11,6 +11,8 @@ let package = Package(
         .library(name: "FBP", targets: ["FBP"]),
         .library(name: "MsgFloTransports", targets: ["MsgFloTransports"]),
         .library(name: "MsgFloParticipant", targets: ["MsgFloParticipant"]),
+        .library(name: "MsgFloParticipantMain", targets: ["MsgFloParticipantMain"]),
+        .executable(name: "msgflo-participant", targets: ["msgflo-participant"]),
         .library(name: "MsgFloCoordinator", targets: ["MsgFloCoordinator"]),
     ],
     dependencies: [
@@ -59,6 +61,23 @@ let package = Package(
         ], swiftSettings: swift6),
         .executableTarget(name: "msgflo-graph", dependencies: ["FBP", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swift6),
 
+        // The command line every participant gets (role, broker, IIPs, prefetch, discovery period, signals)
+        .target(name: "MsgFloParticipantMain", dependencies: [
+            "MsgFlo", "MsgFloParticipant", "MsgFloTransports",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], swiftSettings: swift6),
+
+        // Example participants and their one command-line executable
+        .target(name: "ExampleParticipants", dependencies: ["MsgFlo", "MsgFloParticipant"],
+                path: "participants/Sources/ExampleParticipants", swiftSettings: swift6),
+        .executableTarget(name: "msgflo-participant", dependencies: ["ExampleParticipants", "MsgFloParticipantMain"],
+                          path: "participants/Sources/msgflo-participant", swiftSettings: swift6),
+        .executableTarget(name: "msgflo-latency", dependencies: ["MsgFlo", "MsgFloParticipant", "MsgFloTransports",
+                                                                 .product(name: "Logging", package: "swift-log")],
+                          path: "participants/Sources/msgflo-latency", swiftSettings: swift6),
+
         // Tests
         .target(name: "TestSupport", dependencies: ["MsgFlo"], path: "Tests/TestSupport", swiftSettings: swift6),
         .testTarget(name: "FBPTests", dependencies: ["FBP"], swiftSettings: swift6),
@@ -69,5 +88,9 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swift6),
         .testTarget(name: "TransportTests", dependencies: ["MsgFlo", "MsgFloAMQP", "MsgFloMQTT", "MsgFloTransports", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
+        .testTarget(name: "ParticipantTests", dependencies: ["MsgFlo", "MsgFloParticipant", "ExampleParticipants"], swiftSettings: swift6),
+        .testTarget(name: "ParticipantIntegrationTests", dependencies: [
+            "MsgFlo", "MsgFloParticipant", "MsgFloTransports", "ExampleParticipants", "TestSupport", "msgflo-participant",
+        ], swiftSettings: swift6),
     ]
 )

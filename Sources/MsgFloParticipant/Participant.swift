@@ -70,8 +70,8 @@ public struct Participant: Sendable {
     public var body: Body?
 
     public init(component: String, label: String? = nil, icon: String = "file-word-o",
-                inports: [Port] = [], outports: [Port] = [], run body: Body? = nil,
-                handler: @escaping Handler = { _, _, _ in }) {
+                inports: [Port] = [], outports: [Port] = [], handler: @escaping Handler = { _, _, _ in },
+                run body: Body? = nil) {
         self.component = component
         self.label = label ?? component
         self.icon = icon

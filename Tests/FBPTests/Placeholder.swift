@@ -1,1 +1,1 @@
-import Testing
+// FBPTests: the fbp branch's tests land here.

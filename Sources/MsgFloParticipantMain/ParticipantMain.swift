@@ -1,0 +1,227 @@
+import ArgumentParser
+import Logging
+import MsgFlo
+import MsgFloParticipant
+import MsgFloTransports
+import ServiceLifecycle
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The command line every participant gets for free, fitting msgflo's component templates
+/// (`msgflo-participant Repeat #ROLE`, `my-participant --name #ROLE`):
+///
+/// ```swift
+/// // Sources/my-participant/main.swift
+/// await ParticipantMain.run(myParticipant)
+/// ```
+///
+/// Arguments: the role as `--role`, `--name` or the first positional argument; `--broker` (else `MSGFLO_BROKER`,
+/// `CLOUDAMQP_URL`, `amqp://localhost`); `--iips '{"port": data}'`; `--prefetch`; `--discovery-period` (else
+/// `MSGFLO_DISCOVERY_PERIOD`, else 60); `--queue port=QUEUE`; `--help`. When ready it prints exactly one line on
+/// stdout, `<role>(<component>) connected to <broker URL, password hidden>`, and nothing on stderr before it.
+/// SIGTERM/SIGINT stop it gracefully (exit 0). Bad arguments or an unreachable broker: one line on stderr, exit 1.
+/// Logs go to stderr at `MSGFLO_LOG_LEVEL` (default `warning`).
+public enum ParticipantMain {
+    /// Runs `participant` with the arguments of the process.
+    public static func run(_ participant: Participant, arguments: [String]? = nil) async -> Never {
+        let args = arguments ?? Array(CommandLine.arguments.dropFirst())
+        let program = programName()
+        await runParsed(participant, args, usage: "\(program) ROLE [options]", program: program)
+    }
+
+    /// Runs one of several participants: the first argument names the component (`msgflo-participant Repeat ROLE`).
+    public static func run(library: [String: Participant], arguments: [String]? = nil) async -> Never {
+        var args = arguments ?? Array(CommandLine.arguments.dropFirst())
+        let program = programName()
+        let names = library.keys.sorted().joined(separator: ", ")
+        guard let first = args.first, !first.hasPrefix("-") else {
+            if args.contains("--help") || args.contains("-h") {
+                Self.out("USAGE: \(program) COMPONENT ROLE [options]\n\nCOMPONENTS: \(names)\n\n"
+                         + optionsHelp())
+                exit(0)
+            }
+            fail(program, "missing component name (one of \(names))")
+        }
+        guard let participant = library[first] else { fail(program, "no component '\(first)' (one of \(names))") }
+        args.removeFirst()
+        await runParsed(participant, args, usage: "\(program) \(first) ROLE [options]", program: program)
+    }
+
+    static func runParsed(_ participant: Participant, _ args: [String], usage: String, program: String) async -> Never {
+        let parsed: ParticipantArguments
+        do {
+            parsed = try ParticipantArguments.parse(args)
+        } catch {
+            if ParticipantArguments.exitCode(for: error) == .success {
+                Self.out("USAGE: \(usage)\n\n\(participant.component): \(participant.label)\n\n"
+                         + optionsHelp())
+                exit(0)
+            }
+            fail(program, ParticipantArguments.message(for: error))
+        }
+        let environment = environmentDictionary()
+        let setup: Setup
+        do {
+            setup = try parsed.setup(environment: environment)
+        } catch {
+            fail(program, "\(error)")
+        }
+        bootstrapLogging(environment)
+        let logger = Logger(label: "msgflo.participant")
+        let transport: any Transport
+        do {
+            transport = try Transports.make(setup.broker, logger: logger)
+            try await transport.connect()
+        } catch {
+            let text = "\(error)"
+            fail(program, text.contains("\(setup.broker)") ? text : "cannot connect to \(setup.broker): \(text)")
+        }
+        let role = setup.role
+        let component = participant.component
+        let broker = transport.broker
+        let service = ParticipantService(
+            transport: transport, entries: [.init(participant, role: role, options: setup.options)], logger: logger,
+            onReady: { _ in Self.out("\(role)(\(component)) connected to \(broker)") })
+        var quiet = Logger(label: "msgflo.participant.lifecycle")
+        quiet.logLevel = .critical
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: quiet))
+        do {
+            try await group.run()
+        } catch {
+            fail(program, "\(role)(\(component)): \(error)")
+        }
+        exit(0)
+    }
+
+    struct Setup {
+        var role: String
+        var broker: BrokerURL
+        var options: ParticipantOptions
+    }
+
+    /// One line on stdout, flushed.
+    static func out(_ text: String) {
+        print(text)
+        fflush(nil)
+    }
+
+    /// One line on stderr, exit 1.
+    static func fail(_ program: String, _ message: String) -> Never {
+        let line = message.split(whereSeparator: \.isNewline).first.map(String.init) ?? message
+        let text = "\(program): \(line.hasPrefix("Error: ") ? String(line.dropFirst(7)) : line)\n"
+        fflush(nil)
+        _ = text.withCString { write(2, $0, strlen($0)) }
+        exit(1)
+    }
+
+    /// The options part of the generated help (its own usage line names the arguments type, not the program).
+    static func optionsHelp() -> String {
+        let text = ParticipantArguments.helpMessage(columns: 100)
+        guard let start = text.range(of: "ARGUMENTS:") ?? text.range(of: "OPTIONS:") else { return text }
+        return String(text[start.lowerBound...])
+    }
+
+    static func programName() -> String {
+        let path = CommandLine.arguments.first ?? "msgflo-participant"
+        return path.split(separator: "/").last.map(String.init) ?? path
+    }
+
+    static func environmentDictionary() -> [String: String] {
+        var env: [String: String] = [:]
+        var p = environ
+        while let entry = p.pointee {
+            let s = String(cString: entry)
+            if let eq = s.firstIndex(of: "=") { env[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
+            p += 1
+        }
+        return env
+    }
+
+    static func bootstrapLogging(_ environment: [String: String]) {
+        let level = environment["MSGFLO_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .warning
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+    }
+}
+
+struct ParticipantArguments: ParsableArguments {
+    @Argument(help: "The role: the participant's name in the graph (also --role or --name).")
+    var positionalRole: String?
+
+    @Option(help: "The role (same as the positional argument).")
+    var role: String?
+
+    @Option(help: "The role, as msgflo-nodejs names it.")
+    var name: String?
+
+    @Option(help: "Broker URL (amqp://, amqps://, mqtt://, mqtts://). Default: MSGFLO_BROKER, CLOUDAMQP_URL, amqp://localhost.")
+    var broker: String?
+
+    @Option(help: ArgumentHelp("Initial information packets, delivered at start: a JSON object {\"port\": data}.", valueName: "json"))
+    var iips: String?
+
+    @Option(help: "Messages in hand at once per inport (and handlers running at once). Default: 2.")
+    var prefetch: Int?
+
+    @Option(name: .customLong("discovery-period"),
+            help: "Seconds between heartbeats x 2.2 (announcements go out every period/2.2 s). Default: MSGFLO_DISCOVERY_PERIOD, else 60.")
+    var discoveryPeriod: Double?
+
+    @Option(name: .customLong("queue"), help: ArgumentHelp("An explicit queue or topic for a port (repeatable).", valueName: "port=queue"))
+    var queues: [String] = []
+
+    @Option(help: "The discovery id (default: ROLE-<random>).")
+    var id: String?
+
+    func setup(environment: [String: String]) throws -> ParticipantMain.Setup {
+        let given = [positionalRole, role, name].compactMap { $0 }
+        guard let theRole = given.first else {
+            throw MsgFloError(.invalidArgument, "missing role: give it as the first argument, --role or --name")
+        }
+        guard !theRole.isEmpty, Set(given).count == 1 else {
+            throw MsgFloError(.invalidArgument, "the role is given twice, differently: \(given.joined(separator: ", "))")
+        }
+        let broker = try BrokerURL.resolve(broker, environment: environment)
+        var options = ParticipantOptions()
+        if let prefetch {
+            guard prefetch >= 1 else { throw MsgFloError(.invalidArgument, "--prefetch must be at least 1") }
+            options.prefetch = prefetch
+        }
+        if let discoveryPeriod {
+            guard discoveryPeriod > 0, discoveryPeriod.isFinite else {
+                throw MsgFloError(.invalidArgument, "--discovery-period must be a positive number of seconds")
+            }
+            options.discoveryPeriod = discoveryPeriod
+        } else {
+            options.discoveryPeriod = ParticipantOptions.discoveryPeriod(environment: environment)
+        }
+        if let iips {
+            let value: JSONValue
+            do { value = try JSONValue(parsing: iips) } catch {
+                throw MsgFloError(.invalidArgument, "--iips is not JSON: \(error)")
+            }
+            guard case .object(let o) = value else {
+                throw MsgFloError(.invalidArgument, "--iips must be a JSON object {\"port\": data}, got \(value.kindName)")
+            }
+            options.iips = o
+        }
+        for q in queues {
+            guard let eq = q.firstIndex(of: "="), eq != q.startIndex, q.index(after: eq) != q.endIndex else {
+                throw MsgFloError(.invalidArgument, "--queue takes port=queue, got '\(q)'")
+            }
+            options.queues[String(q[..<eq])] = String(q[q.index(after: eq)...])
+        }
+        options.id = id
+        return ParticipantMain.Setup(role: theRole, broker: broker, options: options)
+    }
+}

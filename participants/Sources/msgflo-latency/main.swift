@@ -1,0 +1,70 @@
+// msgflo-latency BROKER OUTQUEUE INQUEUE [N] [RATE]: a latency probe written with the SDK. It sends N messages
+// (default 3000) at RATE per second (default 500) on OUTQUEUE, takes them back on INQUEUE after whatever chain of
+// participants lies between, and prints the round-trip latency percentiles (the first 5% are warm-up, not counted).
+import Logging
+import MsgFlo
+import MsgFloParticipant
+import MsgFloTransports
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+let args = Array(CommandLine.arguments.dropFirst())
+guard args.count >= 3, let url = try? BrokerURL(parsing: args[0]) else {
+    print("usage: msgflo-latency BROKER OUTQUEUE INQUEUE [N] [RATE]")
+    exit(2)
+}
+let n = args.count > 3 ? Int(args[3]) ?? 3000 : 3000
+let rate = args.count > 4 ? Double(args[4]) ?? 500 : 500
+
+final class Probe: Sendable {
+    let sent = Mutex<[Int: ContinuousClock.Instant]>([:])
+    let latencies = Mutex<[Duration]>([])
+}
+let probe = Probe()
+let clock = ContinuousClock()
+
+let participant = Participant(component: "LatencyProbe", inports: ["in"], outports: ["out"]) { _, msg, _ in
+    let now = clock.now
+    guard let seq = msg.json?["seq"]?.intValue, let t0 = probe.sent.withLock({ $0.removeValue(forKey: seq) }) else { return }
+    probe.latencies.withLock { $0.append(now - t0) }
+}
+
+var logger = Logger(label: "msgflo-latency")
+logger.logLevel = .warning
+do {
+    let transport = try Transports.make(url, logger: logger)
+    try await transport.connect()
+    let running = try await participant.start(role: "latency-probe", on: transport,
+                                              options: ParticipantOptions(prefetch: 50, queues: ["out": args[1], "in": args[2]]))
+    try await Task.sleep(for: .milliseconds(300))
+    let interval = Duration.seconds(1 / rate)
+    var next = clock.now
+    for seq in 0..<n {
+        next += interval
+        try await clock.sleep(until: next)
+        probe.sent.withLock { $0[seq] = clock.now }
+        try await running.context.send("out", ["seq": .int(seq), "pad": .string(String(repeating: "x", count: 64))])
+    }
+    let deadline = clock.now + .seconds(10)
+    while probe.latencies.withLock({ $0.count }) < n && clock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+    await running.stop()
+    await transport.close()
+} catch {
+    print("msgflo-latency: \(error)")
+    exit(1)
+}
+let all = probe.latencies.withLock { $0 }
+let counted = all.dropFirst(n / 20).sorted()
+func ms(_ d: Duration) -> String {
+    let (s, a) = d.components
+    return String(format2(Double(s) * 1000 + Double(a) / 1e15))
+}
+func format2(_ v: Double) -> String { let r = (v * 100).rounded() / 100; return "\(r)" }
+func pct(_ p: Double) -> Duration { counted.isEmpty ? .zero : counted[min(counted.count - 1, Int(Double(counted.count) * p))] }
+print("sent=\(n) received=\(all.count) rate=\(Int(rate))/s p50_ms=\(ms(pct(0.50))) p99_ms=\(ms(pct(0.99))) max_ms=\(ms(counted.last ?? .zero))")
+exit(all.count == n ? 0 : 1)
