@@ -27,18 +27,33 @@ import Testing
         #expect(p.edges.values.allSatisfy { if case .pending = $0 { true } else { false } })
 
         _ = reg.observe(participant("a-1", role: "a"), at: 0)
-        p = apply(r, Self.graph, reg, &s)
-        #expect(p.actions == [.sendIIP(participant: "a-1", role: "a", port: "in", queue: "a.IN", data: "hello")])
+        // a's IIP waits while a's outgoing edge is pending (what it sets off would be lost)...
+        p = r.plan(graph: Self.graph, registry: reg, state: &s, now: 1)
+        #expect(p.actions.isEmpty)
+        #expect(p.iipsHeldUntil == 10)
         #expect(p.pendingRoles == ["b"])
 
+        // ...and goes once the edge is bound, after it.
         _ = reg.observe(participant("b-1", role: "b"), at: 1)
-        p = apply(r, Self.graph, reg, &s)
-        #expect(p.actions == [.bind(Binding(src: "a.OUT", tgt: "b.IN"), witnesses: ["a-1", "b-1"])])
+        p = r.plan(graph: Self.graph, registry: reg, state: &s, now: 2)
+        for a in p.actions { s.record(a) }
+        #expect(p.actions == [.bind(Binding(src: "a.OUT", tgt: "b.IN"), witnesses: ["a-1", "b-1"]),
+                              .sendIIP(participant: "a-1", role: "a", port: "in", queue: "a.IN", data: "hello")])
         #expect(p.pendingRoles == [])
         #expect(p.edges[Self.graph.edges[0]] == .wired)
 
         // Idempotent.
         #expect(apply(r, Self.graph, reg, &s).actions.isEmpty)
+    }
+
+    @Test func iipIsSentAfterTheGraceEvenIfTheEdgeStaysPending() {
+        let r = Reconciler(kind: .amqp)
+        var reg = ParticipantRegistry()
+        var s = WiringState()
+        _ = reg.observe(participant("a-1", role: "a"), at: 0)
+        #expect(r.plan(graph: Self.graph, registry: reg, state: &s, now: 9.9).actions.isEmpty)
+        #expect(r.plan(graph: Self.graph, registry: reg, state: &s, now: 10).actions
+                == [.sendIIP(participant: "a-1", role: "a", port: "in", queue: "a.IN", data: "hello")])
     }
 
     @Test func restartedParticipantIsWiredAndFedAgain() {

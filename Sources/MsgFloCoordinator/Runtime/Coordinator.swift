@@ -164,6 +164,7 @@ public actor Coordinator {
         for line in limiter.roll(at: t) { logger.warning("\(line)") }
         if !events.isEmpty { markDirty() }
         if let r = retryAt, t >= r { retryAt = nil; markDirty() }
+        if let h = plan.iipsHeldUntil, t >= h { plan.iipsHeldUntil = nil; markDirty() }
         notifyWaiters()
     }
 
@@ -246,7 +247,7 @@ public actor Coordinator {
 
     func reconcileOnce() async {
         let previous = plan
-        var newPlan = reconciler.plan(graph: graph, registry: registry, state: &wiring)
+        var newPlan = reconciler.plan(graph: graph, registry: registry, state: &wiring, now: now())
         defer {
             // Edge states as they stand once the actions ran (a failed binding keeps its edge pending).
             newPlan.edges = newPlan.settled(with: wiring)

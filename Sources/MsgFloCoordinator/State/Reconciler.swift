@@ -113,6 +113,8 @@ public struct WiringPlan: Sendable {
     public var edges: [DesiredGraph.Edge: EdgeState] = [:]
     /// Roles of the graph without a live participant.
     public var pendingRoles: [String] = []
+    /// IIPs held back while edges out of their role are pending: plan again at this time.
+    public var iipsHeldUntil: Double?
     /// The bindings and commands each edge needs.
     public var edgeWires: [DesiredGraph.Edge: (bindings: [Binding], commands: [WiringState.CommandKey])] = [:]
 
@@ -136,10 +138,14 @@ public struct WiringPlan: Sendable {
 public struct Reconciler: Sendable {
     public var kind: BrokerKind
     public var graphName: String
+    /// How long an IIP waits for the edges out of its role to be wired (so that what the IIP sets off is not lost on
+    /// an unbound outport) before it is sent anyway.
+    public var iipGrace: Double
 
-    public init(kind: BrokerKind, graphName: String = "default/main") {
+    public init(kind: BrokerKind, graphName: String = "default/main", iipGrace: Double = 10) {
         self.kind = kind
         self.graphName = graphName
+        self.iipGrace = iipGrace
     }
 
     /// An end of a wire: a node's port, or a fixed queue (an exported port's public name).
@@ -187,7 +193,9 @@ public struct Reconciler: Sendable {
         }
     }
 
-    public func plan(graph: DesiredGraph, registry: ParticipantRegistry, state: inout WiringState) -> WiringPlan {
+    /// `now` is on the registry's time line; it only matters for IIPs held back by ``iipGrace``.
+    public func plan(graph: DesiredGraph, registry: ParticipantRegistry, state: inout WiringState,
+                     now: Double = .infinity) -> WiringPlan {
         var plan = WiringPlan()
         var roles = Roles(registry: registry)
         var desiredBindings: [Binding: Set<String>] = [:]
@@ -347,11 +355,18 @@ public struct Reconciler: Sendable {
 
         // IIPs: once to every process that takes the role.
         var liveKeys: Set<WiringState.IIPKey> = []
+        var outgoingPending: [String: Bool] = [:]
+        for (edge, st) in plan.edges { if case .pending = st { outgoingPending[edge.src.role] = true } }
         for iip in graph.initials {
             let key = WiringState.IIPKey(role: iip.tgt.role, port: iip.tgt.port, data: iip.data)
             liveKeys.insert(key)
             let done = state.fed[key] ?? []
             for p in roles.of(iip.tgt.role).alive where !done.contains(p.definition.id) {
+                if outgoingPending[iip.tgt.role] == true && now < p.firstSeen + iipGrace {
+                    let until = p.firstSeen + iipGrace
+                    plan.iipsHeldUntil = min(plan.iipsHeldUntil ?? until, until)
+                    continue
+                }
                 guard let q = Self.port(p.definition, iip.tgt.port, inport: true)?.queue else { continue }
                 plan.actions.append(.sendIIP(participant: p.definition.id, role: iip.tgt.role, port: iip.tgt.port,
                                              queue: q, data: iip.data))
