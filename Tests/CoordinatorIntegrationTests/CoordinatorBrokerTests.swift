@@ -27,7 +27,10 @@ final class TestRepeater: Sendable {
     let definition: ParticipantDefinition
     let tasks = Mutex<[Task<Void, Never>]>([])
 
-    init(_ kind: TestBrokers.Kind, id: String, role: String, heartbeat: Double? = nil, commands: Bool = false) async throws {
+    /// `keepAnnouncing`: re-announce every 0.5 s as real participants do (every period/2.2): on AMQP `fbp` is one work
+    /// queue, so a coordinator of another test running at the same time may take an announcement.
+    init(_ kind: TestBrokers.Kind, id: String, role: String, heartbeat: Double? = nil, commands: Bool = false,
+         keepAnnouncing: Bool = true) async throws {
         transport = try await connect(kind)
         definition = ParticipantDefinition(
             id: id, role: role, component: "test/Repeat",
@@ -53,6 +56,16 @@ final class TestRepeater: Sendable {
         }
         try await transport.declareDiscoveryQueue()
         try await transport.announce(definition)
+        if keepAnnouncing {
+            let transport = self.transport, definition = self.definition
+            let t = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(500))
+                    try? await transport.announce(definition)
+                }
+            }
+            tasks.withLock { $0.append(t) }
+        }
     }
 
     func repeatFrom(_ queue: String) async throws {
@@ -102,6 +115,11 @@ final class Tap: Sendable {
     }
 }
 
+/// One serialized suite for every coordinator test on the real brokers: on AMQP, coordinators running at once would
+/// share the `fbp` work queue.
+@Suite(.serialized) struct CoordinatorIntegration {}
+
+extension CoordinatorIntegration {
 @Suite(.serialized) struct CoordinatorBrokerTests {
     typealias E = DesiredGraph.Endpoint
 
@@ -169,7 +187,7 @@ final class Tap: Sendable {
     func shortHeartbeatLostThenBack(_ kind: TestBrokers.Kind) async throws {
         let r = TestBrokers.unique("h")
         let (c, task) = try await start(kind, DesiredGraph(nodes: [(r, .init(component: "test/Repeat"))]))
-        let p = try await TestRepeater(kind, id: r + "-1", role: r, heartbeat: 1)
+        let p = try await TestRepeater(kind, id: r + "-1", role: r, heartbeat: 1, keepAnnouncing: false)
         #expect(await c.wait { $0.registry[r + "-1"]?.alive == true })
         #expect(await c.wait(timeout: .seconds(5)) { $0.registry[r + "-1"]?.alive == false })
         #expect(await c.observation.plan.pendingRoles == [r])
@@ -211,4 +229,5 @@ final class Tap: Sendable {
         #expect(tap.values.last == "after the daemon")
         await pa.stop(); await pb.stop()
     }
+}
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MsgFlo
+import Synchronization
 
 /// How the daemon behaves; defaults are msgflo's.
 public struct CoordinatorOptions: Sendable {
@@ -111,13 +112,54 @@ public actor Coordinator {
         logger.info("coordinator stopped")
     }
 
+    /// Parsed discovery messages waiting for the actor. The consumer task parses and acknowledges; the actor takes
+    /// whatever has piled up in one go, so a flood costs one actor hop per batch rather than per message.
+    final class Inbox: Sendable {
+        struct State {
+            var items: [Result<ParticipantDefinition, MsgFloError>] = []
+            var scheduled = false
+        }
+        let state = Mutex(State())
+
+        /// Adds one; true when a drain must be scheduled.
+        func put(_ r: Result<ParticipantDefinition, MsgFloError>) -> (schedule: Bool, backlog: Int) {
+            state.withLock { s in
+                s.items.append(r)
+                if s.scheduled { return (false, s.items.count) }
+                s.scheduled = true
+                return (true, s.items.count)
+            }
+        }
+
+        func take() -> [Result<ParticipantDefinition, MsgFloError>] {
+            state.withLock { s in
+                let out = s.items
+                s.items = []
+                if out.isEmpty { s.scheduled = false }
+                return out
+            }
+        }
+    }
+
     static func consumeDiscovery(_ sub: Subscription, _ c: Coordinator) async {
+        let inbox = Inbox()
         for await d in sub {
             if Task.isCancelled { break }
             // Parsing is pure: done here, off the actor. Every message is acknowledged, good or bad.
             let parsed = Result { () throws(MsgFloError) in try Discovery.parse(d.message) }
             d.ack()
-            await c.handle([parsed])
+            let (schedule, backlog) = inbox.put(parsed)
+            if schedule { Task { await c.drain(inbox) } }
+            // Backpressure: never let the backlog grow without bound.
+            if backlog > 10_000 { await c.drain(inbox) }
+        }
+    }
+
+    func drain(_ inbox: Inbox) {
+        while true {
+            let items = inbox.take()
+            if items.isEmpty { return }
+            handle(items)
         }
     }
 
