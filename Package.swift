@@ -71,6 +71,14 @@ let package = Package(
         .executableTarget(name: "msgflo-register", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-procfile", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-bench-relay", dependencies: ["MsgFlo", "MsgFloAMQP"], swiftSettings: swift6),
+        .executableTarget(name: "msgflo", dependencies: [
+            "MsgFlo", "MsgFloCoordinator", "MsgFloTransports",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: swift6),
+        .executableTarget(name: "msgflo-bench-coordinator", dependencies: [
+            "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: swift6),
         .executableTarget(name: "msgflo-graph", dependencies: ["FBP", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swift6),
         .executableTarget(name: "msgflo-bench-relay-mqtt", dependencies: ["MsgFlo", "MsgFloMQTT"], swiftSettings: swift6),
 
@@ -98,6 +106,10 @@ let package = Package(
         .testTarget(name: "CoordinatorTests", dependencies: ["MsgFlo", "MsgFloCoordinator", "TestSupport"], swiftSettings: swift6),
         .testTarget(name: "ToolsTests", dependencies: ["MsgFlo", "MsgFloTools", "MsgFloTransports", "TestSupport", .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser"),
             "msgflo-setup", "msgflo-send-message", "msgflo-dump-message", "msgflo-register", "msgflo-procfile", "msgflo-participant"], swiftSettings: swift6),
+        .testTarget(name: "CoordinatorIntegrationTests", dependencies: [
+            "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", "TestSupport", "msgflo", "msgflo-participant",
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: swift6),
         .testTarget(name: "ParticipantTests", dependencies: ["MsgFlo", "MsgFloParticipant", "ExampleParticipants"], swiftSettings: swift6),
         .testTarget(name: "ParticipantIntegrationTests", dependencies: [
             "MsgFlo", "MsgFloParticipant", "MsgFloTransports", "ExampleParticipants", "TestSupport", "msgflo-participant",

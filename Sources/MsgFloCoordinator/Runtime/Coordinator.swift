@@ -1,0 +1,462 @@
+import Foundation
+import Logging
+import MsgFlo
+import Synchronization
+
+/// How the daemon behaves; defaults are msgflo's.
+public struct CoordinatorOptions: Sendable {
+    /// Seconds of silence after which a participant that declares no heartbeat is lost.
+    public var participantTimeout: Double = 600
+    /// Seconds a lost participant stays listed before it is forgotten.
+    public var forgetAfter: Double = 3600
+    /// Starts graph nodes whose component it has (nil: start nothing).
+    public var library: ComponentLibrary?
+    /// Roles never started.
+    public var ignore: Set<String> = []
+    /// Run commands as `<shell> -c <command>`.
+    public var shell: String?
+    public var forwardStdout = true
+    public var forwardStderr = true
+    /// How often liveness is checked.
+    public var tick: Duration = .milliseconds(250)
+    /// How soon a failed broker action is tried again.
+    public var retry: Duration = .seconds(2)
+    /// At most this many broker actions in flight at once while wiring.
+    public var concurrency = 64
+    /// Answer `msgflo status` requests on the broker.
+    public var answerStatus = true
+
+    public init() {}
+}
+
+/// The coordinator: consumes `fbp`, keeps the registry, and keeps the broker matching the desired graph.
+///
+/// All state lives in this actor; the registry and the reconciler are the pure state machines of `State/`, and this
+/// type only feeds them events and carries out their plans on the transport.
+public actor Coordinator {
+    public let transport: any Transport
+    let logger: Logger
+    let now: @Sendable () -> Double
+    let options: CoordinatorOptions
+    let supervisor: ProcessSupervisor?
+
+    var registry: ParticipantRegistry
+    var wiring = WiringState()
+    var graph: DesiredGraph
+    let reconciler: Reconciler
+    var limiter = LogLimiter()
+    var plan = WiringPlan()
+
+    var dirty = false
+    var reconciling = false
+    var retryAt: Double?
+    var loggedPending: Set<String> = []
+    var started = false
+    /// Discovery messages handled (valid or not), for the benchmark.
+    public private(set) var handled = 0
+    public private(set) var rejected = 0
+
+    public init(transport: any Transport, graph: DesiredGraph = DesiredGraph(), options: CoordinatorOptions = .init(),
+                logger: Logger, now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
+        self.transport = transport
+        self.graph = graph
+        self.options = options
+        self.logger = logger
+        self.now = now
+        self.registry = ParticipantRegistry(defaultTimeout: options.participantTimeout, forgetAfter: options.forgetAfter)
+        self.reconciler = Reconciler(kind: BrokerKind(transport.broker))
+        self.supervisor = options.library == nil ? nil : ProcessSupervisor(logger: logger)
+    }
+
+    // MARK: - Running
+
+    /// Runs until cancelled: declares and consumes `fbp`, answers status requests, checks liveness, starts the
+    /// graph's participants. On cancellation the children are stopped; the caller closes the transport.
+    public func run() async throws {
+        try await transport.declareDiscoveryQueue()
+        let discovery = try await transport.consume(discoveryQueue, options: ConsumeOptions(prefetch: 1000))
+        var statusSub: Subscription?
+        if options.answerStatus {
+            do {
+                try await transport.declareInport(StatusProtocol.queue, options: QueueOptions(persistent: false))
+                statusSub = try await transport.consume(StatusProtocol.queue, options: ConsumeOptions(prefetch: 10))
+            } catch {
+                logger.warning("msgflo status requests will not be answered: \(error)")
+            }
+        }
+        let statusSubscription = statusSub
+        started = true
+        logger.info("coordinator running on \(transport.broker) with graph \(graph.name): \(graph.roles.count) nodes, \(graph.edges.count) edges, \(graph.initials.count) IIPs")
+        await startParticipants()
+        for role in graph.roles where graph.isParticipant(role) && registry.alive(role: role).isEmpty {
+            loggedPending.insert(role)
+            logger.info("node \(role) pending: no participant yet")
+        }
+        markDirty()
+
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await Self.consumeDiscovery(discovery, self) }
+            if let statusSubscription { group.addTask { await self.answerStatus(statusSubscription) } }
+            group.addTask { await self.tickLoop() }
+            group.addTask { await self.watchConnection() }
+            await withTaskCancellationHandler {
+                await group.next()
+            } onCancel: {
+                Task { await discovery.cancel(); await statusSubscription?.cancel() }
+            }
+            group.cancelAll()
+        }
+        await discovery.cancel()
+        await statusSub?.cancel()
+        await supervisor?.stopAll()
+        logger.info("coordinator stopped")
+    }
+
+    /// Parsed discovery messages waiting for the actor. The consumer task parses and acknowledges; the actor takes
+    /// whatever has piled up in one go, so a flood costs one actor hop per batch rather than per message.
+    final class Inbox: Sendable {
+        struct State {
+            var items: [Result<ParticipantDefinition, MsgFloError>] = []
+            var scheduled = false
+        }
+        let state = Mutex(State())
+
+        /// Adds one; true when a drain must be scheduled.
+        func put(_ r: Result<ParticipantDefinition, MsgFloError>) -> (schedule: Bool, backlog: Int) {
+            state.withLock { s in
+                s.items.append(r)
+                if s.scheduled { return (false, s.items.count) }
+                s.scheduled = true
+                return (true, s.items.count)
+            }
+        }
+
+        func take() -> [Result<ParticipantDefinition, MsgFloError>] {
+            state.withLock { s in
+                let out = s.items
+                s.items = []
+                if out.isEmpty { s.scheduled = false }
+                return out
+            }
+        }
+    }
+
+    static func consumeDiscovery(_ sub: Subscription, _ c: Coordinator) async {
+        let inbox = Inbox()
+        for await d in sub {
+            if Task.isCancelled { break }
+            // Parsing is pure: done here, off the actor. Every message is acknowledged, good or bad.
+            let parsed = Result { () throws(MsgFloError) in try Discovery.parse(d.message) }
+            d.ack()
+            let (schedule, backlog) = inbox.put(parsed)
+            if schedule { Task { await c.drain(inbox) } }
+            // Backpressure: never let the backlog grow without bound.
+            if backlog > 10_000 { await c.drain(inbox) }
+        }
+    }
+
+    func drain(_ inbox: Inbox) {
+        while true {
+            let items = inbox.take()
+            if items.isEmpty { return }
+            handle(items)
+        }
+    }
+
+    /// Discovery messages, parsed or failed (for tests and the benchmark too).
+    public func handle(_ results: [Result<ParticipantDefinition, MsgFloError>]) {
+        let t = now()
+        var changed = false
+        for r in results {
+            handled += 1
+            switch r {
+            case .success(let d):
+                for e in registry.observe(d, at: t) {
+                    changed = true
+                    logger.info("\(e.logLine)")
+                }
+            case .failure(let e):
+                rejected += 1
+                for line in limiter.admit("bad message on fbp: \(e.message)", at: t) { logger.warning("\(line)") }
+            }
+        }
+        if changed { markDirty() }
+        notifyWaiters()
+    }
+
+    public func handle(discovery message: Message) {
+        handle([Result { () throws(MsgFloError) in try Discovery.parse(message) }])
+    }
+
+    func tickLoop() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: options.tick)
+            tick()
+        }
+    }
+
+    /// Checks liveness and due retries now (tests call it after moving their clock).
+    public func tick() {
+        let t = now()
+        let events = registry.tick(at: t)
+        for e in events {
+            logger.info("\(e.logLine)")
+            if case .forgotten(let d) = e { wiring.forget(participant: d.id) }
+        }
+        for line in limiter.roll(at: t) { logger.warning("\(line)") }
+        if !events.isEmpty { markDirty() }
+        if let r = retryAt, t >= r { retryAt = nil; markDirty() }
+        if let h = plan.iipsHeldUntil, t >= h { plan.iipsHeldUntil = nil; markDirty() }
+        notifyWaiters()
+    }
+
+    func watchConnection() async {
+        var wasDown = false
+        for await s in transport.stateUpdates() {
+            switch s {
+            case .reconnecting:
+                if !wasDown { logger.warning("broker connection lost: \(s)") }
+                wasDown = true
+            case .connected where wasDown:
+                wasDown = false
+                logger.info("broker connection back; checking the wiring")
+                // The transport makes its own declarations and bindings again; a broker restart may still have lost
+                // non-durable queues, so everything is made again (idempotent on the broker).
+                wiring.invalidateBroker()
+                markDirty()
+            default: break
+            }
+        }
+    }
+
+    // MARK: - Graph
+
+    public func setGraph(_ g: DesiredGraph) async {
+        graph = g
+        logger.info("graph \(g.name) loaded: \(g.roles.count) nodes, \(g.edges.count) edges, \(g.initials.count) IIPs")
+        if started { await startParticipants() }
+        markDirty()
+    }
+
+    public var currentGraph: DesiredGraph { graph }
+
+    /// The specs of the nodes this daemon starts.
+    func participantSpecs() -> [ProcessSupervisor.Spec] {
+        guard let library = options.library else { return [] }
+        var specs: [ProcessSupervisor.Spec] = []
+        var skipped: [String] = []
+        for role in graph.roles where graph.isParticipant(role) && !options.ignore.contains(role) {
+            let component = graph.nodes[role]!.component
+            // IIPs go over the broker (to every new process), so #IIPS is '{}' as in msgflo's coordinator.
+            guard let command = try? library.command(component: component, role: role) else {
+                skipped.append("\(role)(\(component))")
+                continue
+            }
+            specs.append(.init(role: role, command: command, shell: options.shell,
+                               environment: ["MSGFLO_BROKER": transport.broker.unredacted],
+                               forwardStdout: options.forwardStdout, forwardStderr: options.forwardStderr))
+        }
+        if !skipped.isEmpty {
+            logger.info("not started, no component in the library (assumed run elsewhere): \(skipped.joined(separator: ", "))")
+        }
+        return specs
+    }
+
+    func startParticipants() async {
+        guard let supervisor else { return }
+        await supervisor.ensure(participantSpecs())
+    }
+
+    public func stopParticipants() async { await supervisor?.stopAll() }
+
+    // MARK: - Reconciling
+
+    func markDirty() {
+        dirty = true
+        guard !reconciling, started else { return }
+        reconciling = true
+        Task { await self.reconcileLoop() }
+    }
+
+    func reconcileLoop() async {
+        while dirty {
+            dirty = false
+            await reconcileOnce()
+        }
+        reconciling = false
+        notifyWaiters()
+    }
+
+    func reconcileOnce() async {
+        let previous = plan
+        var newPlan = reconciler.plan(graph: graph, registry: registry, state: &wiring, now: now())
+        defer {
+            // Edge states as they stand once the actions ran (a failed binding keeps its edge pending).
+            newPlan.edges = newPlan.settled(with: wiring)
+            logTransitions(from: previous, to: newPlan)
+            plan = newPlan
+        }
+        guard !newPlan.actions.isEmpty else { return }
+
+        // Phases, in order: declarations, undoing, binding, commands, IIPs. Within a phase, concurrently.
+        var phases: [[WiringAction]] = [[], [], [], [], []]
+        for a in newPlan.actions {
+            switch a {
+            case .declareInport, .declareOutport: phases[0].append(a)
+            case .unbind: phases[1].append(a)
+            case .command(_, _, let c) where c.command == .disconnectInport || c.command == .disconnectOutport: phases[1].append(a)
+            case .bind: phases[2].append(a)
+            case .command: phases[3].append(a)
+            case .sendIIP: phases[4].append(a)
+            }
+        }
+        var failed = 0
+        for phase in phases where !phase.isEmpty {
+            let results = await execute(phase)
+            for (a, error) in results {
+                if let error {
+                    failed += 1
+                    for line in limiter.admit("\(a) failed: \(error)", at: now()) { logger.warning("\(line)") }
+                } else {
+                    wiring.record(a)
+                    switch a {
+                    case .unbind(let b): logger.debug("unbound \(b)")
+                    case .sendIIP(let p, let role, let port, let q, _): logger.info("IIP sent to \(role).\(port) (\(q)) for \(p)")
+                    case .command(let p, _, let c): logger.info("\(c.command.rawValue) sent to \(p): \(c.port) <-> \(c.queue)")
+                    default: break
+                    }
+                }
+            }
+        }
+        if failed > 0 { retryAt = now() + Double(options.retry.components.seconds) }
+    }
+
+    func execute(_ actions: [WiringAction]) async -> [(WiringAction, (any Error)?)] {
+        let transport = self.transport
+        return await withTaskGroup(of: (WiringAction, (any Error)?).self) { group in
+            var out: [(WiringAction, (any Error)?)] = []
+            var inFlight = 0
+            for a in actions {
+                if inFlight >= options.concurrency, let r = await group.next() { out.append(r); inFlight -= 1 }
+                group.addTask {
+                    do {
+                        switch a {
+                        case .declareInport(let q): try await transport.declareInport(q)
+                        case .declareOutport(let q): try await transport.declareOutport(q)
+                        case .bind(let b, _): try await transport.addBinding(b)
+                        case .unbind(let b): try await transport.removeBinding(b)
+                        case .command(_, let inqueue, let c): try await transport.send(toInport: inqueue, c.message)
+                        case .sendIIP(_, _, _, let q, let data): try await transport.send(toInport: q, Message(json: data))
+                        }
+                        return (a, nil)
+                    } catch {
+                        return (a, error)
+                    }
+                }
+                inFlight += 1
+            }
+            for await r in group { out.append(r) }
+            return out
+        }
+    }
+
+    func logTransitions(from old: WiringPlan, to new: WiringPlan) {
+        for edge in graph.edges {
+            let before = old.edges[edge], after = new.edges[edge]
+            guard before != after, let after else { continue }
+            switch after {
+            case .wired: logger.info("edge bound: \(edge)")
+            case .pending(let why): logger.info("edge pending: \(edge) (\(why))")
+            }
+        }
+        for (edge, st) in old.edges where new.edges[edge] == nil && st == .wired {
+            logger.info("edge unbound: \(edge) (no longer in the graph)")
+        }
+        let pending = Set(new.pendingRoles)
+        for role in pending.subtracting(loggedPending).sorted() { logger.info("node \(role) pending: no live participant") }
+        for role in loggedPending.subtracting(pending).sorted() where graph.nodes[role] != nil {
+            let ids = registry.alive(role: role).map(\.definition.id).joined(separator: ", ")
+            logger.info("node \(role) ready: \(ids)")
+        }
+        loggedPending = pending
+    }
+
+    // MARK: - Observing (tests, status)
+
+    public var participants: ParticipantRegistry { registry }
+    public var wiringState: WiringState { wiring }
+    public var currentPlan: WiringPlan { plan }
+    public var isIdle: Bool { !reconciling && !dirty }
+
+    /// What tests and tools look at.
+    public struct Observation: Sendable {
+        public var registry: ParticipantRegistry
+        public var wiring: WiringState
+        public var plan: WiringPlan
+        public var handled: Int
+        public var rejected: Int
+        public var idle: Bool
+    }
+
+    public var observation: Observation {
+        Observation(registry: registry, wiring: wiring, plan: plan, handled: handled, rejected: rejected,
+                    idle: !reconciling && !dirty)
+    }
+
+    /// Waits until `condition` holds, or `timeout` passes; returns whether it held.
+    public func wait(timeout: Duration = .seconds(10), until condition: @Sendable (Observation) -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if condition(observation) { return true }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return condition(observation)
+    }
+
+    func notifyWaiters() {}
+
+    /// The network as `msgflo status` shows it.
+    public func status(depths: Bool = true) async -> NetworkStatus {
+        var rows: [NetworkStatus.Row] = []
+        var pendingByRole: [String: [String]] = [:]
+        for (edge, st) in plan.edges {
+            if case .pending(let why) = st {
+                for r in Set([edge.src.role, edge.tgt.role]) { pendingByRole[r, default: []].append("\(edge): \(why)") }
+            }
+        }
+        var roles = graph.roles
+        for r in registry.roles.sorted() where graph.nodes[r] == nil { roles.append(r) }
+        var queuesToMeasure: [(Int, String)] = []
+        for role in roles {
+            let entries = registry.participants(role: role)
+            rows.append(.init(role: role, component: graph.nodes[role]?.component ?? entries.first?.definition.component ?? "",
+                              participants: entries.map { .init(id: $0.definition.id, alive: $0.alive, lastSeen: $0.lastSeen) },
+                              pendingEdges: (pendingByRole[role] ?? []).sorted(), queueDepths: [:], inGraph: graph.nodes[role] != nil))
+            if let d = entries.first?.definition, reconciler.kind == .amqp {
+                for p in d.inports { if let q = p.queue { queuesToMeasure.append((rows.count - 1, q)) } }
+            }
+        }
+        if depths && queuesToMeasure.count <= 500 {
+            let transport = self.transport
+            let measured = await withTaskGroup(of: (Int, String, Int?).self) { g in
+                for (i, q) in queuesToMeasure { g.addTask { (i, q, try? await transport.queueDepth(q)) } }
+                var out: [(Int, String, Int?)] = []
+                for await r in g { out.append(r) }
+                return out
+            }
+            for (i, q, d) in measured { if let d { rows[i].queueDepths[q] = d } }
+        }
+        return NetworkStatus(source: "daemon", rows: rows)
+    }
+
+    func answerStatus(_ sub: Subscription) async {
+        for await d in sub {
+            d.ack()
+            guard let reply = StatusProtocol.replyQueue(d.message, now: now()) else { continue }
+            let s = await status()
+            do { try await transport.send(toInport: reply, Message(json: s.json)) } catch {
+                logger.debug("status reply to \(reply) failed: \(error)")
+            }
+        }
+    }
+}

@@ -1,0 +1,237 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// Runs the participant processes of the graph nodes whose component is in the library: starts them without a
+/// shell (unless asked), forwards their output line by line with a `role: ` prefix, restarts them with backoff when
+/// they die, and stops them with SIGTERM (SIGKILL after a grace period).
+///
+/// Children are started with `posix_spawn` with every signal set back to its default and none blocked: the daemon
+/// ignores SIGTERM/SIGINT (ServiceLifecycle handles them through a dispatch source), and an ignored signal would
+/// otherwise be inherited, leaving children deaf to SIGTERM. Each child is awaited by `waitpid` on a thread of its
+/// own, so nothing here ever blocks a Swift concurrency thread.
+public final class ProcessSupervisor: Sendable {
+    public struct Spec: Sendable, Hashable {
+        public var role: String
+        public var command: String
+        /// Run `<shell> -c <command>` instead of splitting the command into words.
+        public var shell: String?
+        public var environment: [String: String]
+        public var forwardStdout: Bool
+        public var forwardStderr: Bool
+
+        public init(role: String, command: String, shell: String? = nil, environment: [String: String] = [:],
+                    forwardStdout: Bool = true, forwardStderr: Bool = true) {
+            self.role = role
+            self.command = command
+            self.shell = shell
+            self.environment = environment
+            self.forwardStdout = forwardStdout
+            self.forwardStderr = forwardStderr
+        }
+    }
+
+    struct Child {
+        var spec: Spec
+        var process: ChildProcess?
+        /// The read ends of the output pipes; kept here, since a FileHandle closes its descriptor when released.
+        var readers: [FileHandle] = []
+        var generation = 0
+        var failures = 0
+        var startedAt = ContinuousClock.now
+        var stopping = false
+        var exitWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    struct State {
+        var children: [String: Child] = [:]
+        var closed = false
+    }
+
+    private let state = Mutex(State())
+    private let logger: Logger
+    /// Where forwarded lines go (stdout/stderr of the daemon by default); tests capture them.
+    private let sink: @Sendable (_ line: String, _ stderr: Bool) -> Void
+    public let maximumBackoff: Duration
+
+    public init(logger: Logger, maximumBackoff: Duration = .seconds(30),
+                sink: @escaping @Sendable (_ line: String, _ stderr: Bool) -> Void = ProcessSupervisor.printLine) {
+        self.logger = logger
+        self.maximumBackoff = maximumBackoff
+        self.sink = sink
+    }
+
+    public static let printLine: @Sendable (String, Bool) -> Void = { line, toStderr in
+        let data = Data((line + "\n").utf8)
+        (toStderr ? FileHandle.standardError : FileHandle.standardOutput).write(data)
+    }
+
+    public var roles: [String] { state.withLock { $0.children.keys.sorted() } }
+
+    public func pid(_ role: String) -> Int32? {
+        state.withLock { s in s.children[role]?.process.flatMap { $0.isRunning ? $0.pid : nil } }
+    }
+
+    /// Makes the running set match `specs`: starts new ones, stops those no longer wanted, restarts changed ones.
+    public func ensure(_ specs: [Spec]) async {
+        let wanted = Dictionary(specs.map { ($0.role, $0) }, uniquingKeysWith: { $1 })
+        let (toStop, toStart) = state.withLock { s -> ([String], [Spec]) in
+            if s.closed { return ([], []) }
+            let stop = s.children.filter { wanted[$0.key] != $0.value.spec }.map(\.key)
+            let start = wanted.values.filter { s.children[$0.role]?.spec != $0 || stop.contains($0.role) }
+            return (stop, start.sorted { $0.role < $1.role })
+        }
+        for role in toStop { await stop(role) }
+        for spec in toStart {
+            state.withLock { s in s.children[spec.role] = Child(spec: spec) }
+            launch(spec.role)
+        }
+    }
+
+    /// SIGTERM to one child and waits for it (SIGKILL after `grace`).
+    public func stop(_ role: String, grace: Duration = .seconds(5)) async {
+        let process = state.withLock { s -> ChildProcess? in
+            s.children[role]?.stopping = true
+            return s.children[role]?.process
+        }
+        guard let process, process.isRunning else {
+            _ = state.withLock { $0.children.removeValue(forKey: role) }
+            return
+        }
+        logger.info("stopping \(role) (pid \(process.pid))")
+        process.signal(SIGTERM)
+        let pid = process.pid
+        let killer = Task {
+            try await Task.sleep(for: grace)
+            kill(pid, SIGKILL)
+        }
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let resumeNow = state.withLock { s -> Bool in
+                guard s.children[role]?.process === process, process.isRunning else { return true }
+                s.children[role]!.exitWaiters.append(c)
+                return false
+            }
+            if resumeNow { c.resume() }
+        }
+        killer.cancel()
+        state.withLock { s in if s.children[role]?.process === process { _ = s.children.removeValue(forKey: role) } }
+    }
+
+    /// Stops every child (the daemon is shutting down). No restarts after this.
+    public func stopAll(grace: Duration = .seconds(5)) async {
+        let roles = state.withLock { s -> [String] in
+            s.closed = true
+            return Array(s.children.keys)
+        }
+        await withTaskGroup(of: Void.self) { g in
+            for r in roles { g.addTask { await self.stop(r, grace: grace) } }
+        }
+    }
+
+    private func launch(_ role: String) {
+        guard let spec = state.withLock({ s -> Spec? in s.closed ? nil : s.children[role]?.spec }) else { return }
+        let arguments: [String]
+        do {
+            if let shell = spec.shell { arguments = [shell, "-c", spec.command] } else { arguments = try ShellWords.split(spec.command) }
+        } catch {
+            logger.error("cannot start \(role): \(error)")
+            return
+        }
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in spec.environment { env[k] = v }
+        let outPipe = spec.forwardStdout ? forward(role, stderr: false) : nil
+        let errPipe = spec.forwardStderr ? forward(role, stderr: true) : nil
+        let out = outPipe?.write, err = errPipe?.write
+        let readers = [outPipe?.reader, errPipe?.reader].compactMap { $0 }
+        // The generation tells this child's exit from a later one's.
+        let generation = state.withLock { s -> Int? in
+            guard s.children[role] != nil, !s.closed else { return nil }
+            s.children[role]!.generation += 1
+            s.children[role]!.startedAt = .now
+            s.children[role]!.readers = readers
+            return s.children[role]!.generation
+        }
+        guard let generation else {
+            if let out { close(out) }
+            if let err { close(err) }
+            return
+        }
+        do {
+            let child = try ChildProcess(arguments: arguments, environment: env, stdout: out, stderr: err) { [weak self] exit in
+                self?.exited(role, generation: generation, exit)
+            }
+            let keep = state.withLock { s -> Bool in
+                guard s.children[role]?.generation == generation else { return false }
+                s.children[role]!.process = child
+                return true
+            }
+            if !keep { child.signal(SIGTERM) }
+            logger.info("node \(role) started: pid \(child.pid): \(spec.command)")
+        } catch {
+            logger.error("cannot start \(role): \(error)")
+            state.withLock { $0.children[role]?.failures += 1 }
+            scheduleRestart(role, after: nil)
+        }
+    }
+
+    /// A pipe whose read end forwards lines as `role: line`; returns the write end for the child.
+    private func forward(_ role: String, stderr: Bool) -> (write: Int32, reader: FileHandle)? {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { return nil }
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        let handle = FileHandle(fileDescriptor: fds[0], closeOnDealloc: true)
+        let buffer = Mutex<[UInt8]>([])
+        let sink = self.sink
+        handle.readabilityHandler = { h in
+            let data = h.availableData
+            var lines: [String] = []
+            buffer.withLock { b in
+                if data.isEmpty {
+                    if !b.isEmpty { lines.append(String(decoding: b, as: UTF8.self)); b = [] }
+                    h.readabilityHandler = nil
+                    return
+                }
+                b.append(contentsOf: data)
+                while let nl = b.firstIndex(of: 10) {
+                    lines.append(String(decoding: b[..<nl], as: UTF8.self))
+                    b.removeSubrange(...nl)
+                }
+            }
+            for l in lines { sink("\(role): \(l)", stderr) }
+        }
+        return (fds[1], handle)
+    }
+
+    private func exited(_ role: String, generation: Int, _ exit: ChildProcess.Exit) {
+        let (waiters, restart, ranFor) = state.withLock { s -> ([CheckedContinuation<Void, Never>], Bool, Duration) in
+            guard var c = s.children[role], c.generation == generation else { return ([], false, .zero) }
+            let w = c.exitWaiters
+            c.exitWaiters = []
+            let ran = ContinuousClock.now - c.startedAt
+            let restart = !c.stopping && !s.closed
+            if restart { c.failures = ran > .seconds(30) ? 1 : c.failures + 1 }
+            s.children[role] = c
+            return (w, restart, ran)
+        }
+        for w in waiters { w.resume() }
+        if restart {
+            let secs = Double(ranFor.components.seconds) + Double(ranFor.components.attoseconds) / 1e18
+            logger.warning("node \(role) exited with \(exit.description) after \(String(format: "%.1f", secs)) s; restarting")
+            scheduleRestart(role, after: nil)
+        } else {
+            logger.info("node \(role) stopped (\(exit.description))")
+        }
+    }
+
+    private func scheduleRestart(_ role: String, after: Duration?) {
+        let failures = state.withLock { $0.children[role]?.failures ?? 1 }
+        let backoff = after ?? min(maximumBackoff, .milliseconds(250) * (1 << min(max(failures - 1, 0), 10)))
+        Task { [weak self] in
+            try? await Task.sleep(for: backoff)
+            guard let self else { return }
+            let ok = self.state.withLock { s in !s.closed && s.children[role] != nil && s.children[role]?.stopping == false }
+            if ok { self.launch(role) }
+        }
+    }
+}

@@ -1,0 +1,112 @@
+import Foundation
+import MsgFlo
+
+/// A picture of the network for `msgflo status`: one row per role.
+public struct NetworkStatus: Sendable, Hashable {
+    public struct Participant: Sendable, Hashable {
+        public var id: String
+        public var alive: Bool
+        /// Seconds since the epoch.
+        public var lastSeen: Double
+    }
+
+    public struct Row: Sendable, Hashable {
+        public var role: String
+        public var component: String
+        public var participants: [Participant]
+        public var pendingEdges: [String]
+        /// Inport queue → messages waiting (AMQP only).
+        public var queueDepths: [String: Int]
+        /// In the daemon's graph (false: a participant seen on fbp that the graph does not name).
+        public var inGraph: Bool
+    }
+
+    public var source: String
+    public var rows: [Row]
+
+    public init(source: String, rows: [Row]) {
+        self.source = source
+        self.rows = rows
+    }
+
+    public var json: JSONValue {
+        .object([
+            "source": .string(source),
+            "rows": .array(rows.map { r in
+                .object([
+                    "role": .string(r.role), "component": .string(r.component), "inGraph": .bool(r.inGraph),
+                    "participants": .array(r.participants.map {
+                        .object(["id": .string($0.id), "alive": .bool($0.alive), "lastSeen": .double($0.lastSeen)])
+                    }),
+                    "pendingEdges": .array(r.pendingEdges.map(JSONValue.string)),
+                    "queueDepths": .object(r.queueDepths.mapValues(JSONValue.int)),
+                ])
+            }),
+        ])
+    }
+
+    public init(json: JSONValue) throws(MsgFloError) {
+        guard let rows = json["rows"]?.arrayValue else { throw MsgFloError(.invalidMessage, "status reply without rows") }
+        self.source = json["source"]?.stringValue ?? "daemon"
+        self.rows = rows.map { r in
+            Row(role: r["role"]?.stringValue ?? "?", component: r["component"]?.stringValue ?? "",
+                participants: (r["participants"]?.arrayValue ?? []).map {
+                    Participant(id: $0["id"]?.stringValue ?? "?", alive: $0["alive"]?.boolValue ?? false,
+                                lastSeen: $0["lastSeen"]?.doubleValue ?? 0)
+                },
+                pendingEdges: (r["pendingEdges"]?.arrayValue ?? []).compactMap(\.stringValue),
+                queueDepths: (r["queueDepths"]?.objectValue ?? [:]).compactMapValues(\.intValue),
+                inGraph: r["inGraph"]?.boolValue ?? true)
+        }
+    }
+
+    /// The table, as `msgflo status` prints it.
+    public func table(now: Double = Date().timeIntervalSince1970) -> String {
+        let header = ["ROLE", "COMPONENT", "PARTICIPANTS", "STATE", "LAST SEEN", "PENDING EDGES", "QUEUE DEPTH"]
+        var lines: [[String]] = [header]
+        for r in rows {
+            let alive = r.participants.filter(\.alive).count
+            let state = r.participants.isEmpty ? "pending" : alive > 0 ? (alive == r.participants.count ? "alive" : "alive (\(r.participants.count - alive) lost)") : "lost"
+            let last = r.participants.map(\.lastSeen).max().map { Self.ago(now - $0) } ?? "never"
+            let depth = r.queueDepths.isEmpty ? "-" : r.queueDepths.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            lines.append([r.role, r.component.isEmpty ? "-" : r.component,
+                          r.participants.isEmpty ? "-" : r.participants.map(\.id).joined(separator: ","),
+                          state, last, r.pendingEdges.isEmpty ? "-" : r.pendingEdges.joined(separator: "; "), depth])
+        }
+        var widths = [Int](repeating: 0, count: header.count)
+        for l in lines { for (i, c) in l.enumerated() { widths[i] = max(widths[i], c.count) } }
+        return lines.map { l in
+            l.enumerated().map { i, c in i == l.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+
+    static func ago(_ s: Double) -> String {
+        if s < 1 { return "just now" }
+        if s < 120 { return "\(Int(s)) s ago" }
+        if s < 7200 { return "\(Int(s / 60)) min ago" }
+        return "\(Int(s / 3600)) h ago"
+    }
+}
+
+/// The request/reply on the broker by which `msgflo status` asks a running daemon.
+///
+/// The tool declares a private, non-durable reply queue and sends `{"reply": Q, "sent": T}` into the inport queue
+/// `msgflo.status` (declared non-durable and auto-deleted by the daemon, so a request with no daemon running goes
+/// nowhere); the daemon answers into `Q` through the default exchange (AMQP) or topic `Q` (MQTT). A reply to a queue
+/// that is gone is dropped by the broker, never an error. Chosen over a state file because it works from any
+/// machine that reaches the broker, and needs no shared directory.
+public enum StatusProtocol {
+    public static let queue = "msgflo.status"
+
+    public static func request(reply: String, now: Double) -> Message {
+        Message(json: ["reply": .string(reply), "sent": .double(now)])
+    }
+
+    /// The reply queue of a request, or nil when it is malformed or stale (older than `maxAge` seconds).
+    public static func replyQueue(_ m: Message, now: Double, maxAge: Double = 30) -> String? {
+        guard let json = m.json, let q = json["reply"]?.stringValue, !q.isEmpty, q.count < 256 else { return nil }
+        if let sent = json["sent"]?.doubleValue, now - sent > maxAge { return nil }
+        return q
+    }
+}

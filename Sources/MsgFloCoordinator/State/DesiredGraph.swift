@@ -1,0 +1,159 @@
+import MsgFlo
+
+/// The network the coordinator keeps the broker matching: nodes (roles), edges between their ports, IIPs and
+/// exported ports. Built from an FBP graph (.fbp or .json) or by hand.
+public struct DesiredGraph: Sendable, Hashable {
+    public struct Node: Sendable, Hashable {
+        public var component: String
+        public var metadata: JSONValue?
+        public init(component: String, metadata: JSONValue? = nil) {
+            self.component = component
+            self.metadata = metadata
+        }
+    }
+
+    public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
+        public var role: String
+        public var port: String
+        public init(_ role: String, _ port: String) {
+            self.role = role
+            self.port = port
+        }
+        public var description: String { "\(role).\(port)" }
+    }
+
+    public struct Edge: Sendable, Hashable, CustomStringConvertible {
+        public var src: Endpoint
+        public var tgt: Endpoint
+        public var metadata: JSONValue?
+        public init(_ src: Endpoint, _ tgt: Endpoint, metadata: JSONValue? = nil) {
+            self.src = src
+            self.tgt = tgt
+            self.metadata = metadata
+        }
+        public var description: String { "\(src.role) \(src.port.uppercased()) -> \(tgt.port.uppercased()) \(tgt.role)" }
+    }
+
+    public struct Initial: Sendable, Hashable {
+        public var data: JSONValue
+        public var tgt: Endpoint
+        public var metadata: JSONValue?
+        public init(_ data: JSONValue, to tgt: Endpoint, metadata: JSONValue? = nil) {
+            self.data = data
+            self.tgt = tgt
+            self.metadata = metadata
+        }
+    }
+
+    /// An exported port: the graph's public name for a node's port.
+    public struct Exported: Sendable, Hashable {
+        public var name: String
+        public var endpoint: Endpoint
+        public init(_ name: String, _ endpoint: Endpoint) {
+            self.name = name
+            self.endpoint = endpoint
+        }
+    }
+
+    public static let roundRobin = "msgflo/RoundRobin"
+    public static let pubSub = "msgflo/PubSub"
+
+    public var name: String
+    /// Roles in graph order.
+    public private(set) var roles: [String] = []
+    public private(set) var nodes: [String: Node] = [:]
+    public var edges: [Edge]
+    public var initials: [Initial]
+    public var inports: [Exported]
+    public var outports: [Exported]
+
+    public init(name: String = "main", nodes: [(String, Node)] = [], edges: [Edge] = [], initials: [Initial] = [],
+                inports: [Exported] = [], outports: [Exported] = []) {
+        self.name = name
+        self.edges = edges
+        self.initials = initials
+        self.inports = inports
+        self.outports = outports
+        for (role, node) in nodes { setNode(role, node) }
+    }
+
+    public mutating func setNode(_ role: String, _ node: Node) {
+        if nodes[role] == nil { roles.append(role) }
+        nodes[role] = node
+    }
+
+    public mutating func removeNode(_ role: String) {
+        guard nodes.removeValue(forKey: role) != nil else { return }
+        roles.removeAll { $0 == role }
+        edges.removeAll { $0.src.role == role || $0.tgt.role == role }
+        initials.removeAll { $0.tgt.role == role }
+        inports.removeAll { $0.endpoint.role == role }
+        outports.removeAll { $0.endpoint.role == role }
+    }
+
+    /// A node run by a participant (not one of the broker-level helpers RoundRobin and PubSub).
+    public func isParticipant(_ role: String) -> Bool {
+        guard let c = nodes[role]?.component else { return true }
+        return c != Self.roundRobin && c != Self.pubSub
+    }
+
+    /// The queue of an exported port, by msgflo's naming convention with the graph as the role:
+    /// `<graph name>.<PUBLIC NAME UPPER-CASED>` (an exported inport is an outport of the graph to send into, an
+    /// exported outport an inport queue to read from).
+    public func exportedQueue(_ e: Exported) -> String { PortDefinition.defaultQueue(role: name, port: e.name) }
+
+    /// The IIPs of a role, in graph order, as `#IIPS` takes them.
+    public func iips(for role: String) -> [(port: String, data: JSONValue)] {
+        initials.filter { $0.tgt.role == role }.map { ($0.tgt.port, $0.data) }
+    }
+}
+
+// MARK: - The FBP JSON graph format
+
+extension DesiredGraph {
+    /// Reads the JSON graph format (noflo/fbp-graph): `processes`, `connections` (edges, and IIPs with `data`),
+    /// `inports`, `outports`. Errors are one line and name the place.
+    public init(json: JSONValue, source: String = "graph") throws(MsgFloError) {
+        func bad(_ what: String) -> MsgFloError { MsgFloError(.invalidArgument, "\(source): \(what)") }
+        guard case .object = json else { throw bad("expected a JSON object") }
+        self.init(name: json["properties"]?["name"]?.stringValue ?? "main")
+        if let processes = json["processes"], processes != .null {
+            guard let o = processes.objectValue else { throw bad("'processes' must be an object") }
+            for role in o.keys.sorted() {
+                guard let component = o[role]?["component"]?.stringValue else {
+                    throw bad("process '\(role)' has no component")
+                }
+                setNode(role, Node(component: component, metadata: o[role]?["metadata"]))
+            }
+        }
+        func endpoint(_ v: JSONValue?, _ place: String) throws(MsgFloError) -> Endpoint {
+            guard let process = v?["process"]?.stringValue, let port = v?["port"]?.stringValue else {
+                throw bad("\(place) needs 'process' and 'port'")
+            }
+            return Endpoint(process, port)
+        }
+        if let connections = json["connections"], connections != .null {
+            guard let a = connections.arrayValue else { throw bad("'connections' must be an array") }
+            for (i, c) in a.enumerated() {
+                let tgt = try endpoint(c["tgt"], "connections[\(i)].tgt")
+                if let data = c["data"] {
+                    initials.append(Initial(data, to: tgt, metadata: c["metadata"]))
+                } else {
+                    edges.append(Edge(try endpoint(c["src"], "connections[\(i)].src"), tgt, metadata: c["metadata"]))
+                }
+            }
+        }
+        func exported(_ key: String) throws(MsgFloError) -> [Exported] {
+            guard let v = json[key], v != .null else { return [] }
+            guard let o = v.objectValue else { throw bad("'\(key)' must be an object") }
+            var out: [Exported] = []
+            for name in o.keys.sorted() { out.append(Exported(name, try endpoint(o[name], "\(key).\(name)"))) }
+            return out
+        }
+        inports = try exported("inports")
+        outports = try exported("outports")
+        for e in edges {
+            for r in [e.src.role, e.tgt.role] where nodes[r] == nil { throw bad("connection uses unknown process '\(r)'") }
+        }
+    }
+}

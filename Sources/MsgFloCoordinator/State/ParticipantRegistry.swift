@@ -1,0 +1,139 @@
+import MsgFlo
+
+/// Every participant heard on `fbp`, keyed by its id (several may share a role), with liveness.
+///
+/// A pure state machine: no I/O, no clock of its own. Callers pass `now` (seconds on any steady time line) to
+/// ``observe(_:at:)`` and ``tick(at:)``, and act on the events returned.
+///
+/// Liveness (protocol.md): a participant is alive while its announcements keep coming. It is lost once nothing has
+/// been heard from it for its `heartbeat` period (participants announce every period / 2.2, so one missed
+/// announcement is tolerated), or for ``defaultTimeout`` when it declares none. A lost participant that announces
+/// itself again is back. One lost for ``forgetAfter`` more is dropped from the registry, so that the random ids of
+/// restarted processes do not pile up for ever.
+public struct ParticipantRegistry: Sendable {
+    public struct Entry: Sendable, Hashable {
+        public var definition: ParticipantDefinition
+        public var firstSeen: Double
+        public var lastSeen: Double
+        public var alive: Bool
+        /// How long this participant may stay silent before it is lost.
+        public var timeout: Double
+        public var deadline: Double { lastSeen + timeout }
+    }
+
+    public enum Event: Sendable, Hashable {
+        /// A new id.
+        case added(ParticipantDefinition)
+        /// A known id announced a different definition (ports, queues, role, …).
+        case changed(old: ParticipantDefinition, new: ParticipantDefinition)
+        /// A known, lost id announced itself again.
+        case back(ParticipantDefinition)
+        /// Silent for longer than its timeout.
+        case lost(ParticipantDefinition)
+        /// Lost long enough to be dropped.
+        case forgotten(ParticipantDefinition)
+    }
+
+    public var defaultTimeout: Double
+    public var forgetAfter: Double
+    public private(set) var entries: [String: Entry] = [:]
+    /// role → ids, for the planner.
+    public private(set) var idsByRole: [String: Set<String>] = [:]
+
+    public init(defaultTimeout: Double = 600, forgetAfter: Double = 3600) {
+        self.defaultTimeout = defaultTimeout
+        self.forgetAfter = forgetAfter
+    }
+
+    public var count: Int { entries.count }
+    public subscript(id: String) -> Entry? { entries[id] }
+
+    /// Every participant of a role, alive or lost, most recently seen first.
+    public func participants(role: String) -> [Entry] {
+        (idsByRole[role] ?? []).compactMap { entries[$0] }.sorted { ($0.lastSeen, $0.definition.id) > ($1.lastSeen, $1.definition.id) }
+    }
+
+    public func alive(role: String) -> [Entry] { participants(role: role).filter(\.alive) }
+
+    public var roles: Set<String> { Set(idsByRole.keys) }
+
+    /// A discovery message arrived. Returns what changed: nothing for a plain re-announcement (only last-seen moves).
+    public mutating func observe(_ definition: ParticipantDefinition, at now: Double) -> [Event] {
+        let timeout = definition.heartbeat ?? defaultTimeout
+        guard var entry = entries[definition.id] else {
+            entries[definition.id] = Entry(definition: definition, firstSeen: now, lastSeen: now, alive: true, timeout: timeout)
+            idsByRole[definition.role, default: []].insert(definition.id)
+            return [.added(definition)]
+        }
+        var events: [Event] = []
+        entry.lastSeen = max(entry.lastSeen, now)
+        entry.timeout = timeout
+        if !entry.alive {
+            entry.alive = true
+            events.append(.back(definition))
+        }
+        if entry.definition != definition {
+            let old = entry.definition
+            if old.role != definition.role {
+                idsByRole[old.role]?.remove(definition.id)
+                if idsByRole[old.role]?.isEmpty == true { idsByRole[old.role] = nil }
+                idsByRole[definition.role, default: []].insert(definition.id)
+            }
+            entry.definition = definition
+            events.append(.changed(old: old, new: definition))
+        }
+        entries[definition.id] = entry
+        return events
+    }
+
+    /// Time passed: participants silent past their timeout are lost; those lost long enough are forgotten.
+    public mutating func tick(at now: Double) -> [Event] {
+        var events: [Event] = []
+        for (id, entry) in entries {
+            if entry.alive {
+                if now > entry.deadline {
+                    entries[id]!.alive = false
+                    events.append(.lost(entry.definition))
+                }
+            } else if now > entry.deadline + forgetAfter {
+                remove(id)
+                events.append(.forgotten(entry.definition))
+            }
+        }
+        return events.sorted { $0.sortKey < $1.sortKey }
+    }
+
+    /// The earliest time at which ``tick(at:)`` has something to do, if any.
+    public var nextDeadline: Double? {
+        entries.values.lazy.map { $0.alive ? $0.deadline : $0.deadline + forgetAfter }.min()
+    }
+
+    public mutating func remove(_ id: String) {
+        guard let e = entries.removeValue(forKey: id) else { return }
+        idsByRole[e.definition.role]?.remove(id)
+        if idsByRole[e.definition.role]?.isEmpty == true { idsByRole[e.definition.role] = nil }
+    }
+}
+
+extension ParticipantRegistry.Event {
+    public var definition: ParticipantDefinition {
+        switch self {
+        case .added(let d), .back(let d), .lost(let d), .forgotten(let d): d
+        case .changed(_, let d): d
+        }
+    }
+
+    var sortKey: String { definition.id }
+
+    /// One log line.
+    public var logLine: String {
+        let d = definition
+        return switch self {
+        case .added: "participant added: \(d.id) (role \(d.role), component \(d.component))"
+        case .changed: "participant changed: \(d.id) (role \(d.role), component \(d.component))"
+        case .back: "participant back: \(d.id) (role \(d.role))"
+        case .lost: "participant lost: \(d.id) (role \(d.role)), silent for longer than its timeout"
+        case .forgotten: "participant forgotten: \(d.id) (role \(d.role)), lost for long"
+        }
+    }
+}

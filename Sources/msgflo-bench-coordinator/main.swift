@@ -1,0 +1,154 @@
+// The coordinator's benchmark driver, run by Scripts/bench-coordinator. Prints figures; asserts nothing.
+//
+//   msgflo-bench-coordinator discovery --broker URL [--count N]   discovery messages handled per second
+//   msgflo-bench-coordinator announce  --broker URL [--count N]   sends N distinct discovery messages and exits
+//   msgflo-bench-coordinator wire      --broker URL [--nodes 1000 --edges 2000]   time to wire a graph (AMQP)
+import Foundation
+import Logging
+import MsgFlo
+import MsgFloCoordinator
+import MsgFloTransports
+
+func arg(_ name: String, _ fallback: String? = nil) -> String? {
+    let a = CommandLine.arguments
+    if let i = a.firstIndex(of: "--" + name), i + 1 < a.count { return a[i + 1] }
+    return fallback
+}
+
+func fail(_ s: String) -> Never {
+    FileHandle.standardError.write(Data("msgflo-bench-coordinator: \(s)\n".utf8))
+    exit(1)
+}
+
+func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+
+let logger: Logger = {
+    var l = Logger(label: "bench")
+    l.logLevel = .error
+    return l
+}()
+let mode = CommandLine.arguments.dropFirst().first ?? ""
+let broker: BrokerURL
+do { broker = try BrokerURL.resolve(arg("broker"), environment: ProcessInfo.processInfo.environment) } catch { fail(error.message) }
+
+func definition(_ i: Int, run: String) -> ParticipantDefinition {
+    let role = "bench\(run)-\(i)"
+    return ParticipantDefinition(id: "\(role)-x", role: role, component: "bench/Repeat", label: "bench participant",
+                                 inports: [PortDefinition(id: "in", queue: "\(role).IN")],
+                                 outports: [PortDefinition(id: "out", queue: "\(role).OUT"), PortDefinition(id: "err", queue: "\(role).ERR")],
+                                 heartbeat: 3600)
+}
+
+func connected() async -> any Transport {
+    let t: any Transport
+    do { t = try Transports.make(broker, logger: logger) } catch { fail("\(error)") }
+    do { try await t.connect() } catch { fail("cannot connect to \(broker): \(error)") }
+    return t
+}
+
+let run = String(UInt32.random(in: 0...UInt32.max), radix: 36)
+
+switch mode {
+case "announce":
+    let count = Int(arg("count", "10000")!)!
+    let t = await connected()
+    try await t.declareDiscoveryQueue()
+    for i in 0..<count { try await t.announce(definition(i, run: run)) }
+    try await Task.sleep(for: .milliseconds(500))
+    await t.close()
+    print("announced \(count) participants")
+
+case "discovery":
+    let count = Int(arg("count", "100000")!)!
+    let distinct = 1000
+    let messages = (0..<distinct).map { Discovery.message(for: definition($0, run: run)) }
+    let publisher = await connected()
+    let daemonTransport = await connected()
+    var options = CoordinatorOptions()
+    options.answerStatus = false
+    let c = Coordinator(transport: daemonTransport, options: options, logger: logger)
+    try await publisher.declareDiscoveryQueue()
+    let prefill = broker.scheme.isAMQP
+    let start: ContinuousClock.Instant
+    let task: Task<Void, any Error>
+    if prefill {
+        // AMQP keeps them: fill fbp first, then time the coordinator alone.
+        for i in 0..<count { try await publisher.send(toInport: discoveryQueue, messages[i % distinct]) }
+        try await Task.sleep(for: .seconds(1))
+        start = .now
+        task = Task { try await c.run() }
+    } else {
+        task = Task { try await c.run() }
+        try await Task.sleep(for: .seconds(1))
+        start = .now
+        for i in 0..<count { try await publisher.send(toInport: discoveryQueue, messages[i % distinct]) }
+    }
+    var last = 0
+    var lastChange = ContinuousClock.now
+    while true {
+        let n = await c.observation.handled
+        if n >= count { break }
+        if n != last { last = n; lastChange = .now }
+        if ContinuousClock.now - lastChange > .seconds(3) { break }
+        try await Task.sleep(for: .milliseconds(5))
+    }
+    let handled = await c.observation.handled
+    let elapsed = seconds(ContinuousClock.now - start) - (handled < count ? 3 : 0)
+    let reg = await c.observation.registry.count
+    print(String(format: "discovery %@: %d messages handled in %.3f s = %.0f msg/s (%d participants registered%@)",
+                 broker.scheme.rawValue, handled, elapsed, Double(handled) / elapsed, reg,
+                 handled < count ? ", \(count - handled) lost by the broker" : ""))
+    task.cancel()
+    await publisher.close()
+    await daemonTransport.close()
+
+case "wire":
+    let nodes = Int(arg("nodes", "1000")!)!
+    let edges = Int(arg("edges", "2000")!)!
+    let prefix = arg("prefix", "wire")!
+    let t = await connected()
+    // The participants' queues, as they would declare them.
+    for i in 0..<nodes {
+        try await t.declareInport("\(prefix)-\(i).IN")
+        try await t.declareOutport("\(prefix)-\(i).OUT")
+        try await t.declareOutport("\(prefix)-\(i).ERR")
+    }
+    var options = CoordinatorOptions()
+    options.answerStatus = false
+    let c = Coordinator(transport: t, options: options, logger: logger)
+    let task = Task { try await c.run() }
+    var defs: [Result<ParticipantDefinition, MsgFloError>] = []
+    for i in 0..<nodes {
+        let role = "\(prefix)-\(i)"
+        defs.append(.success(ParticipantDefinition(id: role + "-x", role: role, component: "Repeat",
+                                                   inports: [PortDefinition(id: "in", queue: role + ".IN")],
+                                                   outports: [PortDefinition(id: "out", queue: role + ".OUT"),
+                                                              PortDefinition(id: "err", queue: role + ".ERR")])))
+    }
+    await c.handle(defs)
+    _ = await c.wait(timeout: .seconds(30)) { $0.registry.count == nodes && $0.idle }
+    var g = DesiredGraph()
+    for i in 0..<nodes { g.setNode("\(prefix)-\(i)", .init(component: "Repeat")) }
+    typealias E = DesiredGraph.Endpoint
+    // Edge k: node (k/2)'s out or err to a node further on: the same pairs as the C loop.
+    for k in 0..<edges {
+        let i = (k / 2) % nodes
+        let j = (i + 1 + (k % 2) * 6) % nodes
+        g.edges.append(.init(E("\(prefix)-\(i)", k % 2 == 0 ? "out" : "err"), E("\(prefix)-\(j)", "in")))
+    }
+    let start = ContinuousClock.now
+    await c.setGraph(g)
+    let ok = await c.wait(timeout: .seconds(120)) { $0.idle && $0.wiring.bindings.count == edges }
+    let elapsed = seconds(ContinuousClock.now - start)
+    guard ok else { fail("wiring did not finish: \(await c.observation.wiring.bindings.count) of \(edges) bindings") }
+    print(String(format: "wire %@: %d nodes, %d edges bound in %.3f s", broker.scheme.rawValue, nodes, edges, elapsed))
+    print(String(format: "wire-seconds %.6f", elapsed))
+    // Leave the broker as it was.
+    await c.setGraph(DesiredGraph())
+    _ = await c.wait(timeout: .seconds(120)) { $0.idle && $0.wiring.bindings.isEmpty }
+    task.cancel()
+    await t.close()
+
+default:
+    fail("usage: msgflo-bench-coordinator discovery|announce|wire --broker URL [--count N] [--nodes N --edges N]")
+}

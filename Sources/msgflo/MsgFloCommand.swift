@@ -1,0 +1,135 @@
+import ArgumentParser
+import Foundation
+import Logging
+import MsgFlo
+import MsgFloCoordinator
+import MsgFloTransports
+
+/// A one-line error: ArgumentParser prints `Error: <line>` on stderr and exits 1.
+struct Failure: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+@main
+struct MsgFlo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "msgflo",
+        abstract: "The MsgFlo coordinator: keeps the broker wired to a graph, whatever the participants do.",
+        discussion: """
+        `msgflo` (or `msgflo run`) runs the daemon: it listens for participants on the fbp queue, starts the graph's \
+        participants that the component library knows, binds every edge as soon as both ends have appeared, sends \
+        IIPs to each new process of a role, and notices participants that go silent. `msgflo status` shows the network.
+        """,
+        subcommands: [Run.self, Status.self],
+        defaultSubcommand: Run.self)
+}
+
+struct BrokerOption: ParsableArguments {
+    @Option(help: "Broker URL (amqp://, amqps://, mqtt://, mqtts://). Default: $MSGFLO_BROKER, $CLOUDAMQP_URL, amqp://localhost.")
+    var broker: String?
+
+    func resolve() throws -> BrokerURL {
+        do { return try BrokerURL.resolve(broker, environment: ProcessInfo.processInfo.environment) } catch {
+            throw Failure(error.message)
+        }
+    }
+}
+
+func makeLogger(_ level: String) -> Logger {
+    LoggingSystem.bootstrap { label in
+        var h = StreamLogHandler.standardError(label: label)
+        h.logLevel = Logger.Level(rawValue: level) ?? .info
+        return h
+    }
+    return Logger(label: "msgflo")
+}
+
+extension MsgFlo {
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Run the coordinator daemon (the default).")
+
+        @OptionGroup var brokerOption: BrokerOption
+        @Option(help: "Graph to keep wired: a .fbp or .json file. Nodes without a participant yet are pending.")
+        var graph: String?
+        @Option(help: "Component library: a JSON file, its 'msgflo' key or the whole file.")
+        var library: String = "package.json"
+        @Option(help: "Directory of component files run with the library's handlers.")
+        var componentdir: String = "participants"
+        @Option(help: "A role not to start (repeatable; a comma-separated list works too).")
+        var ignore: [String] = []
+        @Option(help: "Which child streams to forward, prefixed with the role.")
+        var forward: String = "stderr,stdout"
+        @Flag(help: "Run participant commands with /bin/sh -c instead of splitting them into words.")
+        var shell = false
+        @Option(help: "Seconds of silence before a participant that declares no heartbeat is lost.")
+        var participantTimeout: Double = 600
+        @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+        var logLevel: String = "info"
+
+        func validate() throws {
+            guard participantTimeout > 0 else { throw ValidationError("--participant-timeout must be positive") }
+            guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        }
+
+        func run() async throws {
+            let logger = makeLogger(logLevel)
+            let url = try brokerOption.resolve()
+            var config = DaemonConfiguration(broker: url)
+            config.graphPath = graph
+            config.libraryPath = library
+            config.libraryGiven = CommandLine.arguments.contains { $0 == "--library" || $0.hasPrefix("--library=") }
+            config.componentDirectory = componentdir
+            config.options.ignore = Set(ignore.flatMap { $0.split(separator: ",").map(String.init) })
+            let streams = Set(forward.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+            config.options.forwardStdout = streams.contains("stdout")
+            config.options.forwardStderr = streams.contains("stderr")
+            config.options.shell = shell ? "/bin/sh" : nil
+            config.options.participantTimeout = participantTimeout
+            let (desired, options): (DesiredGraph, CoordinatorOptions)
+            do { (desired, options) = try config.load(logger: logger) } catch { throw Failure(error.message) }
+            let transport: any Transport
+            do { transport = try Transports.make(url, logger: logger) } catch { throw Failure("\(error)") }
+            let coordinator = Coordinator(transport: transport, graph: desired, options: options, logger: logger)
+            logger.info("msgflo starting on \(url)")
+            try await CoordinatorService(coordinator: coordinator, logger: logger).runUntilSignalled()
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show the network: roles, participants, liveness, pending edges, queue depths.",
+            discussion: "Asks a running daemon over the broker; when none answers, listens on fbp for --listen seconds.")
+
+        @OptionGroup var brokerOption: BrokerOption
+        @Option(help: "Seconds to wait for the daemon's answer.")
+        var timeout: Double = 3
+        @Option(help: "Seconds to listen on fbp when no daemon answers.")
+        var listen: Double = 5
+        @Flag(help: "Print JSON instead of a table.")
+        var json = false
+
+        func run() async throws {
+            var logger = Logger(label: "msgflo-status")
+            logger.logLevel = .error
+            let url = try brokerOption.resolve()
+            let transport: any Transport
+            do { transport = try Transports.make(url, logger: logger) } catch { throw Failure("\(error)") }
+            do {
+                try await transport.connect()
+            } catch {
+                throw Failure("cannot connect to \(url): \(error)")
+            }
+            defer { Task { await transport.close() } }
+            var status = try await StatusClient.ask(transport, timeout: .milliseconds(Int(timeout * 1000)))
+            if status == nil {
+                FileHandle.standardError.write(Data("no msgflo daemon answered; listening on fbp for \(listen) s\n".utf8))
+                status = try await StatusClient.listen(transport, for: .milliseconds(Int(listen * 1000)))
+            }
+            let s = status!
+            print(json ? s.json.serialized : s.table())
+            await transport.close()
+        }
+    }
+}
+

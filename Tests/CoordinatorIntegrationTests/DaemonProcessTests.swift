@@ -1,0 +1,141 @@
+import Foundation
+import MsgFlo
+import MsgFloCoordinator
+import Synchronization
+import TestSupport
+import Testing
+
+/// An executable built next to the tests.
+func builtExecutable(_ name: String) -> URL {
+    let candidates = [
+        Bundle.main.executableURL?.deletingLastPathComponent(),
+        Bundle.main.bundleURL.deletingLastPathComponent(),
+        TestBrokers.packageRoot.appendingPathComponent(".build/debug"),
+    ].compactMap { $0 }.map { $0.appendingPathComponent(name) }
+    return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates.last!
+}
+
+/// The `msgflo` daemon run as a user runs it, with the participants of participants/library.json.
+extension CoordinatorIntegration {
+@Suite(.serialized) struct DaemonProcessTests {
+    final class Output: Sendable {
+        let text = Mutex("")
+        var value: String { text.withLock { $0 } }
+    }
+
+    /// participants/library.json with its commands pointed at the msgflo-participant built beside the tests
+    /// (the file names the release build).
+    func library(in dir: URL) throws -> URL {
+        let original = try String(contentsOf: TestBrokers.packageRoot.appendingPathComponent("participants/library.json"), encoding: .utf8)
+        let lib = dir.appendingPathComponent("library.json")
+        try original.replacingOccurrences(of: ".build/release/msgflo-participant", with: builtExecutable("msgflo-participant").path)
+            .write(to: lib, atomically: true, encoding: .utf8)
+        return lib
+    }
+
+    func startDaemon(_ args: [String], in dir: URL, broker: BrokerURL) throws -> (Process, Output) {
+        let p = Process()
+        p.executableURL = builtExecutable("msgflo")
+        p.arguments = ["run", "--broker", broker.unredacted] + args
+        p.currentDirectoryURL = dir
+        // Its participants announce every second (period 2.2 s) rather than every 27 s: on AMQP, `fbp` is a work
+        // queue another test's coordinator may take an announcement from.
+        var env = ProcessInfo.processInfo.environment
+        env["MSGFLO_DISCOVERY_PERIOD"] = "2.2"
+        p.environment = env
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        let out = Output()
+        pipe.fileHandleForReading.readabilityHandler = { h in
+            let d = h.availableData
+            if d.isEmpty { h.readabilityHandler = nil; return }
+            out.text.withLock { $0 += String(decoding: d, as: UTF8.self) }
+        }
+        try p.run()
+        return (p, out)
+    }
+
+    func waitFor(_ timeout: Duration = .seconds(20), _ condition: () -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return condition()
+    }
+
+    func pids(_ log: String) -> [String: Int32] {
+        var out: [String: Int32] = [:]
+        for line in log.split(separator: "\n") {
+            guard let r = line.range(of: "node "), let p = line.range(of: " started: pid ") else { continue }
+            let role = String(line[r.upperBound..<p.lowerBound])
+            let rest = line[p.upperBound...]
+            if let pid = Int32(rest.prefix { $0.isNumber }) { out[role] = pid }
+        }
+        return out
+    }
+
+    @Test(arguments: TestBrokers.Kind.allCases)
+    func daemonStartsLibraryParticipantsWiresThemAndStopsThemOnSIGTERM(_ kind: TestBrokers.Kind) async throws {
+        let broker = try TestBrokers.url(kind)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("msgflo-daemon-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let rep = TestBrokers.unique("rep"), up = TestBrokers.unique("up")
+        try """
+        'hello' -> IN \(rep)(Repeat)
+        \(rep) OUT -> IN \(up)(Uppercase)
+        """.write(to: dir.appendingPathComponent("graph.fbp"), atomically: true, encoding: .utf8)
+        let lib = try library(in: dir)
+
+        // Listen on up's outport before anything starts.
+        let t = try await connect(kind)
+        try await t.declareOutport("\(up).OUT")
+        let tap = try await Tap(t, "\(up).OUT")
+
+        let (daemon, out) = try startDaemon(["--graph", "graph.fbp", "--library", lib.path], in: dir, broker: broker)
+        #expect(await waitFor { pids(out.value).count == 2 }, "\(out.value)")
+        #expect(await tap.wait(count: 1, timeout: .seconds(30)), "\(out.value)")
+        #expect(tap.values.first == "HELLO")
+        #expect(out.value.contains("edge bound: \(rep) OUT -> IN \(up)"))
+        #expect(out.value.contains("node \(up) ready"))
+        #expect(!out.value.contains("guest:guest"))   // passwords never printed
+
+        let children = pids(out.value)
+        kill(daemon.processIdentifier, SIGTERM)
+        #expect(await waitFor { !daemon.isRunning }, "\(out.value)")
+        #expect(daemon.terminationStatus == 0)
+        for (role, pid) in children { #expect(kill(pid, 0) != 0, "\(role) (pid \(pid)) still runs") }
+        await t.close()
+    }
+
+    @Test func daemonStartsWithPendingNodesAndReportsThemInStatus() async throws {
+        let broker = try TestBrokers.url(.amqp)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("msgflo-daemon-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let a = TestBrokers.unique("ext"), b = TestBrokers.unique("ext")
+        try "\(a) OUT -> IN \(b)(Foreign)\n\(a)(Foreign)\n".write(to: dir.appendingPathComponent("g.fbp"), atomically: true, encoding: .utf8)
+        let (daemon, out) = try startDaemon(["--graph", "g.fbp"], in: dir, broker: broker)
+        #expect(await waitFor { out.value.contains("node \(b) pending") }, "\(out.value)")
+
+        let status = Process()
+        status.executableURL = builtExecutable("msgflo")
+        status.arguments = ["status", "--broker", broker.unredacted]
+        let pipe = Pipe()
+        status.standardOutput = pipe
+        try status.run()
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        status.waitUntilExit()
+        #expect(status.terminationStatus == 0)
+        #expect(text.contains("ROLE"))
+        #expect(text.contains(a) && text.contains(b))
+        #expect(text.contains("pending"))
+
+        kill(daemon.processIdentifier, SIGTERM)
+        #expect(await waitFor { !daemon.isRunning })
+        #expect(daemon.terminationStatus == 0)
+    }
+}
+}
