@@ -107,13 +107,9 @@ public final class InMemoryBroker: Sendable {
             out.append(contentsOf: ex.queues.sorted())
             for e in ex.exchanges.sorted() { route(&s, e, &out, &seen) }
         case .direct:
-            // Round robin: one of the bound queues, in turn.
-            let qs = ex.queues.sorted()
-            if !qs.isEmpty {
-                let n = s.nextTag
-                out.append(qs[Int(n % UInt64(qs.count))])
-                s.nextTag += 1
-            }
+            // Bindings and publishes on msgflo's round-robin exchange all use the routing key "", so every bound
+            // queue matches, as on RabbitMQ; the round robin itself is among the consumers of a queue.
+            out.append(contentsOf: ex.queues.sorted())
         }
     }
 

@@ -37,7 +37,8 @@ public struct Binding: Sendable, Hashable, CustomStringConvertible {
     public enum Kind: String, Sendable, Hashable {
         /// Every message on the source outport reaches the target inport (AMQP: bind queue `tgt` to exchange `src`).
         case pubsub
-        /// Each message on `src` reaches one of the queues bound this way (AMQP: direct exchange `out-<src>`).
+        /// msgflo's `msgflo/RoundRobin` node: `src` feeds queue `tgt` through the direct exchange `out-<src>`, and
+        /// the workers consuming `tgt` share its messages, each message to one of them (AMQP only).
         case roundRobin = "roundrobin"
         /// Messages dead-lettered from inport `src` reach queue `tgt` (AMQP: bind `tgt` to exchange `dead-<src>`).
         case deadLetter = "deadletter"
