@@ -92,7 +92,7 @@ struct ParticipantIntegrationTests {
         defer { Task { await t.close() } }
         let role = TestBrokers.unique("tick")
         let out = try await Collector.outport("\(role).OUT", on: t)
-        let urlText = try #require(TestBrokers.setting(kind == .amqp ? "MSGFLO_TEST_AMQP_URL" : "MSGFLO_TEST_MQTT_URL"))
+        let urlText = url.unredacted
         let child = try Child(participantExecutable, ["Interval", role, "--iips", #"{"interval": 20}"#],
                               environment: ["MSGFLO_BROKER": urlText])
         let line = try await child.ready()
@@ -201,7 +201,7 @@ struct ParticipantIntegrationTests {
         defer { Task { await t.close() } }
         let role = TestBrokers.unique("term")
         let out = try await Collector.outport("\(role).OUT", on: t)
-        let child = try Child(participantExecutable, ["Repeat", role, "--broker", try #require(TestBrokers.setting("MSGFLO_TEST_AMQP_URL")), "--prefetch", "50"])
+        let child = try Child(participantExecutable, ["Repeat", role, "--broker", try TestBrokers.url(.amqp).unredacted, "--prefetch", "50"])
         _ = try await child.ready()
         let n = 3000
         for i in 0..<n { try await t.send(toInport: "\(role).IN", Message(json: .int(i))) }
@@ -210,7 +210,7 @@ struct ParticipantIntegrationTests {
         #expect(try await child.exitCode() == 0)
         let seenBeforeRestart = out.count
         // What was not handled is still in the queue: a new process takes it.
-        let again = try Child(participantExecutable, ["Repeat", role, "--broker", try #require(TestBrokers.setting("MSGFLO_TEST_AMQP_URL"))])
+        let again = try Child(participantExecutable, ["Repeat", role, "--broker", try TestBrokers.url(.amqp).unredacted])
         _ = try await again.ready()
         try await eventually("every message out", timeout: .seconds(60)) { Set(out.all.compactMap(\.json?.intValue)).count == n }
         again.terminate()

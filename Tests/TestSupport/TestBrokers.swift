@@ -44,13 +44,24 @@ public enum TestBrokers {
         public let description: String
     }
 
-    /// The URL of the test broker of a kind. Throws (so the test fails) when no broker is configured.
-    public static func url(_ kind: Kind) throws -> BrokerURL {
+    /// Test modules with an AMQP virtual host of their own (`Scripts/brokers start` makes `test-<module>`). On AMQP
+    /// `fbp` is a work queue: modules running side by side in one `swift test` would take each other's
+    /// announcements. Keep this list and TEST_VHOSTS in Scripts/brokers alike.
+    public static let isolatedModules: Set<String> = [
+        "TransportTests", "ParticipantIntegrationTests", "CoordinatorIntegrationTests", "ToolsTests",
+    ]
+
+    /// The URL of the test broker of a kind; on AMQP, in the calling test module's own virtual host (see
+    /// ``isolatedModules``). Throws (so the test fails) when no broker is configured.
+    public static func url(_ kind: Kind, fileID: String = #fileID) throws -> BrokerURL {
         let name = kind == .amqp ? "MSGFLO_TEST_AMQP_URL" : "MSGFLO_TEST_MQTT_URL"
         guard let text = setting(name) else {
             throw Missing(description: "\(name) is not set and .brokers/env has no value: run Scripts/brokers start (Scripts/test does)")
         }
-        return try BrokerURL(parsing: text)
+        var url = try BrokerURL(parsing: text)
+        let module = String(fileID.prefix { $0 != "/" })
+        if kind == .amqp, isolatedModules.contains(module) { url.vhost = "test-" + module }
+        return url
     }
 
     /// The TLS URL (amqps/mqtts) and CA file of a kind, when the brokers script set one up.
