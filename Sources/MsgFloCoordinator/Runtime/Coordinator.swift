@@ -23,6 +23,10 @@ public struct CoordinatorOptions: Sendable {
     public var retry: Duration = .seconds(2)
     /// At most this many broker actions in flight at once while wiring.
     public var concurrency = 64
+    /// After sending connectinport/connectoutport, how long to wait before sending IIPs in the same round. The
+    /// protocol has no acknowledgement for commands, and on MQTT (QoS 0) an IIP whose result leaves before the
+    /// participant downstream has subscribed is lost.
+    public var commandSettle: Duration = .milliseconds(500)
     /// Answer `msgflo status` requests on the broker.
     public var answerStatus = true
 
@@ -311,8 +315,11 @@ public actor Coordinator {
             }
         }
         var failed = 0
-        for phase in phases where !phase.isEmpty {
+        var commandsSent = false
+        for (n, phase) in phases.enumerated() where !phase.isEmpty {
+            if n == 4 && commandsSent { try? await Task.sleep(for: options.commandSettle) }
             let results = await execute(phase)
+            if n == 3 { commandsSent = results.contains { $0.1 == nil } }
             for (a, error) in results {
                 if let error {
                     failed += 1
