@@ -1,53 +1,17 @@
 import Foundation
 import MsgFlo
+import MsgFloCoordinator
 import Synchronization
 
-/// Splits a command line into words as a POSIX shell would, without running one: blanks separate words; single
-/// quotes keep everything literally; double quotes keep blanks, with `\"`, `\\`, `\$` and `` \` `` escaped; a
-/// backslash outside quotes keeps the next character. (msgflo split on single spaces, so `--iips '{"a":1}'` reached
-/// the program with its quotes.)
+/// Splits a command line into words as a POSIX shell would, without running one: the coordinator's splitter, so
+/// `msgflo-setup` and `msgflo` start the same command the same way.
 public enum CommandWords {
     public static func split(_ command: String) throws -> [String] {
-        var words: [String] = []
-        var current = ""
-        var inWord = false
-        var iterator = command.makeIterator()
-        while let c = iterator.next() {
-            switch c {
-            case " ", "\t", "\n":
-                if inWord { words.append(current); current = ""; inWord = false }
-            case "'":
-                inWord = true
-                var closed = false
-                while let d = iterator.next() {
-                    if d == "'" { closed = true; break }
-                    current.append(d)
-                }
-                if !closed { throw ToolFailure("unterminated ' in command: \(command)") }
-            case "\"":
-                inWord = true
-                var closed = false
-                while let d = iterator.next() {
-                    if d == "\"" { closed = true; break }
-                    if d == "\\" {
-                        guard let e = iterator.next() else { break }
-                        if e == "\"" || e == "\\" || e == "$" || e == "`" { current.append(e) }
-                        else if e != "\n" { current.append("\\"); current.append(e) }
-                        continue
-                    }
-                    current.append(d)
-                }
-                if !closed { throw ToolFailure("unterminated \" in command: \(command)") }
-            case "\\":
-                inWord = true
-                if let e = iterator.next(), e != "\n" { current.append(e) }
-            default:
-                inWord = true
-                current.append(c)
-            }
+        do {
+            return try ShellWords.split(command)
+        } catch {
+            throw ToolFailure(error.description)
         }
-        if inWord { words.append(current) }
-        return words
     }
 }
 
