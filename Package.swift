@@ -70,7 +70,7 @@ let package = Package(
         .executableTarget(name: "msgflo-dump-message", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-register", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-procfile", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
-        .executableTarget(name: "msgflo-bench-relay", dependencies: ["MsgFlo", "MsgFloAMQP"], swiftSettings: swift6),
+        .executableTarget(name: "msgflo-bench-relay", dependencies: ["MsgFlo", "MsgFloTransports", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
         .executableTarget(name: "msgflo", dependencies: [
             "MsgFlo", "MsgFloCoordinator", "MsgFloTransports",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -80,7 +80,6 @@ let package = Package(
             "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swift6),
         .executableTarget(name: "msgflo-graph", dependencies: ["FBP", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swift6),
-        .executableTarget(name: "msgflo-bench-relay-mqtt", dependencies: ["MsgFlo", "MsgFloMQTT"], swiftSettings: swift6),
 
         // The command line every participant gets (role, broker, IIPs, prefetch, discovery period, signals)
         .target(name: "MsgFloParticipantMain", dependencies: [

@@ -6,7 +6,8 @@
 // Prints "relay ready" once it consumes. Runs until killed.
 import Foundation
 import MsgFlo
-import MsgFloAMQP
+import Logging
+import MsgFloTransports
 
 func usage(_ why: String) -> Never {
     FileHandle.standardError.write(Data("msgflo-bench-relay: \(why)\nusage: msgflo-bench-relay --broker URL --in QUEUE --out QUEUE [--prefetch N]\n".utf8))
@@ -25,17 +26,9 @@ guard let brokerText = options["--broker"], let inQueue = options["--in"], let o
 }
 guard let prefetch = Int(options["--prefetch"] ?? "100"), prefetch > 0 else { usage("--prefetch must be a positive number") }
 
-/// The transport for a broker URL. (MsgFloTransports will own this choice; the bench keeps its own until then.)
-func makeTransport(_ url: BrokerURL) throws -> any Transport {
-    switch url.scheme {
-    case .amqp, .amqps: return try AMQPTransport(url: url)
-    default: throw MsgFloError(.unsupported, "msgflo-bench-relay: no transport for \(url.scheme.rawValue):// yet")
-    }
-}
-
 /// The relay loop. Not in top-level code: that runs on the main actor, and every send would hop off it and back.
 func relay(broker: String, inQueue: String, outQueue: String, prefetch: Int) async throws {
-    let transport = try makeTransport(try BrokerURL(parsing: broker))
+    let transport = try Transports.make(try BrokerURL(parsing: broker), logger: Logger(label: "msgflo-bench-relay"))
     try await transport.connect()
     try await transport.declareInport(inQueue)
     try await transport.declareOutport(outQueue)
