@@ -153,9 +153,16 @@ public protocol Transport: AnyObject, Sendable {
 
     /// Messages waiting in inport queue `queue` (AMQP), or nil where the broker cannot tell (MQTT).
     func queueDepth(_ queue: String) async throws -> Int?
+
+    /// The executor of the transport's I/O thread, for consumer tasks: `Task(executorPreference:)` with it runs
+    /// a consumer between the thread's network reads and writes, with no thread hand-over per message (see
+    /// ``IOThreadExecutor``). Nil when the transport has none (then consumers run on the global executor).
+    var preferredExecutor: (any TaskExecutor)? { get }
 }
 
 extension Transport {
+    public var preferredExecutor: (any TaskExecutor)? { nil }
+
     public func declareInport(_ queue: String) async throws { try await declareInport(queue, options: QueueOptions()) }
     public func declareOutport(_ queue: String) async throws { try await declareOutport(queue, options: QueueOptions()) }
     public func consume(_ queue: String) async throws -> Subscription { try await consume(queue, options: ConsumeOptions()) }

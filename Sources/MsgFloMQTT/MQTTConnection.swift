@@ -103,10 +103,16 @@ final class MQTTConnection: Sendable {
     let logger: Logger
     let handle: MosquittoHandle
     let state = Mutex(State())
-    /// Wakes the loop thread from its backoff sleep when the connection closes.
-    let wake = DispatchSemaphore(value: 0)
+    /// Wakes the loop thread out of poll: for packets queued by other threads, jobs for ``executor``, and close.
+    let wakeFD: Int32
+    /// Runs consumer tasks that prefer it on the loop thread (see ``IOThreadExecutor``).
+    let executor: IOThreadExecutor
     /// `State.stopRequested`, readable without the lock: the loop thread checks it after every packet.
     let stopping = Atomic<Bool>(false)
+    /// `phase == .connected && pending.isEmpty`, readable without the lock: while true, `publish` hands a message
+    /// straight to libmosquitto (thread-safe in threaded mode) without taking `state`'s lock, which the loop thread
+    /// also needs for every incoming message. Written under the lock by ``updateDirect(_:)``.
+    let direct = Atomic<Bool>(false)
 
     var persistentSession: Bool { !options.cleanSession }
 
@@ -117,7 +123,14 @@ final class MQTTConnection: Sendable {
         self.timeouts = timeouts
         self.logger = logger
         let id = options.effectiveClientId(for: broker)
+        let fd = cmsgflo_mqtt_eventfd()
+        guard fd >= 0 else {
+            throw MsgFloError(.connectionFailed, "MQTT client for \(broker) could not be created: eventfd: \(String(cString: strerror(errno)))")
+        }
+        wakeFD = fd
+        executor = IOThreadExecutor(wake: { var one: UInt64 = 1; _ = write(fd, &one, 8) })
         guard let raw = mosquitto_new(id, options.cleanSession, nil) else {
+            Glibc.close(fd)
             throw MsgFloError(.invalidArgument, "MQTT client for \(broker) could not be created (client id or memory)")
         }
         handle = MosquittoHandle(raw: raw)
@@ -135,6 +148,14 @@ final class MQTTConnection: Sendable {
 
     deinit {
         mosquitto_destroy(handle.raw)
+        Glibc.close(wakeFD)
+    }
+
+    /// Wakes the loop thread (when called from another thread) after queueing a packet or a change for it.
+    func kick() {
+        guard !executor.isCurrent else { return }
+        var one: UInt64 = 1
+        _ = write(wakeFD, &one, 8)
     }
 
     private func check(_ rc: Int32, _ what: String) throws(MsgFloError) {
@@ -202,6 +223,11 @@ final class MQTTConnection: Sendable {
         }
     }
 
+    /// Keeps ``direct`` in step with the phase and the pending buffer. Called with the lock held after they change.
+    private func updateDirect(_ s: State) {
+        direct.store(s.phase == .connected && s.pending.isEmpty && s.sessionUp, ordering: .releasing)
+    }
+
     // MARK: connect and close
 
     func connect() async throws {
@@ -247,6 +273,7 @@ final class MQTTConnection: Sendable {
             s.stopRequested = true
             stopping.store(true, ordering: .releasing)
             s.sessionUp = false
+            updateDirect(s)
             report(&s, .closed)
             let waiter = s.connectWaiter
             s.connectWaiter = nil
@@ -267,7 +294,8 @@ final class MQTTConnection: Sendable {
         // Sends DISCONNECT (a persistent session then stays on the broker) and wakes the loop; harmless when down.
         _ = wasUp
         _ = mosquitto_disconnect(handle.raw)
-        wake.signal()
+        var one: UInt64 = 1
+        _ = write(wakeFD, &one, 8)
         waiter?.resume(throwing: connectError ?? closedError)
         for w in subs { w.continuation.resume(throwing: closedError) }
         for sink in sinks {
@@ -308,6 +336,7 @@ final class MQTTConnection: Sendable {
         var all = sigset_t()
         sigfillset(&all)
         pthread_sigmask(SIG_BLOCK, &all, nil)
+        executor.adoptCurrentThread()
         let raw = handle.raw
         var attempt = 0
         var backoff = Self.initialBackoff
@@ -328,7 +357,7 @@ final class MQTTConnection: Sendable {
             if rc == MosquittoStatus.success {
                 var stopSince: ContinuousClock.Instant? = nil
                 while true {
-                    let lrc = mosquitto_loop(raw, 1000, 1)
+                    let lrc = turn(raw)
                     savedErrno = errno
                     if lrc != MosquittoStatus.success { failure = lrc; break }
                     // close() sent DISCONNECT, which ends the loop once written; don't wait for it forever.
@@ -341,8 +370,12 @@ final class MQTTConnection: Sendable {
                         }
                     }
                 }
+                flushOutbox()
                 wasUp = state.withLock { s in
-                    defer { s.sessionUp = false }
+                    defer {
+                        s.sessionUp = false
+                        updateDirect(s)
+                    }
                     return s.sessionUp || s.phase == .connected
                 }
             }
@@ -365,16 +398,85 @@ final class MQTTConnection: Sendable {
                 guard s.phase != .closed else { return }
                 s.phase = .reconnecting
                 s.refusal = nil
+                updateDirect(s)
                 report(&s, .reconnecting(attempt: attempt, reason: error.message))
             }
-            _ = wake.wait(timeout: .now() + backoff)
+            idle(for: backoff)
             backoff = min(backoff * 2, Self.maxBackoff)
         }
+        // From now on the executor's jobs run on the global executor: nothing that preferred it is left behind.
+        executor.shutDown()
         state.withLock { $0.threadRunning = false }
         releaseExitWaiters()
     }
 
+    /// One turn of the loop (what `mosquitto_loop` does, with our eventfd in the poll set and the executor's jobs
+    /// run between reading and writing): wait for the socket or a wake-up; read what is there, up to a batch of
+    /// messages; give the messages to their streams; run the jobs (consumers on this thread handle them and queue
+    /// their replies); write what is queued; keepalive.
+    private func turn(_ raw: OpaquePointer) -> Int32 {
+        let sock = mosquitto_socket(raw)
+        guard sock >= 0 else { return MosquittoStatus.noConnection }
+        var fds = [pollfd(fd: sock, events: Int16(POLLIN) | (mosquitto_want_write(raw) ? Int16(POLLOUT) : 0), revents: 0),
+                   pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
+        let n = poll(&fds, 2, executor.idleTimeout(1000))
+        if n < 0 && errno != EINTR { return MosquittoStatus.errno }
+        if fds[1].revents & Int16(POLLIN) != 0 {
+            var count: UInt64 = 0
+            _ = read(wakeFD, &count, 8)
+        }
+        if fds[0].revents & Int16(POLLIN | POLLERR | POLLHUP) != 0 {
+            // libmosquitto reads one packet a call (QoS 0); go on while messages keep coming, up to a batch.
+            var calls = 0
+            while true {
+                let before = received
+                let rc = mosquitto_loop_read(raw, 1)
+                if rc != MosquittoStatus.success {
+                    flushOutbox()
+                    return rc
+                }
+                calls += 1
+                if received == before || calls >= Self.maxBatch { break }
+            }
+        }
+        flushOutbox()
+        executor.runPending()
+        if mosquitto_want_write(raw) {
+            let rc = mosquitto_loop_write(raw, 1)
+            if rc != MosquittoStatus.success { return rc }
+        }
+        return mosquitto_loop_misc(raw)
+    }
+
+    /// Waits `seconds` (the reconnect backoff) while still running the executor's jobs; a close ends it early.
+    private func idle(for seconds: Double) {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while !stopping.load(ordering: .acquiring) {
+            let left = deadline - ContinuousClock.now
+            if left <= .zero { break }
+            var fd = pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)
+            let ms = Int32(min(1000, max(1, left.seconds * 1000)))
+            if poll(&fd, 1, executor.idleTimeout(ms)) > 0 {
+                var count: UInt64 = 0
+                _ = read(wakeFD, &count, 8)
+            }
+            executor.runPending()
+        }
+    }
+
     // MARK: callbacks (loop thread)
+
+    /// Deliveries read from the socket and not yet given to their streams. Loop thread only.
+    private nonisolated(unsafe) var outbox: [(AsyncStream<Delivery>.Continuation, Delivery)] = []
+    /// Messages read so far. Loop thread only.
+    private nonisolated(unsafe) var received = 0
+    static let maxBatch = 256
+
+    private func flushOutbox() {
+        guard !outbox.isEmpty else { return }
+        for (c, d) in outbox { c.yield(d) }
+        outbox.removeAll(keepingCapacity: true)
+    }
 
     private func onConnect(_ rc: Int32) {
         if rc != 0 {
@@ -386,6 +488,7 @@ final class MQTTConnection: Sendable {
             s.sessionUp = true
             s.refusal = nil
             s.phase = .resubscribing
+            updateDirect(s)
             s.resubscribeMids = []
             for filter in s.brokerFilters.sorted() {
                 var mid: Int32 = 0
@@ -398,7 +501,10 @@ final class MQTTConnection: Sendable {
     }
 
     private func onDisconnect() {
-        state.withLock { $0.sessionUp = false }
+        state.withLock { s in
+            s.sessionUp = false
+            updateDirect(s)
+        }
     }
 
     private func onSubscribed(_ mid: Int32) {
@@ -441,6 +547,7 @@ final class MQTTConnection: Sendable {
         }
         s.phase = .connected
         s.everConnected = true
+        updateDirect(s)
         report(&s, .connected)
         if let waiter = s.connectWaiter {
             s.connectWaiter = nil
@@ -449,40 +556,42 @@ final class MQTTConnection: Sendable {
     }
 
     private func onMessage(_ m: UnsafePointer<mosquitto_message>) {
+        received &+= 1
         let topic = String(cString: m.pointee.topic)
         let length = Int(m.pointee.payloadlen)
         let payload = m.pointee.payload
-        state.withLock { s in
-            var message: Message? = nil
-            var claimed = false
-            func deliver(_ sink: Sink) {
-                switch sink.kind {
-                case .stream(let c):
-                    if message == nil {
-                        message = Message(bytes: length == 0 ? [] : Array(
-                            UnsafeRawBufferPointer(start: payload, count: length)))
-                    }
-                    c.yield(Delivery(message: message!, queue: topic))
-                case .route(let target):
-                    let rc = mosquitto_publish(handle.raw, nil, target, Int32(length), payload, options.qos, false)
-                    if rc != MosquittoStatus.success {
-                        logger.error("\(MosquittoStatus.error(rc, "forward \(topic) -> \(target)", broker: broker))")
-                    }
-                }
-                claimed = true
-            }
-            if let sinks = s.exact[topic] {
-                for sink in sinks { deliver(sink) }
-            }
-            for sink in s.wildcard where TopicFilter.matches(sink.filter, topic) { deliver(sink) }
-            if !claimed && persistentSession {
+        // The sinks are read under the lock, and served after it: a stream's yield may wake a consumer thread, and a
+        // route publishes; neither should hold up a publisher waiting for the lock. Only this thread calls here, so
+        // the order of messages is kept.
+        let (exact, wildcard) = state.withLock { s -> ([Sink], [Sink]) in
+            let exact = s.exact[topic] ?? []
+            let wildcard = s.wildcard
+            if persistentSession && exact.isEmpty && !wildcard.contains(where: { TopicFilter.matches($0.filter, topic) }) {
                 if s.unclaimed.count >= Self.maxUnclaimed {
                     s.unclaimed.removeFirst()
                     logger.warning("MQTT \(broker): too many messages for topics nobody consumes yet; dropping the oldest")
                 }
                 s.unclaimed.append((topic, Message(bytes: Array(UnsafeRawBufferPointer(start: payload, count: length)))))
             }
+            return (exact, wildcard)
         }
+        var message: Message? = nil
+        func deliver(_ sink: Sink) {
+            switch sink.kind {
+            case .stream(let c):
+                if message == nil {
+                    message = Message(bytes: length == 0 ? [] : Array(UnsafeRawBufferPointer(start: payload, count: length)))
+                }
+                outbox.append((c, Delivery(message: message!, queue: topic)))
+            case .route(let target):
+                let rc = mosquitto_publish(handle.raw, nil, target, Int32(length), payload, options.qos, false)
+                if rc != MosquittoStatus.success {
+                    logger.error("\(MosquittoStatus.error(rc, "forward \(topic) -> \(target)", broker: broker))")
+                }
+            }
+        }
+        for sink in exact { deliver(sink) }
+        for sink in wildcard where TopicFilter.matches(sink.filter, topic) { deliver(sink) }
     }
 
     // MARK: publishing
@@ -502,13 +611,29 @@ final class MQTTConnection: Sendable {
     /// Publishes `bytes` to `topic`. While the broker is away the message waits in a bounded buffer and is sent,
     /// in order, once the connection is back; a full buffer is an error.
     func publish(_ topic: String, _ bytes: [UInt8]) throws(MsgFloError) {
+        if direct.load(ordering: .acquiring) {
+            let rc = bytes.withUnsafeBytes { buf in
+                mosquitto_publish(handle.raw, nil, topic, Int32(buf.count), buf.baseAddress, options.qos, false)
+            }
+            if rc == MosquittoStatus.success {
+                kick()
+                return
+            }
+            if rc != MosquittoStatus.noConnection {
+                throw MosquittoStatus.error(rc, "publish to '\(topic)'", broker: broker)
+            }
+            // The connection went away meanwhile: the locked path below buffers the message.
+        }
         try state.withLock { s throws(MsgFloError) in
             try ensureOpen(s)
             if s.phase == .connected && s.pending.isEmpty {
                 let rc = bytes.withUnsafeBytes { buf in
                     mosquitto_publish(handle.raw, nil, topic, Int32(buf.count), buf.baseAddress, options.qos, false)
                 }
-                if rc == MosquittoStatus.success { return }
+                if rc == MosquittoStatus.success {
+                    kick()
+                    return
+                }
                 if rc != MosquittoStatus.noConnection {
                     throw MosquittoStatus.error(rc, "publish to '\(topic)'", broker: broker)
                 }
@@ -523,6 +648,7 @@ final class MQTTConnection: Sendable {
             }
             s.pending.append(Pending(topic: topic, payload: bytes))
             s.pendingBytes += bytes.count
+            updateDirect(s)
         }
     }
 
@@ -548,6 +674,7 @@ final class MQTTConnection: Sendable {
             }
         }
         for filter in removed.sorted() { _ = mosquitto_unsubscribe(handle.raw, nil, filter) }
+        if !added.isEmpty || !removed.isEmpty { kick() }
         return mids
     }
 

@@ -39,6 +39,8 @@ public final class MQTTTransport: Transport {
     public func connect() async throws { try await connection.connect() }
     public func close() async { await connection.close() }
 
+    public var preferredExecutor: (any TaskExecutor)? { connection.executor }
+
     public var state: ConnectionState { connection.connectionState }
     public func stateUpdates() -> AsyncStream<ConnectionState> { connection.stateUpdates() }
 

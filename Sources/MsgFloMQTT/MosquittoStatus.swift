@@ -6,6 +6,7 @@ import MsgFlo
 enum MosquittoStatus {
     static let success = Int32(MOSQ_ERR_SUCCESS.rawValue)
     static let noConnection = Int32(MOSQ_ERR_NO_CONN.rawValue)
+    static let errno = Int32(MOSQ_ERR_ERRNO.rawValue)
 
     /// The one-line text of a status code. `savedErrno` is `errno` read right after the failing call (it explains
     /// `MOSQ_ERR_ERRNO`).

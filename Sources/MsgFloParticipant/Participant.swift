@@ -110,9 +110,17 @@ public struct ParticipantOptions: Sendable {
     public var id: String?
     /// Explicit queues per port id (`--queue in=IN`), over the component's own.
     public var queues: [String: String]
+    /// Where handlers run. True (the default): on the transport's I/O thread, between its network reads and writes
+    /// (``Transport/preferredExecutor``), like the event loop of msgflo's Node.js and Python SDKs. A message then
+    /// reaches its handler, and the handler's sends reach the socket, without any thread hand-over. Handlers may
+    /// await anything, but must not block the thread or compute for long: that holds up every message of the
+    /// connection. False: on Swift's global executor, for handlers that block or run long computations.
+    public var handlersOnTransportThread: Bool
 
     public init(prefetch: Int = 2, discoveryPeriod: Double = 60, iips: [String: JSONValue] = [:],
-                drainTimeout: Duration = .seconds(30), id: String? = nil, queues: [String: String] = [:]) {
+                drainTimeout: Duration = .seconds(30), id: String? = nil, queues: [String: String] = [:],
+                handlersOnTransportThread: Bool = true) {
+        self.handlersOnTransportThread = handlersOnTransportThread
         self.prefetch = max(1, prefetch)
         self.discoveryPeriod = discoveryPeriod
         self.iips = iips

@@ -174,7 +174,8 @@ public final class RunningParticipant: Sendable {
     // MARK: - Messages
 
     private func startLoop(_ sub: Subscription, port: String, extra: Bool = false) {
-        let loop = Task { [self] in await self.consumeLoop(sub, port: port) }
+        let executor = options.handlersOnTransportThread ? transport.preferredExecutor : nil
+        let loop = Task(executorPreference: executor) { [self] in await self.consumeLoop(sub, port: port) }
         state.withLock { s in
             if !extra { s.subscriptions.append(sub) }
             s.loops.append(loop)

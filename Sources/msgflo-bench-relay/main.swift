@@ -34,9 +34,12 @@ func relay(broker: String, inQueue: String, outQueue: String, prefetch: Int) asy
     try await transport.declareOutport(outQueue)
     let subscription = try await transport.consume(inQueue, options: ConsumeOptions(prefetch: prefetch))
     FileHandle.standardOutput.write(Data("relay ready\n".utf8))
-    for await delivery in subscription {
-        try await transport.send(toOutport: outQueue, delivery.message)
-        delivery.ack()
+    // On the transport's I/O thread where it has one, as the SDK's consumers run.
+    try await withTaskExecutorPreference(transport.preferredExecutor) {
+        for await delivery in subscription {
+            try await transport.send(toOutport: outQueue, delivery.message)
+            delivery.ack()
+        }
     }
     await transport.close()
 }
