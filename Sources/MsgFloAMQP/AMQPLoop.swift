@@ -128,6 +128,9 @@ final class AMQPLoop: @unchecked Sendable {
     // MARK: the loop
 
     private func run() {
+        core.executor.adoptCurrentThread()
+        // However the thread ends, what preferred its executor goes on on the global one.
+        defer { core.executor.shutDown() }
         do {
             try openConnection()
         } catch {
@@ -177,7 +180,9 @@ final class AMQPLoop: @unchecked Sendable {
             }
             let frames = readFrames(c, limit: 2048)
             if conn == nil { continue }
-            busy = busy || frames > 0
+            // Consumers on this thread handle what was just read; their sends and acks go out next turn.
+            let ran = core.executor.runPending()
+            busy = busy || frames > 0 || ran > 0 || core.executor.pending
             if !busy { sleep(c) }
         }
         shutdown()
@@ -216,6 +221,7 @@ final class AMQPLoop: @unchecked Sendable {
     private func sleep(_ c: amqp_connection_state_t) {
         let idle = core.shared.withLock { s -> Bool in
             if !s.publishes.isEmpty || !s.settles.isEmpty || !s.ops.isEmpty || s.closeRequested { return false }
+            if core.executor.pending { return false }
             s.sleeping = true
             s.signalled = false
             return true
@@ -418,9 +424,11 @@ final class AMQPLoop: @unchecked Sendable {
             s.signalled = false
         }
         var fd = pollfd(fd: core.eventFD, events: Int16(POLLIN), revents: 0)
-        _ = poll(&fd, 1, Int32(ms))
+        _ = poll(&fd, 1, core.executor.idleTimeout(Int32(ms)))
         core.shared.withLock { s in s.sleeping = false }
         if fd.revents != 0 { drainEventFD() }
+        // Consumers on this thread go on while the broker is away (their sends are buffered).
+        core.executor.runPending()
     }
 
     /// While disconnected: true when close was asked for; fails queued calls past their deadline; drops settles.

@@ -46,6 +46,8 @@ public final class AMQPTransport: Transport {
 
     public func close() async { await core.close() }
 
+    public var preferredExecutor: (any TaskExecutor)? { core.executor }
+
     public func declareInport(_ queue: String, options: QueueOptions) async throws {
         _ = try await core.perform(.declareInport(queue, persistent: options.persistent))
     }
@@ -95,6 +97,8 @@ final class AMQPCore: DeliverySettler {
     let shared = Mutex(SharedState())
     /// Wakes the owner thread out of poll. Closed in deinit, after the thread has ended.
     let eventFD: Int32
+    /// Runs consumer tasks that prefer it on the owner thread (see ``IOThreadExecutor``).
+    let executor: IOThreadExecutor
 
     init(settings: AMQPSettings, logger: Logger) throws(MsgFloError) {
         self.settings = settings
@@ -102,6 +106,12 @@ final class AMQPCore: DeliverySettler {
         let fd = cmsgflo_eventfd()
         guard fd >= 0 else { throw MsgFloError(.connectionFailed, "cannot create an eventfd: errno \(errno)") }
         self.eventFD = fd
+        // Jobs from other threads: wake the owner thread whether or not it says it sleeps (it checks for jobs
+        // before it sleeps, and this write cannot be missed by a poll that starts after it).
+        self.executor = IOThreadExecutor(wake: {
+            var one: UInt64 = 1
+            _ = withUnsafeBytes(of: &one) { Glibc.write(fd, $0.baseAddress, 8) }
+        })
     }
 
     deinit { Glibc.close(eventFD) }
