@@ -192,21 +192,22 @@ public final class RunningParticipant: Sendable {
             }
             return
         }
+        // `limit` workers take deliveries from one feed: handlers overlap when they await, and no task is made per
+        // message (a child task per message cost more than the relay's whole transport path).
+        let feed = DeliveryFeed()
         await withTaskGroup(of: Void.self) { group in
-            var pending = 0
-            for await d in sub {
-                // Once stopping, deliveries are left unsettled: the broker gives them back when the consumer goes.
-                guard enter() else { continue }
-                if pending >= limit {
-                    await group.next()
-                    pending -= 1
-                }
+            for _ in 0..<limit {
                 group.addTask {
-                    await self.handle(d.message, port: port, delivery: d)
-                    self.leave()
+                    while let d = await feed.next() {
+                        // Once stopping, deliveries are left unsettled: the broker gives them back when the consumer goes.
+                        guard self.enter() else { continue }
+                        await self.handle(d.message, port: port, delivery: d)
+                        self.leave()
+                    }
                 }
-                pending += 1
             }
+            for await d in sub { feed.push(d) }
+            feed.finish()
         }
     }
 
@@ -439,5 +440,66 @@ public final class RunningParticipant: Sendable {
     public func waitForLoops() async {
         let loops = state.withLock { $0.loops }
         for l in loops { await l.value }
+    }
+}
+
+/// Deliveries handed from a consumer loop to the workers that handle them: a queue with any number of takers.
+/// `next()` returns nil once `finish()` was called and the queue is empty.
+final class DeliveryFeed: Sendable {
+    private struct State {
+        var buffer: [Delivery] = []
+        var head = 0
+        var takers: [CheckedContinuation<Delivery?, Never>] = []
+        var finished = false
+    }
+
+    private let state = Mutex(State())
+
+    func push(_ d: Delivery) {
+        let taker = state.withLock { s -> CheckedContinuation<Delivery?, Never>? in
+            if !s.takers.isEmpty { return s.takers.removeLast() }
+            s.buffer.append(d)
+            return nil
+        }
+        taker?.resume(returning: d)
+    }
+
+    func finish() {
+        let takers = state.withLock { s -> [CheckedContinuation<Delivery?, Never>] in
+            s.finished = true
+            defer { s.takers = [] }
+            return s.takers
+        }
+        for t in takers { t.resume(returning: nil) }
+    }
+
+    func next() async -> Delivery? {
+        if let d = take() { return d }
+        return await withCheckedContinuation { (c: CheckedContinuation<Delivery?, Never>) in
+            let ready = state.withLock { s -> Delivery?? in
+                if s.head < s.buffer.count { return .some(pop(&s)) }
+                if s.finished { return .some(nil) }
+                s.takers.append(c)
+                return .none
+            }
+            if let ready { c.resume(returning: ready) }
+        }
+    }
+
+    private func take() -> Delivery? {
+        state.withLock { s in s.head < s.buffer.count ? pop(&s) : nil }
+    }
+
+    private func pop(_ s: inout State) -> Delivery {
+        let d = s.buffer[s.head]
+        s.head += 1
+        if s.head == s.buffer.count {
+            s.buffer.removeAll(keepingCapacity: true)
+            s.head = 0
+        } else if s.head >= 1024 && s.head * 2 >= s.buffer.count {
+            s.buffer.removeFirst(s.head)
+            s.head = 0
+        }
+        return d
     }
 }
