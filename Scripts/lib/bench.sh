@@ -122,16 +122,32 @@ run_py_relay() {
 # bench_n TRANSPORT: how many messages a run pushes on that transport.
 bench_n() { case "$1" in mqtt) echo "$BENCH_N_MQTT" ;; amqp) echo "$BENCH_N_AMQP" ;; *) die "unknown transport $1" ;; esac; }
 
+# relay_cpu_ticks: CPU time (user + system, in clock ticks) the running relay has used so far.
+relay_cpu_ticks() {
+  if [ -z "$BENCH_RELAY_PID" ] || [ ! -r "/proc/$BENCH_RELAY_PID/stat" ]; then echo 0; return; fi
+  # Fields 14 and 15 (utime, stime), counted after the command name, which may hold spaces.
+  sed 's/^.*) //' "/proc/$BENCH_RELAY_PID/stat" | awk '{ print $12 + $13 }'
+}
+
 # run_driver TRANSPORT [N] [SIZE]: pushes N messages through whatever relay runs; prints the driver's lines and sets
-# BENCH_RATE (messages per second). Returns non-zero if not all messages came back within the driver's 60 s.
+# BENCH_RATE (messages per second) and BENCH_CPU_US (the relay's CPU time per message, in microseconds: steadier
+# than the rate on a busy machine). Returns non-zero if not all messages came back within the driver's 60 s.
 run_driver() {
-  local t=$1 n=${2:-$(bench_n "$1")} size=${3:-$BENCH_SIZE} out rc=0
+  local t=$1 n=${2:-$(bench_n "$1")} size=${3:-$BENCH_SIZE} out rc=0 c0 c1
+  c0=$(relay_cpu_ticks)
   out=$("$BENCH_BUILD_DIR/${t}_bench" drive "$(bench_host "$t")" "$(bench_port "$t")" "$(bench_in "$t")" "$(bench_out "$t")" "$n" "$size") || rc=$?
+  c1=$(relay_cpu_ticks)
   echo "$out"
   # shellcheck disable=SC2034  # read by the scripts that source this file
   BENCH_RATE=$(echo "$out" | sed -n 's/^msgs_per_s=//p')
+  # shellcheck disable=SC2034
+  BENCH_CPU_US=$(awk -v a="$c0" -v b="$c1" -v n="$n" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f\n", (b - a) * 1e6 / hz / n }')
+  echo "relay_cpu_us_per_msg=$BENCH_CPU_US"
   return $rc
 }
+
+# bench_median V…: the median of the numbers given.
+bench_median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # bench_ratio A B: A/B with two decimals.
 bench_ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f\n", a / b; else print "n/a" }'; }
