@@ -109,7 +109,7 @@ let package = Package(
             "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", "TestSupport", "msgflo", "msgflo-participant",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swift6),
-        .testTarget(name: "ParticipantTests", dependencies: ["MsgFlo", "MsgFloParticipant", "ExampleParticipants"], swiftSettings: swift6),
+        .testTarget(name: "ParticipantTests", dependencies: ["MsgFlo", "MsgFloParticipant", "ExampleParticipants", "TestSupport"], swiftSettings: swift6),
         .testTarget(name: "ParticipantIntegrationTests", dependencies: [
             "MsgFlo", "MsgFloParticipant", "MsgFloTransports", "ExampleParticipants", "TestSupport", "msgflo-participant",
         ], swiftSettings: swift6),

@@ -457,7 +457,7 @@ final class DeliveryFeed: Sendable {
 
     func push(_ d: Delivery) {
         let taker = state.withLock { s -> CheckedContinuation<Delivery?, Never>? in
-            if !s.takers.isEmpty { return s.takers.removeLast() }
+            if !s.takers.isEmpty { return s.takers.removeFirst() }
             s.buffer.append(d)
             return nil
         }

@@ -14,53 +14,24 @@ func connectedTransport(_ kind: TestBrokers.Kind) async throws -> any Transport 
     return t
 }
 
-/// Collects what arrives on a subscription, acknowledging each message.
-final class Collector: Sendable {
-    final class Box: Sendable { let messages = Mutex<[Message]>([]) }
-    private let box = Box()
-    let subscription: Subscription
-    private let task: Task<Void, Never>
+typealias Collector = MessageCollector
 
-    init(_ subscription: Subscription) {
-        self.subscription = subscription
-        let box = self.box
-        task = Task {
-            for await d in subscription {
-                box.messages.withLock { $0.append(d.message) }
-                d.ack()
-            }
-        }
-    }
-
+extension MessageCollector {
     /// What is sent on outport `outport`: AMQP through a private queue bound to its exchange, MQTT on its topic.
-    static func outport(_ outport: String, on t: any Transport) async throws -> Collector {
+    static func outport(_ outport: String, on t: any Transport) async throws -> MessageCollector {
         try await t.declareOutport(outport)
         if t.broker.scheme.isAMQP {
             let q = TestBrokers.unique("test.collect")
             try await t.declareInport(q, options: QueueOptions(persistent: false))
             try await t.addBinding(Binding(src: outport, tgt: q))
-            return Collector(try await t.consume(q, options: ConsumeOptions(prefetch: 500)))
+            return MessageCollector(try await t.consume(q, options: ConsumeOptions(prefetch: 500)))
         }
-        return Collector(try await t.consume(outport, options: ConsumeOptions(prefetch: 500)))
+        return MessageCollector(try await t.consume(outport, options: ConsumeOptions(prefetch: 500)))
     }
 
-    static func queue(_ q: String, on t: any Transport, persistent: Bool = true) async throws -> Collector {
+    static func queue(_ q: String, on t: any Transport, persistent: Bool = true) async throws -> MessageCollector {
         try await t.declareInport(q, options: QueueOptions(persistent: persistent))
-        return Collector(try await t.consume(q, options: ConsumeOptions(prefetch: 500)))
-    }
-
-    var count: Int { box.messages.withLock { $0.count } }
-    var all: [Message] { box.messages.withLock { $0 } }
-
-    @discardableResult
-    func wait(for n: Int, timeout: Duration = .seconds(10), sourceLocation: SourceLocation = #_sourceLocation) async throws -> [Message] {
-        try await eventually("\(n) messages on \(subscription.queue) (have \(count))", timeout: timeout, sourceLocation: sourceLocation) { count >= n }
-        return all
-    }
-
-    func stop() async {
-        await subscription.cancel()
-        task.cancel()
+        return MessageCollector(try await t.consume(q, options: ConsumeOptions(prefetch: 500)))
     }
 }
 
@@ -75,21 +46,6 @@ final class Announcements: Sendable {
         collector.all.compactMap { try? Discovery.parse($0) }.filter { $0.role == role }
     }
     func stop() async { await collector.stop() }
-}
-
-struct Timeout: Error, CustomStringConvertible { let description: String }
-
-func eventually(_ what: String, timeout: Duration = .seconds(10), sourceLocation: SourceLocation = #_sourceLocation,
-                _ condition: () async throws -> Bool) async throws {
-    let clock = ContinuousClock()
-    let deadline = clock.now + timeout
-    while try await !condition() {
-        if clock.now > deadline {
-            Issue.record("timed out waiting for \(what)", sourceLocation: sourceLocation)
-            throw Timeout(description: "timed out waiting for \(what)")
-        }
-        try await Task.sleep(for: .milliseconds(10))
-    }
 }
 
 /// A child process with its stdout and stderr collected.
@@ -140,7 +96,7 @@ final class Child: Sendable {
     /// Waits for the first stdout line.
     func ready(timeout: Duration = .seconds(20)) async throws -> String {
         try await eventually("the ready line (stderr: \(stderr.prefix(300)))", timeout: timeout) {
-            if !process.isRunning && stdoutLines.isEmpty { throw Timeout(description: "exited \(process.terminationStatus) before ready: \(stderr)") }
+            if !process.isRunning && stdoutLines.isEmpty { throw WaitTimeout(description: "exited \(process.terminationStatus) before ready: \(stderr)") }
             return !stdoutLines.isEmpty
         }
         return stdoutLines[0]

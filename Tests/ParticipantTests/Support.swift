@@ -2,78 +2,24 @@ import Foundation
 import MsgFlo
 import MsgFloParticipant
 import Synchronization
+import TestSupport
 import Testing
 
-/// Collects what arrives on a queue, acknowledging each message.
-final class Collector: Sendable {
-    final class Box: Sendable { let messages = Mutex<[Message]>([]) }
-    private let box = Box()
-    let subscription: Subscription
-    private let task: Task<Void, Never>
+typealias Collector = MessageCollector
 
-    init(_ subscription: Subscription) {
-        self.subscription = subscription
-        let box = self.box
-        task = Task {
-            for await d in subscription {
-                box.messages.withLock { $0.append(d.message) }
-                d.ack()
-            }
-        }
-    }
-
+extension MessageCollector {
     /// A queue bound to outport `outport` (declared here), collected.
-    static func outport(_ outport: String, on t: any Transport) async throws -> Collector {
+    static func outport(_ outport: String, on t: any Transport) async throws -> MessageCollector {
         let q = "test.\(outport).\(UInt32.random(in: 0...UInt32.max))"
         try await t.declareInport(q)
         try await t.declareOutport(outport)
         try await t.addBinding(Binding(src: outport, tgt: q))
-        return Collector(try await t.consume(q, options: ConsumeOptions(prefetch: 100)))
+        return MessageCollector(try await t.consume(q, options: ConsumeOptions(prefetch: 100)))
     }
 
-    static func queue(_ q: String, on t: any Transport) async throws -> Collector {
+    static func queue(_ q: String, on t: any Transport) async throws -> MessageCollector {
         try await t.declareInport(q)
-        return Collector(try await t.consume(q, options: ConsumeOptions(prefetch: 100)))
-    }
-
-    var count: Int { box.messages.withLock { $0.count } }
-    var all: [Message] { box.messages.withLock { $0 } }
-    var json: [JSONValue?] { all.map(\.json) }
-
-    /// Waits until at least `n` messages are in, or fails after `timeout`.
-    @discardableResult
-    func wait(for n: Int, timeout: Duration = .seconds(5), sourceLocation: SourceLocation = #_sourceLocation) async throws -> [Message] {
-        let clock = ContinuousClock()
-        let deadline = clock.now + timeout
-        while count < n {
-            if clock.now > deadline {
-                Issue.record("expected \(n) messages on \(subscription.queue), got \(count) within \(timeout)", sourceLocation: sourceLocation)
-                throw Timeout()
-            }
-            try await Task.sleep(for: .milliseconds(5))
-        }
-        return all
-    }
-
-    func stop() async {
-        await subscription.cancel()
-        task.cancel()
-    }
-
-    struct Timeout: Error {}
-}
-
-/// Waits until `condition` holds, or fails.
-func eventually(_ what: String, timeout: Duration = .seconds(5), sourceLocation: SourceLocation = #_sourceLocation,
-                _ condition: () async throws -> Bool) async throws {
-    let clock = ContinuousClock()
-    let deadline = clock.now + timeout
-    while try await !condition() {
-        if clock.now > deadline {
-            Issue.record("timed out waiting for \(what)", sourceLocation: sourceLocation)
-            throw Collector.Timeout()
-        }
-        try await Task.sleep(for: .milliseconds(5))
+        return MessageCollector(try await t.consume(q, options: ConsumeOptions(prefetch: 100)))
     }
 }
 

@@ -1,0 +1,59 @@
+import MsgFlo
+import Synchronization
+import Testing
+
+/// Collects what arrives on a subscription, acknowledging each message, so that tests can wait for a count.
+public final class MessageCollector: Sendable {
+    final class Box: Sendable { let messages = Mutex<[Message]>([]) }
+    private let box = Box()
+    public let subscription: Subscription
+    private let task: Task<Void, Never>
+
+    public init(_ subscription: Subscription) {
+        self.subscription = subscription
+        let box = self.box
+        task = Task {
+            for await d in subscription {
+                box.messages.withLock { $0.append(d.message) }
+                d.ack()
+            }
+        }
+    }
+
+    public var count: Int { box.messages.withLock { $0.count } }
+    public var all: [Message] { box.messages.withLock { $0 } }
+    public var json: [JSONValue?] { all.map(\.json) }
+
+    /// Waits until at least `n` messages are in; records an issue and throws ``WaitTimeout`` after `timeout`.
+    @discardableResult
+    public func wait(for n: Int, timeout: Duration = .seconds(10),
+                     sourceLocation: SourceLocation = #_sourceLocation) async throws -> [Message] {
+        try await eventually("\(n) messages on \(subscription.queue) (have \(count))", timeout: timeout,
+                             sourceLocation: sourceLocation) { count >= n }
+        return all
+    }
+
+    public func stop() async {
+        await subscription.cancel()
+        task.cancel()
+    }
+}
+
+public struct WaitTimeout: Error, CustomStringConvertible {
+    public let description: String
+    public init(description: String) { self.description = description }
+}
+
+/// Waits until `condition` holds; records an issue and throws ``WaitTimeout`` after `timeout`.
+public func eventually(_ what: String, timeout: Duration = .seconds(10), sourceLocation: SourceLocation = #_sourceLocation,
+                       _ condition: () async throws -> Bool) async throws {
+    let clock = ContinuousClock()
+    let deadline = clock.now + timeout
+    while try await !condition() {
+        if clock.now > deadline {
+            Issue.record("timed out waiting for \(what)", sourceLocation: sourceLocation)
+            throw WaitTimeout(description: "timed out waiting for \(what)")
+        }
+        try await Task.sleep(for: .milliseconds(5))
+    }
+}
