@@ -5,7 +5,7 @@ import MsgFlo
 import MsgFloCoordinator
 import MsgFloTransports
 
-/// A one-line error: ArgumentParser prints `Error: <line>` on stderr and exits 1.
+/// A one-line error: printed as `msgflo: <line>` on stderr, exit 1.
 struct Failure: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }
@@ -23,6 +23,27 @@ struct MsgFlo: AsyncParsableCommand {
         """,
         subcommands: [Run.self, Status.self],
         defaultSubcommand: Run.self)
+
+    /// ArgumentParser's main, but errors are one line that names the tool (`msgflo: …`), as the other tools print
+    /// them; help and version output are left as they are.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success || error is ExitCode { exit(withError: error) }
+            let line = message(for: error).split(whereSeparator: \.isNewline)
+                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: " ")
+            FileHandle.standardError.write(Data("msgflo: \(line)\n".utf8))
+            fflush(nil)
+            Foundation.exit(code.rawValue)
+        }
+    }
 }
 
 struct BrokerOption: ParsableArguments {
