@@ -7,7 +7,7 @@ import MsgFloCoordinator
 /// of `.fbp` files are lower-cased, as msgflo's parser does. Errors are one line, `file:line:column: message`;
 /// warnings (things the language silently drops) go to stderr.
 public enum GraphFile {
-    public static func load(_ path: String, warn: (String) -> Void = Output.error) throws -> ToolGraph {
+    public static func load(_ path: String, warn: (String) -> Void = Output.error) throws -> DesiredGraph {
         let text = try FileAccess.read(path, what: "graph")
         let graph: Graph
         do {
@@ -23,36 +23,15 @@ public enum GraphFile {
         } catch {
             throw ToolFailure("\(path): \(error)")
         }
-        return toolGraph(graph)
+        return DesiredGraph(fbp: graph)
     }
+}
 
-    public static func toolGraph(_ graph: Graph) -> ToolGraph {
-        let processes = graph.processes.map { ToolGraph.Process(name: $0.0, component: $0.1.component) }
-        var connections: [ToolGraph.Connection] = []
-        for c in graph.connections {
-            let tgt = ToolGraph.Endpoint(c.tgt.process, c.tgt.port)
-            if let src = c.src {
-                connections.append(.edge(.init(src: .init(src.process, src.port), tgt: tgt)))
-            } else if let data = c.data {
-                connections.append(.initial(.init(data: convert(data), tgt: tgt)))
-            }
-        }
-        return ToolGraph(processes: processes, connections: connections)
-    }
-
-    static func convert(_ value: FBPJSONValue) -> MsgFlo.JSONValue {
-        switch value {
-        case .null: return .null
-        case .bool(let b): return .bool(b)
-        case .number(let d): return d.rounded() == d && abs(d) < 9.0e15 ? .int(Int(d)) : .double(d)
-        case .string(let s): return .string(s)
-        case .array(let a): return .array(a.map(convert))
-        case .object(let o):
-            var out: [String: MsgFlo.JSONValue] = [:]
-            for (k, v) in o { out[k] = convert(v) }
-            return .object(out)
-        }
-    }
+/// Turns a component and a role into the command that starts it (the component library).
+public protocol CommandLibrary: Sendable {
+    /// The command line for `component` running as `role`, with `#ROLE` and `#IIPS` expanded. Throws msgflo's
+    /// `No component <component> defined for role <role>` when the library has no such component.
+    func command(component: String, role: String, graph: DesiredGraph) throws -> String
 }
 
 /// The coordinator's component library (`MsgFloCoordinator.ComponentLibrary`), as the tools use it: the same file
@@ -80,10 +59,9 @@ public struct LibraryFile: CommandLibrary {
         }
     }
 
-    public func command(component: String, role: String, graph: ToolGraph) throws -> String {
-        let iips = graph.initials.filter { $0.tgt.process == role }.map { (port: $0.tgt.port, data: $0.data) }
+    public func command(component: String, role: String, graph: DesiredGraph) throws -> String {
         do {
-            return try library.command(component: component, role: role, iips: iips)
+            return try library.command(component: component, role: role, iips: graph.iips(for: role))
         } catch {
             throw ToolFailure(error.message)
         }

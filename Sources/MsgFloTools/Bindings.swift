@@ -1,9 +1,10 @@
 import MsgFlo
+import MsgFloCoordinator
 
 /// A binding msgflo-setup makes, as msgflo's setup computes and prints it.
 public enum SetupBinding: Sendable, Equatable {
     /// `src` outport queue to `tgt` inport queue. `edge` is the graph edge it comes from.
-    case pubsub(src: String, tgt: String, edge: ToolGraph.Edge)
+    case pubsub(src: String, tgt: String, edge: DesiredGraph.Edge)
     /// A `msgflo/RoundRobin` node: `src` to one of the `tgt` workers, failed messages from `tgt` to `deadletter`.
     case roundRobin(name: String, src: String?, tgt: String?, deadletter: String?)
 
@@ -44,17 +45,17 @@ public enum SetupBindings {
 
     /// Static mode, msgflo's `graphBindings`: queue names by the `role.PORT` convention. Pubsub bindings in edge
     /// order between participants, then one round-robin binding per `msgflo/RoundRobin` node.
-    public static func fromConvention(_ graph: ToolGraph) -> [SetupBinding] {
+    public static func fromConvention(_ graph: DesiredGraph) -> [SetupBinding] {
         fromGraph(graph) { $0.conventionQueue } tgtQueue: { $0.conventionQueue }
     }
 
     /// Discover mode: the queues the participants announced. Port names are matched as written, else ignoring case
     /// (the .fbp language may change their case). Throws msgflo's `Could not find <port> in <ports>`.
-    public static func fromDefinitions(_ graph: ToolGraph, _ definitions: [String: ParticipantDefinition]) throws -> [SetupBinding] {
+    public static func fromDefinitions(_ graph: DesiredGraph, _ definitions: [String: ParticipantDefinition]) throws -> [SetupBinding] {
         var failure: ToolFailure?
-        func queue(_ end: ToolGraph.Endpoint, outport: Bool) -> String {
-            guard let definition = definitions[end.process] else {
-                failure = failure ?? ToolFailure("No participant info found for '\(end.process)'")
+        func queue(_ end: DesiredGraph.Endpoint, outport: Bool) -> String {
+            guard let definition = definitions[end.role] else {
+                failure = failure ?? ToolFailure("No participant info found for '\(end.role)'")
                 return end.conventionQueue
             }
             let ports = outport ? definition.outports : definition.inports
@@ -73,25 +74,25 @@ public enum SetupBindings {
         ports.first { $0.id == name } ?? ports.first { $0.id.lowercased() == name.lowercased() }
     }
 
-    static func fromGraph(_ graph: ToolGraph, srcQueue: (ToolGraph.Endpoint) -> String,
-                          tgtQueue: (ToolGraph.Endpoint) -> String) -> [SetupBinding] {
+    static func fromGraph(_ graph: DesiredGraph, srcQueue: (DesiredGraph.Endpoint) -> String,
+                          tgtQueue: (DesiredGraph.Endpoint) -> String) -> [SetupBinding] {
         var pubsub: [SetupBinding] = []
         var rrOrder: [String] = []
         var rr: [String: (src: String?, tgt: String?, dead: String?)] = [:]
-        for p in graph.processes where p.component == ToolGraph.roundRobin {
-            rrOrder.append(p.name)
-            rr[p.name] = (nil, nil, nil)
+        for role in graph.roles where graph.nodes[role]?.component == DesiredGraph.roundRobin {
+            rrOrder.append(role)
+            rr[role] = (nil, nil, nil)
         }
         for edge in graph.edges {
-            if rr[edge.src.process] != nil {
+            if rr[edge.src.role] != nil {
                 if edge.src.port.lowercased() == "deadletter" {
-                    rr[edge.src.process]!.dead = tgtQueue(edge.tgt)
+                    rr[edge.src.role]!.dead = tgtQueue(edge.tgt)
                 } else {
-                    rr[edge.src.process]!.tgt = tgtQueue(edge.tgt)
+                    rr[edge.src.role]!.tgt = tgtQueue(edge.tgt)
                 }
-            } else if rr[edge.tgt.process] != nil {
-                rr[edge.tgt.process]!.src = srcQueue(edge.src)
-            } else if graph.isParticipant(edge.src.process) && graph.isParticipant(edge.tgt.process) {
+            } else if rr[edge.tgt.role] != nil {
+                rr[edge.tgt.role]!.src = srcQueue(edge.src)
+            } else if graph.isDeclaredParticipant(edge.src.role) && graph.isDeclaredParticipant(edge.tgt.role) {
                 pubsub.append(.pubsub(src: srcQueue(edge.src), tgt: tgtQueue(edge.tgt), edge: edge))
             }
         }
@@ -104,12 +105,12 @@ public enum Procfile {
     /// One `<role>: <command>` line per process in graph order, ignored ones left out, then a newline and the
     /// `--include` lines: msgflo's format, byte for byte (its `console.log` adds the final newline, which the caller
     /// prints).
-    public static func generate(_ graph: ToolGraph, library: any CommandLibrary, ignore: [String],
+    public static func generate(_ graph: DesiredGraph, library: any CommandLibrary, ignore: [String],
                                 include: [String]) throws -> String {
         var lines: [String] = []
-        for p in graph.processes where !ignore.contains(p.name) {
-            let command = try library.command(component: p.component ?? "", role: p.name, graph: graph)
-            lines.append("\(p.name): \(command)")
+        for role in graph.roles where !ignore.contains(role) {
+            let command = try library.command(component: graph.nodes[role]?.component ?? "", role: role, graph: graph)
+            lines.append("\(role): \(command)")
         }
         return lines.joined(separator: "\n") + "\n" + include.joined(separator: "\n")
     }

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import MsgFlo
+import MsgFloCoordinator
 import Synchronization
 
 /// `msgflo-setup`: starts a graph's participants (optionally) and connects their queues.
@@ -17,14 +18,14 @@ public struct Setup {
         public init() {}
     }
 
-    public var graph: ToolGraph
+    public var graph: DesiredGraph
     public var options: Options
     public var library: (any CommandLibrary)?
     public var environment: [String: String]
     public var out: @Sendable (String) -> Void
     public var err: @Sendable (String) -> Void
 
-    public init(graph: ToolGraph, options: Options, library: (any CommandLibrary)?, environment: [String: String],
+    public init(graph: DesiredGraph, options: Options, library: (any CommandLibrary)?, environment: [String: String],
                 out: @escaping @Sendable (String) -> Void = Output.line,
                 err: @escaping @Sendable (String) -> Void = Output.error) {
         self.graph = graph
@@ -38,16 +39,16 @@ public struct Setup {
     /// The roles `--participants` starts: graph processes that are participants, limited by `--only`, less
     /// `--ignore`, in graph order.
     public func rolesToStart() -> [String] {
-        var names = graph.processes.map(\.name)
+        var names = graph.roles
         if let only = options.only { names = names.filter(only.contains) }
-        return names.filter { graph.isParticipant($0) && !options.ignore.contains($0) }
+        return names.filter { graph.isDeclaredParticipant($0) && !options.ignore.contains($0) }
     }
 
     /// The commands for those roles, from the component library.
     public func commands() throws -> [(role: String, command: String)] {
         guard let library else { throw ToolFailure("no component library loaded") }
         return try rolesToStart().map { role in
-            (role, try library.command(component: graph.process(role)?.component ?? "", role: role, graph: graph))
+            (role, try library.command(component: graph.nodes[role]?.component ?? "", role: role, graph: graph))
         }
     }
 
@@ -100,7 +101,7 @@ public struct Setup {
 
         let bindings: [SetupBinding]
         if options.discover {
-            let wanted = Set(graph.processes.map(\.name).filter(graph.isParticipant))
+            let wanted = Set(graph.roles.filter(graph.isDeclaredParticipant))
             let missing = try await listener.wait(for: wanted, until: deadline)
             if !missing.isEmpty {
                 throw ToolFailure("setup: Participant discovery timed out: no discovery message from \(missing.sorted().joined(separator: ", ")) within \(options.timeout.seconds) s")
@@ -115,7 +116,7 @@ public struct Setup {
         if mqtt {
             // Learn who takes connectinport: wait for the edge targets we have not heard from yet.
             let targets = Set(bindings.compactMap { b -> String? in
-                if case .pubsub(_, _, let edge) = b { return edge.tgt.process } else { return nil }
+                if case .pubsub(_, _, let edge) = b { return edge.tgt.role } else { return nil }
             })
             let unknown = targets.filter { listener.definition(role: $0) == nil }
             if !unknown.isEmpty {
@@ -125,7 +126,7 @@ public struct Setup {
             for binding in bindings {
                 switch binding {
                 case .pubsub(let src, _, let edge):
-                    if let def = listener.definition(role: edge.tgt.process), def.supports(.connectInport),
+                    if let def = listener.definition(role: edge.tgt.role), def.supports(.connectInport),
                        let inqueue = def.inqueue {
                         let port = SetupBindings.matchPort(edge.tgt.port, in: def.inports)?.id ?? edge.tgt.port
                         let command = CoordinatorCommand(.connectInport, port: port, queue: src, graph: "default/main")
@@ -137,7 +138,7 @@ public struct Setup {
                         outcome.routed.append(binding)
                         made.append(binding)
                     } else {
-                        let why = "\(edge.tgt.process) does not take connectinport, so on MQTT this edge needs a running process to route it: add --forever, or run the msgflo coordinator"
+                        let why = "\(edge.tgt.role) does not take connectinport, so on MQTT this edge needs a running process to route it: add --forever, or run the msgflo coordinator"
                         outcome.notConnected.append((binding, why))
                     }
                 case .roundRobin:

@@ -1,30 +1,31 @@
 import Foundation
 import MsgFlo
+import MsgFloCoordinator
 @testable import MsgFloTools
 import Testing
 
 /// Graph → bindings → printout, msgflo's setup and procfile specs on hand-built graphs (no parser involved), and
 /// setup runs on the in-memory broker.
 @Suite struct SetupLogicTests {
-    typealias E = ToolGraph.Endpoint
+    typealias E = DesiredGraph.Endpoint
 
     /// spec/fixtures/imgflo-server.fbp, as msgflo's parser gives it (ports lower-cased).
-    static let imgflo = ToolGraph(
-        processes: [.init(name: "imgflo_api", component: "imgflo-server/HttpApi"),
-                    .init(name: "imgflo_jobs", component: "msgflo/RoundRobin"),
-                    .init(name: "imgflo_worker", component: "imgflo-server/ProcessImage"),
-                    .init(name: "drop", component: "Drop")],
-        connections: [.edge(.init(src: E("imgflo_api", "newjob"), tgt: E("imgflo_jobs", "in"))),
-                      .edge(.init(src: E("imgflo_jobs", "out"), tgt: E("imgflo_worker", "job"))),
-                      .edge(.init(src: E("imgflo_worker", "jobresult"), tgt: E("imgflo_api", "jobresult"))),
-                      .edge(.init(src: E("imgflo_jobs", "deadletter"), tgt: E("drop", "in"))),
-                      .initial(.init(data: "ignored", tgt: E("imgflo_api", "iip")))])
+    static let imgflo = DesiredGraph(
+        nodes: [("imgflo_api", .init(component: "imgflo-server/HttpApi")),
+                ("imgflo_jobs", .init(component: "msgflo/RoundRobin")),
+                ("imgflo_worker", .init(component: "imgflo-server/ProcessImage")),
+                ("drop", .init(component: "Drop"))],
+        edges: [.init(E("imgflo_api", "newjob"), E("imgflo_jobs", "in")),
+                .init(E("imgflo_jobs", "out"), E("imgflo_worker", "job")),
+                .init(E("imgflo_worker", "jobresult"), E("imgflo_api", "jobresult")),
+                .init(E("imgflo_jobs", "deadletter"), E("drop", "in"))],
+        initials: [.init("ignored", to: E("imgflo_api", "iip"))])
 
     @Test func imgfloBindings() {
         let b = SetupBindings.fromConvention(Self.imgflo)
         #expect(b.count == 2)
         #expect(b[0] == .pubsub(src: "imgflo_worker.JOBRESULT", tgt: "imgflo_api.JOBRESULT",
-                                edge: .init(src: E("imgflo_worker", "jobresult"), tgt: E("imgflo_api", "jobresult"))))
+                                edge: .init(E("imgflo_worker", "jobresult"), E("imgflo_api", "jobresult"))))
         #expect(b[1] == .roundRobin(name: "imgflo_jobs", src: "imgflo_api.NEWJOB", tgt: "imgflo_worker.JOB",
                                     deadletter: "drop.IN"))
         #expect(SetupBindings.pretty(b) == """
@@ -50,10 +51,50 @@ import Testing
         #expect(throws: ToolFailure.self) {
             try Procfile.generate(Self.imgflo, library: try Self.library([:]), ignore: [], include: [])
         }
-        let iips = ToolGraph(processes: [.init(name: "fast", component: "W")],
-                             connections: [.initial(.init(data: "8082", tgt: E("fast", "port")))])
+        let iips = DesiredGraph(nodes: [("fast", .init(component: "W"))], initials: [.init("8082", to: E("fast", "port"))])
         let t2 = try Procfile.generate(iips, library: try Self.library(["W": "run --iips #IIPS"]), ignore: [], include: [])
         #expect(t2 == "fast: run --iips '{\"port\":\"8082\"}'\n")
+    }
+
+    /// A JSON graph read through the FBP adapter the coordinator uses too: processes, edges and IIPs in graph order.
+    /// The tools start and connect only nodes that name a component (an explicit "" names one); an edge to a process
+    /// the graph does not declare is skipped. The coordinator counts both as participants it waits for.
+    @Test func jsonGraphNodesWithoutComponents() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("setup-logic-\(UUID().uuidString).json").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try """
+            {"processes": {"a": {"component": "Repeat"}, "nocomp": {}, "empty": {"component": ""}, "b": {"component": "Repeat"}},
+             "connections": [
+              {"src": {"process": "a", "port": "out"}, "tgt": {"process": "b", "port": "in"}},
+              {"data": "hello", "tgt": {"process": "b", "port": "greet"}},
+              {"src": {"process": "a", "port": "x"}, "tgt": {"process": "nocomp", "port": "in"}},
+              {"src": {"process": "a", "port": "y"}, "tgt": {"process": "empty", "port": "in"}},
+              {"src": {"process": "a", "port": "z"}, "tgt": {"process": "ghost", "port": "in"}},
+              {"data": 3, "tgt": {"process": "a", "port": "n"}},
+              {"data": 4, "tgt": {"process": "a", "port": "m"}},
+              {"src": {"process": "b", "port": "out"}, "tgt": {"process": "a", "port": "in"}}]}
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        let g = try MsgFloTools.GraphFile.load(path)
+        #expect(g.roles == ["a", "nocomp", "empty", "b"])
+        #expect(g.nodes["nocomp"]?.component == "" && g.nodes["nocomp"]?.namesComponent == false)
+        #expect(g.nodes["empty"]?.component == "" && g.nodes["empty"]?.namesComponent == true)
+        #expect(g.edges.map(\.description) == ["a OUT -> IN b", "a X -> IN nocomp", "a Y -> IN empty", "a Z -> IN ghost", "b OUT -> IN a"])
+        #expect(["a", "nocomp", "empty", "b", "ghost"].map(g.isDeclaredParticipant) == [true, false, true, true, false])
+        #expect(["nocomp", "ghost"].allSatisfy(g.isParticipant))
+        #expect(SetupBindings.pretty(SetupBindings.fromConvention(g)) == """
+            Set up bindings:
+             PUBSUB: \t a.OUT -> b.IN
+            PUBSUB: \t a.Y -> empty.IN
+            PUBSUB: \t b.OUT -> a.IN
+            """)
+        #expect(Setup(graph: g, options: .init(), library: nil, environment: [:]).rolesToStart() == ["a", "empty", "b"])
+        let lib = try Self.library(["Repeat": "rep #ROLE #IIPS", "": "none #ROLE"])
+        #expect(try Procfile.generate(g, library: lib, ignore: ["empty"], include: []) == """
+            a: rep a '{"n":3,"m":4}'
+            nocomp: none nocomp
+            b: rep b '{"greet":"hello"}'
+
+            """)
     }
 
     @Test func commandWords() throws {
@@ -63,9 +104,8 @@ import Testing
         #expect(Setup.nodeArray(["a", "b"]) == "[ 'a', 'b' ]")
     }
 
-    static let simple = ToolGraph(
-        processes: [.init(name: "a", component: "Repeat"), .init(name: "b", component: "Repeat")],
-        connections: [.edge(.init(src: E("a", "out"), tgt: E("b", "in")))])
+    static let simple = DesiredGraph(nodes: [("a", .init(component: "Repeat")), ("b", .init(component: "Repeat"))],
+                                     edges: [.init(E("a", "out"), E("b", "in"))])
 
     @Test func staticSetupOnAMQPBindsEvenBeforeParticipantsExist() async throws {
         let broker = InMemoryBroker()

@@ -3,11 +3,12 @@ import MsgFlo
 
 extension DesiredGraph {
     /// The desired graph of an FBP graph (parsed from .fbp or read from the JSON form): processes become nodes,
-    /// connections edges or IIPs (in order), exported ports keep their public names.
+    /// connections edges or IIPs (each in graph order), exported ports keep their public names. The coordinator and
+    /// the tools both read graphs through this.
     public init(fbp graph: FBPGraph, name: String = "main") {
         self.init(name: graph.properties?["name"]?.stringValue ?? name)
         for (role, process) in graph.processes {
-            setNode(role, Node(component: process.component ?? "", metadata: process.metadata.map { Self.convert(.object($0)) }))
+            setNode(role, Node(component: process.component, metadata: process.metadata.map { Self.convert(.object($0)) }))
         }
         for c in graph.connections {
             let tgt = Endpoint(c.tgt.process, c.tgt.port)

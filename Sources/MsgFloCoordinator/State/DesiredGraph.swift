@@ -1,13 +1,18 @@
 import MsgFlo
 
-/// The network the coordinator keeps the broker matching: nodes (roles), edges between their ports, IIPs and
-/// exported ports. Built from an FBP graph (.fbp or .json) or by hand.
+/// A graph as msgflo sees it: nodes (roles) with their components, edges between their ports, IIPs and exported
+/// ports, each in graph order. The network the coordinator keeps the broker matching, and the graph the tools
+/// (msgflo-setup, msgflo-procfile) start and connect. Built from an FBP graph (.fbp or .json) or by hand.
 public struct DesiredGraph: Sendable, Hashable {
     public struct Node: Sendable, Hashable {
+        /// The component; "" when the graph names none.
         public var component: String
+        /// Whether the graph names a component (a JSON graph may leave it out).
+        public var namesComponent: Bool
         public var metadata: JSONValue?
-        public init(component: String, metadata: JSONValue? = nil) {
-            self.component = component
+        public init(component: String?, metadata: JSONValue? = nil) {
+            self.component = component ?? ""
+            self.namesComponent = component != nil
             self.metadata = metadata
         }
     }
@@ -20,6 +25,8 @@ public struct DesiredGraph: Sendable, Hashable {
             self.port = port
         }
         public var description: String { "\(role).\(port)" }
+        /// msgflo's queue naming convention: `<role>.<PORT upper-cased>`.
+        public var conventionQueue: String { PortDefinition.defaultQueue(role: role, port: port) }
     }
 
     public struct Edge: Sendable, Hashable, CustomStringConvertible {
@@ -91,10 +98,18 @@ public struct DesiredGraph: Sendable, Hashable {
         outports.removeAll { $0.endpoint.role == role }
     }
 
-    /// A node run by a participant (not one of the broker-level helpers RoundRobin and PubSub).
+    /// A node run by a participant (not one of the broker-level helpers RoundRobin and PubSub), as the coordinator
+    /// reads it: a role the graph does not declare, or a node without a component, is one it waits for.
     public func isParticipant(_ role: String) -> Bool {
         guard let c = nodes[role]?.component else { return true }
         return c != Self.roundRobin && c != Self.pubSub
+    }
+
+    /// msgflo's `isParticipant` as its tools apply it: a node of the graph that names a component other than the
+    /// broker-level helpers (a role the graph does not declare, or a node without a component, is not one).
+    public func isDeclaredParticipant(_ role: String) -> Bool {
+        guard let node = nodes[role], node.namesComponent else { return false }
+        return isParticipant(role)
     }
 
     /// The queue of an exported port, by msgflo's naming convention with the graph as the role:
