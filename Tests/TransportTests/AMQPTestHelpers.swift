@@ -85,9 +85,8 @@ final class LogCapture: Sendable {
             get { metadata[key] }
             set { metadata[key] = newValue }
         }
-        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
-                 file: String, function: String, line: UInt) {
-            store.lines.withLock { $0.append("\(level): \(message)") }
+        func log(event: LogEvent) {
+            store.lines.withLock { $0.append("\(event.level): \(event.message)") }
         }
     }
 }
