@@ -27,8 +27,80 @@ public enum FBP {
 
     /// Parses `.fbp` text given as UTF-8 bytes (which must be valid UTF-8).
     public static func parse(utf8: UnsafeBufferPointer<UInt8>, options: ParseOptions = ParseOptions()) throws -> ParseResult {
+        let parsed = try read(utf8: utf8, options: options)
+        return ParseResult(graph: parsed.graph, warnings: parsed.warnings)
+    }
+
+    /// Parses (and validates) `.fbp` text given as UTF-8 bytes (which must be valid UTF-8), like
+    /// `parse`, but stops before building the `Graph`: see `ParsedGraph`.
+    public static func read(utf8: UnsafeBufferPointer<UInt8>, options: ParseOptions = ParseOptions()) throws -> ParsedGraph {
         var reader = FBPReader(utf8, options: options)
         return try reader.run()
+    }
+
+    /// Whether the bytes are well-formed UTF-8 (no overlong forms, surrogates or values past
+    /// U+10FFFF), that is, whether `String(decoding:as:)` would keep them as they are.
+    public static func isValidUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let p = bytes.baseAddress else { return true }
+        let n = bytes.count
+        var i = 0
+        while i < n {
+            while i + 8 <= n && UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self) & 0x8080_8080_8080_8080 == 0 { i += 8 }
+            if i >= n { break }
+            let c = p[i]
+            if c < 0x80 {
+                i += 1
+            } else if c < 0xC2 {
+                return false
+            } else if c < 0xE0 {
+                guard i + 1 < n, p[i + 1] & 0xC0 == 0x80 else { return false }
+                i += 2
+            } else if c < 0xF0 {
+                guard i + 2 < n else { return false }
+                let c1 = p[i + 1]
+                guard c1 & 0xC0 == 0x80, p[i + 2] & 0xC0 == 0x80 else { return false }
+                if c == 0xE0 && c1 < 0xA0 { return false }  // overlong
+                if c == 0xED && c1 > 0x9F { return false }  // UTF-16 surrogates
+                i += 3
+            } else if c < 0xF5 {
+                guard i + 3 < n else { return false }
+                let c1 = p[i + 1]
+                guard c1 & 0xC0 == 0x80, p[i + 2] & 0xC0 == 0x80, p[i + 3] & 0xC0 == 0x80 else { return false }
+                if c == 0xF0 && c1 < 0x90 { return false }  // overlong
+                if c == 0xF4 && c1 > 0x8F { return false }  // past U+10FFFF
+                i += 4
+            } else {
+                return false
+            }
+        }
+        return true
+    }
+
+    /// Calls `body` with the bytes if they are valid UTF-8, else with those of
+    /// `String(decoding: bytes, as: UTF8.self)`, where invalid sequences are U+FFFD (as when node
+    /// reads a file as "utf-8"). Saves decoding big valid texts into a String first.
+    public static func withValidUTF8<R>(_ bytes: UnsafeBufferPointer<UInt8>, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        if isValidUTF8(bytes) { return try body(bytes) }
+        var text = String(decoding: bytes, as: UTF8.self)
+        return try text.withUTF8 { try body($0) }
+    }
+}
+
+/// A parsed and validated `.fbp` text before it becomes a `Graph`. Its JSON text can be written
+/// straight from the parser's interned names, which for big graphs is much faster and smaller
+/// than building the `Graph` and writing that (the text is the same, byte for byte).
+public struct ParsedGraph: Sendable {
+    /// The same warnings as `FBP.parse` gives.
+    public let warnings: [Warning]
+    let records: GraphRecords
+
+    /// The graph, as `FBP.parse` gives it.
+    public var graph: Graph { records.makeGraph() }
+
+    /// Writes `graph.jsonBytes(indent:)`, followed by a line break if `newline`, in chunks to
+    /// `output` (each buffer is valid only during its call), without building the `Graph`.
+    public func writeJSON(indent: Int = 2, newline: Bool = false, to output: (UnsafeBufferPointer<UInt8>) -> Void) {
+        records.writeJSON(indent: indent, newline: newline, to: output)
     }
 }
 
@@ -39,22 +111,18 @@ struct FBPReader {
     var b: UnsafeBufferPointer<UInt8> { g.b }
     var n: Int { g.n }
 
-    // processes
+    // processes, by interned ids; the graph's strings are made once per distinct name at the end
     var nodeNames = NameTable()
     var procOfName: [Int32] = []  // name id → index in procs, or -1
-    var procNames: [String] = []
-    var procs: [Process] = []
-    var procPos: [Int] = []
+    var procs: [ProcRecord] = []
     var portNames = NameTable()
-    var scratch: [UInt8] = []
+    var compNames = NameTable()
+    var metas: [JSONObject] = []
     var anonCounters: [String: Int] = [:]
 
     // connections, with where their ends were written
-    var connections: [Connection] = []
-    var connSrcPos: [Int] = []
-    var connTgtPos: [Int] = []
-    var connSrcId: [Int32] = []
-    var connTgtId: [Int32] = []
+    var edges: [EdgeRecord] = []
+    var edgeData: [JSONValue] = []
     var exportIds: [String: Int32] = [:]  // "i:" / "o:" + public name → node name id
 
     var inports = OrderedMap<ExportedPort>()
@@ -67,6 +135,8 @@ struct FBPReader {
     var defaultOut = "OUT"
     var defaultInFolded = "in"
     var defaultOutFolded = "out"
+    var defaultInId: Int32 = -1  // port name id of the default in-port, once interned
+    var defaultOutId: Int32 = -1
 
     var notes: [(Int, String)] = []
     /// The previous statement ended without a comma, comment or line break, so this one continues
@@ -78,7 +148,7 @@ struct FBPReader {
         self.options = options
     }
 
-    mutating func run() throws -> ParseResult {
+    mutating func run() throws -> ParsedGraph {
         if n >= Int(Int32.max) {
             throw FBPError(kind: .syntax, message: "input too large: .fbp texts are limited to 2 GiB", location: nil, sourceLine: nil, expected: [], found: nil)
         }
@@ -88,14 +158,8 @@ struct FBPReader {
         let estimate = n / 48
         nodeNames = NameTable(capacity: estimate)
         procOfName.reserveCapacity(estimate)
-        procNames.reserveCapacity(estimate)
         procs.reserveCapacity(estimate)
-        procPos.reserveCapacity(estimate)
-        connections.reserveCapacity(estimate)
-        connSrcPos.reserveCapacity(estimate)
-        connTgtPos.reserveCapacity(estimate)
-        connSrcId.reserveCapacity(estimate)
-        connTgtId.reserveCapacity(estimate)
+        edges.reserveCapacity(estimate)
         while pos < n {
             let q = line(pos, &elems)
             if q < 0 { break }
@@ -105,16 +169,7 @@ struct FBPReader {
             g.fail(pos, .endOfInput)
             throw g.syntaxError(kind: .syntax)
         }
-        var graph = Graph()
-        graph.caseSensitive = options.caseSensitive
-        var procIndex = [String: Int](minimumCapacity: procNames.count)
-        for (i, name) in procNames.enumerated() { procIndex[name] = i }
-        graph.processes = OrderedMap(keys: procNames, values: procs, index: procIndex)
-        graph.connections = connections
-        graph.inports = inports
-        graph.outports = outports
-        graph.properties = properties
-        if options.validateContents { try validate(graph) }
+        if options.validateContents { try validate() }
         var all = notes + g.jsonNotes
         var warnings: [Warning] = []
         if !all.isEmpty {
@@ -124,7 +179,10 @@ struct FBPReader {
             let idx = LineIndex(b)
             warnings = all.map { Warning(message: $0.1, location: idx.location($0.0)) }
         }
-        return ParseResult(graph: graph, warnings: warnings)
+        let records = GraphRecords(caseSensitive: options.caseSensitive, nodeNames: nodeNames, portNames: portNames, compNames: compNames,
+                                   procs: procs, metas: metas, edges: edges, edgeData: edgeData, inports: inports, outports: outports,
+                                   properties: properties)
+        return ParsedGraph(warnings: warnings, records: records)
     }
 
     // MARK: helpers
@@ -133,25 +191,38 @@ struct FBPReader {
         String(decoding: UnsafeBufferPointer(rebasing: b[s..<e]), as: UTF8.self)
     }
 
-    /// A port name as it goes into the graph: lower-cased unless case-sensitive.
-    mutating func portName(_ s: Int, _ e: Int) -> String {
+    @inline(__always) func bytes(_ s: Int, _ e: Int) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: b.baseAddress! + s, count: e - s)
+    }
+
+    /// The id of a port name as it goes into the graph: lower-cased unless case-sensitive.
+    mutating func portNameId(_ s: Int, _ e: Int) -> Int32 {
         var i = s
         if !options.caseSensitive { while i < e && !(b[i] >= 65 && b[i] <= 90) { i += 1 } } else { i = e }
-        if i == e {
-            let id = portNames.intern(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: b[s..<e])))
-            return portNames.names[Int(id)]
+        if i == e { return portNames.intern(bytes(s, e)) }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: e - s) { t in
+            for j in 0..<(e - s) {
+                let c = b[s + j]
+                t[j] = c >= 65 && c <= 90 ? c + 32 : c
+            }
+            return portNames.intern(UnsafeRawBufferPointer(t))
         }
-        scratch.removeAll(keepingCapacity: true)
-        scratch.append(contentsOf: b[s..<e])
-        for j in scratch.indices where scratch[j] >= 65 && scratch[j] <= 90 { scratch[j] += 32 }
-        let id = scratch.withUnsafeBytes { portNames.intern($0) }
+    }
+
+    mutating func portName(_ s: Int, _ e: Int) -> String {
+        let id = portNameId(s, e)  // intern first: the table may grow
         return portNames.names[Int(id)]
     }
 
-    mutating func portRef(_ process: String, _ p: PortOcc?, defaultPort: Bool) -> PortRef {
-        if let p { return PortRef(process: process, port: portName(p.start, p.nameEnd), index: p.index) }
-        let d = options.caseSensitive ? (defaultPort ? defaultIn : defaultOut) : (defaultPort ? defaultInFolded : defaultOutFolded)
-        return PortRef(process: process, port: d)
+    /// The port name id and index (-1 for none) of a written port, or of the default port.
+    mutating func portRef(_ p: PortOcc?, defaultPort: Bool) -> (Int32, Int32) {
+        if let p { return (portNameId(p.start, p.nameEnd), p.index.map { Int32(clamping: $0) } ?? -1) }
+        if defaultPort {
+            if defaultInId < 0 { defaultInId = portNames.intern(options.caseSensitive ? defaultIn : defaultInFolded) }
+            return (defaultInId, -1)
+        }
+        if defaultOutId < 0 { defaultOutId = portNames.intern(options.caseSensitive ? defaultOut : defaultOutFolded) }
+        return (defaultOutId, -1)
     }
 
     mutating func warn(_ at: Int, _ message: String) {
@@ -187,7 +258,11 @@ struct FBPReader {
                     let e = portNameOnly(r)
                     if e >= 0 {
                         let name = str(r, e)
-                        if inport { defaultIn = name; defaultInFolded = name.lowercased() } else { defaultOut = name; defaultOutFolded = name.lowercased() }
+                        if inport {
+                            defaultIn = name; defaultInFolded = name.lowercased(); defaultInId = -1
+                        } else {
+                            defaultOut = name; defaultOutFolded = name.lowercased(); defaultOutId = -1
+                        }
                         return terminator(g.spaces(e))
                     }
                 }
@@ -260,7 +335,7 @@ struct FBPReader {
 
     /// `portName` without index; returns the end or -1.
     mutating func portNameOnly(_ p: Int) -> Int {
-        if p < n && classNameStart[Int(b[p])] { return g.scan(p + 1, classPortChar, .portChar) }
+        if g.isClass(p, CC.nameStart) { return g.scan(p + 1, CC.portChar, .portChar) }
         g.fail(p, .nameStart)
         return -1
     }
@@ -280,7 +355,8 @@ struct FBPReader {
         }
         let ue = portNameOnly(pe + 1)
         guard ue >= 0 else { return nil }
-        let (process, pid) = resolve(N)
+        let pid = resolve(N)
+        let process = nodeNames.names[Int(pid)]
         exportIds[(inport ? "i:" : "o:") + portName(pe + 1, ue)] = pid
         let port = portName(N.end + 1, pe)
         let pub = portName(pe + 1, ue)
@@ -311,18 +387,18 @@ struct FBPReader {
             return nil
         }
         let ks = q + 1
-        guard ks < n && classAnnKey[Int(b[ks])] else {
+        guard g.isClass(ks, CC.annKey) else {
             g.fail(ks, .annKey)
             return nil
         }
-        let ke = g.scan(ks + 1, classAnnKey, .annKey)
+        let ke = g.scan(ks + 1, CC.annKey, .annKey)
         let vs = g.spaces1(ke)
         guard vs >= 0 else { return nil }
-        guard vs < n && classAnnValue[Int(b[vs])] else {
+        guard g.isClass(vs, CC.annValue) else {
             g.fail(vs, .annValue)
             return nil
         }
-        let ve = g.scan(vs + 1, classAnnValue, .annValue)
+        let ve = g.scan(vs + 1, CC.annValue, .annValue)
         return (ks, ke, vs, ve)
     }
 
@@ -386,8 +462,8 @@ struct FBPReader {
         return str(s, i) + "_" + str(j, e)
     }
 
-    /// Registers the node's declaration (if any) and returns its process name and name id.
-    mutating func resolve(_ N: NodeOcc) -> (String, Int32) {
+    /// Registers the node's declaration (if any) and returns its name id.
+    mutating func resolve(_ N: NodeOcc) -> Int32 {
         let id: Int32
         if N.kind == .anonymous {
             let stem = anonymousStem(N.compStart, N.compEnd)
@@ -395,36 +471,40 @@ struct FBPReader {
             anonCounters[stem] = count
             id = nodeNames.intern("_" + stem + "_" + String(count))
         } else {
-            id = nodeNames.intern(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: b[N.start..<N.nameEnd])))
+            id = nodeNames.intern(bytes(N.start, N.nameEnd))
         }
         if Int(id) == procOfName.count { procOfName.append(-1) }
-        let name = nodeNames.names[Int(id)]
-        if N.kind != .ref { declare(name, id, N) }
-        return (name, id)
+        if N.kind != .ref { declare(id, N) }
+        return id
     }
 
-    mutating func declare(_ name: String, _ id: Int32, _ N: NodeOcc) {
+    mutating func declare(_ id: Int32, _ N: NodeOcc) {
         var i = Int(procOfName[Int(id)])
         if i < 0 {
             i = procs.count
             procOfName[Int(id)] = Int32(i)
-            procNames.append(name)
-            procs.append(Process())
-            procPos.append(N.start)
+            procs.append(ProcRecord(name: id, pos: Int32(truncatingIfNeeded: N.start)))
         }
         if N.compEnd > N.compStart {
-            let comp = str(N.compStart, N.compEnd)
-            if let old = procs[i].component, old != comp {
-                warn(N.start, "node \"\(name)\" was declared with component \"\(old)\"; this declaration replaces it with \"\(comp)\" (the last one wins)")
+            let comp = compNames.intern(bytes(N.compStart, N.compEnd))
+            let old = procs[i].comp
+            if old >= 0 && old != comp {
+                warn(N.start, "node \"\(nodeNames.names[Int(id)])\" was declared with component \"\(compNames.names[Int(old)])\"; this declaration replaces it with \"\(compNames.names[Int(comp)])\" (the last one wins)")
             }
-            procs[i].component = comp
+            procs[i].comp = comp
         }
         if N.metaStart >= 0 {
             let meta = metadata(N.metaStart, N.metaEnd)
-            if let old = procs[i].metadata, old != meta {
-                warn(N.metaStart, "node \"\(name)\": this metadata replaces the metadata declared before (\(JSONWriter.string(.object(old), indent: 0)))")
+            let old = procs[i].meta
+            if old >= 0 {
+                if metas[Int(old)] != meta {
+                    warn(N.metaStart, "node \"\(nodeNames.names[Int(id)])\": this metadata replaces the metadata declared before (\(JSONWriter.string(.object(metas[Int(old)]), indent: 0)))")
+                }
+                metas[Int(old)] = meta
+            } else {
+                procs[i].meta = Int32(metas.count)
+                metas.append(meta)
             }
-            procs[i].metadata = meta
         }
     }
 
@@ -496,7 +576,8 @@ struct FBPReader {
     mutating func commitConnection(_ elems: [Element]) {
         if elems.count == 1 {
             guard case .inport(let P, let N, _) = elems[0] else { return }
-            let (name, _) = resolve(N)
+            let id = resolve(N)  // intern first: the table may grow
+            let name = nodeNames.names[Int(id)]
             if let P {
                 let port = str(P.start, P.end)
                 if N.kind == .ref {
@@ -514,26 +595,14 @@ struct FBPReader {
             return
         }
         // The reference flattens all half-edges and pairs a src/data with the tgt right after it
-        // (skipping past both). Streaming: `pending` is the previous unpaired src/data.
-        var pending: (PortRef?, JSONValue?, Int, Int32)? = nil
-        func source(_ ref: PortRef?, _ data: JSONValue?, _ pos: Int, _ id: Int32) {
-            pending = (ref, data, pos, id)
-        }
-        func target(_ ref: PortRef, _ pos: Int, _ id: Int32) {
-            if let (s, d, sp, sid) = pending {
-                connections.append(Connection(src: s, data: d, tgt: ref))
-                connSrcPos.append(sp)
-                connTgtPos.append(pos)
-                connSrcId.append(sid)
-                connTgtId.append(id)
-            }
-            pending = nil
-        }
-        for i in elems.indices {
-            let e = elems[i]
-            switch e {
+        // (skipping past both). Streaming: `pending` is the previous unpaired src/data, as an edge
+        // whose target is not filled in yet.
+        var pending = EdgeRecord()
+        var hasPending = false
+        for i in 0..<elems.count {
+            switch elems[i] {
             case .bridge(let inP, let N, let outP, _):
-                let (name, id) = resolve(N)
+                let id = resolve(N)
                 if i == 0 {
                     if let inP {
                         let port = str(inP.start, inP.end)
@@ -543,17 +612,27 @@ struct FBPReader {
                         }
                         warn(inP.start, "in-port \"\(port)\" before the first node of a connection is ignored\(hint)")
                     }
-                } else {
-                    target(portRef(name, inP, defaultPort: true), N.start, id)
+                } else if hasPending {
+                    (pending.tgtPort, pending.tgtIndex) = portRef(inP, defaultPort: true)
+                    pending.tgtNode = id
+                    pending.tgtPos = Int32(truncatingIfNeeded: N.start)
+                    edges.append(pending)
                 }
-                source(portRef(name, outP, defaultPort: false), nil, N.start, id)
+                (pending.srcPort, pending.srcIndex) = portRef(outP, defaultPort: false)
+                pending.srcNode = id
+                pending.srcPos = Int32(truncatingIfNeeded: N.start)
+                hasPending = true
             case .outport(let N, let P):
-                let (name, id) = resolve(N)
+                let id = resolve(N)
                 if i > 0 {
+                    let name = nodeNames.names[Int(id)]
                     let text = excerpt(N.start, P?.end ?? N.end)
                     warn(N.start, "the connection into \"\(text)\" is dropped: in the middle of a connection a node needs an in-port and an out-port, like \"IN \(name) OUT\" (or a component, like \"\(name)()\")")
                 }
-                source(portRef(name, P, defaultPort: false), nil, N.start, id)
+                (pending.srcPort, pending.srcIndex) = portRef(P, defaultPort: false)
+                pending.srcNode = id
+                pending.srcPos = Int32(truncatingIfNeeded: N.start)
+                hasPending = true
             case .iip(let v, let s32, let end32):
                 let s = Int(s32), end = Int(end32)
                 if i > 0 {
@@ -576,24 +655,35 @@ struct FBPReader {
                     }
                     data = .string(t)
                 }
-                source(nil, data, s, -1)
+                pending.srcNode = -1
+                pending.srcPort = Int32(edgeData.count)
+                pending.srcIndex = -1
+                pending.srcPos = s32
+                edgeData.append(data)
+                hasPending = true
             case .inport(let P, let N, _):
-                let (name, id) = resolve(N)
-                target(portRef(name, P, defaultPort: true), N.start, id)
+                let id = resolve(N)
+                if hasPending {
+                    (pending.tgtPort, pending.tgtIndex) = portRef(P, defaultPort: true)
+                    pending.tgtNode = id
+                    pending.tgtPos = Int32(truncatingIfNeeded: N.start)
+                    edges.append(pending)
+                }
+                hasPending = false
             }
         }
     }
 
     // MARK: validation (fbp-dsl.md §9.2)
 
-    func validate(_ graph: Graph) throws {
+    func validate() throws {
         func fail(_ at: Int, _ message: String) -> FBPError {
             let idx = LineIndex(b)
             return FBPError(kind: .validation, message: message, location: idx.location(at),
                             sourceLine: idx.lineText(containing: at), expected: [], found: nil)
         }
-        for (i, p) in procs.enumerated() where p.component == nil || p.component!.isEmpty {
-            throw fail(procPos[i], "Node \"\(procNames[i])\" does not have a component defined")
+        for p in procs where p.comp < 0 {
+            throw fail(Int(p.pos), "Node \"\(nodeNames.names[Int(p.name)])\" does not have a component defined")
         }
         func undefined(_ id: Int32?) -> Bool { id.map { procOfName[Int($0)] < 0 } ?? true }
         for (pub, e) in inports where undefined(exportIds["i:" + pub]) {
@@ -602,17 +692,147 @@ struct FBPReader {
         for (pub, e) in outports where undefined(exportIds["o:" + pub]) {
             throw fail(outportPos[pub] ?? 0, "Outport \"\(pub)\" is connected to an undefined source node \"\(e.process)\"")
         }
-        for (i, c) in connections.enumerated() {
-            if procOfName[Int(connTgtId[i])] < 0 {
-                if let d = c.data {
-                    throw fail(connTgtPos[i], "IIP containing \"\(d.javaScriptString)\" is connected to an undefined target node \"\(c.tgt.process)\"")
+        for c in edges {
+            if procOfName[Int(c.tgtNode)] < 0 {
+                let tgt = nodeNames.names[Int(c.tgtNode)]
+                if c.srcNode < 0 {
+                    throw fail(Int(c.tgtPos), "IIP containing \"\(edgeData[Int(c.srcPort)].javaScriptString)\" is connected to an undefined target node \"\(tgt)\"")
                 }
-                throw fail(connTgtPos[i], "Edge from \"\(c.src?.process ?? "")\" port \"\(c.src?.port ?? "")\" is connected to an undefined target node \"\(c.tgt.process)\"")
+                throw fail(Int(c.tgtPos), "Edge from \"\(nodeNames.names[Int(c.srcNode)])\" port \"\(portNames.names[Int(c.srcPort)])\" is connected to an undefined target node \"\(tgt)\"")
             }
-            if let s = c.src, procOfName[Int(connSrcId[i])] < 0 {
-                throw fail(connSrcPos[i], "Edge to \"\(c.tgt.process)\" port \"\(c.tgt.port)\" is connected to an undefined source node \"\(s.process)\"")
+            if c.srcNode >= 0 && procOfName[Int(c.srcNode)] < 0 {
+                throw fail(Int(c.srcPos), "Edge to \"\(nodeNames.names[Int(c.tgtNode)])\" port \"\(portNames.names[Int(c.tgtPort)])\" is connected to an undefined source node \"\(nodeNames.names[Int(c.srcNode)])\"")
+            }
+        }
+    }
+
+}
+
+/// What the parser found, by interned ids: the `Graph` is built from it, or its JSON text written.
+struct GraphRecords: Sendable {
+    var caseSensitive: Bool
+    var nodeNames: NameTable
+    var portNames: NameTable
+    var compNames: NameTable
+    var procs: [ProcRecord]
+    var metas: [JSONObject]
+    var edges: [EdgeRecord]
+    var edgeData: [JSONValue]
+    var inports: OrderedMap<ExportedPort>
+    var outports: OrderedMap<ExportedPort>
+    var properties: JSONObject?
+
+    func makeGraph() -> Graph {
+        var graph = Graph()
+        graph.caseSensitive = caseSensitive
+        let names = nodeNames.names
+        var keys: [String] = []
+        var values: [Process] = []
+        var index = [String: Int](minimumCapacity: procs.count)
+        keys.reserveCapacity(procs.count)
+        values.reserveCapacity(procs.count)
+        for (i, p) in procs.enumerated() {
+            let name = names[Int(p.name)]
+            keys.append(name)
+            values.append(Process(component: p.comp < 0 ? nil : compNames.names[Int(p.comp)], metadata: p.meta < 0 ? nil : metas[Int(p.meta)]))
+            index[name] = i
+        }
+        graph.processes = OrderedMap(keys: keys, values: values, index: index)
+        let ports = portNames.names
+        var connections: [Connection] = []
+        connections.reserveCapacity(edges.count)
+        for e in edges {
+            let tgt = PortRef(process: names[Int(e.tgtNode)], port: ports[Int(e.tgtPort)], index: e.tgtIndex < 0 ? nil : Int(e.tgtIndex))
+            if e.srcNode < 0 {
+                connections.append(Connection(data: edgeData[Int(e.srcPort)], tgt: tgt))
+            } else {
+                let src = PortRef(process: names[Int(e.srcNode)], port: ports[Int(e.srcPort)], index: e.srcIndex < 0 ? nil : Int(e.srcIndex))
+                connections.append(Connection(src: src, tgt: tgt))
+            }
+        }
+        graph.connections = connections
+        graph.inports = inports
+        graph.outports = outports
+        graph.properties = properties
+        return graph
+    }
+
+    func writeJSON(indent: Int, newline: Bool, to output: (UnsafeBufferPointer<UInt8>) -> Void) {
+        nodeNames.withNames { nodes in
+            portNames.withNames { ports in
+                compNames.withNames { comps in
+                    procs.withUnsafeBufferPointer { procs in
+                        edges.withUnsafeBufferPointer { edges in
+                            let view = RecordsView(records: self, nodes: nodes, ports: ports, comps: comps, procs: procs, edges: edges)
+                            writeGraphJSON(view, indent: indent, newline: newline, to: output)
+                        }
+                    }
+                }
             }
         }
     }
 }
 
+/// The records as the JSON writer sees them; names are written from the name tables' bytes.
+struct RecordsView: GraphJSONView {
+    let records: GraphRecords
+    let nodes: NameBytes
+    let ports: NameBytes
+    let comps: NameBytes
+    let procs: UnsafeBufferPointer<ProcRecord>
+    let edges: UnsafeBufferPointer<EdgeRecord>
+
+    var inports: OrderedMap<ExportedPort> { records.inports }
+    var outports: OrderedMap<ExportedPort> { records.outports }
+    var groups: [JSONValue] { [] }
+    var properties: JSONObject? { records.properties }
+    var caseSensitive: Bool { records.caseSensitive }
+    var processCount: Int { procs.count }
+    func processName(_ i: Int) -> NameRef { nodes[procs[i].name] }
+    func component(_ i: Int) -> NameRef? {
+        let c = procs[i].comp
+        return c < 0 ? nil : comps[c]
+    }
+    func metadata(_ i: Int) -> JSONObject? {
+        let m = procs[i].meta
+        return m < 0 ? nil : records.metas[Int(m)]
+    }
+    var connectionCount: Int { edges.count }
+    @inline(__always) func src(_ i: Int) -> PortView<NameRef>? {
+        let e = edges[i]
+        if e.srcNode < 0 { return nil }
+        return PortView(process: nodes[e.srcNode], port: ports[e.srcPort], index: e.srcIndex < 0 ? nil : Int(e.srcIndex))
+    }
+    func data(_ i: Int) -> JSONValue? {
+        let e = edges[i]
+        if e.srcNode >= 0 { return Optional.none }  // (a bare nil would be JSONValue.null)
+        return records.edgeData[Int(e.srcPort)]
+    }
+    @inline(__always) func tgt(_ i: Int) -> PortView<NameRef> {
+        let e = edges[i]
+        return PortView(process: nodes[e.tgtNode], port: ports[e.tgtPort], index: e.tgtIndex < 0 ? nil : Int(e.tgtIndex))
+    }
+    func connectionMetadata(_ i: Int) -> JSONObject? { nil }
+}
+
+/// A process while parsing: interned name, component (-1: none) and metadata (-1: none, else an
+/// index into `FBPReader.metas`), and where it was first declared.
+struct ProcRecord {
+    var name: Int32
+    var comp: Int32 = -1
+    var meta: Int32 = -1
+    var pos: Int32
+}
+
+/// A connection while parsing, by interned ids. An IIP has `srcNode` -1 and its value's index
+/// in `FBPReader.edgeData` as `srcPort`. Indexes are -1 when not given.
+struct EdgeRecord {
+    var srcNode: Int32 = -1
+    var srcPort: Int32 = -1
+    var srcIndex: Int32 = -1
+    var tgtNode: Int32 = -1
+    var tgtPort: Int32 = -1
+    var tgtIndex: Int32 = -1
+    var srcPos: Int32 = 0
+    var tgtPos: Int32 = 0
+}

@@ -189,82 +189,15 @@ extension Graph {
     /// The JSON text as UTF-8 bytes. Written directly, without building a JSON value tree, because
     /// the big graphs are mostly processes and connections.
     public func jsonBytes(indent: Int = 2) -> [UInt8] {
-        var w = JSONWriter(indent: indent)
-        w.bytes.reserveCapacity(processes.count * 80 + connections.count * 220 + 256)
-        let sep: StaticString = indent > 0 ? ": " : ":"
-        func key(_ k: StaticString, _ depth: Int, first: Bool) {
-            if !first { w.bytes.append(UInt8(ascii: ",")) }
-            w.newline(depth)
-            w.raw(k)
-            w.raw(sep)
-        }
-        func dynKey(_ k: String, _ depth: Int, first: Bool) {
-            if !first { w.bytes.append(UInt8(ascii: ",")) }
-            w.newline(depth)
-            w.writeString(k)
-            w.raw(sep)
-        }
-        func open(_ c: UInt8) { w.bytes.append(c) }
-        func close(_ c: UInt8, _ depth: Int) { w.newline(depth); w.bytes.append(c) }
-        func portRef(_ p: PortRef, _ depth: Int) {
-            open(UInt8(ascii: "{"))
-            key("\"process\"", depth + 1, first: true); w.writeString(p.process)
-            key("\"port\"", depth + 1, first: false); w.writeString(p.port)
-            if let i = p.index { key("\"index\"", depth + 1, first: false); w.writeNumber(Double(i)) }
-            close(UInt8(ascii: "}"), depth)
-        }
-        func exports(_ m: OrderedMap<ExportedPort>) {
-            if m.isEmpty { w.raw("{}"); return }
-            open(UInt8(ascii: "{"))
-            for (i, (k, e)) in m.enumerated() {
-                dynKey(k, 2, first: i == 0)
-                open(UInt8(ascii: "{"))
-                key("\"process\"", 3, first: true); w.writeString(e.process)
-                key("\"port\"", 3, first: false); w.writeString(e.port)
-                if let md = e.metadata { key("\"metadata\"", 3, first: false); w.write(.object(md), depth: 3) }
-                close(UInt8(ascii: "}"), 2)
-            }
-            close(UInt8(ascii: "}"), 1)
-        }
-        open(UInt8(ascii: "{"))
-        key("\"inports\"", 1, first: true); exports(inports)
-        key("\"outports\"", 1, first: false); exports(outports)
-        key("\"groups\"", 1, first: false); w.write(.array(groups), depth: 1)
-        key("\"processes\"", 1, first: false)
-        if processes.isEmpty { w.raw("{}") } else {
-            open(UInt8(ascii: "{"))
-            for i in 0..<processes.count {
-                let p = processes.values[i]
-                dynKey(processes.keys[i], 2, first: i == 0)
-                if p.component == nil && p.metadata == nil { w.raw("{}"); continue }
-                open(UInt8(ascii: "{"))
-                var first = true
-                if let c = p.component { key("\"component\"", 3, first: true); w.writeString(c); first = false }
-                if let m = p.metadata { key("\"metadata\"", 3, first: first); w.write(.object(m), depth: 3) }
-                close(UInt8(ascii: "}"), 2)
-            }
-            close(UInt8(ascii: "}"), 1)
-        }
-        key("\"connections\"", 1, first: false)
-        if connections.isEmpty { w.raw("[]") } else {
-            open(UInt8(ascii: "["))
-            for (i, c) in connections.enumerated() {
-                if i > 0 { w.bytes.append(UInt8(ascii: ",")) }
-                w.newline(2)
-                open(UInt8(ascii: "{"))
-                var first = true
-                if let s = c.src { key("\"src\"", 3, first: true); portRef(s, 3); first = false }
-                if let d = c.data { key("\"data\"", 3, first: first); w.write(d, depth: 3); first = false }
-                key("\"tgt\"", 3, first: first); portRef(c.tgt, 3)
-                if let m = c.metadata { key("\"metadata\"", 3, first: false); w.write(.object(m), depth: 3) }
-                close(UInt8(ascii: "}"), 2)
-            }
-            close(UInt8(ascii: "]"), 1)
-        }
-        if let properties { key("\"properties\"", 1, first: false); w.write(.object(properties), depth: 1) }
-        key("\"caseSensitive\"", 1, first: false); w.raw(caseSensitive ? "true" : "false")
-        close(UInt8(ascii: "}"), 0)
-        return w.bytes
+        var bytes: [UInt8] = []
+        writeJSON(indent: indent) { bytes.append(contentsOf: $0) }
+        return bytes
+    }
+
+    /// Writes the JSON text of `jsonBytes(indent:)`, followed by a line break if `newline`, in
+    /// chunks to `output` (each buffer is valid only during its call).
+    public func writeJSON(indent: Int = 2, newline: Bool = false, to output: (UnsafeBufferPointer<UInt8>) -> Void) {
+        writeGraphJSON(GraphView(graph: self), indent: indent, newline: newline, to: output)
     }
 
     /// Reads a JSON graph text.
@@ -343,5 +276,216 @@ extension Graph {
             guard let b = cs.boolValue else { throw bad("caseSensitive must be true or false") }
             caseSensitive = b
         }
+    }
+}
+
+/// A string the JSON writer writes as a JSON string literal.
+protocol JSONStringWritable {
+    func writeJSON(to sink: inout ByteSink)
+}
+
+extension String: JSONStringWritable {
+    @inline(__always) func writeJSON(to sink: inout ByteSink) { sink.jsonString(self) }
+}
+
+/// One end of a connection, as the JSON writer sees it.
+struct PortView<Str: JSONStringWritable> {
+    var process: Str
+    var port: Str
+    var index: Int?
+}
+
+/// What the JSON writer needs of a graph, so that the one layout serves `Graph` and the parser's
+/// interned records (which `FBP.writeJSON` writes without building a `Graph`).
+protocol GraphJSONView {
+    associatedtype Str: JSONStringWritable
+    var inports: OrderedMap<ExportedPort> { get }
+    var outports: OrderedMap<ExportedPort> { get }
+    var groups: [JSONValue] { get }
+    var properties: JSONObject? { get }
+    var caseSensitive: Bool { get }
+    var processCount: Int { get }
+    func processName(_ i: Int) -> Str
+    func component(_ i: Int) -> Str?
+    func metadata(_ i: Int) -> JSONObject?
+    var connectionCount: Int { get }
+    func src(_ i: Int) -> PortView<Str>?
+    func data(_ i: Int) -> JSONValue?
+    func tgt(_ i: Int) -> PortView<Str>
+    func connectionMetadata(_ i: Int) -> JSONObject?
+}
+
+struct GraphView: GraphJSONView {
+    let graph: Graph
+    var inports: OrderedMap<ExportedPort> { graph.inports }
+    var outports: OrderedMap<ExportedPort> { graph.outports }
+    var groups: [JSONValue] { graph.groups }
+    var properties: JSONObject? { graph.properties }
+    var caseSensitive: Bool { graph.caseSensitive }
+    var processCount: Int { graph.processes.count }
+    func processName(_ i: Int) -> String { graph.processes.keys[i] }
+    func component(_ i: Int) -> String? { graph.processes.values[i].component }
+    func metadata(_ i: Int) -> JSONObject? { graph.processes.values[i].metadata }
+    var connectionCount: Int { graph.connections.count }
+    func src(_ i: Int) -> PortView<String>? {
+        graph.connections[i].src.map { PortView(process: $0.process, port: $0.port, index: $0.index) }
+    }
+    func data(_ i: Int) -> JSONValue? { graph.connections[i].data }
+    func tgt(_ i: Int) -> PortView<String> {
+        let t = graph.connections[i].tgt
+        return PortView(process: t.process, port: t.port, index: t.index)
+    }
+    func connectionMetadata(_ i: Int) -> JSONObject? { graph.connections[i].metadata }
+}
+
+/// Writes a graph's JSON text in chunks to `output`.
+func writeGraphJSON<V: GraphJSONView>(_ view: V, indent: Int, newline: Bool, to output: (UnsafeBufferPointer<UInt8>) -> Void) {
+    withoutActuallyEscaping(output) { output in
+        var w = GraphJSONWriter(indent: indent, sink: ByteSink(capacity: 1 << 18, output: output))
+        w.write(view)
+        if newline { w.sink.byte(10) }
+        w.sink.flush()
+    }
+}
+
+/// Writes a graph as `JSON.stringify(graph, null, indent)` would, keys in the reference's order.
+struct GraphJSONWriter: ~Copyable {
+    var sink: ByteSink
+    let indent: Int
+
+    init(indent: Int, sink: consuming ByteSink) {
+        self.sink = sink
+        self.indent = indent
+    }
+
+    @inline(__always) mutating func newline(_ depth: Int) {
+        if indent > 0 { sink.newline(spaces: depth &* indent) }
+    }
+
+    /// `,` unless first, a line break, the quoted key and `: `.
+    @inline(__always) mutating func key(_ k: StaticString, _ depth: Int, first: Bool) {
+        if !first { sink.byte(UInt8(ascii: ",")) }
+        newline(depth)
+        sink.append(k)
+        if indent > 0 { sink.append(": ") } else { sink.byte(UInt8(ascii: ":")) }
+    }
+
+    mutating func dynKey(_ k: String, _ depth: Int, first: Bool) {
+        if !first { sink.byte(UInt8(ascii: ",")) }
+        newline(depth)
+        JSONWriter.writeKey(k, indent, &sink)
+    }
+
+    @inline(__always) mutating func close(_ c: UInt8, _ depth: Int) {
+        newline(depth)
+        sink.byte(c)
+    }
+
+    mutating func value(_ v: JSONValue, _ depth: Int) {
+        JSONWriter.write(v, depth: depth, indent: indent, into: &sink)
+    }
+
+    mutating func portRef<Str>(_ p: PortView<Str>, _ depth: Int) {
+        sink.byte(UInt8(ascii: "{"))
+        key("\"process\"", depth + 1, first: true)
+        p.process.writeJSON(to: &sink)
+        key("\"port\"", depth + 1, first: false)
+        p.port.writeJSON(to: &sink)
+        if let i = p.index {
+            key("\"index\"", depth + 1, first: false)
+            JSONWriter.writeNumber(Double(i), &sink)
+        }
+        close(UInt8(ascii: "}"), depth)
+    }
+
+    mutating func exports(_ m: OrderedMap<ExportedPort>) {
+        if m.isEmpty { sink.append("{}"); return }
+        sink.byte(UInt8(ascii: "{"))
+        for i in 0..<m.count {
+            let e = m.values[i]
+            dynKey(m.keys[i], 2, first: i == 0)
+            sink.byte(UInt8(ascii: "{"))
+            key("\"process\"", 3, first: true)
+            sink.jsonString(e.process)
+            key("\"port\"", 3, first: false)
+            sink.jsonString(e.port)
+            if let md = e.metadata {
+                key("\"metadata\"", 3, first: false)
+                value(.object(md), 3)
+            }
+            close(UInt8(ascii: "}"), 2)
+        }
+        close(UInt8(ascii: "}"), 1)
+    }
+
+    mutating func write<V: GraphJSONView>(_ g: V) {
+        sink.byte(UInt8(ascii: "{"))
+        key("\"inports\"", 1, first: true)
+        exports(g.inports)
+        key("\"outports\"", 1, first: false)
+        exports(g.outports)
+        key("\"groups\"", 1, first: false)
+        value(.array(g.groups), 1)
+        key("\"processes\"", 1, first: false)
+        let processCount = g.processCount
+        if processCount == 0 { sink.append("{}") } else {
+            sink.byte(UInt8(ascii: "{"))
+            for i in 0..<processCount {
+                if i > 0 { sink.byte(UInt8(ascii: ",")) }
+                newline(2)
+                g.processName(i).writeJSON(to: &sink)
+                if indent > 0 { sink.append(": ") } else { sink.byte(UInt8(ascii: ":")) }
+                let c = g.component(i)
+                let m = g.metadata(i)
+                if c == nil && m == nil { sink.append("{}"); continue }
+                sink.byte(UInt8(ascii: "{"))
+                if let c {
+                    key("\"component\"", 3, first: true)
+                    c.writeJSON(to: &sink)
+                }
+                if let m {
+                    key("\"metadata\"", 3, first: c == nil)
+                    value(.object(m), 3)
+                }
+                close(UInt8(ascii: "}"), 2)
+            }
+            close(UInt8(ascii: "}"), 1)
+        }
+        key("\"connections\"", 1, first: false)
+        let connectionCount = g.connectionCount
+        if connectionCount == 0 { sink.append("[]") } else {
+            sink.byte(UInt8(ascii: "["))
+            for i in 0..<connectionCount {
+                if i > 0 { sink.byte(UInt8(ascii: ",")) }
+                newline(2)
+                sink.byte(UInt8(ascii: "{"))
+                var first = true
+                if let s = g.src(i) {
+                    key("\"src\"", 3, first: true)
+                    portRef(s, 3)
+                    first = false
+                }
+                if let d = g.data(i) {
+                    key("\"data\"", 3, first: first)
+                    value(d, 3)
+                    first = false
+                }
+                key("\"tgt\"", 3, first: first)
+                portRef(g.tgt(i), 3)
+                if let m = g.connectionMetadata(i) {
+                    key("\"metadata\"", 3, first: false)
+                    value(.object(m), 3)
+                }
+                close(UInt8(ascii: "}"), 2)
+            }
+            close(UInt8(ascii: "]"), 1)
+        }
+        if let properties = g.properties {
+            key("\"properties\"", 1, first: false)
+            value(.object(properties), 1)
+        }
+        key("\"caseSensitive\"", 1, first: false)
+        sink.append(g.caseSensitive ? "true" : "false")
+        close(UInt8(ascii: "}"), 0)
     }
 }

@@ -165,6 +165,160 @@ extension JSONValue {
 
 // MARK: - Writing
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A byte buffer in malloc'd memory, for writing large JSON texts without the per-append overhead
+/// of `Array` (uniqueness and capacity checks through generic code). With an `output`, it is a
+/// fixed-size buffer that hands full chunks to it (so a big text never sits in memory at once);
+/// without, it grows. Not copyable: it owns its memory and frees it when it goes away.
+struct ByteSink: ~Copyable {
+    private(set) var base: UnsafeMutablePointer<UInt8>
+    private(set) var count = 0
+    private var capacity: Int
+    private let output: ((UnsafeBufferPointer<UInt8>) -> Void)?
+
+    init(capacity: Int, output: ((UnsafeBufferPointer<UInt8>) -> Void)? = nil) {
+        let c = max(capacity, 64)
+        guard let p = malloc(c) else { fatalError("out of memory") }
+        base = p.assumingMemoryBound(to: UInt8.self)
+        self.capacity = c
+        self.output = output
+    }
+
+    deinit { free(base) }
+
+    /// Hands the buffered bytes to `output` (if there is one).
+    mutating func flush() {
+        if let output, count > 0 {
+            output(buffer)
+            count = 0
+        }
+    }
+
+    var buffer: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(start: base, count: count) }
+
+    /// Makes room for `extra` more bytes.
+    @inline(__always) mutating func reserve(_ extra: Int) {
+        if extra > capacity &- count { grow(extra) }
+    }
+
+    @inline(never) mutating func grow(_ extra: Int) {
+        if output != nil {
+            flush()
+            if extra <= capacity { return }
+        }
+        var c = capacity
+        while c - count < extra { c *= 2 }
+        guard let p = realloc(base, c) else { fatalError("out of memory") }
+        base = p.assumingMemoryBound(to: UInt8.self)
+        capacity = c
+    }
+
+    /// Appends without checking capacity: callers reserved room first.
+    @inline(__always) mutating func put(_ c: UInt8) {
+        base[count] = c
+        count &+= 1
+    }
+
+    /// Appends without checking capacity: callers reserved room first.
+    @inline(__always) mutating func putUnchecked(_ p: UnsafePointer<UInt8>, _ n: Int) {
+        (base + count).update(from: p, count: n)
+        count &+= n
+    }
+
+    @inline(__always) mutating func byte(_ c: UInt8) {
+        reserve(1)
+        put(c)
+    }
+
+    @inline(__always) mutating func append(_ p: UnsafePointer<UInt8>, _ n: Int) {
+        reserve(n)
+        (base + count).update(from: p, count: n)
+        count &+= n
+    }
+
+    @inline(__always) mutating func append(_ s: StaticString) {
+        append(s.utf8Start, s.utf8CodeUnitCount)
+    }
+
+    @inline(__always) mutating func append(_ b: UnsafeBufferPointer<UInt8>) {
+        if let p = b.baseAddress { append(p, b.count) }
+    }
+
+    /// A line break and `n` spaces.
+    @inline(__always) mutating func newline(spaces n: Int) {
+        reserve(n &+ 1)
+        base[count] = 10
+        (base + count + 1).initialize(repeating: 32, count: n)
+        count &+= n &+ 1
+    }
+
+    /// The decimal digits of an integer.
+    mutating func integer(_ v: Int64) {
+        reserve(20)
+        var u = v.magnitude
+        if v < 0 { put(UInt8(ascii: "-")) }
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of scratch, filled from the end
+        withUnsafeMutableBytes(of: &digits) { d in
+            var i = 24
+            repeat {
+                i -= 1
+                d[i] = UInt8(truncatingIfNeeded: u % 10) &+ 48
+                u /= 10
+            } while u != 0
+            append(d.baseAddress!.assumingMemoryBound(to: UInt8.self) + i, 24 - i)
+        }
+    }
+
+    static let hex: StaticString = "0123456789abcdef"
+
+    /// A JSON string literal of UTF-8 bytes, escaped like `JSON.stringify`.
+    mutating func jsonString(_ s: UnsafeBufferPointer<UInt8>) {
+        let n = s.count
+        reserve(n &+ 2)
+        put(34)
+        guard let p = s.baseAddress else { put(34); return }
+        var start = 0
+        var i = 0
+        while i < n {
+            let c = p[i]
+            if c >= 0x20 && c != 34 && c != 92 { i &+= 1; continue }
+            append(p + start, i - start)
+            reserve(6 + n - i)
+            put(92)
+            switch c {
+            case 34: put(34)
+            case 92: put(92)
+            case 8: put(UInt8(ascii: "b"))
+            case 12: put(UInt8(ascii: "f"))
+            case 10: put(UInt8(ascii: "n"))
+            case 13: put(UInt8(ascii: "r"))
+            case 9: put(UInt8(ascii: "t"))
+            default:
+                put(UInt8(ascii: "u")); put(48); put(48)
+                put(ByteSink.hex.utf8Start[Int(c >> 4)]); put(ByteSink.hex.utf8Start[Int(c & 15)])
+            }
+            i &+= 1
+            start = i
+        }
+        append(p + start, n - start)
+        byte(34)
+    }
+
+    /// A JSON string literal, escaped like `JSON.stringify`.
+    mutating func jsonString(_ s: String) {
+        if let done: Void = s.utf8.withContiguousStorageIfAvailable({ jsonString($0) }) { return done }
+        let a = Array(s.utf8)
+        a.withUnsafeBufferPointer { jsonString($0) }
+    }
+}
+
 /// Writes JSON the way `JSON.stringify(value, null, indent)` does, into a byte buffer.
 public struct JSONWriter {
     public var bytes: [UInt8] = []
@@ -173,38 +327,49 @@ public struct JSONWriter {
     /// indent 0 writes compact JSON; otherwise pretty-printed with that many spaces per level.
     public init(indent: Int = 2) {
         indentUnit = indent
-        bytes.reserveCapacity(1024)
     }
 
     public static func string(_ value: JSONValue, indent: Int = 2) -> String {
-        var w = JSONWriter(indent: indent)
-        w.write(value)
-        return String(decoding: w.bytes, as: UTF8.self)
+        var sink = ByteSink(capacity: 256)
+        JSONWriter.write(value, depth: 0, indent: indent, into: &sink)
+        return String(decoding: sink.buffer, as: UTF8.self)
     }
 
-    @inline(__always) mutating func raw(_ s: StaticString) {
-        s.withUTF8Buffer { bytes.append(contentsOf: $0) }
-    }
-
-    static let spaces: [UInt8] = [10] + [UInt8](repeating: 32, count: 128)
-
-    @inline(__always) mutating func newline(_ depth: Int) {
-        if indentUnit == 0 { return }
-        var count = depth * indentUnit
-        if count <= 128 {
-            JSONWriter.spaces.withUnsafeBufferPointer { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: $0[0...count])) }
-            return
-        }
-        bytes.append(10)
-        while count > 0 {
-            let k = min(count, 128)
-            JSONWriter.spaces.withUnsafeBufferPointer { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: $0[1...k])) }
-            count -= k
-        }
-    }
-
-    /// Iterative, so arbitrarily deep values do not exhaust the stack.
+    /// Appends a value (iterative, so arbitrarily deep values do not exhaust the stack).
     public mutating func write(_ value: JSONValue, depth: Int = 0) {
+        var sink = ByteSink(capacity: 256)
+        JSONWriter.write(value, depth: depth, indent: indentUnit, into: &sink)
+        bytes.append(contentsOf: sink.buffer)
+    }
+
+    /// Appends a JSON string literal, escaped like `JSON.stringify`.
+    public mutating func writeString(_ s: String) {
+        var sink = ByteSink(capacity: s.utf8.count + 2)
+        sink.jsonString(s)
+        bytes.append(contentsOf: sink.buffer)
+    }
+
+    @inline(__always) static func newline(_ depth: Int, _ indent: Int, _ sink: inout ByteSink) {
+        if indent > 0 { sink.newline(spaces: depth * indent) }
+    }
+
+    static func writeKey(_ k: String, _ indent: Int, _ sink: inout ByteSink) {
+        sink.jsonString(k)
+        if indent > 0 { sink.append(": ") } else { sink.byte(UInt8(ascii: ":")) }
+    }
+
+    /// A number as `JSON.stringify` writes it.
+    static func writeNumber(_ d: Double, _ sink: inout ByteSink) {
+        if d == d.rounded(), abs(d) < 9.0e15 {
+            sink.integer(Int64(d))  // also -0, which JavaScript writes as 0
+        } else {
+            var t = numberText(d, json: true)
+            t.withUTF8 { sink.append($0) }
+        }
+    }
+
+    /// Writes a value. Iterative, so arbitrarily deep values do not exhaust the stack.
+    static func write(_ value: JSONValue, depth: Int, indent: Int, into sink: inout ByteSink) {
         enum Frame {
             case array([JSONValue], Int)
             case object(JSONObject, Int)
@@ -216,25 +381,25 @@ public struct JSONWriter {
             if let v = current {
                 current = nil
                 switch v {
-                case .null: raw("null")
-                case .bool(let b): if b { raw("true") } else { raw("false") }
-                case .number(let d): writeNumber(d)
-                case .string(let s): writeString(s)
+                case .null: sink.append("null")
+                case .bool(let b): if b { sink.append("true") } else { sink.append("false") }
+                case .number(let d): writeNumber(d, &sink)
+                case .string(let s): sink.jsonString(s)
                 case .array(let a):
-                    if a.isEmpty { raw("[]") } else {
-                        bytes.append(UInt8(ascii: "["))
+                    if a.isEmpty { sink.append("[]") } else {
+                        sink.byte(UInt8(ascii: "["))
                         depth += 1
-                        newline(depth)
+                        newline(depth, indent, &sink)
                         stack.append(.array(a, 1))
                         current = a[0]
                         continue
                     }
                 case .object(let o):
-                    if o.isEmpty { raw("{}") } else {
-                        bytes.append(UInt8(ascii: "{"))
+                    if o.isEmpty { sink.append("{}") } else {
+                        sink.byte(UInt8(ascii: "{"))
                         depth += 1
-                        newline(depth)
-                        writeKey(o.keys[0])
+                        newline(depth, indent, &sink)
+                        writeKey(o.keys[0], indent, &sink)
                         stack.append(.object(o, 1))
                         current = o.values[0]
                         continue
@@ -246,70 +411,29 @@ public struct JSONWriter {
             switch top {
             case .array(let a, let i):
                 if i < a.count {
-                    bytes.append(UInt8(ascii: ","))
-                    newline(depth)
+                    sink.byte(UInt8(ascii: ","))
+                    newline(depth, indent, &sink)
                     stack.append(.array(a, i + 1))
                     current = a[i]
                 } else {
                     depth -= 1
-                    newline(depth)
-                    bytes.append(UInt8(ascii: "]"))
+                    newline(depth, indent, &sink)
+                    sink.byte(UInt8(ascii: "]"))
                 }
             case .object(let o, let i):
                 if i < o.count {
-                    bytes.append(UInt8(ascii: ","))
-                    newline(depth)
-                    writeKey(o.keys[i])
+                    sink.byte(UInt8(ascii: ","))
+                    newline(depth, indent, &sink)
+                    writeKey(o.keys[i], indent, &sink)
                     stack.append(.object(o, i + 1))
                     current = o.values[i]
                 } else {
                     depth -= 1
-                    newline(depth)
-                    bytes.append(UInt8(ascii: "}"))
+                    newline(depth, indent, &sink)
+                    sink.byte(UInt8(ascii: "}"))
                 }
             }
         }
-    }
-
-    mutating func writeKey(_ k: String) {
-        writeString(k)
-        bytes.append(UInt8(ascii: ":"))
-        if indentUnit > 0 { bytes.append(32) }
-    }
-
-    mutating func writeNumber(_ d: Double) {
-        bytes.append(contentsOf: JSONWriter.numberText(d, json: true).utf8)
-    }
-
-    static let hex: [UInt8] = Array("0123456789abcdef".utf8)
-
-    /// A JSON string literal, escaped like `JSON.stringify`.
-    public mutating func writeString(_ s: String) {
-        bytes.append(34)
-        var s = s
-        s.withUTF8 { buf in
-            var start = 0
-            for i in 0..<buf.count {
-                let c = buf[i]
-                if c >= 0x20 && c != 34 && c != 92 { continue }
-                if start < i { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: buf[start..<i])) }
-                start = i + 1
-                bytes.append(92)
-                switch c {
-                case 34: bytes.append(34)
-                case 92: bytes.append(92)
-                case 8: bytes.append(UInt8(ascii: "b"))
-                case 12: bytes.append(UInt8(ascii: "f"))
-                case 10: bytes.append(UInt8(ascii: "n"))
-                case 13: bytes.append(UInt8(ascii: "r"))
-                case 9: bytes.append(UInt8(ascii: "t"))
-                default:
-                    bytes.append(contentsOf: [UInt8(ascii: "u"), 48, 48, JSONWriter.hex[Int(c >> 4)], JSONWriter.hex[Int(c & 15)]])
-                }
-            }
-            if start < buf.count { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: buf[start..<buf.count])) }
-        }
-        bytes.append(34)
     }
 
     /// JavaScript's Number-to-String conversion. In JSON, NaN and the infinities are `null`.

@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 // A hand-written parser for the `.fbp` language that follows the reference PEG grammar
 // (fbp-dsl.md §3) rule by rule: ordered choice, committed optionals, and the same "furthest
 // failure" bookkeeping PEG.js uses, so syntax errors name what the reference would expect.
@@ -71,6 +79,30 @@ let classPortChar = table(AZ + [48...57, ch("."), ch("_")])
 let classAnnKey = table(AZ + [48...57, ch("-"), ch("_")])
 let classAnnValue = table(AZ + [48...57, ch("-"), ch("_"), ch(" "), ch(".")])
 
+/// The same classes as bit flags in one 256-byte table, reached through a pointer the parser
+/// keeps, so that its loops do no global-variable access or bounds checks.
+enum CC {
+    static let nameStart: UInt8 = 1
+    static let nameChar: UInt8 = 2
+    static let compChar: UInt8 = 4
+    static let metaChar: UInt8 = 8
+    static let portChar: UInt8 = 16
+    static let annKey: UInt8 = 32
+    static let annValue: UInt8 = 64
+}
+nonisolated(unsafe) let classBits: UnsafePointer<UInt8> = {
+    let t = UnsafeMutablePointer<UInt8>.allocate(capacity: 256)  // lives as long as the program
+    let classes: [([Bool], UInt8)] = [(classNameStart, CC.nameStart), (classNameChar, CC.nameChar), (classCompChar, CC.compChar),
+                                      (classMetaChar, CC.metaChar), (classPortChar, CC.portChar), (classAnnKey, CC.annKey),
+                                      (classAnnValue, CC.annValue)]
+    for c in 0..<256 {
+        var bits: UInt8 = 0
+        for (table, bit) in classes where table[c] { bits |= bit }
+        t[c] = bits
+    }
+    return UnsafePointer(t)
+}()
+
 /// A port written in the source. Offsets are stored as Int32 to keep chain elements small (inputs
 /// are limited to 2 GiB).
 struct PortOcc {
@@ -138,8 +170,13 @@ enum Element {
 struct GrammarParser {
     let b: UnsafeBufferPointer<UInt8>
     let n: Int
+    let cls: UnsafePointer<UInt8>  // classBits
     var maxFail = 0
     var expected: UInt64 = 0
+    var nodeMemoPos = -1
+    var nodeMemo: NodeOcc? = nil
+    var portMemoPos = -1
+    var portMemo: PortOcc? = nil
     var silent = 0
     let caseSensitive: Bool
 
@@ -157,6 +194,7 @@ struct GrammarParser {
     init(_ b: UnsafeBufferPointer<UInt8>, caseSensitive: Bool) {
         self.b = b
         self.n = b.count
+        self.cls = classBits
         self.caseSensitive = caseSensitive
     }
 
@@ -286,29 +324,44 @@ struct GrammarParser {
         return -1
     }
 
-    @inline(__always) mutating func scan(_ p: Int, _ cls: [Bool], _ e: Expect) -> Int {
+    /// Skips bytes of a character class (a `CC` bit).
+    @inline(__always) mutating func scan(_ p: Int, _ bit: UInt8, _ e: Expect) -> Int {
         var q = p
-        while q < n && cls[Int(b[q])] { q += 1 }
+        while q < n && cls[Int(b[q])] & bit != 0 { q += 1 }
         fail(q, e)
         return q
+    }
+
+    @inline(__always) func isClass(_ p: Int, _ bit: UInt8) -> Bool {
+        p < n && cls[Int(b[p])] & bit != 0
     }
 
     // MARK: names, ports, components
 
     /// `nodeName`; -1 on failure.
     @inline(__always) mutating func nodeName(_ p: Int) -> Int {
-        if p < n && classNameStart[Int(b[p])] { return scan(p + 1, classNameChar, .nameChar) }
+        if isClass(p, CC.nameStart) { return scan(p + 1, CC.nameChar, .nameChar) }
         fail(p, .nameStart)
         return -1
     }
 
-    /// `port = portName portIndex?`
+    /// `port = portName portIndex?`. The alternatives of `source` and `destination` try the same
+    /// rule at the same place several times; the last result is kept. (Repeating a match would only
+    /// repeat its `fail` calls, which change nothing the second time: see `node`.)
     mutating func port(_ p: Int) -> PortOcc? {
-        guard p < n && classNameStart[Int(b[p])] else {
+        if p == portMemoPos { return portMemo }
+        let r = portUncached(p)
+        portMemoPos = p
+        portMemo = r
+        return r
+    }
+
+    mutating func portUncached(_ p: Int) -> PortOcc? {
+        guard isClass(p, CC.nameStart) else {
             fail(p, .nameStart)
             return nil
         }
-        let q = scan(p + 1, classPortChar, .portChar)
+        let q = scan(p + 1, CC.portChar, .portChar)
         if q < n && b[q] == UInt8(ascii: "[") {
             var r = q + 1
             if r < n && b[r] >= 48 && b[r] <= 57 {
@@ -340,13 +393,13 @@ struct GrammarParser {
             fail(p, .lparen)
             return nil
         }
-        var q = scan(p + 1, classCompChar, .compChar)
+        var q = scan(p + 1, CC.compChar, .compChar)
         let compEnd = q
         var ms = -1, me = -1
         if q < n && b[q] == UInt8(ascii: ":") {
             let r = q + 1
-            if r < n && classMetaChar[Int(b[r])] {
-                me = scan(r + 1, classMetaChar, .metaChar)
+            if isClass(r, CC.metaChar) {
+                me = scan(r + 1, CC.metaChar, .metaChar)
                 ms = r
                 q = me
             } else {
@@ -360,16 +413,35 @@ struct GrammarParser {
         return nil
     }
 
-    /// `node = nodeName component / nodeName / component`
+    /// `node = nodeName component / nodeName / component`, or with `requireComponent` the first
+    /// and last alternatives only.
+    ///
+    /// The result at the last position is kept, because the alternatives of `source` and
+    /// `destination` parse the same node up to three times. Skipping the repeated `fail` calls
+    /// changes nothing: the furthest failure position only grows, so a repeated call either
+    /// fails before it (ignored) or at it, adding what the first match already added.
+    /// `requireComponent` only drops the `nodeName` result, after a `component` attempt at `p`
+    /// that is behind the failure the name's scan recorded, so it is derived from the same result.
     mutating func node(_ p: Int, requireComponent: Bool = false) -> NodeOcc? {
+        let r: NodeOcc?
+        if p == nodeMemoPos {
+            r = nodeMemo
+        } else {
+            r = nodeUncached(p)
+            nodeMemoPos = p
+            nodeMemo = r
+        }
+        if requireComponent, let r, r.kind == .ref { return nil }
+        return r
+    }
+
+    mutating func nodeUncached(_ p: Int) -> NodeOcc? {
         let q = nodeName(p)
         if q >= 0 {
             if let (ce, ms, me, e) = component(q) {
                 return NodeOcc(kind: .declared, start: p, nameEnd: q, compStart: q + 1, compEnd: ce, metaStart: ms, metaEnd: me, end: e)
             }
-            if !requireComponent {
-                return NodeOcc(kind: .ref, start: p, nameEnd: q, compStart: q, compEnd: q, metaStart: -1, metaEnd: -1, end: q)
-            }
+            return NodeOcc(kind: .ref, start: p, nameEnd: q, compStart: q, compEnd: q, metaStart: -1, metaEnd: -1, end: q)
         }
         if let (ce, ms, me, e) = component(p) {
             return NodeOcc(kind: .anonymous, start: p, nameEnd: p, compStart: p + 1, compEnd: ce, metaStart: ms, metaEnd: me, end: e)
@@ -733,13 +805,16 @@ struct GrammarParser {
 
 /// Interns names given as byte ranges, so each distinct node or port name becomes one String and
 /// one small integer, with a cheap hash instead of hashing Strings per occurrence.
-struct NameTable {
+struct NameTable: Sendable {
+    struct Entry {
+        var start: Int32
+        var count: Int32
+        var hash: UInt64
+    }
     private var slots: [Int32] = Array(repeating: -1, count: 1024)
     private var mask = 1023
     private var arena: [UInt8] = []
-    private var starts: [Int32] = []
-    private var lens: [Int32] = []
-    private var hashes: [UInt64] = []
+    private var entries: [Entry] = []
     private(set) var names: [String] = []
 
     var count: Int { names.count }
@@ -751,41 +826,50 @@ struct NameTable {
         mask = size - 1
     }
 
+    /// A multiply-xor hash over 8-byte words, mixed at the end so its low bits are usable.
     @inline(__always) static func hash(_ p: UnsafeRawBufferPointer) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        var i = 0
         let n = p.count
-        while i < n {
-            h = (h ^ UInt64(p.load(fromByteOffset: i, as: UInt8.self))) &* 0x100_0000_01b3
-            i += 1
+        var h = UInt64(truncatingIfNeeded: n) &* 0x9E37_79B9_7F4A_7C15
+        guard let base = p.baseAddress else { return h }
+        var i = 0
+        while i + 8 <= n {
+            h = (h ^ base.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xFF51_AFD7_ED55_8CCD
+            h ^= h >> 32
+            i += 8
         }
+        if i < n {
+            var w: UInt64 = 0
+            var shift: UInt64 = 0
+            while i < n {
+                w |= UInt64(base.load(fromByteOffset: i, as: UInt8.self)) << shift
+                shift += 8
+                i += 1
+            }
+            h = (h ^ w) &* 0xFF51_AFD7_ED55_8CCD
+        }
+        h ^= h >> 33
+        h = h &* 0xC4CE_B9FE_1A85_EC53
         return h ^ (h >> 29)
     }
 
-    /// The id of the name spelled by these bytes; `fold` lower-cases ASCII letters first.
+    /// The id of the name spelled by these bytes.
     mutating func intern(_ bytes: UnsafeRawBufferPointer) -> Int32 {
         let h = NameTable.hash(bytes)
+        let n = bytes.count
         var i = Int(truncatingIfNeeded: h) & mask
         while true {
             let id = slots[i]
             if id < 0 { break }
-            let k = Int(id)
-            if hashes[k] == h && Int(lens[k]) == bytes.count {
-                let s = Int(starts[k])
-                let equal = arena.withUnsafeBytes { a in
-                    var j = 0
-                    while j < bytes.count && a[s + j] == bytes[j] { j += 1 }
-                    return j == bytes.count
-                }
+            let e = entries[Int(id)]
+            if e.hash == h && Int(e.count) == n {
+                let equal = n == 0 || arena.withUnsafeBytes { a in memcmp(a.baseAddress! + Int(e.start), bytes.baseAddress!, n) == 0 }
                 if equal { return id }
             }
             i = (i + 1) & mask
         }
         let id = Int32(names.count)
         slots[i] = id
-        starts.append(Int32(arena.count))
-        lens.append(Int32(bytes.count))
-        hashes.append(h)
+        entries.append(Entry(start: Int32(truncatingIfNeeded: arena.count), count: Int32(truncatingIfNeeded: n), hash: h))
         arena.append(contentsOf: bytes)
         names.append(String(decoding: bytes, as: UTF8.self))
         if names.count * 2 > slots.count { grow() }
@@ -797,24 +881,55 @@ struct NameTable {
         return s.withUTF8 { intern(UnsafeRawBufferPointer($0)) }
     }
 
+    /// Calls `body` with the names' bytes.
+    func withNames<R>(_ body: (NameBytes) -> R) -> R {
+        arena.withUnsafeBufferPointer { a in
+            entries.withUnsafeBufferPointer { e in
+                var plain = true  // no name needs escaping in JSON (true unless built by hand)
+                for c in a where c < 0x20 || c == 34 || c == 92 { plain = false }
+                return body(NameBytes(arena: a.baseAddress, entries: e, plain: plain))
+            }
+        }
+    }
+
     private mutating func grow() {
         let size = slots.count * 2
         slots = Array(repeating: -1, count: size)
         mask = size - 1
-        for k in 0..<names.count {
-            var i = Int(truncatingIfNeeded: hashes[k]) & mask
+        for k in 0..<entries.count {
+            var i = Int(truncatingIfNeeded: entries[k].hash) & mask
             while slots[i] >= 0 { i = (i + 1) & mask }
             slots[i] = Int32(k)
         }
     }
 }
 
-@inline(__always) func memcmpEqual(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
-    if a.count != b.count { return false }
-    var i = 0
-    while i < a.count {
-        if a[i] != b[i] { return false }
-        i += 1
+/// The bytes of a name table's names, valid inside `NameTable.withNames`.
+struct NameBytes {
+    let arena: UnsafePointer<UInt8>?
+    let entries: UnsafeBufferPointer<NameTable.Entry>
+    let plain: Bool
+
+    @inline(__always) subscript(id: Int32) -> NameRef {
+        let e = entries[Int(id)]
+        return NameRef(bytes: UnsafeBufferPointer(start: arena.map { $0 + Int(e.start) }, count: Int(e.count)), plain: plain)
     }
-    return true
+}
+
+/// A name by its bytes, written as a JSON string.
+struct NameRef: JSONStringWritable {
+    let bytes: UnsafeBufferPointer<UInt8>
+    let plain: Bool
+
+    @inline(__always) func writeJSON(to sink: inout ByteSink) {
+        if plain {
+            let n = bytes.count
+            sink.reserve(n &+ 2)
+            sink.put(34)
+            if let p = bytes.baseAddress { sink.putUnchecked(p, n) }
+            sink.put(34)
+        } else {
+            sink.jsonString(bytes)
+        }
+    }
 }

@@ -44,18 +44,20 @@ func readAll(_ path: String) throws(ReadFailure) -> [UInt8] {
     return bytes
 }
 
-func writeOut(_ bytes: [UInt8], to fd: Int32 = 1) {
-    bytes.withUnsafeBytes { buf in
-        var off = 0
-        while off < buf.count {
-            let r = write(fd, buf.baseAddress! + off, buf.count - off)
-            if r < 0 { if errno == EINTR { continue }; return }
-            off += r
-        }
+func writeOut(_ buf: UnsafeBufferPointer<UInt8>, to fd: Int32 = 1) {
+    guard let base = buf.baseAddress else { return }
+    var off = 0
+    while off < buf.count {
+        let r = write(fd, base + off, buf.count - off)
+        if r < 0 { if errno == EINTR { continue }; return }
+        off += r
     }
 }
 
-func writeOut(_ s: String, to fd: Int32 = 1) { writeOut(Array(s.utf8), to: fd) }
+func writeOut(_ s: String, to fd: Int32 = 1) {
+    var s = s
+    s.withUTF8 { writeOut($0, to: fd) }
+}
 
 struct MsgFloGraph: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -91,14 +93,12 @@ struct MsgFloGraph: ParsableCommand {
             writeOut("msgflo-graph: cannot read \(display): \(error.reason)\n", to: 2)
             throw ExitCode(1)
         }
-        // valid UTF-8 (invalid sequences become U+FFFD, as when node reads a file as 'utf-8')
-        let text = String(decoding: bytes, as: UTF8.self)
         let format: InputFormat
         if let from {
             format = from
         } else if file.lowercased().hasSuffix(".json") {
             format = .json
-        } else if file == "-", (try? JSONValue.parse(text))?.objectValue != nil {
+        } else if file == "-", (try? JSONValue.parse(String(decoding: bytes, as: UTF8.self)))?.objectValue != nil {
             format = .json
         } else {
             format = .fbp
@@ -107,22 +107,24 @@ struct MsgFloGraph: ParsableCommand {
         do {
             switch format {
             case .json:
-                let graph = try Graph(jsonText: text)
+                // valid UTF-8 (invalid sequences become U+FFFD, as when node reads a file as 'utf-8')
+                let graph = try Graph(jsonText: String(decoding: bytes, as: UTF8.self))
                 let result = FBP.serialize(graph)
                 report(result.warnings, display)
                 if check { return }
                 if dot { writeOut(graph.dot(name: name)) } else { writeOut(result.text) }
             case .fbp:
-                var t = text
-                let result = try t.withUTF8 { try FBP.parse(utf8: $0, options: ParseOptions(caseSensitive: caseSensitive)) }
-                report(result.warnings, display)
+                // The JSON text is written straight from the parser's records (FBP.read), in chunks,
+                // without building the Graph: for big graphs that is most of the time and memory.
+                let parsed = try bytes.withUnsafeBufferPointer { buf in
+                    try FBP.withValidUTF8(buf) { try FBP.read(utf8: $0, options: ParseOptions(caseSensitive: caseSensitive)) }
+                }
+                report(parsed.warnings, display)
                 if check { return }
                 if dot {
-                    writeOut(result.graph.dot(name: name))
+                    writeOut(parsed.graph.dot(name: name))
                 } else {
-                    var out = result.graph.jsonBytes()
-                    out.append(10)
-                    writeOut(out)
+                    parsed.writeJSON(newline: true) { writeOut($0) }
                 }
             }
         } catch let e as FBPError {

@@ -78,6 +78,8 @@ struct ConformanceTests {
                 _ = try FBP.parse(c.input, options: c.options)
                 Issue.record("\(c.id): expected an error: \(first)")
             } catch let e as FBPError {
+                var input = c.input
+                #expect(throws: e) { try input.withUTF8 { _ = try FBP.read(utf8: $0, options: c.options) } }
                 #expect(e.location != nil, "\(c.id): error without a location")
                 if first.hasPrefix("SyntaxError") {
                     #expect(e.kind == .syntax)
@@ -101,6 +103,8 @@ struct ConformanceTests {
         #expect(try JSONValue.parse(result.graph.jsonText()) == expected)
         // and as the same graph
         #expect(try Graph(jsonText: result.graph.jsonText()) == result.graph)
+        // the JSON written without building the graph is the same text
+        #expect(directJSON(c.input, c.options) == result.graph.jsonBytes())
     }
 
     @Test("parse → serialize → parse is the identity", arguments: conformanceCases)

@@ -55,12 +55,26 @@ func mutate(_ text: String, _ rng: inout SplitMix) -> String {
     return s
 }
 
+/// The JSON text `FBP.read(…).writeJSON` writes (nil if parsing throws).
+func directJSON(_ text: String, _ options: ParseOptions, indent: Int = 2, newline: Bool = false) -> [UInt8]? {
+    var text = text
+    return text.withUTF8 { buf in
+        guard let parsed = try? FBP.read(utf8: buf, options: options) else { return nil }
+        var out: [UInt8] = []
+        parsed.writeJSON(indent: indent, newline: newline) { out.append(contentsOf: $0) }
+        return out
+    }
+}
+
 /// Parsing either succeeds or throws an FBPError with a location; a success round-trips.
 func checkInvariants(_ text: String, caseSensitive: Bool) {
     let options = ParseOptions(caseSensitive: caseSensitive)
     do {
         let r = try FBP.parse(text, options: options)
         for w in r.warnings { #expect(w.location != nil, "warning without location for \(text.debugDescription)") }
+        // the JSON written straight from the parser's records is the graph's JSON, byte for byte
+        #expect(directJSON(text, options, indent: 2) == r.graph.jsonBytes(), "direct JSON of \(text.debugDescription)")
+        #expect(directJSON(text, options, indent: 0) == r.graph.jsonBytes(indent: 0), "direct JSON of \(text.debugDescription)")
         // JSON write/read round trip
         let back = try Graph(jsonText: r.graph.jsonText())
         #expect(back.processes.keys == r.graph.processes.keys)
@@ -125,6 +139,49 @@ struct FuzzTests {
     }
 }
 
+@Suite("UTF-8 input")
+struct UTF8Tests {
+    func valid(_ bytes: [UInt8]) -> Bool { bytes.withUnsafeBufferPointer { FBP.isValidUTF8($0) } }
+    func keptByString(_ bytes: [UInt8]) -> Bool { Array(String(decoding: bytes, as: UTF8.self).utf8) == bytes }
+
+    @Test("isValidUTF8 agrees with String(decoding:) on edge cases")
+    func edgeCases() {
+        let cases: [[UInt8]] = [
+            [], [0x41], [0x7F], [0x80], [0xC0, 0x80], [0xC1, 0xBF], [0xC2, 0x80], [0xDF, 0xBF], [0xE0, 0x9F, 0xBF], [0xE0, 0xA0, 0x80],
+            [0xED, 0x9F, 0xBF], [0xED, 0xA0, 0x80], [0xEF, 0xBF, 0xBF], [0xF0, 0x8F, 0xBF, 0xBF], [0xF0, 0x90, 0x80, 0x80],
+            [0xF4, 0x8F, 0xBF, 0xBF], [0xF4, 0x90, 0x80, 0x80], [0xF5, 0x80, 0x80, 0x80], [0xFF], [0xE2, 0x80], [0xF0, 0x9F, 0x98],
+            Array("a(A) -> b(B) é 😀 \u{2028}".utf8), Array("12345678é".utf8), Array("1234567\u{FFFF}".utf8),
+        ]
+        for c in cases { #expect(valid(c) == keptByString(c), "\(c)") }
+    }
+
+    @Test("isValidUTF8 agrees with String(decoding:) on random bytes")
+    func randomBytes() {
+        var rng = SplitMix(state: 7)
+        let pieces: [[UInt8]] = [[0x41], [0x20, 0x2D, 0x3E], [0xC3, 0xA9], [0xE2, 0x80, 0xA8], [0xF0, 0x9F, 0x98, 0x80], Array("abcdefgh".utf8)]
+        for _ in 0..<20_000 {
+            var b: [UInt8] = []
+            for _ in 0..<Int.random(in: 0...12, using: &rng) {
+                if Int.random(in: 0..<6, using: &rng) == 0 {
+                    b.append(UInt8.random(in: 0...255, using: &rng))
+                } else {
+                    b += pieces.randomElement(using: &rng)!
+                }
+            }
+            #expect(valid(b) == keptByString(b), "\(b)")
+        }
+    }
+
+    @Test("invalid UTF-8 is read as U+FFFD, like a String would be")
+    func repaired() throws {
+        let bytes: [UInt8] = Array("'a".utf8) + [0xFF] + Array("b' -> IN x(X)".utf8)
+        let r = try bytes.withUnsafeBufferPointer { buf in
+            try FBP.withValidUTF8(buf) { try FBP.parse(utf8: $0) }
+        }
+        #expect(r.graph.connections.first?.data == .string("a\u{FFFD}b"))
+    }
+}
+
 @Suite("Large inputs")
 struct LargeInputTests {
     @Test("a 1,000,000-line file parses (linear time, no stack growth)")
@@ -142,6 +199,35 @@ struct LargeInputTests {
         let r = try bytes.withUnsafeBufferPointer { try FBP.parse(utf8: $0, options: ParseOptions(caseSensitive: true)) }
         #expect(r.graph.connections.count == 50_000)
         #expect(r.graph.processes.count == 2)
+    }
+
+    @Test("a big generated graph: the direct JSON (in several chunks) is the graph's JSON")
+    func bigGraphDirectJSON() throws {
+        var rng = SplitMix(state: 3)
+        var lines = ["# @runtime noflo-nodejs", "INPORT=n0.IN:INPUT", "OUTPORT=n1.OUT:OUTPUT"]
+        let count = 3000
+        for i in 0..<count {
+            let decl = i % 7 == 0 ? "n\(i)(core/C\(i % 5):x=\(i),y=1)" : "n\(i)(core/C\(i % 5))"
+            lines.append("\(decl) OUT[\(i % 3)] -> IN n\(i + 1)")
+        }
+        lines.append("n\(count)(End)")
+        for k in 0..<2000 {
+            let a = Int.random(in: 0...count, using: &rng), b = Int.random(in: 0...count, using: &rng)
+            switch k % 4 {
+            case 0: lines.append("'v\(k)' -> DATA n\(b)")
+            case 1: lines.append("{\"k\": \(k), \"s\": \"\\u0001\"} -> OPTIONS n\(b)")
+            default: lines.append("n\(a) Out -> in[\(k % 2)] n\(b)")
+            }
+        }
+        let text = lines.joined(separator: "\n")
+        for cs in [false, true] {
+            let options = ParseOptions(caseSensitive: cs)
+            let g = try FBP.parse(text, options: options).graph
+            let expected = g.jsonBytes()
+            #expect(expected.count > 3 << 18)  // more than three chunks
+            #expect(directJSON(text, options) == expected)
+            #expect(directJSON(text, options, newline: true) == expected + [10])
+        }
     }
 
     @Test("a 100,000-element chain parses without recursion")
