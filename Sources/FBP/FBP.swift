@@ -155,19 +155,26 @@ struct FBPReader {
         var pos = 0
         var elems: [Element] = []
         elems.reserveCapacity(16)
-        let estimate = n / 48
-        nodeNames = NameTable(capacity: estimate)
+        // Room for a generous guess (memory not written costs nothing), so that big arrays are
+        // not copied as they grow: page faults are a good part of the time.
+        let estimate = n / 24
+        nodeNames.reserveCapacity(names: estimate, bytes: n / 4)
         procOfName.reserveCapacity(estimate)
         procs.reserveCapacity(estimate)
         edges.reserveCapacity(estimate)
+        // What the grammar expected at the furthest failure only matters when the text does not
+        // parse, and keeping track of it is a good part of the work: this pass goes without (each
+        // `fail` is one comparison), and a text that does not parse is read again with it, for
+        // the message. (No decision of the parser depends on it.)
+        g.maxFail = Int.max
         while pos < n {
             let q = line(pos, &elems)
             if q < 0 { break }
             pos = q
         }
         if pos < n {
-            g.fail(pos, .endOfInput)
-            throw g.syntaxError(kind: .syntax)
+            var again = FBPReader(b, options: options)
+            throw again.syntaxError()
         }
         if options.validateContents { try validate() }
         var all = notes + g.jsonNotes
@@ -185,6 +192,20 @@ struct FBPReader {
         return ParsedGraph(warnings: warnings, records: records)
     }
 
+    /// Parses with the furthest-failure bookkeeping, up to where the text stops parsing, and
+    /// returns the syntax error there.
+    mutating func syntaxError() -> FBPError {
+        var elems: [Element] = []
+        var pos = 0
+        while pos < n {
+            let q = line(pos, &elems)
+            if q < 0 { break }
+            pos = q
+        }
+        if pos < n { g.fail(pos, .endOfInput) }
+        return g.syntaxError(kind: .syntax)
+    }
+
     // MARK: helpers
 
     @inline(__always) func str(_ s: Int, _ e: Int) -> String {
@@ -197,21 +218,12 @@ struct FBPReader {
 
     /// The id of a port name as it goes into the graph: lower-cased unless case-sensitive.
     mutating func portNameId(_ s: Int, _ e: Int) -> Int32 {
-        var i = s
-        if !options.caseSensitive { while i < e && !(b[i] >= 65 && b[i] <= 90) { i += 1 } } else { i = e }
-        if i == e { return portNames.intern(bytes(s, e)) }
-        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: e - s) { t in
-            for j in 0..<(e - s) {
-                let c = b[s + j]
-                t[j] = c >= 65 && c <= 90 ? c + 32 : c
-            }
-            return portNames.intern(UnsafeRawBufferPointer(t))
-        }
+        options.caseSensitive ? portNames.intern(bytes(s, e)) : portNames.internFolded(bytes(s, e))
     }
 
     mutating func portName(_ s: Int, _ e: Int) -> String {
         let id = portNameId(s, e)  // intern first: the table may grow
-        return portNames.names[Int(id)]
+        return portNames[id]
     }
 
     /// The port name id and index (-1 for none) of a written port, or of the default port.
@@ -356,7 +368,7 @@ struct FBPReader {
         let ue = portNameOnly(pe + 1)
         guard ue >= 0 else { return nil }
         let pid = resolve(N)
-        let process = nodeNames.names[Int(pid)]
+        let process = nodeNames[pid]
         exportIds[(inport ? "i:" : "o:") + portName(pe + 1, ue)] = pid
         let port = portName(N.end + 1, pe)
         let pub = portName(pe + 1, ue)
@@ -489,7 +501,7 @@ struct FBPReader {
             let comp = compNames.intern(bytes(N.compStart, N.compEnd))
             let old = procs[i].comp
             if old >= 0 && old != comp {
-                warn(N.start, "node \"\(nodeNames.names[Int(id)])\" was declared with component \"\(compNames.names[Int(old)])\"; this declaration replaces it with \"\(compNames.names[Int(comp)])\" (the last one wins)")
+                warn(N.start, "node \"\(nodeNames[id])\" was declared with component \"\(compNames[old])\"; this declaration replaces it with \"\(compNames[comp])\" (the last one wins)")
             }
             procs[i].comp = comp
         }
@@ -498,7 +510,7 @@ struct FBPReader {
             let old = procs[i].meta
             if old >= 0 {
                 if metas[Int(old)] != meta {
-                    warn(N.metaStart, "node \"\(nodeNames.names[Int(id)])\": this metadata replaces the metadata declared before (\(JSONWriter.string(.object(metas[Int(old)]), indent: 0)))")
+                    warn(N.metaStart, "node \"\(nodeNames[id])\": this metadata replaces the metadata declared before (\(JSONWriter.string(.object(metas[Int(old)]), indent: 0)))")
                 }
                 metas[Int(old)] = meta
             } else {
@@ -513,24 +525,31 @@ struct FBPReader {
         var o = JSONObject()
         var itemStart = s
         while itemStart <= e {
+            // the item up to the next ",", and its first two "="
             var itemEnd = itemStart
-            while itemEnd < e && b[itemEnd] != UInt8(ascii: ",") { itemEnd += 1 }
-            // split the item on "="
-            var parts: [(Int, Int)] = []
-            var ps = itemStart
-            for k in itemStart...itemEnd where k == itemEnd || b[k] == UInt8(ascii: "=") {
-                parts.append((ps, k))
-                ps = k + 1
+            var eq1 = -1, eq2 = -1
+            while itemEnd < e && b[itemEnd] != UInt8(ascii: ",") {
+                if b[itemEnd] == UInt8(ascii: "=") {
+                    if eq1 < 0 { eq1 = itemEnd } else if eq2 < 0 { eq2 = itemEnd }
+                }
+                itemEnd += 1
             }
             let key: String
-            let value: String
-            if parts.count == 1 {
+            let vs: Int, ve: Int
+            if eq1 < 0 {
                 key = "routes"
-                value = str(parts[0].0, parts[0].1)
+                (vs, ve) = (itemStart, itemEnd)
             } else {
-                key = str(parts[0].0, parts[0].1)
-                value = str(parts[1].0, parts[1].1)
-                if parts.count > 2 {
+                let ks = itemStart
+                if eq1 - ks == 1 && b[ks] == UInt8(ascii: "x") {
+                    key = "x"
+                } else if eq1 - ks == 1 && b[ks] == UInt8(ascii: "y") {
+                    key = "y"
+                } else {
+                    key = str(ks, eq1)
+                }
+                (vs, ve) = (eq1 + 1, eq2 < 0 ? itemEnd : eq2)
+                if eq2 >= 0 {
                     warn(itemStart, "metadata \"\(str(itemStart, itemEnd))\": the text after the second \"=\" is ignored")
                 }
             }
@@ -538,15 +557,15 @@ struct FBPReader {
                 warn(itemStart, "metadata key \"\(key)\" is given twice in one declaration; the last value wins")
             }
             if key == "x" || key == "y" {
-                let (d, used) = FBPReader.parseFloat(value)
+                let (d, used) = parseFloat(vs, ve)
                 if d.isNaN || d.isInfinite {
-                    warn(itemStart, "metadata \(key)=\"\(value)\" is not a finite number; it becomes null in the JSON graph")
-                } else if used != value.utf8.count {
-                    warn(itemStart, "metadata \(key)=\"\(value)\": only the number at the start is used (\(JSONWriter.numberText(d, json: true)))")
+                    warn(itemStart, "metadata \(key)=\"\(str(vs, ve))\" is not a finite number; it becomes null in the JSON graph")
+                } else if used != ve - vs {
+                    warn(itemStart, "metadata \(key)=\"\(str(vs, ve))\": only the number at the start is used (\(JSONWriter.numberText(d, json: true)))")
                 }
                 o[key] = .number(d)
             } else {
-                o[key] = .string(value)
+                o[key] = .string(str(vs, ve))
             }
             itemStart = itemEnd + 1
         }
@@ -554,19 +573,24 @@ struct FBPReader {
     }
 
     /// JavaScript `parseFloat` for metadata text (which has no signs, dots or spaces): the number
-    /// and how many characters it used.
-    static func parseFloat(_ s: String) -> (Double, Int) {
-        if s.hasPrefix("Infinity") { return (.infinity, 8) }
-        let u = Array(s.utf8)
-        var i = 0
-        while i < u.count && u[i] >= 48 && u[i] <= 57 { i += 1 }
-        if i == 0 { return (.nan, 0) }
-        if i + 1 < u.count && (u[i] == UInt8(ascii: "e") || u[i] == UInt8(ascii: "E")) && u[i + 1] >= 48 && u[i + 1] <= 57 {
-            var j = i + 1
-            while j < u.count && u[j] >= 48 && u[j] <= 57 { j += 1 }
-            i = j
+    /// and how many bytes it used.
+    func parseFloat(_ s: Int, _ e: Int) -> (Double, Int) {
+        let infinity: StaticString = "Infinity"
+        if e - s >= 8 && (0..<8).allSatisfy({ b[s + $0] == infinity.utf8Start[$0] }) { return (.infinity, 8) }
+        var i = s
+        var v = 0
+        while i < e && b[i] >= 48 && b[i] <= 57 {
+            if i - s < 15 { v = v * 10 + Int(b[i] - 48) }
+            i += 1
         }
-        return (Double(String(decoding: u[0..<i], as: UTF8.self)) ?? .nan, i)
+        if i == s { return (.nan, 0) }
+        let exponent = i + 1 < e && (b[i] == UInt8(ascii: "e") || b[i] == UInt8(ascii: "E")) && b[i + 1] >= 48 && b[i + 1] <= 57
+        if !exponent && i - s <= 15 { return (Double(v), i - s) }  // exact: below 2^53
+        if exponent {
+            i += 1
+            while i < e && b[i] >= 48 && b[i] <= 57 { i += 1 }
+        }
+        return (Double(str(s, i)) ?? .nan, i - s)
     }
 
     // MARK: connections
@@ -577,7 +601,7 @@ struct FBPReader {
         if elems.count == 1 {
             guard case .inport(let P, let N, _) = elems[0] else { return }
             let id = resolve(N)  // intern first: the table may grow
-            let name = nodeNames.names[Int(id)]
+            let name = nodeNames[id]
             if let P {
                 let port = str(P.start, P.end)
                 if N.kind == .ref {
@@ -625,7 +649,7 @@ struct FBPReader {
             case .outport(let N, let P):
                 let id = resolve(N)
                 if i > 0 {
-                    let name = nodeNames.names[Int(id)]
+                    let name = nodeNames[id]
                     let text = excerpt(N.start, P?.end ?? N.end)
                     warn(N.start, "the connection into \"\(text)\" is dropped: in the middle of a connection a node needs an in-port and an out-port, like \"IN \(name) OUT\" (or a component, like \"\(name)()\")")
                 }
@@ -683,7 +707,7 @@ struct FBPReader {
                             sourceLine: idx.lineText(containing: at), expected: [], found: nil)
         }
         for p in procs where p.comp < 0 {
-            throw fail(Int(p.pos), "Node \"\(nodeNames.names[Int(p.name)])\" does not have a component defined")
+            throw fail(Int(p.pos), "Node \"\(nodeNames[p.name])\" does not have a component defined")
         }
         func undefined(_ id: Int32?) -> Bool { id.map { procOfName[Int($0)] < 0 } ?? true }
         for (pub, e) in inports where undefined(exportIds["i:" + pub]) {
@@ -694,14 +718,14 @@ struct FBPReader {
         }
         for c in edges {
             if procOfName[Int(c.tgtNode)] < 0 {
-                let tgt = nodeNames.names[Int(c.tgtNode)]
+                let tgt = nodeNames[c.tgtNode]
                 if c.srcNode < 0 {
                     throw fail(Int(c.tgtPos), "IIP containing \"\(edgeData[Int(c.srcPort)].javaScriptString)\" is connected to an undefined target node \"\(tgt)\"")
                 }
-                throw fail(Int(c.tgtPos), "Edge from \"\(nodeNames.names[Int(c.srcNode)])\" port \"\(portNames.names[Int(c.srcPort)])\" is connected to an undefined target node \"\(tgt)\"")
+                throw fail(Int(c.tgtPos), "Edge from \"\(nodeNames[c.srcNode])\" port \"\(portNames[c.srcPort])\" is connected to an undefined target node \"\(tgt)\"")
             }
             if c.srcNode >= 0 && procOfName[Int(c.srcNode)] < 0 {
-                throw fail(Int(c.srcPos), "Edge to \"\(nodeNames.names[Int(c.tgtNode)])\" port \"\(portNames.names[Int(c.tgtPort)])\" is connected to an undefined source node \"\(nodeNames.names[Int(c.srcNode)])\"")
+                throw fail(Int(c.srcPos), "Edge to \"\(nodeNames[c.tgtNode])\" port \"\(portNames[c.tgtPort])\" is connected to an undefined source node \"\(nodeNames[c.srcNode])\"")
             }
         }
     }
@@ -725,7 +749,8 @@ struct GraphRecords: Sendable {
     func makeGraph() -> Graph {
         var graph = Graph()
         graph.caseSensitive = caseSensitive
-        let names = nodeNames.names
+        let names = nodeNames.allNames()
+        let comps = compNames.allNames()
         var keys: [String] = []
         var values: [Process] = []
         var index = [String: Int](minimumCapacity: procs.count)
@@ -734,11 +759,11 @@ struct GraphRecords: Sendable {
         for (i, p) in procs.enumerated() {
             let name = names[Int(p.name)]
             keys.append(name)
-            values.append(Process(component: p.comp < 0 ? nil : compNames.names[Int(p.comp)], metadata: p.meta < 0 ? nil : metas[Int(p.meta)]))
+            values.append(Process(component: p.comp < 0 ? nil : comps[Int(p.comp)], metadata: p.meta < 0 ? nil : metas[Int(p.meta)]))
             index[name] = i
         }
         graph.processes = OrderedMap(keys: keys, values: values, index: index)
-        let ports = portNames.names
+        let ports = portNames.allNames()
         var connections: [Connection] = []
         connections.reserveCapacity(edges.count)
         for e in edges {

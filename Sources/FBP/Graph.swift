@@ -353,21 +353,98 @@ struct GraphJSONWriter: ~Copyable {
     var sink: ByteSink
     let indent: Int
 
+    /// A piece of constant text in `pieces`.
+    struct Piece {
+        var start: Int
+        var count: Int
+    }
+    /// The constant text between the names of a process or a connection, written with the same
+    /// `key`/`newline` steps as everything else, so a connection is a few copies.
+    private var pieces: ByteSink
+    private let connSrc: Piece  // connection with src: `\n    {\n      "src": {\n        "process": `
+    private let connOpen: Piece  // connection without src: `\n    {`
+    private let port: Piece  // `,\n        "port": `
+    private let index: Piece  // `,\n        "index": `
+    private let refClose: Piece  // `\n      }`
+    private let tgtFirst: Piece  // `\n      "tgt": {\n        "process": `
+    private let tgtNext: Piece  // `,` + tgtFirst
+    private let connClose: Piece  // `\n    }`
+    private let procOpen: Piece  // `\n    ` (then the name)
+    private let procComp: Piece  // `: {\n      "component": `
+    private let procClose: Piece  // `\n    }`
+
     init(indent: Int, sink: consuming ByteSink) {
         self.sink = sink
         self.indent = indent
+        var p = ByteSink(capacity: 1024)
+        var s = 0
+        func piece(_ p: borrowing ByteSink, _ s: inout Int) -> Piece {
+            defer { s = p.count }
+            return Piece(start: s, count: p.count - s)
+        }
+        GraphJSONWriter.newline(&p, indent, 2)
+        p.byte(UInt8(ascii: "{"))
+        GraphJSONWriter.key(&p, indent, "\"src\"", 3, first: true)
+        p.byte(UInt8(ascii: "{"))
+        GraphJSONWriter.key(&p, indent, "\"process\"", 4, first: true)
+        connSrc = piece(p, &s)
+        GraphJSONWriter.newline(&p, indent, 2)
+        p.byte(UInt8(ascii: "{"))
+        connOpen = piece(p, &s)
+        GraphJSONWriter.key(&p, indent, "\"port\"", 4, first: false)
+        port = piece(p, &s)
+        GraphJSONWriter.key(&p, indent, "\"index\"", 4, first: false)
+        index = piece(p, &s)
+        GraphJSONWriter.newline(&p, indent, 3)
+        p.byte(UInt8(ascii: "}"))
+        refClose = piece(p, &s)
+        GraphJSONWriter.key(&p, indent, "\"tgt\"", 3, first: true)
+        p.byte(UInt8(ascii: "{"))
+        GraphJSONWriter.key(&p, indent, "\"process\"", 4, first: true)
+        tgtFirst = piece(p, &s)
+        p.byte(UInt8(ascii: ","))
+        GraphJSONWriter.key(&p, indent, "\"tgt\"", 3, first: true)
+        p.byte(UInt8(ascii: "{"))
+        GraphJSONWriter.key(&p, indent, "\"process\"", 4, first: true)
+        tgtNext = piece(p, &s)
+        GraphJSONWriter.newline(&p, indent, 2)
+        p.byte(UInt8(ascii: "}"))
+        connClose = piece(p, &s)
+        GraphJSONWriter.newline(&p, indent, 2)
+        procOpen = piece(p, &s)
+        GraphJSONWriter.separator(&p, indent)
+        p.byte(UInt8(ascii: "{"))
+        GraphJSONWriter.key(&p, indent, "\"component\"", 3, first: true)
+        procComp = piece(p, &s)
+        GraphJSONWriter.newline(&p, indent, 2)
+        p.byte(UInt8(ascii: "}"))
+        procClose = piece(p, &s)
+        pieces = p
     }
 
-    @inline(__always) mutating func newline(_ depth: Int) {
+    @inline(__always) static func newline(_ sink: inout ByteSink, _ indent: Int, _ depth: Int) {
         if indent > 0 { sink.newline(spaces: depth &* indent) }
     }
 
-    /// `,` unless first, a line break, the quoted key and `: `.
-    @inline(__always) mutating func key(_ k: StaticString, _ depth: Int, first: Bool) {
-        if !first { sink.byte(UInt8(ascii: ",")) }
-        newline(depth)
-        sink.append(k)
+    /// `: ` (or `:` without indentation).
+    @inline(__always) static func separator(_ sink: inout ByteSink, _ indent: Int) {
         if indent > 0 { sink.append(": ") } else { sink.byte(UInt8(ascii: ":")) }
+    }
+
+    /// `,` unless first, a line break, the quoted key and `: `.
+    @inline(__always) static func key(_ sink: inout ByteSink, _ indent: Int, _ k: StaticString, _ depth: Int, first: Bool) {
+        if !first { sink.byte(UInt8(ascii: ",")) }
+        newline(&sink, indent, depth)
+        sink.append(k)
+        separator(&sink, indent)
+    }
+
+    @inline(__always) mutating func newline(_ depth: Int) {
+        GraphJSONWriter.newline(&sink, indent, depth)
+    }
+
+    @inline(__always) mutating func key(_ k: StaticString, _ depth: Int, first: Bool) {
+        GraphJSONWriter.key(&sink, indent, k, depth, first: first)
     }
 
     mutating func dynKey(_ k: String, _ depth: Int, first: Bool) {
@@ -381,21 +458,25 @@ struct GraphJSONWriter: ~Copyable {
         sink.byte(c)
     }
 
+    @inline(__always) mutating func put(_ p: Piece) {
+        sink.reserve(p.count)
+        sink.putSmall(pieces.base + p.start, p.count)
+    }
+
     mutating func value(_ v: JSONValue, _ depth: Int) {
         JSONWriter.write(v, depth: depth, indent: indent, into: &sink)
     }
 
-    mutating func portRef<Str>(_ p: PortView<Str>, _ depth: Int) {
-        sink.byte(UInt8(ascii: "{"))
-        key("\"process\"", depth + 1, first: true)
+    /// The rest of a connection end after its `"process": `.
+    @inline(__always) mutating func portRefRest<Str>(_ p: PortView<Str>) {
         p.process.writeJSON(to: &sink)
-        key("\"port\"", depth + 1, first: false)
+        put(port)
         p.port.writeJSON(to: &sink)
         if let i = p.index {
-            key("\"index\"", depth + 1, first: false)
-            JSONWriter.writeNumber(Double(i), &sink)
+            put(index)
+            sink.integer(Int64(i))
         }
-        close(UInt8(ascii: "}"), depth)
+        put(refClose)
     }
 
     mutating func exports(_ m: OrderedMap<ExportedPort>) {
@@ -432,22 +513,23 @@ struct GraphJSONWriter: ~Copyable {
             sink.byte(UInt8(ascii: "{"))
             for i in 0..<processCount {
                 if i > 0 { sink.byte(UInt8(ascii: ",")) }
-                newline(2)
+                put(procOpen)
                 g.processName(i).writeJSON(to: &sink)
-                if indent > 0 { sink.append(": ") } else { sink.byte(UInt8(ascii: ":")) }
                 let c = g.component(i)
                 let m = g.metadata(i)
-                if c == nil && m == nil { sink.append("{}"); continue }
-                sink.byte(UInt8(ascii: "{"))
                 if let c {
-                    key("\"component\"", 3, first: true)
+                    put(procComp)
                     c.writeJSON(to: &sink)
+                } else {
+                    GraphJSONWriter.separator(&sink, indent)
+                    if m == nil { sink.append("{}"); continue }
+                    sink.byte(UInt8(ascii: "{"))
                 }
                 if let m {
                     key("\"metadata\"", 3, first: c == nil)
                     value(.object(m), 3)
                 }
-                close(UInt8(ascii: "}"), 2)
+                put(procClose)
             }
             close(UInt8(ascii: "}"), 1)
         }
@@ -457,26 +539,26 @@ struct GraphJSONWriter: ~Copyable {
             sink.byte(UInt8(ascii: "["))
             for i in 0..<connectionCount {
                 if i > 0 { sink.byte(UInt8(ascii: ",")) }
-                newline(2)
-                sink.byte(UInt8(ascii: "{"))
                 var first = true
                 if let s = g.src(i) {
-                    key("\"src\"", 3, first: true)
-                    portRef(s, 3)
+                    put(connSrc)
+                    portRefRest(s)
                     first = false
+                } else {
+                    put(connOpen)
                 }
                 if let d = g.data(i) {
                     key("\"data\"", 3, first: first)
                     value(d, 3)
                     first = false
                 }
-                key("\"tgt\"", 3, first: first)
-                portRef(g.tgt(i), 3)
+                put(first ? tgtFirst : tgtNext)
+                portRefRest(g.tgt(i))
                 if let m = g.connectionMetadata(i) {
                     key("\"metadata\"", 3, first: false)
                     value(.object(m), 3)
                 }
-                close(UInt8(ascii: "}"), 2)
+                put(connClose)
             }
             close(UInt8(ascii: "]"), 1)
         }

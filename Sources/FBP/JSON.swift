@@ -226,9 +226,31 @@ struct ByteSink: ~Copyable {
         count &+= 1
     }
 
-    /// Appends without checking capacity: callers reserved room first.
-    @inline(__always) mutating func putUnchecked(_ p: UnsafePointer<UInt8>, _ n: Int) {
-        (base + count).update(from: p, count: n)
+    /// Appends a few bytes (names, pieces of layout) without a call to memcpy and without checking
+    /// capacity: callers reserved room first. Copies whole words, the last one overlapping the
+    /// one before, as memcpy does for short lengths.
+    @inline(__always) mutating func putSmall(_ p: UnsafePointer<UInt8>, _ n: Int) {
+        let d = UnsafeMutableRawPointer(base + count)
+        let s = UnsafeRawPointer(p)
+        if n >= 8 {
+            if n > 64 {
+                d.copyMemory(from: s, byteCount: n)
+            } else {
+                var i = 0
+                while i &+ 8 < n {
+                    d.storeBytes(of: s.loadUnaligned(fromByteOffset: i, as: UInt64.self), toByteOffset: i, as: UInt64.self)
+                    i &+= 8
+                }
+                d.storeBytes(of: s.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self), toByteOffset: n &- 8, as: UInt64.self)
+            }
+        } else if n >= 4 {
+            d.storeBytes(of: s.loadUnaligned(as: UInt32.self), as: UInt32.self)
+            d.storeBytes(of: s.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self), toByteOffset: n &- 4, as: UInt32.self)
+        } else if n > 0 {
+            d.storeBytes(of: s.load(as: UInt8.self), as: UInt8.self)
+            d.storeBytes(of: s.load(fromByteOffset: n >> 1, as: UInt8.self), toByteOffset: n >> 1, as: UInt8.self)
+            d.storeBytes(of: s.load(fromByteOffset: n &- 1, as: UInt8.self), toByteOffset: n &- 1, as: UInt8.self)
+        }
         count &+= n
     }
 
@@ -360,7 +382,7 @@ public struct JSONWriter {
 
     /// A number as `JSON.stringify` writes it.
     static func writeNumber(_ d: Double, _ sink: inout ByteSink) {
-        if d == d.rounded(), abs(d) < 9.0e15 {
+        if abs(d) < 9.0e15, d == Double(Int64(d)) {  // (NaN fails the first test)
             sink.integer(Int64(d))  // also -0, which JavaScript writes as 0
         } else {
             var t = numberText(d, json: true)
@@ -368,8 +390,46 @@ public struct JSONWriter {
         }
     }
 
-    /// Writes a value. Iterative, so arbitrarily deep values do not exhaust the stack.
+    /// Writes a value: the first levels recursively (fast for the usual small values), deeper
+    /// ones iteratively, so arbitrarily deep values do not exhaust the stack.
     static func write(_ value: JSONValue, depth: Int, indent: Int, into sink: inout ByteSink) {
+        writeShallow(value, depth: depth, indent: indent, levels: 16, into: &sink)
+    }
+
+    static func writeShallow(_ value: JSONValue, depth: Int, indent: Int, levels: Int, into sink: inout ByteSink) {
+        switch value {
+        case .null: sink.append("null")
+        case .bool(let b): if b { sink.append("true") } else { sink.append("false") }
+        case .number(let d): writeNumber(d, &sink)
+        case .string(let s): sink.jsonString(s)
+        case .array(let a):
+            if a.isEmpty { sink.append("[]"); return }
+            if levels == 0 { return writeDeep(value, depth: depth, indent: indent, into: &sink) }
+            sink.byte(UInt8(ascii: "["))
+            for i in 0..<a.count {
+                if i > 0 { sink.byte(UInt8(ascii: ",")) }
+                newline(depth + 1, indent, &sink)
+                writeShallow(a[i], depth: depth + 1, indent: indent, levels: levels - 1, into: &sink)
+            }
+            newline(depth, indent, &sink)
+            sink.byte(UInt8(ascii: "]"))
+        case .object(let o):
+            if o.isEmpty { sink.append("{}"); return }
+            if levels == 0 { return writeDeep(value, depth: depth, indent: indent, into: &sink) }
+            sink.byte(UInt8(ascii: "{"))
+            for i in 0..<o.count {
+                if i > 0 { sink.byte(UInt8(ascii: ",")) }
+                newline(depth + 1, indent, &sink)
+                writeKey(o.keys[i], indent, &sink)
+                writeShallow(o.values[i], depth: depth + 1, indent: indent, levels: levels - 1, into: &sink)
+            }
+            newline(depth, indent, &sink)
+            sink.byte(UInt8(ascii: "}"))
+        }
+    }
+
+    /// Writes a value without recursion.
+    static func writeDeep(_ value: JSONValue, depth: Int, indent: Int, into sink: inout ByteSink) {
         enum Frame {
             case array([JSONValue], Int)
             case object(JSONObject, Int)

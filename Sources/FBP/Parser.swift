@@ -811,68 +811,145 @@ struct NameTable: Sendable {
         var count: Int32
         var hash: UInt64
     }
-    private var slots: [Int32] = Array(repeating: -1, count: 1024)
-    private var mask = 1023
+    private var slots: [Int32] = Array(repeating: -1, count: 256)
+    private var mask = 255
     private var arena: [UInt8] = []
     private var entries: [Entry] = []
-    private(set) var names: [String] = []
 
-    var count: Int { names.count }
+    var count: Int { entries.count }
 
-    init(capacity: Int = 0) {
-        var size = 1024
-        while size < capacity * 2 { size <<= 1 }
-        slots = Array(repeating: -1, count: size)
-        mask = size - 1
+    mutating func reserveCapacity(names: Int, bytes: Int) {
+        entries.reserveCapacity(names)
+        arena.reserveCapacity(bytes)
     }
 
-    /// A multiply-xor hash over 8-byte words, mixed at the end so its low bits are usable.
-    @inline(__always) static func hash(_ p: UnsafeRawBufferPointer) -> UInt64 {
-        let n = p.count
+    /// The name as a String (made on demand: writing JSON needs only the bytes).
+    subscript(id: Int32) -> String {
+        let e = entries[Int(id)]
+        return arena.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[Int(e.start)..<Int(e.start + e.count)]), as: UTF8.self) }
+    }
+
+    /// All names as Strings, by id.
+    func allNames() -> [String] {
+        arena.withUnsafeBufferPointer { a in
+            entries.map { String(decoding: UnsafeBufferPointer(rebasing: a[Int($0.start)..<Int($0.start + $0.count)]), as: UTF8.self) }
+        }
+    }
+
+    /// ASCII upper-case letters of a word's bytes made lower-case, eight at a time.
+    @inline(__always) static func foldASCII(_ w: UInt64) -> UInt64 {
+        let low7 = w & 0x7F7F_7F7F_7F7F_7F7F
+        let atLeastA = low7 &+ 0x3F3F_3F3F_3F3F_3F3F  // high bit set where byte >= "A"
+        let pastZ = low7 &+ 0x2525_2525_2525_2525  // high bit set where byte > "Z"
+        let upper = atLeastA & ~pastZ & ~w & 0x8080_8080_8080_8080
+        return w | (upper >> 2)
+    }
+
+    /// The 8 bytes at offset i (i + 8 <= n).
+    @inline(__always) static func word(_ p: UnsafeRawPointer, _ i: Int, fold: Bool) -> UInt64 {
+        let w = p.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+        return fold ? foldASCII(w) : w
+    }
+
+    /// The bytes of a name of 1 to 7 bytes as one word, from loads that may overlap.
+    @inline(__always) static func shortWord(_ p: UnsafeRawPointer, _ n: Int, fold: Bool) -> UInt64 {
+        let w: UInt64
+        if n >= 4 {
+            w = UInt64(p.loadUnaligned(as: UInt32.self)) | UInt64(p.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self)) << 32
+        } else {
+            w = UInt64(p.load(as: UInt8.self)) | UInt64(p.load(fromByteOffset: n >> 1, as: UInt8.self)) << 8
+                | UInt64(p.load(fromByteOffset: n &- 1, as: UInt8.self)) << 16
+        }
+        return fold ? foldASCII(w) : w
+    }
+
+    @inline(__always) static func mix(_ h: UInt64, _ w: UInt64) -> UInt64 {
+        let m = (h ^ w) &* 0xFF51_AFD7_ED55_8CCD
+        return m ^ (m >> 32)
+    }
+
+    /// A multiply-xor hash over 8-byte words (the last one overlapping the one before; the length
+    /// goes in first), mixed at the end so its low bits are usable.
+    @inline(__always) static func hash(_ p: UnsafeRawPointer, _ n: Int, fold: Bool) -> UInt64 {
         var h = UInt64(truncatingIfNeeded: n) &* 0x9E37_79B9_7F4A_7C15
-        guard let base = p.baseAddress else { return h }
-        var i = 0
-        while i + 8 <= n {
-            h = (h ^ base.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xFF51_AFD7_ED55_8CCD
-            h ^= h >> 32
-            i += 8
-        }
-        if i < n {
-            var w: UInt64 = 0
-            var shift: UInt64 = 0
-            while i < n {
-                w |= UInt64(base.load(fromByteOffset: i, as: UInt8.self)) << shift
-                shift += 8
-                i += 1
+        if n >= 8 {
+            var i = 0
+            while i &+ 8 < n {
+                h = mix(h, word(p, i, fold: fold))
+                i &+= 8
             }
-            h = (h ^ w) &* 0xFF51_AFD7_ED55_8CCD
+            h = mix(h, word(p, n &- 8, fold: fold))
+        } else if n > 0 {
+            h = mix(h, shortWord(p, n, fold: fold))
         }
-        h ^= h >> 33
         h = h &* 0xC4CE_B9FE_1A85_EC53
         return h ^ (h >> 29)
     }
 
+    /// Whether the n bytes at p (folded if `fold`) are the n bytes at q.
+    @inline(__always) static func equal(_ p: UnsafeRawPointer, _ q: UnsafeRawPointer, _ n: Int, fold: Bool) -> Bool {
+        if n >= 8 {
+            var i = 0
+            while i &+ 8 < n {
+                if word(p, i, fold: fold) != q.loadUnaligned(fromByteOffset: i, as: UInt64.self) { return false }
+                i &+= 8
+            }
+            return word(p, n &- 8, fold: fold) == q.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
+        }
+        if n == 0 { return true }
+        return shortWord(p, n, fold: fold) == shortWord(q, n, fold: false)
+    }
+
     /// The id of the name spelled by these bytes.
     mutating func intern(_ bytes: UnsafeRawBufferPointer) -> Int32 {
-        let h = NameTable.hash(bytes)
+        intern(bytes, fold: false)
+    }
+
+    /// The id of the name spelled by these bytes with ASCII letters lower-cased.
+    mutating func internFolded(_ bytes: UnsafeRawBufferPointer) -> Int32 {
+        intern(bytes, fold: true)
+    }
+
+    @inline(__always) private mutating func intern(_ bytes: UnsafeRawBufferPointer, fold: Bool) -> Int32 {
         let n = bytes.count
+        guard let p = bytes.baseAddress, n > 0 else { return internEmpty() }
+        let h = NameTable.hash(p, n, fold: fold)
         var i = Int(truncatingIfNeeded: h) & mask
         while true {
             let id = slots[i]
             if id < 0 { break }
             let e = entries[Int(id)]
-            if e.hash == h && Int(e.count) == n {
-                let equal = n == 0 || arena.withUnsafeBytes { a in memcmp(a.baseAddress! + Int(e.start), bytes.baseAddress!, n) == 0 }
-                if equal { return id }
+            if e.hash == h && Int(e.count) == n
+                && arena.withUnsafeBytes({ NameTable.equal(p, $0.baseAddress! + Int(e.start), n, fold: fold) }) {
+                return id
             }
             i = (i + 1) & mask
         }
-        let id = Int32(names.count)
+        let id = Int32(entries.count)
         slots[i] = id
         entries.append(Entry(start: Int32(truncatingIfNeeded: arena.count), count: Int32(truncatingIfNeeded: n), hash: h))
-        arena.append(contentsOf: bytes)
-        names.append(String(decoding: bytes, as: UTF8.self))
-        if names.count * 2 > slots.count { grow() }
+        if fold {
+            for c in bytes { arena.append(c >= 65 && c <= 90 ? c + 32 : c) }
+        } else {
+            arena.append(contentsOf: bytes)
+        }
+        if entries.count * 2 > slots.count { grow() }
+        return id
+    }
+
+    /// The empty name (which the grammar never makes, but strings given to `intern` may be).
+    private mutating func internEmpty() -> Int32 {
+        let h = NameTable.hash(UnsafeRawPointer(bitPattern: 1)!, 0, fold: false)
+        var i = Int(truncatingIfNeeded: h) & mask
+        while slots[i] >= 0 {
+            let id = slots[i]
+            if entries[Int(id)].count == 0 { return id }
+            i = (i + 1) & mask
+        }
+        let id = Int32(entries.count)
+        slots[i] = id
+        entries.append(Entry(start: Int32(truncatingIfNeeded: arena.count), count: 0, hash: h))
+        if entries.count * 2 > slots.count { grow() }
         return id
     }
 
@@ -892,6 +969,7 @@ struct NameTable: Sendable {
         }
     }
 
+    /// Doubles the slots (the table grows with the names, so its memory is what they need).
     private mutating func grow() {
         let size = slots.count * 2
         slots = Array(repeating: -1, count: size)
@@ -926,7 +1004,7 @@ struct NameRef: JSONStringWritable {
             let n = bytes.count
             sink.reserve(n &+ 2)
             sink.put(34)
-            if let p = bytes.baseAddress { sink.putUnchecked(p, n) }
+            if let p = bytes.baseAddress { sink.putSmall(p, n) }
             sink.put(34)
         } else {
             sink.jsonString(bytes)
