@@ -116,6 +116,7 @@ struct FBPReader {
     var procOfName: [Int32] = []  // name id → index in procs, or -1
     var procs: [ProcRecord] = []
     var portNames = NameTable()
+    var portCache = [PortCacheEntry](repeating: PortCacheEntry(word: 0, count: -1, id: -1), count: 32)
     var compNames = NameTable()
     var metas: [JSONObject] = []
     var anonCounters: [String: Int] = [:]
@@ -217,7 +218,22 @@ struct FBPReader {
     }
 
     /// The id of a port name as it goes into the graph: lower-cased unless case-sensitive.
+    /// Port names are few and short and come on almost every line, so a small cache keyed by
+    /// their bytes comes first.
     mutating func portNameId(_ s: Int, _ e: Int) -> Int32 {
+        let n = e - s
+        guard n <= 8, n > 0 else { return internPort(s, e) }
+        let p = UnsafeRawPointer(b.baseAddress! + s)
+        let w = n == 8 ? p.loadUnaligned(as: UInt64.self) : NameTable.shortWord(p, n, fold: false)
+        let slot = Int(truncatingIfNeeded: ((w ^ UInt64(n)) &* 0x9E37_79B9_7F4A_7C15) >> 59)
+        let c = portCache[slot]
+        if c.word == w && c.count == n { return c.id }
+        let id = internPort(s, e)
+        portCache[slot] = PortCacheEntry(word: w, count: n, id: id)
+        return id
+    }
+
+    mutating func internPort(_ s: Int, _ e: Int) -> Int32 {
         options.caseSensitive ? portNames.intern(bytes(s, e)) : portNames.internFolded(bytes(s, e))
     }
 
@@ -523,6 +539,9 @@ struct FBPReader {
     /// `(Comp:k=v,k2=v2)` metadata (fbp-dsl.md §4.2).
     mutating func metadata(_ s: Int, _ e: Int) -> JSONObject {
         var o = JSONObject()
+        var items = 1
+        for i in s..<e where b[i] == UInt8(ascii: ",") { items += 1 }
+        o.reserveCapacity(items)
         var itemStart = s
         while itemStart <= e {
             // the item up to the next ",", and its first two "="
@@ -838,6 +857,13 @@ struct RecordsView: GraphJSONView {
         return PortView(process: nodes[e.tgtNode], port: ports[e.tgtPort], index: e.tgtIndex < 0 ? nil : Int(e.tgtIndex))
     }
     func connectionMetadata(_ i: Int) -> JSONObject? { nil }
+}
+
+/// A port name of up to 8 bytes (as a word of its bytes, see `NameTable.shortWord`) and its id.
+struct PortCacheEntry {
+    var word: UInt64
+    var count: Int
+    var id: Int32
 }
 
 /// A process while parsing: interned name, component (-1: none) and metadata (-1: none, else an

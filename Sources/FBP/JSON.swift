@@ -30,6 +30,11 @@ public struct JSONObject: Sendable, Sequence {
     public var count: Int { keys.count }
     public var isEmpty: Bool { keys.isEmpty }
 
+    mutating func reserveCapacity(_ n: Int) {
+        keys.reserveCapacity(n)
+        values.reserveCapacity(n)
+    }
+
     func position(of key: String) -> Int? {
         if let index { return index[key] }
         for i in keys.indices where keys[i] == key { return i }

@@ -693,8 +693,17 @@ struct GrammarParser {
         var q = p
         if q < n && b[q] == UInt8(ascii: "-") { q += 1 }
         guard q < n, b[q] >= 48 && b[q] <= 57 else { return nil }
-        if b[q] == 48 { q += 1 } else { while q < n && b[q] >= 48 && b[q] <= 57 { q += 1 } }
+        let digitsStart = q
+        var value = 0
+        if b[q] == 48 { q += 1 } else {
+            while q < n && b[q] >= 48 && b[q] <= 57 {
+                if q - digitsStart < 15 { value = value * 10 + Int(b[q] - 48) }
+                q += 1
+            }
+        }
+        var simple = q - digitsStart <= 15  // an integer read exactly in `value` (below 2^53)
         if q + 1 < n && b[q] == UInt8(ascii: ".") && b[q + 1] >= 48 && b[q + 1] <= 57 {
+            simple = false
             q += 2
             while q < n && b[q] >= 48 && b[q] <= 57 { q += 1 }
         }
@@ -702,9 +711,14 @@ struct GrammarParser {
             var r = q + 1
             if r < n && (b[r] == UInt8(ascii: "+") || b[r] == UInt8(ascii: "-")) { r += 1 }
             if r < n && b[r] >= 48 && b[r] <= 57 {
+                simple = false
                 while r < n && b[r] >= 48 && b[r] <= 57 { r += 1 }
                 q = r
             }
+        }
+        if simple {
+            let d = Double(value)
+            return (b[p] == UInt8(ascii: "-") ? -d : d, q)
         }
         let text = String(decoding: UnsafeBufferPointer(rebasing: b[p..<q]), as: UTF8.self)
         return (Double(text) ?? .nan, q)

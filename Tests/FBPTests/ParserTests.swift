@@ -211,6 +211,20 @@ struct JSONTests {
         for (d, s) in cases { #expect(JSONWriter.numberText(d, json: true) == s, "\(d)") }
     }
 
+    @Test func numbersReadLikeParseFloat() throws {
+        let texts = ["0", "-0", "7", "-12", "123456789012345", "-999999999999999", "1234567890123456", "12345678901234567890",
+                     "1.5", "-0.0", "1e3", "1E-2", "2.5e+10", "0.1", "9007199254740993"]
+        for t in texts {
+            let v = try JSONValue.parse(t)
+            let d = try #require(Double(t))
+            #expect(v == .number(d), "\(t)")
+            #expect(v.numberValue?.sign == d.sign, "\(t)")
+        }
+        // in IIPs, and written back as JSON.stringify does
+        let g = try parse("[0, -0, 42, 1.5e2, 123456789012345678] -> IN a(A)").graph
+        #expect(g.jsonText(indent: 0).contains("\"data\":[0,0,42,150,123456789012345680]"))
+    }
+
     @Test func stringsEscapedLikeStringify() {
         #expect(JSONWriter.string(.string("a\"b\\c\n\t\u{1}é\u{2028}"), indent: 0) == "\"a\\\"b\\\\c\\n\\t\\u0001é\u{2028}\"")
     }
