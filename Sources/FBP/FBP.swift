@@ -116,7 +116,8 @@ struct FBPReader {
     var procOfName: [Int32] = []  // name id → index in procs, or -1
     var procs: [ProcRecord] = []
     var portNames = NameTable()
-    var portCache = [PortCacheEntry](repeating: PortCacheEntry(word: 0, count: -1, id: -1), count: 32)
+    var portCache = [PortCacheEntry](repeating: PortCacheEntry(word: 0, count: -1, id: -1), count: 256)
+    var portCacheCount = 0
     var compNames = NameTable()
     var metas: [JSONObject] = []
     var anonCounters: [String: Int] = [:]
@@ -218,18 +219,25 @@ struct FBPReader {
     }
 
     /// The id of a port name as it goes into the graph: lower-cased unless case-sensitive.
-    /// Port names are few and short and come on almost every line, so a small cache keyed by
-    /// their bytes comes first.
+    /// Port names are few and short and come on almost every line, so a small hash table keyed
+    /// by their bytes (up to 128 of them, never evicted) comes first.
     mutating func portNameId(_ s: Int, _ e: Int) -> Int32 {
         let n = e - s
         guard n <= 8, n > 0 else { return internPort(s, e) }
         let p = UnsafeRawPointer(b.baseAddress! + s)
         let w = n == 8 ? p.loadUnaligned(as: UInt64.self) : NameTable.shortWord(p, n, fold: false)
-        let slot = Int(truncatingIfNeeded: ((w ^ UInt64(n)) &* 0x9E37_79B9_7F4A_7C15) >> 59)
-        let c = portCache[slot]
-        if c.word == w && c.count == n { return c.id }
+        var slot = Int(truncatingIfNeeded: ((w ^ UInt64(n)) &* 0x9E37_79B9_7F4A_7C15) >> 56)
+        while true {
+            let c = portCache[slot]
+            if c.count < 0 { break }
+            if c.word == w && c.count == n { return c.id }
+            slot = (slot + 1) & 255
+        }
         let id = internPort(s, e)
-        portCache[slot] = PortCacheEntry(word: w, count: n, id: id)
+        if portCacheCount < 128 {
+            portCache[slot] = PortCacheEntry(word: w, count: n, id: id)
+            portCacheCount += 1
+        }
         return id
     }
 
