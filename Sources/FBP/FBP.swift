@@ -159,8 +159,8 @@ struct FBPReader {
         elems.reserveCapacity(16)
         // Room for a generous guess (memory not written costs nothing), so that big arrays are
         // not copied as they grow: page faults are a good part of the time.
-        let estimate = n / 24
-        nodeNames.reserveCapacity(names: estimate, bytes: n / 4)
+        let estimate = min(n / 24, 1 << 22)
+        nodeNames.reserveCapacity(names: estimate, bytes: min(n / 4, 1 << 26))
         procOfName.reserveCapacity(estimate)
         procs.reserveCapacity(estimate)
         edges.reserveCapacity(estimate)
