@@ -177,7 +177,6 @@ struct GrammarParser {
     var nodeMemo: NodeOcc? = nil
     var portMemoPos = -1
     var portMemo: PortOcc? = nil
-    var silent = 0
     let caseSensitive: Bool
 
     /// Set when JSON nests deeper than `maxJSONDepth` (the reference's recursive parser would
@@ -201,7 +200,7 @@ struct GrammarParser {
     // MARK: failure bookkeeping (PEG.js peg$fail)
 
     @inline(__always) mutating func fail(_ pos: Int, _ e: Expect) {
-        if pos < maxFail || silent > 0 { return }
+        if pos < maxFail { return }
         if pos > maxFail {
             maxFail = pos
             expected = 0

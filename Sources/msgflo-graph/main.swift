@@ -17,12 +17,10 @@ struct ReadFailure: Error {
     let reason: String
 }
 
-/// A whole file (or standard input for "-"). Big regular files are mapped instead of read: reading
-/// copies them into fresh memory, and page faults cost more than parsing here. (As with any
-/// mapped file, one truncated by another process meanwhile could end this one with SIGBUS.)
+/// A whole file (or standard input for "-"), read into one buffer sized from the file. (Not mapped: a mapped file
+/// that another process truncates meanwhile ends the reader with SIGBUS, and bad input must never crash a tool.)
 struct Input {
     let bytes: UnsafeBufferPointer<UInt8>
-    private let mapped: Bool
 
     init(path: String) throws(ReadFailure) {
         let fd: Int32 = path == "-" ? 0 : open(path, O_RDONLY)
@@ -32,12 +30,6 @@ struct Input {
         var capacity = 1 << 16
         if fstat(fd, &st) == 0 {
             if (st.st_mode & S_IFMT) == S_IFDIR { throw ReadFailure(reason: String(cString: strerror(EISDIR))) }
-            if (st.st_mode & S_IFMT) == S_IFREG && st.st_size >= 1 << 18,
-               let m = mmap(nil, Int(st.st_size), PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0), m != MAP_FAILED {
-                bytes = UnsafeBufferPointer(start: m.assumingMemoryBound(to: UInt8.self), count: Int(st.st_size))
-                mapped = true
-                return
-            }
             if st.st_size > 0 { capacity = Int(st.st_size) + 1 }
         }
         guard var base = malloc(capacity)?.assumingMemoryBound(to: UInt8.self) else { throw ReadFailure(reason: String(cString: strerror(ENOMEM))) }
@@ -62,12 +54,11 @@ struct Input {
             count += r
         }
         bytes = UnsafeBufferPointer(start: base, count: count)
-        mapped = false
     }
 
     func release() {
         guard let base = bytes.baseAddress else { return }
-        if mapped { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) } else { free(UnsafeMutableRawPointer(mutating: base)) }
+        free(UnsafeMutableRawPointer(mutating: base))
     }
 }
 
