@@ -77,6 +77,8 @@ struct LiveSubscription {
 /// eventfd), which is itself Sendable.
 final class AMQPLoop: @unchecked Sendable {
     let core: AMQPCore
+    /// Handed to every delivery on the consumer channel.
+    let settler: AMQPCore.Settler
     var logger: Logger { core.logger }
     var settings: AMQPSettings { core.settings }
     var url: BrokerURL { core.settings.url }
@@ -134,6 +136,7 @@ final class AMQPLoop: @unchecked Sendable {
 
     init(core: AMQPCore, connected: Pending<Void>) {
         self.core = core
+        self.settler = AMQPCore.Settler(core: core)
         self.connectedPending = connected
         if core.settings.persistentMessages {
             properties._flags = 1 << 12  // AMQP_BASIC_DELIVERY_MODE_FLAG
@@ -831,7 +834,7 @@ final class AMQPLoop: @unchecked Sendable {
             subscriptions[sub.record.id]?.unacked += 1
             handOver.append((sub.record,
                              Delivery(message: Message(bytes: bytes), queue: sub.record.queue, redelivered: redelivered,
-                                      tag: tag, generation: generation, settler: core)))
+                                      tag: tag, generation: generation, settler: settler)))
         } else if let sub {
             handOver.append((sub.record, Delivery(message: Message(bytes: bytes), queue: sub.record.queue)))
         }

@@ -360,6 +360,15 @@ final class AMQPCore: DeliverySettler {
 
     // MARK: DeliverySettler
 
+    /// What deliveries hold to settle themselves (the owner thread makes one). Not the core itself: closures hold
+    /// the core weakly, which moves its reference counts to a side table where every retain and release takes a
+    /// slower path, and each delivery retains and releases its settler a few times.
+    final class Settler: DeliverySettler {
+        let core: AMQPCore
+        init(core: AMQPCore) { self.core = core }
+        func settle(tag: UInt64, generation: UInt64, ack: Bool) { core.settle(tag: tag, generation: generation, ack: ack) }
+    }
+
     func settle(tag: UInt64, generation: UInt64, ack: Bool) {
         let doWake = shared.withLock { s -> Bool in
             if s.closed { return false }
