@@ -62,6 +62,12 @@ struct LiveSubscription {
     var tapQueue: String?
     /// Consuming on the current connection.
     var started = false
+    /// Deliveries the broker counts against this consumer's prefetch: not yet covered by an ack, nack or reject
+    /// written to the socket (held by the caller, or settled and waiting in the deferred multiple-ack).
+    var unacked = 0
+
+    /// The broker will soon stop delivering to this consumer unless acks reach it: half its prefetch is unacked.
+    var tight: Bool { unacked >= max(1, record.prefetch / 2) }
 }
 
 /// The owner of one librabbitmq connection and of the thread that makes every C call on it.
@@ -71,6 +77,8 @@ struct LiveSubscription {
 /// eventfd), which is itself Sendable.
 final class AMQPLoop: @unchecked Sendable {
     let core: AMQPCore
+    /// Handed to every delivery on the consumer channel.
+    let settler: AMQPCore.Settler
     var logger: Logger { core.logger }
     var settings: AMQPSettings { core.settings }
     var url: BrokerURL { core.settings.url }
@@ -83,13 +91,30 @@ final class AMQPLoop: @unchecked Sendable {
     private var topology: [TopologyItem] = []
     private var subscriptions: [Int: LiveSubscription] = [:]
 
-    // Channel-1 delivery tags not yet settled: window[head + (tag - base)] holds the subscription id, or
-    // ackPending / settledMark. Tags on one channel count up from 1 with no gaps.
+    // Channel-1 delivery tags not yet settled: window[head + (tag - base)] holds the subscription id (held by the
+    // caller), ackPending(id) (acked by the caller, not yet written), or settledMark. Tags on one channel count up
+    // from 1 with no gaps.
     private var window: [Int32] = []
     private var head = 0
     private var base: UInt64 = 1
-    private static let ackPending: Int32 = -1
     private static let settledMark: Int32 = -2
+    private static func ackPending(_ id: Int32) -> Int32 { -3 - id }
+    private static func ackPendingID(_ mark: Int32) -> Int32? { mark <= -3 ? -3 - mark : nil }
+
+    // The deferred multiple-ack: acks of the settled run at the front of the window are written in one frame, once
+    // a consumer it covers runs short of prefetch room (at once for small prefetches), or `ackDelay` after the first
+    // of them (poll wakes us for that), or at close. A flood of deliveries then costs the broker one ack frame per
+    // hundred messages or so instead of one each; an acked message stays unacked on the broker for at most
+    // `ackDelay` (were we to die then, it would be delivered again: at-least-once, as before).
+    private var unsentAck: UInt64 = 0
+    private var unsentSince = ContinuousClock.now
+    /// Subscription id → how many of its deliveries the unsent multiple-ack covers.
+    private var unsentBySub: [Int: Int] = [:]
+    static let ackDelay: Duration = .milliseconds(5)
+
+    /// Deliveries read in this pass, handed over together at its end (to their handler, or their stream): a
+    /// consumer task woken once finds them all buffered, rather than being woken (a thread switch) for each one.
+    private var handOver: [(SubscriptionRecord, Delivery)] = []
 
     // Publisher confirms: messages written and not yet confirmed, in publish order, with their sequence numbers.
     private var unconfirmed: [Outgoing] = []
@@ -111,6 +136,7 @@ final class AMQPLoop: @unchecked Sendable {
 
     init(core: AMQPCore, connected: Pending<Void>) {
         self.core = core
+        self.settler = AMQPCore.Settler(core: core)
         self.connectedPending = connected
         if core.settings.persistentMessages {
             properties._flags = 1 << 12  // AMQP_BASIC_DELIVERY_MODE_FLAG
@@ -166,6 +192,7 @@ final class AMQPLoop: @unchecked Sendable {
                 _ = publishAll(c)
             }
             if conn != nil && !settleBatch.isEmpty { settleAll(c) }
+            if conn != nil && unsentAck > 0 { flushAcksIfDue(c) }
             if conn == nil {
                 // Lost while writing: operations taken this turn wait for the next connection; acks are void.
                 settleBatch.removeAll(keepingCapacity: true)
@@ -182,7 +209,8 @@ final class AMQPLoop: @unchecked Sendable {
             if conn == nil { continue }
             // Consumers on this thread handle what was just read; their sends and acks go out next turn.
             let ran = core.executor.runPending()
-            busy = busy || frames > 0 || ran > 0 || core.executor.pending
+            // A pass that emptied librabbitmq's buffer goes to poll next: it returns at once if more has come.
+            busy = busy || (frames > 0 && !readDry) || ran > 0 || core.executor.pending
             if !busy { sleep(c) }
         }
         shutdown()
@@ -219,11 +247,16 @@ final class AMQPLoop: @unchecked Sendable {
 
     /// Blocks in poll on the socket and the eventfd until there is something to do.
     private func sleep(_ c: amqp_connection_state_t) {
+        // A caller's ack wakes us only when it is needed soon: when no deferred ack is pending (the first one starts
+        // the ackDelay clock), or when a consumer runs short of prefetch room. Otherwise acks wait for the next
+        // delivery or the deferred ack's deadline, whichever comes first. Nacks always wake us.
+        let wakeOnAck = unsentAck == 0 || subscriptions.values.contains { $0.tight }
         let idle = core.shared.withLock { s -> Bool in
             if !s.publishes.isEmpty || !s.settles.isEmpty || !s.ops.isEmpty || s.closeRequested { return false }
             if core.executor.pending { return false }
             s.sleeping = true
             s.signalled = false
+            s.wakeOnAck = wakeOnAck
             return true
         }
         guard idle else { return }
@@ -231,9 +264,13 @@ final class AMQPLoop: @unchecked Sendable {
         var fds = [pollfd(fd: sock, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: core.eventFD, events: Int16(POLLIN), revents: 0)]
         // librabbitmq sends and checks heartbeats when we read; wake often enough for that.
-        let ms = settings.heartbeat > 0 ? min(1000, settings.heartbeat * 250) : 1000
+        var ms = settings.heartbeat > 0 ? min(1000, settings.heartbeat * 250) : 1000
+        if unsentAck > 0 {
+            let left = Self.ackDelay - (ContinuousClock.now - unsentSince)
+            ms = max(1, min(ms, Int((left / .milliseconds(1)).rounded(.up))))
+        }
         _ = poll(&fds, 2, Int32(ms))
-        core.shared.withLock { s in s.sleeping = false }
+        core.shared.withLock { s in s.sleeping = false; s.wakeOnAck = true }
         if fds[1].revents != 0 { drainEventFD() }
         // librabbitmq sends our heartbeats when we read, but notices a silent broker only on reads with a deadline,
         // and ours never wait: watch the socket ourselves (heartbeat frames make it readable too).
@@ -381,7 +418,12 @@ final class AMQPLoop: @unchecked Sendable {
         resend = again + resend
         window.removeAll(keepingCapacity: true)
         head = 0
-        for id in subscriptions.keys { subscriptions[id]?.started = false }
+        unsentAck = 0
+        unsentBySub.removeAll()
+        for id in subscriptions.keys {
+            subscriptions[id]?.started = false
+            subscriptions[id]?.unacked = 0
+        }
         lostReason = reason
     }
 
@@ -488,6 +530,7 @@ final class AMQPLoop: @unchecked Sendable {
             takeRemaining()
             if !blocked && (!resend.isEmpty || !publishBatch.isEmpty) { _ = publishAll(c) }
             if conn != nil && !settleBatch.isEmpty { settleAll(c) }
+            if conn != nil { flushAcks(c) }
             let deadline = ContinuousClock.now + min(settings.timeouts.operation, .seconds(2))
             while conn != nil, pendingConfirms > 0, ContinuousClock.now < deadline {
                 if readFrames(c, limit: 4096) == 0 {
@@ -612,12 +655,15 @@ final class AMQPLoop: @unchecked Sendable {
         ackedInBatch.removeAll(keepingCapacity: true)
         for s in settleBatch where s.generation == generation && s.tag >= base {
             let idx = head + Int(s.tag - base)
-            guard idx < window.count, window[idx] >= 0 else { continue }
+            guard idx < window.count else { continue }
+            let id = window[idx]
+            guard id >= 0 else { continue }
             if s.ack {
-                window[idx] = Self.ackPending
+                window[idx] = Self.ackPending(id)
                 ackedInBatch.append(s.tag)
             } else {
                 window[idx] = Self.settledMark
+                subscriptions[Int(id)]?.unacked -= 1
                 if amqp_basic_nack(c, Channel.consume, s.tag, 0, 0) != AMQP_STATUS_OK.rawValue {
                     lose("nack failed")
                     return
@@ -625,19 +671,20 @@ final class AMQPLoop: @unchecked Sendable {
             }
         }
         settleBatch.removeAll(keepingCapacity: true)
-        // One multiple-ack covers the settled run at the front of the window.
-        var lastAck: UInt64 = 0
+        // The settled run at the front of the window joins the deferred multiple-ack.
         while head < window.count && window[head] < 0 {
-            if window[head] == Self.ackPending { lastAck = base }
+            if let id = Self.ackPendingID(window[head]) {
+                if unsentAck == 0 { unsentSince = .now }
+                unsentAck = base
+                unsentBySub[Int(id), default: 0] += 1
+            }
             head += 1
             base += 1
         }
-        if lastAck > 0, amqp_basic_ack(c, Channel.consume, lastAck, 1) != AMQP_STATUS_OK.rawValue {
-            lose("ack failed")
-            return
-        }
+        // Acks behind a delivery still held are written one by one, now (a multiple-ack cannot skip the held one).
         for tag in ackedInBatch where tag >= base {
             let idx = head + Int(tag - base)
+            if let id = Self.ackPendingID(window[idx]) { subscriptions[Int(id)]?.unacked -= 1 }
             window[idx] = Self.settledMark
             if amqp_basic_ack(c, Channel.consume, tag, 0) != AMQP_STATUS_OK.rawValue {
                 lose("ack failed")
@@ -653,18 +700,52 @@ final class AMQPLoop: @unchecked Sendable {
         }
     }
 
+    /// Writes the deferred multiple-ack when a consumer it covers runs short of prefetch room, or it is `ackDelay`
+    /// old.
+    private func flushAcksIfDue(_ c: amqp_connection_state_t) {
+        guard unsentAck > 0 else { return }
+        if ContinuousClock.now - unsentSince >= Self.ackDelay
+            || unsentBySub.keys.contains(where: { subscriptions[$0]?.tight ?? false }) {
+            flushAcks(c)
+        }
+    }
+
+    private func flushAcks(_ c: amqp_connection_state_t) {
+        guard unsentAck > 0 else { return }
+        let tag = unsentAck
+        unsentAck = 0
+        for (id, n) in unsentBySub { subscriptions[id]?.unacked -= n }
+        unsentBySub.removeAll(keepingCapacity: true)
+        if amqp_basic_ack(c, Channel.consume, tag, 1) != AMQP_STATUS_OK.rawValue {
+            lose("ack failed")
+        }
+    }
+
     // MARK: reading frames
+
+    /// The last `readFrames` stopped because librabbitmq held nothing more (not at its limit).
+    private var readDry = false
+    private lazy var plainSocket = url.scheme != .amqps
 
     /// Reads and handles what the broker sent, without blocking. Returns the number of frames handled.
     @discardableResult
     private func readFrames(_ c: amqp_connection_state_t, limit: Int) -> Int {
         var zero = Glibc.timeval(tv_sec: 0, tv_usec: 0)
         var n = 0
+        readDry = false
         defer {
             if conn != nil { amqp_maybe_release_buffers(c) }
+            handOverDeliveries()
             releaseConfirmed()
         }
         while n < limit {
+            // Past the first frame, take only what librabbitmq already holds: reading an empty socket costs two
+            // system calls (recv, then a zero poll) to learn nothing, and the poll we sleep in sees new data as well.
+            // (Not with TLS, where poll cannot see what OpenSSL may hold.)
+            if n > 0 && plainSocket && amqp_frames_enqueued(c) == 0 && amqp_data_in_buffer(c) == 0 {
+                readDry = true
+                break
+            }
             var frame = amqp_frame_t()
             let rc = amqp_simple_wait_frame_noblock(c, &frame, &zero)
             if rc == AMQP_STATUS_TIMEOUT.rawValue { break }
@@ -680,6 +761,14 @@ final class AMQPLoop: @unchecked Sendable {
             if n & 63 == 0 { amqp_maybe_release_buffers(c) }
         }
         return n
+    }
+
+    private func handOverDeliveries() {
+        guard !handOver.isEmpty else { return }
+        for (record, d) in handOver {
+            if let handler = record.handler { handler(d) } else { record.continuation.yield(d) }
+        }
+        handOver.removeAll(keepingCapacity: true)
     }
 
     private func handleMethod(_ c: amqp_connection_state_t, _ channel: amqp_channel_t, _ method: amqp_method_t) {
@@ -750,11 +839,12 @@ final class AMQPLoop: @unchecked Sendable {
                 return
             }
             window.append(Int32(truncatingIfNeeded: sub.record.id))
-            sub.record.continuation.yield(Delivery(message: Message(bytes: bytes), queue: sub.record.queue,
-                                                   redelivered: redelivered, tag: tag, generation: generation,
-                                                   settler: core))
+            subscriptions[sub.record.id]?.unacked += 1
+            handOver.append((sub.record,
+                             Delivery(message: Message(bytes: bytes), queue: sub.record.queue, redelivered: redelivered,
+                                      tag: tag, generation: generation, settler: settler)))
         } else if let sub {
-            sub.record.continuation.yield(Delivery(message: Message(bytes: bytes), queue: sub.record.queue))
+            handOver.append((sub.record, Delivery(message: Message(bytes: bytes), queue: sub.record.queue)))
         }
     }
 

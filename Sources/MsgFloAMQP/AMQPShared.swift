@@ -95,6 +95,8 @@ struct SubscriptionRecord: Sendable {
     let prefetch: Int
     let isTap: Bool
     let continuation: AsyncStream<Delivery>.Continuation
+    /// Called on the owner thread for each delivery instead of yielding it to `continuation` (which then only ends).
+    var handler: (@Sendable (Delivery) -> Void)? = nil
 }
 
 /// The state the callers and the owner thread share, behind one lock. Everything here is touched briefly.
@@ -118,6 +120,8 @@ struct SharedState: Sendable {
     /// The owner thread is (about to be) blocked in poll and wants a wake-up on the eventfd.
     var sleeping = false
     var signalled = false
+    /// While it sleeps: whether an ack should wake it (false while a deferred multiple-ack waits for more).
+    var wakeOnAck = true
 
     var closeRequested = false
     var closed = false

@@ -72,6 +72,13 @@ public final class AMQPTransport: Transport {
         try await core.subscribe(queue, prefetch: core.settings.prefetch ?? options.prefetch, tap: false)
     }
 
+    /// The handler runs on the connection's own thread, as each delivery is read.
+    public func consume(_ queue: String, options: ConsumeOptions,
+                        handler: @escaping @Sendable (Delivery) -> Void) async throws -> Subscription {
+        try await core.subscribe(queue, prefetch: core.settings.prefetch ?? options.prefetch, tap: false,
+                                 handler: handler)
+    }
+
     public func addBinding(_ binding: Binding) async throws {
         _ = try await core.perform(.bind(binding))
     }
@@ -318,7 +325,8 @@ final class AMQPCore: DeliverySettler {
         }
     }
 
-    func subscribe(_ queue: String, prefetch: Int, tap: Bool) async throws -> Subscription {
+    func subscribe(_ queue: String, prefetch: Int, tap: Bool,
+                   handler: (@Sendable (Delivery) -> Void)? = nil) async throws -> Subscription {
         if let e = notConnectedError() { throw e }
         let (stream, continuation) = tap
             ? AsyncStream<Delivery>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
@@ -327,7 +335,7 @@ final class AMQPCore: DeliverySettler {
             let id = s.nextSubscription
             s.nextSubscription += 1
             s.newSubscriptions.append(SubscriptionRecord(id: id, queue: queue, prefetch: max(1, prefetch),
-                                                         isTap: tap, continuation: continuation))
+                                                         isTap: tap, continuation: continuation, handler: handler))
             return id
         }
         do {
@@ -362,11 +370,20 @@ final class AMQPCore: DeliverySettler {
 
     // MARK: DeliverySettler
 
+    /// What deliveries hold to settle themselves (the owner thread makes one). Not the core itself: closures hold
+    /// the core weakly, which moves its reference counts to a side table where every retain and release takes a
+    /// slower path, and each delivery retains and releases its settler a few times.
+    final class Settler: DeliverySettler {
+        let core: AMQPCore
+        init(core: AMQPCore) { self.core = core }
+        func settle(tag: UInt64, generation: UInt64, ack: Bool) { core.settle(tag: tag, generation: generation, ack: ack) }
+    }
+
     func settle(tag: UInt64, generation: UInt64, ack: Bool) {
         let doWake = shared.withLock { s -> Bool in
             if s.closed { return false }
             s.settles.append(Settle(tag: tag, generation: generation, ack: ack))
-            return AMQPCore.needsWake(&s)
+            return ack && !s.wakeOnAck ? false : AMQPCore.needsWake(&s)
         }
         if doWake { wake() }
     }

@@ -1,6 +1,7 @@
 // The coordinator's benchmark driver, run by Scripts/bench-coordinator. Prints figures; asserts nothing.
 //
-//   msgflo-bench-coordinator discovery --broker URL [--count N]   discovery messages handled per second
+//   msgflo-bench-coordinator discovery --broker URL [--count N] [--phase fill|drain|both]
+//                                                                  discovery messages handled per second
 //   msgflo-bench-coordinator announce  --broker URL [--count N]   sends N distinct discovery messages and exits
 //   msgflo-bench-coordinator wire      --broker URL [--nodes 1000 --edges 2000]   time to wire a graph (AMQP)
 import Foundation
@@ -60,20 +61,35 @@ case "announce":
 
 case "discovery":
     let count = Int(arg("count", "100000")!)!
+    // AMQP only: `fill` leaves the messages in fbp and exits (for a reference consumer, or a profile of the drain
+    // alone); `drain` times the coordinator on what is there; `both` (default) does one then the other.
+    let phase = arg("phase", "both")!
     let distinct = 1000
     let messages = (0..<distinct).map { Discovery.message(for: definition($0, run: run)) }
     let publisher = await connected()
+    let prefill = broker.scheme.isAMQP
+    if prefill && phase != "drain" {
+        // AMQP keeps them: fill fbp first, then time the coordinator alone.
+        try await publisher.declareDiscoveryQueue()
+        for i in 0..<count { try await publisher.send(toInport: discoveryQueue, messages[i % distinct]) }
+        if phase == "fill" {
+            let deadline = ContinuousClock.now + .seconds(60)
+            while (try? await publisher.queueDepth(discoveryQueue)) ?? 0 < count, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            await publisher.close()
+            print("filled \(discoveryQueue) with \(count) messages")
+            exit(0)
+        }
+    }
     let daemonTransport = await connected()
     var options = CoordinatorOptions()
     options.answerStatus = false
     let c = Coordinator(transport: daemonTransport, options: options, logger: logger)
     try await publisher.declareDiscoveryQueue()
-    let prefill = broker.scheme.isAMQP
     let start: ContinuousClock.Instant
     let task: Task<Void, any Error>
     if prefill {
-        // AMQP keeps them: fill fbp first, then time the coordinator alone.
-        for i in 0..<count { try await publisher.send(toInport: discoveryQueue, messages[i % distinct]) }
         try await Task.sleep(for: .seconds(1))
         start = .now
         task = Task { try await c.run() }
@@ -86,7 +102,7 @@ case "discovery":
     var last = 0
     var lastChange = ContinuousClock.now
     while true {
-        let n = await c.observation.handled
+        let n = await c.handled  // (not c.observation: a copy of the registry would make the next update copy it all)
         if n >= count { break }
         if n != last { last = n; lastChange = .now }
         if ContinuousClock.now - lastChange > .seconds(3) { break }

@@ -215,6 +215,34 @@ extension CoordinatorIntegration {
         await stop(c, task)
     }
 
+    /// More announcements than the discovery prefetch (1000): they only all arrive if each is acknowledged once
+    /// applied. Re-announcements refresh; a changed definition still replaces the registered one.
+    @Test func amqpFloodBeyondThePrefetchIsAppliedAndAcknowledged() async throws {
+        let (c, task) = try await start(.amqp, DesiredGraph())
+        let t = try await connect(.amqp)
+        try await t.declareDiscoveryQueue()
+        let prefix = TestBrokers.unique("flood")
+        let defs = (0..<50).map { ParticipantDefinition(id: "\(prefix)-\($0)", role: "\(prefix)-\($0)", component: "X") }
+        let before = await c.observation.handled
+        let n = 3000
+        for i in 0..<n { try await t.announce(defs[i % defs.count]) }
+        #expect(await c.wait(timeout: .seconds(30)) { $0.handled - before >= n })
+        let registered = await c.observation.registry
+        #expect(defs.allSatisfy { registered[$0.id]?.definition == $0 && registered[$0.id]?.alive == true })
+        var changed = defs[7]
+        changed.label = "changed"
+        changed.outports = [PortDefinition(id: "out", queue: "\(changed.role).OUT")]
+        try await t.announce(changed)
+        let expected = changed
+        #expect(await c.wait { $0.registry[expected.id]?.definition == expected })
+        try await t.announce(defs[7])  // and back to the first, seen before
+        #expect(await c.wait { $0.registry[expected.id]?.definition == defs[7] })
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(try await t.queueDepth(discoveryQueue) == 0)
+        await t.close()
+        await stop(c, task)
+    }
+
     @Test func mqttNetworkOfCommandTakersKeepsFlowingAfterTheDaemonStops() async throws {
         let a = TestBrokers.unique("a"), b = TestBrokers.unique("b")
         let (c, task) = try await start(.mqtt, graph(a, b, iip: "first"))

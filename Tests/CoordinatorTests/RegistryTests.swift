@@ -23,6 +23,28 @@ func participant(_ id: String, role: String, component: String = "Repeat", heart
         #expect(r["a-1"]?.lastSeen == 12)
     }
 
+    @Test func unchangedReAnnouncementsOnlyRefreshLiveness() {
+        var r = ParticipantRegistry()
+        let p = participant("a-1", role: "a", heartbeat: 2)
+        #expect(r.observe(p, at: 0) == [.added(p)])
+        // Every re-announcement, whether the same value or an equal copy built anew, moves only last-seen.
+        for k in 1...10 {
+            let again = k % 2 == 0 ? p : participant("a-1", role: "a", heartbeat: 2)
+            #expect(r.observe(again, at: Double(k) * 1.5) == [])
+        }
+        #expect(r["a-1"]?.lastSeen == 15)
+        #expect(r["a-1"]?.firstSeen == 0)
+        // Alive as long as they keep coming: lost only a heartbeat after the last one.
+        #expect(r.tick(at: 16.9) == [])
+        #expect(r.tick(at: 17.1) == [.lost(p)])
+        // The same definition from a lost participant is a comeback, not a mere refresh.
+        #expect(r.observe(p, at: 18) == [.back(p)])
+        #expect(r.observe(p, at: 19) == [])
+        // An announcement delivered late (an older time) never moves last-seen back.
+        #expect(r.observe(p, at: 10) == [])
+        #expect(r["a-1"]?.lastSeen == 19)
+    }
+
     @Test func changedDefinitionUpdates() {
         var r = ParticipantRegistry()
         let p = participant("a-1", role: "a")

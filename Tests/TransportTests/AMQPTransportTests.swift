@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import MsgFlo
 import MsgFloAMQP
+import Synchronization
 import TestSupport
 import Testing
 
@@ -243,6 +244,39 @@ struct AMQPTransportTests {
         }
     }
 
+    @Test(arguments: [1, 1000])
+    func handlerConsumerGetsEveryDeliveryInOrderAndItsAcksMakeRoom(prefetch: Int) async throws {
+        try await Self.withTransport { t in
+            let q = TestBrokers.unique("amqp.handler.IN")
+            try await t.declareInport(q)
+            let n = 2500  // more than the prefetch: only acks reaching the broker let the rest through
+            for i in 0..<n { try await t.send(toInport: q, Self.json(i)) }
+            let got = Mutex<[Int]>([])
+            let sub = try await t.consume(q, options: ConsumeOptions(prefetch: prefetch)) { d in
+                got.withLock { $0.append(Self.number(d) ?? -1) }
+                d.ack()
+            }
+            try await waitUntil(timeout: .seconds(30)) { got.withLock { $0.count } >= n }
+            #expect(got.withLock { $0 } == Array(0..<n))
+            await sub.cancel()
+            #expect(try await t.queueDepth(q) == 0)
+            // The stream of a handler subscription yields nothing and ends with it.
+            var yielded = 0
+            for await _ in sub { yielded += 1 }
+            #expect(yielded == 0)
+        }
+    }
+
+    @Test func handlerSubscriptionEndsWhenTheTransportCloses() async throws {
+        let t = try await Self.transport()
+        let q = TestBrokers.unique("amqp.handler-end.IN")
+        try await t.declareInport(q)
+        let sub = try await t.consume(q, options: ConsumeOptions(prefetch: 10)) { $0.ack() }
+        let ended = Task { for await _ in sub {}; return true }
+        await t.close()
+        #expect(await ended.value)
+    }
+
     @Test func consumingAMissingQueueFailsAndTheConnectionCarriesOn() async throws {
         try await Self.withTransport { t in
             let q = TestBrokers.unique("amqp.ok.IN")
@@ -431,6 +465,28 @@ struct AMQPTransportTests {
         await c.cancel()
         await producer.close()
         await consumer.close()
+    }
+
+    /// Acks of a consumer far from its prefetch limit are written in one deferred multiple-ack; they must reach the
+    /// broker within a few milliseconds even when nothing else happens, or a restart would deliver them again.
+    @Test func brokerRestartAfterDeferredAcksRedeliversNothing() async throws {
+        let t = try await Self.transport()
+        let q = TestBrokers.unique("amqp.deferred-ack.IN")
+        try await t.declareInport(q)
+        let c = Collector(try await t.consume(q, options: ConsumeOptions(prefetch: 1000)))
+        for i in 0..<20 { try await t.send(toInport: q, Self.json(i)) }
+        #expect(await c.wait(count: 20).count == 20)
+        try await Task.sleep(for: .milliseconds(300))  // the acks were given; nothing else comes
+        try await Task.detached { try TestBrokers.restart(.amqp) }.value
+        try await waitUntil(timeout: .seconds(60)) { t.state == .connected }
+        try await t.send(toInport: q, Self.json(20))
+        try await waitUntil(timeout: .seconds(30)) { c.snapshot().contains { Self.number($0) == 20 } }
+        try await Task.sleep(for: .milliseconds(300))
+        let got = c.snapshot()
+        #expect(got.compactMap(Self.number) == Array(0...20), "acked messages came again after the restart")
+        #expect(!got.contains { $0.redelivered })
+        await c.cancel()
+        await t.close()
     }
 
     @Test func brokerRestartBuffersSendsAndCallsFailAfterReconnectWait() async throws {

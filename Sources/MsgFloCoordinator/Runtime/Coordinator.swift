@@ -29,6 +29,9 @@ public struct CoordinatorOptions: Sendable {
     public var commandSettle: Duration = .milliseconds(500)
     /// Answer `msgflo status` requests on the broker.
     public var answerStatus = true
+    /// How long discovery messages pile up (after the first) before the coordinator takes them in one go. A flood
+    /// then costs one hand-over per batch instead of one per message; liveness is measured in seconds anyway.
+    public var discoveryBatchDelay: Duration = .milliseconds(2)
 
     public init() {}
 }
@@ -78,7 +81,9 @@ public actor Coordinator {
     /// graph's participants. On cancellation the children are stopped; the caller closes the transport.
     public func run() async throws {
         try await transport.declareDiscoveryQueue()
-        let discovery = try await transport.consume(discoveryQueue, options: ConsumeOptions(prefetch: 1000))
+        let inbox = Inbox()
+        let discovery = try await transport.consume(discoveryQueue, options: ConsumeOptions(prefetch: 1000),
+                                                    handler: discoveryHandler(inbox))
         var statusSub: Subscription?
         if options.answerStatus {
             do {
@@ -99,7 +104,7 @@ public actor Coordinator {
         markDirty()
 
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await Self.consumeDiscovery(discovery, self) }
+            group.addTask { for await _ in discovery {} }  // the handler does the work; this ends with it
             if let statusSubscription { group.addTask { await self.answerStatus(statusSubscription) } }
             group.addTask { await self.tickLoop() }
             group.addTask { await self.watchConnection() }
@@ -116,26 +121,32 @@ public actor Coordinator {
         logger.info("coordinator stopped")
     }
 
-    /// Parsed discovery messages waiting for the actor. The consumer task parses and acknowledges; the actor takes
-    /// whatever has piled up in one go, so a flood costs one actor hop per batch rather than per message.
+    /// Parsed discovery messages waiting for the actor, with their deliveries. The transport's handler parses and
+    /// puts them here; the actor takes whatever has piled up in one go, `discoveryBatchDelay` after the first, so a
+    /// flood costs one actor hop per batch rather than per message. Deliveries are acknowledged once the actor has
+    /// applied them to the registry: the broker's prefetch then bounds what waits here.
     final class Inbox: Sendable {
+        struct Item: Sendable {
+            var result: Result<ParticipantDefinition, MsgFloError>
+            var delivery: Delivery?
+        }
         struct State {
-            var items: [Result<ParticipantDefinition, MsgFloError>] = []
+            var items: [Item] = []
             var scheduled = false
         }
         let state = Mutex(State())
 
         /// Adds one; true when a drain must be scheduled.
-        func put(_ r: Result<ParticipantDefinition, MsgFloError>) -> (schedule: Bool, backlog: Int) {
+        func put(_ item: Item) -> Bool {
             state.withLock { s in
-                s.items.append(r)
-                if s.scheduled { return (false, s.items.count) }
+                s.items.append(item)
+                if s.scheduled { return false }
                 s.scheduled = true
-                return (true, s.items.count)
+                return true
             }
         }
 
-        func take() -> [Result<ParticipantDefinition, MsgFloError>] {
+        func take() -> [Item] {
             state.withLock { s in
                 let out = s.items
                 s.items = []
@@ -145,17 +156,18 @@ public actor Coordinator {
         }
     }
 
-    static func consumeDiscovery(_ sub: Subscription, _ c: Coordinator) async {
-        let inbox = Inbox()
-        for await d in sub {
-            if Task.isCancelled { break }
-            // Parsing is pure: done here, off the actor. Every message is acknowledged, good or bad.
-            let parsed = Result { () throws(MsgFloError) in try Discovery.parse(d.message) }
-            d.ack()
-            let (schedule, backlog) = inbox.put(parsed)
-            if schedule { Task { await c.drain(inbox) } }
-            // Backpressure: never let the backlog grow without bound.
-            if backlog > 10_000 { await c.drain(inbox) }
+    /// What the transport calls for each message on `fbp`, on its own thread (AMQP) or a task: parses it off the
+    /// actor (only once for bytes seen before: re-announcements) and puts it in the inbox. Never fails, never blocks.
+    nonisolated func discoveryHandler(_ inbox: Inbox) -> @Sendable (Delivery) -> Void {
+        let cache = Mutex(DiscoveryCache())
+        let delay = options.discoveryBatchDelay
+        return { [weak self] d in
+            let parsed = cache.withLock { $0.parse(d.message) }
+            guard inbox.put(.init(result: parsed, delivery: d)), let self else { return }
+            Task {
+                if delay > .zero { try? await Task.sleep(for: delay) }
+                await self.drain(inbox)
+            }
         }
     }
 
@@ -163,7 +175,13 @@ public actor Coordinator {
         while true {
             let items = inbox.take()
             if items.isEmpty { return }
-            handle(items)
+            let t = now()
+            var changed = false
+            for item in items { changed = apply(item.result, at: t) || changed }
+            // Applied: only now acknowledged (good or bad alike; a bad message would be just as bad again).
+            for item in items { item.delivery?.ack() }
+            if changed { markDirty() }
+            notifyWaiters()
         }
     }
 
@@ -171,21 +189,27 @@ public actor Coordinator {
     public func handle(_ results: [Result<ParticipantDefinition, MsgFloError>]) {
         let t = now()
         var changed = false
-        for r in results {
-            handled += 1
-            switch r {
-            case .success(let d):
-                for e in registry.observe(d, at: t) {
-                    changed = true
-                    logger.info("\(e.logLine)")
-                }
-            case .failure(let e):
-                rejected += 1
-                for line in limiter.admit("bad message on fbp: \(e.message)", at: t) { logger.warning("\(line)") }
-            }
-        }
+        for r in results { changed = apply(r, at: t) || changed }
         if changed { markDirty() }
         notifyWaiters()
+    }
+
+    /// One discovery message into the registry; true when the registry changed beyond last-seen times.
+    private func apply(_ r: Result<ParticipantDefinition, MsgFloError>, at t: Double) -> Bool {
+        handled += 1
+        switch r {
+        case .success(let d):
+            var changed = false
+            for e in registry.observe(d, at: t) {
+                changed = true
+                logger.info("\(e.logLine)")
+            }
+            return changed
+        case .failure(let e):
+            rejected += 1
+            for line in limiter.admit("bad message on fbp: \(e.message)", at: t) { logger.warning("\(line)") }
+            return false
+        }
     }
 
     public func handle(discovery message: Message) {

@@ -60,6 +60,16 @@ public struct ParticipantRegistry: Sendable {
     /// A discovery message arrived. Returns what changed: nothing for a plain re-announcement (only last-seen moves).
     public mutating func observe(_ definition: ParticipantDefinition, at now: Double) -> [Event] {
         let timeout = definition.heartbeat ?? defaultTimeout
+        // Fast path, the common case: a live participant re-announcing what it announced before. Only the time
+        // moves, in place. (An identical definition from the discovery cache shares its storage with the
+        // registered one, so the comparison stops at the first pointers.)
+        if let i = entries.index(forKey: definition.id) {
+            let e = entries.values[i]
+            if e.alive && e.timeout == timeout && e.definition == definition {
+                entries.values[i].lastSeen = max(e.lastSeen, now)
+                return []
+            }
+        }
         guard var entry = entries[definition.id] else {
             entries[definition.id] = Entry(definition: definition, firstSeen: now, lastSeen: now, alive: true, timeout: timeout)
             idsByRole[definition.role, default: []].insert(definition.id)

@@ -1,0 +1,56 @@
+import Glibc
+import MsgFlo
+
+/// Discovery messages already parsed, by their exact bytes.
+///
+/// Participants re-announce themselves every few seconds with the same bytes (the same definition serialised the
+/// same way), so a busy `fbp` is mostly messages seen before. Those are looked up (a hash of the bytes and one
+/// comparison) instead of parsed again, and the definition handed on is the very one registered before, which the
+/// registry recognises as unchanged at the cost of a pointer comparison.
+///
+/// Only messages that parse are kept; bad ones are parsed (and refused) each time. The cache is bounded by the bytes
+/// it holds: when the next message would pass `limit`, it starts afresh (a flood of distinct messages costs one
+/// parse each, as without the cache).
+public struct DiscoveryCache: Sendable {
+    struct Key: Hashable, Sendable {
+        let bytes: [UInt8]
+
+        func hash(into h: inout Hasher) { bytes.withUnsafeBytes { h.combine(bytes: $0) } }
+
+        static func == (a: Key, b: Key) -> Bool {
+            a.bytes.count == b.bytes.count && a.bytes.withUnsafeBytes { x in
+                b.bytes.withUnsafeBytes { y in x.count == 0 || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 }
+            }
+        }
+    }
+
+    /// What one kept message is counted as beyond its bytes (the key's and the definition's storage).
+    static let overhead = 256
+
+    public let limit: Int
+    private var parsed: [Key: ParticipantDefinition] = [:]
+    public private(set) var storedBytes = 0
+
+    public init(limit: Int = 16 << 20) { self.limit = limit }
+
+    public var count: Int { parsed.count }
+
+    /// The message's definition, parsed now or found from an earlier identical message.
+    public mutating func parse(_ message: Message) -> Result<ParticipantDefinition, MsgFloError> {
+        let key = Key(bytes: message.bytes)
+        if let d = parsed[key] { return .success(d) }
+        let result = Result { () throws(MsgFloError) in try Discovery.parse(message) }
+        if case .success(let d) = result {
+            let size = message.count + Self.overhead
+            if size <= limit {
+                if storedBytes + size > limit {
+                    parsed.removeAll()
+                    storedBytes = 0
+                }
+                parsed[key] = d
+                storedBytes += size
+            }
+        }
+        return result
+    }
+}

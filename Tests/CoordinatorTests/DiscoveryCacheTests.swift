@@ -1,0 +1,54 @@
+import MsgFlo
+import Testing
+@testable import MsgFloCoordinator
+
+@Suite struct DiscoveryCacheTests {
+    @Test func sameBytesAreParsedOnceAndGiveTheSameDefinition() throws {
+        var cache = DiscoveryCache()
+        let p = participant("a-1", role: "a")
+        let m = Discovery.message(for: p)
+        #expect(try cache.parse(m).get() == p)
+        #expect(cache.count == 1)
+        // A copy of the bytes (as a new delivery would bring) is found, not parsed again.
+        #expect(try cache.parse(Message(bytes: Array(m.bytes))).get() == p)
+        #expect(cache.count == 1)
+    }
+
+    @Test func changedBytesAreParsedAgain() throws {
+        var cache = DiscoveryCache()
+        var p = participant("a-1", role: "a")
+        _ = cache.parse(Discovery.message(for: p))
+        p.outports.append(PortDefinition(id: "extra", queue: "a.EXTRA"))
+        #expect(try cache.parse(Discovery.message(for: p)).get() == p)
+        #expect(cache.count == 2)
+    }
+
+    @Test func badMessagesAreRefusedEveryTimeAndNotKept() {
+        var cache = DiscoveryCache()
+        let bad: [Message] = [Message(text: "not json"), Message(json: ["protocol": "discovery"]), Message(bytes: [0xFF]),
+                              Message(bytes: []), Message(text: String(repeating: "[", count: 10_000))]
+        for _ in 0..<3 {
+            for m in bad {
+                guard case .failure = cache.parse(m) else { Issue.record("accepted \(m)"); return }
+            }
+        }
+        #expect(cache.count == 0)
+        #expect(cache.storedBytes == 0)
+    }
+
+    @Test func boundedByTheBytesItHolds() throws {
+        let one = Discovery.message(for: participant("p-100", role: "p")).count + DiscoveryCache.overhead
+        var cache = DiscoveryCache(limit: one * 10 + one / 2)
+        for i in 0..<25 {
+            let p = participant("p-\(100 + i)", role: "p")  // ids of the same length: messages of the same size
+            #expect(try cache.parse(Discovery.message(for: p)).get() == p)
+            #expect(cache.storedBytes <= cache.limit)
+        }
+        #expect(cache.count == 5)  // started afresh after 10 and after 20
+        // A message larger than the whole cache is parsed and not kept.
+        var small = DiscoveryCache(limit: 64)
+        let p = participant("big", role: "big")
+        #expect(try small.parse(Discovery.message(for: p)).get() == p)
+        #expect(small.count == 0)
+    }
+}
