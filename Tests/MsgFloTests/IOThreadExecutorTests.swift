@@ -8,7 +8,7 @@ import Testing
 private final class LoopThread: Sendable {
     let wakeUp = DispatchSemaphore(value: 0)
     let stopped = Atomic<Bool>(false)
-    let finished = DispatchSemaphore(value: 0)
+    let finished = Atomic<Bool>(false)
     let turns = Atomic<Int>(0)
     let executor: IOThreadExecutor
 
@@ -26,15 +26,16 @@ private final class LoopThread: Sendable {
                 executor.runPending()
             }
             executor.shutDown()
-            finished.signal()
+            finished.store(true, ordering: .releasing)
         }
         t.start()
     }
 
-    func stop() {
+    /// Ends the loop and waits (without blocking a concurrency thread) until its executor is shut down.
+    func stop() async {
         stopped.store(true, ordering: .releasing)
         wakeUp.signal()
-        finished.wait()
+        while !finished.load(ordering: .acquiring) { try? await Task.sleep(for: .milliseconds(1)) }
     }
 }
 
@@ -42,7 +43,6 @@ private final class LoopThread: Sendable {
     @Test func tasksThatPreferItRunOnTheLoopThreadAcrossSuspensions() async throws {
         let loop = LoopThread()
         loop.start()
-        defer { loop.stop() }
         let executor = loop.executor
         let onLoop = await Task(executorPreference: executor) { () -> [Bool] in
             var seen = [executor.isCurrent]
@@ -57,12 +57,12 @@ private final class LoopThread: Sendable {
         #expect(onLoop.count == 22)
         #expect(onLoop.allSatisfy { $0 })
         #expect(!executor.isCurrent)
+        await loop.stop()
     }
 
     @Test func childTasksInheritItAndAllRunOnOneThread() async throws {
         let loop = LoopThread()
         loop.start()
-        defer { loop.stop() }
         let executor = loop.executor
         let results = await Task(executorPreference: executor) { () -> [Bool] in
             await withTaskGroup(of: Bool.self) { group in
@@ -79,6 +79,7 @@ private final class LoopThread: Sendable {
         }.value
         #expect(results.count == 50)
         #expect(results.allSatisfy { $0 })
+        await loop.stop()
     }
 
     @Test func afterShutDownTasksGoOnOnTheGlobalExecutor() async throws {
@@ -98,7 +99,7 @@ private final class LoopThread: Sendable {
         }
         continuation.yield(1)
         try await Task.sleep(for: .milliseconds(20))
-        loop.stop()
+        await loop.stop()
         continuation.yield(2)
         continuation.yield(3)
         continuation.finish()

@@ -130,7 +130,7 @@ import Testing
         try await other.declareInport("/b/in")
         var options = Setup.Options()
         options.discover = true
-        options.timeout = .seconds(5)
+        options.timeout = .seconds(30)  // returns as soon as both have announced; the margin is for a loaded machine
         let lines = Lines()
         let setup = Setup(graph: Self.simple, options: options, library: nil, environment: [:],
                           out: { lines.append($0) }, err: { lines.append("ERR " + $0) })
@@ -162,7 +162,7 @@ import Testing
         try await transport.connect()
         var options = Setup.Options()
         options.participants = true
-        options.timeout = .seconds(10)
+        options.timeout = .seconds(60)
         let setup = Setup(graph: Self.simple, options: options,
                           library: try Self.library(["Repeat": "sh -c 'exit 3' #ROLE"]),
                           environment: ProcessInfo.processInfo.environment, out: { _ in }, err: { _ in })
@@ -174,7 +174,8 @@ import Testing
         } catch let e as ToolFailure {
             #expect(e.message.contains("exited with status 3"), "\(e.message)")
         }
-        #expect(ContinuousClock.now - start < .seconds(5))
+        // It failed because the child exited, long before the discovery timeout.
+        #expect(ContinuousClock.now - start < .seconds(30))
         await processes.terminateAll()
     }
 
@@ -269,13 +270,15 @@ import Testing
         let lines = Lines()
         let setup = Setup(graph: Self.simple, options: options, library: try Self.library(["Repeat": "true #ROLE"]),
                           environment: ProcessInfo.processInfo.environment, out: { lines.append($0) }, err: { _ in })
+        let processes = ParticipantProcesses()
         let announce = Task {
-            try await Task.sleep(for: .milliseconds(200))  // after the children have exited
+            // Once the children have exited (as msgflo-register --forever false does after announcing).
+            let deadline = ContinuousClock.now + .seconds(20)
+            while processes.exits.count < 2 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
             for role in ["a", "b"] {
                 try await announcer.announce(ParticipantDefinition(id: role, role: role, component: "Repeat"))
             }
         }
-        let processes = ParticipantProcesses()
         let outcome = try await setup.run(on: transport, processes: processes)
         try await announce.value
         #expect(outcome.started == ["a", "b"])
