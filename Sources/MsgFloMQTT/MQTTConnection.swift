@@ -608,36 +608,25 @@ final class MQTTConnection: Sendable {
         try state.withLock { s throws(MsgFloError) in try ensureOpen(s) }
     }
 
+    /// Hands a message to libmosquitto and wakes the loop thread; false when there is no connection to send it on.
+    private func publishNow(_ topic: String, _ bytes: [UInt8]) throws(MsgFloError) -> Bool {
+        let rc = bytes.withUnsafeBytes { buf in
+            mosquitto_publish(handle.raw, nil, topic, Int32(buf.count), buf.baseAddress, options.qos, false)
+        }
+        if rc == MosquittoStatus.noConnection { return false }
+        if rc != MosquittoStatus.success { throw MosquittoStatus.error(rc, "publish to '\(topic)'", broker: broker) }
+        kick()
+        return true
+    }
+
     /// Publishes `bytes` to `topic`. While the broker is away the message waits in a bounded buffer and is sent,
     /// in order, once the connection is back; a full buffer is an error.
     func publish(_ topic: String, _ bytes: [UInt8]) throws(MsgFloError) {
-        if direct.load(ordering: .acquiring) {
-            let rc = bytes.withUnsafeBytes { buf in
-                mosquitto_publish(handle.raw, nil, topic, Int32(buf.count), buf.baseAddress, options.qos, false)
-            }
-            if rc == MosquittoStatus.success {
-                kick()
-                return
-            }
-            if rc != MosquittoStatus.noConnection {
-                throw MosquittoStatus.error(rc, "publish to '\(topic)'", broker: broker)
-            }
-            // The connection went away meanwhile: the locked path below buffers the message.
-        }
+        // The connection may go away meanwhile: then the locked path below buffers the message.
+        if direct.load(ordering: .acquiring), try publishNow(topic, bytes) { return }
         try state.withLock { s throws(MsgFloError) in
             try ensureOpen(s)
-            if s.phase == .connected && s.pending.isEmpty {
-                let rc = bytes.withUnsafeBytes { buf in
-                    mosquitto_publish(handle.raw, nil, topic, Int32(buf.count), buf.baseAddress, options.qos, false)
-                }
-                if rc == MosquittoStatus.success {
-                    kick()
-                    return
-                }
-                if rc != MosquittoStatus.noConnection {
-                    throw MosquittoStatus.error(rc, "publish to '\(topic)'", broker: broker)
-                }
-            }
+            if s.phase == .connected && s.pending.isEmpty, try publishNow(topic, bytes) { return }
             guard mosquitto_pub_topic_check(topic) == MosquittoStatus.success,
                   mosquitto_validate_utf8(topic, Int32(topic.utf8.count)) == MosquittoStatus.success else {
                 throw MsgFloError(.invalidArgument, "MQTT publish on \(broker) failed: invalid topic '\(topic)'")
