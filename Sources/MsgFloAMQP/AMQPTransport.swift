@@ -16,6 +16,11 @@ import Synchronization
 /// away, sends are buffered (bounded by `maxOutstanding`) and flushed after the reconnect; when the buffer is full,
 /// `send` waits for room and fails after `reconnectWait` (disconnected) or `operation` (connected). Messages are
 /// persistent (delivery mode 2) unless the URL says `persistent=false`.
+///
+/// Receiving: acknowledgements are written as multiple-acks, at once when a consumer has half its prefetch unacked
+/// (so prefetch 1 or 2 behaves as it always did), otherwise up to 5 ms later together with the ones that followed.
+/// A message acknowledged by its consumer may thus stay unacknowledged on the broker for 5 ms; were the process to die
+/// then, the broker would deliver it again (at-least-once, a duplicate possible, nothing lost).
 public final class AMQPTransport: Transport {
     public let broker: BrokerURL
     let core: AMQPCore
