@@ -148,9 +148,16 @@ struct ParticipantTests {
         let got = try await out.wait(for: 3)
         #expect(Array(got.prefix(3).compactMap(\.json?.intValue)) == Array(got.prefix(3).indices))
         try await t.send(toInport: "tick.INTERVAL", Message(json: 0))
-        try await Task.sleep(for: .milliseconds(50))
+        // Stopped: no new tick for 200 ms (20 periods), however long the 0 took to arrive on a busy machine; then
+        // none for 300 ms more.
+        var last = out.count
+        try await eventually("the ticks to stop") {
+            try await Task.sleep(for: .milliseconds(200))
+            defer { last = out.count }
+            return out.count == last
+        }
         let n = out.count
-        try await Task.sleep(for: .milliseconds(100))
+        try await Task.sleep(for: .milliseconds(300))
         #expect(out.count == n)
         await p.stop()
     }
