@@ -34,8 +34,6 @@ public final class ProcessSupervisor: Sendable {
     struct Child {
         var spec: Spec
         var process: ChildProcess?
-        /// The read ends of the output pipes; kept here, since a FileHandle closes its descriptor when released.
-        var readers: [FileHandle] = []
         var generation = 0
         var failures = 0
         var startedAt = ContinuousClock.now
@@ -141,14 +139,12 @@ public final class ProcessSupervisor: Sendable {
         for (k, v) in spec.environment { env[k] = v }
         let outPipe = spec.forwardStdout ? forward(role, stderr: false) : nil
         let errPipe = spec.forwardStderr ? forward(role, stderr: true) : nil
-        let out = outPipe?.write, err = errPipe?.write
-        let readers = [outPipe?.reader, errPipe?.reader].compactMap { $0 }
+        let out = outPipe, err = errPipe
         // The generation tells this child's exit from a later one's.
         let generation = state.withLock { s -> Int? in
             guard s.children[role] != nil, !s.closed else { return nil }
             s.children[role]!.generation += 1
             s.children[role]!.startedAt = .now
-            s.children[role]!.readers = readers
             return s.children[role]!.generation
         }
         guard let generation else {
@@ -175,32 +171,37 @@ public final class ProcessSupervisor: Sendable {
     }
 
     /// A pipe whose read end forwards lines as `role: line`; returns the write end for the child.
-    private func forward(_ role: String, stderr: Bool) -> (write: Int32, reader: FileHandle)? {
+    /// A pipe for a child's stdout or stderr, whose lines go to the sink prefixed with the role. Returns the write
+    /// end (for the child; the caller closes it after the spawn). The read end is read by a thread of its own until
+    /// EOF and closed by it: not a dispatch read source (FileHandle.readabilityHandler), whose descriptor was closed
+    /// when the handle was released, possibly before the source's cancellation had finished, which crashed
+    /// libdispatch's event loop now and then when children exited at shutdown.
+    private func forward(_ role: String, stderr: Bool) -> Int32? {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { return nil }
         _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
         _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
-        let handle = FileHandle(fileDescriptor: fds[0], closeOnDealloc: true)
-        let buffer = Mutex<[UInt8]>([])
+        let readEnd = fds[0]
         let sink = self.sink
-        handle.readabilityHandler = { h in
-            let data = h.availableData
-            var lines: [String] = []
-            buffer.withLock { b in
-                if data.isEmpty {
-                    if !b.isEmpty { lines.append(String(decoding: b, as: UTF8.self)); b = [] }
-                    h.readabilityHandler = nil
-                    return
-                }
-                b.append(contentsOf: data)
-                while let nl = b.firstIndex(of: 10) {
-                    lines.append(String(decoding: b[..<nl], as: UTF8.self))
-                    b.removeSubrange(...nl)
+        let thread = Thread {
+            var pending: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { read(readEnd, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                pending.append(contentsOf: chunk[0..<n])
+                while let nl = pending.firstIndex(of: 10) {
+                    sink("\(role): \(String(decoding: pending[..<nl], as: UTF8.self))", stderr)
+                    pending.removeSubrange(...nl)
                 }
             }
-            for l in lines { sink("\(role): \(l)", stderr) }
+            if !pending.isEmpty { sink("\(role): \(String(decoding: pending, as: UTF8.self))", stderr) }
+            close(readEnd)
         }
-        return (fds[1], handle)
+        thread.name = "msgflo-output-\(role)"
+        thread.start()
+        return fds[1]
     }
 
     private func exited(_ role: String, generation: Int, _ exit: ChildProcess.Exit) {
