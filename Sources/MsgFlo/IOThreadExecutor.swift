@@ -37,6 +37,17 @@ public final class IOThreadExecutor: TaskExecutor, @unchecked Sendable {
         self.wake = wake
     }
 
+    /// For a loop that polls an eventfd: jobs from other threads write to it.
+    public convenience init(eventFD: Int32) {
+        self.init(wake: { Self.signal(eventFD: eventFD) })
+    }
+
+    /// Adds one to an eventfd, which makes it readable: wakes a loop polling it.
+    public static func signal(eventFD fd: Int32) {
+        var one: UInt64 = 1
+        _ = withUnsafeBytes(of: &one) { write(fd, $0.baseAddress, 8) }
+    }
+
     /// Marks the calling thread as the one that runs the jobs. Called by the loop when its thread starts.
     public func adoptCurrentThread() {
         owner.store(UInt(pthread_self()), ordering: .releasing)

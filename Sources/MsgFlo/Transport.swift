@@ -180,7 +180,8 @@ extension Transport {
                         handler: @escaping @Sendable (Delivery) -> Void) async throws -> Subscription {
         let inner = try await consume(queue, options: options)
         let (stream, continuation) = AsyncStream<Delivery>.makeStream()
-        Task {
+        // On the transport's I/O thread where it has one (no hand-over per message), else on the global executor.
+        Task(executorPreference: preferredExecutor) {
             for await d in inner { handler(d) }
             continuation.finish()
         }

@@ -137,6 +137,7 @@ final class AMQPLoop: @unchecked Sendable {
     init(core: AMQPCore, connected: Pending<Void>) {
         self.core = core
         self.settler = AMQPCore.Settler(core: core)
+        self.plainSocket = core.settings.url.scheme != .amqps
         self.connectedPending = connected
         if core.settings.persistentMessages {
             properties._flags = 1 << 12  // AMQP_BASIC_DELIVERY_MODE_FLAG
@@ -725,7 +726,8 @@ final class AMQPLoop: @unchecked Sendable {
 
     /// The last `readFrames` stopped because librabbitmq held nothing more (not at its limit).
     private var readDry = false
-    private lazy var plainSocket = url.scheme != .amqps
+    /// Plain TCP (not TLS): poll sees all that is pending.
+    private let plainSocket: Bool
 
     /// Reads and handles what the broker sent, without blocking. Returns the number of frames handled.
     @discardableResult

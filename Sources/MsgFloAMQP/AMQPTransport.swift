@@ -118,12 +118,9 @@ final class AMQPCore: DeliverySettler {
         let fd = cmsgflo_eventfd()
         guard fd >= 0 else { throw MsgFloError(.connectionFailed, "cannot create an eventfd: errno \(errno)") }
         self.eventFD = fd
-        // Jobs from other threads: wake the owner thread whether or not it says it sleeps (it checks for jobs
+        // Jobs from other threads wake the owner thread whether or not it says it sleeps (it checks for jobs
         // before it sleeps, and this write cannot be missed by a poll that starts after it).
-        self.executor = IOThreadExecutor(wake: {
-            var one: UInt64 = 1
-            _ = withUnsafeBytes(of: &one) { Glibc.write(fd, $0.baseAddress, 8) }
-        })
+        self.executor = IOThreadExecutor(eventFD: fd)
     }
 
     deinit { Glibc.close(eventFD) }
@@ -141,10 +138,7 @@ final class AMQPCore: DeliverySettler {
         return false
     }
 
-    func wake() {
-        var one: UInt64 = 1
-        _ = withUnsafeBytes(of: &one) { Glibc.write(eventFD, $0.baseAddress, 8) }
-    }
+    func wake() { IOThreadExecutor.signal(eventFD: eventFD) }
 
     // MARK: state
 

@@ -128,7 +128,7 @@ final class MQTTConnection: Sendable {
             throw MsgFloError(.connectionFailed, "MQTT client for \(broker) could not be created: eventfd: \(String(cString: strerror(errno)))")
         }
         wakeFD = fd
-        executor = IOThreadExecutor(wake: { var one: UInt64 = 1; _ = write(fd, &one, 8) })
+        executor = IOThreadExecutor(eventFD: fd)
         guard let raw = mosquitto_new(id, options.cleanSession, nil) else {
             Glibc.close(fd)
             throw MsgFloError(.invalidArgument, "MQTT client for \(broker) could not be created (client id or memory)")
@@ -154,8 +154,7 @@ final class MQTTConnection: Sendable {
     /// Wakes the loop thread (when called from another thread) after queueing a packet or a change for it.
     func kick() {
         guard !executor.isCurrent else { return }
-        var one: UInt64 = 1
-        _ = write(wakeFD, &one, 8)
+        IOThreadExecutor.signal(eventFD: wakeFD)
     }
 
     private func check(_ rc: Int32, _ what: String) throws(MsgFloError) {
@@ -294,8 +293,7 @@ final class MQTTConnection: Sendable {
         // Sends DISCONNECT (a persistent session then stays on the broker) and wakes the loop; harmless when down.
         _ = wasUp
         _ = mosquitto_disconnect(handle.raw)
-        var one: UInt64 = 1
-        _ = write(wakeFD, &one, 8)
+        IOThreadExecutor.signal(eventFD: wakeFD)
         waiter?.resume(throwing: connectError ?? closedError)
         for w in subs { w.continuation.resume(throwing: closedError) }
         for sink in sinks {

@@ -175,13 +175,9 @@ public actor Coordinator {
         while true {
             let items = inbox.take()
             if items.isEmpty { return }
-            let t = now()
-            var changed = false
-            for item in items { changed = apply(item.result, at: t) || changed }
+            handle(items.map(\.result))
             // Applied: only now acknowledged (good or bad alike; a bad message would be just as bad again).
             for item in items { item.delivery?.ack() }
-            if changed { markDirty() }
-            notifyWaiters()
         }
     }
 

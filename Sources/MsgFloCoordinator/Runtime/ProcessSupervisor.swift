@@ -137,9 +137,8 @@ public final class ProcessSupervisor: Sendable {
         }
         var env = ProcessInfo.processInfo.environment
         for (k, v) in spec.environment { env[k] = v }
-        let outPipe = spec.forwardStdout ? forward(role, stderr: false) : nil
-        let errPipe = spec.forwardStderr ? forward(role, stderr: true) : nil
-        let out = outPipe, err = errPipe
+        let out = spec.forwardStdout ? forward(role, stderr: false) : nil
+        let err = spec.forwardStderr ? forward(role, stderr: true) : nil
         // The generation tells this child's exit from a later one's.
         let generation = state.withLock { s -> Int? in
             guard s.children[role] != nil, !s.closed else { return nil }
@@ -170,7 +169,6 @@ public final class ProcessSupervisor: Sendable {
         }
     }
 
-    /// A pipe whose read end forwards lines as `role: line`; returns the write end for the child.
     /// A pipe for a child's stdout or stderr, whose lines go to the sink prefixed with the role. Returns the write
     /// end (for the child; the caller closes it after the spawn). The read end is read by a thread of its own until
     /// EOF and closed by it: not a dispatch read source (FileHandle.readabilityHandler), whose descriptor was closed

@@ -228,41 +228,28 @@ public struct Reconciler: Sendable {
             case .success(let q): tgtQs = q
             }
             if kind == .mqtt && kindOf == .pubsub {
-                if case .port(let ep) = tgt {
+                // The participants of one end connect to the other end's queues themselves, when all of them (the
+                // live ones; a lost old version does not hold the role back) take the command: the target's inport
+                // (connectinport) first, else the source's outport (connectoutport).
+                func byCommand(_ end: End, _ command: CoordinatorCommandName, inport: Bool, to others: [String]) -> EdgeState? {
+                    guard case .port(let ep) = end else { return nil }
                     let (all, alive) = roles.of(ep.role)
-                    // Decided by the live participants (a lost old version does not hold the role back).
-                    if (alive.isEmpty ? all : alive).allSatisfy({ $0.definition.supports(.connectInport) }) {
-                        if alive.isEmpty { return .pending("no live participant for role \(ep.role)") }
-                        for p in alive {
-                            guard let port = Self.port(p.definition, ep.port, inport: true) else { continue }
-                            for q in srcQs where q != port.queue {
-                                let c = CoordinatorCommand(.connectInport, port: port.id, queue: q, graph: graphName)
-                                let key = WiringState.CommandKey(participant: p.definition.id, inqueue: p.definition.inqueue!,
-                                                                 command: .connectInport, port: port.id, queue: q)
-                                desiredCommands[key] = c
-                                accCommands.append(key)
-                            }
+                    guard (alive.isEmpty ? all : alive).allSatisfy({ $0.definition.supports(command) }) else { return nil }
+                    if alive.isEmpty { return .pending("no live participant for role \(ep.role)") }
+                    for p in alive {
+                        guard let port = Self.port(p.definition, ep.port, inport: inport) else { continue }
+                        for q in others where q != port.queue {
+                            let c = CoordinatorCommand(command, port: port.id, queue: q, graph: graphName)
+                            let key = WiringState.CommandKey(participant: p.definition.id, inqueue: p.definition.inqueue!,
+                                                             command: command, port: port.id, queue: q)
+                            desiredCommands[key] = c
+                            accCommands.append(key)
                         }
-                        return .wired
                     }
+                    return .wired
                 }
-                if case .port(let ep) = src {
-                    let (all, alive) = roles.of(ep.role)
-                    if (alive.isEmpty ? all : alive).allSatisfy({ $0.definition.supports(.connectOutport) }) {
-                        if alive.isEmpty { return .pending("no live participant for role \(ep.role)") }
-                        for p in alive {
-                            guard let port = Self.port(p.definition, ep.port, inport: false) else { continue }
-                            for q in tgtQs where q != port.queue {
-                                let c = CoordinatorCommand(.connectOutport, port: port.id, queue: q, graph: graphName)
-                                let key = WiringState.CommandKey(participant: p.definition.id, inqueue: p.definition.inqueue!,
-                                                                 command: .connectOutport, port: port.id, queue: q)
-                                desiredCommands[key] = c
-                                accCommands.append(key)
-                            }
-                        }
-                        return .wired
-                    }
-                }
+                if let state = byCommand(tgt, .connectInport, inport: true, to: srcQs) { return state }
+                if let state = byCommand(src, .connectOutport, inport: false, to: tgtQs) { return state }
             }
             let witnesses = aliveIDs(src).union(aliveIDs(tgt))
             for s in srcQs {
