@@ -193,7 +193,8 @@ struct Serializer {
         var items: [String] = []
         var dropped: [String] = []
         for (k, v) in md {
-            let keyOK = !k.isEmpty && k.utf8.allSatisfy { classMetaText[Int($0)] }
+            // An empty key is writable too: the item `=v` reads back as {"": "v"}.
+            let keyOK = k.utf8.allSatisfy { classMetaText[Int($0)] }
             var text: String? = nil
             if keyOK {
                 if k == "x" || k == "y" {

@@ -273,6 +273,15 @@ struct SerializerTests {
         #expect(try parse(s.text).graph == g, "\(s.text)")
     }
 
+    /// Found by the fuzz test: `(A:=1)` parses to the metadata key "", which the serializer dropped.
+    @Test func emptyMetadataKeyRoundTrips() throws {
+        let g = try parse("'x' -> IN a(A:=1)\na OUT -> IN b(B:=)").graph
+        #expect(g.processes["a"]?.metadata == JSONObject([("", "1")]))
+        let s = FBP.serialize(g)
+        #expect(s.warnings.isEmpty, "\(s.warnings)")
+        #expect(try parse(s.text).graph == g, "\(s.text)")
+    }
+
     @Test func unrepresentableThingsWarn() throws {
         var g = Graph()
         g.processes["core/Thing"] = Process(component: "x@y", metadata: JSONObject([("x", -5), ("width", 3)]))
