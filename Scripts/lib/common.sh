@@ -17,9 +17,15 @@ tcp_open() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# The folder that holds the shared benchmark sources and docs: $MSGFLO_SHARED_DIR, else <repo>/../shared.
+# The folder that holds the shared benchmark sources, docs and conformance cases: $MSGFLO_SHARED_DIR, else
+# <repo>/../shared, else (in a clone made elsewhere, e.g. in a temporary folder) ../shared beside the repository it
+# was cloned from, when that is a local path.
 shared_dir() {
-  local d="${MSGFLO_SHARED_DIR:-$REPO_ROOT/../shared}"
+  local d="${MSGFLO_SHARED_DIR:-$REPO_ROOT/../shared}" origin
+  if [ -z "${MSGFLO_SHARED_DIR:-}" ] && [ ! -d "$d" ]; then
+    origin=$(git -C "$REPO_ROOT" remote get-url origin 2>/dev/null || true)
+    if [ -n "$origin" ] && [ -d "$origin/../shared" ]; then d="$origin/../shared"; fi
+  fi
   [ -d "$d" ] || die "shared folder not found at $d (set MSGFLO_SHARED_DIR)"
   (cd "$d" && pwd)
 }
