@@ -56,9 +56,12 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ], swiftSettings: swift6),
 
+        // One-line error reporting shared by every executable (ArgumentParser only, so msgflo-graph stays small).
+        .target(name: "MsgFloCLI", dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
+                swiftSettings: swift6),
         // The command-line tools: their logic lives in MsgFloTools (testable in-process), the executables only start it.
         .target(name: "MsgFloTools", dependencies: [
-            "MsgFlo", "FBP", "MsgFloCoordinator",
+            "MsgFlo", "FBP", "MsgFloCoordinator", "MsgFloCLI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
@@ -72,14 +75,14 @@ let package = Package(
         .executableTarget(name: "msgflo-procfile", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-bench-relay", dependencies: ["MsgFlo", "MsgFloTransports", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
         .executableTarget(name: "msgflo", dependencies: [
-            "MsgFlo", "MsgFloCoordinator", "MsgFloTransports",
+            "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", "MsgFloCLI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swift6),
         .executableTarget(name: "msgflo-bench-coordinator", dependencies: [
             "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swift6),
-        .executableTarget(name: "msgflo-graph", dependencies: ["FBP", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swift6),
+        .executableTarget(name: "msgflo-graph", dependencies: ["FBP", "MsgFloCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swift6),
 
         // The command line every participant gets (role, broker, IIPs, prefetch, discovery period, signals)
         .target(name: "MsgFloParticipantMain", dependencies: [

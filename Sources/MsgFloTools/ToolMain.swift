@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import MsgFloCLI
 import MsgFlo
 
 /// A failure a tool reports to its user: one line on stderr, exit status 1.
@@ -63,23 +64,14 @@ public enum ToolMain {
         } catch let error as MsgFloError {
             errorLine(oneLine(name, error.message))
         } catch {
-            let code = type.exitCode(for: error)
-            if code == .success {
-                Output.line(type.fullMessage(for: error))
-                return 0
-            }
-            if error is ExitCode { return code.rawValue }
-            errorLine(oneLine(name, type.message(for: error)))
+            let status = CommandErrors.report(error, of: type, errorLine: errorLine)
+            if status == 0 || error is ExitCode { return status }
         }
         return 1
     }
 
     /// `tool: message` on one line.
-    public static func oneLine(_ tool: String, _ message: String) -> String {
-        let line = message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
-            .filter { !$0.isEmpty }.joined(separator: " ")
-        return "\(tool): \(line)"
-    }
+    public static func oneLine(_ tool: String, _ message: String) -> String { CommandErrors.oneLine(tool, message) }
 
     public static func flushAndExit(_ status: Int32) -> Never {
         fflush(nil)

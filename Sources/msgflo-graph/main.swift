@@ -2,6 +2,7 @@
 
 import ArgumentParser
 import FBP
+import MsgFloCLI
 
 #if canImport(Glibc)
 import Glibc
@@ -177,4 +178,5 @@ struct MsgFloGraph: ParsableCommand {
     }
 }
 
-MsgFloGraph.main()
+// One-line errors naming the tool, as every other tool of the project prints them.
+CommandErrors.main(MsgFloGraph.self)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import MsgFlo
+import MsgFloCLI
 import MsgFloCoordinator
 import MsgFloTransports
 
@@ -35,13 +36,9 @@ struct MsgFlo: AsyncParsableCommand {
                 try command.run()
             }
         } catch {
-            let code = exitCode(for: error)
-            if code == .success || error is ExitCode { exit(withError: error) }
-            let line = message(for: error).split(whereSeparator: \.isNewline)
-                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: " ")
-            FileHandle.standardError.write(Data("msgflo: \(line)\n".utf8))
+            let status = CommandErrors.report(error, of: self)
             fflush(nil)
-            Foundation.exit(code.rawValue)
+            Foundation.exit(status)
         }
     }
 }

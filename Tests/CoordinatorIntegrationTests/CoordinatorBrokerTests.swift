@@ -187,6 +187,9 @@ extension CoordinatorIntegration {
     func shortHeartbeatLostThenBack(_ kind: TestBrokers.Kind) async throws {
         let r = TestBrokers.unique("h")
         let (c, task) = try await start(kind, DesiredGraph(nodes: [(r, .init(component: "test/Repeat"))]))
+        // The participant announces once: the coordinator must be consuming fbp by then (on MQTT, QoS 0, a message
+        // sent before the subscription is gone). It plans the pending role once it is.
+        #expect(await c.wait { $0.plan.pendingRoles == [r] })
         let p = try await TestRepeater(kind, id: r + "-1", role: r, heartbeat: 1, keepAnnouncing: false)
         #expect(await c.wait { $0.registry[r + "-1"]?.alive == true })
         #expect(await c.wait(timeout: .seconds(5)) { $0.registry[r + "-1"]?.alive == false })
