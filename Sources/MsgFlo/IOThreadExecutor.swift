@@ -20,7 +20,7 @@ import Synchronization
 /// preferred this executor is ever stranded.
 public final class IOThreadExecutor: TaskExecutor, @unchecked Sendable {
     // Safety of `@unchecked Sendable`: `queue` and `closed` are only touched under `lock`; `owner` is an atomic;
-    // `wake` is immutable and itself thread-safe.
+    // `wake` is immutable and itself thread-safe; `running` is touched by the I/O thread only.
     private struct Queue {
         var jobs: [UnownedJob] = []
         var closed = false
@@ -83,15 +83,21 @@ public final class IOThreadExecutor: TaskExecutor, @unchecked Sendable {
     /// Returns how many ran.
     @discardableResult
     public func runPending() -> Int {
-        let jobs = lock.withLock { q -> [UnownedJob] in
+        guard pending else { return 0 }
+        // The queue's buffer and `running` change places: no allocation per turn.
+        lock.withLock { q in
             hasJobs.store(false, ordering: .releasing)
-            defer { q.jobs.removeAll(keepingCapacity: true) }
-            return q.jobs
+            swap(&q.jobs, &running)
         }
         let me = asUnownedTaskExecutor()
-        for job in jobs { job.runSynchronously(on: me) }
-        return jobs.count
+        for job in running { job.runSynchronously(on: me) }
+        let count = running.count
+        running.removeAll(keepingCapacity: true)
+        return count
     }
+
+    /// The jobs being run by ``runPending()``. I/O thread only.
+    private nonisolated(unsafe) var running: [UnownedJob] = []
 
     /// The loop has ended for good: the jobs waiting and all later ones run on Swift's global executor.
     public func shutDown() {
