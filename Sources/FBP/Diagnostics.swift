@@ -82,9 +82,13 @@ public struct FBPError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     /// One line that stands alone: `file:line:column: message` (`file: message` without a location; `file` nil
-    /// leaves it out). The file name is escaped too. The caret display (`caretDisplay`) may follow it.
-    public func summary(file: String?) -> String {
-        Diagnostics.prefix(file, location) + description
+    /// leaves it out), or with a `label`, `file:line:column: label: message` (e.g. "error"). The file name is
+    /// escaped too. The caret display (`caretDisplay`) may follow it.
+    public func summary(file: String?, label: String? = nil) -> String {
+        guard let label else { return Diagnostics.prefix(file, location) + description }
+        var text = label + ": " + Diagnostics.escaped(message, limit: Diagnostics.messageLimit)
+        if let location { text = "\(location): " + text }
+        return Diagnostics.prefix(file, location) + text
     }
 
     /// Two lines, the source window and a caret under the error column (empty if there is no location):
