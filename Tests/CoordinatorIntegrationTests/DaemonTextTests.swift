@@ -16,7 +16,7 @@ extension CoordinatorIntegration {
     func startDaemon(broker: BrokerURL, in dir: URL) throws -> (Process, Output) {
         let p = Process()
         p.executableURL = builtExecutable("msgflo")
-        p.arguments = ["run", "--broker", broker.unredacted, "--library", "none.json"]
+        p.arguments = ["run", "--broker", broker.unredacted]
         p.currentDirectoryURL = dir
         var env = ProcessInfo.processInfo.environment
         env["MSGFLO_BROKER"] = nil
@@ -72,7 +72,8 @@ extension CoordinatorIntegration {
         // On AMQP `fbp` is a work queue other tests' coordinators may take from: announce until ours has it.
         let escapedId = #"\#(role)-1\n2026-01-01T00:00:00"#
         let deadline = ContinuousClock.now + .seconds(40)
-        while ContinuousClock.now < deadline && !(out.text.contains(escapedId) && out.text.contains("big-1")) {
+        while ContinuousClock.now < deadline && daemon.isRunning
+                && !(out.text.contains(escapedId) && out.text.contains("big-1")) {
             try await t.announce(forged)
             try await t.announce(big)
             try await Task.sleep(for: .milliseconds(300))
