@@ -129,8 +129,8 @@ extension MsgFlo {
         var json = false
 
         func run() async throws {
-            var logger = Logger(label: "msgflo-status")
-            logger.logLevel = .error
+            // Errors only, on stderr (stdout holds the table), escaped like every log line.
+            let logger = Logger(label: "msgflo-status") { SafeLogHandler.standardError(label: $0, level: .error) }
             let url = try brokerOption.resolve()
             let transport: any Transport
             do { transport = try Transports.make(url, logger: logger) } catch { throw Failure("\(error)") }

@@ -5,35 +5,7 @@ import TestSupport
 import Testing
 
 /// Issue 10, item 3: names from discovery messages reach the daemon's log and `msgflo status` escaped and capped.
-extension CoordinatorIntegration {
-@Suite(.serialized) struct DaemonTextTests {
-    final class Output: Sendable {
-        let bytes = Mutex(Data())
-        var data: Data { bytes.withLock { $0 } }
-        var text: String { String(decoding: data, as: UTF8.self) }
-    }
-
-    func startDaemon(broker: BrokerURL, in dir: URL) throws -> (Process, Output) {
-        let p = Process()
-        p.executableURL = builtExecutable("msgflo")
-        p.arguments = ["run", "--broker", broker.unredacted]
-        p.currentDirectoryURL = dir
-        var env = ProcessInfo.processInfo.environment
-        env["MSGFLO_BROKER"] = nil
-        p.environment = env
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        let out = Output()
-        pipe.fileHandleForReading.readabilityHandler = { h in
-            let d = h.availableData
-            if d.isEmpty { h.readabilityHandler = nil; return }
-            out.bytes.withLock { $0.append(d) }
-        }
-        try p.run()
-        return (p, out)
-    }
-
+extension CoordinatorIntegration.DaemonProcessTests {
     func status(_ broker: BrokerURL, _ extra: [String] = []) throws -> (Int32, Data) {
         let p = Process()
         p.executableURL = builtExecutable("msgflo")
@@ -66,20 +38,20 @@ extension CoordinatorIntegration {
         let big = ParticipantDefinition(id: "big-1", role: bigRole, component: "Big",
                                         inports: [PortDefinition(id: "in", queue: "big.IN")])
 
-        let (daemon, out) = try startDaemon(broker: broker, in: dir)
+        let (daemon, out) = try startDaemon([], in: dir, broker: broker)
         defer { if daemon.isRunning { kill(daemon.processIdentifier, SIGKILL) } }
         let t = try await connect(kind)
         // On AMQP `fbp` is a work queue other tests' coordinators may take from: announce until ours has it.
         let escapedId = #"\#(role)-1\n2026-01-01T00:00:00"#
         let deadline = ContinuousClock.now + .seconds(40)
         while ContinuousClock.now < deadline && daemon.isRunning
-                && !(out.text.contains(escapedId) && out.text.contains("big-1")) {
+                && !(out.value.contains(escapedId) && out.value.contains("big-1")) {
             try await t.announce(forged)
             try await t.announce(big)
             try await Task.sleep(for: .milliseconds(300))
         }
-        #expect(out.text.contains("participant added: \(escapedId)"), "\(out.text.suffix(2000))")
-        #expect(out.text.contains("big-1"), "\(out.text.suffix(2000))")
+        #expect(out.value.contains("participant added: \(escapedId)"), "\(out.value.suffix(2000))")
+        #expect(out.value.contains("big-1"), "\(out.value.suffix(2000))")
 
         // `msgflo status`, table and JSON: no raw control byte, the names still recognisable.
         let (code, table) = try status(broker)
@@ -102,14 +74,12 @@ extension CoordinatorIntegration {
         let stopped = ContinuousClock.now + .seconds(20)
         while daemon.isRunning && ContinuousClock.now < stopped { try await Task.sleep(for: .milliseconds(50)) }
         await t.close()
-        let log = out.data
-        #expect(!log.contains(0x1B), "raw ESC in the daemon's log")
-        let lines = out.text.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(!out.value.unicodeScalars.contains("\u{1B}"), "raw ESC in the daemon's log")
+        let lines = out.value.split(separator: "\n", omittingEmptySubsequences: false)
         for line in lines {
             #expect(!line.hasPrefix("2026-01-01T00:00:00"), "forged line: \(line)")
             #expect(line.utf8.count <= SafeText.lineLimit + 200, "a log line of \(line.utf8.count) bytes")
-            #expect(!line.contains("\r"))
+            #expect(!line.unicodeScalars.contains("\r"))
         }
     }
-}
 }
