@@ -47,6 +47,20 @@ import Testing
         }
     }
 
+    /// A URL where none is expected is quoted back by ArgumentParser ("Unexpected argument '…'"): its user-info is
+    /// hidden too, as in every error line.
+    @Test func aURLQuotedInAnyErrorHidesItsUserInfo() async throws {
+        let dir = try Self.files()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = "amqp://user:hunter2/x@127.0.0.1:1/"
+        for tool in ["msgflo-procfile", "msgflo-graph", "msgflo-setup"] {
+            let r = try await ToolProcess.run(tool, ["g.fbp", url], cwd: dir, timeout: .seconds(20))
+            Self.expectOneLine(r, tool)
+            #expect(!r.stderr.contains("hunter2"), "\(tool): \(r)")
+            #expect(r.stderr.contains("amqp://***@127.0.0.1:1/"), "\(tool): \(r)")
+        }
+    }
+
     /// `--broker ""` fell back to MSGFLO_BROKER, then amqp://localhost: a typo sent traffic to a live broker.
     @Test func emptyBrokerIsAnErrorNeverAFallback() async throws {
         let dir = try Self.files()
