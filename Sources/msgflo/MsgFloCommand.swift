@@ -55,10 +55,9 @@ struct BrokerOption: ParsableArguments {
 }
 
 func makeLogger(_ level: String) -> Logger {
+    // Escaped and capped: the daemon logs names that participants chose (SafeLogHandler).
     LoggingSystem.bootstrap { label in
-        var h = StreamLogHandler.standardError(label: label)
-        h.logLevel = Logger.Level(rawValue: level) ?? .info
-        return h
+        SafeLogHandler.standardError(label: label, level: Logger.Level(rawValue: level) ?? .info)
     }
     return Logger(label: "msgflo")
 }
@@ -104,10 +103,12 @@ extension MsgFlo {
             config.options.forwardStderr = streams.contains("stderr")
             config.options.shell = shell ? "/bin/sh" : nil
             config.options.participantTimeout = participantTimeout
-            let (desired, options): (DesiredGraph, CoordinatorOptions)
-            do { (desired, options) = try config.load(logger: logger) } catch { throw Failure(error.message) }
+            // The URL's options are checked (making the transport) before anything is logged: a bad one is the
+            // only line printed.
             let transport: any Transport
             do { transport = try Transports.make(url, logger: logger) } catch { throw Failure("\(error)") }
+            let (desired, options): (DesiredGraph, CoordinatorOptions)
+            do { (desired, options) = try config.load(logger: logger) } catch { throw Failure(error.message) }
             let coordinator = Coordinator(transport: transport, graph: desired, options: options, logger: logger)
             logger.info("msgflo starting on \(url)")
             try await CoordinatorService(coordinator: coordinator, logger: logger).runUntilSignalled()
@@ -128,8 +129,8 @@ extension MsgFlo {
         var json = false
 
         func run() async throws {
-            var logger = Logger(label: "msgflo-status")
-            logger.logLevel = .error
+            // Errors only, on stderr (stdout holds the table), escaped like every log line.
+            let logger = Logger(label: "msgflo-status") { SafeLogHandler.standardError(label: $0, level: .error) }
             let url = try brokerOption.resolve()
             let transport: any Transport
             do { transport = try Transports.make(url, logger: logger) } catch { throw Failure("\(error)") }

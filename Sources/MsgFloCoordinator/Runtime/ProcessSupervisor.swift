@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import MsgFlo
 import Synchronization
 
 /// Runs the participant processes of the graph nodes whose component is in the library: starts them without a
@@ -62,6 +63,16 @@ public final class ProcessSupervisor: Sendable {
     public static let printLine: @Sendable (String, Bool) -> Void = { line, toStderr in
         let data = Data((line + "\n").utf8)
         (toStderr ? FileHandle.standardError : FileHandle.standardOutput).write(data)
+    }
+
+    /// The most bytes of a child's output forwarded as one line.
+    static let maximumForwardedLine = 65_536
+
+    /// `role: line`, escaped like every log line (the child's bytes may be anything: invalid UTF-8 shows as `\xNN`,
+    /// control characters as `\u001b`, tabs kept) and capped.
+    static func forwarded(_ role: String, _ bytes: some Collection<UInt8>) -> String {
+        SafeText.escape(role, limit: 256) + ": "
+            + SafeText.escape(bytes: bytes, limit: SafeText.lineLimit, keepingTabs: true)
     }
 
     public var roles: [String] { state.withLock { $0.children.keys.sorted() } }
@@ -190,11 +201,16 @@ public final class ProcessSupervisor: Sendable {
                 if n <= 0 { break }
                 pending.append(contentsOf: chunk[0..<n])
                 while let nl = pending.firstIndex(of: 10) {
-                    sink("\(role): \(String(decoding: pending[..<nl], as: UTF8.self))", stderr)
+                    sink(Self.forwarded(role, pending[..<nl]), stderr)
                     pending.removeSubrange(...nl)
                 }
+                // A child that writes without line breaks costs a line per 64 KB, not the daemon's memory.
+                if pending.count >= Self.maximumForwardedLine {
+                    sink(Self.forwarded(role, pending), stderr)
+                    pending.removeAll(keepingCapacity: true)
+                }
             }
-            if !pending.isEmpty { sink("\(role): \(String(decoding: pending, as: UTF8.self))", stderr) }
+            if !pending.isEmpty { sink(Self.forwarded(role, pending), stderr) }
             close(readEnd)
         }
         thread.name = "msgflo-output-\(role)"
