@@ -761,7 +761,8 @@ final class MQTTConnection: Sendable {
                     s.unclaimed.removeAll { entry in
                         guard TopicFilter.matches(filter, entry.topic) else { return false }
                         if prefetch != nil, let flow {
-                            let tag = flow.take(sink: id)
+                            // Already read: it must not stop the reading (the SUBACK this call waits for is behind it).
+                            let tag = flow.take(sink: id, counted: false)
                             c.yield(Delivery(message: entry.message, queue: entry.topic, tag: tag, settler: flow))
                         } else {
                             c.yield(Delivery(message: entry.message, queue: entry.topic))
