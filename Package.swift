@@ -31,6 +31,8 @@ let package = Package(
         // C bridges
         .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
         .target(name: "CRabbitMQ", linkerSettings: [.linkedLibrary("rabbitmq")]),
+        // fork/exec for the daemon's children, with PR_SET_PDEATHSIG set in the child (posix_spawn cannot).
+        .target(name: "CMsgFloSpawn"),
 
         // Pure Swift layers
         .target(name: "FBP", swiftSettings: swift6),
@@ -50,7 +52,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swift6),
         .target(name: "MsgFloCoordinator", dependencies: [
-            "MsgFlo", "FBP",
+            "MsgFlo", "FBP", "CMsgFloSpawn",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Yams", package: "Yams"),
@@ -74,6 +76,7 @@ let package = Package(
         .executableTarget(name: "msgflo-dump-message", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-register", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-procfile", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
+        .executableTarget(name: "msgflo-chaos", dependencies: ["MsgFlo", "MsgFloTransports", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
         .executableTarget(name: "msgflo-bench-relay", dependencies: ["MsgFlo", "MsgFloTransports", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
         .executableTarget(name: "msgflo", dependencies: [
             "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", "MsgFloCLI",

@@ -591,9 +591,18 @@ final class AMQPLoop: @unchecked Sendable {
         let rc = o.exchange.withCString { ex in
             o.routingKey.withCString { rk in
                 o.body.withUnsafeBytes { body in
-                    amqp_basic_publish(c, Channel.publish, amqp_cstring_bytes(ex), amqp_cstring_bytes(rk), 0, 0,
-                                       &properties,
-                                       amqp_bytes_t(len: body.count, bytes: UnsafeMutableRawPointer(mutating: body.baseAddress)))
+                    let bytes = amqp_bytes_t(len: body.count, bytes: UnsafeMutableRawPointer(mutating: body.baseAddress))
+                    guard let expiration = o.expiration else {
+                        return amqp_basic_publish(c, Channel.publish, amqp_cstring_bytes(ex), amqp_cstring_bytes(rk), 0, 0,
+                                                  &properties, bytes)
+                    }
+                    return expiration.withCString { exp in
+                        var props = properties
+                        props._flags |= 1 << 8  // AMQP_BASIC_EXPIRATION_FLAG
+                        props.expiration = amqp_cstring_bytes(exp)
+                        return amqp_basic_publish(c, Channel.publish, amqp_cstring_bytes(ex), amqp_cstring_bytes(rk), 0, 0,
+                                                  &props, bytes)
+                    }
                 }
             }
         }

@@ -7,6 +7,8 @@ struct Outgoing: Sendable {
     let exchange: String
     let routingKey: String
     let body: [UInt8]
+    /// Per-message TTL in milliseconds (the `expiration` property), or nil.
+    var expiration: String? = nil
 }
 
 /// An ack or nack asked for by a `Delivery`.

@@ -73,6 +73,13 @@ public final class AMQPTransport: Transport {
         try await core.publish(Outgoing(exchange: "", routingKey: queue, body: message.bytes))
     }
 
+    public func send(toInport queue: String, _ message: Message, expiration: Duration?) async throws {
+        guard let expiration else { return try await send(toInport: queue, message) }
+        let (s, atto) = expiration.components
+        let ms = max(0, s * 1000 + atto / 1_000_000_000_000_000)
+        try await core.publish(Outgoing(exchange: "", routingKey: queue, body: message.bytes, expiration: String(ms)))
+    }
+
     public func consume(_ queue: String, options: ConsumeOptions) async throws -> Subscription {
         try await core.subscribe(queue, prefetch: core.settings.prefetch ?? options.prefetch, tap: false)
     }

@@ -38,7 +38,8 @@ final class MQTTConnection: Sendable {
 
     struct Sink {
         enum Kind {
-            case stream(AsyncStream<Delivery>.Continuation)
+            /// `prefetch`: a consumer (its deliveries are in hand until settled, see ``MQTTFlowControl``); nil: a tap.
+            case stream(AsyncStream<Delivery>.Continuation, prefetch: Int?)
             /// A router edge: republish every payload unchanged to `target`.
             case route(target: String)
         }
@@ -109,6 +110,14 @@ final class MQTTConnection: Sendable {
     let executor: IOThreadExecutor
     /// `State.stopRequested`, readable without the lock: the loop thread checks it after every packet.
     let stopping = Atomic<Bool>(false)
+    /// QoS > 0: what bounds the messages in hand (shared by the consuming and the publishing connection).
+    let flow: MQTTFlowControl?
+    /// QoS > 0, the consuming connection: the connection its routes republish on (publishes are confirmed there).
+    let publisher: MQTTConnection?
+    /// This is the publishing connection of a QoS > 0 transport: it counts the broker's confirmations into `flow`.
+    let isPublisher: Bool
+    /// A graceful close is draining: read nothing more.
+    let readingPaused = Atomic<Bool>(false)
     /// `phase == .connected && pending.isEmpty`, readable without the lock: while true, `publish` hands a message
     /// straight to libmosquitto (thread-safe in threaded mode) without taking `state`'s lock, which the loop thread
     /// also needs for every incoming message. Written under the lock by ``updateDirect(_:)``.
@@ -116,8 +125,12 @@ final class MQTTConnection: Sendable {
 
     var persistentSession: Bool { !options.cleanSession }
 
-    init(broker: BrokerURL, options: MQTTOptions, timeouts: TransportTimeouts, logger: Logger) throws(MsgFloError) {
+    init(broker: BrokerURL, options: MQTTOptions, timeouts: TransportTimeouts, logger: Logger,
+         flow: MQTTFlowControl? = nil, publisher: MQTTConnection? = nil, isPublisher: Bool = false) throws(MsgFloError) {
         MosquittoLibrary.ensureInitialized()
+        self.flow = flow
+        self.publisher = publisher
+        self.isPublisher = isPublisher
         self.broker = broker
         self.options = options
         self.timeouts = timeouts
@@ -185,6 +198,12 @@ final class MQTTConnection: Sendable {
         }
         mosquitto_message_callback_set(raw) { _, userdata, message in
             Unmanaged<MQTTConnection>.fromOpaque(userdata!).takeUnretainedValue().onMessage(message!)
+        }
+        if isPublisher {
+            // PUBACK (QoS 1) or PUBCOMP (QoS 2) of one of our publishes; they come in the order they were sent.
+            mosquitto_publish_callback_set(raw) { _, userdata, _ in
+                Unmanaged<MQTTConnection>.fromOpaque(userdata!).takeUnretainedValue().flow?.publishConfirmed()
+            }
         }
     }
 
@@ -297,7 +316,7 @@ final class MQTTConnection: Sendable {
         waiter?.resume(throwing: connectError ?? closedError)
         for w in subs { w.continuation.resume(throwing: closedError) }
         for sink in sinks {
-            if case .stream(let c) = sink.kind { c.finish() }
+            if case .stream(let c, _) = sink.kind { c.finish() }
         }
         for w in watchers { w.finish() }
     }
@@ -415,7 +434,10 @@ final class MQTTConnection: Sendable {
     private func turn(_ raw: OpaquePointer) -> Int32 {
         let sock = mosquitto_socket(raw)
         guard sock >= 0 else { return MosquittoStatus.noConnection }
-        var fds = [pollfd(fd: sock, events: Int16(POLLIN) | (mosquitto_want_write(raw) ? Int16(POLLOUT) : 0), revents: 0),
+        // As many messages in hand as the consumers allow (or draining for a close): leave the socket unread, so the
+        // broker keeps what it sent us unacknowledged, until some leave the hand (the wake-up fd says so).
+        let reading = !mustNotRead
+        var fds = [pollfd(fd: sock, events: (reading ? Int16(POLLIN) : 0) | (mosquitto_want_write(raw) ? Int16(POLLOUT) : 0), revents: 0),
                    pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
         let n = poll(&fds, 2, executor.idleTimeout(1000))
         if n < 0 && errno != EINTR { return MosquittoStatus.errno }
@@ -423,7 +445,7 @@ final class MQTTConnection: Sendable {
             var count: UInt64 = 0
             _ = read(wakeFD, &count, 8)
         }
-        if fds[0].revents & Int16(POLLIN | POLLERR | POLLHUP) != 0 {
+        if reading && fds[0].revents & Int16(POLLIN | POLLERR | POLLHUP) != 0 {
             // libmosquitto reads one packet a call (QoS 0); go on while messages keep coming, up to a batch.
             var calls = 0
             while true {
@@ -434,7 +456,7 @@ final class MQTTConnection: Sendable {
                     return rc
                 }
                 calls += 1
-                if received == before || calls >= Self.maxBatch { break }
+                if received == before || calls >= Self.maxBatch || mustNotRead { break }
             }
         }
         flushOutbox()
@@ -469,6 +491,18 @@ final class MQTTConnection: Sendable {
     /// Messages read so far. Loop thread only.
     private nonisolated(unsafe) var received = 0
     static let maxBatch = 256
+
+    /// The consumers hold as much as their prefetch allows, or a close is draining.
+    private var mustNotRead: Bool {
+        guard let flow, !isPublisher else { return false }
+        return flow.isFull || readingPaused.load(ordering: .acquiring)
+    }
+
+    /// A graceful close begins: read no more messages (those in hand are finished meanwhile).
+    func pauseReading() {
+        readingPaused.store(true, ordering: .releasing)
+        kick()
+    }
 
     private func flushOutbox() {
         guard !outbox.isEmpty else { return }
@@ -535,6 +569,7 @@ final class MQTTConnection: Sendable {
             if rc == MosquittoStatus.noConnection { break }
             if rc != MosquittoStatus.success {
                 logger.error("\(MosquittoStatus.error(rc, "publish to '\(p.topic)'", broker: broker))")
+                if isPublisher { flow?.publishAbandoned() }
             }
             sent += 1
         }
@@ -576,12 +611,27 @@ final class MQTTConnection: Sendable {
         var message: Message? = nil
         func deliver(_ sink: Sink) {
             switch sink.kind {
-            case .stream(let c):
+            case .stream(let c, let prefetch):
                 if message == nil {
                     message = Message(bytes: length == 0 ? [] : Array(UnsafeRawBufferPointer(start: payload, count: length)))
                 }
-                outbox.append((c, Delivery(message: message!, queue: topic)))
+                if prefetch != nil, let flow {
+                    let tag = flow.take(sink: sink.id)
+                    outbox.append((c, Delivery(message: message!, queue: topic, tag: tag, settler: flow)))
+                } else {
+                    outbox.append((c, Delivery(message: message!, queue: topic)))
+                }
             case .route(let target):
+                if let publisher, let flow {
+                    // Republished on the publishing connection; in hand until the broker confirms it.
+                    let bytes = length == 0 ? [] : Array(UnsafeRawBufferPointer(start: payload, count: length))
+                    do { try publisher.publish(target, bytes) } catch {
+                        logger.error("MQTT \(broker): forward \(topic) -> \(target): \(error)")
+                        return
+                    }
+                    flow.routed()
+                    return
+                }
                 let rc = mosquitto_publish(handle.raw, nil, target, Int32(length), payload, options.qos, false)
                 if rc != MosquittoStatus.success {
                     logger.error("\(MosquittoStatus.error(rc, "forward \(topic) -> \(target)", broker: broker))")
@@ -621,10 +671,16 @@ final class MQTTConnection: Sendable {
     /// in order, once the connection is back; a full buffer is an error.
     func publish(_ topic: String, _ bytes: [UInt8]) throws(MsgFloError) {
         // The connection may go away meanwhile: then the locked path below buffers the message.
-        if direct.load(ordering: .acquiring), try publishNow(topic, bytes) { return }
+        if direct.load(ordering: .acquiring), try publishNow(topic, bytes) {
+            if isPublisher { flow?.issued.add(1, ordering: .releasing) }
+            return
+        }
         try state.withLock { s throws(MsgFloError) in
             try ensureOpen(s)
-            if s.phase == .connected && s.pending.isEmpty, try publishNow(topic, bytes) { return }
+            if s.phase == .connected && s.pending.isEmpty, try publishNow(topic, bytes) {
+                if isPublisher { flow?.issued.add(1, ordering: .releasing) }
+                return
+            }
             guard mosquitto_pub_topic_check(topic) == MosquittoStatus.success,
                   mosquitto_validate_utf8(topic, Int32(topic.utf8.count)) == MosquittoStatus.success else {
                 throw MsgFloError(.invalidArgument, "MQTT publish on \(broker) failed: invalid topic '\(topic)'")
@@ -635,6 +691,8 @@ final class MQTTConnection: Sendable {
             }
             s.pending.append(Pending(topic: topic, payload: bytes))
             s.pendingBytes += bytes.count
+            // Counted under the lock, before the buffer can be flushed and the message confirmed.
+            if isPublisher { flow?.issued.add(1, ordering: .releasing) }
             updateDirect(s)
         }
     }
@@ -697,11 +755,18 @@ final class MQTTConnection: Sendable {
                 let id = s.nextId
                 s.nextId += 1
                 let sink = Sink(id: id, filter: filter, kind: kind(id))
+                if case .stream(_, let prefetch?) = sink.kind, let flow { flow.addConsumer(sink: id, prefetch: prefetch) }
                 // Messages a persistent session brought before anyone consumed them go to the first taker.
-                if case .stream(let c) = sink.kind, !s.unclaimed.isEmpty {
+                if case .stream(let c, let prefetch) = sink.kind, !s.unclaimed.isEmpty {
                     s.unclaimed.removeAll { entry in
                         guard TopicFilter.matches(filter, entry.topic) else { return false }
-                        c.yield(Delivery(message: entry.message, queue: entry.topic))
+                        if prefetch != nil, let flow {
+                            // Already read: it must not stop the reading (the SUBACK this call waits for is behind it).
+                            let tag = flow.take(sink: id, counted: false)
+                            c.yield(Delivery(message: entry.message, queue: entry.topic, tag: tag, settler: flow))
+                        } else {
+                            c.yield(Delivery(message: entry.message, queue: entry.topic))
+                        }
                         return true
                     }
                 }
@@ -737,7 +802,10 @@ final class MQTTConnection: Sendable {
             _ = resync(&s)
             return sink
         }
-        if let removed, case .stream(let c) = removed.kind { c.finish() }
+        if let removed, case .stream(let c, let prefetch) = removed.kind {
+            if prefetch != nil { flow?.removeConsumer(sink: id) }
+            c.finish()
+        }
     }
 
     func declare(_ topic: String) throws(MsgFloError) {

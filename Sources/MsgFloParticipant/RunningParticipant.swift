@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 import MsgFlo
 import Synchronization
@@ -23,6 +24,8 @@ public final class RunningParticipant: Sendable {
     /// AMQP: `connectinport` binds the inport's queue to the source exchange (the broker keeps the edge).
     /// MQTT (and any broker without bindings): the inport subscribes the source topic as well.
     private let bindsInports: Bool
+    /// The transport gives unsettled deliveries back (AMQP), so a stopping participant may leave them.
+    private let redelivers: Bool
     /// Outport id → its own queue (nil: hidden). Fixed at start, read without a lock on every send.
     private let outQueues: [String: String?]
     /// True once any `connectoutport` was taken: only then does a send look at `State.routes` for extra targets.
@@ -72,6 +75,7 @@ public final class RunningParticipant: Sendable {
         self.transport = transport
         self.options = options
         self.bindsInports = transport.broker.scheme.isAMQP
+        self.redelivers = transport.redeliversUnsettled
         self.outQueues = Dictionary(definition.outports.map { ($0.id, $0.queue) }, uniquingKeysWith: { a, _ in a })
         var logger = logger
         logger[metadataKey: "role"] = .string(definition.role)
@@ -186,7 +190,7 @@ public final class RunningParticipant: Sendable {
         let limit = options.prefetch
         if limit == 1 {
             for await d in sub {
-                guard enter() else { continue }
+                guard enter(delivery: true) else { continue }
                 await handle(d.message, port: port, delivery: d)
                 leave()
             }
@@ -199,8 +203,7 @@ public final class RunningParticipant: Sendable {
             for _ in 0..<limit {
                 group.addTask {
                     while let d = await feed.next() {
-                        // Once stopping, deliveries are left unsettled: the broker gives them back when the consumer goes.
-                        guard self.enter() else { continue }
+                        guard self.enter(delivery: true) else { continue }
                         await self.handle(d.message, port: port, delivery: d)
                         self.leave()
                     }
@@ -230,10 +233,13 @@ public final class RunningParticipant: Sendable {
         }
     }
 
-    /// Counts a handler in; false once stopping.
-    private func enter() -> Bool {
-        state.withLock { s in
-            if s.stopping { return false }
+    /// Counts a handler in; false once stopping. Once stopping, deliveries are left unsettled where the broker
+    /// gives them back when the consumer goes (AMQP); where it does not (MQTT: what was read is acknowledged
+    /// already), they are handled still (`delivery`), the transport having stopped reading.
+    private func enter(delivery: Bool = false) -> Bool {
+        let handleAnyway = delivery && !redelivers
+        return state.withLock { s in
+            if s.stopping && !handleAnyway { return false }
             s.inFlight += 1
             return true
         }
@@ -279,7 +285,13 @@ public final class RunningParticipant: Sendable {
     // MARK: - Discovery
 
     private func announceOrThrow() async throws {
-        try await transport.announce(definition)
+        // Dated (this project's extension): a coordinator never counts it as fresher than this, and on AMQP it
+        // expires after one heartbeat period if nobody reads it (Transport.announce).
+        var dated = definition
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        dated.timestamp = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+        try await transport.announce(dated)
         state.withLock { $0.announcements += 1 }
     }
 

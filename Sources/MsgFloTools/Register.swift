@@ -133,7 +133,10 @@ public enum Register {
     public static func announce(_ definitions: [ParticipantDefinition], over transport: any Transport,
                                 print: (String) -> Void) async throws {
         for definition in definitions {
-            try await transport.announce(definition)
+            // Dated, as the SDK's announcements (docs/protocol.md): never counted fresher than when it was sent.
+            var dated = definition
+            dated.timestamp = Date().timeIntervalSince1970
+            try await transport.announce(dated)
             print("Sent discovery message for \(definition.id)")
         }
     }

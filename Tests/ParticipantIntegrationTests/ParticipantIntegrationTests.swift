@@ -1,3 +1,5 @@
+import MsgFloTransports
+import Logging
 import ExampleParticipants
 import Foundation
 import MsgFlo
@@ -211,6 +213,37 @@ struct ParticipantIntegrationTests {
         let seenBeforeRestart = out.count
         // What was not handled is still in the queue: a new process takes it.
         let again = try Child(participantExecutable, ["Repeat", role, "--broker", try TestBrokers.url(.amqp).unredacted])
+        _ = try await again.ready()
+        try await eventually("every message out", timeout: .seconds(60)) { Set(out.all.compactMap(\.json?.intValue)).count == n }
+        again.terminate()
+        #expect(try await again.exitCode() == 0)
+        #expect(seenBeforeRestart < n, "the first process had finished before SIGTERM: nothing was in flight")
+        let dupes = out.count - n
+        #expect(dupes == 0, "\(dupes) duplicates")
+    }
+
+    @Test("MQTT QoS 1: SIGTERM with messages in flight loses none", .timeLimit(.minutes(2)))
+    func mqttSigtermLosesNothing() async throws {
+        let base = try TestBrokers.url(.mqtt).unredacted
+        var logger = Logger(label: "test.mqtt")
+        logger.logLevel = .warning
+        let t = try Transports.make(try BrokerURL(parsing: base + "?qos=1&clientId=\(TestBrokers.unique("msgflo-test-term"))"),
+                                    logger: logger)
+        try await t.connect()
+        defer { Task { await t.close() } }
+        let role = TestBrokers.unique("mterm")
+        let out = try await Collector.outport("\(role).OUT", on: t)
+        // The same command line both times: the same persistent session, which keeps what arrives in between.
+        let args = ["Repeat", role, "--broker", base + "?qos=1", "--prefetch", "20"]
+        let child = try Child(participantExecutable, args)
+        _ = try await child.ready()
+        let n = 3000
+        for i in 0..<n { try await t.send(toInport: "\(role).IN", Message(json: .int(i))) }
+        try await eventually("some through") { out.count > 100 }
+        child.terminate()
+        #expect(try await child.exitCode() == 0)
+        let seenBeforeRestart = out.count
+        let again = try Child(participantExecutable, args)
         _ = try await again.ready()
         try await eventually("every message out", timeout: .seconds(60)) { Set(out.all.compactMap(\.json?.intValue)).count == n }
         again.terminate()

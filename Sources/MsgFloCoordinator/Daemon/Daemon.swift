@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import MsgFlo
 import ServiceLifecycle
+import Synchronization
 
 /// The `msgflo` daemon's settings, as the command line gives them.
 public struct DaemonConfiguration: Sendable {
@@ -48,14 +49,25 @@ public struct CoordinatorService: Service {
         self.logger = logger
     }
 
+    /// SIGTERM to children at once, SIGKILL this long after.
+    public static let childGrace: Duration = .seconds(5)
+    /// How long the shutdown waits for the connection's own work (connecting, the coordinator's loop) to notice it
+    /// is cancelled, and then for the connection to close, before it leaves them behind: a broker that is away or
+    /// silent must not hold the daemon up (the process exits; the kernel closes the socket).
+    public static let connectionGrace: Duration = .seconds(1)
+
     public func run() async throws {
-        await cancelWhenGracefulShutdown {
+        let supervisor = coordinator.supervisor
+        // The connection's work runs in a task of its own, so that shutdown can leave it behind when a call into the
+        // broker's library does not return in time; everything else is awaited.
+        let work = Task { [coordinator, transport, logger] in
             var delay = Duration.milliseconds(500)
             while !Task.isCancelled {
                 do {
                     try await transport.connect()
                     break
                 } catch {
+                    if Task.isCancelled { return }
                     logger.error("cannot connect to \(transport.broker): \(error); trying again in \(delay)")
                     try? await Task.sleep(for: delay)
                     delay = min(delay * 2, .seconds(30))
@@ -73,8 +85,37 @@ public struct CoordinatorService: Service {
                 break
             }
         }
-        await coordinator.stopParticipants()
-        await transport.close()
+        // Ends when the work ends by itself or shutdown begins, whichever comes first.
+        let (ended, signal) = AsyncStream<Void>.makeStream()
+        let watcher = Task {
+            await work.value
+            signal.yield()
+        }
+        @Sendable func shutDown() {
+            // Children first and at once, whatever the broker is doing; no restart from now on.
+            supervisor?.beginShutdown(grace: Self.childGrace)
+            work.cancel()
+            signal.yield()
+        }
+        await withGracefulShutdownHandler {
+            await withTaskCancellationHandler {
+                for await _ in ended { break }
+            } onCancel: {
+                shutDown()
+            }
+        } onGracefulShutdown: {
+            shutDown()
+        }
+        shutDown()
+        watcher.cancel()
+        if !(await waitAtMost(Self.connectionGrace, for: work)) {
+            logger.warning("the broker connection did not wind down within \(Self.connectionGrace); leaving it")
+        }
+        await supervisor?.stopAll(grace: Self.childGrace)
+        let closing = Task { [transport] in await transport.close() }
+        if !(await waitAtMost(Self.connectionGrace, for: closing)) {
+            logger.warning("the broker connection did not close within \(Self.connectionGrace); leaving it")
+        }
         logger.info("msgflo stopped")
     }
 
@@ -83,5 +124,20 @@ public struct CoordinatorService: Service {
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: self)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+    }
+}
+
+/// Waits until `task` ends or `timeout` passes, whichever comes first; true when the task ended. The task is not
+/// cancelled here; when time runs out it is left to end on its own (or with the process).
+func waitAtMost(_ timeout: Duration, for task: Task<Void, Never>) async -> Bool {
+    final class Once: Sendable {
+        let done = Mutex(false)
+        func take() -> Bool { done.withLock { d in defer { d = true }; return !d } }
+    }
+    let once = Once()
+    return await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+        // Two waiters race; the loser is left to end by itself (a sleep, or a task that ends with the process).
+        Task { await task.value; if once.take() { c.resume(returning: true) } }
+        Task { try? await Task.sleep(for: timeout); if once.take() { c.resume(returning: false) } }
     }
 }

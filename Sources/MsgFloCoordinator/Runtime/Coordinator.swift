@@ -62,6 +62,8 @@ public actor Coordinator {
     /// Discovery messages handled (valid or not), for the benchmark.
     public private(set) var handled = 0
     public private(set) var rejected = 0
+    /// Announcements ignored because their timestamp was older than their period.
+    public private(set) var stale = 0
 
     public init(transport: any Transport, graph: DesiredGraph = DesiredGraph(), options: CoordinatorOptions = .init(),
                 logger: Logger, now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
@@ -195,8 +197,17 @@ public actor Coordinator {
         handled += 1
         switch r {
         case .success(let d):
+            let seen = Announcements.seenAt(received: t, d)
+            let timeout = d.heartbeat ?? options.participantTimeout
+            if t - seen > timeout {
+                // Sent longer ago than its own period: it waited in a queue after its sender had (maybe) gone.
+                stale += 1
+                let line = "stale announcement ignored: \(d.id) (role \(d.role)) sent \(Int(t - seen)) s ago, its period is \(Int(timeout)) s (a ghost left on fbp, or its clock is behind)"
+                for l in limiter.admit(line, at: t) { logger.info("\(l)") }
+                return false
+            }
             var changed = false
-            for e in registry.observe(d, at: t) {
+            for e in registry.observe(d, at: seen) {
                 changed = true
                 logger.info("\(e.logLine)")
             }
