@@ -141,6 +141,15 @@ public protocol Transport: AnyObject, Sendable {
     /// Sends straight into an inport queue (AMQP: default exchange, routing key `Q`; MQTT: topic `Q`).
     func send(toInport queue: String, _ message: Message) async throws
 
+    /// Sends straight into an inport queue like ``send(toInport:_:)``, and waits until the broker has taken it.
+    /// AMQP publishes it mandatory: when no queue takes it (a typo in the name), the broker returns it and this
+    /// fails with `.notFound`. Where the broker cannot tell (MQTT), the default just sends.
+    func sendRouted(toInport queue: String, _ message: Message) async throws
+
+    /// Whether an exchange (an AMQP outport) of that name exists, asked without creating it; nil where the broker
+    /// has no such thing (MQTT, the default).
+    func exchangeExists(_ name: String) async throws -> Bool?
+
     /// Consumes a queue (MQTT: subscribes the topic) with manual acknowledgement.
     func consume(_ queue: String, options: ConsumeOptions) async throws -> Subscription
 
@@ -171,6 +180,12 @@ public protocol Transport: AnyObject, Sendable {
 
 extension Transport {
     public var preferredExecutor: (any TaskExecutor)? { nil }
+
+    public func sendRouted(toInport queue: String, _ message: Message) async throws {
+        try await send(toInport: queue, message)
+    }
+
+    public func exchangeExists(_ name: String) async throws -> Bool? { nil }
 
     public func declareInport(_ queue: String) async throws { try await declareInport(queue, options: QueueOptions()) }
     public func declareOutport(_ queue: String) async throws { try await declareOutport(queue, options: QueueOptions()) }

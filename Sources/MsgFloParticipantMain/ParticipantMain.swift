@@ -72,6 +72,11 @@ public enum ParticipantMain {
         } catch {
             fail(program, "\(error)")
         }
+        do {
+            try checkWireNames(participant, setup)
+        } catch {
+            fail(program, "\(error)")
+        }
         bootstrapLogging(environment)
         let logger = Logger(label: "msgflo.participant")
         let transport: any Transport
@@ -98,6 +103,19 @@ public enum ParticipantMain {
             fail(program, "\(role)(\(component)): \(error)")
         }
         exit(0)
+    }
+
+    /// The queues the participant will use (`ROLE.PORT`, or `--queue port=QUEUE`), checked in bytes for the broker
+    /// before anything connects: a too long role is a one-line error, not a refused declaration later.
+    static func checkWireNames(_ participant: Participant, _ setup: Setup) throws(MsgFloError) {
+        let wire = WireName.Broker(setup.broker)
+        for (kind, ports) in [("inport", participant.inports), ("outport", participant.outports)] {
+            for p in ports {
+                guard let q = setup.options.queues[p.id] ?? (p.hidden ? nil : p.definition(role: setup.role).queue)
+                else { continue }
+                try WireName.check(q, wire, use: kind == "inport" ? .filter : .name, what: "\(kind) '\(p.id)' queue")
+            }
+        }
     }
 
     struct Setup {

@@ -19,6 +19,10 @@ public struct DaemonConfiguration: Sendable {
     public func load(logger: Logger) throws(MsgFloError) -> (DesiredGraph, CoordinatorOptions) {
         var graph = DesiredGraph()
         if let graphPath { graph = try GraphFile.load(graphPath) }
+        // Exported ports become queues of their own (graph.PORT): a name the broker cannot take stops the start.
+        for e in graph.inports + graph.outports {
+            try WireName.check(graph.exportedQueue(e), WireName.Broker(broker), what: "\(graphPath ?? "graph"): exported port queue")
+        }
         var options = self.options
         if libraryGiven || FileManager.default.fileExists(atPath: libraryPath) {
             let library = try ComponentLibrary.load(path: libraryPath, componentDirectory: componentDirectory)
