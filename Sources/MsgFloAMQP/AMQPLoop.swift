@@ -352,8 +352,14 @@ final class AMQPLoop: @unchecked Sendable {
             let code: MsgFloError.Code = rc == AMQP_STATUS_SSL_CONNECTION_FAILED.rawValue
                 || rc == AMQP_STATUS_SSL_ERROR.rawValue || rc == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED.rawValue
                 || rc == AMQP_STATUS_SSL_PEER_VERIFY_FAILED.rawValue ? .tls : .connectionFailed
-            let why = rc == AMQP_STATUS_TIMEOUT.rawValue ? "no answer within \(settings.timeouts.connect)"
+            var why = rc == AMQP_STATUS_TIMEOUT.rawValue ? "no answer within \(settings.timeouts.connect)"
                 : Self.statusText(rc)
+            if rc == AMQP_STATUS_SSL_PEER_VERIFY_FAILED.rawValue || rc == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED.rawValue {
+                why = "TLS verification of the broker's certificate failed (\(why); CA file "
+                    + "\(settings.caFile.map { "'\($0)'" } ?? "none"))"
+            } else if code == .tls {
+                why = "TLS handshake failed (\(why)): is this a TLS port? amqps:// needs one, amqp:// a plain one"
+            }
             throw MsgFloError(code, "cannot connect to \(url): \(why)")
         }
         let left = max(.milliseconds(200), settings.timeouts.connect - (ContinuousClock.now - started))
@@ -395,17 +401,24 @@ final class AMQPLoop: @unchecked Sendable {
            let p = reply.reply.decoded?.assumingMemoryBound(to: amqp_connection_close_t.self) {
             let text = Self.string(p.pointee.reply_text)
             if p.pointee.reply_code == 403 {
-                return MsgFloError(.accessRefused, "login to \(url) refused: \(text)")
+                return MsgFloError(.accessRefused, "login to \(url) refused (wrong user or password): \(text)")
             }
             if p.pointee.reply_code == 530 {
-                return MsgFloError(.accessRefused, "login to \(url) refused (virtual host '\(settings.url.vhost)'): \(text)")
+                return MsgFloError(.accessRefused, "login to \(url) refused (virtual host '\(settings.url.vhost)' unknown or not allowed): \(text)")
             }
             return MsgFloError(.connectionFailed, "login to \(url) failed: \(text)")
         }
         if reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION {
+            // RabbitMQ refuses a wrong user, password or vhost with connection.close (403, 530: above). A socket
+            // closed before any AMQP answer is another thing: no AMQP 0-9-1 server on that port, typically a TLS
+            // port spoken to in plain text.
             if reply.library_error == AMQP_STATUS_CONNECTION_CLOSED.rawValue
-                || reply.library_error == AMQP_STATUS_SOCKET_ERROR.rawValue {
-                return MsgFloError(.accessRefused, "login to \(url) refused: the broker closed the connection (wrong user or password?)")
+                || reply.library_error == AMQP_STATUS_SOCKET_ERROR.rawValue
+                || reply.library_error == AMQP_STATUS_BAD_AMQP_DATA.rawValue
+                || reply.library_error == AMQP_STATUS_UNEXPECTED_STATE.rawValue {
+                let hint = url.scheme == .amqps ? "not an AMQP port?"
+                    : "a TLS port? use amqps:// for it; or not an AMQP port"
+                return MsgFloError(.wrongProtocol, "cannot connect to \(url): the server closed the connection before the AMQP handshake (\(hint))")
             }
             if reply.library_error == AMQP_STATUS_TIMEOUT.rawValue {
                 return MsgFloError(.timeout, "login to \(url) timed out after \(settings.timeouts.connect)")

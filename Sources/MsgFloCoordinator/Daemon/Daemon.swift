@@ -49,14 +49,18 @@ public struct CoordinatorService: Service {
     }
 
     public func run() async throws {
-        await cancelWhenGracefulShutdown {
+        try await cancelWhenGracefulShutdown {
             var delay = Duration.milliseconds(500)
             while !Task.isCancelled {
                 do {
                     try await transport.connect()
                     break
+                } catch let error as MsgFloError where error.isConfigurationError {
+                    // Wrong password, unknown vhost, TLS verification, wrong protocol: waiting will not cure it.
+                    await transport.close()
+                    throw error
                 } catch {
-                    logger.error("cannot connect to \(transport.broker): \(error); trying again in \(delay)")
+                    logger.warning("cannot connect to \(transport.broker): \(error); trying again in \(delay)")
                     try? await Task.sleep(for: delay)
                     delay = min(delay * 2, .seconds(30))
                 }
