@@ -917,6 +917,9 @@ final class AMQPLoop: @unchecked Sendable {
         }
     }
 
+    /// The text of the last time the broker closed the publishing channel.
+    private var lastPublishRefusal = ""
+
     private func channelClosed(_ c: amqp_connection_state_t, _ channel: amqp_channel_t, code: UInt16, text: String) {
         var ok = amqp_channel_close_ok_t(dummy: 0)
         _ = amqp_send_method(c, channel, AMQPMethod.channelCloseOk, &ok)
@@ -924,13 +927,37 @@ final class AMQPLoop: @unchecked Sendable {
         case Channel.publish:
             // Typically a send to an exchange that does not exist. The broker dropped everything it got on the
             // channel since; publish those again on a fresh channel, except the ones to the missing exchange.
+            // "NOT_FOUND - no exchange 'x' in vhost 'v'", "ACCESS_REFUSED - cannot publish to internal exchange 'x'
+            // in vhost 'v'": the messages for that exchange would close the channel again; drop them rather than
+            // loop. The name cannot be cut out of the text (it may hold quotes, and the broker truncates its reply
+            // text to 255 bytes): the first unconfirmed message whose exchange the text fits is the one refused.
             var missing: String? = nil
-            // "NOT_FOUND - no exchange 'x' …", "ACCESS_REFUSED - cannot publish to internal exchange 'x' …": the
-            // messages for that exchange would close the channel again; drop them rather than loop.
             if code == 404 || code == 403, let r = text.range(of: "exchange '") {
-                let rest = text[r.upperBound...]
-                if let end = rest.firstIndex(of: "'") { missing = String(rest[..<end]) }
+                var rest = Substring(text[r.upperBound...]).unicodeScalars
+                let vhost = "' in vhost '\(url.vhost)'"
+                let complete = text.hasSuffix(vhost)
+                // RabbitMQ cuts a long text to 255 bytes and ends it with "...", maybe in the middle of a character
+                // (which then decodes as U+FFFD).
+                if !complete {
+                    if String(rest).hasSuffix("...") { rest.removeLast(3) }
+                    while rest.last == "\u{FFFD}" { rest.removeLast() }
+                }
+                func fits(_ exchange: String) -> Bool {
+                    guard !exchange.isEmpty else { return false }
+                    if complete { return String(rest) == exchange + vhost }
+                    return (exchange + vhost).unicodeScalars.starts(with: rest)
+                }
+                for i in unconfirmedHead..<unconfirmed.count where !confirmedFlags[i] && fits(unconfirmed[i].exchange) {
+                    missing = unconfirmed[i].exchange
+                    break
+                }
+                if missing == nil && text == lastPublishRefusal {
+                    // Refused twice alike and still not recognised: the first message to a named exchange is the
+                    // one (the default exchange never refuses); dropping it ends the loop.
+                    missing = unconfirmed[unconfirmedHead...].first { !$0.exchange.isEmpty }?.exchange
+                }
             }
+            lastPublishRefusal = text
             var again: [Outgoing] = []
             var dropped = 0
             for i in unconfirmedHead..<unconfirmed.count where !confirmedFlags[i] {
