@@ -36,21 +36,13 @@ extension CoordinatorIntegration {
     }
 
     func start(_ kind: TestBrokers.Kind, _ g: DesiredGraph, status: Bool) async throws -> (Coordinator, Task<Void, any Error>) {
-        let t = try await connect(kind)
-        var o = CoordinatorOptions()
-        o.tick = .milliseconds(100)
-        o.answerStatus = status
-        o.retry = .seconds(1)
-        let c = Coordinator(transport: t, graph: g, options: o, logger: quietLogger())
-        let task = Task { try await c.run() }
-        return (c, task)
+        try await CoordinatorBrokerTests().start(kind, g) { o in
+            o.answerStatus = status
+            o.retry = .seconds(1)
+        }
     }
 
-    func stop(_ c: Coordinator, _ task: Task<Void, any Error>) async {
-        task.cancel()
-        _ = try? await task.value
-        await c.transport.close()
-    }
+    func stop(_ c: Coordinator, _ task: Task<Void, any Error>) async { await CoordinatorBrokerTests().stop(c, task) }
 
     @Test(arguments: TestBrokers.Kind.allCases)
     func statusRequestWithOversizedReplyCostsNoReconnect(_ kind: TestBrokers.Kind) async throws {
