@@ -144,6 +144,15 @@ public protocol Transport: AnyObject, Sendable {
     /// that long in the queue. Brokers without per-message expiry (MQTT 3.1.1) send it as it is (the default).
     func send(toInport queue: String, _ message: Message, expiration: Duration?) async throws
 
+    /// Sends straight into an inport queue like ``send(toInport:_:)``, and waits until the broker has taken it.
+    /// AMQP publishes it mandatory: when no queue takes it (a typo in the name), the broker returns it and this
+    /// fails with `.notFound`. Where the broker cannot tell (MQTT), the default just sends.
+    func sendRouted(toInport queue: String, _ message: Message) async throws
+
+    /// Whether an exchange (an AMQP outport) of that name exists, asked without creating it; nil where the broker
+    /// has no such thing (MQTT, the default).
+    func exchangeExists(_ name: String) async throws -> Bool?
+
     /// Consumes a queue (MQTT: subscribes the topic) with manual acknowledgement.
     func consume(_ queue: String, options: ConsumeOptions) async throws -> Subscription
 
@@ -184,6 +193,12 @@ extension Transport {
     public func send(toInport queue: String, _ message: Message, expiration: Duration?) async throws {
         try await send(toInport: queue, message)
     }
+
+    public func sendRouted(toInport queue: String, _ message: Message) async throws {
+        try await send(toInport: queue, message)
+    }
+
+    public func exchangeExists(_ name: String) async throws -> Bool? { nil }
 
     public func declareInport(_ queue: String) async throws { try await declareInport(queue, options: QueueOptions()) }
     public func declareOutport(_ queue: String) async throws { try await declareOutport(queue, options: QueueOptions()) }

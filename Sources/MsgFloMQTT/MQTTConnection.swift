@@ -400,7 +400,13 @@ final class MQTTConnection: Sendable {
                 (s.stopRequested, s.refusal, s.everConnected)
             }
             if stop { break }
-            let error = refusal ?? MosquittoStatus.error(failure, "connection", broker: broker, errno: savedErrno)
+            var error = refusal ?? MosquittoStatus.error(failure, "connection", broker: broker, errno: savedErrno)
+            if !everConnected && refusal == nil && rc == MosquittoStatus.success
+                && failure == Int32(MOSQ_ERR_CONN_LOST.rawValue) && !broker.scheme.usesTLS {
+                // Connected, then closed without a CONNACK: not an MQTT broker on that port, typically a TLS one.
+                error = MsgFloError(.wrongProtocol, "cannot connect to \(broker): the server closed the connection "
+                                    + "before answering CONNECT (a TLS port? use mqtts:// for it; or not an MQTT port)")
+            }
             if !everConnected {
                 // The first connection fails fast with the reason; only an established connection is retried.
                 shutdown(connectError: error)

@@ -106,7 +106,10 @@ public final class MQTTTransport: Transport {
     public var state: ConnectionState { connection.connectionState }
     public func stateUpdates() -> AsyncStream<ConnectionState> { connection.stateUpdates() }
 
-    public func declareInport(_ queue: String, options: QueueOptions) async throws { try connection.declare(queue) }
+    public func declareInport(_ queue: String, options: QueueOptions) async throws {
+        try WireName.check(queue, .mqtt, use: .filter, what: "topic filter")
+        try connection.declare(queue)
+    }
 
     public func declareOutport(_ queue: String, options: QueueOptions) async throws {
         try connection.checkOpen()
@@ -115,10 +118,12 @@ public final class MQTTTransport: Transport {
     public func declareDiscoveryQueue() async throws { try connection.checkOpen() }
 
     public func send(toOutport queue: String, _ message: Message) async throws {
+        try WireName.check(queue, .mqtt, what: "topic")
         try (publisher ?? connection).publish(queue, message.bytes)
     }
 
     public func send(toInport queue: String, _ message: Message) async throws {
+        try WireName.check(queue, .mqtt, what: "topic")
         try (publisher ?? connection).publish(queue, message.bytes)
     }
 
@@ -131,6 +136,8 @@ public final class MQTTTransport: Transport {
     }
 
     private func subscribe(_ filter: String, prefetch: Int?) async throws -> Subscription {
+        // Checked here, before libmosquitto sees it: the broker drops a client that subscribes a malformed filter.
+        try WireName.check(filter, .mqtt, use: .filter, what: "topic filter")
         let (stream, continuation) = AsyncStream<Delivery>.makeStream()
         let connection = self.connection
         let id = try await connection.addSink(filter: filter) { id in
@@ -147,11 +154,13 @@ public final class MQTTTransport: Transport {
             throw MsgFloError(.unsupported,
                               "MQTT has no \(binding.kind.rawValue) edges (\(binding)): only pub/sub edges work over MQTT")
         }
+        try WireName.check(binding.src, .mqtt, use: .filter, what: "source of edge")
         try connection.checkOpen()
         if binding.src == binding.tgt { return }
         guard !TopicFilter.hasWildcard(binding.tgt) else {
             throw MsgFloError(.invalidArgument, "MQTT edge \(binding): the target must be a topic, not a wildcard filter")
         }
+        try WireName.check(binding.tgt, .mqtt, what: "target of edge")
         if TopicFilter.matches(binding.src, binding.tgt) {
             throw MsgFloError(.invalidArgument,
                               "MQTT edge \(binding): the target matches the source, so every message would loop")

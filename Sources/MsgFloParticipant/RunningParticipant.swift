@@ -113,6 +113,8 @@ public final class RunningParticipant: Sendable {
         let period = options.discoveryPeriod > 0 && options.discoveryPeriod.isFinite ? options.discoveryPeriod : 60
         let definition = participant.definition(role: role, id: id, heartbeat: period,
                                                 inqueue: commandQueue(forParticipantID: id))
+        // The role and the queues become names on the wire: refuse one the broker cannot take, before any call.
+        try definition.checkWireNames(WireName.Broker(transport.broker))
         let running = RunningParticipant(participant: participant, definition: definition, transport: transport,
                                          options: options, logger: logger)
         do {

@@ -111,6 +111,13 @@ public struct Setup {
             bindings = SetupBindings.fromConvention(graph)
         }
         outcome.bindings = bindings
+        // Names from the graph (role.PORT) or the announcements go on the wire: refuse a bad one before binding any.
+        let wire = WireName.Broker(transport.broker)
+        for binding in bindings {
+            for b in binding.transportBindings {
+                do { try b.checkWireNames(wire) } catch { throw ToolFailure("setup: \(error.message)") }
+            }
+        }
 
         var made: [SetupBinding] = []
         if mqtt {

@@ -108,15 +108,23 @@ struct ParticipantIntegrationTests {
         #expect(child.stdoutLines.count == 1)
     }
 
-    @Test("the executable: bad arguments and an unreachable broker give one line on stderr and exit 1")
+    @Test("the executable: bad arguments give one line on stderr and exit 1; an unreachable broker is waited for, a line per attempt, until --connect-timeout")
     func executableErrors() async throws {
         for args in [["Repeat"], ["Nope", "x"], ["Repeat", "r", "--iips", "{"], ["Repeat", "r", "--prefetch", "0"],
-                     ["Repeat", "r", "--broker", "amqp://127.0.0.1:1/"], ["Repeat", "r", "--broker", "mqtt://127.0.0.1:1"],
-                     ["Repeat", "r", "--broker", "amqp://u:secret@127.0.0.1:1/"]] {
+                     ["Repeat", "r", "--connect-timeout", "0"], ["Repeat", String(repeating: "r", count: 300)]] {
             let child = try Child(participantExecutable, args)
             #expect(try await child.exitCode(timeout: .seconds(30)) == 1, "\(args)")
             let lines = child.stderr.split(separator: "\n")
             #expect(lines.count == 1, "\(args): \(child.stderr)")
+            #expect(child.stdout.isEmpty)
+        }
+        for url in ["amqp://127.0.0.1:1/", "mqtt://127.0.0.1:1", "amqp://u:secret@127.0.0.1:1/"] {
+            let child = try Child(participantExecutable, ["Repeat", "r", "--broker", url, "--connect-timeout", "1.5"])
+            #expect(try await child.exitCode(timeout: .seconds(30)) == 1, "\(url)")
+            let lines = child.stderr.split(separator: "\n")
+            #expect(lines.count >= 2, "\(url): \(child.stderr)")
+            #expect(lines.dropLast().allSatisfy { $0.contains("waiting for the broker (attempt") }, "\(url): \(child.stderr)")
+            #expect(lines.last?.contains("gave up after") == true, "\(url): \(child.stderr)")
             #expect(child.stdout.isEmpty)
             #expect(!child.stderr.contains("secret"))
         }

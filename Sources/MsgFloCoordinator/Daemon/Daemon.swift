@@ -24,6 +24,10 @@ public struct DaemonConfiguration: Sendable {
             // The daemon may well start before its participants exist, but not without a single node to keep.
             if graph.roles.isEmpty { logger.warning("graph \(graphPath) has no processes: nothing to wire") }
         }
+        // Exported ports become queues of their own (graph.PORT): a name the broker cannot take stops the start.
+        for e in graph.inports + graph.outports {
+            try WireName.check(graph.exportedQueue(e), WireName.Broker(broker), what: "\(graphPath ?? "graph"): exported port queue")
+        }
         var options = self.options
         if libraryGiven || FileManager.default.fileExists(atPath: libraryPath) {
             let library = try ComponentLibrary.load(path: libraryPath, componentDirectory: componentDirectory)
@@ -58,6 +62,9 @@ public struct CoordinatorService: Service {
 
     public func run() async throws {
         let supervisor = coordinator.supervisor
+        // A start-up failure that waiting cannot cure (wrong password, unknown vhost, TLS verification, wrong
+        // protocol) ends the work by itself and is thrown once the shutdown below is done.
+        let startFailure = FailureBox()
         // The connection's work runs in a task of its own, so that shutdown can leave it behind when a call into the
         // broker's library does not return in time; everything else is awaited.
         let work = Task { [coordinator, transport, logger] in
@@ -66,9 +73,13 @@ public struct CoordinatorService: Service {
                 do {
                     try await transport.connect()
                     break
+                } catch let error as MsgFloError where error.isConfigurationError {
+                    // Wrong password, unknown vhost, TLS verification, wrong protocol: waiting will not cure it.
+                    startFailure.set(error)
+                    return
                 } catch {
                     if Task.isCancelled { return }
-                    logger.error("cannot connect to \(transport.broker): \(error); trying again in \(delay)")
+                    logger.warning("cannot connect to \(transport.broker): \(error); trying again in \(delay)")
                     try? await Task.sleep(for: delay)
                     delay = min(delay * 2, .seconds(30))
                 }
@@ -116,6 +127,7 @@ public struct CoordinatorService: Service {
         if !(await waitAtMost(Self.connectionGrace, for: closing)) {
             logger.warning("the broker connection did not close within \(Self.connectionGrace); leaving it")
         }
+        if let failure = startFailure.get() { throw failure }
         logger.info("msgflo stopped")
     }
 
@@ -125,6 +137,13 @@ public struct CoordinatorService: Service {
             services: [.init(service: self)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
+}
+
+/// The one error that ends the daemon's connection work by itself, handed from that task to `run()`.
+final class FailureBox: Sendable {
+    private let value = Mutex<MsgFloError?>(nil)
+    func set(_ e: MsgFloError) { value.withLock { $0 = e } }
+    func get() -> MsgFloError? { value.withLock { $0 } }
 }
 
 /// Waits until `task` ends or `timeout` passes, whichever comes first; true when the task ended. The task is not

@@ -161,7 +161,7 @@ public actor Coordinator {
     /// What the transport calls for each message on `fbp`, on its own thread (AMQP) or a task: parses it off the
     /// actor (only once for bytes seen before: re-announcements) and puts it in the inbox. Never fails, never blocks.
     nonisolated func discoveryHandler(_ inbox: Inbox) -> @Sendable (Delivery) -> Void {
-        let cache = Mutex(DiscoveryCache())
+        let cache = Mutex(DiscoveryCache(wire: WireName.Broker(transport.broker)))
         let delay = options.discoveryBatchDelay
         return { [weak self] d in
             let parsed = cache.withLock { $0.parse(d.message) }
@@ -220,7 +220,12 @@ public actor Coordinator {
     }
 
     public func handle(discovery message: Message) {
-        handle([Result { () throws(MsgFloError) in try Discovery.parse(message) }])
+        let wire = WireName.Broker(transport.broker)
+        handle([Result { () throws(MsgFloError) in
+            let d = try Discovery.parse(message)
+            try d.checkWireNames(wire)
+            return d
+        }])
     }
 
     func tickLoop() async {
@@ -488,9 +493,20 @@ public actor Coordinator {
     }
 
     func answerStatus(_ sub: Subscription) async {
+        let wire = WireName.Broker(transport.broker)
         for await d in sub {
             d.ack()
-            guard let reply = StatusProtocol.replyQueue(d.message, now: now()) else { continue }
+            let reply: String
+            switch StatusProtocol.replyQueue(d.message, now: now(), broker: wire) {
+            case .success(let q?): reply = q
+            case .success(nil): continue
+            case .failure(let e):
+                // A reply name the broker cannot take: refused before it reaches the transport, one line.
+                for line in limiter.admit("bad request on \(StatusProtocol.queue): \(e.message)", at: now()) {
+                    logger.warning("\(line)")
+                }
+                continue
+            }
             let s = await status()
             do { try await transport.send(toInport: reply, Message(json: s.json)) } catch {
                 logger.debug("status reply to \(reply) failed: \(error)")

@@ -31,7 +31,13 @@ public struct DiscoveryCache: Sendable {
     private var parsed: [Key: ParticipantDefinition] = [:]
     public private(set) var storedBytes = 0
 
-    public init(limit: Int = 16 << 20) { self.limit = limit }
+    /// The broker whose name rules the announced queues must follow (nil: not checked).
+    public let wire: WireName.Broker?
+
+    public init(limit: Int = 16 << 20, wire: WireName.Broker? = nil) {
+        self.limit = limit
+        self.wire = wire
+    }
 
     public var count: Int { parsed.count }
 
@@ -52,7 +58,13 @@ public struct DiscoveryCache: Sendable {
             if let stamp { d.timestamp = stamp.value }
             return .success(d)
         }
-        let result = Result { () throws(MsgFloError) in try Discovery.parse(message) }
+        let wire = self.wire
+        let result = Result { () throws(MsgFloError) in
+            let d = try Discovery.parse(message)
+            // A queue the broker cannot take (too long, NUL, …) would fail every binding to it: refused here.
+            if let wire { try d.checkWireNames(wire) }
+            return d
+        }
         if case .success(let d) = result, stamp == nil || d.timestamp == stamp!.value {
             let size = message.count + Self.overhead
             if size <= limit {
