@@ -20,6 +20,12 @@ let package = Package(
         .executable(name: "msgflo-dump-message", targets: ["msgflo-dump-message"]),
         .executable(name: "msgflo-register", targets: ["msgflo-register"]),
         .executable(name: "msgflo-procfile", targets: ["msgflo-procfile"]),
+        .executable(name: "msgflo-register-foreign", targets: ["msgflo-register-foreign"]),
+        .executable(name: "msgflo", targets: ["msgflo"]),
+        .executable(name: "msgflo-graph", targets: ["msgflo-graph"]),
+        .executable(name: "msgflo-latency", targets: ["msgflo-latency"]),
+        .executable(name: "msgflo-bench-relay", targets: ["msgflo-bench-relay"]),
+        .executable(name: "msgflo-bench-coordinator", targets: ["msgflo-bench-coordinator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -77,6 +83,7 @@ let package = Package(
         .executableTarget(name: "msgflo-register", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-procfile", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-chaos", dependencies: ["MsgFlo", "MsgFloTransports", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
+        .executableTarget(name: "msgflo-register-foreign", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-bench-relay", dependencies: ["MsgFlo", "MsgFloTransports", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
         .executableTarget(name: "msgflo", dependencies: [
             "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", "MsgFloCLI",
@@ -112,7 +119,7 @@ let package = Package(
         .testTarget(name: "CoordinatorTests", dependencies: ["MsgFlo", "MsgFloCoordinator", "TestSupport"], swiftSettings: swift6),
         .testTarget(name: "ToolsTests", dependencies: ["MsgFlo", "MsgFloCoordinator", "MsgFloTools", "MsgFloTransports", "TestSupport", .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser"),
             "msgflo-setup", "msgflo-send-message", "msgflo-dump-message", "msgflo-register", "msgflo-procfile", "msgflo-participant",
-            "msgflo", "msgflo-graph"], swiftSettings: swift6),
+            "msgflo-register-foreign", "msgflo-graph", "msgflo"], swiftSettings: swift6),
         .testTarget(name: "CoordinatorIntegrationTests", dependencies: [
             "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", "TestSupport", "msgflo", "msgflo-participant",
             .product(name: "Logging", package: "swift-log"),

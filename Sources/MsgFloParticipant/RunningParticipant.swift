@@ -85,6 +85,12 @@ public final class RunningParticipant: Sendable {
         }
     }
 
+    /// `<role>-<8 hex digits>`, zero padded (`shout-0f9c36de`), as the discovery docs say.
+    static func randomID(role: String) -> String {
+        let hex = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        return "\(role)-\(String(repeating: "0", count: 8 - hex.count))\(hex)"
+    }
+
     static func start(_ participant: Participant, role: String, transport: any Transport,
                       options: ParticipantOptions, logger: Logger) async throws -> RunningParticipant {
         guard !role.isEmpty else { throw MsgFloError(.invalidArgument, "a participant needs a role") }
@@ -109,7 +115,7 @@ public final class RunningParticipant: Sendable {
         for port in options.iips.keys where !participant.inports.contains(where: { $0.id == port }) {
             throw MsgFloError(.invalidArgument, "IIP for '\(port)': \(participant.component) has no such inport")
         }
-        let id = options.id ?? "\(role)-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+        let id = options.id ?? Self.randomID(role: role)
         let period = options.discoveryPeriod > 0 && options.discoveryPeriod.isFinite ? options.discoveryPeriod : 60
         let definition = participant.definition(role: role, id: id, heartbeat: period,
                                                 inqueue: commandQueue(forParticipantID: id))

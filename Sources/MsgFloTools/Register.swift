@@ -61,6 +61,19 @@ public enum Register {
         return definition
     }
 
+    /// The `role` a definition file names itself (msgflo-register-foreign's fallback when no `--role` is given).
+    public static func role(yaml text: String, path: String) throws -> String {
+        let doc = (try? Yams.compose(yaml: text))??.mapping
+        guard let doc else { throw ToolFailure("\(path): No definition found") }
+        guard let component = scalarString(doc["component"]), !component.isEmpty else {
+            throw ToolFailure("\(path): .component is not defined")
+        }
+        guard let role = scalarString(doc["role"]), !role.isEmpty else {
+            throw ToolFailure("\(path): .role is not defined for component \(component) (give --role ROLE)")
+        }
+        return role
+    }
+
     static func isNull(_ node: Node?) -> Bool {
         guard let node else { return true }
         return node.null != nil

@@ -26,6 +26,9 @@ struct ParticipantTests {
         #expect(payload["label"] == "Repeats its input unchanged")
         #expect(payload["icon"] == "forward")
         #expect(payload["id"]?.stringValue?.hasPrefix("rep-") == true)
+        // <role>-<8 hex digits>, zero padded
+        let suffix = payload["id"]?.stringValue?.dropFirst(4) ?? ""
+        #expect(suffix.count == 8 && suffix.allSatisfy(\.isHexDigit), "\(payload["id"] ?? .null)")
         #expect(payload["heartbeat"] == 60)
         #expect(payload["inqueue"] == .string(payload["id"]!.stringValue! + ".MSGFLO"))
         #expect(payload["capabilities"] == ["connectinport", "connectoutport", "disconnectinport", "disconnectoutport"])

@@ -31,7 +31,7 @@ public struct DaemonConfiguration: Sendable {
         var options = self.options
         if libraryGiven || FileManager.default.fileExists(atPath: libraryPath) {
             let library = try ComponentLibrary.load(path: libraryPath, componentDirectory: componentDirectory)
-            logger.info("component library \(libraryPath): \(library.names.count) components")
+            logger.debug("component library \(libraryPath): \(library.names.joined(separator: ", "))")
             options.library = library
         } else {
             logger.info("no component library (\(libraryPath) not found): starting no participants")

@@ -97,12 +97,10 @@ public actor Coordinator {
         }
         let statusSubscription = statusSub
         started = true
-        logger.info("coordinator running on \(transport.broker) with graph \(graph.name): \(graph.roles.count) nodes, \(graph.edges.count) edges, \(graph.initials.count) IIPs")
-        await startParticipants()
-        for role in graph.roles where graph.isParticipant(role) && registry.alive(role: role).isEmpty {
-            loggedPending.insert(role)
-            logger.info("node \(role) pending: no participant yet")
-        }
+        let starting = await startParticipants()
+        let waiting = graph.roles.filter { graph.isParticipant($0) && registry.alive(role: $0).isEmpty }.sorted()
+        loggedPending.formUnion(waiting)
+        logger.info("\(startupSummary(starting: starting, waiting: waiting))")
         markDirty()
 
         await withTaskGroup(of: Void.self) { group in
@@ -209,7 +207,16 @@ public actor Coordinator {
             var changed = false
             for e in registry.observe(d, at: seen) {
                 changed = true
-                logger.info("\(e.logLine)")
+                // A graph node's participant arriving is told by "node X ready: <id>" a moment later.
+                if case .added = e, loggedPending.contains(d.role), graph.nodes[d.role] != nil {
+                    logger.debug("\(e.logLine)")
+                } else {
+                    logger.info("\(e.logLine)")
+                }
+                switch e {
+                case .added, .changed: warnIfComponentDiffers(d)
+                default: break
+                }
             }
             return changed
         case .failure(let e):
@@ -271,9 +278,23 @@ public actor Coordinator {
 
     // MARK: - Graph
 
+    /// A participant whose component is not its graph node's is wired all the same (the role decides), with a
+    /// warning naming both: a typo in a graph or a participant started under the wrong role shows at once.
+    func warnIfComponentDiffers(_ d: ParticipantDefinition) {
+        guard let node = graph.nodes[d.role], !Self.sameComponent(node.component, d.component) else { return }
+        logger.warning("participant \(d.id) (role \(d.role)) is component \(d.component), but the graph's node \(d.role) is \(node.component); wiring it anyway")
+    }
+
+    /// Equal, or equal without a namespace (`ns/Name` and `Name`), as the library's lookup matches them.
+    static func sameComponent(_ a: String, _ b: String) -> Bool {
+        func base(_ s: String) -> Substring { s.split(separator: "/").last ?? Substring(s) }
+        return a == b || base(a) == base(b)
+    }
+
     public func setGraph(_ g: DesiredGraph) async {
         graph = g
-        logger.info("graph \(g.name) loaded: \(g.roles.count) nodes, \(g.edges.count) edges, \(g.initials.count) IIPs")
+        for role in g.roles { for e in registry.alive(role: role) { warnIfComponentDiffers(e.definition) } }
+        logger.info("graph \(g.name) loaded: \(Plural.count(g.roles.count, "node")), \(Plural.count(g.edges.count, "edge")), \(Plural.count(g.initials.count, "IIP"))")
         if started { await startParticipants() }
         markDirty()
     }
@@ -302,9 +323,30 @@ public actor Coordinator {
         return specs
     }
 
-    func startParticipants() async {
-        guard let supervisor else { return }
-        await supervisor.ensure(participantSpecs())
+    /// Starts (or keeps running) the graph's nodes the library has; returns their roles.
+    @discardableResult
+    func startParticipants() async -> [String] {
+        guard let supervisor else { return [] }
+        let specs = participantSpecs()
+        await supervisor.ensure(specs)
+        return specs.map(\.role)
+    }
+
+    /// The one line the daemon logs once it runs: where, which graph, which library, what it starts and waits for.
+    /// What changes later gets one line each (participants, nodes, edges, IIPs).
+    func startupSummary(starting: [String], waiting: [String]) -> String {
+        var parts = ["msgflo running on \(transport.broker)"]
+        if graph.roles.isEmpty && graph.edges.isEmpty {
+            parts.append("no graph")
+        } else {
+            parts.append("graph \(graph.name) (\(Plural.count(graph.roles.count, "node")), \(Plural.count(graph.edges.count, "edge")), \(Plural.count(graph.initials.count, "IIP")))")
+        }
+        if let library = options.library {
+            parts.append("library \(library.config.path ?? "given") (\(Plural.count(library.names.count, "component")))")
+        }
+        if !starting.isEmpty { parts.append("starting \(Plural.list(starting))") }
+        if !waiting.isEmpty { parts.append("pending until their participants appear: \(Plural.list(waiting))") }
+        return parts.joined(separator: "; ")
     }
 
     public func stopParticipants() async { await supervisor?.stopAll() }
@@ -409,7 +451,10 @@ public actor Coordinator {
             guard before != after, let after else { continue }
             switch after {
             case .wired: logger.info("edge bound: \(edge)")
-            case .pending(let why): logger.info("edge pending: \(edge) (\(why))")
+            case .pending(let why):
+                // Pending from the start is no change (the start-up line says which nodes wait); a bound edge that
+                // goes pending is.
+                if before == nil { logger.debug("edge pending: \(edge) (\(why))") } else { logger.info("edge pending: \(edge) (\(why))") }
             }
         }
         for (edge, st) in old.edges where new.edges[edge] == nil && st == .wired {
@@ -419,7 +464,8 @@ public actor Coordinator {
         for role in pending.subtracting(loggedPending).sorted() { logger.info("node \(role) pending: no live participant") }
         for role in loggedPending.subtracting(pending).sorted() where graph.nodes[role] != nil {
             let ids = registry.alive(role: role).map(\.definition.id).joined(separator: ", ")
-            logger.info("node \(role) ready: \(ids)")
+            let components = Set(registry.alive(role: role).map(\.definition.component)).sorted().joined(separator: ", ")
+            logger.info("node \(role) ready: \(ids) (\(components))")
         }
         loggedPending = pending
     }
@@ -512,5 +558,15 @@ public actor Coordinator {
                 logger.debug("status reply to \(reply) failed: \(error)")
             }
         }
+    }
+}
+
+/// Counts with their nouns: "1 edge", "2 edges", and lists that stay short.
+enum Plural {
+    static func count(_ n: Int, _ noun: String) -> String { n == 1 ? "1 \(noun)" : "\(n) \(noun)s" }
+
+    static func list(_ names: [String], max: Int = 10) -> String {
+        names.count <= max ? names.joined(separator: ", ")
+            : names.prefix(max).joined(separator: ", ") + " and \(names.count - max) more"
     }
 }
