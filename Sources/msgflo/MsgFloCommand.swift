@@ -84,6 +84,7 @@ extension MsgFlo {
         var participantTimeout: Double = 600
         @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
         var logLevel: String = "info"
+        @OptionGroup(title: "Live runtime (Flowhub)") var runtimeArguments: RuntimeArguments
 
         func validate() throws {
             guard participantTimeout > 0 else { throw ValidationError("--participant-timeout must be positive") }
@@ -110,7 +111,7 @@ extension MsgFlo {
             do { transport = try Transports.make(url, logger: logger) } catch { throw Failure("\(error)") }
             let coordinator = Coordinator(transport: transport, graph: desired, options: options, logger: logger)
             logger.info("msgflo starting on \(url)")
-            try await CoordinatorService(coordinator: coordinator, logger: logger).runUntilSignalled()
+            try await runtimeArguments.run(CoordinatorService(coordinator: coordinator, logger: logger), config: config, logger: logger)
         }
     }
 

@@ -28,7 +28,7 @@ struct ParticipantTests {
         #expect(payload["id"]?.stringValue?.hasPrefix("rep-") == true)
         #expect(payload["heartbeat"] == 60)
         #expect(payload["inqueue"] == .string(payload["id"]!.stringValue! + ".MSGFLO"))
-        #expect(payload["capabilities"] == ["connectinport", "connectoutport", "disconnectinport", "disconnectoutport"])
+        #expect(payload["capabilities"] == ["connectinport", "connectoutport", "disconnectinport", "disconnectoutport", "pause", "resume"])
         #expect(payload["inports"]?.arrayValue?.count == 1)
         let def = try Discovery.parse(msgs[0])
         #expect(def.inports.map(\.id) == ["in"])
