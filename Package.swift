@@ -32,6 +32,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
     ],
     targets: [
         // C bridges
@@ -64,6 +68,18 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ], swiftSettings: swift6),
 
+        // The coordinator as a live FBP runtime (Flowhub's WebSocket protocol): HTTP and WebSocket on Hummingbird, kept
+        // out of MsgFloCoordinator so that the coordinator library stays free of HTTP.
+        .target(name: "MsgFloRuntime", dependencies: [
+            "MsgFlo", "FBP", "MsgFloCoordinator",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ], swiftSettings: swift6),
+
         // One-line error reporting shared by every executable (ArgumentParser and MsgFlo's SafeText: no Foundation,
         // so msgflo-graph stays small).
         .target(name: "MsgFloCLI", dependencies: ["MsgFlo", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -86,7 +102,7 @@ let package = Package(
         .executableTarget(name: "msgflo-register-foreign", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-bench-relay", dependencies: ["MsgFlo", "MsgFloTransports", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
         .executableTarget(name: "msgflo", dependencies: [
-            "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", "MsgFloCLI",
+            "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", "MsgFloCLI", "MsgFloRuntime",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swift6),
@@ -127,6 +143,11 @@ let package = Package(
         .testTarget(name: "ParticipantTests", dependencies: ["MsgFlo", "MsgFloParticipant", "ExampleParticipants", "TestSupport"], swiftSettings: swift6),
         .testTarget(name: "ParticipantIntegrationTests", dependencies: [
             "MsgFlo", "MsgFloParticipant", "MsgFloTransports", "ExampleParticipants", "TestSupport", "msgflo-participant",
+        ], swiftSettings: swift6),
+        .testTarget(name: "RuntimeTests", dependencies: [
+            "MsgFlo", "MsgFloCoordinator", "MsgFloRuntime", "TestSupport", "msgflo", "msgflo-participant",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
         ], swiftSettings: swift6),
         .testTarget(name: "TransportTests", dependencies: ["MsgFlo", "MsgFloAMQP", "MsgFloMQTT", "MsgFloTransports", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
     ]

@@ -91,7 +91,7 @@ public struct Participant: Sendable {
             inports: inports.map { $0.definition(role: role) },
             outports: outports.map { $0.definition(role: role) },
             heartbeat: heartbeat, inqueue: inqueue,
-            capabilities: inqueue == nil ? nil : CoordinatorCommandName.allCases.map(\.rawValue))
+            capabilities: inqueue == nil ? nil : CoordinatorCommandName.allCases.map(\.rawValue) + ["pause", "resume"])
     }
 }
 

@@ -48,6 +48,9 @@ public final class RunningParticipant: Sendable {
         /// Set when a stop gave up waiting for handlers: later drain waits return at once.
         var drainReleased = false
         var announcements = 0
+        /// `pause` (coordinator command): deliveries wait before their handler until `resume`.
+        var paused = false
+        var pauseWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     private let state = Mutex(State())
@@ -198,6 +201,7 @@ public final class RunningParticipant: Sendable {
         let limit = options.prefetch
         if limit == 1 {
             for await d in sub {
+                await waitWhilePaused()
                 guard enter(delivery: true) else { continue }
                 await handle(d.message, port: port, delivery: d)
                 leave()
@@ -211,6 +215,7 @@ public final class RunningParticipant: Sendable {
             for _ in 0..<limit {
                 group.addTask {
                     while let d = await feed.next() {
+                        await self.waitWhilePaused()
                         guard self.enter(delivery: true) else { continue }
                         await self.handle(d.message, port: port, delivery: d)
                         self.leave()
@@ -238,6 +243,33 @@ public final class RunningParticipant: Sendable {
                 }
             }
             ctx.nack()
+        }
+    }
+
+    /// Whether the coordinator paused it (`pause`): deliveries wait unhandled, and so unacknowledged, until
+    /// `resume`; with the broker's prefetch, the rest wait in the queues. Idempotent.
+    public var isPaused: Bool { state.withLock { $0.paused } }
+
+    public func setPaused(_ paused: Bool) {
+        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.paused = paused
+            if paused { return [] }
+            defer { s.pauseWaiters = [] }
+            return s.pauseWaiters
+        }
+        for w in waiters { w.resume() }
+        logger.info("\(role): \(paused ? "paused" : "resumed")")
+    }
+
+    private func waitWhilePaused() async {
+        guard state.withLock({ $0.paused && !$0.stopping }) else { return }
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                if !s.paused || s.stopping { return true }
+                s.pauseWaiters.append(c)
+                return false
+            }
+            if now { c.resume() }
         }
     }
 
@@ -350,6 +382,11 @@ public final class RunningParticipant: Sendable {
 
     private func commandLoop(_ sub: Subscription) async {
         for await d in sub {
+            if let c = d.message.json?["command"]?.stringValue, c == "pause" || c == "resume" {
+                setPaused(c == "pause")
+                d.ack()
+                continue
+            }
             do {
                 try await apply(try CoordinatorCommand(parsing: d.message))
             } catch {
@@ -417,12 +454,13 @@ public final class RunningParticipant: Sendable {
     /// but not handled go back to their queue). With `cancelSubscriptions: false` the caller closes the transport,
     /// which gives them back as well. Idempotent.
     public func stop(cancelSubscriptions: Bool = true) async {
-        let tasks = state.withLock { s -> [Task<Void, Never>] in
+        let (tasks, paused) = state.withLock { s -> ([Task<Void, Never>], [CheckedContinuation<Void, Never>]) in
             s.stopping = true
-            defer { s.background = []; s.named = [:] }
-            return s.background + Array(s.named.values)
+            defer { s.background = []; s.named = [:]; s.pauseWaiters = [] }
+            return (s.background + Array(s.named.values), s.pauseWaiters)
         }
         for t in tasks { t.cancel() }
+        for w in paused { w.resume() }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.drained() }
             group.addTask { [timeout = options.drainTimeout] in try? await Task.sleep(for: timeout) }

@@ -83,6 +83,7 @@ extension MsgFlo {
         var participantTimeout: Double = 600
         @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
         var logLevel: String = "info"
+        @OptionGroup(title: "Live runtime (Flowhub)") var runtimeArguments: RuntimeArguments
 
         func validate() throws {
             guard participantTimeout > 0 else { throw ValidationError("--participant-timeout must be positive") }
@@ -111,7 +112,7 @@ extension MsgFlo {
             do { (desired, options) = try config.load(logger: logger) } catch { throw Failure(error.message) }
             let coordinator = Coordinator(transport: transport, graph: desired, options: options, logger: logger)
             logger.debug("msgflo starting on \(url)")
-            try await CoordinatorService(coordinator: coordinator, logger: logger).runUntilSignalled()
+            try await runtimeArguments.run(CoordinatorService(coordinator: coordinator, logger: logger), config: config, logger: logger)
         }
     }
 

@@ -31,7 +31,7 @@ struct ParticipantTests {
         #expect(suffix.count == 8 && suffix.allSatisfy(\.isHexDigit), "\(payload["id"] ?? .null)")
         #expect(payload["heartbeat"] == 60)
         #expect(payload["inqueue"] == .string(payload["id"]!.stringValue! + ".MSGFLO"))
-        #expect(payload["capabilities"] == ["connectinport", "connectoutport", "disconnectinport", "disconnectoutport"])
+        #expect(payload["capabilities"] == ["connectinport", "connectoutport", "disconnectinport", "disconnectoutport", "pause", "resume"])
         #expect(payload["inports"]?.arrayValue?.count == 1)
         let def = try Discovery.parse(msgs[0])
         #expect(def.inports.map(\.id) == ["in"])

@@ -48,7 +48,7 @@ public enum TestBrokers {
     /// `fbp` is a work queue: modules running side by side in one `swift test` would take each other's
     /// announcements. Keep this list and TEST_VHOSTS in Scripts/brokers alike.
     public static let isolatedModules: Set<String> = [
-        "TransportTests", "ParticipantIntegrationTests", "CoordinatorIntegrationTests", "ToolsTests",
+        "TransportTests", "ParticipantIntegrationTests", "CoordinatorIntegrationTests", "ToolsTests", "RuntimeTests",
     ]
 
     /// The URL of the test broker of a kind; on AMQP, in the calling test module's own virtual host (see

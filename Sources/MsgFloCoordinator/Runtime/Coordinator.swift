@@ -45,6 +45,8 @@ public actor Coordinator {
     let logger: Logger
     let now: @Sendable () -> Double
     let options: CoordinatorOptions
+    /// The component library now (`options.library`, or one a runtime client's component:source replaced).
+    var currentLibrary: ComponentLibrary?
     let supervisor: ProcessSupervisor?
 
     var registry: ParticipantRegistry
@@ -65,6 +67,21 @@ public actor Coordinator {
     /// Announcements ignored because their timestamp was older than their period.
     public private(set) var stale = 0
 
+    // The live runtime's state (Coordinator+Live.swift).
+    /// What a live runtime (the FBP WebSocket server) follows: IIPs sent, data tapped, process errors, graph edits.
+    public nonisolated let events = CoordinatorEvents()
+    /// `network:stop` clears it: IIPs wait, participants that take `pause` are paused.
+    var networkStarted = true
+    var networkChangedAt: Double = 0
+    /// Whether data on edges is tapped (set by the live runtime).
+    var tapping = false
+    var taps: [String: Tap] = [:]
+    let tapTable = TapTable()
+    /// Participants told `pause` while the network is stopped.
+    var pausedIDs: Set<String> = []
+    var superviseDirty = false
+    var supervising = false
+
     public init(transport: any Transport, graph: DesiredGraph = DesiredGraph(), options: CoordinatorOptions = .init(),
                 logger: Logger, now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
         self.transport = transport
@@ -74,7 +91,9 @@ public actor Coordinator {
         self.now = now
         self.registry = ParticipantRegistry(defaultTimeout: options.participantTimeout, forgetAfter: options.forgetAfter)
         self.reconciler = Reconciler(kind: BrokerKind(transport.broker))
-        self.supervisor = options.library == nil ? nil : ProcessSupervisor(logger: logger)
+        let events = self.events
+        self.currentLibrary = options.library
+        self.supervisor = options.library == nil ? nil : ProcessSupervisor(logger: logger, events: { events.supervisor($0) })
     }
 
     // MARK: - Running
@@ -117,6 +136,7 @@ public actor Coordinator {
         }
         await discovery.cancel()
         await statusSub?.cancel()
+        await cancelTaps()
         await supervisor?.stopAll()
         logger.info("coordinator stopped")
     }
@@ -303,7 +323,7 @@ public actor Coordinator {
 
     /// The specs of the nodes this daemon starts.
     func participantSpecs() -> [ProcessSupervisor.Spec] {
-        guard let library = options.library else { return [] }
+        guard let library = currentLibrary else { return [] }
         var specs: [ProcessSupervisor.Spec] = []
         var skipped: [String] = []
         for role in graph.roles where graph.isParticipant(role) && !options.ignore.contains(role) {
@@ -378,7 +398,14 @@ public actor Coordinator {
             logTransitions(from: previous, to: newPlan)
             plan = newPlan
         }
-        guard !newPlan.actions.isEmpty else { return }
+        if !networkStarted {
+            newPlan.actions.removeAll { if case .sendIIP = $0 { true } else { false } }
+            await pauseParticipants()
+        }
+        guard !newPlan.actions.isEmpty else {
+            if tapping { await updateTaps(newPlan) }
+            return
+        }
 
         // Phases, in order: declarations, undoing, binding, commands, IIPs. Within a phase, concurrently.
         var phases: [[WiringAction]] = [[], [], [], [], []]
@@ -394,8 +421,12 @@ public actor Coordinator {
         }
         var failed = 0
         var commandsSent = false
-        for (n, phase) in phases.enumerated() where !phase.isEmpty {
+        for (n, phase) in phases.enumerated() {
+            // Taps go in once the edges are bound and before anything (commands, IIPs) can set data moving.
+            if n == 3 && tapping { await updateTaps(newPlan) }
+            if phase.isEmpty { continue }
             if n == 4 && commandsSent { try? await Task.sleep(for: options.commandSettle) }
+            if n == 4 { emitIIPs(phase) }
             let results = await execute(phase)
             if n == 3 { commandsSent = results.contains { $0.1 == nil } }
             for (a, error) in results {

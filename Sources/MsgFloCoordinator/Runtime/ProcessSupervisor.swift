@@ -56,11 +56,22 @@ public final class ProcessSupervisor: Sendable {
     private let sink: @Sendable (_ line: String, _ stderr: Bool) -> Void
     public let maximumBackoff: Duration
 
+    /// What happens to the children, for whoever follows them (the live runtime's processerror).
+    public enum Event: Sendable {
+        /// A line a child wrote (forwarded or not).
+        case output(role: String, line: String, stderr: Bool)
+        /// A child ended without being asked to (it is restarted).
+        case exited(role: String, description: String)
+    }
+    private let events: (@Sendable (Event) -> Void)?
+
     public init(logger: Logger, maximumBackoff: Duration = .seconds(30),
-                sink: @escaping @Sendable (_ line: String, _ stderr: Bool) -> Void = ProcessSupervisor.printLine) {
+                sink: @escaping @Sendable (_ line: String, _ stderr: Bool) -> Void = ProcessSupervisor.printLine,
+                events: (@Sendable (Event) -> Void)? = nil) {
         self.logger = logger
         self.maximumBackoff = maximumBackoff
         self.sink = sink
+        self.events = events
     }
 
     public static let printLine: @Sendable (String, Bool) -> Void = { line, toStderr in
@@ -198,8 +209,8 @@ public final class ProcessSupervisor: Sendable {
         }
         var env = ProcessInfo.processInfo.environment
         for (k, v) in spec.environment { env[k] = v }
-        let out = spec.forwardStdout ? forward(role, stderr: false) : nil
-        let err = spec.forwardStderr ? forward(role, stderr: true) : nil
+        let out = spec.forwardStdout || events != nil ? forward(role, stderr: false, print: spec.forwardStdout) : nil
+        let err = spec.forwardStderr || events != nil ? forward(role, stderr: true, print: spec.forwardStderr) : nil
         // The generation tells this child's exit from a later one's.
         let generation = state.withLock { s -> Int? in
             guard s.children[role] != nil, !s.closed else { return nil }
@@ -240,13 +251,19 @@ public final class ProcessSupervisor: Sendable {
     /// EOF and closed by it: not a dispatch read source (FileHandle.readabilityHandler), whose descriptor was closed
     /// when the handle was released, possibly before the source's cancellation had finished, which crashed
     /// libdispatch's event loop now and then when children exited at shutdown.
-    private func forward(_ role: String, stderr: Bool) -> Int32? {
+    private func forward(_ role: String, stderr: Bool, print: Bool = true) -> Int32? {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { return nil }
         _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
         _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
         let readEnd = fds[0]
         let sink = self.sink
+        let events = self.events
+        // Printed escaped (Self.forwarded); handed to the runtime's clients as text, which their JSON escapes.
+        let emit: @Sendable (ArraySlice<UInt8>) -> Void = { bytes in
+            if print { sink(Self.forwarded(role, bytes), stderr) }
+            events?(.output(role: role, line: String(decoding: bytes, as: UTF8.self), stderr: stderr))
+        }
         let thread = Thread {
             var pending: [UInt8] = []
             var chunk = [UInt8](repeating: 0, count: 4096)
@@ -256,16 +273,16 @@ public final class ProcessSupervisor: Sendable {
                 if n <= 0 { break }
                 pending.append(contentsOf: chunk[0..<n])
                 while let nl = pending.firstIndex(of: 10) {
-                    sink(Self.forwarded(role, pending[..<nl]), stderr)
+                    emit(pending[..<nl])
                     pending.removeSubrange(...nl)
                 }
                 // A child that writes without line breaks costs a line per 64 KB, not the daemon's memory.
                 if pending.count >= Self.maximumForwardedLine {
-                    sink(Self.forwarded(role, pending), stderr)
+                    emit(pending[...])
                     pending.removeAll(keepingCapacity: true)
                 }
             }
-            if !pending.isEmpty { sink(Self.forwarded(role, pending), stderr) }
+            if !pending.isEmpty { emit(pending[...]) }
             close(readEnd)
         }
         thread.name = "msgflo-output-\(role)"
@@ -288,6 +305,7 @@ public final class ProcessSupervisor: Sendable {
         if restart {
             let secs = Double(ranFor.components.seconds) + Double(ranFor.components.attoseconds) / 1e18
             logger.warning("node \(role) exited with \(exit.description) after \(String(format: "%.1f", secs)) s; restarting")
+            events?(.exited(role: role, description: exit.description))
             scheduleRestart(role, after: nil)
         } else {
             logger.info("node \(role) stopped (\(exit.description))")

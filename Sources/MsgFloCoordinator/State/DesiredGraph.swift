@@ -98,6 +98,22 @@ public struct DesiredGraph: Sendable, Hashable {
         outports.removeAll { $0.endpoint.role == role }
     }
 
+    /// Renames a node where it stands (graph order kept), with its edges, IIPs and exported ports. False when
+    /// `from` is not a node or `to` already is one.
+    @discardableResult
+    public mutating func renameNode(_ from: String, to: String) -> Bool {
+        guard from != to, let node = nodes[from], nodes[to] == nil, let i = roles.firstIndex(of: from) else { return false }
+        nodes[from] = nil
+        nodes[to] = node
+        roles[i] = to
+        func fix(_ e: inout Endpoint) { if e.role == from { e.role = to } }
+        for k in edges.indices { fix(&edges[k].src); fix(&edges[k].tgt) }
+        for k in initials.indices { fix(&initials[k].tgt) }
+        for k in inports.indices { fix(&inports[k].endpoint) }
+        for k in outports.indices { fix(&outports[k].endpoint) }
+        return true
+    }
+
     /// A node run by a participant (not one of the broker-level helpers RoundRobin and PubSub), as the coordinator
     /// reads it: a role the graph does not declare, or a node without a component, is one it waits for.
     public func isParticipant(_ role: String) -> Bool {

@@ -6,7 +6,7 @@ import Synchronization
 public enum Examples {
     public static let all: [String: Participant] = [
         "Repeat": repeatParticipant, "Uppercase": uppercase, "Count": count(), "Split": split,
-        "Interval": interval, "Print": print, "Relay": relay,
+        "Interval": interval, "Print": print, "Relay": relay, "Drop": drop, "Output": output,
     ]
 
     /// in → out, the same bytes.
@@ -97,6 +97,21 @@ public enum Examples {
     ) { _, msg, _ in
         let line = msg.text.map { SafeText.escape($0, limit: nil, keepingTabs: true) } ?? "<\(msg.count) bytes>"
         Output.line(line)
+    }
+
+    /// A sink that takes every message and does nothing with it (fbp-protocol's core/Drop).
+    public static let drop = Participant(
+        component: "Drop", label: "Takes messages and drops them", icon: "trash-o", inports: [Port("in")]
+    ) { _, _, _ in }
+
+    /// Prints each message on a line of stdout (as Print) and forwards it unchanged on `out` (fbp-protocol's
+    /// core/Output).
+    public static let output = Participant(
+        component: "Output", label: "Prints what it gets and passes it on", icon: "terminal",
+        inports: [Port("in")], outports: [Port("out", description: "the same bytes")]
+    ) { _, msg, ctx in
+        Output.line(msg.text ?? "<\(msg.count) bytes>")
+        try await ctx.send("out", msg)
     }
 
     /// The benchmark participant: in → out, the bytes as they are, nothing else.

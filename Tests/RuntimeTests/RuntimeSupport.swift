@@ -1,0 +1,183 @@
+import Foundation
+import HummingbirdWSClient
+import Logging
+import MsgFlo
+import Synchronization
+import TestSupport
+import Testing
+
+/// An executable built next to the tests.
+func builtExecutable(_ name: String) -> URL {
+    let candidates = [
+        Bundle.main.executableURL?.deletingLastPathComponent(),
+        Bundle.main.bundleURL.deletingLastPathComponent(),
+        TestBrokers.packageRoot.appendingPathComponent(".build/debug"),
+    ].compactMap { $0 }.map { $0.appendingPathComponent(name) }
+    return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates.last!
+}
+
+/// A temporary directory, removed by `remove()`.
+struct TempDir {
+    let url: URL
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("msgflo-runtime-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+    func remove() { try? FileManager.default.removeItem(at: url) }
+
+    /// participants/library.json with its commands pointed at the msgflo-participant built beside the tests.
+    /// `extra`: more components, as `"name": "command"` JSON members.
+    func library(extra: String = "") throws -> String {
+        var original = try String(contentsOf: TestBrokers.packageRoot.appendingPathComponent("participants/library.json"), encoding: .utf8)
+        if !extra.isEmpty { original = original.replacingOccurrences(of: "\"components\": {", with: "\"components\": {\n" + extra + ",") }
+        let lib = path("library.json")
+        try original.replacingOccurrences(of: ".build/release/msgflo-participant", with: builtExecutable("msgflo-participant").path)
+            .write(toFile: lib, atomically: true, encoding: .utf8)
+        return lib
+    }
+}
+
+/// `msgflo run --port 0 …` as a user runs it; learns the port from its start line.
+final class Daemon: Sendable {
+    let process: Process
+    let output = Mutex("")
+    var log: String { output.withLock { $0 } }
+
+    init(_ args: [String], broker: BrokerURL, in dir: TempDir) throws {
+        let p = Process()
+        p.executableURL = builtExecutable("msgflo")
+        p.arguments = ["run", "--broker", broker.unredacted, "--port", "0", "--host", "127.0.0.1"] + args
+        p.currentDirectoryURL = dir.url
+        var env = ProcessInfo.processInfo.environment
+        env["MSGFLO_DISCOVERY_PERIOD"] = "2.2"
+        p.environment = env
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        process = p
+        let output = self.output
+        pipe.fileHandleForReading.readabilityHandler = { h in
+            let d = h.availableData
+            if d.isEmpty { h.readabilityHandler = nil; return }
+            output.withLock { $0 += String(decoding: d, as: UTF8.self) }
+        }
+        try p.run()
+    }
+
+    /// The port from `msgflo started on ws://127.0.0.1:PORT`.
+    func port(timeout: Duration = .seconds(30)) async throws -> Int {
+        var port: Int?
+        try await eventually("the start line in: \(log)", timeout: timeout) {
+            guard let r = log.range(of: "msgflo started on ws://127.0.0.1:") else { return !process.isRunning && false }
+            port = Int(log[r.upperBound...].prefix { $0.isNumber })
+            return port != nil
+        }
+        return port!
+    }
+
+    func stop() async {
+        guard process.isRunning else { return }
+        process.terminate()
+        let deadline = ContinuousClock.now + .seconds(15)
+        while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}
+
+/// A WebSocket client of the runtime (hummingbird-websocket's client), with a log of what arrived.
+final class WSClient: Sendable {
+    let received = Mutex<[JSONValue]>([])
+    let raw = Mutex<[String]>([])
+    let cursor = Mutex(0)
+    let outgoing: AsyncStream<String>.Continuation
+    let task: Task<Void, any Error>
+    let closed = Mutex(false)
+    /// The Sec-WebSocket-Protocol the server answered, when it did.
+    let subprotocol = Mutex<String?>(nil)
+
+    init(port: Int, path: String = "/", subprotocol requested: String? = "noflo") {
+        let (stream, continuation) = AsyncStream<String>.makeStream()
+        outgoing = continuation
+        let received = self.received, raw = self.raw, closed = self.closed
+        var headers = HTTPFields()
+        if let requested { headers[.secWebSocketProtocol] = requested }
+        var logger = Logger(label: "ws-test")
+        logger.logLevel = .error
+        task = Task {
+            defer { closed.withLock { $0 = true } }
+            try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)\(path)",
+                                              configuration: .init(maxFrameSize: 1 << 24, additionalHeaders: headers),
+                                              logger: logger) { inbound, outbound, _ in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        for await text in stream { try await outbound.write(.text(text)) }
+                        try await outbound.close(.normalClosure, reason: nil)
+                    }
+                    for try await m in inbound.messages(maxSize: 1 << 24) {
+                        guard case .text(let t) = m else { continue }
+                        raw.withLock { $0.append(t) }
+                        if let v = try? JSONValue(parsing: t) { received.withLock { $0.append(v) } }
+                    }
+                    group.cancelAll()
+                }
+            }
+        }
+    }
+
+    func sendText(_ text: String) { outgoing.yield(text) }
+
+    func send(_ proto: String, _ command: String, _ payload: JSONValue = .object([:]), secret: String? = nil) {
+        var p = payload.objectValue ?? [:]
+        if let secret { p["secret"] = .string(secret) }
+        var m: [String: JSONValue] = ["protocol": .string(proto), "command": .string(command), "payload": .object(p)]
+        if let secret { m["secret"] = .string(secret) }
+        sendText(JSONValue.object(m).serialized)
+    }
+
+    var all: [JSONValue] { received.withLock { $0 } }
+
+    /// The next message (after those already taken) of protocol `proto` that `condition` accepts, skipping
+    /// others; nil after `timeout`.
+    func next(_ proto: String, timeout: Duration = .seconds(10), where condition: @Sendable (JSONValue) -> Bool) async -> JSONValue? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let msgs = received.withLock { $0 }
+            let start = cursor.withLock { $0 }
+            for i in start..<msgs.count where msgs[i]["protocol"]?.stringValue == proto && condition(msgs[i]) {
+                cursor.withLock { $0 = i + 1 }
+                return msgs[i]
+            }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return nil
+    }
+
+    /// The next `proto:command` message's payload.
+    func next(_ proto: String, _ command: String, timeout: Duration = .seconds(10)) async -> JSONValue? {
+        await next(proto, timeout: timeout) { $0["command"]?.stringValue == command }?["payload"]
+    }
+
+    /// Sends a command and returns the reply `proto:reply` (default: the command's name) or `proto:error`.
+    func ask(_ proto: String, _ command: String, _ payload: JSONValue = .object([:]), reply: String? = nil,
+             secret: String? = nil, timeout: Duration = .seconds(10)) async -> (command: String, payload: JSONValue)? {
+        let replyCommand = reply ?? command
+        send(proto, command, payload, secret: secret)
+        guard let m = await next(proto, timeout: timeout, where: { m in
+            let c = m["command"]?.stringValue
+            return c == replyCommand || c == "error"
+        }) else { return nil }
+        return (m["command"]?.stringValue ?? "", m["payload"] ?? .null)
+    }
+
+    func close() async {
+        outgoing.finish()
+        _ = try? await withThrowingTaskGroup(of: Void.self) { g in
+            g.addTask { try await self.task.value }
+            g.addTask { try await Task.sleep(for: .seconds(5)); self.task.cancel() }
+            try await g.next()
+            g.cancelAll()
+        }
+    }
+}
+
