@@ -6,17 +6,32 @@ import Testing
 
 /// Issue 10, item 3: names from discovery messages reach the daemon's log and `msgflo status` escaped and capped.
 extension CoordinatorIntegration.DaemonProcessTests {
-    func status(_ broker: BrokerURL, _ extra: [String] = []) throws -> (Int32, Data) {
+    /// Runs `msgflo status` and returns its exit status and stdout. Waits by polling, never by blocking a thread of
+    /// the cooperative pool (the other modules' tests run beside this one).
+    func status(_ broker: BrokerURL, _ extra: [String] = []) async throws -> (Int32, Data) {
         let p = Process()
         p.executableURL = builtExecutable("msgflo")
         p.arguments = ["status", "--broker", broker.unredacted, "--timeout", "10"] + extra
         let pipe = Pipe()
         p.standardOutput = pipe
         p.standardError = FileHandle.nullDevice
+        final class Collected: Sendable {
+            let data = Mutex(Data())
+            let done = Mutex(false)
+        }
+        let out = Collected()
+        pipe.fileHandleForReading.readabilityHandler = { h in
+            let d = h.availableData
+            if d.isEmpty { h.readabilityHandler = nil; out.done.withLock { $0 = true }; return }
+            out.data.withLock { $0.append(d) }
+        }
         try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, data)
+        let deadline = ContinuousClock.now + .seconds(60)
+        while (p.isRunning || !out.done.withLock({ $0 })) && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        if p.isRunning { p.terminate() }
+        return (p.isRunning ? -1 : p.terminationStatus, out.data.withLock { $0 })
     }
 
     /// Newlines and ESC in a discovery message's id, role, component and label forged whole log lines
@@ -54,14 +69,14 @@ extension CoordinatorIntegration.DaemonProcessTests {
         #expect(out.value.contains("big-1"), "\(out.value.suffix(2000))")
 
         // `msgflo status`, table and JSON: no raw control byte, the names still recognisable.
-        let (code, table) = try status(broker)
+        let (code, table) = try await status(broker)
         #expect(code == 0)
         let tableText = String(decoding: table, as: UTF8.self)
         #expect(!table.contains(0x1B) && !tableText.unicodeScalars.contains("\u{9B}"), "\(tableText)")
         #expect(tableText.contains(#"C\u001b[2J\u001b]0;pwned\u0007\u009b31m"#), "\(tableText)")
         #expect(tableText.contains(#"\#(role)-1\n2026"#), "\(tableText)")
         for line in tableText.split(separator: "\n") { #expect(line.utf8.count < 2000, "a table line of \(line.utf8.count) bytes") }
-        let (jsonCode, jsonData) = try status(broker, ["--json"])
+        let (jsonCode, jsonData) = try await status(broker, ["--json"])
         #expect(jsonCode == 0)
         #expect(!jsonData.contains(0x1B))
         let json = try JSONValue(parsing: Array(jsonData))
