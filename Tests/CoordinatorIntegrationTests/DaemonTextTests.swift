@@ -15,23 +15,15 @@ extension CoordinatorIntegration.DaemonProcessTests {
         let pipe = Pipe()
         p.standardOutput = pipe
         p.standardError = FileHandle.nullDevice
-        final class Collected: Sendable {
-            let data = Mutex(Data())
-            let done = Mutex(false)
-        }
-        let out = Collected()
-        pipe.fileHandleForReading.readabilityHandler = { h in
-            let d = h.availableData
-            if d.isEmpty { h.readabilityHandler = nil; out.done.withLock { $0 = true }; return }
-            out.data.withLock { $0.append(d) }
-        }
         try p.run()
-        let deadline = ContinuousClock.now + .seconds(60)
-        while (p.isRunning || !out.done.withLock({ $0 })) && ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(20))
+        // Read to the end on a thread of its own: a blocking read must not hold a thread of the cooperative pool.
+        let data: Data = await withCheckedContinuation { c in
+            let reader = pipe.fileHandleForReading
+            Thread { c.resume(returning: reader.readDataToEndOfFile()) }.start()
         }
-        if p.isRunning { p.terminate() }
-        return (p.isRunning ? -1 : p.terminationStatus, out.data.withLock { $0 })
+        let deadline = ContinuousClock.now + .seconds(10)
+        while p.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        return (p.isRunning ? -1 : p.terminationStatus, data)
     }
 
     /// Newlines and ESC in a discovery message's id, role, component and label forged whole log lines
