@@ -6,7 +6,9 @@ import Testing
 
 /// Issue 10, item 3: names from discovery messages reach the daemon's log and `msgflo status` escaped and capped.
 extension CoordinatorIntegration.DaemonProcessTests {
-    func status(_ broker: BrokerURL, _ extra: [String] = []) throws -> (Int32, Data) {
+    /// Runs `msgflo status` and returns its exit status and stdout. Waits by polling, never by blocking a thread of
+    /// the cooperative pool (the other modules' tests run beside this one).
+    func status(_ broker: BrokerURL, _ extra: [String] = []) async throws -> (Int32, Data) {
         let p = Process()
         p.executableURL = builtExecutable("msgflo")
         p.arguments = ["status", "--broker", broker.unredacted, "--timeout", "10"] + extra
@@ -14,9 +16,14 @@ extension CoordinatorIntegration.DaemonProcessTests {
         p.standardOutput = pipe
         p.standardError = FileHandle.nullDevice
         try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, data)
+        // Read to the end on a thread of its own: a blocking read must not hold a thread of the cooperative pool.
+        let data: Data = await withCheckedContinuation { c in
+            let reader = pipe.fileHandleForReading
+            Thread { c.resume(returning: reader.readDataToEndOfFile()) }.start()
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while p.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        return (p.isRunning ? -1 : p.terminationStatus, data)
     }
 
     /// Newlines and ESC in a discovery message's id, role, component and label forged whole log lines
@@ -54,14 +61,14 @@ extension CoordinatorIntegration.DaemonProcessTests {
         #expect(out.value.contains("big-1"), "\(out.value.suffix(2000))")
 
         // `msgflo status`, table and JSON: no raw control byte, the names still recognisable.
-        let (code, table) = try status(broker)
+        let (code, table) = try await status(broker)
         #expect(code == 0)
         let tableText = String(decoding: table, as: UTF8.self)
         #expect(!table.contains(0x1B) && !tableText.unicodeScalars.contains("\u{9B}"), "\(tableText)")
         #expect(tableText.contains(#"C\u001b[2J\u001b]0;pwned\u0007\u009b31m"#), "\(tableText)")
         #expect(tableText.contains(#"\#(role)-1\n2026"#), "\(tableText)")
         for line in tableText.split(separator: "\n") { #expect(line.utf8.count < 2000, "a table line of \(line.utf8.count) bytes") }
-        let (jsonCode, jsonData) = try status(broker, ["--json"])
+        let (jsonCode, jsonData) = try await status(broker, ["--json"])
         #expect(jsonCode == 0)
         #expect(!jsonData.contains(0x1B))
         let json = try JSONValue(parsing: Array(jsonData))

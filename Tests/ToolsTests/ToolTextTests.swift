@@ -2,8 +2,9 @@ import Foundation
 import Testing
 
 /// Issue 10, items 3, 4, 5 and 11, as a user meets them: what the executables print when input is hostile or
-/// wrong. None of these needs a broker: every case fails before connecting.
-@Suite struct ToolTextTests {
+/// wrong. None of these needs a broker: every case fails before connecting. Serialized: they start some 200 short
+/// processes, which need not all start at once beside the rest of the suite.
+@Suite(.serialized) struct ToolTextTests {
     /// Every executable that takes a broker, with arguments that get it as far as resolving the broker URL.
     static func brokerCommands(_ dir: URL) -> [(String, [String])] {
         [
