@@ -83,7 +83,8 @@ import Testing
 
     @Test(arguments: TestBrokers.Kind.allCases)
     func randomNamesNeverDropTheConnection(_ kind: TestBrokers.Kind) async throws {
-        let seed = UInt64.random(in: 0...UInt64.max)
+        let seed = ProcessInfo.processInfo.environment["MSGFLO_FUZZ_SEED"].flatMap { UInt64($0) }
+            ?? UInt64.random(in: 0...UInt64.max)
         let t = try await Self.transport(kind)
         final class Count: Sendable { let n = Atomic<Int>(0) }
         let reconnects = Count()
