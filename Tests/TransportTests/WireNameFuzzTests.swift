@@ -11,14 +11,15 @@ import Testing
 /// brokers. Each call either works or fails alone; the connection never drops, and good traffic keeps flowing.
 @Suite(.serialized) struct WireNameFuzzTests {
     /// A generator with a seed, so that a failure can be replayed (the seed is in the test's message).
+    /// xorshift64*: small, and enough for picking bytes.
     struct Rng {
         var state: UInt64
+        init(state: UInt64) { self.state = state == 0 ? 0x2545_F491_4F6C_DD1D : state }
         mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
+            state ^= state >> 12
+            state ^= state << 25
+            state ^= state >> 27
+            return state &* 0x2545_F491_4F6C_DD1D
         }
         mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
     }
