@@ -941,30 +941,33 @@ final class AMQPLoop: @unchecked Sendable {
             // loop. The name cannot be cut out of the text (it may hold quotes, and the broker truncates its reply
             // text to 255 bytes): the first unconfirmed message whose exchange the text fits is the one refused.
             var missing: String? = nil
-            if code == 404 || code == 403, let r = text.range(of: "exchange '") {
-                var rest = Substring(text[r.upperBound...]).unicodeScalars
-                let vhost = "' in vhost '\(url.vhost)'"
-                let complete = text.hasSuffix(vhost)
+            // Compared as Unicode scalars: a name may start with a combining mark, which joins the quote before it
+            // into one Character, so that a search by Characters would not find "exchange '".
+            let scalars = text.unicodeScalars
+            if code == 404 || code == 403, let r = scalars.firstRange(of: "exchange '".unicodeScalars) {
+                var rest = scalars[r.upperBound...]
+                let vhost = "' in vhost '\(url.vhost)'".unicodeScalars
+                let complete = scalars.count >= vhost.count && scalars.suffix(vhost.count).elementsEqual(vhost)
                 // RabbitMQ cuts a long text to 255 bytes and ends it with "...", maybe in the middle of a character
                 // (which then decodes as U+FFFD).
                 if !complete {
-                    if String(rest).hasSuffix("...") { rest.removeLast(3) }
+                    if rest.suffix(3).elementsEqual("...".unicodeScalars) { rest.removeLast(3) }
                     while rest.last == "\u{FFFD}" { rest.removeLast() }
                 }
                 func fits(_ exchange: String) -> Bool {
                     guard !exchange.isEmpty else { return false }
-                    if complete { return String(rest) == exchange + vhost }
-                    return (exchange + vhost).unicodeScalars.starts(with: rest)
+                    let full = Array(exchange.unicodeScalars) + Array(vhost)
+                    return complete ? rest.elementsEqual(full) : full.starts(with: rest)
                 }
                 for i in unconfirmedHead..<unconfirmed.count where !confirmedFlags[i] && fits(unconfirmed[i].exchange) {
                     missing = unconfirmed[i].exchange
                     break
                 }
-                if missing == nil && text == lastPublishRefusal {
-                    // Refused twice alike and still not recognised: the first message to a named exchange is the
-                    // one (the default exchange never refuses); dropping it ends the loop.
-                    missing = unconfirmed[unconfirmedHead...].first { !$0.exchange.isEmpty }?.exchange
-                }
+            }
+            if missing == nil && (code == 404 || code == 403) && text == lastPublishRefusal {
+                // Refused twice alike and still not recognised: the first message to a named exchange is the one
+                // (the default exchange never refuses); dropping it ends the loop.
+                missing = unconfirmed[unconfirmedHead...].first { !$0.exchange.isEmpty }?.exchange
             }
             lastPublishRefusal = text
             var again: [Outgoing] = []

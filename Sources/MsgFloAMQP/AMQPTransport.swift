@@ -366,7 +366,9 @@ final class AMQPCore: DeliverySettler {
         }
     }
 
-    /// Publishes `message` mandatory and waits for the broker's verdict (see ``Outgoing/waiter``).
+    /// Publishes `message` mandatory and waits for the broker's verdict (see ``Outgoing/waiter``). The message goes
+    /// into the outgoing queue with its waiter under the lock, whatever the `maxOutstanding` bound: each caller has
+    /// at most this one message in flight, as it waits for it.
     func publishAndWait(_ message: Outgoing) async throws {
         let t = settings.timeouts
         let wait = t.reconnectWait + t.operation
@@ -377,12 +379,14 @@ final class AMQPCore: DeliverySettler {
         }) { pending in
             var m = message
             m.waiter = pending
-            let task = Task { try await self.publish(m) }
-            Task {
-                if case .failure(let e) = await task.result {
-                    pending.resume(.failure(e as? MsgFloError ?? MsgFloError(.closed, "\(e)")))
-                }
+            let (queued, doWake) = shared.withLock { s -> (Bool, Bool) in
+                if s.closed || s.closeRequested || !s.threadRunning { return (false, false) }
+                s.outstanding += 1
+                s.publishes.append(m)
+                return (true, AMQPCore.needsWake(&s))
             }
+            if !queued { pending.resume(.failure(notConnectedError() ?? MsgFloError(.closed, "transport to \(url) is closed"))) }
+            if doWake { wake() }
         }
     }
 

@@ -5,23 +5,6 @@ import Synchronization
 import TestSupport
 import Testing
 
-/// Counts the times a transport reports `.reconnecting`.
-final class ReconnectCounter: Sendable {
-    final class Box: Sendable { let n = Atomic<Int>(0) }
-    let box = Box()
-    let task: Task<Void, Never>
-
-    init(_ t: any Transport) {
-        let box = self.box
-        let updates = t.stateUpdates()
-        task = Task {
-            for await s in updates { if case .reconnecting = s { box.n.add(1, ordering: .relaxed) } }
-        }
-    }
-
-    var value: Int { box.n.load(ordering: .relaxed) }
-    deinit { task.cancel() }
-}
 
 extension CoordinatorIntegration {
 /// Issue 10, item 1: one message with a name the broker cannot take stalled the daemon (the transport took

@@ -11,14 +11,15 @@ import Testing
 /// brokers. Each call either works or fails alone; the connection never drops, and good traffic keeps flowing.
 @Suite(.serialized) struct WireNameFuzzTests {
     /// A generator with a seed, so that a failure can be replayed (the seed is in the test's message).
+    /// xorshift64*: small, and enough for picking bytes.
     struct Rng {
         var state: UInt64
+        init(state: UInt64) { self.state = state == 0 ? 0x2545_F491_4F6C_DD1D : state }
         mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
+            state ^= state >> 12
+            state ^= state << 25
+            state ^= state >> 27
+            return state &* 0x2545_F491_4F6C_DD1D
         }
         mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
     }
@@ -83,14 +84,10 @@ import Testing
 
     @Test(arguments: TestBrokers.Kind.allCases)
     func randomNamesNeverDropTheConnection(_ kind: TestBrokers.Kind) async throws {
-        let seed = UInt64.random(in: 0...UInt64.max)
+        let seed = ProcessInfo.processInfo.environment["MSGFLO_FUZZ_SEED"].flatMap { UInt64($0) }
+            ?? UInt64.random(in: 0...UInt64.max)
         let t = try await Self.transport(kind)
-        final class Count: Sendable { let n = Atomic<Int>(0) }
-        let reconnects = Count()
-        let updates = t.stateUpdates()
-        let watcher = Task {
-            for await s in updates { if case .reconnecting = s { reconnects.n.add(1, ordering: .relaxed) } }
-        }
+        let reconnects = ReconnectCounter(t)
         let good = TestBrokers.unique("fuzz.GOOD")
         try await t.declareInport(good, options: QueueOptions(persistent: false))
         let received = Collector(try await t.consume(good))
@@ -113,10 +110,41 @@ import Testing
             if distinct.count < sent { try await Task.sleep(for: .milliseconds(50)) }
         }
         #expect(distinct.count == sent, "seed \(seed): \(distinct.count) of \(sent) good messages arrived")
-        #expect(reconnects.n.load(ordering: .relaxed) == 0, "seed \(seed): the connection dropped")
+        #expect(reconnects.value == 0, "seed \(seed): the connection dropped")
         #expect(t.state == .connected, "seed \(seed)")
         await received.cancel()
-        watcher.cancel()
+        await t.close()
+    }
+
+    /// Mandatory sends (what the tools use): into no queue is `.notFound` for that call alone; into a queue works;
+    /// both interleaved with ordinary sends, which are not held up. MQTT cannot tell and just sends.
+    @Test func mandatorySendIntoNoQueueFailsAlone() async throws {
+        let t = try await Self.transport(.amqp)
+        let reconnects = ReconnectCounter(t)
+        let good = TestBrokers.unique("mandatory.IN")
+        try await t.declareInport(good, options: QueueOptions(persistent: false))
+        let received = Collector(try await t.consume(good))
+        for i in 0..<20 {
+            await #expect(throws: MsgFloError.self) {
+                try await t.sendRouted(toInport: good + ".nowhere", Message(text: "lost \(i)"))
+            }
+            do {
+                try await t.sendRouted(toInport: good.uppercased() + "-nope", Message(text: "x"))
+            } catch let e as MsgFloError {
+                #expect(e.code == .notFound, "\(e)")
+                #expect(e.message.contains("no queue"), "\(e)")
+            }
+            try await t.send(toInport: good, Message(text: "plain \(i)"))
+            try await t.sendRouted(toInport: good, Message(text: "routed \(i)"))
+        }
+        let got = await received.wait(count: 40)
+        #expect(got.count == 40)
+        #expect(reconnects.value == 0)
+        let m = try await Self.transport(.mqtt)
+        try await m.sendRouted(toInport: TestBrokers.unique("nobody/listens"), Message(text: "x"))
+        await m.close()
+        await received.cancel()
         await t.close()
     }
 }
+
