@@ -4,12 +4,13 @@
 //   msgflo-chaos receive --broker URL --queue Q --count N [--bind EXCHANGE] [--idle SECONDS] [--progress FILE]
 //
 // send: declares Q as an inport, sends {"n": i} for i in 0..<N, closes (AMQP: every send confirmed by the broker;
-// MQTT QoS 1: close waits for every PUBACK); prints "sent N". receive: consumes Q (AMQP: bound to EXCHANGE first;
+// MQTT QoS 1: close waits for every PUBACK); prints "sent N" with N the messages the broker confirmed. receive: consumes Q (AMQP: bound to EXCHANGE first;
 // MQTT: Q is the topic), acknowledging each message, until all N arrived or nothing came for --idle seconds; writes
 // the count of distinct numbers to --progress as it goes; prints "received R distinct D lost L duplicated X".
 import Foundation
 import Logging
 import MsgFlo
+import MsgFloMQTT
 import MsgFloTransports
 import Synchronization
 
@@ -52,8 +53,10 @@ func run() async throws {
             try await transport.send(toInport: queue, Message(json: ["n": .int(i)]))
             sent += 1
         }
+        // AMQP: each send returned once the broker confirmed it. MQTT QoS 1: close waits for the PUBACKs.
+        let mqtt = transport as? MQTTTransport
         await transport.close()
-        print("sent \(sent)")
+        print("sent \(sent - (mqtt?.unconfirmedPublishes ?? 0))")
         return
     }
     try await transport.declareInport(queue)

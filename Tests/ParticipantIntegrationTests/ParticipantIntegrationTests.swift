@@ -253,6 +253,44 @@ struct ParticipantIntegrationTests {
         #expect(dupes == 0, "\(dupes) duplicates")
     }
 
+    @Test("MQTT QoS 1: kill -9 loses at most the participant's window (prefetch + 1)", .timeLimit(.minutes(2)))
+    func mqttKillLosesAtMostTheWindow() async throws {
+        let base = try TestBrokers.url(.mqtt).unredacted
+        var logger = Logger(label: "test.mqtt")
+        logger.logLevel = .warning
+        let t = try Transports.make(try BrokerURL(parsing: base + "?qos=1&clientId=\(TestBrokers.unique("msgflo-test-kill"))"),
+                                    logger: logger)
+        try await t.connect()
+        defer { Task { await t.close() } }
+        let role = TestBrokers.unique("mkill")
+        let out = try await Collector.outport("\(role).OUT", on: t)
+        let prefetch = 4
+        let args = ["Repeat", role, "--broker", base + "?qos=1", "--prefetch", "\(prefetch)"]
+        let n = 3000
+        var lost = 0
+        for round in 0..<3 {
+            let child = try Child(participantExecutable, args)
+            _ = try await child.ready()
+            if round == 0 { for i in 0..<n { try await t.send(toInport: "\(role).IN", Message(json: .int(i))) } }
+            let before = out.count
+            try await eventually("some through") { out.count > before + 200 || Set(out.all.compactMap(\.json?.intValue)).count == n }
+            kill(child.process.processIdentifier, SIGKILL)
+            _ = try? await child.exitCode()
+        }
+        let last = try Child(participantExecutable, args)
+        _ = try await last.ready()
+        // Everything the broker still had arrives; what was in hand at each kill -9 may be gone.
+        let window = prefetch + 1
+        try await eventually("all but the windows", timeout: .seconds(60)) {
+            Set(out.all.compactMap(\.json?.intValue)).count >= n - 3 * window
+        }
+        try await Task.sleep(for: .seconds(1))
+        lost = n - Set(out.all.compactMap(\.json?.intValue)).count
+        last.terminate()
+        #expect(try await last.exitCode() == 0)
+        #expect(lost <= 3 * window, "lost \(lost) in 3 kills, more than 3 windows of \(window)")
+    }
+
     @Test("several participants in one process on one connection", arguments: TestBrokers.Kind.allCases)
     func several(kind: TestBrokers.Kind) async throws {
         let t = try await connectedTransport(kind)
