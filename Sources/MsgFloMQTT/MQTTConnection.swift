@@ -847,12 +847,38 @@ final class MQTTConnection: Sendable {
         }
     }
 
-    func declare(_ topic: String) throws(MsgFloError) {
+    /// Declares an inport topic (subscribed at once with a persistent session). With a separate publishing
+    /// connection (QoS > 0) it waits for the SUBACK: what this process announces next goes out on the other
+    /// connection and could otherwise reach the broker first, and a command sent in reply to the announcement would
+    /// find no subscription yet (the broker drops it).
+    func declare(_ topic: String) async throws {
         try validateFilter(topic)
-        try state.withLock { s throws(MsgFloError) in
-            try ensureOpen(s)
-            if s.declared.insert(topic).inserted, persistentSession { _ = resync(&s) }
+        let wait = publisher != nil
+        let timeout = timeouts.operation
+        let id = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int, any Error>) in
+            let outcome = state.withLock { s -> Result<Int?, MsgFloError> in
+                do throws(MsgFloError) { try ensureOpen(s) } catch { return .failure(error) }
+                guard s.declared.insert(topic).inserted, persistentSession else { return .success(nil) }
+                let mids = resync(&s)
+                guard wait, s.phase == .connected, !mids.isEmpty else { return .success(nil) }
+                let id = s.nextId
+                s.nextId += 1
+                s.subscribeWaiters[id] = SubscribeWaiter(mids: mids, continuation: continuation)
+                return .success(id)
+            }
+            switch outcome {
+            case .failure(let error): continuation.resume(throwing: error)
+            case .success(nil): continuation.resume(returning: 0)
+            case .success(let id?):
+                DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds) { [weak self] in
+                    guard let self else { return }
+                    guard let w = self.state.withLock({ $0.subscribeWaiters.removeValue(forKey: id) }) else { return }
+                    w.continuation.resume(throwing: MsgFloError(.timeout,
+                        "MQTT broker \(self.broker) did not confirm the subscription to '\(topic)' within \(timeout.seconds) s"))
+                }
+            }
         }
+        _ = id
     }
 }
 

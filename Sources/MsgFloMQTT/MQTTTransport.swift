@@ -118,7 +118,7 @@ public final class MQTTTransport: Transport {
     public var state: ConnectionState { connection.connectionState }
     public func stateUpdates() -> AsyncStream<ConnectionState> { connection.stateUpdates() }
 
-    public func declareInport(_ queue: String, options: QueueOptions) async throws { try connection.declare(queue) }
+    public func declareInport(_ queue: String, options: QueueOptions) async throws { try await connection.declare(queue) }
 
     public func declareOutport(_ queue: String, options: QueueOptions) async throws {
         try connection.checkOpen()
