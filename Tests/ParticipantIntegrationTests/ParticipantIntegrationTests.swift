@@ -222,17 +222,22 @@ struct ParticipantIntegrationTests {
         #expect(dupes == 0, "\(dupes) duplicates")
     }
 
-    @Test("MQTT QoS 1: SIGTERM with messages in flight loses none", .timeLimit(.minutes(2)))
-    func mqttSigtermLosesNothing() async throws {
+    /// The MQTT URL, a QoS 1 transport of the test's own (its own session), a fresh role and a collector on its outport.
+    func mqttQoS1Setup(_ prefix: String) async throws -> (String, any Transport, String, Collector) {
         let base = try TestBrokers.url(.mqtt).unredacted
         var logger = Logger(label: "test.mqtt")
         logger.logLevel = .warning
-        let t = try Transports.make(try BrokerURL(parsing: base + "?qos=1&clientId=\(TestBrokers.unique("msgflo-test-term"))"),
+        let t = try Transports.make(try BrokerURL(parsing: base + "?qos=1&clientId=\(TestBrokers.unique("msgflo-test-\(prefix)"))"),
                                     logger: logger)
         try await t.connect()
+        let role = TestBrokers.unique(prefix)
+        return (base, t, role, try await Collector.outport("\(role).OUT", on: t))
+    }
+
+    @Test("MQTT QoS 1: SIGTERM with messages in flight loses none", .timeLimit(.minutes(2)))
+    func mqttSigtermLosesNothing() async throws {
+        let (base, t, role, out) = try await mqttQoS1Setup("mterm")
         defer { Task { await t.close() } }
-        let role = TestBrokers.unique("mterm")
-        let out = try await Collector.outport("\(role).OUT", on: t)
         // The same command line both times: the same persistent session, which keeps what arrives in between.
         let args = ["Repeat", role, "--broker", base + "?qos=1", "--prefetch", "20"]
         let child = try Child(participantExecutable, args)
@@ -255,15 +260,8 @@ struct ParticipantIntegrationTests {
 
     @Test("MQTT QoS 1: kill -9 loses at most the participant's window (prefetch + 1)", .timeLimit(.minutes(2)))
     func mqttKillLosesAtMostTheWindow() async throws {
-        let base = try TestBrokers.url(.mqtt).unredacted
-        var logger = Logger(label: "test.mqtt")
-        logger.logLevel = .warning
-        let t = try Transports.make(try BrokerURL(parsing: base + "?qos=1&clientId=\(TestBrokers.unique("msgflo-test-kill"))"),
-                                    logger: logger)
-        try await t.connect()
+        let (base, t, role, out) = try await mqttQoS1Setup("mkill")
         defer { Task { await t.close() } }
-        let role = TestBrokers.unique("mkill")
-        let out = try await Collector.outport("\(role).OUT", on: t)
         let prefetch = 4
         let args = ["Repeat", role, "--broker", base + "?qos=1", "--prefetch", "\(prefetch)"]
         let n = 3000
