@@ -89,12 +89,19 @@ final class MQTTConnection: Sendable {
         var pendingBytes = 0
         /// Messages of a persistent session that arrived before anyone consumed their topic.
         var unclaimed: [(topic: String, message: Message)] = []
+        var unclaimedBytes = 0
+        /// Dropped from `unclaimed` since the last warning, and when that was (one warning line per 10 s).
+        var unclaimedDropped = 0
+        var unclaimedWarnedAt: ContinuousClock.Instant? = nil
         var exitWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     static let maxPendingMessages = 10_000
     static let maxPendingBytes = 64 << 20
-    static let maxUnclaimed = 10_000
+    /// A persistent session's backlog for topics nobody consumes yet (a restarted participant's `connectinport`
+    /// topics, until the coordinator sends the command again) waits in memory up to these bounds.
+    static let maxUnclaimed = 1_000_000
+    static let maxUnclaimedBytes = 64 << 20
     static let initialBackoff = 0.1
     static let maxBackoff = 5.0
 
@@ -304,6 +311,7 @@ final class MQTTConnection: Sendable {
             s.pending = []
             s.pendingBytes = 0
             s.unclaimed = []
+            s.unclaimedBytes = 0
             let watchers = Array(s.watchers.values)
             s.watchers = [:]
             return ((waiter, subs, sinks, watchers), wasUp)
@@ -443,6 +451,20 @@ final class MQTTConnection: Sendable {
         // As many messages in hand as the consumers allow (or draining for a close): leave the socket unread, so the
         // broker keeps what it sent us unacknowledged, until some leave the hand (the wake-up fd says so).
         let reading = !mustNotRead
+        if !reading, let flow, !readingPaused.load(ordering: .acquiring) {
+            // Held for long: say so (every 10 s), with what holds it.
+            let now = ContinuousClock.now
+            if let since = heldSince {
+                if now - since > .seconds(10) {
+                    logger.warning("MQTT \(broker): not reading for \(Int((now - since).seconds)) s: \(flow.describe)")
+                    heldSince = now
+                }
+            } else {
+                heldSince = now
+            }
+        } else {
+            heldSince = nil
+        }
         var fds = [pollfd(fd: sock, events: (reading ? Int16(POLLIN) : 0) | (mosquitto_want_write(raw) ? Int16(POLLOUT) : 0), revents: 0),
                    pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
         let n = poll(&fds, 2, executor.idleTimeout(1000))
@@ -494,6 +516,8 @@ final class MQTTConnection: Sendable {
 
     /// Deliveries read from the socket and not yet given to their streams. Loop thread only.
     private nonisolated(unsafe) var outbox: [(AsyncStream<Delivery>.Continuation, Delivery)] = []
+    /// Since when the reading has been held by the flow control. Loop thread only.
+    private nonisolated(unsafe) var heldSince: ContinuousClock.Instant? = nil
     /// Messages read so far. Loop thread only.
     private nonisolated(unsafe) var received = 0
     static let maxBatch = 256
@@ -606,11 +630,25 @@ final class MQTTConnection: Sendable {
             let exact = s.exact[topic] ?? []
             let wildcard = s.wildcard
             if persistentSession && exact.isEmpty && !wildcard.contains(where: { TopicFilter.matches($0.filter, topic) }) {
-                if s.unclaimed.count >= Self.maxUnclaimed {
-                    s.unclaimed.removeFirst()
-                    logger.warning("MQTT \(broker): too many messages for topics nobody consumes yet; dropping the oldest")
+                var dropped = 0
+                while dropped < s.unclaimed.count
+                        && (s.unclaimed.count - dropped >= Self.maxUnclaimed
+                            || s.unclaimedBytes + length > Self.maxUnclaimedBytes) {
+                    s.unclaimedBytes -= s.unclaimed[dropped].message.count
+                    dropped += 1
+                }
+                if dropped > 0 {
+                    s.unclaimed.removeFirst(dropped)
+                    s.unclaimedDropped += dropped
+                    let now = ContinuousClock.now
+                    if s.unclaimedWarnedAt.map({ now - $0 > .seconds(10) }) ?? true {
+                        logger.warning("MQTT \(broker): \(s.unclaimedDropped) messages dropped: more than \(Self.maxUnclaimedBytes >> 20) MiB or \(Self.maxUnclaimed) messages wait for topics nobody consumes yet")
+                        s.unclaimedDropped = 0
+                        s.unclaimedWarnedAt = now
+                    }
                 }
                 s.unclaimed.append((topic, Message(bytes: Array(UnsafeRawBufferPointer(start: payload, count: length)))))
+                s.unclaimedBytes += length
             }
             return (exact, wildcard)
         }
@@ -766,6 +804,7 @@ final class MQTTConnection: Sendable {
                 if case .stream(let c, let prefetch) = sink.kind, !s.unclaimed.isEmpty {
                     s.unclaimed.removeAll { entry in
                         guard TopicFilter.matches(filter, entry.topic) else { return false }
+                        s.unclaimedBytes -= entry.message.count
                         if prefetch != nil, let flow {
                             // Already read: it must not stop the reading (the SUBACK this call waits for is behind it).
                             let tag = flow.take(sink: id, counted: false)
@@ -814,12 +853,38 @@ final class MQTTConnection: Sendable {
         }
     }
 
-    func declare(_ topic: String) throws(MsgFloError) {
+    /// Declares an inport topic (subscribed at once with a persistent session). With a separate publishing
+    /// connection (QoS > 0) it waits for the SUBACK: what this process announces next goes out on the other
+    /// connection and could otherwise reach the broker first, and a command sent in reply to the announcement would
+    /// find no subscription yet (the broker drops it).
+    func declare(_ topic: String) async throws {
         try validateFilter(topic)
-        try state.withLock { s throws(MsgFloError) in
-            try ensureOpen(s)
-            if s.declared.insert(topic).inserted, persistentSession { _ = resync(&s) }
+        let wait = publisher != nil
+        let timeout = timeouts.operation
+        let id = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int, any Error>) in
+            let outcome = state.withLock { s -> Result<Int?, MsgFloError> in
+                do throws(MsgFloError) { try ensureOpen(s) } catch { return .failure(error) }
+                guard s.declared.insert(topic).inserted, persistentSession else { return .success(nil) }
+                let mids = resync(&s)
+                guard wait, s.phase == .connected, !mids.isEmpty else { return .success(nil) }
+                let id = s.nextId
+                s.nextId += 1
+                s.subscribeWaiters[id] = SubscribeWaiter(mids: mids, continuation: continuation)
+                return .success(id)
+            }
+            switch outcome {
+            case .failure(let error): continuation.resume(throwing: error)
+            case .success(nil): continuation.resume(returning: 0)
+            case .success(let id?):
+                DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds) { [weak self] in
+                    guard let self else { return }
+                    guard let w = self.state.withLock({ $0.subscribeWaiters.removeValue(forKey: id) }) else { return }
+                    w.continuation.resume(throwing: MsgFloError(.timeout,
+                        "MQTT broker \(self.broker) did not confirm the subscription to '\(topic)' within \(timeout.seconds) s"))
+                }
+            }
         }
+        _ = id
     }
 }
 

@@ -46,6 +46,12 @@ final class MQTTFlowControl: DeliverySettler, Sendable {
     /// Nothing in hand, every publish confirmed.
     var isDrained: Bool { inHand == 0 && excessCount.load(ordering: .acquiring) == 0 && unconfirmed == 0 }
 
+    /// What holds the reading, for a log line.
+    var describe: String {
+        let (unsettled, waiting, limit) = state.withLock { ($0.unsettled.count, $0.waiting.count - $0.waitingHead, $0.limit) }
+        return "\(inHand) in hand (prefetch \(limit)): \(unsettled) not settled, \(waiting) waiting for \(unconfirmed) publishes to be confirmed (\(confirmed.load(ordering: .acquiring)) of \(issued.load(ordering: .acquiring)))"
+    }
+
     func addConsumer(sink: Int, prefetch: Int) {
         state.withLock { s in
             s.limits[sink] = max(1, prefetch)

@@ -15,7 +15,8 @@ import Synchronization
 ///   consuming connection stops reading its socket while its consumers hold as many messages as their prefetch
 ///   allows in total, a message being held until it is settled and every publish made by then is confirmed by the
 ///   broker. A `kill -9` loses at most that many. `close()` drains: it reads nothing more, waits (up to the operation
-///   timeout) until every message read is settled and every publish confirmed, then disconnects: nothing is lost.
+///   timeout without progress) until every message read is settled and every publish confirmed, then disconnects:
+///   nothing is lost.
 /// - A `pubsub` binding is an in-process router: it subscribes the source and republishes every payload, byte for
 ///   byte, to the target. It lives as long as this transport. `roundRobin` and `deadLetter` are refused.
 /// - When the broker goes away the transport reconnects with backoff (0.1 s doubling to 5 s), subscribes everything
@@ -83,9 +84,17 @@ public final class MQTTTransport: Transport {
     public func close() async {
         if let flow, let publisher, connection.connectionState != .closed {
             connection.pauseReading()
-            let deadline = ContinuousClock.now + drainTimeout
+            // As long as the broker keeps confirming (a long queue of publishes takes its time); the operation
+            // timeout without progress ends it.
+            var progress = (flow.inHand, flow.confirmed.load(ordering: .acquiring))
+            var deadline = ContinuousClock.now + drainTimeout
             while !flow.isDrained && ContinuousClock.now < deadline && connection.connectionState != .closed {
                 try? await Task.sleep(for: .milliseconds(2))
+                let now = (flow.inHand, flow.confirmed.load(ordering: .acquiring))
+                if now != progress {
+                    progress = now
+                    deadline = ContinuousClock.now + drainTimeout
+                }
             }
             if !flow.isDrained {
                 logger.warning("MQTT \(broker): closing with \(flow.inHand) messages in hand and \(flow.unconfirmed) publishes not confirmed by the broker")
@@ -98,6 +107,9 @@ public final class MQTTTransport: Transport {
         await publisher?.close()
     }
 
+    /// Publishes not yet confirmed by the broker (QoS > 0; 0 at QoS 0, where nothing is confirmed).
+    public var unconfirmedPublishes: Int { flow?.unconfirmed ?? 0 }
+
     /// MQTT gives no message back once read: a consumer that stops must still handle what it was given.
     public var redeliversUnsettled: Bool { false }
 
@@ -108,7 +120,7 @@ public final class MQTTTransport: Transport {
 
     public func declareInport(_ queue: String, options: QueueOptions) async throws {
         try WireName.check(queue, .mqtt, use: .filter, what: "topic filter")
-        try connection.declare(queue)
+        try await connection.declare(queue)
     }
 
     public func declareOutport(_ queue: String, options: QueueOptions) async throws {

@@ -19,7 +19,7 @@ struct ParticipantTests {
         #expect(env["protocol"] == "discovery")
         #expect(env["command"] == "participant")
         let payload = try #require(env["payload"]?.objectValue)
-        #expect(Set(payload.keys) == ["id", "role", "component", "label", "icon", "inports", "outports",
+        #expect(Set(payload.keys) == ["id", "role", "component", "label", "icon", "inports", "outports", "timestamp",
                                       "heartbeat", "inqueue", "capabilities"])
         #expect(payload["role"] == "rep")
         #expect(payload["component"] == "Repeat")

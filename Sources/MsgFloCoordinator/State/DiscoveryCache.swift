@@ -81,12 +81,18 @@ public struct DiscoveryCache: Sendable {
 
     static let marker = Array(#","timestamp":"#.utf8)
 
-    /// The last `,"timestamp":<1-15 digits>` of `bytes` (followed by `}`), with its value in seconds.
+    /// How far from the end the field is looked for: serialised with sorted keys, as ours are, it is the payload's
+    /// last key, and only `},"protocol":"discovery"}` follows it.
+    static let searchWindow = 128
+
+    /// The last `,"timestamp":<1-15 digits>` of `bytes` (followed by `}`) in the last `searchWindow` bytes, with its
+    /// value in seconds.
     static func timestampField(_ bytes: [UInt8]) -> (range: Range<Int>, value: Double)? {
         let m = marker
-        guard bytes.count > m.count + 1 else { return nil }
+        guard bytes.count > m.count + 1, bytes.count <= Discovery.maximumMessageSize else { return nil }
         var i = bytes.count - m.count - 1
-        while i >= 0 {
+        let stop = max(0, bytes.count - searchWindow)
+        while i >= stop {
             if bytes[i] == m[0] && bytes[i + 1] == m[1] && bytes[i ..< i + m.count].elementsEqual(m) {
                 var j = i + m.count
                 var value = 0.0
