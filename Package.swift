@@ -21,6 +21,7 @@ let package = Package(
         .executable(name: "msgflo-register", targets: ["msgflo-register"]),
         .executable(name: "msgflo-procfile", targets: ["msgflo-procfile"]),
         .executable(name: "msgflo-register-foreign", targets: ["msgflo-register-foreign"]),
+        .executable(name: "msgflo-chaos", targets: ["msgflo-chaos"]),
         .executable(name: "msgflo", targets: ["msgflo"]),
         .executable(name: "msgflo-graph", targets: ["msgflo-graph"]),
         .executable(name: "msgflo-latency", targets: ["msgflo-latency"]),

@@ -1,6 +1,7 @@
 import Foundation
 import MsgFloCLI
 @testable import MsgFloTools
+import TestSupport
 import Testing
 
 /// msgflo's option habits (issue 16): optional values, options msgflo had, msgflo-register-foreign.
@@ -68,5 +69,21 @@ import Testing
         }
         let setupHelp = try await ToolProcess.run("msgflo-setup", ["--help"], timeout: .seconds(30))
         #expect(setupHelp.status == 0 && setupHelp.stdout.contains("true|false"))
+    }
+
+    @Test("msgflo-setup --participants true: a child that fails before announcing itself is shown with its last stderr lines")
+    func setupShowsAFailedChildsStderr() async throws {
+        let dir = try ToolProcess.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let role = TestBrokers.unique("bad")
+        try "\(role)(Bad)\n".write(to: dir.appendingPathComponent("g.fbp"), atomically: true, encoding: .utf8)
+        try #"{"components": {"Bad": "sh -c 'echo first line >&2; printf \"the reason\\033[31m\\n\" >&2; exit 3' #ROLE"}}"#
+            .write(to: dir.appendingPathComponent("lib.json"), atomically: true, encoding: .utf8)
+        let r = try await ToolProcess.run("msgflo-setup", ["g.fbp", "--participants", "true", "--library", "lib.json",
+                                                           "--broker", try TestBrokers.url(.amqp).unredacted],
+                                          cwd: dir, timeout: .seconds(60))
+        #expect(r.status == 1, "\(r)")
+        #expect(r.stderrLines.count == 1, "\(r)")
+        #expect(r.stderr.contains("exited with status 3 before announcing itself; its stderr ended with: first line | the reason?[31m"), "\(r)")
     }
 }

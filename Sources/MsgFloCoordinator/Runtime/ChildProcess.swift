@@ -75,8 +75,11 @@ final class ChildProcess: Sendable {
 
     var isRunning: Bool { exitStatus.value.withLock { $0 == nil } }
 
+    /// Signals the child's process group (the child leads its own), so that what a `--shell` command started gets
+    /// it too: `sh -c 'prog args'` may keep prog as its own child rather than exec it.
     func signal(_ sig: Int32) {
-        if isRunning { kill(pid, sig) }
+        guard isRunning else { return }
+        if kill(-pid, sig) != 0 { kill(pid, sig) }
     }
 
     static func resolve(_ name: String, path: String?) -> String {

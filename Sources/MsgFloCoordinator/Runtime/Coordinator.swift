@@ -116,10 +116,12 @@ public actor Coordinator {
         }
         let statusSubscription = statusSub
         started = true
-        let starting = await startParticipants()
+        // The summary first, then one line per change (each start included).
+        let specs = supervisor == nil ? [] : participantSpecs()
         let waiting = graph.roles.filter { graph.isParticipant($0) && registry.alive(role: $0).isEmpty }.sorted()
         loggedPending.formUnion(waiting)
-        logger.info("\(startupSummary(starting: starting, waiting: waiting))")
+        logger.info("\(startupSummary(starting: specs.map(\.role), waiting: waiting))")
+        await supervisor?.ensure(specs)
         markDirty()
 
         await withTaskGroup(of: Void.self) { group in
@@ -343,13 +345,9 @@ public actor Coordinator {
         return specs
     }
 
-    /// Starts (or keeps running) the graph's nodes the library has; returns their roles.
-    @discardableResult
-    func startParticipants() async -> [String] {
-        guard let supervisor else { return [] }
-        let specs = participantSpecs()
-        await supervisor.ensure(specs)
-        return specs.map(\.role)
+    func startParticipants() async {
+        guard let supervisor else { return }
+        await supervisor.ensure(participantSpecs())
     }
 
     /// The one line the daemon logs once it runs: where, which graph, which library, what it starts and waits for.
