@@ -98,6 +98,10 @@ let package = Package(
         .executableTarget(name: "msgflo-bench-coordinator", dependencies: [
             "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swift6),
+        .executableTarget(name: "msgflo-bench-runtime", dependencies: [
+            "MsgFlo", "MsgFloTransports", .product(name: "Logging", package: "swift-log"),
+            .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+        ], swiftSettings: swift6),
         .executableTarget(name: "msgflo-graph", dependencies: ["FBP", "MsgFloCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swift6),
 
         // The command line every participant gets (role, broker, IIPs, prefetch, discovery period, signals)
