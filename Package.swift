@@ -101,6 +101,7 @@ let package = Package(
         .executableTarget(name: "msgflo-bench-runtime", dependencies: [
             "MsgFlo", "MsgFloTransports", .product(name: "Logging", package: "swift-log"),
             .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
         ], swiftSettings: swift6),
         .executableTarget(name: "msgflo-graph", dependencies: ["FBP", "MsgFloCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swift6),
 
@@ -140,6 +141,7 @@ let package = Package(
             "MsgFlo", "MsgFloCoordinator", "MsgFloRuntime", "TestSupport", "msgflo", "msgflo-participant",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
         ], swiftSettings: swift6),
         .testTarget(name: "TransportTests", dependencies: ["MsgFlo", "MsgFloAMQP", "MsgFloMQTT", "MsgFloTransports", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
     ]

@@ -11,6 +11,7 @@
 // 3. network:data events per second for one edge carrying messages as fast as a producer sends them, next to the
 //    producer's own rate, and how many events the client did not get.
 import Foundation
+import HTTPTypes
 import HummingbirdWSClient
 import Logging
 import MsgFlo
@@ -30,8 +31,11 @@ func fail(_ s: String) -> Never {
 
 func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
 
-var logger = Logger(label: "bench")
-logger.logLevel = .error
+let logger: Logger = {
+    var l = Logger(label: "bench")
+    l.logLevel = .error
+    return l
+}()
 let broker: BrokerURL
 do { broker = try BrokerURL.resolve(arg("broker", ""), environment: ProcessInfo.processInfo.environment) } catch { fail(error.message) }
 let port = Int(arg("port", "3569"))!
@@ -39,6 +43,13 @@ let nodes = Int(arg("nodes", "1000"))!
 let probes = Int(arg("probes", "200"))!
 let messages = Int(arg("messages", "20000"))!
 let run = String(UInt32.random(in: 0...UInt32.max), radix: 36)
+
+/// A flag set by one task and read by another.
+final class Flag: Sendable {
+    let m = Mutex(false)
+    func set() { m.withLock { $0 = true } }
+    var isSet: Bool { m.withLock { $0 } }
+}
 
 /// Counts replies by command, and the data events of one edge.
 final class Inbox: Sendable {
@@ -91,7 +102,7 @@ func timed(_ label: String, _ command: String, _ n: Int, _ make: (Int) -> JSONVa
     for i in 0..<n { send("graph", command, make(i)) }
     await waitFor(command, before + n)
     let s = seconds(ContinuousClock.now - t0)
-    print(String(format: "%@: %d in %.3f s = %.0f edits/s", label, n, s, Double(n) / s))
+    print("\(label): \(n) in " + String(format: "%.3f s = %.0f edits/s", s, Double(n) / s))
 }
 func role(_ i: Int) -> String { "n\(run)-\(i)" }
 await timed("addnode", "addnode", nodes) { i in ["id": .string(role(i)), "component": "bench/Unknown", "graph": .string(graph)] }
@@ -123,15 +134,15 @@ if isAMQP {
         }
         // Let the coordinator learn both before the edge (what is timed is the edge, not discovery).
         try await Task.sleep(for: .milliseconds(30))
-        let got = Mutex(false)
+        let got = Flag()
         let sub = try await transport.consume("\(b).IN")
-        let reader = Task { for await d in sub { d.ack(); got.withLock { $0 = true }; break } }
+        let reader = Task { for await d in sub { d.ack(); got.set(); break } }
         let t0 = ContinuousClock.now
         send("graph", "addedge", ["src": ["node": .string(a), "port": "out"], "tgt": ["node": .string(b), "port": "in"], "graph": .string(graph)])
         var arrived: ContinuousClock.Instant?
         while ContinuousClock.now - t0 < .seconds(20) {
             try await transport.send(toOutport: "\(a).OUT", Message(text: "probe"))
-            if got.withLock({ $0 }) { arrived = .now; break }
+            if got.isSet { arrived = .now; break }
             try await Task.sleep(for: .milliseconds(1))
         }
         reader.cancel()
