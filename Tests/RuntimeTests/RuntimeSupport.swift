@@ -78,7 +78,7 @@ final class Daemon {
     func port(timeout: Duration = .seconds(30)) async throws -> Int {
         var port: Int?
         try await eventually("the start line in: \(log)", timeout: timeout) {
-            guard let r = log.range(of: "msgflo started on ws://127.0.0.1:") else { return !process.isRunning && false }
+            guard let r = log.range(of: "msgflo started on ws://127.0.0.1:") else { return false }
             port = Int(log[r.upperBound...].prefix { $0.isNumber })
             return port != nil
         }
@@ -107,10 +107,16 @@ final class WSClient: Sendable {
         let (stream, continuation) = AsyncStream<String>.makeStream()
         outgoing = continuation
         let received = self.received, raw = self.raw, closed = self.closed
-        var headers = HTTPFields()
-        if let requested { headers[.secWebSocketProtocol] = requested }
-        var logger = Logger(label: "ws-test")
-        logger.logLevel = .error
+        let headers: HTTPFields = {
+            var h = HTTPFields()
+            if let requested { h[.secWebSocketProtocol] = requested }
+            return h
+        }()
+        let logger: Logger = {
+            var l = Logger(label: "ws-test")
+            l.logLevel = .error
+            return l
+        }()
         task = Task {
             defer { closed.withLock { $0 = true } }
             try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)\(path)",
@@ -119,6 +125,7 @@ final class WSClient: Sendable {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
                         for await text in stream { try await outbound.write(.text(text)) }
+                        try await outbound.close(.normalClosure, reason: nil)
                     }
                     for try await m in inbound.messages(maxSize: 1 << 24) {
                         guard case .text(let t) = m else { continue }
