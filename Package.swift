@@ -22,6 +22,7 @@ let package = Package(
         .executable(name: "msgflo-procfile", targets: ["msgflo-procfile"]),
         .executable(name: "msgflo-register-foreign", targets: ["msgflo-register-foreign"]),
         .executable(name: "msgflo-chaos", targets: ["msgflo-chaos"]),
+        .executable(name: "msgflo-bench-runtime", targets: ["msgflo-bench-runtime"]),
         .executable(name: "msgflo", targets: ["msgflo"]),
         .executable(name: "msgflo-graph", targets: ["msgflo-graph"]),
         .executable(name: "msgflo-latency", targets: ["msgflo-latency"]),
@@ -110,6 +111,11 @@ let package = Package(
         .executableTarget(name: "msgflo-bench-coordinator", dependencies: [
             "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swift6),
+        .executableTarget(name: "msgflo-bench-runtime", dependencies: [
+            "MsgFlo", "MsgFloTransports", .product(name: "Logging", package: "swift-log"),
+            .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+        ], swiftSettings: swift6),
         .executableTarget(name: "msgflo-graph", dependencies: ["FBP", "MsgFlo", "MsgFloCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swift6),
 
         // The command line every participant gets (role, broker, IIPs, prefetch, discovery period, signals)
@@ -149,6 +155,7 @@ let package = Package(
             "MsgFlo", "MsgFloCoordinator", "MsgFloRuntime", "TestSupport", "msgflo", "msgflo-participant",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
         ], swiftSettings: swift6),
         .testTarget(name: "TransportTests", dependencies: ["MsgFlo", "MsgFloAMQP", "MsgFloMQTT", "MsgFloTransports", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
     ]

@@ -269,6 +269,29 @@ struct ParticipantTests {
         await p.stop()
     }
 
+    @Test("pause holds deliveries (unacknowledged, the rest in the queue) until resume; nothing is lost")
+    func pauseAndResume() async throws {
+        let t = try await connected()
+        let p = try await Examples.repeatParticipant.start(role: "rep", on: t)
+        let inqueue = try #require(p.definition.inqueue)
+        let out = try await Collector.outport("rep.OUT", on: t)
+        try await t.send(toInport: inqueue, Message(json: ["protocol": "msgflo", "command": "pause", "payload": ["graph": "g"]]))
+        try await eventually("paused") { p.isPaused }
+        for i in 0..<5 { try await t.send(toInport: "rep.IN", Message(json: .int(i))) }
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(out.count == 0)
+        // Pausing twice is pausing.
+        try await t.send(toInport: inqueue, Message(json: ["protocol": "msgflo", "command": "pause", "payload": [:]]))
+        try await t.send(toInport: inqueue, Message(json: ["protocol": "msgflo", "command": "resume", "payload": ["graph": "g"]]))
+        #expect(try await out.wait(for: 5).map(\.json) == [0, 1, 2, 3, 4])
+        #expect(!p.isPaused)
+        #expect(t.memory.depth("rep.IN") == 0)
+        // A paused participant still stops.
+        p.setPaused(true)
+        try await t.send(toInport: "rep.IN", Message(json: 9))
+        await p.stop()
+    }
+
     @Test("garbage on the command queue is logged and acknowledged; the participant goes on")
     func garbageCommands() async throws {
         let t = try await connected()

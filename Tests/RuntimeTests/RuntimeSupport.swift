@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import HummingbirdWSClient
 import Logging
 import MsgFlo
@@ -38,11 +39,19 @@ struct TempDir {
     }
 }
 
+/// A value behind a lock, shareable with closures.
+final class Locked<T: Sendable>: Sendable {
+    private let m: Mutex<T>
+    init(_ v: T) { m = Mutex(v) }
+    var value: T { m.withLock { $0 } }
+    func withLock<R: Sendable>(_ f: (inout T) -> R) -> R { m.withLock { f(&$0) } }
+}
+
 /// `msgflo run --port 0 …` as a user runs it; learns the port from its start line.
-final class Daemon: Sendable {
+final class Daemon {
     let process: Process
-    let output = Mutex("")
-    var log: String { output.withLock { $0 } }
+    let output = Locked("")
+    var log: String { output.value }
 
     init(_ args: [String], broker: BrokerURL, in dir: TempDir) throws {
         let p = Process()
@@ -69,7 +78,7 @@ final class Daemon: Sendable {
     func port(timeout: Duration = .seconds(30)) async throws -> Int {
         var port: Int?
         try await eventually("the start line in: \(log)", timeout: timeout) {
-            guard let r = log.range(of: "msgflo started on ws://127.0.0.1:") else { return !process.isRunning && false }
+            guard let r = log.range(of: "msgflo started on ws://127.0.0.1:") else { return false }
             port = Int(log[r.upperBound...].prefix { $0.isNumber })
             return port != nil
         }
@@ -87,23 +96,27 @@ final class Daemon: Sendable {
 
 /// A WebSocket client of the runtime (hummingbird-websocket's client), with a log of what arrived.
 final class WSClient: Sendable {
-    let received = Mutex<[JSONValue]>([])
-    let raw = Mutex<[String]>([])
-    let cursor = Mutex(0)
+    let received = Locked<[JSONValue]>([])
+    let raw = Locked<[String]>([])
+    let cursor = Locked(0)
     let outgoing: AsyncStream<String>.Continuation
     let task: Task<Void, any Error>
-    let closed = Mutex(false)
-    /// The Sec-WebSocket-Protocol the server answered, when it did.
-    let subprotocol = Mutex<String?>(nil)
+    let closed = Locked(false)
 
     init(port: Int, path: String = "/", subprotocol requested: String? = "noflo") {
         let (stream, continuation) = AsyncStream<String>.makeStream()
         outgoing = continuation
         let received = self.received, raw = self.raw, closed = self.closed
-        var headers = HTTPFields()
-        if let requested { headers[.secWebSocketProtocol] = requested }
-        var logger = Logger(label: "ws-test")
-        logger.logLevel = .error
+        let headers: HTTPFields = {
+            var h = HTTPFields()
+            if let requested { h[.secWebSocketProtocol] = requested }
+            return h
+        }()
+        let logger: Logger = {
+            var l = Logger(label: "ws-test")
+            l.logLevel = .error
+            return l
+        }()
         task = Task {
             defer { closed.withLock { $0 = true } }
             try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)\(path)",
@@ -135,15 +148,15 @@ final class WSClient: Sendable {
         sendText(JSONValue.object(m).serialized)
     }
 
-    var all: [JSONValue] { received.withLock { $0 } }
+    var all: [JSONValue] { received.value }
 
     /// The next message (after those already taken) of protocol `proto` that `condition` accepts, skipping
     /// others; nil after `timeout`.
     func next(_ proto: String, timeout: Duration = .seconds(10), where condition: @Sendable (JSONValue) -> Bool) async -> JSONValue? {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            let msgs = received.withLock { $0 }
-            let start = cursor.withLock { $0 }
+            let msgs = received.value
+            let start = cursor.value
             for i in start..<msgs.count where msgs[i]["protocol"]?.stringValue == proto && condition(msgs[i]) {
                 cursor.withLock { $0 = i + 1 }
                 return msgs[i]
