@@ -33,7 +33,7 @@ struct TempDir {
         var original = try String(contentsOf: TestBrokers.packageRoot.appendingPathComponent("participants/library.json"), encoding: .utf8)
         if !extra.isEmpty { original = original.replacingOccurrences(of: "\"components\": {", with: "\"components\": {\n" + extra + ",") }
         let lib = path("library.json")
-        try original.replacingOccurrences(of: ".build/release/msgflo-participant", with: builtExecutable("msgflo-participant").path)
+        try original.replacingOccurrences(of: "../.build/release/msgflo-participant", with: builtExecutable("msgflo-participant").path)
             .write(toFile: lib, atomically: true, encoding: .utf8)
         return lib
     }
