@@ -73,6 +73,8 @@ import Testing
             try await Task.sleep(for: .milliseconds(20))
         }
         #expect(lines.withLock { $0.filter { $0 == "r: start hello there" }.count } == 2)
+        // The child can print before the supervisor has recorded it as running (the spawn returns on another thread).
+        while ContinuousClock.now < deadline, sup.pid("r") == nil { try await Task.sleep(for: .milliseconds(20)) }
         let pid = try #require(sup.pid("r"))
         await sup.stopAll()
         #expect(kill(pid, 0) != 0)

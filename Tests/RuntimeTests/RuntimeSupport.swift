@@ -166,6 +166,18 @@ final class WSClient: Sendable {
         return nil
     }
 
+    /// Whether a `proto` message matching `condition` arrived at any point since `mark` (an earlier `cursor` value),
+    /// waiting up to `timeout`; the cursor is left alone (`next` skips what it passes over, which may come first).
+    func saw(_ proto: String, since mark: Int, timeout: Duration = .seconds(10), where condition: @Sendable (JSONValue) -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let msgs = received.value
+            if msgs[min(mark, msgs.count)...].contains(where: { $0["protocol"]?.stringValue == proto && condition($0) }) { return true }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return false
+    }
+
     /// The next `proto:command` message's payload.
     func next(_ proto: String, _ command: String, timeout: Duration = .seconds(10)) async -> JSONValue? {
         await next(proto, timeout: timeout) { $0["command"]?.stringValue == command }?["payload"]
