@@ -4,9 +4,10 @@ import MsgFlo
 import MsgFloCLI
 
 /// msgflo's command-line habits for the daemon: `msgflo --help` shows the daemon's options (it is what `msgflo`
-/// runs), and `--shell [SHELL]` takes an optional value as in msgflo-setup (`--shell` alone: /bin/sh).
+/// runs), `--shell [SHELL]` takes an optional value as in msgflo-setup (`--shell` alone: /bin/sh), and
+/// `--auto-save [true|false]` takes msgflo's boolean words (false means false here).
 extension MsgFlo {
-    static let habits = MsgFloArguments(optionalValues: ["--shell": "/bin/sh"])
+    static let habits = MsgFloArguments(booleans: ["--auto-save"], optionalValues: ["--shell": "/bin/sh"])
 
     /// The process's arguments, normalized; `msgflo --help` (or `-h`, `help`) prints ``rootHelp()`` and exits 0.
     static func msgfloArguments(_ given: [String] = Array(CommandLine.arguments.dropFirst())) -> [String] {

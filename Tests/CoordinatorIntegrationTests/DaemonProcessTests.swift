@@ -6,15 +6,6 @@ import TestSupport
 import Testing
 
 /// An executable built next to the tests.
-func builtExecutable(_ name: String) -> URL {
-    let candidates = [
-        Bundle.main.executableURL?.deletingLastPathComponent(),
-        Bundle.main.bundleURL.deletingLastPathComponent(),
-        TestBrokers.packageRoot.appendingPathComponent(".build/debug"),
-    ].compactMap { $0 }.map { $0.appendingPathComponent(name) }
-    return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates.last!
-}
-
 /// The `msgflo` daemon run as a user runs it, with the participants of participants/library.json.
 extension CoordinatorIntegration {
 @Suite(.serialized) struct DaemonProcessTests {
@@ -26,10 +17,8 @@ extension CoordinatorIntegration {
     /// participants/library.json with its commands pointed at the msgflo-participant built beside the tests
     /// (the file names the release build).
     func library(in dir: URL) throws -> URL {
-        let original = try String(contentsOf: TestBrokers.packageRoot.appendingPathComponent("participants/library.json"), encoding: .utf8)
         let lib = dir.appendingPathComponent("library.json")
-        try original.replacingOccurrences(of: "../.build/release/msgflo-participant", with: builtExecutable("msgflo-participant").path)
-            .write(to: lib, atomically: true, encoding: .utf8)
+        try writeParticipantsLibrary(to: lib)
         return lib
     }
 

@@ -56,6 +56,9 @@ final class Child: Sendable {
         let err = Mutex<[UInt8]>([])
         /// stderr bytes seen before the first stdout line.
         let errBeforeReady = Mutex<Int?>(nil)
+        /// Set when the pipe reached its end (the child and any child of its closed it).
+        let outClosed = Mutex(false)
+        let errClosed = Mutex(false)
     }
     private let buffers = Buffers()
 
@@ -74,7 +77,7 @@ final class Child: Sendable {
         let b = buffers
         o.fileHandleForReading.readabilityHandler = { h in
             let d = h.availableData
-            if d.isEmpty { h.readabilityHandler = nil; return }
+            if d.isEmpty { h.readabilityHandler = nil; b.outClosed.withLock { $0 = true }; return }
             b.out.withLock { buf in
                 if !buf.contains(10), d.contains(10) { b.errBeforeReady.withLock { $0 = $0 ?? b.err.withLock { $0.count } } }
                 buf.append(contentsOf: d)
@@ -82,7 +85,7 @@ final class Child: Sendable {
         }
         e.fileHandleForReading.readabilityHandler = { h in
             let d = h.availableData
-            if d.isEmpty { h.readabilityHandler = nil; return }
+            if d.isEmpty { h.readabilityHandler = nil; b.errClosed.withLock { $0 = true }; return }
             b.err.withLock { $0.append(contentsOf: d) }
         }
         try p.run()
@@ -104,7 +107,9 @@ final class Child: Sendable {
 
     func terminate() { if process.isRunning { kill(process.processIdentifier, SIGTERM) } }
 
-    /// Waits for the exit; kills it after `timeout`.
+    /// Waits for the exit; kills it after `timeout`. Then waits (up to 5 s) for both pipes to reach their end, so
+    /// that what the child wrote last is in `stdout` and `stderr`: the exit can be seen before the pipes' readers
+    /// have run (seen in CI: a one-line error read as empty).
     func exitCode(timeout: Duration = .seconds(20)) async throws -> Int32 {
         do {
             try await eventually("exit", timeout: timeout) { !process.isRunning }
@@ -112,19 +117,16 @@ final class Child: Sendable {
             kill(process.processIdentifier, SIGKILL)
             throw error
         }
+        let b = buffers, clock = ContinuousClock(), deadline = clock.now + .seconds(5)
+        while !(b.outClosed.withLock { $0 } && b.errClosed.withLock { $0 }), clock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
         return process.terminationStatus
     }
 }
 
 /// The msgflo-participant executable built next to the tests.
-var participantExecutable: URL {
-    let candidates = [
-        Bundle.main.executableURL?.deletingLastPathComponent(),
-        Bundle.main.bundleURL.deletingLastPathComponent(),
-        TestBrokers.packageRoot.appendingPathComponent(".build/debug"),
-    ].compactMap { $0 }.map { $0.appendingPathComponent("msgflo-participant") }
-    return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates.last!
-}
+var participantExecutable: URL { builtExecutable("msgflo-participant") }
 
 /// Restarts a test broker (`Scripts/brokers restart KIND`) without blocking a concurrency thread and without a pipe
 /// (a restarted mosquitto daemon would keep a pipe open). Spawned and reaped here rather than through `Process`,

@@ -287,7 +287,7 @@ import Testing
     }
 
     @Test func autoSaveWritesTheGraphBackAsFbp() async throws {
-        try await withRuntime(.mqtt, ["--graph", "main.fbp", "--auto-save"], setup: { dir in
+        try await withRuntime(.mqtt, ["--graph", "main.fbp", "--auto-save", "true"], setup: { dir in
             try "a(core/Drop)\n".write(toFile: dir.path("main.fbp"), atomically: true, encoding: .utf8)
         }) { _, port, dir in
             let c = WSClient(port: port)

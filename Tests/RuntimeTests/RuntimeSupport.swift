@@ -8,15 +8,6 @@ import TestSupport
 import Testing
 
 /// An executable built next to the tests.
-func builtExecutable(_ name: String) -> URL {
-    let candidates = [
-        Bundle.main.executableURL?.deletingLastPathComponent(),
-        Bundle.main.bundleURL.deletingLastPathComponent(),
-        TestBrokers.packageRoot.appendingPathComponent(".build/debug"),
-    ].compactMap { $0 }.map { $0.appendingPathComponent(name) }
-    return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates.last!
-}
-
 /// A temporary directory, removed by `remove()`.
 struct TempDir {
     let url: URL
@@ -30,11 +21,8 @@ struct TempDir {
     /// participants/library.json with its commands pointed at the msgflo-participant built beside the tests.
     /// `extra`: more components, as `"name": "command"` JSON members.
     func library(extra: String = "") throws -> String {
-        var original = try String(contentsOf: TestBrokers.packageRoot.appendingPathComponent("participants/library.json"), encoding: .utf8)
-        if !extra.isEmpty { original = original.replacingOccurrences(of: "\"components\": {", with: "\"components\": {\n" + extra + ",") }
         let lib = path("library.json")
-        try original.replacingOccurrences(of: "../.build/release/msgflo-participant", with: builtExecutable("msgflo-participant").path)
-            .write(toFile: lib, atomically: true, encoding: .utf8)
+        try writeParticipantsLibrary(to: URL(fileURLWithPath: lib), extra: extra)
         return lib
     }
 }

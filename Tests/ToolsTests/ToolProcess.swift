@@ -59,10 +59,12 @@ enum ToolProcess {
             process.standardInput = stdin == nil ? FileHandle.nullDevice : inPipe
             outPipe.fileHandleForReading.readabilityHandler = { [out] h in
                 let d = h.availableData
+                if d.isEmpty { h.readabilityHandler = nil; out.close(); return }
                 out.append(d)
             }
             errPipe.fileHandleForReading.readabilityHandler = { [err] h in
                 let d = h.availableData
+                if d.isEmpty { h.readabilityHandler = nil; err.close(); return }
                 err.append(d)
             }
             try process.run()
@@ -99,9 +101,14 @@ enum ToolProcess {
                 }
                 try? await Task.sleep(for: .milliseconds(20))
             }
-            process.waitUntilExit()
             let elapsed = ContinuousClock.now - started
-            try? await Task.sleep(for: .milliseconds(50))  // the last output chunks
+            // The last output chunks: the exit can be seen before the pipes' readers ran (seen in CI: a tool's
+            // one-line error read as empty). Both pipes reach their end once the tool and its children closed them;
+            // a child left running (a test's failure) holds them, so this waits 5 s at most.
+            let drained = ContinuousClock.now + .seconds(5)
+            while !(out.isClosed && err.isClosed), ContinuousClock.now < drained {
+                try? await Task.sleep(for: .milliseconds(5))
+            }
             return Result(status: killed ? -9 : process.terminationStatus, stdout: stdout,
                           stderr: stderr + (killed ? "\n[killed after \(timeout)]" : ""), elapsed: elapsed)
         }
@@ -129,6 +136,9 @@ enum ToolProcess {
 
 final class ByteBuffer: Sendable {
     private let storage = Mutex(Data())
+    private let closed = Mutex(false)
     func append(_ d: Data) { storage.withLock { $0.append(d) } }
+    func close() { closed.withLock { $0 = true } }
     var data: Data { storage.withLock { $0 } }
+    var isClosed: Bool { closed.withLock { $0 } }
 }
