@@ -283,7 +283,8 @@ struct ParticipantTests {
         // Pausing twice is pausing.
         try await t.send(toInport: inqueue, Message(json: ["protocol": "msgflo", "command": "pause", "payload": [:]]))
         try await t.send(toInport: inqueue, Message(json: ["protocol": "msgflo", "command": "resume", "payload": ["graph": "g"]]))
-        #expect(try await out.wait(for: 5).map(\.json) == [0, 1, 2, 3, 4])
+        // Two handlers (prefetch 2) are released together: each message once, in no promised order.
+        #expect(try await out.wait(for: 5).compactMap(\.json?.intValue).sorted() == [0, 1, 2, 3, 4])
         #expect(!p.isPaused)
         #expect(t.memory.depth("rep.IN") == 0)
         // A paused participant still stops.
