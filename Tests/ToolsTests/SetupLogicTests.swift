@@ -174,8 +174,9 @@ import Testing
         } catch let e as ToolFailure {
             #expect(e.message.contains("exited with status 3"), "\(e.message)")
         }
-        // It failed because the child exited, long before the discovery timeout.
-        #expect(ContinuousClock.now - start < .seconds(30))
+        // It failed because the child exited, before the 60 s discovery timeout (the margin is wide: a loaded
+        // machine was seen to stall every test of the process for 32 s at start).
+        #expect(ContinuousClock.now - start < .seconds(55))
         await processes.terminateAll()
     }
 
