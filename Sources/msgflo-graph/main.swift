@@ -100,8 +100,15 @@ struct MsgFloGraph: ParsableCommand {
     @Flag(help: "Print Graphviz DOT instead (msgflo-graph g.fbp --dot | dot -Tsvg > g.svg).")
     var dot = false
 
+    @Flag(help: "Print the graph drawn as one self-contained SVG (no Graphviz needed): msgflo-graph g.fbp --svg > g.svg.")
+    var svg = false
+
     @Option(help: "The input format, when the file name does not say.")
     var from: InputFormat?
+
+    func validate() throws {
+        if dot && svg { throw ValidationError("--dot and --svg: choose one") }
+    }
 
     func run() throws {
         let display = file == "-" ? "<stdin>" : file
@@ -133,7 +140,7 @@ struct MsgFloGraph: ParsableCommand {
                 let result = FBP.serialize(graph)
                 report(result.warnings, display)
                 if check { return }
-                if dot { writeOut(graph.dot(name: name)) } else { writeOut(result.text) }
+                if dot { writeOut(graph.dot(name: name)) } else if svg { writeOut(graph.svg(title: name)) } else { writeOut(result.text) }
             case .fbp:
                 // The JSON text is written straight from the parser's records (FBP.read), in chunks,
                 // without building the Graph: for big graphs that is most of the time and memory.
@@ -142,6 +149,8 @@ struct MsgFloGraph: ParsableCommand {
                 if check { return }
                 if dot {
                     writeOut(parsed.graph.dot(name: name))
+                } else if svg {
+                    writeOut(parsed.graph.svg(title: name))
                 } else {
                     parsed.writeJSON(newline: true) { writeOut($0) }
                 }
