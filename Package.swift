@@ -72,8 +72,9 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ], swiftSettings: swift6),
 
-        // One-line error reporting shared by every executable (ArgumentParser only, so msgflo-graph stays small).
-        .target(name: "MsgFloCLI", dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
+        // One-line error reporting shared by every executable (ArgumentParser and MsgFlo's SafeText: no Foundation,
+        // so msgflo-graph stays small).
+        .target(name: "MsgFloCLI", dependencies: ["MsgFlo", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                 swiftSettings: swift6),
         // The command-line tools: their logic lives in MsgFloTools (testable in-process), the executables only start it.
         .target(name: "MsgFloTools", dependencies: [
@@ -98,7 +99,7 @@ let package = Package(
         .executableTarget(name: "msgflo-bench-coordinator", dependencies: [
             "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swift6),
-        .executableTarget(name: "msgflo-graph", dependencies: ["FBP", "MsgFloCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swift6),
+        .executableTarget(name: "msgflo-graph", dependencies: ["FBP", "MsgFlo", "MsgFloCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swift6),
 
         // The command line every participant gets (role, broker, IIPs, prefetch, discovery period, signals)
         .target(name: "MsgFloParticipantMain", dependencies: [
@@ -123,7 +124,8 @@ let package = Package(
         .testTarget(name: "MsgFloTests", dependencies: ["MsgFlo"], swiftSettings: swift6),
         .testTarget(name: "CoordinatorTests", dependencies: ["MsgFlo", "MsgFloCoordinator", "TestSupport"], swiftSettings: swift6),
         .testTarget(name: "ToolsTests", dependencies: ["MsgFlo", "MsgFloCoordinator", "MsgFloTools", "MsgFloTransports", "TestSupport", .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            "msgflo-setup", "msgflo-send-message", "msgflo-dump-message", "msgflo-register", "msgflo-procfile", "msgflo-participant"], swiftSettings: swift6),
+            "msgflo-setup", "msgflo-send-message", "msgflo-dump-message", "msgflo-register", "msgflo-procfile", "msgflo-participant",
+            "msgflo", "msgflo-graph"], swiftSettings: swift6),
         .testTarget(name: "CoordinatorIntegrationTests", dependencies: [
             "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", "TestSupport", "msgflo", "msgflo-participant",
             .product(name: "Logging", package: "swift-log"),

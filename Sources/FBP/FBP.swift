@@ -97,6 +97,9 @@ public struct ParsedGraph: Sendable {
     /// The graph, as `FBP.parse` gives it.
     public var graph: Graph { records.makeGraph() }
 
+    /// How many processes the graph has (`graph.processes.count`, without building the graph).
+    public var processCount: Int { records.procs.count }
+
     /// Writes `graph.jsonBytes(indent:)`, followed by a line break if `newline`, in chunks to
     /// `output` (each buffer is valid only during its call), without building the `Graph`.
     public func writeJSON(indent: Int = 2, newline: Bool = false, to output: (UnsafeBufferPointer<UInt8>) -> Void) {

@@ -44,25 +44,48 @@ public struct BrokerURL: Sendable, Hashable, CustomStringConvertible {
     public static let fallback = "amqp://localhost"
 
     /// Resolves the broker as every msgflo program does: the explicit argument, else `MSGFLO_BROKER`, else
-    /// `CLOUDAMQP_URL`, else `amqp://localhost`. Empty values count as absent.
+    /// `CLOUDAMQP_URL`, else `amqp://localhost`. A source that is given must hold a URL: an empty or malformed one is
+    /// an error naming it, never a reason to try the next source (a typo must not send traffic to another broker).
     public static func resolve(_ argument: String?, environment: [String: String]) throws(MsgFloError) -> BrokerURL {
-        for candidate in [argument, environment["MSGFLO_BROKER"], environment["CLOUDAMQP_URL"]] {
-            if let candidate, !candidate.isEmpty { return try BrokerURL(parsing: candidate) }
+        let sources = [("--broker", argument), ("MSGFLO_BROKER", environment["MSGFLO_BROKER"]),
+                       ("CLOUDAMQP_URL", environment["CLOUDAMQP_URL"])]
+        for case let (name, candidate?) in sources {
+            if candidate.allSatisfy(\.isWhitespace) {
+                throw MsgFloError(.invalidURL, "\(name) is empty: give a broker URL (amqp://host, mqtt://host, …)"
+                                  + (name == "--broker" ? " or leave --broker out" : " or unset \(name)"))
+            }
+            do { return try BrokerURL(parsing: candidate) } catch {
+                throw MsgFloError(.invalidURL, "\(name): \(error.message)")
+            }
         }
         return try BrokerURL(parsing: fallback)
     }
 
-    /// Parses a broker URL. Errors are one line and never contain the password.
+    /// Parses a broker URL. Errors are one line and never contain the password, even when the user-info holds an
+    /// unencoded `/ ? # @` and so cannot be told apart from the rest: then everything up to the last `@` is hidden.
     public init(parsing text: String) throws(MsgFloError) {
+        // Everything before the last "@" may be user-info: a piece of the text from there is never echoed.
+        let secretEnd = text.lastIndex(of: "@")
+        let userinfoStart = text.firstRange(of: "://").map(\.upperBound) ?? text.startIndex
+        let encodeHint = secretEnd.map { at in
+            userinfoStart < at && text[userinfoStart..<at].contains(where: { "/?#@".contains($0) })
+                ? " (a '/', '?', '#' or '@' in a user name or password must be percent-encoded: %2F, %3F, %23, %40)" : ""
+        } ?? ""
         func fail(_ why: String) -> MsgFloError {
-            MsgFloError(.invalidURL, "invalid broker URL '\(BrokerURL.redact(text))': \(why)")
+            MsgFloError(.invalidURL, "invalid broker URL '\(SafeText.escape(BrokerURL.redact(text), limit: 256))': \(why)"
+                        + encodeHint)
+        }
+        /// ` 'piece'` for a message, or nothing when the piece may be part of a password.
+        func quoted(_ piece: Substring) -> String {
+            if let secretEnd, piece.startIndex < secretEnd { return "" }
+            return " '\(SafeText.escape(piece, limit: 64))'"
         }
         guard let sep = text.firstRange(of: "://") else {
             throw fail("expected scheme://host (amqp, amqps, mqtt or mqtts)")
         }
         let schemeText = text[..<sep.lowerBound].lowercased()
         guard let scheme = Scheme(rawValue: schemeText) else {
-            throw fail("unsupported scheme '\(schemeText)', expected amqp, amqps, mqtt or mqtts")
+            throw fail("unsupported scheme '\(SafeText.escape(schemeText, limit: 32))', expected amqp, amqps, mqtt or mqtts")
         }
         var rest = Substring(text[sep.upperBound...])
         if let hash = rest.firstIndex(of: "#") { rest = rest[..<hash] }
@@ -95,19 +118,24 @@ public struct BrokerURL: Sendable, Hashable, CustomStringConvertible {
             let after = host[host.index(after: close)...]
             let inner = host[host.index(after: host.startIndex)..<close]
             if after.hasPrefix(":") {
-                port = try BrokerURL.parsePort(after.dropFirst(), fail)
+                port = try BrokerURL.parsePort(after.dropFirst()) { fail("invalid port\(quoted($0))") }
             } else if !after.isEmpty {
-                throw fail("unexpected '\(after)' after IPv6 address")
+                throw fail("unexpected text\(quoted(after)) after IPv6 address")
             }
             host = inner
         } else if let colon = host.lastIndex(of: ":") {
-            port = try BrokerURL.parsePort(host[host.index(after: colon)...], fail)
+            port = try BrokerURL.parsePort(host[host.index(after: colon)...]) { fail("invalid port\(quoted($0))") }
             host = host[..<colon]
         }
         let hostName = try BrokerURL.percentDecode(host, fail)
         guard !hostName.isEmpty else { throw fail("missing host") }
-        if hostName.contains(where: { $0 == " " || $0 == "/" }) { throw fail("invalid host '\(hostName)'") }
+        if hostName.contains(where: { $0 == " " || $0 == "/" }) { throw fail("invalid host\(quoted(host))") }
 
+        if text[sep.upperBound...].drop(while: { !"/?#".contains($0) }).contains("@") {
+            // `amqp://user:pa/ss@host`: a password ran into the path, query or fragment. Refuse rather than connect
+            // to host "user" (an '@' in a vhost or an option is written %40).
+            throw fail("'@' after the host")
+        }
         var vhost = "/"
         if let path, !path.isEmpty {
             vhost = try BrokerURL.percentDecode(path, fail)
@@ -170,23 +198,41 @@ public struct BrokerURL: Sendable, Hashable, CustomStringConvertible {
 
     public func hash(into hasher: inout Hasher) { hasher.combine(unredacted) }
 
-    /// Replaces the password of anything that looks like a URL with `***`, for error messages about text that did
-    /// not parse.
+    /// Replaces the user-info of text that did not parse as a URL with `***`, for error messages. The user-info is
+    /// taken to be everything between `://` (or the start) and the last `@`: a password may hold an unencoded
+    /// `/ ? # @`, and then nothing else tells where it ends.
     public static func redact(_ text: String) -> String {
-        guard let sep = text.firstRange(of: "://") else { return text }
-        let rest = text[sep.upperBound...]
-        let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
-        let authority = rest[..<authorityEnd]
-        guard let at = authority.lastIndex(of: "@") else { return text }
-        let userinfo = authority[..<at]
-        guard let colon = userinfo.firstIndex(of: ":") else { return text }
-        return String(text[..<colon]) + ":***" + String(text[at...])
+        guard let at = text.lastIndex(of: "@") else { return text }
+        let start = text.firstRange(of: "://").map(\.upperBound) ?? text.startIndex
+        guard start <= at else { return text }
+        return String(text[..<start]) + "***" + String(text[at...])
     }
 
-    private static func parsePort(_ s: Substring, _ fail: (String) -> MsgFloError) throws(MsgFloError) -> Int? {
+    /// `text` with the user-info of every `scheme://user:pass@…` in it replaced by `***` (up to the last `@` before
+    /// the next white space): the last guard of every error line and log line, for messages that quote a command
+    /// line or a URL someone else wrote (ArgumentParser's "Unexpected argument 'amqp://…'").
+    public static func redactCredentials(in text: String) -> String {
+        guard text.contains("://"), text.contains("@") else { return text }
+        var out = ""
+        var rest = Substring(text)
+        while let sep = rest.firstRange(of: "://") {
+            out += rest[..<sep.upperBound]
+            let after = rest[sep.upperBound...]
+            let end = after.firstIndex(where: \.isWhitespace) ?? after.endIndex
+            if let at = after[..<end].lastIndex(of: "@") {
+                out += "***"
+                rest = after[at...]
+            } else {
+                rest = after
+            }
+        }
+        return out + rest
+    }
+
+    private static func parsePort(_ s: Substring, _ fail: (Substring) -> MsgFloError) throws(MsgFloError) -> Int? {
         if s.isEmpty { return nil }
         guard s.allSatisfy(\.isASCII), let p = Int(s), (1...65535).contains(p) else {
-            throw fail("invalid port '\(s)'")
+            throw fail(s)
         }
         return p
     }

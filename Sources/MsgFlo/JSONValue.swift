@@ -98,11 +98,12 @@ public enum JSONValue: Sendable, Hashable {
             case "\u{08}": out += "\\b"
             case "\u{0C}": out += "\\f"
             default:
-                if u.value < 0x20 {
-                    let hex = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
+                // C0 as JSON requires; DEL, C1, line separators and bidirectional controls too (SafeText's set),
+                // so that JSON printed on a terminal or into a log is as safe as escaped text.
+                if u.value >= 0x20 && u.value < 0x7F || !SafeText.isEscaped(u) {
                     out.unicodeScalars.append(u)
+                } else {
+                    out += "\\u" + SafeText.hex(u.value, digits: 4)
                 }
             }
         }

@@ -87,7 +87,7 @@ public enum ParticipantMain {
         let broker = transport.broker
         let service = ParticipantService(
             transport: transport, entries: [.init(participant, role: role, options: setup.options)], logger: logger,
-            onReady: { _ in Self.out("\(role)(\(component)) connected to \(broker)") })
+            onReady: { _ in Self.out(SafeText.escape("\(role)(\(component)) connected to \(broker)", limit: nil)) })
         var quiet = Logger(label: "msgflo.participant.lifecycle")
         quiet.logLevel = .critical
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
@@ -115,7 +115,9 @@ public enum ParticipantMain {
     /// One line on stderr, exit 1.
     static func fail(_ program: String, _ message: String) -> Never {
         let line = message.split(whereSeparator: \.isNewline).first.map(String.init) ?? message
-        let text = "\(program): \(line.hasPrefix("Error: ") ? String(line.dropFirst(7)) : line)\n"
+        let text = SafeText.escape(BrokerURL.redactCredentials(
+            in: "\(program): \(line.hasPrefix("Error: ") ? String(line.dropFirst(7)) : line)"),
+                                   limit: SafeText.lineLimit) + "\n"
         fflush(nil)
         _ = text.withCString { write(2, $0, strlen($0)) }
         exit(1)
@@ -146,11 +148,8 @@ public enum ParticipantMain {
 
     static func bootstrapLogging(_ environment: [String: String]) {
         let level = environment["MSGFLO_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .warning
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = level
-            return h
-        }
+        // Escaped and capped (SafeLogHandler): messages and IIPs from the broker end up in log lines.
+        LoggingSystem.bootstrap { SafeLogHandler.standardError(label: $0, level: level) }
     }
 }
 

@@ -5,7 +5,8 @@ import MsgFloCoordinator
 
 /// Reads a graph file with the FBP parser: `.fbp` text, anything else as a JSON graph (as msgflo does). Port names
 /// of `.fbp` files are lower-cased, as msgflo's parser does. Errors are one line, `file:line:column: message`;
-/// warnings (things the language silently drops) go to stderr.
+/// warnings (things the language silently drops) go to stderr. A graph without processes is an error: msgflo-setup
+/// and msgflo-procfile would have nothing to do.
 public enum GraphFile {
     public static func load(_ path: String, warn: (String) -> Void = Output.error) throws -> DesiredGraph {
         let text = try FileAccess.read(path, what: "graph")
@@ -23,6 +24,8 @@ public enum GraphFile {
         } catch {
             throw ToolFailure("\(path): \(error)")
         }
+        // Nothing to set up or list: an empty or comment-only file is more likely the wrong file than a wish.
+        if graph.processes.isEmpty { throw ToolFailure("\(path): the graph has no processes") }
         return DesiredGraph(fbp: graph)
     }
 }

@@ -40,7 +40,13 @@ public enum SetupBindings {
     /// The printout after `Set up bindings:` (msgflo prints `console.log('Set up bindings:\n', lines)`, hence the
     /// space that starts the second line).
     public static func pretty(_ bindings: [SetupBinding]) -> String {
-        "Set up bindings:\n " + bindings.flatMap(\.prettyLines).joined(separator: "\n")
+        prettyLines(bindings).joined(separator: "\n")
+    }
+
+    /// ``pretty(_:)`` as the lines it is made of, for printing one by one (each escaped on its own).
+    public static func prettyLines(_ bindings: [SetupBinding]) -> [String] {
+        let lines = bindings.flatMap(\.prettyLines)
+        return ["Set up bindings:", " " + (lines.first ?? "")] + lines.dropFirst()
     }
 
     /// Static mode, msgflo's `graphBindings`: queue names by the `role.PORT` convention. Pubsub bindings in edge
@@ -107,11 +113,19 @@ public enum Procfile {
     /// prints).
     public static func generate(_ graph: DesiredGraph, library: any CommandLibrary, ignore: [String],
                                 include: [String]) throws -> String {
+        try lines(graph, library: library, ignore: ignore, include: include).joined(separator: "\n")
+    }
+
+    /// ``generate(_:library:ignore:include:)`` as the lines it is made of, for printing one by one (each escaped on
+    /// its own: a command from the library cannot add lines of its own).
+    public static func lines(_ graph: DesiredGraph, library: any CommandLibrary, ignore: [String],
+                             include: [String]) throws -> [String] {
         var lines: [String] = []
         for role in graph.roles where !ignore.contains(role) {
             let command = try library.command(component: graph.nodes[role]?.component ?? "", role: role, graph: graph)
             lines.append("\(role): \(command)")
         }
-        return lines.joined(separator: "\n") + "\n" + include.joined(separator: "\n")
+        // msgflo: roles.join("\n") + "\n" + includes.join("\n")
+        return (lines.isEmpty ? [""] : lines) + (include.isEmpty ? [""] : include)
     }
 }

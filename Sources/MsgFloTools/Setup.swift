@@ -161,7 +161,7 @@ public struct Setup {
             }
             throw ToolFailure("not connected: " + edges.joined(separator: "; "))
         }
-        out(SetupBindings.pretty(made))
+        for line in SetupBindings.prettyLines(made) { out(line) }
         await listener.stop()
         return outcome
     }

@@ -153,8 +153,9 @@ public struct ProcfileCommand: AsyncParsableCommand {
     public func run() async throws {
         let loadedGraph = try GraphFile.load(graph!)
         let lib = try LibraryFile.load(library, componentdir: components)
-        let text = try Procfile.generate(loadedGraph, library: lib, ignore: ignore, include: include)
-        Output.line(text)
+        for line in try Procfile.lines(loadedGraph, library: lib, ignore: ignore, include: include) {
+            Output.line(line)
+        }
     }
 }
 

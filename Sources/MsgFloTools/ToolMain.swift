@@ -79,14 +79,17 @@ public enum ToolMain {
     }
 }
 
-/// Output that reaches the terminal at once, even when stdout is a pipe.
+/// Output that reaches the terminal at once, even when stdout is a pipe. Each call is one line: control characters
+/// in the text are escaped (``SafeText``; tabs kept on stdout, where msgflo's formats have them), which leaves
+/// compact JSON valid JSON; error lines are capped too.
 public enum Output {
     public static func line(_ text: String) {
-        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+        FileHandle.standardOutput.write(Data((SafeText.escape(text, limit: nil, keepingTabs: true) + "\n").utf8))
     }
 
     public static func error(_ text: String) {
-        FileHandle.standardError.write(Data((text + "\n").utf8))
+        let line = SafeText.escape(BrokerURL.redactCredentials(in: text), limit: SafeText.lineLimit)
+        FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 }
 
@@ -100,7 +103,7 @@ public enum ToolLogging {
         } else if let debug = environment["DEBUG"], debug.contains("msgflo") {
             level = .debug
         }
-        var logger = Logger(label: label, factory: { StreamLogHandler.standardError(label: $0) })
+        var logger = Logger(label: label, factory: { SafeLogHandler.standardError(label: $0) })
         logger.logLevel = level
         return logger
     }

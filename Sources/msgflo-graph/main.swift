@@ -2,6 +2,7 @@
 
 import ArgumentParser
 import FBP
+import MsgFlo
 import MsgFloCLI
 
 #if canImport(Glibc)
@@ -116,7 +117,7 @@ struct MsgFloGraph: ParsableCommand {
         do {
             input = try Input(path: file)
         } catch {
-            writeOut("msgflo-graph: cannot read \(display): \(error.reason)\n", to: 2)
+            CommandErrors.writeErrorLine("msgflo-graph: cannot read \(display): \(error.reason)")
             throw ExitCode(1)
         }
         defer { input.release() }
@@ -139,6 +140,7 @@ struct MsgFloGraph: ParsableCommand {
                 let graph = try Graph(jsonText: String(decoding: bytes, as: UTF8.self))
                 let result = FBP.serialize(graph)
                 report(result.warnings, display)
+                if graph.processes.isEmpty { warnEmpty(display) }
                 if check { return }
                 if dot { writeOut(graph.dot(name: name)) } else if svg { writeOut(graph.svg(title: name)) } else { writeOut(result.text) }
             case .fbp:
@@ -146,6 +148,7 @@ struct MsgFloGraph: ParsableCommand {
                 // without building the Graph: for big graphs that is most of the time and memory.
                 let parsed = try FBP.withValidUTF8(bytes) { try FBP.read(utf8: $0, options: ParseOptions(caseSensitive: caseSensitive)) }
                 report(parsed.warnings, display)
+                if parsed.processCount == 0 { warnEmpty(display) }
                 if check { return }
                 if dot {
                     writeOut(parsed.graph.dot(name: name))
@@ -156,27 +159,37 @@ struct MsgFloGraph: ParsableCommand {
                 }
             }
         } catch let e as FBPError {
+            // One line that stands alone (`file:line:col: error: message`, escaped); on a terminal the source line
+            // and a caret follow, escaped the same way.
             var msg = "\(display):"
             if let loc = e.location { msg += "\(loc.line):\(loc.column):" }
-            msg += " error: \(e.message)\n"
-            let caret = e.caretDisplay
-            if !caret.isEmpty { msg += caret + "\n" }
-            writeOut(msg, to: 2)
+            msg += " error: \(e.message)"
+            CommandErrors.writeErrorLine(msg)
+            if isatty(2) != 0, let excerpt = CommandErrors.sourceExcerpt(e.caretDisplay) {
+                writeOut(excerpt + "\n", to: 2)
+            }
             throw ExitCode(1)
         }
     }
 
+    /// One escaped line per warning.
     func report(_ warnings: [Warning], _ display: String) {
         guard !warnings.isEmpty else { return }
         var s = ""
         for w in warnings {
-            if let loc = w.location {
-                s += "\(display):\(loc.line):\(loc.column): warning: \(w.message)\n"
+            let line = if let loc = w.location {
+                "\(display):\(loc.line):\(loc.column): warning: \(w.message)"
             } else {
-                s += "\(display): warning: \(w.message)\n"
+                "\(display): warning: \(w.message)"
             }
+            s += SafeText.escape(line, limit: SafeText.lineLimit) + "\n"
         }
         writeOut(s, to: 2)
+    }
+
+    /// An empty graph converts to an empty graph, but is more likely a mistake (wrong file, truncated file).
+    func warnEmpty(_ display: String) {
+        CommandErrors.writeErrorLine("\(display): warning: the graph has no processes")
     }
 
     func graphName(_ display: String) -> String {

@@ -55,10 +55,9 @@ struct BrokerOption: ParsableArguments {
 }
 
 func makeLogger(_ level: String) -> Logger {
+    // Escaped and capped: the daemon logs names that participants chose (SafeLogHandler).
     LoggingSystem.bootstrap { label in
-        var h = StreamLogHandler.standardError(label: label)
-        h.logLevel = Logger.Level(rawValue: level) ?? .info
-        return h
+        SafeLogHandler.standardError(label: label, level: Logger.Level(rawValue: level) ?? .info)
     }
     return Logger(label: "msgflo")
 }
@@ -105,10 +104,12 @@ extension MsgFlo {
             config.options.forwardStderr = streams.contains("stderr")
             config.options.shell = shell ? "/bin/sh" : nil
             config.options.participantTimeout = participantTimeout
-            let (desired, options): (DesiredGraph, CoordinatorOptions)
-            do { (desired, options) = try config.load(logger: logger) } catch { throw Failure(error.message) }
+            // The URL's options are checked (making the transport) before anything is logged: a bad one is the
+            // only line printed.
             let transport: any Transport
             do { transport = try Transports.make(url, logger: logger) } catch { throw Failure("\(error)") }
+            let (desired, options): (DesiredGraph, CoordinatorOptions)
+            do { (desired, options) = try config.load(logger: logger) } catch { throw Failure(error.message) }
             let coordinator = Coordinator(transport: transport, graph: desired, options: options, logger: logger)
             logger.info("msgflo starting on \(url)")
             try await runtimeArguments.run(CoordinatorService(coordinator: coordinator, logger: logger), config: config, logger: logger)

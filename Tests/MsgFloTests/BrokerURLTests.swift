@@ -87,7 +87,7 @@ import Testing
             Issue.record("parsed")
         } catch {
             #expect(!error.description.contains("hunter2"), "\(error)")
-            #expect(error.description.contains("user:***@host"))
+            #expect(error.description.contains("amqp://***@host"))
         }
     }
 
@@ -95,8 +95,63 @@ import Testing
         let env = ["MSGFLO_BROKER": "mqtt://a", "CLOUDAMQP_URL": "amqp://b"]
         #expect(try BrokerURL.resolve("amqp://c", environment: env).host == "c")
         #expect(try BrokerURL.resolve(nil, environment: env).host == "a")
-        #expect(try BrokerURL.resolve("", environment: env).host == "a")
         #expect(try BrokerURL.resolve(nil, environment: ["CLOUDAMQP_URL": "amqp://b"]).host == "b")
-        #expect(try BrokerURL.resolve(nil, environment: ["MSGFLO_BROKER": ""]).description == "amqp://localhost:5672/")
+        #expect(try BrokerURL.resolve(nil, environment: [:]).description == "amqp://localhost:5672/")
+    }
+
+    /// A source that is given and empty or malformed is an error naming it, never a fallback to the next source
+    /// (a typo in a script must not send its traffic to a live broker).
+    @Test(arguments: [
+        ("", ["MSGFLO_BROKER": "mqtt://a"], "--broker is empty"),
+        (" ", [:], "--broker is empty"),
+        (nil, ["MSGFLO_BROKER": "", "CLOUDAMQP_URL": "amqp://b"], "MSGFLO_BROKER is empty"),
+        (nil, ["CLOUDAMQP_URL": ""], "CLOUDAMQP_URL is empty"),
+        ("localhost", ["MSGFLO_BROKER": "mqtt://a"], "--broker: invalid broker URL 'localhost'"),
+        (nil, ["MSGFLO_BROKER": "amqp//x", "CLOUDAMQP_URL": "amqp://b"], "MSGFLO_BROKER: invalid broker URL"),
+    ] as [(String?, [String: String], String)])
+    func emptyOrMalformedSourceIsAnError(_ argument: String?, _ env: [String: String], _ expected: String) {
+        #expect {
+            try BrokerURL.resolve(argument, environment: env)
+        } throws: { error in
+            "\(error)".contains(expected) && !"\(error)".contains("\n")
+        }
+    }
+
+    /// A password with an unencoded `/ ? # @` cannot be told from the rest of the URL: whatever the parser makes of
+    /// it, the error shows the user-info as `***` and echoes no piece of it.
+    @Test(arguments: [
+        "amqp://user:pa/ss@host:5672/",
+        "amqp://user:pa?ss@host/",
+        "amqp://user:pa#ss@host/",
+        "amqp://user:5672/ss@host/vhost",
+        "mqtt://user:p@s/s?x#y@host:1883",
+        "amqp://user:hunter2@host:notaport/",
+        "amqp://user:hunter2@[::1/",
+        "amqp://user:hunter2@host:99999/",
+        "amqp://user:hunter2@ho st/",
+        "amqp://user:hunter2@host/%zz",
+        "amqp://us%zz:hunter2@host/",
+        "ftp://user:hunter2@host/",
+        "user:hunter2@host",
+        "amqp:/user:hunter2@host",
+    ])
+    func unparseableURLNeverShowsItsPassword(_ text: String) {
+        do {
+            let u = try BrokerURL(parsing: text)
+            Issue.record("parsed as \(u)")
+        } catch {
+            let message = error.description
+            for secret in ["pa/ss", "pa?ss", "pa#ss", "ss@host", "hunter2", "p@s", "user:pa", "5672/ss"] where text.contains(secret) {
+                #expect(!message.contains(secret), "\(message)")
+            }
+            #expect(message.contains("***@"), "\(message)")
+            #expect(!message.contains("\n"))
+        }
+    }
+
+    @Test func redactHidesEverythingUpToTheLastAt() {
+        #expect(BrokerURL.redact("amqp://u:p/w?x#y@host/v") == "amqp://***@host/v")
+        #expect(BrokerURL.redact("amqp://host/v") == "amqp://host/v")
+        #expect(BrokerURL.redact("u:p@host") == "***@host")
     }
 }

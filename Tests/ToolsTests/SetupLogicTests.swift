@@ -116,7 +116,7 @@ import Testing
                           out: { lines.append($0) }, err: { lines.append("ERR " + $0) })
         let outcome = try await setup.run(on: transport, processes: ParticipantProcesses())
         #expect(outcome.bindings.count == 1)
-        #expect(lines.all == ["Set up participants []", "Set up bindings:\n PUBSUB: \t a.OUT -> b.IN"])
+        #expect(lines.all == ["Set up participants []", "Set up bindings:", " PUBSUB: \t a.OUT -> b.IN"])
         #expect(broker.boundQueues("a.OUT") == ["b.IN"])
     }
 
@@ -143,7 +143,7 @@ import Testing
         }
         _ = try await setup.run(on: transport, processes: ParticipantProcesses())
         try await announcer.value
-        #expect(lines.all == ["Set up participants []", "Set up bindings:\n PUBSUB: \t /a/out -> /b/in"])
+        #expect(lines.all == ["Set up participants []", "Set up bindings:", " PUBSUB: \t /a/out -> /b/in"])
         #expect(broker.boundQueues("/a/out") == ["/b/in"])
     }
 
@@ -204,7 +204,7 @@ import Testing
         let outcome = try await setup.run(on: transport, processes: ParticipantProcesses())
         announcer.cancel()
         #expect(outcome.connected.count == 1)
-        #expect(lines.all == ["Set up participants []", "Set up bindings:\n PUBSUB: \t a.OUT -> b.IN"])
+        #expect(lines.all == ["Set up participants []", "Set up bindings:", " PUBSUB: \t a.OUT -> b.IN"])
         for await d in commands {
             let c = try CoordinatorCommand(parsing: d.message)
             #expect(c.command == .connectInport && c.port == "in" && c.queue == "a.OUT")

@@ -18,7 +18,11 @@ public struct DaemonConfiguration: Sendable {
     /// Loads the graph and the library: errors here are the user's (a bad file) and stop the start with one line.
     public func load(logger: Logger) throws(MsgFloError) -> (DesiredGraph, CoordinatorOptions) {
         var graph = DesiredGraph()
-        if let graphPath { graph = try GraphFile.load(graphPath) }
+        if let graphPath {
+            graph = try GraphFile.load(graphPath)
+            // The daemon may well start before its participants exist, but not without a single node to keep.
+            if graph.roles.isEmpty { logger.warning("graph \(graphPath) has no processes: nothing to wire") }
+        }
         var options = self.options
         if libraryGiven || FileManager.default.fileExists(atPath: libraryPath) {
             let library = try ComponentLibrary.load(path: libraryPath, componentDirectory: componentDirectory)

@@ -60,18 +60,21 @@ public struct NetworkStatus: Sendable, Hashable {
         }
     }
 
-    /// The table, as `msgflo status` prints it.
+    /// The table, as `msgflo status` prints it. Names come from participants: each cell is escaped and capped
+    /// (``SafeText``), so a row stays one line and the table stays a table.
     public func table(now: Double = Date().timeIntervalSince1970) -> String {
+        func cell(_ text: String) -> String { SafeText.escape(text, limit: Self.cellLimit) }
         let header = ["ROLE", "COMPONENT", "PARTICIPANTS", "STATE", "LAST SEEN", "PENDING EDGES", "QUEUE DEPTH"]
         var lines: [[String]] = [header]
         for r in rows {
             let alive = r.participants.filter(\.alive).count
             let state = r.participants.isEmpty ? "pending" : alive > 0 ? (alive == r.participants.count ? "alive" : "alive (\(r.participants.count - alive) lost)") : "lost"
             let last = r.participants.map(\.lastSeen).max().map { Self.ago(now - $0) } ?? "never"
-            let depth = r.queueDepths.isEmpty ? "-" : r.queueDepths.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            lines.append([r.role, r.component.isEmpty ? "-" : r.component,
-                          r.participants.isEmpty ? "-" : r.participants.map(\.id).joined(separator: ","),
-                          state, last, r.pendingEdges.isEmpty ? "-" : r.pendingEdges.joined(separator: "; "), depth])
+            let depth = r.queueDepths.isEmpty ? "-" : r.queueDepths.sorted { $0.key < $1.key }.map { "\(cell($0.key))=\($0.value)" }.joined(separator: " ")
+            lines.append([cell(r.role), r.component.isEmpty ? "-" : cell(r.component),
+                          r.participants.isEmpty ? "-" : r.participants.map { cell($0.id) }.joined(separator: ","),
+                          state, last, r.pendingEdges.isEmpty ? "-" : r.pendingEdges.map(cell).joined(separator: "; "),
+                          depth])
         }
         var widths = [Int](repeating: 0, count: header.count)
         for l in lines { for (i, c) in l.enumerated() { widths[i] = max(widths[i], c.count) } }
@@ -80,6 +83,9 @@ public struct NetworkStatus: Sendable, Hashable {
                 .joined(separator: "  ")
         }.joined(separator: "\n")
     }
+
+    /// At most this many bytes of one name in a table cell.
+    public static let cellLimit = 200
 
     static func ago(_ s: Double) -> String {
         if s < 1 { return "just now" }

@@ -136,14 +136,18 @@ extension ParticipantRegistry.Event {
     var sortKey: String { definition.id }
 
     /// One log line.
+    /// One line; the participant's names escaped and capped each (``SafeText``), so that a huge or forged name
+    /// leaves the rest of the line readable. (The daemon's log handler escapes whole lines too.)
     public var logLine: String {
         let d = definition
+        func name(_ s: String) -> String { SafeText.escape(s, limit: 256) }
+        let (id, role, component) = (name(d.id), name(d.role), name(d.component))
         return switch self {
-        case .added: "participant added: \(d.id) (role \(d.role), component \(d.component))"
-        case .changed: "participant changed: \(d.id) (role \(d.role), component \(d.component))"
-        case .back: "participant back: \(d.id) (role \(d.role))"
-        case .lost: "participant lost: \(d.id) (role \(d.role)), silent for longer than its timeout"
-        case .forgotten: "participant forgotten: \(d.id) (role \(d.role)), lost for long"
+        case .added: "participant added: \(id) (role \(role), component \(component))"
+        case .changed: "participant changed: \(id) (role \(role), component \(component))"
+        case .back: "participant back: \(id) (role \(role))"
+        case .lost: "participant lost: \(id) (role \(role)), silent for longer than its timeout"
+        case .forgotten: "participant forgotten: \(id) (role \(role)), lost for long"
         }
     }
 }

@@ -1,0 +1,115 @@
+import Foundation
+import MsgFlo
+import Synchronization
+import TestSupport
+import Testing
+
+/// Issue 10, item 3: names from discovery messages reach the daemon's log and `msgflo status` escaped and capped.
+extension CoordinatorIntegration {
+@Suite(.serialized) struct DaemonTextTests {
+    final class Output: Sendable {
+        let bytes = Mutex(Data())
+        var data: Data { bytes.withLock { $0 } }
+        var text: String { String(decoding: data, as: UTF8.self) }
+    }
+
+    func startDaemon(broker: BrokerURL, in dir: URL) throws -> (Process, Output) {
+        let p = Process()
+        p.executableURL = builtExecutable("msgflo")
+        p.arguments = ["run", "--broker", broker.unredacted]
+        p.currentDirectoryURL = dir
+        var env = ProcessInfo.processInfo.environment
+        env["MSGFLO_BROKER"] = nil
+        p.environment = env
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        let out = Output()
+        pipe.fileHandleForReading.readabilityHandler = { h in
+            let d = h.availableData
+            if d.isEmpty { h.readabilityHandler = nil; return }
+            out.bytes.withLock { $0.append(d) }
+        }
+        try p.run()
+        return (p, out)
+    }
+
+    func status(_ broker: BrokerURL, _ extra: [String] = []) throws -> (Int32, Data) {
+        let p = Process()
+        p.executableURL = builtExecutable("msgflo")
+        p.arguments = ["status", "--broker", broker.unredacted, "--timeout", "10"] + extra
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, data)
+    }
+
+    /// Newlines and ESC in a discovery message's id, role, component and label forged whole log lines
+    /// ("participant added: FORGED …" with a fake timestamp) and put escape sequences into `msgflo status`; a
+    /// 200,000-character role made a 428 KB log line.
+    @Test(arguments: TestBrokers.Kind.allCases)
+    func discoveryStringsCannotForgeLogLinesOrStatusRows(_ kind: TestBrokers.Kind) async throws {
+        let broker = try TestBrokers.url(kind)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("msgflo-text-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let role = TestBrokers.unique("evil")
+        let fakeStamp = "2026-01-01T00:00:00+0000 info msgflo : [MsgFloCoordinator] participant added: FORGED"
+        let forged = ParticipantDefinition(
+            id: "\(role)-1\n\(fakeStamp) (role x, component y)\r", role: role,
+            component: "C\u{1B}[2J\u{1B}]0;pwned\u{7}\u{9B}31m", label: "l\n\u{1B}[31mred",
+            inports: [PortDefinition(id: "in", queue: "\(role).IN")])
+        let bigRole = TestBrokers.unique("big") + String(repeating: "r", count: 200_000)
+        let big = ParticipantDefinition(id: "big-1", role: bigRole, component: "Big",
+                                        inports: [PortDefinition(id: "in", queue: "big.IN")])
+
+        let (daemon, out) = try startDaemon(broker: broker, in: dir)
+        defer { if daemon.isRunning { kill(daemon.processIdentifier, SIGKILL) } }
+        let t = try await connect(kind)
+        // On AMQP `fbp` is a work queue other tests' coordinators may take from: announce until ours has it.
+        let escapedId = #"\#(role)-1\n2026-01-01T00:00:00"#
+        let deadline = ContinuousClock.now + .seconds(40)
+        while ContinuousClock.now < deadline && daemon.isRunning
+                && !(out.text.contains(escapedId) && out.text.contains("big-1")) {
+            try await t.announce(forged)
+            try await t.announce(big)
+            try await Task.sleep(for: .milliseconds(300))
+        }
+        #expect(out.text.contains("participant added: \(escapedId)"), "\(out.text.suffix(2000))")
+        #expect(out.text.contains("big-1"), "\(out.text.suffix(2000))")
+
+        // `msgflo status`, table and JSON: no raw control byte, the names still recognisable.
+        let (code, table) = try status(broker)
+        #expect(code == 0)
+        let tableText = String(decoding: table, as: UTF8.self)
+        #expect(!table.contains(0x1B) && !tableText.unicodeScalars.contains("\u{9B}"), "\(tableText)")
+        #expect(tableText.contains(#"C\u001b[2J\u001b]0;pwned\u0007\u009b31m"#), "\(tableText)")
+        #expect(tableText.contains(#"\#(role)-1\n2026"#), "\(tableText)")
+        for line in tableText.split(separator: "\n") { #expect(line.utf8.count < 2000, "a table line of \(line.utf8.count) bytes") }
+        let (jsonCode, jsonData) = try status(broker, ["--json"])
+        #expect(jsonCode == 0)
+        #expect(!jsonData.contains(0x1B))
+        let json = try JSONValue(parsing: Array(jsonData))
+        let rows = json["rows"]?.arrayValue ?? []
+        let row = rows.first { $0["role"]?.stringValue == role }
+        #expect(row?["component"]?.stringValue == forged.component, "\(json)")
+        #expect(rows.contains { $0["role"]?.stringValue == bigRole }, "the JSON keeps the whole name")
+
+        kill(daemon.processIdentifier, SIGTERM)
+        let stopped = ContinuousClock.now + .seconds(20)
+        while daemon.isRunning && ContinuousClock.now < stopped { try await Task.sleep(for: .milliseconds(50)) }
+        await t.close()
+        let log = out.data
+        #expect(!log.contains(0x1B), "raw ESC in the daemon's log")
+        let lines = out.text.split(separator: "\n", omittingEmptySubsequences: false)
+        for line in lines {
+            #expect(!line.hasPrefix("2026-01-01T00:00:00"), "forged line: \(line)")
+            #expect(line.utf8.count <= SafeText.lineLimit + 200, "a log line of \(line.utf8.count) bytes")
+            #expect(!line.contains("\r"))
+        }
+    }
+}
+}
