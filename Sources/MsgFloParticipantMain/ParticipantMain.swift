@@ -72,7 +72,7 @@ public enum ParticipantMain {
         } catch {
             fail(program, "\(error)")
         }
-        bootstrapLogging(environment)
+        bootstrapLogging(environment, format: setup.logFormat)
         let logger = Logger(label: "msgflo.participant")
         let transport: any Transport
         do {
@@ -104,6 +104,7 @@ public enum ParticipantMain {
         var role: String
         var broker: BrokerURL
         var options: ParticipantOptions
+        var logFormat: LogFormat = .text
     }
 
     /// One line on stdout, flushed.
@@ -146,10 +147,10 @@ public enum ParticipantMain {
         return env
     }
 
-    static func bootstrapLogging(_ environment: [String: String]) {
+    static func bootstrapLogging(_ environment: [String: String], format: LogFormat = .text) {
         let level = environment["MSGFLO_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .warning
         // Escaped and capped (SafeLogHandler): messages and IIPs from the broker end up in log lines.
-        LoggingSystem.bootstrap { SafeLogHandler.standardError(label: $0, level: level) }
+        LoggingSystem.bootstrap { format.handler(label: $0, level: level) }
     }
 }
 
@@ -181,6 +182,13 @@ struct ParticipantArguments: ParsableArguments {
 
     @Option(help: "The discovery id (default: ROLE-<random>).")
     var id: String?
+
+    @Option(name: .customLong("metrics-port"),
+            help: "Serve Prometheus /metrics, /healthz and /readyz on this port (0: any free port). Default: none.")
+    var metricsPort: Int?
+
+    @Option(name: .customLong("log-format"), help: "Log lines as text or json. Default: MSGFLO_LOG_FORMAT, else text.")
+    var logFormat: String?
 
     func setup(environment: [String: String]) throws -> ParticipantMain.Setup {
         let given = [positionalRole, role, name].compactMap { $0 }
@@ -221,6 +229,13 @@ struct ParticipantArguments: ParsableArguments {
             options.queues[String(q[..<eq])] = String(q[q.index(after: eq)...])
         }
         options.id = id
-        return ParticipantMain.Setup(role: theRole, broker: broker, options: options)
+        if let metricsPort {
+            guard (0...65535).contains(metricsPort) else { throw MsgFloError(.invalidArgument, "--metrics-port must be 0...65535") }
+            options.metricsPort = metricsPort
+        }
+        guard let format = LogFormat.resolve(logFormat, environment: environment) else {
+            throw MsgFloError(.invalidArgument, "unknown log format '\(logFormat ?? environment["MSGFLO_LOG_FORMAT"] ?? "")' (text or json)")
+        }
+        return ParticipantMain.Setup(role: theRole, broker: broker, options: options, logFormat: format)
     }
 }
