@@ -7,7 +7,7 @@ import Darwin
 #endif
 import Logging
 
-/// How log lines look: `text` (`TIME LEVEL LABEL: message key=value …`, ``TextLogHandler``) or `json` (one JSON object per line:
+/// How log lines look: `text` (`TIME LEVEL LABEL: message key=value …`, ``LineLogHandler``) or `json` (one JSON object per line:
 /// `{"time":…,"level":…,"label":…,"message":…,"metadata":{…}}`). Either way every line goes through
 /// ``SafeLogHandler`` first, so names from the network are escaped and capped before they are written (and then
 /// JSON-escaped as any string is).
@@ -23,31 +23,29 @@ public enum LogFormat: String, Sendable, CaseIterable {
 
     /// A handler writing to standard error in this format, escaped (``SafeLogHandler``).
     public func handler(label: String, level: Logger.Level = .info) -> SafeLogHandler {
-        switch self {
-        case .text:
-            var h = SafeLogHandler(TextLogHandler(label: SafeText.escape(label)))
-            h.logLevel = level
-            return h
-        case .json:
-            var h = SafeLogHandler(JSONLogHandler(label: SafeText.escape(label)))
-            h.logLevel = level
-            return h
-        }
+        var h = SafeLogHandler(LineLogHandler(label: SafeText.escape(label), format: self))
+        h.logLevel = level
+        return h
     }
 }
 
-/// Writes each log event as one JSON object on one line to a file descriptor (standard error by default): `time`
-/// (RFC 3339, UTC, milliseconds), `level`, `label`, `message`, and `metadata` when there is any (nested values as
-/// JSON arrays and objects). One `write(2)` per line, so lines of concurrent loggers do not interleave.
-public struct JSONLogHandler: LogHandler {
+/// Writes each log event as one line to a file descriptor (standard error by default), in ``LogFormat/text``
+/// (`2026-11-30T21:54:39.123Z warning msgflo: participant lost: … role=r`: metadata after the message, sorted by key;
+/// no `[Module]` source tag as swift-log's StreamLogHandler prints) or ``LogFormat/json`` (`time` in RFC 3339 UTC with
+/// milliseconds, `level`, `label`, `message`, and `metadata` when there is any, nested values as JSON arrays and
+/// objects). One `write(2)` per line, so lines of concurrent loggers do not interleave.
+public struct LineLogHandler: LogHandler {
     public var label: String
+    public var format: LogFormat
     public var logLevel: Logger.Level = .info
     public var metadata: Logger.Metadata = [:]
     public var metadataProvider: Logger.MetadataProvider?
     let fd: Int32
 
-    public init(label: String, fileDescriptor: Int32 = 2, metadataProvider: Logger.MetadataProvider? = nil) {
+    public init(label: String, format: LogFormat = .text, fileDescriptor: Int32 = 2,
+                metadataProvider: Logger.MetadataProvider? = nil) {
         self.label = label
+        self.format = format
         self.fd = fileDescriptor
         self.metadataProvider = metadataProvider
     }
@@ -59,21 +57,29 @@ public struct JSONLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         let all = LogLine.metadata(metadata, metadataProvider, event)
-        LogLine.write(Self.line(time: LogLine.now(), level: event.level, label: label, message: event.message.description,
-                                metadata: all), to: fd)
+        let message = event.message.description
+        switch format {
+        case .json:
+            LogLine.write(Self.jsonLine(time: LogLine.now(), level: event.level, label: label, message: message,
+                                        metadata: all), to: fd)
+        case .text:
+            var line = "\(LogLine.now()) \(event.level) \(label): \(message)"
+            for k in all.keys.sorted() { line += " \(k)=\(all[k]!)" }
+            LogLine.write(line + "\n", to: fd)
+        }
     }
 
-    /// One line (with its newline). Public for tests and for other writers of the same format.
-    public static func line(time: String, level: Logger.Level, label: String, message: String,
-                            metadata: Logger.Metadata) -> String {
+    /// One JSON line (with its newline). Public for tests and for other writers of the same format.
+    public static func jsonLine(time: String, level: Logger.Level, label: String, message: String,
+                                metadata: Logger.Metadata) -> String {
         var out = "{\"time\":"
-        appendString(&out, time)
+        JSONValue.writeString(time, to: &out)
         out += ",\"level\":"
-        appendString(&out, level.rawValue)
+        JSONValue.writeString(level.rawValue, to: &out)
         out += ",\"label\":"
-        appendString(&out, label)
+        JSONValue.writeString(label, to: &out)
         out += ",\"message\":"
-        appendString(&out, message)
+        JSONValue.writeString(message, to: &out)
         if !metadata.isEmpty {
             out += ",\"metadata\":"
             appendObject(&out, metadata)
@@ -86,7 +92,7 @@ public struct JSONLogHandler: LogHandler {
         out += "{"
         for (i, k) in m.keys.sorted().enumerated() {
             if i > 0 { out += "," }
-            appendString(&out, k)
+            JSONValue.writeString(k, to: &out)
             out += ":"
             appendValue(&out, m[k]!)
         }
@@ -95,8 +101,8 @@ public struct JSONLogHandler: LogHandler {
 
     static func appendValue(_ out: inout String, _ v: Logger.Metadata.Value) {
         switch v {
-        case .string(let s): appendString(&out, s)
-        case .stringConvertible(let c): appendString(&out, c.description)
+        case .string(let s): JSONValue.writeString(s, to: &out)
+        case .stringConvertible(let c): JSONValue.writeString(c.description, to: &out)
         case .array(let a):
             out += "["
             for (i, e) in a.enumerated() {
@@ -106,54 +112,6 @@ public struct JSONLogHandler: LogHandler {
             out += "]"
         case .dictionary(let d): appendObject(&out, d)
         }
-    }
-
-    /// A JSON string literal: quotes, backslashes and every control character escaped (and U+2028/2029, which some
-    /// JavaScript readers take as line ends).
-    public static func appendString(_ out: inout String, _ s: String) {
-        out += "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where u.value < 0x20 || u.value == 0x7f || u.value == 0x2028 || u.value == 0x2029:
-                let hex = String(u.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        out += "\""
-    }
-}
-
-/// The plain-text lines of `--log-format text`: `2026-11-30T21:54:39.123Z warning msgflo: participant lost: … role=r`,
-/// metadata after the message, sorted by key; no `[Module]` source tag (swift-log's StreamLogHandler prints one).
-public struct TextLogHandler: LogHandler {
-    public var label: String
-    public var logLevel: Logger.Level = .info
-    public var metadata: Logger.Metadata = [:]
-    public var metadataProvider: Logger.MetadataProvider?
-    let fd: Int32
-
-    public init(label: String, fileDescriptor: Int32 = 2, metadataProvider: Logger.MetadataProvider? = nil) {
-        self.label = label
-        self.fd = fileDescriptor
-        self.metadataProvider = metadataProvider
-    }
-
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    public func log(event: LogEvent) {
-        let all = LogLine.metadata(metadata, metadataProvider, event)
-        var line = "\(LogLine.now()) \(event.level) \(label): \(event.message)"
-        for k in all.keys.sorted() { line += " \(k)=\(all[k]!)" }
-        LogLine.write(line + "\n", to: fd)
     }
 }
 

@@ -102,7 +102,7 @@ public final class LiveView: Sendable {
             do { try await Task.sleep(for: .seconds(1)) } catch { return }
             sampleRates()
             sinceDepths += .seconds(1)
-            if sinceDepths >= depthInterval && coordinator.transport.broker.scheme.isAMQP {
+            if sinceDepths >= depthInterval, await coordinator.brokerView.isAMQP {
                 sinceDepths = .zero
                 await sampleDepths()
             }
@@ -171,7 +171,7 @@ public final class LiveView: Sendable {
         let (version, _) = await svg()
         let graph = await coordinator.currentGraph
         let obs = await coordinator.observation
-        let connected = coordinator.transport.state == .connected
+        let broker = await coordinator.brokerView
         let (edgeStats, depths) = state.withLock { s in (s.edges, s.depths) }
         var nodes: [String: JSONValue] = [:]
         for role in graph.roles {
@@ -198,8 +198,8 @@ public final class LiveView: Sendable {
             edges.append(.object(o))
         }
         return [
-            "version": .int(version), "graph": .string(graph.name), "connected": .bool(connected),
-            "broker": .string(coordinator.transport.broker.description),
+            "version": .int(version), "graph": .string(graph.name), "connected": .bool(broker.connected),
+            "broker": .string(broker.broker),
             "nodes": .object(nodes), "edges": .array(edges), "pendingEdges": .int(pending),
         ]
     }

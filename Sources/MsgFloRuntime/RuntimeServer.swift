@@ -50,7 +50,7 @@ public struct RuntimeServer: Service {
         LiveRoutes.add(to: router, live: live, options: options)
         let coordinator = runtime.coordinator
         ObserveRoutes.add(to: router, observability: observability, readiness: {
-            let connected = coordinator.transport.state == .connected
+            let connected = await coordinator.brokerView.connected
             let edges = await coordinator.currentPlan.edges
             let pending = edges.values.filter { $0 != .wired }.count
             let wiring = pending == 0 ? "graph wired (\(edges.count) edges)" : "\(pending) of \(edges.count) edges pending"

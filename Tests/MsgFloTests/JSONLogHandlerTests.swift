@@ -12,7 +12,7 @@ import Testing
         #expect(pipe(&fds) == 0)
         let write = fds[1]
         let handler: SafeLogHandler = {
-            var h = SafeLogHandler(JSONLogHandler(label: "test.json", fileDescriptor: write))
+            var h = SafeLogHandler(LineLogHandler(label: "test.json", format: .json, fileDescriptor: write))
             h.logLevel = .debug
             return h
         }()
@@ -62,10 +62,15 @@ import Testing
         #expect((objects[3]["metadata"] as? [String: Any])?["error.type"] != nil)
     }
 
-    @Test func stringsAreEscapedForJSON() {
-        var s = ""
-        JSONLogHandler.appendString(&s, "a\"b\\c\n\u{0}\u{7f}\u{2029}é🙂")
-        #expect(s == #""a\"b\\c\n\u0000\u007f\u2029é🙂""#)
+    @Test func linesAreJSONWhateverTheStrings() throws {
+        let hostile = "a\"b\\c\n\u{0}\u{7f}\u{2029}\u{1B}[31mé🙂"
+        let line = LineLogHandler.jsonLine(time: "t", level: .info, label: hostile, message: hostile,
+                                           metadata: [hostile: .array([.string(hostile), .dictionary([hostile: "v"])])])
+        #expect(line.hasSuffix("}\n") && line.dropLast().allSatisfy { $0 != "\n" })
+        #expect(!line.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" || $0.value == 0x2029 || $0.value == 0x7f })
+        let o = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(o["label"] as? String == hostile && o["message"] as? String == hostile)
+        #expect(((o["metadata"] as? [String: Any])?[hostile] as? [Any])?.first as? String == hostile)
     }
 
     @Test func formatsResolveFromOptionThenEnvironment() {

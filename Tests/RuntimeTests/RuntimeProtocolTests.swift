@@ -232,7 +232,8 @@ import Testing
                           "{\"protocol\":\"graph\",\"command\":\"addnode\",\"payload\":[]}", "{\"protocol\":\"nope\",\"command\":\"x\"}",
                           String(repeating: "[", count: 100_000)] {
                 c.sendText(frame)
-                let e = await c.next("runtime", timeout: .seconds(10)) { $0["command"] == "error" } ?? c.next("graph", timeout: .seconds(1)) { $0["command"] == "error" }
+                var e = await c.next("runtime", timeout: .seconds(10)) { $0["command"] == "error" }
+                if e == nil { e = await c.next("graph", timeout: .seconds(1)) { $0["command"] == "error" } }
                 #expect(e?["payload"]?["message"]?.stringValue != nil, "\(frame.prefix(60))")
             }
             // Still serving.

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import HummingbirdWSClient
 import Logging
 import MsgFlo
@@ -41,7 +42,7 @@ struct TempDir {
 /// `msgflo run --port 0 …` as a user runs it; learns the port from its start line.
 final class Daemon: Sendable {
     let process: Process
-    let output = Mutex("")
+    let output = Locked("")
     var log: String { output.withLock { $0 } }
 
     init(_ args: [String], broker: BrokerURL, in dir: TempDir) throws {
@@ -87,14 +88,14 @@ final class Daemon: Sendable {
 
 /// A WebSocket client of the runtime (hummingbird-websocket's client), with a log of what arrived.
 final class WSClient: Sendable {
-    let received = Mutex<[JSONValue]>([])
-    let raw = Mutex<[String]>([])
-    let cursor = Mutex(0)
+    let received = Locked<[JSONValue]>([])
+    let raw = Locked<[String]>([])
+    let cursor = Locked(0)
     let outgoing: AsyncStream<String>.Continuation
     let task: Task<Void, any Error>
-    let closed = Mutex(false)
+    let closed = Locked(false)
     /// The Sec-WebSocket-Protocol the server answered, when it did.
-    let subprotocol = Mutex<String?>(nil)
+    let subprotocol = Locked<String?>(nil)
 
     init(port: Int, path: String = "/", subprotocol requested: String? = "noflo") {
         let (stream, continuation) = AsyncStream<String>.makeStream()
@@ -181,3 +182,12 @@ final class WSClient: Sendable {
     }
 }
 
+
+/// A mutex in a class, so that closures can share it (a `Mutex` is not copyable and cannot be captured by value).
+final class Locked<T: Sendable>: Sendable {
+    private let mutex: Mutex<T>
+    init(_ value: T) { mutex = Mutex(value) }
+    func withLock<R: Sendable>(_ body: (inout T) throws -> R) rethrows -> R {
+        try mutex.withLock { v in try body(&v) }
+    }
+}
