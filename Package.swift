@@ -20,6 +20,14 @@ let package = Package(
         .executable(name: "msgflo-dump-message", targets: ["msgflo-dump-message"]),
         .executable(name: "msgflo-register", targets: ["msgflo-register"]),
         .executable(name: "msgflo-procfile", targets: ["msgflo-procfile"]),
+        .executable(name: "msgflo-register-foreign", targets: ["msgflo-register-foreign"]),
+        .executable(name: "msgflo-chaos", targets: ["msgflo-chaos"]),
+        .executable(name: "msgflo-bench-runtime", targets: ["msgflo-bench-runtime"]),
+        .executable(name: "msgflo", targets: ["msgflo"]),
+        .executable(name: "msgflo-graph", targets: ["msgflo-graph"]),
+        .executable(name: "msgflo-latency", targets: ["msgflo-latency"]),
+        .executable(name: "msgflo-bench-relay", targets: ["msgflo-bench-relay"]),
+        .executable(name: "msgflo-bench-coordinator", targets: ["msgflo-bench-coordinator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -37,6 +45,8 @@ let package = Package(
         // C bridges
         .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
         .target(name: "CRabbitMQ", linkerSettings: [.linkedLibrary("rabbitmq")]),
+        // fork/exec for the daemon's children, with PR_SET_PDEATHSIG set in the child (posix_spawn cannot).
+        .target(name: "CMsgFloSpawn"),
 
         // Pure Swift layers
         .target(name: "FBP", swiftSettings: swift6),
@@ -70,7 +80,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swift6),
         .target(name: "MsgFloCoordinator", dependencies: [
-            "MsgFlo", "FBP",
+            "MsgFlo", "FBP", "CMsgFloSpawn",
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -109,6 +119,8 @@ let package = Package(
         .executableTarget(name: "msgflo-dump-message", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-register", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-procfile", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
+        .executableTarget(name: "msgflo-chaos", dependencies: ["MsgFlo", "MsgFloAMQP", "MsgFloMQTT", "MsgFloTransports", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
+        .executableTarget(name: "msgflo-register-foreign", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-bench-relay", dependencies: ["MsgFlo", "MsgFloTransports", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
         .executableTarget(name: "msgflo", dependencies: [
             "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", "MsgFloCLI", "MsgFloRuntime", "MsgFloObserve",
@@ -117,6 +129,11 @@ let package = Package(
         ], swiftSettings: swift6),
         .executableTarget(name: "msgflo-bench-coordinator", dependencies: [
             "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: swift6),
+        .executableTarget(name: "msgflo-bench-runtime", dependencies: [
+            "MsgFlo", "MsgFloTransports", .product(name: "Logging", package: "swift-log"),
+            .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
         ], swiftSettings: swift6),
         .executableTarget(name: "msgflo-graph", dependencies: ["FBP", "MsgFlo", "MsgFloCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swift6),
 
@@ -144,7 +161,7 @@ let package = Package(
         .testTarget(name: "CoordinatorTests", dependencies: ["MsgFlo", "MsgFloCoordinator", "TestSupport"], swiftSettings: swift6),
         .testTarget(name: "ToolsTests", dependencies: ["MsgFlo", "MsgFloCoordinator", "MsgFloTools", "MsgFloTransports", "TestSupport", .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser"),
             "msgflo-setup", "msgflo-send-message", "msgflo-dump-message", "msgflo-register", "msgflo-procfile", "msgflo-participant",
-            "msgflo", "msgflo-graph"], swiftSettings: swift6),
+            "msgflo-register-foreign", "msgflo-graph", "msgflo"], swiftSettings: swift6),
         .testTarget(name: "CoordinatorIntegrationTests", dependencies: [
             "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", "TestSupport", "msgflo", "msgflo-participant",
             .product(name: "Logging", package: "swift-log"),

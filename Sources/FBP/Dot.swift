@@ -23,16 +23,16 @@ extension Graph {
         lines.append("  rankdir=LR;")
         lines.append("  node [shape=box, style=rounded, fontname=\"Helvetica\"];")
         lines.append("  edge [fontname=\"Helvetica\", fontsize=10];")
-        var known = Set<String>()
+        var known = Set<ScalarKey>()  // process ids, compared as everywhere in a graph
         for (id, p) in processes {
-            known.insert(id)
+            known.insert(ScalarKey(id))
             var label = id + "\n(" + (p.component ?? "no component") + ")"
             if let md = p.metadata, !md.isEmpty { label += "\n" + JSONWriter.string(.object(md), indent: 0) }
             lines.append("  \(q("p:" + id)) [label=\(q(label))\(p.component == nil ? ", color=red" : "")];")
         }
         func ref(_ id: String) -> String {
-            if !known.contains(id) {
-                known.insert(id)
+            if !known.contains(ScalarKey(id)) {
+                known.insert(ScalarKey(id))
                 lines.append("  \(q("p:" + id)) [label=\(q(id + "\n(undefined)")), color=red, style=dashed];")
             }
             return q("p:" + id)

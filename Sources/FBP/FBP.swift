@@ -4,21 +4,33 @@ public struct ParseOptions: Sendable {
     public var caseSensitive: Bool
     /// Run the post-parse checks of fbp-dsl.md §9.2.
     public var validateContents: Bool
+    /// How many warnings to report at most; past it, one more warning counts the rest (`omittedWarnings`).
+    /// Messages of warnings past the limit are never made, so millions of them cost little.
+    public var warningLimit: Int
 
-    public init(caseSensitive: Bool = false, validateContents: Bool = true) {
+    public init(caseSensitive: Bool = false, validateContents: Bool = true, warningLimit: Int = 100) {
         self.caseSensitive = caseSensitive
         self.validateContents = validateContents
+        self.warningLimit = warningLimit
     }
 }
 
 /// A parsed graph and what the parser wants the user to know about it.
 public struct ParseResult: Sendable {
     public var graph: Graph
+    /// At most `ParseOptions.warningLimit` warnings in text order, then (if there were more) one that says how
+    /// many were left out.
     public var warnings: [Warning]
+    /// How many warnings were left out of `warnings`.
+    public var omittedWarnings: Int = 0
 }
 
 /// The `.fbp` language: parse text into a `Graph`, serialize a `Graph` back to text.
 public enum FBP {
+    /// The largest port index (`OUT[9007199254740991]`): 2^53 - 1, the largest integer a JSON number (and the
+    /// reference parser's JavaScript number) holds exactly. A larger one is an error.
+    public static let maxPortIndex = 9_007_199_254_740_991
+
     /// Parses `.fbp` text. Throws `FBPError` (syntax or validation).
     public static func parse(_ text: String, options: ParseOptions = ParseOptions()) throws -> ParseResult {
         var text = text
@@ -28,7 +40,7 @@ public enum FBP {
     /// Parses `.fbp` text given as UTF-8 bytes (which must be valid UTF-8).
     public static func parse(utf8: UnsafeBufferPointer<UInt8>, options: ParseOptions = ParseOptions()) throws -> ParseResult {
         let parsed = try read(utf8: utf8, options: options)
-        return ParseResult(graph: parsed.graph, warnings: parsed.warnings)
+        return ParseResult(graph: parsed.graph, warnings: parsed.warnings, omittedWarnings: parsed.omittedWarnings)
     }
 
     /// Parses (and validates) `.fbp` text given as UTF-8 bytes (which must be valid UTF-8), like
@@ -92,6 +104,8 @@ public enum FBP {
 public struct ParsedGraph: Sendable {
     /// The same warnings as `FBP.parse` gives.
     public let warnings: [Warning]
+    /// How many warnings were left out of `warnings` (see `ParseResult.omittedWarnings`).
+    public let omittedWarnings: Int
     let records: GraphRecords
 
     /// The graph, as `FBP.parse` gives it.
@@ -143,13 +157,16 @@ struct FBPReader {
     var defaultInId: Int32 = -1  // port name id of the default in-port, once interned
     var defaultOutId: Int32 = -1
 
-    var notes: [(Int, String)] = []
+    let notes: WarningCollector
+    /// Where the first port index too large for a JSON number was written into the graph.
+    var indexTooLarge: PortOcc? = nil
     /// The previous statement ended without a comma, comment or line break, so this one continues
     /// the same line (the reference reads juxtaposed statements without a word).
     var juxtaposed = false
 
     init(_ b: UnsafeBufferPointer<UInt8>, options: ParseOptions) {
-        g = GrammarParser(b, caseSensitive: options.caseSensitive)
+        g = GrammarParser(b, caseSensitive: options.caseSensitive, warningLimit: options.warningLimit)
+        notes = WarningCollector(limit: options.warningLimit)
         self.options = options
     }
 
@@ -181,20 +198,16 @@ struct FBPReader {
             var again = FBPReader(b, options: options)
             throw again.syntaxError()
         }
-        if options.validateContents { try validate() }
-        var all = notes + g.jsonNotes
-        var warnings: [Warning] = []
-        if !all.isEmpty {
-            if !g.jsonNotes.isEmpty && !notes.isEmpty {
-                all = all.enumerated().sorted { ($0.element.0, $0.offset) < ($1.element.0, $1.offset) }.map(\.element)
-            }
-            let idx = LineIndex(b)
-            warnings = all.map { Warning(message: $0.1, location: idx.location($0.0)) }
+        if let P = indexTooLarge {
+            let digits = excerpt(P.indexDigits.lowerBound, P.indexDigits.upperBound)
+            throw LineIndex(b).error(.syntax, "port index \(digits) is too large: the largest is \(FBP.maxPortIndex) (2^53 - 1, the largest integer a JSON number holds exactly)", at: P.indexDigits.lowerBound)
         }
+        if options.validateContents { try validate() }
+        let (warnings, omitted) = WarningCollector.merge(notes, g.jsonNotes, limit: options.warningLimit, bytes: b)
         let records = GraphRecords(caseSensitive: options.caseSensitive, nodeNames: nodeNames, portNames: portNames, compNames: compNames,
                                    procs: procs, metas: metas, edges: edges, edgeData: edgeData, inports: inports, outports: outports,
                                    properties: properties)
-        return ParsedGraph(warnings: warnings, records: records)
+        return ParsedGraph(warnings: warnings, omittedWarnings: omitted, records: records)
     }
 
     /// Parses with the furthest-failure bookkeeping, up to where the text stops parsing, and
@@ -253,9 +266,26 @@ struct FBPReader {
         return portNames[id]
     }
 
-    /// The port name id and index (-1 for none) of a written port, or of the default port.
-    mutating func portRef(_ p: PortOcc?, defaultPort: Bool) -> (Int32, Int32) {
-        if let p { return (portNameId(p.start, p.nameEnd), p.index.map { Int32(clamping: $0) } ?? -1) }
+    /// The port name id and index (-1 for none) of a written port, or of the default port. Indexes are kept as
+    /// written, like the reference does, up to `FBP.maxPortIndex`; a larger one is an error (`indexTooLarge`).
+    mutating func portRef(_ p: PortOcc?, defaultPort: Bool) -> (Int32, Int) {
+        if let p {
+            var index = p.smallIndex ?? -1
+            if p.hasIndex && index < 0 {
+                index = 0
+                for k in p.indexDigits {
+                    let (m, o1) = index.multipliedReportingOverflow(by: 10)
+                    let (a, o2) = m.addingReportingOverflow(Int(b[k] - 48))
+                    if o1 || o2 || a > FBP.maxPortIndex {
+                        if indexTooLarge == nil { indexTooLarge = p }
+                        index = 0
+                        break
+                    }
+                    index = a
+                }
+            }
+            return (portNameId(p.start, p.nameEnd), index)
+        }
         if defaultPort {
             if defaultInId < 0 { defaultInId = portNames.intern(options.caseSensitive ? defaultIn : defaultInFolded) }
             return (defaultInId, -1)
@@ -264,15 +294,21 @@ struct FBPReader {
         return (defaultOutId, -1)
     }
 
-    mutating func warn(_ at: Int, _ message: String) {
-        notes.append((at, message))
+    /// A warning at byte offset `at`. The message is made only if the warning will be reported.
+    @inline(__always) func warn(_ at: Int, _ message: @autoclosure () -> String) {
+        notes.add(at, message())
     }
 
-    /// Source text of a range with line breaks shown as spaces and long text cut, for messages.
+    /// Text quoted in a message, cut (see `Diagnostics.quote`).
+    @inline(__always) func q(_ s: String) -> String { Diagnostics.quote(s) }
+
+    /// Source text of a range for messages, with line breaks shown as spaces and long text cut (see
+    /// `Diagnostics.quote`): O(1) however long the range.
     func excerpt(_ s: Int, _ e: Int) -> String {
-        var t = str(s, min(e, s + 60))
-        if e > s + 60 { t += "…" }
-        return String(t.map { $0.isNewline ? " " : $0 })
+        var cut = min(e, s + 4 * Diagnostics.quoteLimit + 4)
+        while cut < e && b[cut] & 0xC0 == 0x80 { cut += 1 }  // whole characters
+        let q = Diagnostics.quote(str(s, cut))
+        return cut < e && !q.hasSuffix("…") ? q + "…" : q
     }
 
     // MARK: lines
@@ -401,7 +437,7 @@ struct FBPReader {
         let pub = portName(pe + 1, ue)
         let kind = inport ? "inport" : "outport"
         if let old = inport ? inports[pub] : outports[pub] {
-            warn(lineStart, "exported \(kind) \"\(pub)\" is defined again: \(old.process).\(old.port) is replaced by \(process).\(port) (the last definition wins)")
+            warn(lineStart, "exported \(kind) \"\(q(pub))\" is defined again: \(q(old.process + "." + old.port)) is replaced by \(q(process + "." + port)) (the last definition wins)")
         }
         if inport {
             inports[pub] = ExportedPort(process: process, port: port)
@@ -445,12 +481,12 @@ struct FBPReader {
         var props = properties ?? JSONObject()
         if key == "runtime" {
             if let old = props["environment"]?["type"]?.stringValue, old != value {
-                warn(at, "annotation @runtime given again: \"\(old)\" is replaced by \"\(value)\" (the last one wins)")
+                warn(at, "annotation @runtime given again: \"\(q(old))\" is replaced by \"\(q(value))\" (the last one wins)")
             }
             props["environment"] = .object(JSONObject([("type", .string(value))]))
         } else {
             if let old = props[key], old != .string(value) {
-                warn(at, "annotation @\(key) given again: \"\(old.javaScriptString)\" is replaced by \"\(value)\" (the last one wins)")
+                warn(at, "annotation @\(q(key)) given again: \"\(q(old.javaScriptString))\" is replaced by \"\(q(value))\" (the last one wins)")
             }
             props[key] = .string(value)
         }
@@ -485,7 +521,7 @@ struct FBPReader {
         } else {
             return
         }
-        warn(hash, "\"\(excerpt(hash, end))\" is read as a comment, not as annotation @\(key): \(reason)")
+        warn(hash, "\"\(excerpt(hash, end))\" is read as a comment, not as annotation @\(q(key)): \(reason)")
     }
 
     // MARK: nodes
@@ -528,7 +564,7 @@ struct FBPReader {
             let comp = compNames.intern(bytes(N.compStart, N.compEnd))
             let old = procs[i].comp
             if old >= 0 && old != comp {
-                warn(N.start, "node \"\(nodeNames[id])\" was declared with component \"\(compNames[old])\"; this declaration replaces it with \"\(compNames[comp])\" (the last one wins)")
+                warn(N.start, "node \"\(q(nodeNames[id]))\" was declared with component \"\(q(compNames[old]))\"; this declaration replaces it with \"\(q(compNames[comp]))\" (the last one wins)")
             }
             procs[i].comp = comp
         }
@@ -537,7 +573,7 @@ struct FBPReader {
             let old = procs[i].meta
             if old >= 0 {
                 if metas[Int(old)] != meta {
-                    warn(N.metaStart, "node \"\(nodeNames[id])\": this metadata replaces the metadata declared before (\(JSONWriter.string(.object(metas[Int(old)]), indent: 0)))")
+                    warn(N.metaStart, "node \"\(q(nodeNames[id]))\": this metadata replaces the metadata declared before (\(q(JSONWriter.string(.object(metas[Int(old)]), indent: 0))))")
                 }
                 metas[Int(old)] = meta
             } else {
@@ -580,18 +616,18 @@ struct FBPReader {
                 }
                 (vs, ve) = (eq1 + 1, eq2 < 0 ? itemEnd : eq2)
                 if eq2 >= 0 {
-                    warn(itemStart, "metadata \"\(str(itemStart, itemEnd))\": the text after the second \"=\" is ignored")
+                    warn(itemStart, "metadata \"\(excerpt(itemStart, itemEnd))\": the text after the second \"=\" is ignored")
                 }
             }
             if o.contains(key) {
-                warn(itemStart, "metadata key \"\(key)\" is given twice in one declaration; the last value wins")
+                warn(itemStart, "metadata key \"\(q(key))\" is given twice in one declaration; the last value wins")
             }
             if key == "x" || key == "y" {
                 let (d, used) = parseFloat(vs, ve)
                 if d.isNaN || d.isInfinite {
-                    warn(itemStart, "metadata \(key)=\"\(str(vs, ve))\" is not a finite number; it becomes null in the JSON graph")
+                    warn(itemStart, "metadata \(key)=\"\(excerpt(vs, ve))\" is not a finite number; it becomes null in the JSON graph")
                 } else if used != ve - vs {
-                    warn(itemStart, "metadata \(key)=\"\(str(vs, ve))\": only the number at the start is used (\(JSONWriter.numberText(d, json: true)))")
+                    warn(itemStart, "metadata \(key)=\"\(excerpt(vs, ve))\": only the number at the start is used (\(JSONWriter.numberText(d, json: true)))")
                 }
                 o[key] = .number(d)
             } else {
@@ -635,15 +671,15 @@ struct FBPReader {
             if let P {
                 let port = str(P.start, P.end)
                 if N.kind == .ref {
-                    warn(P.start, "\"\(port) \(name)\" does nothing: a port and node without \"->\" make no connection")
+                    warn(P.start, "\"\(q(port + " " + name))\" does nothing: a port and node without \"->\" make no connection")
                 } else {
-                    warn(P.start, "port \"\(port)\" is ignored: a statement without \"->\" only declares a node")
+                    warn(P.start, "port \"\(q(port))\" is ignored: a statement without \"->\" only declares a node")
                 }
             } else if N.kind == .ref {
                 if juxtaposed {
-                    warn(N.start, "\"\(name)\" is ignored: text after a statement on the same line is read as a separate statement")
+                    warn(N.start, "\"\(q(name))\" is ignored: text after a statement on the same line is read as a separate statement")
                 } else {
-                    warn(N.start, "\"\(name)\" alone does nothing: a node name without a component or \"->\"")
+                    warn(N.start, "\"\(q(name))\" alone does nothing: a node name without a component or \"->\"")
                 }
             }
             return
@@ -661,10 +697,10 @@ struct FBPReader {
                     if let inP {
                         let port = str(inP.start, inP.end)
                         var hint = ""
-                        if N.kind == .anonymous && inP.index == nil {
-                            hint = " (did you mean \"\(port)\(str(N.start, N.compEnd + 1))\"? A space before \"(\" makes \"\(port)\" a port)"
+                        if N.kind == .anonymous && !inP.hasIndex {
+                            hint = " (did you mean \"\(q(port + str(N.start, N.compEnd + 1)))\"? A space before \"(\" makes \"\(q(port))\" a port)"
                         }
-                        warn(inP.start, "in-port \"\(port)\" before the first node of a connection is ignored\(hint)")
+                        warn(inP.start, "in-port \"\(q(port))\" before the first node of a connection is ignored\(hint)")
                     }
                 } else if hasPending {
                     (pending.tgtPort, pending.tgtIndex) = portRef(inP, defaultPort: true)
@@ -681,7 +717,7 @@ struct FBPReader {
                 if i > 0 {
                     let name = nodeNames[id]
                     let text = excerpt(N.start, P?.end ?? N.end)
-                    warn(N.start, "the connection into \"\(text)\" is dropped: in the middle of a connection a node needs an in-port and an out-port, like \"IN \(name) OUT\" (or a component, like \"\(name)()\")")
+                    warn(N.start, "the connection into \"\(text)\" is dropped: in the middle of a connection a node needs an in-port and an out-port, like \"IN \(q(name)) OUT\" (or a component, like \"\(q(name))()\")")
                 }
                 (pending.srcPort, pending.srcIndex) = portRef(P, defaultPort: false)
                 pending.srcNode = id
@@ -732,30 +768,28 @@ struct FBPReader {
 
     func validate() throws {
         func fail(_ at: Int, _ message: String) -> FBPError {
-            let idx = LineIndex(b)
-            return FBPError(kind: .validation, message: message, location: idx.location(at),
-                            sourceLine: idx.lineText(containing: at), expected: [], found: nil)
+            LineIndex(b).error(.validation, message, at: at)
         }
         for p in procs where p.comp < 0 {
-            throw fail(Int(p.pos), "Node \"\(nodeNames[p.name])\" does not have a component defined")
+            throw fail(Int(p.pos), "Node \"\(q(nodeNames[p.name]))\" does not have a component defined")
         }
         func undefined(_ id: Int32?) -> Bool { id.map { procOfName[Int($0)] < 0 } ?? true }
         for (pub, e) in inports where undefined(exportIds["i:" + pub]) {
-            throw fail(inportPos[pub] ?? 0, "Inport \"\(pub)\" is connected to an undefined target node \"\(e.process)\"")
+            throw fail(inportPos[pub] ?? 0, "Inport \"\(q(pub))\" is connected to an undefined target node \"\(q(e.process))\"")
         }
         for (pub, e) in outports where undefined(exportIds["o:" + pub]) {
-            throw fail(outportPos[pub] ?? 0, "Outport \"\(pub)\" is connected to an undefined source node \"\(e.process)\"")
+            throw fail(outportPos[pub] ?? 0, "Outport \"\(q(pub))\" is connected to an undefined source node \"\(q(e.process))\"")
         }
         for c in edges {
             if procOfName[Int(c.tgtNode)] < 0 {
                 let tgt = nodeNames[c.tgtNode]
                 if c.srcNode < 0 {
-                    throw fail(Int(c.tgtPos), "IIP containing \"\(edgeData[Int(c.srcPort)].javaScriptString)\" is connected to an undefined target node \"\(tgt)\"")
+                    throw fail(Int(c.tgtPos), "IIP containing \"\(q(edgeData[Int(c.srcPort)].javaScriptString))\" is connected to an undefined target node \"\(q(tgt))\"")
                 }
-                throw fail(Int(c.tgtPos), "Edge from \"\(nodeNames[c.srcNode])\" port \"\(portNames[c.srcPort])\" is connected to an undefined target node \"\(tgt)\"")
+                throw fail(Int(c.tgtPos), "Edge from \"\(q(nodeNames[c.srcNode]))\" port \"\(q(portNames[c.srcPort]))\" is connected to an undefined target node \"\(q(tgt))\"")
             }
             if c.srcNode >= 0 && procOfName[Int(c.srcNode)] < 0 {
-                throw fail(Int(c.srcPos), "Edge to \"\(nodeNames[c.tgtNode])\" port \"\(portNames[c.tgtPort])\" is connected to an undefined source node \"\(nodeNames[c.srcNode])\"")
+                throw fail(Int(c.srcPos), "Edge to \"\(q(nodeNames[c.tgtNode]))\" port \"\(q(portNames[c.tgtPort]))\" is connected to an undefined source node \"\(q(nodeNames[c.srcNode]))\"")
             }
         }
     }
@@ -783,25 +817,25 @@ struct GraphRecords: Sendable {
         let comps = compNames.allNames()
         var keys: [String] = []
         var values: [Process] = []
-        var index = [String: Int](minimumCapacity: procs.count)
+        var index = [ScalarKey: Int](minimumCapacity: procs.count)
         keys.reserveCapacity(procs.count)
         values.reserveCapacity(procs.count)
         for (i, p) in procs.enumerated() {
             let name = names[Int(p.name)]
             keys.append(name)
             values.append(Process(component: p.comp < 0 ? nil : comps[Int(p.comp)], metadata: p.meta < 0 ? nil : metas[Int(p.meta)]))
-            index[name] = i
+            index[ScalarKey(name)] = i
         }
         graph.processes = OrderedMap(keys: keys, values: values, index: index)
         let ports = portNames.allNames()
         var connections: [Connection] = []
         connections.reserveCapacity(edges.count)
         for e in edges {
-            let tgt = PortRef(process: names[Int(e.tgtNode)], port: ports[Int(e.tgtPort)], index: e.tgtIndex < 0 ? nil : Int(e.tgtIndex))
+            let tgt = PortRef(process: names[Int(e.tgtNode)], port: ports[Int(e.tgtPort)], index: e.tgtIndex < 0 ? nil : e.tgtIndex)
             if e.srcNode < 0 {
                 connections.append(Connection(data: edgeData[Int(e.srcPort)], tgt: tgt))
             } else {
-                let src = PortRef(process: names[Int(e.srcNode)], port: ports[Int(e.srcPort)], index: e.srcIndex < 0 ? nil : Int(e.srcIndex))
+                let src = PortRef(process: names[Int(e.srcNode)], port: ports[Int(e.srcPort)], index: e.srcIndex < 0 ? nil : e.srcIndex)
                 connections.append(Connection(src: src, tgt: tgt))
             }
         }
@@ -856,7 +890,7 @@ struct RecordsView: GraphJSONView {
     @inline(__always) func src(_ i: Int) -> PortView<NameRef>? {
         let e = edges[i]
         if e.srcNode < 0 { return nil }
-        return PortView(process: nodes[e.srcNode], port: ports[e.srcPort], index: e.srcIndex < 0 ? nil : Int(e.srcIndex))
+        return PortView(process: nodes[e.srcNode], port: ports[e.srcPort], index: e.srcIndex < 0 ? nil : e.srcIndex)
     }
     func data(_ i: Int) -> JSONValue? {
         let e = edges[i]
@@ -865,7 +899,7 @@ struct RecordsView: GraphJSONView {
     }
     @inline(__always) func tgt(_ i: Int) -> PortView<NameRef> {
         let e = edges[i]
-        return PortView(process: nodes[e.tgtNode], port: ports[e.tgtPort], index: e.tgtIndex < 0 ? nil : Int(e.tgtIndex))
+        return PortView(process: nodes[e.tgtNode], port: ports[e.tgtPort], index: e.tgtIndex < 0 ? nil : e.tgtIndex)
     }
     func connectionMetadata(_ i: Int) -> JSONObject? { nil }
 }
@@ -891,10 +925,10 @@ struct ProcRecord {
 struct EdgeRecord {
     var srcNode: Int32 = -1
     var srcPort: Int32 = -1
-    var srcIndex: Int32 = -1
     var tgtNode: Int32 = -1
     var tgtPort: Int32 = -1
-    var tgtIndex: Int32 = -1
+    var srcIndex = -1
+    var tgtIndex = -1
     var srcPos: Int32 = 0
     var tgtPos: Int32 = 0
 }

@@ -1,12 +1,13 @@
 /// A map that keeps keys in insertion order. Assigning an existing key replaces the value in place.
+/// Keys are compared by their Unicode scalars, as JavaScript compares them (see `ScalarKey`).
 public struct OrderedMap<Value: Sendable>: Sendable, Sequence {
     public internal(set) var keys: [String] = []
     public internal(set) var values: [Value] = []
-    var index: [String: Int] = [:]
+    var index: [ScalarKey: Int] = [:]
 
     public init() {}
 
-    init(keys: [String], values: [Value], index: [String: Int]) {
+    init(keys: [String], values: [Value], index: [ScalarKey: Int]) {
         self.keys = keys
         self.values = values
         self.index = index
@@ -16,26 +17,26 @@ public struct OrderedMap<Value: Sendable>: Sendable, Sequence {
     public var isEmpty: Bool { keys.isEmpty }
 
     public subscript(key: String) -> Value? {
-        get { index[key].map { values[$0] } }
+        get { index[ScalarKey(key)].map { values[$0] } }
         set {
-            if let i = index[key] {
+            if let i = index[ScalarKey(key)] {
                 if let newValue {
                     values[i] = newValue
                 } else {
                     keys.remove(at: i)
                     values.remove(at: i)
                     index = [:]
-                    for (j, k) in keys.enumerated() { index[k] = j }
+                    for (j, k) in keys.enumerated() { index[ScalarKey(k)] = j }
                 }
             } else if let newValue {
-                index[key] = keys.count
+                index[ScalarKey(key)] = keys.count
                 keys.append(key)
                 values.append(newValue)
             }
         }
     }
 
-    public func position(of key: String) -> Int? { index[key] }
+    public func position(of key: String) -> Int? { index[ScalarKey(key)] }
 
     mutating func reserveCapacity(_ n: Int) {
         keys.reserveCapacity(n)
@@ -226,7 +227,7 @@ extension Graph {
             guard let o = try obj(v, path) else { throw bad("\(path) is missing") }
             var index: Int? = nil
             if let iv = o["index"], !iv.isNull {
-                guard let d = iv.numberValue, d == d.rounded(), abs(d) < 9e15 else { throw bad("\(path).index must be an integer") }
+                guard let d = iv.numberValue, d == d.rounded(), abs(d) <= Double(FBP.maxPortIndex) else { throw bad("\(path).index must be an integer") }
                 index = Int(d)
             }
             return PortRef(process: try str(o["process"], "\(path).process"), port: try str(o["port"], "\(path).port"), index: index)

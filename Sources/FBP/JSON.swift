@@ -4,7 +4,8 @@
 /// A JSON value. Objects keep their keys in insertion order.
 ///
 /// Equality is by value, the way the conformance tests compare graphs: object key order does not
-/// matter, numbers compare numerically (and NaN equals NaN, because both print as `null`).
+/// matter, numbers compare numerically (and NaN equals NaN, because both print as `null`), strings
+/// by their Unicode scalars (as JavaScript compares them, not by canonical equivalence).
 public enum JSONValue: Sendable {
     case null
     case bool(Bool)
@@ -14,12 +15,40 @@ public enum JSONValue: Sendable {
     case object(JSONObject)
 }
 
+/// A String compared and hashed by its Unicode scalars (its UTF-8 bytes), as JavaScript compares strings,
+/// rather than by canonical equivalence as Swift's `String ==` does: "\u{2126}" (OHM SIGN) and "\u{3A9}" (GREEK
+/// CAPITAL LETTER OMEGA), or "é" precomposed and decomposed, are different keys.
+struct ScalarKey: Hashable, Sendable {
+    let string: String
+    init(_ string: String) { self.string = string }
+
+    static func == (a: ScalarKey, b: ScalarKey) -> Bool { sameScalars(a.string, b.string) }
+
+    func hash(into hasher: inout Hasher) {
+        var s = string
+        s.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+    }
+}
+
+/// Whether two strings have the same Unicode scalars (not only canonically equivalent ones).
+@inline(__always) func sameScalars(_ a: String, _ b: String) -> Bool {
+    let x = a.utf8, y = b.utf8
+    guard x.count == y.count else { return false }
+    if let r = x.withContiguousStorageIfAvailable({ p in
+        y.withContiguousStorageIfAvailable { q in p.count == 0 || memcmp(p.baseAddress!, q.baseAddress!, p.count) == 0 }
+    }), let r {
+        return r
+    }
+    return x.elementsEqual(y)
+}
+
 /// A JSON object whose keys keep insertion order. Setting an existing key replaces its value in
-/// place (like assigning a property in JavaScript).
+/// place (like assigning a property in JavaScript). Keys are compared by their Unicode scalars, as
+/// JavaScript does (see `ScalarKey`), not by canonical equivalence.
 public struct JSONObject: Sendable, Sequence {
     public private(set) var keys: [String] = []
     public private(set) var values: [JSONValue] = []
-    private var index: [String: Int]? = nil  // built once the object grows past a few keys
+    private var index: [ScalarKey: Int]? = nil  // built once the object grows past a few keys
 
     public init() {}
 
@@ -36,8 +65,8 @@ public struct JSONObject: Sendable, Sequence {
     }
 
     func position(of key: String) -> Int? {
-        if let index { return index[key] }
-        for i in keys.indices where keys[i] == key { return i }
+        if let index { return index[ScalarKey(key)] }
+        for i in keys.indices where sameScalars(keys[i], key) { return i }
         return nil
     }
 
@@ -59,7 +88,7 @@ public struct JSONObject: Sendable, Sequence {
                 keys.append(key)
                 values.append(newValue)
                 if index != nil {
-                    index![key] = keys.count - 1
+                    index![ScalarKey(key)] = keys.count - 1
                 } else if keys.count > 8 {
                     rebuildIndex()
                 }
@@ -68,8 +97,8 @@ public struct JSONObject: Sendable, Sequence {
     }
 
     private mutating func rebuildIndex() {
-        var d = [String: Int](minimumCapacity: keys.count * 2)
-        for (i, k) in keys.enumerated() { d[k] = i }
+        var d = [ScalarKey: Int](minimumCapacity: keys.count * 2)
+        for (i, k) in keys.enumerated() { d[ScalarKey(k)] = i }
         index = d
     }
 
@@ -94,7 +123,7 @@ extension JSONValue: Equatable {
         case (.null, .null): return true
         case let (.bool(x), .bool(y)): return x == y
         case let (.number(x), .number(y)): return x == y || (x.isNaN && y.isNaN)
-        case let (.string(x), .string(y)): return x == y
+        case let (.string(x), .string(y)): return sameScalars(x, y)
         case let (.array(x), .array(y)): return x == y
         case let (.object(x), .object(y)): return x == y
         default: return false

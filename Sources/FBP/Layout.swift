@@ -334,7 +334,10 @@ extension GraphLayout {
             case 0x0A: piece = "\\n"
             case 0x0D: piece = "\\r"
             case 0x09: piece = "\\t"
-            case 0..<0x20, 0x7F..<0xA0, 0xFFFE, 0xFFFF: piece = "\\u{" + String(u.value, radix: 16) + "}"
+            case 0..<0x20, 0x7F..<0xA0, 0xFFFE, 0xFFFF, 0x2028, 0x2029, 0x202A...0x202E, 0x2066...0x2069:
+                // As SafeText writes them in logs: \u001b
+                let hex = String(u.value, radix: 16)
+                piece = "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
             default: piece = String(u)
             }
             if count + piece.count > max {

@@ -104,18 +104,24 @@ nonisolated(unsafe) let classBits: UnsafePointer<UInt8> = {
 }()
 
 /// A port written in the source. Offsets are stored as Int32 to keep chain elements small (inputs
-/// are limited to 2 GiB).
+/// are limited to 2 GiB); so is the index, unless it is larger, when it is read again from the text
+/// (`FBPReader.portRef`).
 struct PortOcc {
     private var s, ne, e, idx: Int32
     var start: Int { Int(s) }
     var nameEnd: Int { Int(ne) }
     var end: Int { Int(e) }
-    var index: Int? { idx < 0 ? nil : Int(idx) }
-    init(start: Int, nameEnd: Int, index: Int?, end: Int) {
+    var hasIndex: Bool { idx != -1 }
+    /// The index if one was written and it fits in an Int32, else nil.
+    var smallIndex: Int? { idx < 0 ? nil : Int(idx) }
+    /// The digits of the index: between "[" and "]".
+    var indexDigits: Range<Int> { (nameEnd + 1)..<(end - 1) }
+    /// `index` -1 for none; larger than Int32.max for one that must be read again from the text.
+    init(start: Int, nameEnd: Int, index: Int, end: Int) {
         s = Int32(truncatingIfNeeded: start)
         ne = Int32(truncatingIfNeeded: nameEnd)
         e = Int32(truncatingIfNeeded: end)
-        idx = index.map { Int32(clamping: $0) } ?? -1
+        idx = index > Int(Int32.max) ? -2 : Int32(index)
     }
 }
 
@@ -187,11 +193,12 @@ struct GrammarParser {
     /// JSON IIP values of the current statement.
     var iipValues: [JSONValue] = []
 
-    /// Warnings found while reading JSON values: (offset, message).
-    var jsonNotes: [(Int, String)] = []
+    /// Warnings found while reading JSON values.
+    let jsonNotes: WarningCollector
 
-    init(_ b: UnsafeBufferPointer<UInt8>, caseSensitive: Bool) {
+    init(_ b: UnsafeBufferPointer<UInt8>, caseSensitive: Bool, warningLimit: Int = 0) {
         self.b = b
+        jsonNotes = WarningCollector(limit: warningLimit)
         self.n = b.count
         self.cls = classBits
         self.caseSensitive = caseSensitive
@@ -210,9 +217,7 @@ struct GrammarParser {
 
     func syntaxError(kind: FBPError.Kind) -> FBPError {
         if let at = depthError {
-            let idx = LineIndex(b)
-            return FBPError(kind: kind, message: "JSON value nested more than \(GrammarParser.maxJSONDepth) levels deep",
-                            location: idx.location(at), sourceLine: idx.lineText(containing: at), expected: [], found: nil)
+            return LineIndex(b).error(kind, "JSON value nested more than \(GrammarParser.maxJSONDepth) levels deep", at: at)
         }
         var descs = Expect.allCases.filter { expected & (1 << UInt64($0.rawValue)) != 0 }.map(\.text)
         descs.sort { Array($0.utf16).lexicographicallyPrecedes(Array($1.utf16)) }
@@ -230,9 +235,7 @@ struct GrammarParser {
             list = descs.dropLast().joined(separator: ", ") + " or " + descs.last!
         }
         let message = "Expected \(list) but \(foundDesc) found."
-        let idx = LineIndex(b)
-        return FBPError(kind: kind, message: message, location: idx.location(maxFail),
-                        sourceLine: idx.lineText(containing: maxFail), expected: descs, found: found)
+        return LineIndex(b).error(kind, message, at: maxFail, expected: descs, found: found)
     }
 
     func decodeScalar(_ p: Int) -> (Unicode.Scalar, Int) {
@@ -374,7 +377,7 @@ struct GrammarParser {
                 }
                 fail(r, .digit)
                 if r < n && b[r] == UInt8(ascii: "]") {
-                    return PortOcc(start: p, nameEnd: q, index: overflow ? Int.max : value, end: r + 1)
+                    return PortOcc(start: p, nameEnd: q, index: overflow ? Int.max : value, end: r + 1)  // (see FBPReader.portRef)
                 }
                 fail(r, .rbracket)
             } else {
@@ -383,7 +386,7 @@ struct GrammarParser {
         } else {
             fail(q, .lbracket)
         }
-        return PortOcc(start: p, nameEnd: q, index: nil, end: q)
+        return PortOcc(start: p, nameEnd: q, index: -1, end: q)
     }
 
     /// `component`: returns (compEnd, metaStart, metaEnd, end) or nil. The component text starts at p+1.
@@ -660,7 +663,7 @@ struct GrammarParser {
                     }
                 case .object(var o, let key, let keyPos):
                     if o.contains(key) {
-                        jsonNotes.append((keyPos, "duplicate key \"\(key)\" in a JSON object: the last value wins"))
+                        jsonNotes.add(keyPos, "duplicate key \"\(Diagnostics.quote(key))\" in a JSON object: the last value wins")
                     }
                     o[key] = value
                     if q < n && b[q] == UInt8(ascii: ",") {
@@ -739,22 +742,22 @@ struct GrammarParser {
         }
         var out = [UInt8](b[(p + 1)..<q])
         var pendingHigh: UInt32? = nil
-        func flushHigh(_ out: inout [UInt8], _ notes: inout [(Int, String)], _ at: Int) {
+        func flushHigh(_ out: inout [UInt8], _ notes: WarningCollector, _ at: Int) {
             if pendingHigh != nil {
                 out.append(contentsOf: [0xEF, 0xBF, 0xBD])
-                notes.append((at, "a lone UTF-16 surrogate in a JSON string was replaced by U+FFFD"))
+                notes.add(at, "a lone UTF-16 surrogate in a JSON string was replaced by U+FFFD")
                 pendingHigh = nil
             }
         }
         while q < n {
             let c = b[q]
             if c == 34 {
-                flushHigh(&out, &jsonNotes, q)
+                flushHigh(&out, jsonNotes, q)
                 return (String(decoding: out, as: UTF8.self), q + 1)
             }
             if c < 0x20 { break }
             if c != 92 {
-                flushHigh(&out, &jsonNotes, q)
+                flushHigh(&out, jsonNotes, q)
                 out.append(c)
                 q += 1
                 continue
@@ -787,7 +790,7 @@ struct GrammarParser {
                 }
                 q += 6
                 if v >= 0xD800 && v < 0xDC00 {
-                    flushHigh(&out, &jsonNotes, q)
+                    flushHigh(&out, jsonNotes, q)
                     pendingHigh = v
                 } else if v >= 0xDC00 && v < 0xE000 {
                     if let h = pendingHigh {
@@ -796,10 +799,10 @@ struct GrammarParser {
                         pendingHigh = nil
                     } else {
                         pendingHigh = 0xDC00
-                        flushHigh(&out, &jsonNotes, q)
+                        flushHigh(&out, jsonNotes, q)
                     }
                 } else {
-                    flushHigh(&out, &jsonNotes, q)
+                    flushHigh(&out, jsonNotes, q)
                     out.append(contentsOf: Array(String(Character(Unicode.Scalar(v)!)).utf8))
                 }
                 continue
@@ -807,7 +810,7 @@ struct GrammarParser {
                 fail(p, .string)
                 return nil
             }
-            flushHigh(&out, &jsonNotes, q)
+            flushHigh(&out, jsonNotes, q)
             out.append(simple!)
             q += 2
         }

@@ -48,16 +48,17 @@ func isAnnotationValue(_ s: String) -> Bool {
 struct Serializer {
     let graph: Graph
     var out: [UInt8] = []
-    var warnings: [Warning] = []
-    var names: [String: String] = [:]  // process id → name written
+    let warnings = WarningCollector(limit: 100)
+    var names: [ScalarKey: String] = [:]  // process id → name written (ids compared as JavaScript does)
     var warnedPorts: Set<String> = []
 
     init(_ graph: Graph) {
         self.graph = graph
     }
 
-    mutating func warn(_ message: String) {
-        warnings.append(Warning(message: message, location: nil))
+    /// A warning; its message is made only if it will be reported.
+    func warn(_ message: @autoclosure () -> String) {
+        warnings.add(-1, message())
     }
 
     mutating func emit(_ s: String) { out.append(contentsOf: s.utf8) }
@@ -71,16 +72,17 @@ struct Serializer {
 
         // Declarations go where the reference puts components (first appearance in the
         // connections) when that reproduces the order of `processes`; otherwise up front.
+        // (Process ids are compared by their Unicode scalars, as everywhere in a graph: see `ScalarKey`.)
         var natural: [String] = []
-        var seen = Set<String>()
+        var seen = Set<ScalarKey>()
         for c in graph.connections {
-            if let s = c.src, graph.processes[s.process] != nil, seen.insert(s.process).inserted { natural.append(s.process) }
-            if graph.processes[c.tgt.process] != nil, seen.insert(c.tgt.process).inserted { natural.append(c.tgt.process) }
+            if let s = c.src, graph.processes[s.process] != nil, seen.insert(ScalarKey(s.process)).inserted { natural.append(s.process) }
+            if graph.processes[c.tgt.process] != nil, seen.insert(ScalarKey(c.tgt.process)).inserted { natural.append(c.tgt.process) }
         }
-        let unconnected = graph.processes.keys.filter { !seen.contains($0) }
+        let unconnected = graph.processes.keys.filter { !seen.contains(ScalarKey($0)) }
         natural += unconnected
-        var declared = Set<String>()
-        if natural != graph.processes.keys {
+        var declared = Set<ScalarKey>()
+        if !natural.elementsEqual(graph.processes.keys, by: sameScalars) {
             for id in graph.processes.keys {
                 emit(nodeText(id, declared: &declared))
                 emit("\n")
@@ -103,14 +105,14 @@ struct Serializer {
                 warn("the metadata of connection \(describe(c)) cannot be written in .fbp and is left out")
             }
         }
-        for id in unconnected where !declared.contains(id) {
+        for id in unconnected where !declared.contains(ScalarKey(id)) {
             emit(nodeText(id, declared: &declared))
             emit("\n")
         }
         if !graph.groups.isEmpty {
             warn("groups cannot be written in .fbp and are left out (\(graph.groups.count) group\(graph.groups.count == 1 ? "" : "s"))")
         }
-        return SerializeResult(text: String(decoding: out, as: UTF8.self), warnings: warnings)
+        return SerializeResult(text: String(decoding: out, as: UTF8.self), warnings: warnings.locationless())
     }
 
     func describe(_ c: Connection) -> String {
@@ -133,9 +135,9 @@ struct Serializer {
     mutating func assignNames() {
         var used = Set<String>()
         var all = graph.processes.keys
-        var extra = Set<String>()
+        var extra = Set<ScalarKey>()
         func note(_ id: String) {
-            if graph.processes[id] == nil && extra.insert(id).inserted { all.append(id) }
+            if graph.processes[id] == nil && extra.insert(ScalarKey(id)).inserted { all.append(id) }
         }
         for c in graph.connections {
             if let s = c.src { note(s.process) }
@@ -144,10 +146,10 @@ struct Serializer {
         for (_, e) in graph.inports { note(e.process) }
         for (_, e) in graph.outports { note(e.process) }
         for id in all where isValidNodeName(id) {
-            names[id] = id
+            names[ScalarKey(id)] = id
             used.insert(id)
         }
-        for id in all where names[id] == nil {
+        for id in all where names[ScalarKey(id)] == nil {
             var candidates = [referenceName(id)]
             if let slash = id.lastIndex(of: "/") { candidates.append(String(id[id.index(after: slash)...])) }
             var chosen = candidates.first { isValidNodeName($0) && !used.contains($0) }
@@ -164,16 +166,16 @@ struct Serializer {
                 }
                 chosen = candidate
             }
-            names[id] = chosen!
+            names[ScalarKey(id)] = chosen!
             used.insert(chosen!)
             warn("process \"\(id)\" is written as \"\(chosen!)\": its name is not a valid .fbp node name")
         }
     }
 
     /// The node as written in a statement: with its component (and metadata) the first time.
-    mutating func nodeText(_ id: String, declared: inout Set<String>) -> String {
-        let name = names[id] ?? id
-        guard let p = graph.processes[id], declared.insert(id).inserted else { return name }
+    mutating func nodeText(_ id: String, declared: inout Set<ScalarKey>) -> String {
+        let name = names[ScalarKey(id)] ?? id
+        guard let p = graph.processes[id], declared.insert(ScalarKey(id)).inserted else { return name }
         var inner = ""
         if let comp = p.component {
             if !isValidComponent(comp) {
@@ -271,7 +273,7 @@ struct Serializer {
 
     mutating func writeExports(_ m: OrderedMap<ExportedPort>, keyword: String, kind: String) {
         for (pub, e) in m {
-            let name = names[e.process] ?? e.process
+            let name = names[ScalarKey(e.process)] ?? e.process
             if !isValidPortName(pub) { warn("exported \(kind) name \"\(pub)\" is not a valid .fbp port name; the output will not parse") }
             if !isValidPortName(e.port) { warn("port \"\(e.port)\" of exported \(kind) \"\(pub)\" is not a valid .fbp port name; the output will not parse") }
             var port = e.port, public_ = pub

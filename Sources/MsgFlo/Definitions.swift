@@ -50,6 +50,10 @@ public struct ParticipantDefinition: Sendable, Hashable {
     public var inqueue: String?
     /// This project's extension: the coordinator commands the participant supports.
     public var capabilities: [String]?
+    /// This project's extension: when this announcement was sent, in seconds since the Unix epoch by the sender's
+    /// clock (`timestamp` on the wire, in milliseconds). Not part of the participant's identity: two announcements
+    /// that differ only in it are equal.
+    public var timestamp: Double?
 
     public init(id: String, role: String, component: String, label: String = "", icon: String = "file-word-o",
                 inports: [PortDefinition] = [], outports: [PortDefinition] = [], heartbeat: Double? = nil,
@@ -64,6 +68,20 @@ public struct ParticipantDefinition: Sendable, Hashable {
         self.heartbeat = heartbeat
         self.inqueue = inqueue
         self.capabilities = capabilities
+    }
+
+    public static func == (a: ParticipantDefinition, b: ParticipantDefinition) -> Bool {
+        a.id == b.id && a.role == b.role && a.component == b.component && a.label == b.label && a.icon == b.icon
+            && a.inports == b.inports && a.outports == b.outports && a.heartbeat == b.heartbeat
+            && a.inqueue == b.inqueue && a.capabilities == b.capabilities
+    }
+
+    public func hash(into h: inout Hasher) {
+        h.combine(id)
+        h.combine(role)
+        h.combine(component)
+        h.combine(inports)
+        h.combine(outports)
     }
 
     public func inport(_ id: String) -> PortDefinition? { inports.first { $0.id == id } }
@@ -131,6 +149,7 @@ extension ParticipantDefinition {
         if let heartbeat { o["heartbeat"] = heartbeat.rounded() == heartbeat ? .int(Int(heartbeat)) : .double(heartbeat) }
         if let inqueue { o["inqueue"] = .string(inqueue) }
         if let capabilities { o["capabilities"] = .array(capabilities.map(JSONValue.string)) }
+        if let timestamp, timestamp.isFinite, timestamp >= 0 { o["timestamp"] = .int(Int((timestamp * 1000).rounded())) }
         return .object(o)
     }
 
@@ -192,6 +211,12 @@ extension ParticipantDefinition {
             }
             self.capabilities = caps
         case let other?: throw MsgFloError(.invalidMessage, "participant '\(id)': 'capabilities' must be an array, got \(other.kindName)")
+        }
+        switch o["timestamp"] {
+        case nil, .null?: self.timestamp = nil
+        case let v? where v.doubleValue != nil && v.doubleValue! >= 0 && v.doubleValue! < 1e15:
+            self.timestamp = v.doubleValue! / 1000
+        case let other?: throw MsgFloError(.invalidMessage, "participant '\(id)': 'timestamp' must be milliseconds since 1970, got \(other.serialized.prefix(40))")
         }
     }
 }

@@ -22,6 +22,15 @@ public struct MsgFloError: Error, CustomStringConvertible, Sendable, Equatable {
         public static let protocolError = Code("protocol error")
         public static let tls = Code("TLS")
         public static let unsupported = Code("unsupported")
+        /// The other end does not speak the protocol asked for (plain AMQP or MQTT to a TLS port, or to another
+        /// service).
+        public static let wrongProtocol = Code("wrong protocol")
+    }
+
+    /// A failure to connect that trying again will not cure: refused credentials or virtual host, TLS
+    /// verification, the wrong protocol for the port. Programs starting up report it and exit rather than retry.
+    public var isConfigurationError: Bool {
+        code == .accessRefused || code == .tls || code == .wrongProtocol
     }
 
     public let code: Code

@@ -37,10 +37,14 @@ public enum SafeText {
     }
 
     /// Bytes shown as text: valid UTF-8 as ``escape(_:limit:)`` shows it, each byte of an invalid sequence as `\xNN`.
-    public static func escape(bytes: some Collection<UInt8>, limit: Int? = defaultLimit) -> String {
+    public static func escape(bytes: some Collection<UInt8>, limit: Int? = defaultLimit, keepingTabs: Bool = false)
+        -> String
+    {
         let bytes = Array(bytes)
-        if let text = String(validating: bytes, as: UTF8.self) { return escape(text, limit: limit) }
-        var out = Writer(limit: limit, total: bytes.count)
+        if let text = String(validating: bytes, as: UTF8.self) {
+            return escape(text, limit: limit, keepingTabs: keepingTabs)
+        }
+        var out = Writer(limit: limit, total: bytes.count, keepingTabs: keepingTabs)
         var i = 0
         while i < bytes.count {
             if let (scalar, length) = decodeScalar(bytes, at: i) {

@@ -140,6 +140,18 @@ public protocol Transport: AnyObject, Sendable {
     func send(toOutport queue: String, _ message: Message) async throws
     /// Sends straight into an inport queue (AMQP: default exchange, routing key `Q`; MQTT: topic `Q`).
     func send(toInport queue: String, _ message: Message) async throws
+    /// The same, with a time to live: AMQP sets the message's `expiration`, so the broker drops it once it has waited
+    /// that long in the queue. Brokers without per-message expiry (MQTT 3.1.1) send it as it is (the default).
+    func send(toInport queue: String, _ message: Message, expiration: Duration?) async throws
+
+    /// Sends straight into an inport queue like ``send(toInport:_:)``, and waits until the broker has taken it.
+    /// AMQP publishes it mandatory: when no queue takes it (a typo in the name), the broker returns it and this
+    /// fails with `.notFound`. Where the broker cannot tell (MQTT), the default just sends.
+    func sendRouted(toInport queue: String, _ message: Message) async throws
+
+    /// Whether an exchange (an AMQP outport) of that name exists, asked without creating it; nil where the broker
+    /// has no such thing (MQTT, the default).
+    func exchangeExists(_ name: String) async throws -> Bool?
 
     /// Consumes a queue (MQTT: subscribes the topic) with manual acknowledgement.
     func consume(_ queue: String, options: ConsumeOptions) async throws -> Subscription
@@ -167,10 +179,26 @@ public protocol Transport: AnyObject, Sendable {
     /// a consumer between the thread's network reads and writes, with no thread hand-over per message (see
     /// ``IOThreadExecutor``). Nil when the transport has none (then consumers run on the global executor).
     var preferredExecutor: (any TaskExecutor)? { get }
+
+    /// True when deliveries a consumer leaves unsettled go back to the queue (AMQP: when the consumer or the
+    /// connection goes). False for MQTT: what was read is acknowledged already, so a consumer that stops must still
+    /// handle what it was given (the participant SDK does).
+    var redeliversUnsettled: Bool { get }
 }
 
 extension Transport {
     public var preferredExecutor: (any TaskExecutor)? { nil }
+    public var redeliversUnsettled: Bool { true }
+
+    public func send(toInport queue: String, _ message: Message, expiration: Duration?) async throws {
+        try await send(toInport: queue, message)
+    }
+
+    public func sendRouted(toInport queue: String, _ message: Message) async throws {
+        try await send(toInport: queue, message)
+    }
+
+    public func exchangeExists(_ name: String) async throws -> Bool? { nil }
 
     public func declareInport(_ queue: String) async throws { try await declareInport(queue, options: QueueOptions()) }
     public func declareOutport(_ queue: String) async throws { try await declareOutport(queue, options: QueueOptions()) }
@@ -195,9 +223,12 @@ extension Transport {
         }
     }
 
-    /// Announces a participant on the discovery queue.
+    /// Announces a participant on the discovery queue. A definition with a `heartbeat` expires after that period
+    /// (AMQP per-message `expiration`): an announcement nobody read in time says nothing true any more, and would
+    /// otherwise wait in the durable `fbp` queue for a later coordinator as a ghost.
     public func announce(_ definition: ParticipantDefinition) async throws {
-        try await send(toInport: discoveryQueue, Discovery.message(for: definition))
+        let expiration = definition.heartbeat.map { Duration.milliseconds(Int64(($0 * 1000).rounded(.up))) }
+        try await send(toInport: discoveryQueue, Discovery.message(for: definition), expiration: expiration)
     }
 }
 

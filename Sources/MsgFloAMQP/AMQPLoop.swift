@@ -38,10 +38,20 @@ enum CallError: Error {
     case connectionLost(String)
     /// The broker closed the channel (it has been reopened): reply code and text.
     case channel(code: UInt16, text: String)
+    /// librabbitmq refused to encode the call (a name too long for a short string, …): nothing was written, the
+    /// connection is fine, the call fails alone.
+    case invalid(String)
+
+    /// librabbitmq statuses that say the arguments were bad, not the connection.
+    static func isArgumentStatus(_ rc: Int32) -> Bool {
+        rc == AMQP_STATUS_BAD_AMQP_DATA.rawValue || rc == AMQP_STATUS_INVALID_PARAMETER.rawValue
+            || rc == AMQP_STATUS_TABLE_TOO_BIG.rawValue
+    }
 
     func asMsgFloError(_ what: String, _ url: BrokerURL) -> MsgFloError {
         switch self {
         case .connectionLost(let why): MsgFloError(.connectionLost, "\(what) on \(url) failed: connection lost: \(why)")
+        case .invalid(let why): MsgFloError(.invalidArgument, "\(what) on \(url) refused by librabbitmq: \(why)")
         case .channel(let code, let text):
             MsgFloError(code == 404 ? .notFound : code == 406 ? .preconditionFailed : code == 403 ? .accessRefused
                                                   : .protocolError, "\(what) on \(url) failed: \(text)")
@@ -342,8 +352,14 @@ final class AMQPLoop: @unchecked Sendable {
             let code: MsgFloError.Code = rc == AMQP_STATUS_SSL_CONNECTION_FAILED.rawValue
                 || rc == AMQP_STATUS_SSL_ERROR.rawValue || rc == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED.rawValue
                 || rc == AMQP_STATUS_SSL_PEER_VERIFY_FAILED.rawValue ? .tls : .connectionFailed
-            let why = rc == AMQP_STATUS_TIMEOUT.rawValue ? "no answer within \(settings.timeouts.connect)"
+            var why = rc == AMQP_STATUS_TIMEOUT.rawValue ? "no answer within \(settings.timeouts.connect)"
                 : Self.statusText(rc)
+            if rc == AMQP_STATUS_SSL_PEER_VERIFY_FAILED.rawValue || rc == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED.rawValue {
+                why = "TLS verification of the broker's certificate failed (\(why); CA file "
+                    + "\(settings.caFile.map { "'\($0)'" } ?? "none"))"
+            } else if code == .tls {
+                why = "TLS handshake failed (\(why)): is this a TLS port? amqps:// needs one, amqp:// a plain one"
+            }
             throw MsgFloError(code, "cannot connect to \(url): \(why)")
         }
         let left = max(.milliseconds(200), settings.timeouts.connect - (ContinuousClock.now - started))
@@ -385,17 +401,24 @@ final class AMQPLoop: @unchecked Sendable {
            let p = reply.reply.decoded?.assumingMemoryBound(to: amqp_connection_close_t.self) {
             let text = Self.string(p.pointee.reply_text)
             if p.pointee.reply_code == 403 {
-                return MsgFloError(.accessRefused, "login to \(url) refused: \(text)")
+                return MsgFloError(.accessRefused, "login to \(url) refused (wrong user or password): \(text)")
             }
             if p.pointee.reply_code == 530 {
-                return MsgFloError(.accessRefused, "login to \(url) refused (virtual host '\(settings.url.vhost)'): \(text)")
+                return MsgFloError(.accessRefused, "login to \(url) refused (virtual host '\(settings.url.vhost)' unknown or not allowed): \(text)")
             }
             return MsgFloError(.connectionFailed, "login to \(url) failed: \(text)")
         }
         if reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION {
+            // RabbitMQ refuses a wrong user, password or vhost with connection.close (403, 530: above). A socket
+            // closed before any AMQP answer is another thing: no AMQP 0-9-1 server on that port, typically a TLS
+            // port spoken to in plain text.
             if reply.library_error == AMQP_STATUS_CONNECTION_CLOSED.rawValue
-                || reply.library_error == AMQP_STATUS_SOCKET_ERROR.rawValue {
-                return MsgFloError(.accessRefused, "login to \(url) refused: the broker closed the connection (wrong user or password?)")
+                || reply.library_error == AMQP_STATUS_SOCKET_ERROR.rawValue
+                || reply.library_error == AMQP_STATUS_BAD_AMQP_DATA.rawValue
+                || reply.library_error == AMQP_STATUS_UNEXPECTED_STATE.rawValue {
+                let hint = url.scheme == .amqps ? "not an AMQP port?"
+                    : "a TLS port? use amqps:// for it; or not an AMQP port"
+                return MsgFloError(.wrongProtocol, "cannot connect to \(url): the server closed the connection before the AMQP handshake (\(hint))")
             }
             if reply.library_error == AMQP_STATUS_TIMEOUT.rawValue {
                 return MsgFloError(.timeout, "login to \(url) timed out after \(settings.timeouts.connect)")
@@ -417,6 +440,7 @@ final class AMQPLoop: @unchecked Sendable {
         confirmedFlags.removeAll(keepingCapacity: true)
         unconfirmedHead = 0
         resend = again + resend
+        returned.removeAll()
         window.removeAll(keepingCapacity: true)
         head = 0
         unsentAck = 0
@@ -547,7 +571,14 @@ final class AMQPLoop: @unchecked Sendable {
                 conn = nil
             }
         }
-        let unsent = pendingConfirms + resend.count + publishBatch.count + core.shared.withLock { $0.publishes.count }
+        let queued = core.shared.withLock { s -> [Outgoing] in
+            defer { s.publishes = [] }
+            return s.publishes
+        }
+        let unsent = pendingConfirms + resend.count + publishBatch.count + queued.count
+        let closedError = MsgFloError(.closed, "transport to \(url) closed before the broker confirmed the message")
+        for i in unconfirmedHead..<unconfirmed.count where !confirmedFlags[i] { unconfirmed[i].waiter?.resume(.failure(closedError)) }
+        for o in resend + publishBatch + queued { o.waiter?.resume(.failure(closedError)) }
         if unsent > 0 {
             logger.warning("AMQP transport to \(url) closed with \(unsent) message(s) not confirmed by the broker")
         }
@@ -591,11 +622,29 @@ final class AMQPLoop: @unchecked Sendable {
         let rc = o.exchange.withCString { ex in
             o.routingKey.withCString { rk in
                 o.body.withUnsafeBytes { body in
-                    amqp_basic_publish(c, Channel.publish, amqp_cstring_bytes(ex), amqp_cstring_bytes(rk), 0, 0,
-                                       &properties,
-                                       amqp_bytes_t(len: body.count, bytes: UnsafeMutableRawPointer(mutating: body.baseAddress)))
+                    let bytes = amqp_bytes_t(len: body.count, bytes: UnsafeMutableRawPointer(mutating: body.baseAddress))
+                    let mandatory: amqp_boolean_t = o.waiter == nil ? 0 : 1
+                    guard let expiration = o.expiration else {
+                        return amqp_basic_publish(c, Channel.publish, amqp_cstring_bytes(ex), amqp_cstring_bytes(rk),
+                                                  mandatory, 0, &properties, bytes)
+                    }
+                    return expiration.withCString { exp in
+                        var props = properties
+                        props._flags |= 1 << 8  // AMQP_BASIC_EXPIRATION_FLAG
+                        props.expiration = amqp_cstring_bytes(exp)
+                        return amqp_basic_publish(c, Channel.publish, amqp_cstring_bytes(ex), amqp_cstring_bytes(rk),
+                                                  mandatory, 0, &props, bytes)
+                    }
                 }
             }
+        }
+        if CallError.isArgumentStatus(rc) {
+            // Nothing was written (the frame could not be encoded): drop this one message, keep the connection.
+            // The transport checks names before they are queued, so this is a last line of defence.
+            logger.warning("AMQP: message to exchange '\(o.exchange.prefix(60))' routing key '\(o.routingKey.prefix(60))' on \(url) dropped: \(Self.statusText(rc))")
+            o.waiter?.resume(.failure(MsgFloError(.invalidArgument, "send on \(url) refused by librabbitmq: \(Self.statusText(rc))")))
+            released += 1
+            return true
         }
         if rc != AMQP_STATUS_OK.rawValue {
             lose("publish failed: \(Self.statusText(rc))")
@@ -607,15 +656,20 @@ final class AMQPLoop: @unchecked Sendable {
         return true
     }
 
-    private func confirm(upTo tag: UInt64, multiple: Bool) {
+    private func confirm(upTo tag: UInt64, multiple: Bool, refused: Bool = false) {
         guard tag >= unconfirmedBase else { return }
         let idx = unconfirmedHead + Int(tag - unconfirmedBase)
         guard idx < unconfirmed.count else { return }
         if multiple {
-            for i in unconfirmedHead...idx where !confirmedFlags[i] { confirmedFlags[i] = true; released += 1 }
+            for i in unconfirmedHead...idx where !confirmedFlags[i] {
+                confirmedFlags[i] = true
+                released += 1
+                if unconfirmed[i].waiter != nil { verdict(unconfirmed[i], refused: refused) }
+            }
         } else if !confirmedFlags[idx] {
             confirmedFlags[idx] = true
             released += 1
+            if unconfirmed[idx].waiter != nil { verdict(unconfirmed[idx], refused: refused) }
         }
         while unconfirmedHead < unconfirmed.count && confirmedFlags[unconfirmedHead] {
             unconfirmedHead += 1
@@ -629,6 +683,23 @@ final class AMQPLoop: @unchecked Sendable {
             unconfirmed.removeFirst(unconfirmedHead)
             confirmedFlags.removeFirst(unconfirmedHead)
             unconfirmedHead = 0
+        }
+    }
+
+    /// Mandatory messages the broker returned (basic.return, which comes before the confirm of the same message),
+    /// oldest first: exchange, routing key, reply text.
+    private var returned: [(exchange: String, routingKey: String, text: String)] = []
+
+    /// Tells the caller of a mandatory publish what became of it.
+    private func verdict(_ o: Outgoing, refused: Bool) {
+        if let i = returned.firstIndex(where: { $0.exchange == o.exchange && $0.routingKey == o.routingKey }) {
+            let r = returned.remove(at: i)
+            let target = o.exchange.isEmpty ? "no queue '\(o.routingKey)'" : "exchange '\(o.exchange)' routes it to no queue"
+            o.waiter?.resume(.failure(MsgFloError(.notFound, "\(target) on \(url) (\(r.text))")))
+        } else if refused {
+            o.waiter?.resume(.failure(MsgFloError(.protocolError, "the broker \(url) refused the message (basic.nack)")))
+        } else {
+            o.waiter?.resume(.success(()))
         }
     }
 
@@ -786,7 +857,7 @@ final class AMQPLoop: @unchecked Sendable {
             guard channel == Channel.publish,
                   let a = method.decoded?.assumingMemoryBound(to: amqp_basic_nack_t.self).pointee else { return }
             logger.warning("AMQP broker \(url) refused message(s) up to #\(a.delivery_tag) (basic.nack); they are dropped")
-            confirm(upTo: a.delivery_tag, multiple: a.multiple != 0)
+            confirm(upTo: a.delivery_tag, multiple: a.multiple != 0, refused: true)
         case AMQPMethod.basicCancel:
             guard let a = method.decoded?.assumingMemoryBound(to: amqp_basic_cancel_t.self).pointee else { return }
             if let id = Self.subscriptionID(a.consumer_tag), let sub = subscriptions.removeValue(forKey: id) {
@@ -794,7 +865,12 @@ final class AMQPLoop: @unchecked Sendable {
                 sub.record.continuation.finish()
             }
         case AMQPMethod.basicReturn:
-            break
+            // Only mandatory messages come back; their content frames that follow are skipped by readFrames.
+            guard channel == Channel.publish,
+                  let r = method.decoded?.assumingMemoryBound(to: amqp_basic_return_t.self).pointee else { return }
+            returned.append((Self.string(r.exchange), Self.string(r.routing_key),
+                             "\(r.reply_code) \(Self.string(r.reply_text))"))
+            if returned.count > 10_000 { returned.removeFirst(returned.count - 10_000) }
         case AMQPMethod.channelClose:
             let p = method.decoded?.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
             let code = p?.reply_code ?? 0
@@ -850,6 +926,9 @@ final class AMQPLoop: @unchecked Sendable {
         }
     }
 
+    /// The text of the last time the broker closed the publishing channel.
+    private var lastPublishRefusal = ""
+
     private func channelClosed(_ c: amqp_connection_state_t, _ channel: amqp_channel_t, code: UInt16, text: String) {
         var ok = amqp_channel_close_ok_t(dummy: 0)
         _ = amqp_send_method(c, channel, AMQPMethod.channelCloseOk, &ok)
@@ -857,15 +936,50 @@ final class AMQPLoop: @unchecked Sendable {
         case Channel.publish:
             // Typically a send to an exchange that does not exist. The broker dropped everything it got on the
             // channel since; publish those again on a fresh channel, except the ones to the missing exchange.
+            // "NOT_FOUND - no exchange 'x' in vhost 'v'", "ACCESS_REFUSED - cannot publish to internal exchange 'x'
+            // in vhost 'v'": the messages for that exchange would close the channel again; drop them rather than
+            // loop. The name cannot be cut out of the text (it may hold quotes, and the broker truncates its reply
+            // text to 255 bytes): the first unconfirmed message whose exchange the text fits is the one refused.
             var missing: String? = nil
-            if code == 404, let r = text.range(of: "no exchange '") {
-                let rest = text[r.upperBound...]
-                if let end = rest.firstIndex(of: "'") { missing = String(rest[..<end]) }
+            // Compared as Unicode scalars: a name may start with a combining mark, which joins the quote before it
+            // into one Character, so that a search by Characters would not find "exchange '".
+            let scalars = text.unicodeScalars
+            if code == 404 || code == 403, let r = scalars.firstRange(of: "exchange '".unicodeScalars) {
+                var rest = scalars[r.upperBound...]
+                let vhost = "' in vhost '\(url.vhost)'".unicodeScalars
+                let complete = scalars.count >= vhost.count && scalars.suffix(vhost.count).elementsEqual(vhost)
+                // RabbitMQ cuts a long text to 255 bytes and ends it with "...", maybe in the middle of a character
+                // (which then decodes as U+FFFD).
+                if !complete {
+                    if rest.suffix(3).elementsEqual("...".unicodeScalars) { rest.removeLast(3) }
+                    while rest.last == "\u{FFFD}" { rest.removeLast() }
+                }
+                func fits(_ exchange: String) -> Bool {
+                    guard !exchange.isEmpty else { return false }
+                    let full = Array(exchange.unicodeScalars) + Array(vhost)
+                    return complete ? rest.elementsEqual(full) : full.starts(with: rest)
+                }
+                for i in unconfirmedHead..<unconfirmed.count where !confirmedFlags[i] && fits(unconfirmed[i].exchange) {
+                    missing = unconfirmed[i].exchange
+                    break
+                }
             }
+            if missing == nil && (code == 404 || code == 403) && text == lastPublishRefusal {
+                // Refused twice alike and still not recognised: the first message to a named exchange is the one
+                // (the default exchange never refuses); dropping it ends the loop.
+                missing = unconfirmed[unconfirmedHead...].first { !$0.exchange.isEmpty }?.exchange
+            }
+            lastPublishRefusal = text
             var again: [Outgoing] = []
             var dropped = 0
             for i in unconfirmedHead..<unconfirmed.count where !confirmedFlags[i] {
-                if let m = missing, unconfirmed[i].exchange == m { dropped += 1 } else { again.append(unconfirmed[i]) }
+                if let m = missing, unconfirmed[i].exchange == m {
+                    dropped += 1
+                    unconfirmed[i].waiter?.resume(.failure(MsgFloError(code == 404 ? .notFound : .accessRefused,
+                                                                         "send on \(url) failed: \(code) \(text)")))
+                } else {
+                    again.append(unconfirmed[i])
+                }
             }
             released += dropped
             unconfirmed.removeAll(keepingCapacity: true)
@@ -955,6 +1069,15 @@ final class AMQPLoop: @unchecked Sendable {
             try stopConsumer(c, id)
         case .depth(let q):
             return .depth(try queueDeclare(c, q, passive: true, durable: false, autoDelete: false, deadLetter: nil))
+        case .exchangeExists(let x):
+            do {
+                try call(c) {
+                    amqp_exchange_declare(c, Channel.control, $0(x), $0("fanout"), 1, 0, 0, 0, amqp_empty_table)
+                }
+            } catch .channel(let code, _) where code == 404 {
+                return .exists(false)
+            }
+            return .exists(true)
         }
         return .done
     }
@@ -1145,6 +1268,9 @@ final class AMQPLoop: @unchecked Sendable {
             }
             throw .connectionLost("unexpected reply \(r.reply.id)")
         default:
+            if r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && CallError.isArgumentStatus(r.library_error) {
+                throw .invalid(Self.replyText(r))
+            }
             throw .connectionLost(Self.replyText(r))
         }
     }

@@ -7,6 +7,19 @@ struct Outgoing: Sendable {
     let exchange: String
     let routingKey: String
     let body: [UInt8]
+    /// Per-message TTL in milliseconds (the `expiration` property), or nil.
+    var expiration: String? = nil
+    /// Published mandatory, with a caller waiting for the broker's verdict: confirmed (success), returned as
+    /// unroutable (`.notFound`), refused (nack) or dropped.
+    var waiter: Pending<Void>? = nil
+
+    init(exchange: String, routingKey: String, body: [UInt8], expiration: String? = nil, waiter: Pending<Void>? = nil) {
+        self.exchange = exchange
+        self.routingKey = routingKey
+        self.body = body
+        self.expiration = expiration
+        self.waiter = waiter
+    }
 }
 
 /// An ack or nack asked for by a `Delivery`.
@@ -20,6 +33,7 @@ struct Settle: Sendable {
 enum OpResult: Sendable {
     case done
     case depth(Int)
+    case exists(Bool)
 }
 
 /// A broker operation a caller awaits. Executed by the owner thread, in order.
@@ -32,6 +46,8 @@ enum Op: Sendable {
     case consume(subscription: Int)
     case cancel(subscription: Int)
     case depth(String)
+    /// A passive exchange declare: `.exists(true)`, or `.exists(false)` on 404.
+    case exchangeExists(String)
 
     var summary: String {
         switch self {
@@ -43,6 +59,7 @@ enum Op: Sendable {
         case .consume: "consume"
         case .cancel: "cancel consumer"
         case .depth(let q): "count messages in '\(q)'"
+        case .exchangeExists(let x): "look up exchange '\(x)'"
         }
     }
 }

@@ -54,10 +54,12 @@ public final class AMQPTransport: Transport {
     public var preferredExecutor: (any TaskExecutor)? { core.executor }
 
     public func declareInport(_ queue: String, options: QueueOptions) async throws {
+        try Self.check(queue, "queue")
         _ = try await core.perform(.declareInport(queue, persistent: options.persistent))
     }
 
     public func declareOutport(_ queue: String, options: QueueOptions) async throws {
+        try Self.check(queue, "exchange")
         _ = try await core.perform(.declareOutport(queue, persistent: options.persistent))
     }
 
@@ -66,40 +68,80 @@ public final class AMQPTransport: Transport {
     }
 
     public func send(toOutport queue: String, _ message: Message) async throws {
+        try Self.check(queue, "exchange")
         try await core.publish(Outgoing(exchange: queue, routingKey: "", body: message.bytes))
     }
 
     public func send(toInport queue: String, _ message: Message) async throws {
+        try Self.check(queue, "routing key")
         try await core.publish(Outgoing(exchange: "", routingKey: queue, body: message.bytes))
     }
 
+    public func send(toInport queue: String, _ message: Message, expiration: Duration?) async throws {
+        guard let expiration else { return try await send(toInport: queue, message) }
+        try Self.check(queue, "routing key")
+        let (s, atto) = expiration.components
+        let ms = max(0, s * 1000 + atto / 1_000_000_000_000_000)
+        try await core.publish(Outgoing(exchange: "", routingKey: queue, body: message.bytes, expiration: String(ms)))
+    }
+
+    /// Published mandatory; waits for the broker's confirm. A message no queue takes comes back (basic.return)
+    /// and fails this call with `.notFound`.
+    public func sendRouted(toInport queue: String, _ message: Message) async throws {
+        try Self.check(queue, "routing key")
+        try await core.publishAndWait(Outgoing(exchange: "", routingKey: queue, body: message.bytes))
+    }
+
+    public func exchangeExists(_ name: String) async throws -> Bool? {
+        try Self.check(name, "exchange")
+        guard case .exists(let e) = try await core.perform(.exchangeExists(name)) else { return nil }
+        return e
+    }
+
     public func consume(_ queue: String, options: ConsumeOptions) async throws -> Subscription {
-        try await core.subscribe(queue, prefetch: core.settings.prefetch ?? options.prefetch, tap: false)
+        try Self.check(queue, "queue")
+        return try await core.subscribe(queue, prefetch: core.settings.prefetch ?? options.prefetch, tap: false)
     }
 
     /// The handler runs on the connection's own thread, as each delivery is read.
     public func consume(_ queue: String, options: ConsumeOptions,
                         handler: @escaping @Sendable (Delivery) -> Void) async throws -> Subscription {
-        try await core.subscribe(queue, prefetch: core.settings.prefetch ?? options.prefetch, tap: false,
+        try Self.check(queue, "queue")
+        return try await core.subscribe(queue, prefetch: core.settings.prefetch ?? options.prefetch, tap: false,
                                  handler: handler)
     }
 
     public func addBinding(_ binding: Binding) async throws {
+        try Self.check(binding)
         _ = try await core.perform(.bind(binding))
     }
 
     public func removeBinding(_ binding: Binding) async throws {
+        try Self.check(binding)
         _ = try await core.perform(.unbind(binding))
     }
 
     public func subscribeData(_ queue: String) async throws -> Subscription {
-        try await core.subscribe(queue, prefetch: 0, tap: true)
+        try Self.check(queue, "exchange")
+        return try await core.subscribe(queue, prefetch: 0, tap: true)
     }
 
     public func queueDepth(_ queue: String) async throws -> Int? {
+        try Self.check(queue, "queue")
         guard case .depth(let n) = try await core.perform(.depth(queue)) else { return nil }
         return n
     }
+}
+
+extension AMQPTransport {
+    /// Every name is checked here, on the caller's thread, before it is queued for librabbitmq: a bad one fails
+    /// this call alone (`.invalidArgument`) and never reaches the connection, its topology or its send buffer.
+    static func check(_ name: String, _ what: String) throws(MsgFloError) {
+        try WireName.check(name, .amqp, what: what)
+    }
+
+    /// A binding's names, and the exchanges derived from them (`out-SRC`, `dead-SRC`).
+    static func check(_ b: Binding) throws(MsgFloError) { try b.checkWireNames(.amqp) }
 }
 
 /// What callers and the owner thread share: the settings, the logger, the locked state and the eventfd.
@@ -321,6 +363,30 @@ final class AMQPCore: DeliverySettler {
                     if !registered { pending.resume(.success(())) }
                 }
             }
+        }
+    }
+
+    /// Publishes `message` mandatory and waits for the broker's verdict (see ``Outgoing/waiter``). The message goes
+    /// into the outgoing queue with its waiter under the lock, whatever the `maxOutstanding` bound: each caller has
+    /// at most this one message in flight, as it waits for it.
+    func publishAndWait(_ message: Outgoing) async throws {
+        let t = settings.timeouts
+        let wait = t.reconnectWait + t.operation
+        let url = self.url
+        let routingKey = message.routingKey
+        try await Pending<Void>.wait(timeout: wait, timeoutError: {
+            MsgFloError(.timeout, "send to '\(routingKey)' on \(url): not confirmed by the broker within \(wait)")
+        }) { pending in
+            var m = message
+            m.waiter = pending
+            let (queued, doWake) = shared.withLock { s -> (Bool, Bool) in
+                if s.closed || s.closeRequested || !s.threadRunning { return (false, false) }
+                s.outstanding += 1
+                s.publishes.append(m)
+                return (true, AMQPCore.needsWake(&s))
+            }
+            if !queued { pending.resume(.failure(notConnectedError() ?? MsgFloError(.closed, "transport to \(url) is closed"))) }
+            if doWake { wake() }
         }
     }
 

@@ -38,7 +38,8 @@ final class MQTTConnection: Sendable {
 
     struct Sink {
         enum Kind {
-            case stream(AsyncStream<Delivery>.Continuation)
+            /// `prefetch`: a consumer (its deliveries are in hand until settled, see ``MQTTFlowControl``); nil: a tap.
+            case stream(AsyncStream<Delivery>.Continuation, prefetch: Int?)
             /// A router edge: republish every payload unchanged to `target`.
             case route(target: String)
         }
@@ -88,12 +89,19 @@ final class MQTTConnection: Sendable {
         var pendingBytes = 0
         /// Messages of a persistent session that arrived before anyone consumed their topic.
         var unclaimed: [(topic: String, message: Message)] = []
+        var unclaimedBytes = 0
+        /// Dropped from `unclaimed` since the last warning, and when that was (one warning line per 10 s).
+        var unclaimedDropped = 0
+        var unclaimedWarnedAt: ContinuousClock.Instant? = nil
         var exitWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     static let maxPendingMessages = 10_000
     static let maxPendingBytes = 64 << 20
-    static let maxUnclaimed = 10_000
+    /// A persistent session's backlog for topics nobody consumes yet (a restarted participant's `connectinport`
+    /// topics, until the coordinator sends the command again) waits in memory up to these bounds.
+    static let maxUnclaimed = 1_000_000
+    static let maxUnclaimedBytes = 64 << 20
     static let initialBackoff = 0.1
     static let maxBackoff = 5.0
 
@@ -109,6 +117,14 @@ final class MQTTConnection: Sendable {
     let executor: IOThreadExecutor
     /// `State.stopRequested`, readable without the lock: the loop thread checks it after every packet.
     let stopping = Atomic<Bool>(false)
+    /// QoS > 0: what bounds the messages in hand (shared by the consuming and the publishing connection).
+    let flow: MQTTFlowControl?
+    /// QoS > 0, the consuming connection: the connection its routes republish on (publishes are confirmed there).
+    let publisher: MQTTConnection?
+    /// This is the publishing connection of a QoS > 0 transport: it counts the broker's confirmations into `flow`.
+    let isPublisher: Bool
+    /// A graceful close is draining: read nothing more.
+    let readingPaused = Atomic<Bool>(false)
     /// `phase == .connected && pending.isEmpty`, readable without the lock: while true, `publish` hands a message
     /// straight to libmosquitto (thread-safe in threaded mode) without taking `state`'s lock, which the loop thread
     /// also needs for every incoming message. Written under the lock by ``updateDirect(_:)``.
@@ -116,8 +132,12 @@ final class MQTTConnection: Sendable {
 
     var persistentSession: Bool { !options.cleanSession }
 
-    init(broker: BrokerURL, options: MQTTOptions, timeouts: TransportTimeouts, logger: Logger) throws(MsgFloError) {
+    init(broker: BrokerURL, options: MQTTOptions, timeouts: TransportTimeouts, logger: Logger,
+         flow: MQTTFlowControl? = nil, publisher: MQTTConnection? = nil, isPublisher: Bool = false) throws(MsgFloError) {
         MosquittoLibrary.ensureInitialized()
+        self.flow = flow
+        self.publisher = publisher
+        self.isPublisher = isPublisher
         self.broker = broker
         self.options = options
         self.timeouts = timeouts
@@ -185,6 +205,12 @@ final class MQTTConnection: Sendable {
         }
         mosquitto_message_callback_set(raw) { _, userdata, message in
             Unmanaged<MQTTConnection>.fromOpaque(userdata!).takeUnretainedValue().onMessage(message!)
+        }
+        if isPublisher {
+            // PUBACK (QoS 1) or PUBCOMP (QoS 2) of one of our publishes; they come in the order they were sent.
+            mosquitto_publish_callback_set(raw) { _, userdata, _ in
+                Unmanaged<MQTTConnection>.fromOpaque(userdata!).takeUnretainedValue().flow?.publishConfirmed()
+            }
         }
     }
 
@@ -285,6 +311,7 @@ final class MQTTConnection: Sendable {
             s.pending = []
             s.pendingBytes = 0
             s.unclaimed = []
+            s.unclaimedBytes = 0
             let watchers = Array(s.watchers.values)
             s.watchers = [:]
             return ((waiter, subs, sinks, watchers), wasUp)
@@ -297,7 +324,7 @@ final class MQTTConnection: Sendable {
         waiter?.resume(throwing: connectError ?? closedError)
         for w in subs { w.continuation.resume(throwing: closedError) }
         for sink in sinks {
-            if case .stream(let c) = sink.kind { c.finish() }
+            if case .stream(let c, _) = sink.kind { c.finish() }
         }
         for w in watchers { w.finish() }
     }
@@ -381,7 +408,13 @@ final class MQTTConnection: Sendable {
                 (s.stopRequested, s.refusal, s.everConnected)
             }
             if stop { break }
-            let error = refusal ?? MosquittoStatus.error(failure, "connection", broker: broker, errno: savedErrno)
+            var error = refusal ?? MosquittoStatus.error(failure, "connection", broker: broker, errno: savedErrno)
+            if !everConnected && refusal == nil && rc == MosquittoStatus.success
+                && failure == Int32(MOSQ_ERR_CONN_LOST.rawValue) && !broker.scheme.usesTLS {
+                // Connected, then closed without a CONNACK: not an MQTT broker on that port, typically a TLS one.
+                error = MsgFloError(.wrongProtocol, "cannot connect to \(broker): the server closed the connection "
+                                    + "before answering CONNECT (a TLS port? use mqtts:// for it; or not an MQTT port)")
+            }
             if !everConnected {
                 // The first connection fails fast with the reason; only an established connection is retried.
                 shutdown(connectError: error)
@@ -415,7 +448,24 @@ final class MQTTConnection: Sendable {
     private func turn(_ raw: OpaquePointer) -> Int32 {
         let sock = mosquitto_socket(raw)
         guard sock >= 0 else { return MosquittoStatus.noConnection }
-        var fds = [pollfd(fd: sock, events: Int16(POLLIN) | (mosquitto_want_write(raw) ? Int16(POLLOUT) : 0), revents: 0),
+        // As many messages in hand as the consumers allow (or draining for a close): leave the socket unread, so the
+        // broker keeps what it sent us unacknowledged, until some leave the hand (the wake-up fd says so).
+        let reading = !mustNotRead
+        if !reading, let flow, !readingPaused.load(ordering: .acquiring) {
+            // Held for long: say so (every 10 s), with what holds it.
+            let now = ContinuousClock.now
+            if let since = heldSince {
+                if now - since > .seconds(10) {
+                    logger.warning("MQTT \(broker): not reading for \(Int((now - since).seconds)) s: \(flow.describe)")
+                    heldSince = now
+                }
+            } else {
+                heldSince = now
+            }
+        } else {
+            heldSince = nil
+        }
+        var fds = [pollfd(fd: sock, events: (reading ? Int16(POLLIN) : 0) | (mosquitto_want_write(raw) ? Int16(POLLOUT) : 0), revents: 0),
                    pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
         let n = poll(&fds, 2, executor.idleTimeout(1000))
         if n < 0 && errno != EINTR { return MosquittoStatus.errno }
@@ -423,7 +473,7 @@ final class MQTTConnection: Sendable {
             var count: UInt64 = 0
             _ = read(wakeFD, &count, 8)
         }
-        if fds[0].revents & Int16(POLLIN | POLLERR | POLLHUP) != 0 {
+        if reading && fds[0].revents & Int16(POLLIN | POLLERR | POLLHUP) != 0 {
             // libmosquitto reads one packet a call (QoS 0); go on while messages keep coming, up to a batch.
             var calls = 0
             while true {
@@ -434,7 +484,7 @@ final class MQTTConnection: Sendable {
                     return rc
                 }
                 calls += 1
-                if received == before || calls >= Self.maxBatch { break }
+                if received == before || calls >= Self.maxBatch || mustNotRead { break }
             }
         }
         flushOutbox()
@@ -466,9 +516,23 @@ final class MQTTConnection: Sendable {
 
     /// Deliveries read from the socket and not yet given to their streams. Loop thread only.
     private nonisolated(unsafe) var outbox: [(AsyncStream<Delivery>.Continuation, Delivery)] = []
+    /// Since when the reading has been held by the flow control. Loop thread only.
+    private nonisolated(unsafe) var heldSince: ContinuousClock.Instant? = nil
     /// Messages read so far. Loop thread only.
     private nonisolated(unsafe) var received = 0
     static let maxBatch = 256
+
+    /// The consumers hold as much as their prefetch allows, or a close is draining.
+    private var mustNotRead: Bool {
+        guard let flow, !isPublisher else { return false }
+        return flow.isFull || readingPaused.load(ordering: .acquiring)
+    }
+
+    /// A graceful close begins: read no more messages (those in hand are finished meanwhile).
+    func pauseReading() {
+        readingPaused.store(true, ordering: .releasing)
+        kick()
+    }
 
     private func flushOutbox() {
         guard !outbox.isEmpty else { return }
@@ -535,6 +599,7 @@ final class MQTTConnection: Sendable {
             if rc == MosquittoStatus.noConnection { break }
             if rc != MosquittoStatus.success {
                 logger.error("\(MosquittoStatus.error(rc, "publish to '\(p.topic)'", broker: broker))")
+                if isPublisher { flow?.publishAbandoned() }
             }
             sent += 1
         }
@@ -565,23 +630,52 @@ final class MQTTConnection: Sendable {
             let exact = s.exact[topic] ?? []
             let wildcard = s.wildcard
             if persistentSession && exact.isEmpty && !wildcard.contains(where: { TopicFilter.matches($0.filter, topic) }) {
-                if s.unclaimed.count >= Self.maxUnclaimed {
-                    s.unclaimed.removeFirst()
-                    logger.warning("MQTT \(broker): too many messages for topics nobody consumes yet; dropping the oldest")
+                var dropped = 0
+                while dropped < s.unclaimed.count
+                        && (s.unclaimed.count - dropped >= Self.maxUnclaimed
+                            || s.unclaimedBytes + length > Self.maxUnclaimedBytes) {
+                    s.unclaimedBytes -= s.unclaimed[dropped].message.count
+                    dropped += 1
+                }
+                if dropped > 0 {
+                    s.unclaimed.removeFirst(dropped)
+                    s.unclaimedDropped += dropped
+                    let now = ContinuousClock.now
+                    if s.unclaimedWarnedAt.map({ now - $0 > .seconds(10) }) ?? true {
+                        logger.warning("MQTT \(broker): \(s.unclaimedDropped) messages dropped: more than \(Self.maxUnclaimedBytes >> 20) MiB or \(Self.maxUnclaimed) messages wait for topics nobody consumes yet")
+                        s.unclaimedDropped = 0
+                        s.unclaimedWarnedAt = now
+                    }
                 }
                 s.unclaimed.append((topic, Message(bytes: Array(UnsafeRawBufferPointer(start: payload, count: length)))))
+                s.unclaimedBytes += length
             }
             return (exact, wildcard)
         }
         var message: Message? = nil
         func deliver(_ sink: Sink) {
             switch sink.kind {
-            case .stream(let c):
+            case .stream(let c, let prefetch):
                 if message == nil {
                     message = Message(bytes: length == 0 ? [] : Array(UnsafeRawBufferPointer(start: payload, count: length)))
                 }
-                outbox.append((c, Delivery(message: message!, queue: topic)))
+                if prefetch != nil, let flow {
+                    let tag = flow.take(sink: sink.id)
+                    outbox.append((c, Delivery(message: message!, queue: topic, tag: tag, settler: flow)))
+                } else {
+                    outbox.append((c, Delivery(message: message!, queue: topic)))
+                }
             case .route(let target):
+                if let publisher, let flow {
+                    // Republished on the publishing connection; in hand until the broker confirms it.
+                    let bytes = length == 0 ? [] : Array(UnsafeRawBufferPointer(start: payload, count: length))
+                    do { try publisher.publish(target, bytes) } catch {
+                        logger.error("MQTT \(broker): forward \(topic) -> \(target): \(error)")
+                        return
+                    }
+                    flow.routed()
+                    return
+                }
                 let rc = mosquitto_publish(handle.raw, nil, target, Int32(length), payload, options.qos, false)
                 if rc != MosquittoStatus.success {
                     logger.error("\(MosquittoStatus.error(rc, "forward \(topic) -> \(target)", broker: broker))")
@@ -621,10 +715,16 @@ final class MQTTConnection: Sendable {
     /// in order, once the connection is back; a full buffer is an error.
     func publish(_ topic: String, _ bytes: [UInt8]) throws(MsgFloError) {
         // The connection may go away meanwhile: then the locked path below buffers the message.
-        if direct.load(ordering: .acquiring), try publishNow(topic, bytes) { return }
+        if direct.load(ordering: .acquiring), try publishNow(topic, bytes) {
+            if isPublisher { flow?.issued.add(1, ordering: .releasing) }
+            return
+        }
         try state.withLock { s throws(MsgFloError) in
             try ensureOpen(s)
-            if s.phase == .connected && s.pending.isEmpty, try publishNow(topic, bytes) { return }
+            if s.phase == .connected && s.pending.isEmpty, try publishNow(topic, bytes) {
+                if isPublisher { flow?.issued.add(1, ordering: .releasing) }
+                return
+            }
             guard mosquitto_pub_topic_check(topic) == MosquittoStatus.success,
                   mosquitto_validate_utf8(topic, Int32(topic.utf8.count)) == MosquittoStatus.success else {
                 throw MsgFloError(.invalidArgument, "MQTT publish on \(broker) failed: invalid topic '\(topic)'")
@@ -635,6 +735,8 @@ final class MQTTConnection: Sendable {
             }
             s.pending.append(Pending(topic: topic, payload: bytes))
             s.pendingBytes += bytes.count
+            // Counted under the lock, before the buffer can be flushed and the message confirmed.
+            if isPublisher { flow?.issued.add(1, ordering: .releasing) }
             updateDirect(s)
         }
     }
@@ -697,11 +799,19 @@ final class MQTTConnection: Sendable {
                 let id = s.nextId
                 s.nextId += 1
                 let sink = Sink(id: id, filter: filter, kind: kind(id))
+                if case .stream(_, let prefetch?) = sink.kind, let flow { flow.addConsumer(sink: id, prefetch: prefetch) }
                 // Messages a persistent session brought before anyone consumed them go to the first taker.
-                if case .stream(let c) = sink.kind, !s.unclaimed.isEmpty {
+                if case .stream(let c, let prefetch) = sink.kind, !s.unclaimed.isEmpty {
                     s.unclaimed.removeAll { entry in
                         guard TopicFilter.matches(filter, entry.topic) else { return false }
-                        c.yield(Delivery(message: entry.message, queue: entry.topic))
+                        s.unclaimedBytes -= entry.message.count
+                        if prefetch != nil, let flow {
+                            // Already read: it must not stop the reading (the SUBACK this call waits for is behind it).
+                            let tag = flow.take(sink: id, counted: false)
+                            c.yield(Delivery(message: entry.message, queue: entry.topic, tag: tag, settler: flow))
+                        } else {
+                            c.yield(Delivery(message: entry.message, queue: entry.topic))
+                        }
                         return true
                     }
                 }
@@ -737,15 +847,44 @@ final class MQTTConnection: Sendable {
             _ = resync(&s)
             return sink
         }
-        if let removed, case .stream(let c) = removed.kind { c.finish() }
+        if let removed, case .stream(let c, let prefetch) = removed.kind {
+            if prefetch != nil { flow?.removeConsumer(sink: id) }
+            c.finish()
+        }
     }
 
-    func declare(_ topic: String) throws(MsgFloError) {
+    /// Declares an inport topic (subscribed at once with a persistent session). With a separate publishing
+    /// connection (QoS > 0) it waits for the SUBACK: what this process announces next goes out on the other
+    /// connection and could otherwise reach the broker first, and a command sent in reply to the announcement would
+    /// find no subscription yet (the broker drops it).
+    func declare(_ topic: String) async throws {
         try validateFilter(topic)
-        try state.withLock { s throws(MsgFloError) in
-            try ensureOpen(s)
-            if s.declared.insert(topic).inserted, persistentSession { _ = resync(&s) }
+        let wait = publisher != nil
+        let timeout = timeouts.operation
+        let id = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int, any Error>) in
+            let outcome = state.withLock { s -> Result<Int?, MsgFloError> in
+                do throws(MsgFloError) { try ensureOpen(s) } catch { return .failure(error) }
+                guard s.declared.insert(topic).inserted, persistentSession else { return .success(nil) }
+                let mids = resync(&s)
+                guard wait, s.phase == .connected, !mids.isEmpty else { return .success(nil) }
+                let id = s.nextId
+                s.nextId += 1
+                s.subscribeWaiters[id] = SubscribeWaiter(mids: mids, continuation: continuation)
+                return .success(id)
+            }
+            switch outcome {
+            case .failure(let error): continuation.resume(throwing: error)
+            case .success(nil): continuation.resume(returning: 0)
+            case .success(let id?):
+                DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds) { [weak self] in
+                    guard let self else { return }
+                    guard let w = self.state.withLock({ $0.subscribeWaiters.removeValue(forKey: id) }) else { return }
+                    w.continuation.resume(throwing: MsgFloError(.timeout,
+                        "MQTT broker \(self.broker) did not confirm the subscription to '\(topic)' within \(timeout.seconds) s"))
+                }
+            }
         }
+        _ = id
     }
 }
 

@@ -9,8 +9,14 @@ import Synchronization
 /// - Declarations create nothing (MQTT has no queues). With a persistent session a declared inport is subscribed at
 ///   once, so the broker keeps its messages for this client; they wait in the transport until it is consumed.
 /// - `consume` and `subscribeData` subscribe the topic (MQTT wildcards `+` and `#` allowed). Several consumers, taps
-///   and router edges share one broker subscription. `ack` and `nack` do nothing: at QoS 0 there is nothing to
-///   acknowledge, and at QoS 1 libmosquitto acknowledges each message to the broker as it is received.
+///   and router edges share one broker subscription. At QoS 0 `ack` and `nack` do nothing.
+/// - QoS 1 and 2: libmosquitto acknowledges each message to the broker as it reads it, so the transport bounds what
+///   it holds instead (``MQTTFlowControl``): publishes go out on a second connection (a clean session), and the
+///   consuming connection stops reading its socket while its consumers hold as many messages as their prefetch
+///   allows in total, a message being held until it is settled and every publish made by then is confirmed by the
+///   broker. A `kill -9` loses at most that many. `close()` drains: it reads nothing more, waits (up to the operation
+///   timeout without progress) until every message read is settled and every publish confirmed, then disconnects:
+///   nothing is lost.
 /// - A `pubsub` binding is an in-process router: it subscribes the source and republishes every payload, byte for
 ///   byte, to the target. It lives as long as this transport. `roundRobin` and `deadLetter` are refused.
 /// - When the broker goes away the transport reconnects with backoff (0.1 s doubling to 5 s), subscribes everything
@@ -21,6 +27,11 @@ public final class MQTTTransport: Transport {
     public let broker: BrokerURL
     public let options: MQTTOptions
     let connection: MQTTConnection
+    /// QoS > 0: the connection publishes go out on (see ``MQTTFlowControl``).
+    let publisher: MQTTConnection?
+    let flow: MQTTFlowControl?
+    let drainTimeout: Duration
+    let logger: Logger
     let routes = Mutex<[Binding: Int]>([:])
 
     /// Makes a transport for an `mqtt://` or `mqtts://` URL. Throws a one-line error for options it cannot use.
@@ -29,22 +40,88 @@ public final class MQTTTransport: Transport {
         let options = try MQTTOptions(broker)
         self.broker = broker
         self.options = options
-        connection = try MQTTConnection(broker: broker, options: options, timeouts: timeouts, logger: logger)
+        self.logger = logger
+        drainTimeout = timeouts.operation
+        if options.qos > 0 {
+            let wake = WakeTarget()
+            let flow = MQTTFlowControl { wake.signal() }
+            var publishing = options
+            publishing.clientId = nil
+            publishing.cleanSession = true
+            let publisher = try MQTTConnection(broker: broker, options: publishing, timeouts: timeouts, logger: logger,
+                                               flow: flow, isPublisher: true)
+            connection = try MQTTConnection(broker: broker, options: options, timeouts: timeouts, logger: logger,
+                                            flow: flow, publisher: publisher)
+            wake.fd.store(connection.wakeFD, ordering: .releasing)
+            self.flow = flow
+            self.publisher = publisher
+        } else {
+            connection = try MQTTConnection(broker: broker, options: options, timeouts: timeouts, logger: logger)
+            flow = nil
+            publisher = nil
+        }
     }
 
     deinit {
         connection.shutdown()
+        publisher?.shutdown()
     }
 
-    public func connect() async throws { try await connection.connect() }
-    public func close() async { await connection.close() }
+    public func connect() async throws {
+        if let publisher {
+            try await publisher.connect()
+            do { try await connection.connect() } catch {
+                await publisher.close()
+                throw error
+            }
+        } else {
+            try await connection.connect()
+        }
+    }
+
+    /// Closes. At QoS > 0 it drains first: no more reading, then (up to the operation timeout) until every message
+    /// read is settled and every publish is confirmed by the broker; only then DISCONNECT.
+    public func close() async {
+        if let flow, let publisher, connection.connectionState != .closed {
+            connection.pauseReading()
+            // As long as the broker keeps confirming (a long queue of publishes takes its time); the operation
+            // timeout without progress ends it.
+            var progress = (flow.inHand, flow.confirmed.load(ordering: .acquiring))
+            var deadline = ContinuousClock.now + drainTimeout
+            while !flow.isDrained && ContinuousClock.now < deadline && connection.connectionState != .closed {
+                try? await Task.sleep(for: .milliseconds(2))
+                let now = (flow.inHand, flow.confirmed.load(ordering: .acquiring))
+                if now != progress {
+                    progress = now
+                    deadline = ContinuousClock.now + drainTimeout
+                }
+            }
+            if !flow.isDrained {
+                logger.warning("MQTT \(broker): closing with \(flow.inHand) messages in hand and \(flow.unconfirmed) publishes not confirmed by the broker")
+            }
+            await connection.close()
+            await publisher.close()
+            return
+        }
+        await connection.close()
+        await publisher?.close()
+    }
+
+    /// Publishes not yet confirmed by the broker (QoS > 0; 0 at QoS 0, where nothing is confirmed).
+    public var unconfirmedPublishes: Int { flow?.unconfirmed ?? 0 }
+
+    /// MQTT gives no message back once read: a consumer that stops must still handle what it was given.
+    public var redeliversUnsettled: Bool { false }
 
     public var preferredExecutor: (any TaskExecutor)? { connection.executor }
 
     public var state: ConnectionState { connection.connectionState }
     public func stateUpdates() -> AsyncStream<ConnectionState> { connection.stateUpdates() }
 
-    public func declareInport(_ queue: String, options: QueueOptions) async throws { try connection.declare(queue) }
+    public func declareInport(_ queue: String, options: QueueOptions) async throws {
+        try WireName.check(queue, .mqtt, use: .filter, what: "topic filter")
+        try await connection.declare(queue)
+    }
 
     public func declareOutport(_ queue: String, options: QueueOptions) async throws {
         try connection.checkOpen()
@@ -53,27 +130,31 @@ public final class MQTTTransport: Transport {
     public func declareDiscoveryQueue() async throws { try connection.checkOpen() }
 
     public func send(toOutport queue: String, _ message: Message) async throws {
-        try connection.publish(queue, message.bytes)
+        try WireName.check(queue, .mqtt, what: "topic")
+        try (publisher ?? connection).publish(queue, message.bytes)
     }
 
     public func send(toInport queue: String, _ message: Message) async throws {
-        try connection.publish(queue, message.bytes)
+        try WireName.check(queue, .mqtt, what: "topic")
+        try (publisher ?? connection).publish(queue, message.bytes)
     }
 
     public func consume(_ queue: String, options: ConsumeOptions) async throws -> Subscription {
-        try await subscribe(queue)
+        try await subscribe(queue, prefetch: options.prefetch)
     }
 
     public func subscribeData(_ queue: String) async throws -> Subscription {
-        try await subscribe(queue)
+        try await subscribe(queue, prefetch: nil)
     }
 
-    private func subscribe(_ filter: String) async throws -> Subscription {
+    private func subscribe(_ filter: String, prefetch: Int?) async throws -> Subscription {
+        // Checked here, before libmosquitto sees it: the broker drops a client that subscribes a malformed filter.
+        try WireName.check(filter, .mqtt, use: .filter, what: "topic filter")
         let (stream, continuation) = AsyncStream<Delivery>.makeStream()
         let connection = self.connection
         let id = try await connection.addSink(filter: filter) { id in
             continuation.onTermination = { [weak connection] _ in connection?.removeSink(id) }
-            return .stream(continuation)
+            return .stream(continuation, prefetch: prefetch)
         }
         return Subscription(queue: filter, stream: stream) { [weak connection] in connection?.removeSink(id) }
     }
@@ -85,11 +166,13 @@ public final class MQTTTransport: Transport {
             throw MsgFloError(.unsupported,
                               "MQTT has no \(binding.kind.rawValue) edges (\(binding)): only pub/sub edges work over MQTT")
         }
+        try WireName.check(binding.src, .mqtt, use: .filter, what: "source of edge")
         try connection.checkOpen()
         if binding.src == binding.tgt { return }
         guard !TopicFilter.hasWildcard(binding.tgt) else {
             throw MsgFloError(.invalidArgument, "MQTT edge \(binding): the target must be a topic, not a wildcard filter")
         }
+        try WireName.check(binding.tgt, .mqtt, what: "target of edge")
         if TopicFilter.matches(binding.src, binding.tgt) {
             throw MsgFloError(.invalidArgument,
                               "MQTT edge \(binding): the target matches the source, so every message would loop")
@@ -116,5 +199,14 @@ public final class MQTTTransport: Transport {
     public func queueDepth(_ queue: String) async throws -> Int? {
         try connection.checkOpen()
         return nil
+    }
+}
+
+/// Where ``MQTTFlowControl`` wakes the consuming connection's loop (its eventfd, known once the connection exists).
+final class WakeTarget: Sendable {
+    let fd = Atomic<Int32>(-1)
+    func signal() {
+        let fd = self.fd.load(ordering: .acquiring)
+        if fd >= 0 { IOThreadExecutor.signal(eventFD: fd) }
     }
 }

@@ -42,7 +42,8 @@ enum MosquittoStatus {
         default:
             code = .protocolError
         }
-        return MsgFloError(code, "MQTT \(operation) on \(broker) failed: \(text(rc, errno: savedErrno))")
+        let hint = code == .tls ? " (TLS handshake or verification of the broker's certificate failed: check the CA file and that the port speaks TLS)" : ""
+        return MsgFloError(code, "MQTT \(operation) on \(broker) failed: \(text(rc, errno: savedErrno))\(hint)")
     }
 
     /// The error for a CONNACK that refused the connection (MQTT 3.1.1 return codes 1…5).

@@ -1,4 +1,5 @@
 import CoreMetrics
+import Glibc
 import Logging
 import MsgFlo
 import Synchronization
@@ -24,6 +25,8 @@ public final class RunningParticipant: Sendable {
     /// AMQP: `connectinport` binds the inport's queue to the source exchange (the broker keeps the edge).
     /// MQTT (and any broker without bindings): the inport subscribes the source topic as well.
     private let bindsInports: Bool
+    /// The transport gives unsettled deliveries back (AMQP), so a stopping participant may leave them.
+    private let redelivers: Bool
     /// Outport id → its own queue (nil: hidden) and its sent counter (with metrics). Fixed at start, read without a
     /// lock on every send: the one dictionary lookup a send already made finds the counter too.
     private let outQueues: [String: OutRoute]
@@ -103,6 +106,7 @@ public final class RunningParticipant: Sendable {
         self.transport = transport
         self.options = options
         self.bindsInports = transport.broker.scheme.isAMQP
+        self.redelivers = transport.redeliversUnsettled
         let factory = options.metrics
         let role = definition.role
         self.outQueues = Dictionary(definition.outports.map { p in
@@ -124,6 +128,12 @@ public final class RunningParticipant: Sendable {
         state.withLock { s in
             for p in definition.outports { s.routes[p.id] = Route(queue: p.queue, extra: []) }
         }
+    }
+
+    /// `<role>-<8 hex digits>`, zero padded (`shout-0f9c36de`), as the discovery docs say.
+    static func randomID(role: String) -> String {
+        let hex = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        return "\(role)-\(String(repeating: "0", count: 8 - hex.count))\(hex)"
     }
 
     static func start(_ participant: Participant, role: String, transport: any Transport,
@@ -150,10 +160,12 @@ public final class RunningParticipant: Sendable {
         for port in options.iips.keys where !participant.inports.contains(where: { $0.id == port }) {
             throw MsgFloError(.invalidArgument, "IIP for '\(port)': \(participant.component) has no such inport")
         }
-        let id = options.id ?? "\(role)-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+        let id = options.id ?? Self.randomID(role: role)
         let period = options.discoveryPeriod > 0 && options.discoveryPeriod.isFinite ? options.discoveryPeriod : 60
         let definition = participant.definition(role: role, id: id, heartbeat: period,
                                                 inqueue: commandQueue(forParticipantID: id))
+        // The role and the queues become names on the wire: refuse one the broker cannot take, before any call.
+        try definition.checkWireNames(WireName.Broker(transport.broker))
         let running = RunningParticipant(participant: participant, definition: definition, transport: transport,
                                          options: options, logger: logger)
         do {
@@ -235,7 +247,7 @@ public final class RunningParticipant: Sendable {
         if limit == 1 {
             for await d in sub {
                 await waitWhilePaused()
-                guard enter() else { continue }
+                guard enter(delivery: true) else { continue }
                 await handle(d.message, port: port, delivery: d, metrics: metrics)
                 leave()
             }
@@ -249,8 +261,7 @@ public final class RunningParticipant: Sendable {
                 group.addTask {
                     while let d = await feed.next() {
                         await self.waitWhilePaused()
-                        // Once stopping, deliveries are left unsettled: the broker gives them back when the consumer goes.
-                        guard self.enter() else { continue }
+                        guard self.enter(delivery: true) else { continue }
                         await self.handle(d.message, port: port, delivery: d, metrics: metrics)
                         self.leave()
                     }
@@ -317,10 +328,13 @@ public final class RunningParticipant: Sendable {
         }
     }
 
-    /// Counts a handler in; false once stopping.
-    private func enter() -> Bool {
-        state.withLock { s in
-            if s.stopping { return false }
+    /// Counts a handler in; false once stopping. Once stopping, deliveries are left unsettled where the broker
+    /// gives them back when the consumer goes (AMQP); where it does not (MQTT: what was read is acknowledged
+    /// already), they are handled still (`delivery`), the transport having stopped reading.
+    private func enter(delivery: Bool = false) -> Bool {
+        let handleAnyway = delivery && !redelivers
+        return state.withLock { s in
+            if s.stopping && !handleAnyway { return false }
             s.inFlight += 1
             return true
         }
@@ -367,7 +381,13 @@ public final class RunningParticipant: Sendable {
     // MARK: - Discovery
 
     private func announceOrThrow() async throws {
-        try await transport.announce(definition)
+        // Dated (this project's extension): a coordinator never counts it as fresher than this, and on AMQP it
+        // expires after one heartbeat period if nobody reads it (Transport.announce).
+        var dated = definition
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        dated.timestamp = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+        try await transport.announce(dated)
         state.withLock { $0.announcements += 1 }
     }
 

@@ -25,7 +25,9 @@ import Darwin
 /// `CLOUDAMQP_URL`, `amqp://localhost`); `--iips '{"port": data}'`; `--prefetch`; `--discovery-period` (else
 /// `MSGFLO_DISCOVERY_PERIOD`, else 60); `--queue port=QUEUE`; `--help`. When ready it prints exactly one line on
 /// stdout, `<role>(<component>) connected to <broker URL, password hidden>`, and nothing on stderr before it.
-/// SIGTERM/SIGINT stop it gracefully (exit 0). Bad arguments or an unreachable broker: one line on stderr, exit 1.
+/// SIGTERM/SIGINT stop it gracefully (exit 0). Bad arguments: one line on stderr, exit 1. A broker that is not up
+/// yet is waited for (a line on stderr per attempt; `--connect-timeout SECONDS` gives up with exit 1); refused
+/// credentials, an unknown vhost or a failed TLS verification: one line, exit 1.
 /// Logs go to stderr at `MSGFLO_LOG_LEVEL` (default `warning`).
 public enum ParticipantMain {
     /// Runs `participant` with the arguments of the process.
@@ -72,16 +74,14 @@ public enum ParticipantMain {
         } catch {
             fail(program, "\(error)")
         }
+        do {
+            try checkWireNames(participant, setup)
+        } catch {
+            fail(program, "\(error)")
+        }
         bootstrapLogging(environment, format: setup.logFormat)
         let logger = Logger(label: "msgflo.participant")
-        let transport: any Transport
-        do {
-            transport = try Transports.make(setup.broker, logger: logger)
-            try await transport.connect()
-        } catch {
-            let text = "\(error)"
-            fail(program, text.contains("\(setup.broker)") ? text : "cannot connect to \(setup.broker): \(text)")
-        }
+        let transport = await connectWaiting(setup, logger: logger, program: program)
         let role = setup.role
         let component = participant.component
         let broker = transport.broker
@@ -100,11 +100,66 @@ public enum ParticipantMain {
         exit(0)
     }
 
+    /// The queues the participant will use (`ROLE.PORT`, or `--queue port=QUEUE`), checked in bytes for the broker
+    /// before anything connects: a too long role is a one-line error, not a refused declaration later.
+    static func checkWireNames(_ participant: Participant, _ setup: Setup) throws(MsgFloError) {
+        let wire = WireName.Broker(setup.broker)
+        for (kind, ports) in [("inport", participant.inports), ("outport", participant.outports)] {
+            for p in ports {
+                guard let q = setup.options.queues[p.id] ?? (p.hidden ? nil : p.definition(role: setup.role).queue)
+                else { continue }
+                try WireName.check(q, wire, use: kind == "inport" ? .filter : .name, what: "\(kind) '\(p.id)' queue")
+            }
+        }
+    }
+
     struct Setup {
         var role: String
         var broker: BrokerURL
         var options: ParticipantOptions
         var logFormat: LogFormat = .text
+        /// `--connect-timeout`: give up waiting for the broker after this long (nil: wait as long as it takes).
+        var connectTimeout: Duration? = nil
+    }
+
+    /// Connects, waiting for a broker that is not up yet (boot order, a deploy during a broker restart): tries again
+    /// with backoff (0.5 s doubling to 10 s), one line on stderr per failed attempt, until `--connect-timeout`. A
+    /// failure that waiting cannot cure (credentials, vhost, TLS verification) ends it at once: one line, exit 1.
+    static func connectWaiting(_ setup: Setup, logger: Logger, program: String) async -> any Transport {
+        let start = ContinuousClock.now
+        var delay = Duration.milliseconds(500)
+        var attempt = 0
+        func secs(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+        func message(_ error: any Error) -> String {
+            let text = "\(error)"
+            return text.contains("\(setup.broker)") ? text : "cannot connect to \(setup.broker): \(text)"
+        }
+        while true {
+            attempt += 1
+            let transport: any Transport
+            do {
+                transport = try Transports.make(setup.broker, logger: logger)
+            } catch {
+                fail(program, message(error))
+            }
+            do {
+                try await transport.connect()
+                return transport
+            } catch let error as MsgFloError where error.isConfigurationError && error.code != .wrongProtocol {
+                await transport.close()
+                fail(program, message(error))
+            } catch {
+                await transport.close()
+                let waited = ContinuousClock.now - start
+                if let limit = setup.connectTimeout, waited + delay > limit {
+                    fail(program, "gave up after \(attempt) attempt(s) in \(Int(secs(waited).rounded())) s (--connect-timeout): \(message(error))")
+                }
+                let line = "\(program): waiting for the broker (attempt \(attempt)): \(message(error)); next try in \(secs(delay)) s\n"
+                _ = line.withCString { write(2, $0, strlen($0)) }
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(10))
+            }
+        }
     }
 
     /// One line on stdout, flushed.
@@ -190,6 +245,10 @@ struct ParticipantArguments: ParsableArguments {
     @Option(name: .customLong("log-format"), help: "Log lines as text or json. Default: MSGFLO_LOG_FORMAT, else text.")
     var logFormat: String?
 
+    @Option(name: .customLong("connect-timeout"),
+            help: ArgumentHelp("Give up (exit 1) when the broker cannot be reached for this long at start. Default: wait as long as it takes.", valueName: "SECONDS"))
+    var connectTimeout: Double?
+
     func setup(environment: [String: String]) throws -> ParticipantMain.Setup {
         let given = [positionalRole, role, name].compactMap { $0 }
         guard let theRole = given.first else {
@@ -236,6 +295,13 @@ struct ParticipantArguments: ParsableArguments {
         guard let format = LogFormat.resolve(logFormat, environment: environment) else {
             throw MsgFloError(.invalidArgument, "unknown log format '\(logFormat ?? environment["MSGFLO_LOG_FORMAT"] ?? "")' (text or json)")
         }
-        return ParticipantMain.Setup(role: theRole, broker: broker, options: options, logFormat: format)
+        var timeout: Duration? = nil
+        if let connectTimeout {
+            guard connectTimeout > 0, connectTimeout.isFinite else {
+                throw MsgFloError(.invalidArgument, "--connect-timeout must be a positive number of seconds")
+            }
+            timeout = .milliseconds(Int64((connectTimeout * 1000).rounded()))
+        }
+        return ParticipantMain.Setup(role: theRole, broker: broker, options: options, logFormat: format, connectTimeout: timeout)
     }
 }

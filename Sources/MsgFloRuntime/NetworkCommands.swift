@@ -92,7 +92,7 @@ extension FBPRuntime {
             guard let c = await coordinator.library?.component(named: name), let file = c.file else {
                 throw ProtocolError("Component \(name) not found")
             }
-            let path = (options.componentDirectory.map { $0 + "/" } ?? "") + file
+            let path = file  // the library's path of the file (the component directory joined with its name)
             guard let attrs = try? FileManager.default.attributesOfItem(atPath: path), let size = attrs[.size] as? Int,
                   size <= 4 << 20, let data = FileManager.default.contents(atPath: path) else {
                 throw ProtocolError("cannot read the source of \(name) (\(file))")

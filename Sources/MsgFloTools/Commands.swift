@@ -97,6 +97,7 @@ public struct SendMessageCommand: AsyncParsableCommand {
             throw ToolFailure("Missing message payload (--json DATA, --file PATH, or data on stdin)")
         }
         let message = try SendMessage.payload(from: source)
+        try WireName.check(queue!, WireName.Broker(try brokerOptions.url()), what: "--queue")
         let transport = try await brokerOptions.connect(tool: Self.configuration.commandName!)
         try await SendMessage.send(message, to: queue!, count: `repeat`, over: transport)
         await transport.close()
@@ -129,6 +130,9 @@ public struct DumpMessageCommand: AsyncParsableCommand {
     @Flag(help: "Print each message as it arrives, one per line, and keep reading.")
     public var follow = false
 
+    @Flag(help: "On AMQP, when Q is neither a queue nor an exchange, declare it as an outport exchange and wait for messages (without it, that is an error).")
+    public var create = false
+
     public init() {}
 
     public func validate() throws {
@@ -137,8 +141,9 @@ public struct DumpMessageCommand: AsyncParsableCommand {
     }
 
     public func run() async throws {
+        try WireName.check(queue!, WireName.Broker(try brokerOptions.url()), use: .filter, what: "--queue")
         let transport = try await brokerOptions.connect(tool: Self.configuration.commandName!)
-        let (subscription, _) = try await DumpMessage.open(queue!, on: transport)
+        let (subscription, _) = try await DumpMessage.open(queue!, on: transport, create: create)
         try await DumpMessage.run(subscription, amount: follow ? amount : (amount ?? 1), follow: follow,
                                   print: Output.line)
         await subscription.cancel()
@@ -182,6 +187,8 @@ public struct RegisterCommand: AsyncParsableCommand {
     public func run() async throws {
         let files = try role.map(Register.RoleFile.init(parsing:))
         let definitions = try files.map { try Register.definition($0, heartbeat: forever.value ? interval : nil) }
+        let wire = WireName.Broker(try brokerOptions.url())
+        for d in definitions { try d.checkWireNames(wire) }
         let transport = try await brokerOptions.connect(tool: Self.configuration.commandName!)
         try await Register.announce(definitions, over: transport, print: Output.line)
         guard forever.value else {

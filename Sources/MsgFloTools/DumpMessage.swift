@@ -17,7 +17,10 @@ public enum DumpMessage {
     }
 
     /// Opens the subscription for `queue` as described above.
-    public static func open(_ queue: String, on transport: any Transport) async throws -> (Subscription, Source) {
+    /// A name that is neither a queue nor an exchange fails at once, naming near matches, unless `create` (then it
+    /// is declared as an outport exchange, as the participant would declare it, and the tap waits on it).
+    public static func open(_ queue: String, on transport: any Transport,
+                            create: Bool = false) async throws -> (Subscription, Source) {
         if transport.broker.scheme.isAMQP {
             let exists: Bool
             do {
@@ -27,6 +30,11 @@ public enum DumpMessage {
                 exists = false
             }
             if !exists {
+                if !create, try await transport.exchangeExists(queue) == false {
+                    let near = await NearMatches.existing(queue, on: transport)
+                    throw ToolFailure("no queue or exchange '\(queue)' on \(transport.broker): nothing to read "
+                                      + "(--create declares it as an outport and waits)" + NearMatches.suffix(near))
+                }
                 return (try await transport.subscribeData(queue), .outportTap)
             }
         }

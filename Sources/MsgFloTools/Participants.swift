@@ -33,6 +33,7 @@ public final class ParticipantProcesses: Sendable {
         var command: String
         var process: Process
         var exit: Exit?
+        var stderr: OutputTail
     }
 
     private let children = Mutex<[Child]>([])
@@ -63,7 +64,21 @@ public final class ParticipantProcesses: Sendable {
         process.environment = env
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = forward.contains("stdout") ? FileHandle.standardOutput : FileHandle.nullDevice
-        process.standardError = forward.contains("stderr") ? FileHandle.standardError : FileHandle.nullDevice
+        // Stderr goes through a pipe, so that the last of it can be shown when the child fails (forwarded as well
+        // when asked). The handler runs on Foundation's own dispatch queue, not on Swift's cooperative pool.
+        let tail = OutputTail()
+        let errPipe = Pipe()
+        let forwardStderr = forward.contains("stderr")
+        errPipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            if data.isEmpty {
+                handle.readabilityHandler = nil
+                return
+            }
+            if forwardStderr { FileHandle.standardError.write(data) }
+            tail.append(data)
+        }
+        process.standardError = errPipe
         process.terminationHandler = { [weak self] p in
             let exit = Exit(role: role, command: command, pid: p.processIdentifier, status: p.terminationStatus,
                             signaled: p.terminationReason == .uncaughtSignal, at: .now)
@@ -77,7 +92,7 @@ public final class ParticipantProcesses: Sendable {
             } catch {
                 throw ToolFailure("cannot start participant \(role) (\(command)): \(error.localizedDescription)")
             }
-            list.append(Child(role: role, command: command, process: process))
+            list.append(Child(role: role, command: command, process: process, stderr: tail))
         }
     }
 
@@ -86,6 +101,13 @@ public final class ParticipantProcesses: Sendable {
 
     /// The children that have exited, in start order.
     public var exits: [Exit] { children.withLock { $0.compactMap(\.exit) } }
+
+    /// The last lines a child wrote on stderr (at most `count`, each cut to 200 characters, control characters
+    /// shown as `?`): what a failed child said about itself.
+    public func lastStderrLines(pid: Int32, count: Int = 3) -> [String] {
+        let tail = children.withLock { $0.first { $0.process.processIdentifier == pid }?.stderr }
+        return tail?.lastLines(count) ?? []
+    }
 
     public func pid(of role: String) -> Int32? {
         children.withLock { $0.first { $0.role == role }?.process.processIdentifier }
@@ -123,5 +145,26 @@ public final class ParticipantProcesses: Sendable {
             }
         }
         return nil
+    }
+}
+
+/// The last 4 KB of a stream.
+final class OutputTail: Sendable {
+    private static let capacity = 4096
+    private let bytes = Mutex<[UInt8]>([])
+
+    func append(_ data: Data) {
+        bytes.withLock { b in
+            b.append(contentsOf: data.suffix(Self.capacity))
+            if b.count > Self.capacity { b.removeFirst(b.count - Self.capacity) }
+        }
+    }
+
+    func lastLines(_ count: Int) -> [String] {
+        let text = String(decoding: bytes.withLock { $0 }, as: UTF8.self)
+        let lines = text.split(whereSeparator: \.isNewline).map { line in
+            String(line.prefix(200).map { $0.isASCII && ($0.asciiValue! < 0x20 || $0.asciiValue! == 0x7f) ? "?" : $0 })
+        }.filter { !$0.allSatisfy(\.isWhitespace) }
+        return Array(lines.suffix(count))
     }
 }

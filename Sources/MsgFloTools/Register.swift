@@ -61,6 +61,19 @@ public enum Register {
         return definition
     }
 
+    /// The `role` a definition file names itself (msgflo-register-foreign's fallback when no `--role` is given).
+    public static func role(yaml text: String, path: String) throws -> String {
+        let doc = (try? Yams.compose(yaml: text))??.mapping
+        guard let doc else { throw ToolFailure("\(path): No definition found") }
+        guard let component = scalarString(doc["component"]), !component.isEmpty else {
+            throw ToolFailure("\(path): .component is not defined")
+        }
+        guard let role = scalarString(doc["role"]), !role.isEmpty else {
+            throw ToolFailure("\(path): .role is not defined for component \(component) (give --role ROLE)")
+        }
+        return role
+    }
+
     static func isNull(_ node: Node?) -> Bool {
         guard let node else { return true }
         return node.null != nil
@@ -133,7 +146,10 @@ public enum Register {
     public static func announce(_ definitions: [ParticipantDefinition], over transport: any Transport,
                                 print: (String) -> Void) async throws {
         for definition in definitions {
-            try await transport.announce(definition)
+            // Dated, as the SDK's announcements (docs/protocol.md): never counted fresher than when it was sent.
+            var dated = definition
+            dated.timestamp = Date().timeIntervalSince1970
+            try await transport.announce(dated)
             print("Sent discovery message for \(definition.id)")
         }
     }

@@ -88,7 +88,9 @@ public struct Setup {
                 if let exit = processes.exits.first(where: {
                     listener.definition(role: $0.role) == nil && ContinuousClock.now - $0.at > .seconds(3)
                 }) {
-                    throw ToolFailure("Child '\(exit.command)' (pid=\(exit.pid)) exited with \(exit.signaled ? "signal \(exit.status)" : "status \(exit.status)") before announcing itself")
+                    let said = processes.lastStderrLines(pid: exit.pid)
+                    throw ToolFailure("Child '\(exit.command)' (pid=\(exit.pid)) exited with \(exit.signaled ? "signal \(exit.status)" : "status \(exit.status)") before announcing itself"
+                                      + (said.isEmpty ? " (nothing on its stderr)" : "; its stderr ended with: " + said.joined(separator: " | ")))
                 }
             }
             if !missing.isEmpty {
@@ -111,6 +113,13 @@ public struct Setup {
             bindings = SetupBindings.fromConvention(graph)
         }
         outcome.bindings = bindings
+        // Names from the graph (role.PORT) or the announcements go on the wire: refuse a bad one before binding any.
+        let wire = WireName.Broker(transport.broker)
+        for binding in bindings {
+            for b in binding.transportBindings {
+                do { try b.checkWireNames(wire) } catch { throw ToolFailure("setup: \(error.message)") }
+            }
+        }
 
         var made: [SetupBinding] = []
         if mqtt {

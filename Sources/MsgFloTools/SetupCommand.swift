@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MsgFlo
+import MsgFloCLI
 import Synchronization
 
 /// A comma-separated list option that may also be repeated: `--ignore a,b --ignore c`.
@@ -8,7 +9,12 @@ func commaList(_ values: [String]) -> [String] {
     values.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }.filter { !$0.isEmpty }
 }
 
-public struct SetupCommand: AsyncParsableCommand {
+public struct SetupCommand: AsyncParsableCommand, MsgFloStyleCommand {
+    /// msgflo's `--participants [BOOL]`, `--discover [BOOL]`, `--forever [BOOL]`, `--shell [shell]`, `--forward [stderr,stdout]`.
+    public static let msgfloArguments = MsgFloArguments(
+        booleans: ["--participants", "--discover", "--forever"],
+        optionalValues: ["--shell": "/bin/sh", "--forward": "stderr,stdout"])
+
     public static let configuration = CommandConfiguration(
         commandName: "msgflo-setup",
         abstract: "Connect the queues of a graph's participants, optionally starting them first.",
@@ -34,7 +40,7 @@ public struct SetupCommand: AsyncParsableCommand {
 
     @OptionGroup public var brokerOptions: BrokerOptions
 
-    @Flag(help: "Also start the participants, with the commands of the component library.")
+    @Flag(help: "Also start the participants, with the commands of the component library. (msgflo's --participants true|false works too.)")
     public var participants = false
 
     @Option(help: ArgumentHelp("Start only these roles (comma-separated).", valueName: "a,b"))
@@ -49,19 +55,19 @@ public struct SetupCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Where component files are found.", valueName: "DIR"))
     public var componentdir: String = "participants"
 
-    @Option(help: ArgumentHelp("Pass the participants' stdout and/or stderr through.", valueName: "stderr,stdout"))
+    @Option(help: ArgumentHelp("Pass the participants' stdout and/or stderr through (--forward alone: both).", valueName: "stderr,stdout"))
     public var forward: String = ""
 
-    @Flag(help: "Wait for discovery messages and bind the queues they announce, instead of the naming convention.")
+    @Flag(help: "Wait for discovery messages and bind the queues they announce, instead of the naming convention. (Also --discover true|false.)")
     public var discover = false
 
     @Option(help: ArgumentHelp("How long to wait for discovery messages.", valueName: "SECONDS"))
     public var timeout: Double = 30
 
-    @Flag(help: "Keep running (routing MQTT edges that need it); stop the started participants on SIGTERM.")
+    @Flag(help: "Keep running (routing MQTT edges that need it); stop the started participants on SIGTERM. (Also --forever true|false.)")
     public var forever = false
 
-    @Option(help: ArgumentHelp("Run each participant command as SHELL -c COMMAND.", valueName: "SHELL"))
+    @Option(help: ArgumentHelp("Run each participant command as SHELL -c COMMAND (--shell alone: /bin/sh).", valueName: "SHELL"))
     public var shell: String?
 
     public init() {}
@@ -141,8 +147,12 @@ public struct ProcfileCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Add this line as it is. Repeat for several.", valueName: "DATA"))
     public var include: [String] = []
 
-    @Option(help: ArgumentHelp("Where component files are found.", valueName: "DIR"))
+    @Option(name: [.customLong("components"), .customLong("componentdir")],
+            help: ArgumentHelp("Where component files are found (also --componentdir, as msgflo-setup and msgflo name it).", valueName: "DIR"))
     public var components: String = "participants"
+
+    @Option(help: ArgumentHelp("Ignored: a Procfile names no broker (the participants read $MSGFLO_BROKER). Accepted as every msgflo tool takes it.", valueName: "URL"))
+    public var broker: String?
 
     public init() {}
 
@@ -151,6 +161,7 @@ public struct ProcfileCommand: AsyncParsableCommand {
     }
 
     public func run() async throws {
+        if broker != nil { Output.error("msgflo-procfile: note: --broker is ignored (the participants read $MSGFLO_BROKER)") }
         let loadedGraph = try GraphFile.load(graph!)
         let lib = try LibraryFile.load(library, componentdir: components)
         for line in try Procfile.lines(loadedGraph, library: lib, ignore: ignore, include: include) {

@@ -52,7 +52,7 @@ public enum ToolMain {
                                                    errorLine: (String) -> Void = Output.error) async -> Int32 {
         let name = type.configuration.commandName ?? String(describing: type)
         do {
-            var command = try type.parseAsRoot(arguments)
+            var command = try type.parseAsRoot(MsgFloArguments.arguments(for: type, arguments))
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {

@@ -30,7 +30,7 @@ struct MsgFlo: AsyncParsableCommand {
     /// them; help and version output are left as they are.
     static func main() async {
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(msgfloArguments())
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
@@ -78,8 +78,8 @@ extension MsgFlo {
         var ignore: [String] = []
         @Option(help: "Which child streams to forward, prefixed with the role.")
         var forward: String = "stderr,stdout"
-        @Flag(help: "Run participant commands with /bin/sh -c instead of splitting them into words.")
-        var shell = false
+        @Option(help: ArgumentHelp("Run participant commands as SHELL -c COMMAND instead of splitting them into words (--shell alone: /bin/sh).", valueName: "SHELL"))
+        var shell: String?
         @Option(help: "Seconds of silence before a participant that declares no heartbeat is lost.")
         var participantTimeout: Double = 600
         @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
@@ -108,7 +108,7 @@ extension MsgFlo {
             let streams = Set(forward.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
             config.options.forwardStdout = streams.contains("stdout")
             config.options.forwardStderr = streams.contains("stderr")
-            config.options.shell = shell ? "/bin/sh" : nil
+            config.options.shell = shell
             config.options.participantTimeout = participantTimeout
             // The URL's options are checked (making the transport) before anything is logged: a bad one is the
             // only line printed.
@@ -122,7 +122,7 @@ extension MsgFlo {
             let observability = runtimeArguments.wanted ? Observability() : nil
             options.metrics = observability?.factory
             let coordinator = Coordinator(transport: transport, graph: desired, options: options, logger: logger)
-            logger.info("msgflo starting on \(url)")
+            logger.debug("msgflo starting on \(url)")
             try await runtimeArguments.run(CoordinatorService(coordinator: coordinator, logger: logger), config: config,
                                            logger: logger, observability: observability)
         }
@@ -142,8 +142,8 @@ extension MsgFlo {
         var json = false
 
         func run() async throws {
-            var logger = Logger(label: "msgflo-status")
-            logger.logLevel = .error
+            // Errors only, on stderr (stdout holds the table), escaped like every log line.
+            let logger = Logger(label: "msgflo-status") { SafeLogHandler.standardError(label: $0, level: .error) }
             let url = try brokerOption.resolve()
             let transport: any Transport
             do { transport = try Transports.make(url, logger: logger) } catch { throw Failure("\(error)") }
@@ -155,8 +155,9 @@ extension MsgFlo {
             defer { Task { await transport.close() } }
             var status = try await StatusClient.ask(transport, timeout: .milliseconds(Int(timeout * 1000)))
             if status == nil {
-                FileHandle.standardError.write(Data("no msgflo daemon answered; listening on fbp for \(listen) s\n".utf8))
+                note(StatusNotes.listening(broker: url, timeout: timeout, listen: listen))
                 status = try await StatusClient.listen(transport, for: .milliseconds(Int(listen * 1000)))
+                if let s = status, s.rows.isEmpty { note(StatusNotes.heardNothing(broker: url, listen: listen)) }
             }
             let s = status!
             print(json ? s.json.serialized : s.table())

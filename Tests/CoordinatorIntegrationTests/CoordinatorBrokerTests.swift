@@ -128,12 +128,14 @@ extension CoordinatorIntegration {
                      edges: [.init(E(a, "out"), E(b, "in"))], initials: [.init(iip, to: E(a, "in"))])
     }
 
-    func start(_ kind: TestBrokers.Kind, _ g: DesiredGraph, timeout: Double = 600) async throws -> (Coordinator, Task<Void, any Error>) {
+    func start(_ kind: TestBrokers.Kind, _ g: DesiredGraph, timeout: Double = 600,
+               configure: (inout CoordinatorOptions) -> Void = { _ in }) async throws -> (Coordinator, Task<Void, any Error>) {
         let t = try await connect(kind)
         var o = CoordinatorOptions()
         o.participantTimeout = timeout
         o.tick = .milliseconds(100)
         o.answerStatus = false
+        configure(&o)
         let c = Coordinator(transport: t, graph: g, options: o, logger: quietLogger())
         let task = Task { try await c.run() }
         return (c, task)

@@ -5,36 +5,10 @@ import TestSupport
 import Testing
 
 /// Issue 10, item 3: names from discovery messages reach the daemon's log and `msgflo status` escaped and capped.
-extension CoordinatorIntegration {
-@Suite(.serialized) struct DaemonTextTests {
-    final class Output: Sendable {
-        let bytes = Mutex(Data())
-        var data: Data { bytes.withLock { $0 } }
-        var text: String { String(decoding: data, as: UTF8.self) }
-    }
-
-    func startDaemon(broker: BrokerURL, in dir: URL) throws -> (Process, Output) {
-        let p = Process()
-        p.executableURL = builtExecutable("msgflo")
-        p.arguments = ["run", "--broker", broker.unredacted]
-        p.currentDirectoryURL = dir
-        var env = ProcessInfo.processInfo.environment
-        env["MSGFLO_BROKER"] = nil
-        p.environment = env
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        let out = Output()
-        pipe.fileHandleForReading.readabilityHandler = { h in
-            let d = h.availableData
-            if d.isEmpty { h.readabilityHandler = nil; return }
-            out.bytes.withLock { $0.append(d) }
-        }
-        try p.run()
-        return (p, out)
-    }
-
-    func status(_ broker: BrokerURL, _ extra: [String] = []) throws -> (Int32, Data) {
+extension CoordinatorIntegration.DaemonProcessTests {
+    /// Runs `msgflo status` and returns its exit status and stdout. Waits by polling, never by blocking a thread of
+    /// the cooperative pool (the other modules' tests run beside this one).
+    func status(_ broker: BrokerURL, _ extra: [String] = []) async throws -> (Int32, Data) {
         let p = Process()
         p.executableURL = builtExecutable("msgflo")
         p.arguments = ["status", "--broker", broker.unredacted, "--timeout", "10"] + extra
@@ -42,9 +16,14 @@ extension CoordinatorIntegration {
         p.standardOutput = pipe
         p.standardError = FileHandle.nullDevice
         try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, data)
+        // Read to the end on a thread of its own: a blocking read must not hold a thread of the cooperative pool.
+        let data: Data = await withCheckedContinuation { c in
+            let reader = pipe.fileHandleForReading
+            Thread { c.resume(returning: reader.readDataToEndOfFile()) }.start()
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while p.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        return (p.isRunning ? -1 : p.terminationStatus, data)
     }
 
     /// Newlines and ESC in a discovery message's id, role, component and label forged whole log lines
@@ -66,30 +45,30 @@ extension CoordinatorIntegration {
         let big = ParticipantDefinition(id: "big-1", role: bigRole, component: "Big",
                                         inports: [PortDefinition(id: "in", queue: "big.IN")])
 
-        let (daemon, out) = try startDaemon(broker: broker, in: dir)
+        let (daemon, out) = try startDaemon([], in: dir, broker: broker)
         defer { if daemon.isRunning { kill(daemon.processIdentifier, SIGKILL) } }
         let t = try await connect(kind)
         // On AMQP `fbp` is a work queue other tests' coordinators may take from: announce until ours has it.
         let escapedId = #"\#(role)-1\n2026-01-01T00:00:00"#
         let deadline = ContinuousClock.now + .seconds(40)
         while ContinuousClock.now < deadline && daemon.isRunning
-                && !(out.text.contains(escapedId) && out.text.contains("big-1")) {
+                && !(out.value.contains(escapedId) && out.value.contains("big-1")) {
             try await t.announce(forged)
             try await t.announce(big)
             try await Task.sleep(for: .milliseconds(300))
         }
-        #expect(out.text.contains("participant added: \(escapedId)"), "\(out.text.suffix(2000))")
-        #expect(out.text.contains("big-1"), "\(out.text.suffix(2000))")
+        #expect(out.value.contains("participant added: \(escapedId)"), "\(out.value.suffix(2000))")
+        #expect(out.value.contains("big-1"), "\(out.value.suffix(2000))")
 
         // `msgflo status`, table and JSON: no raw control byte, the names still recognisable.
-        let (code, table) = try status(broker)
+        let (code, table) = try await status(broker)
         #expect(code == 0)
         let tableText = String(decoding: table, as: UTF8.self)
         #expect(!table.contains(0x1B) && !tableText.unicodeScalars.contains("\u{9B}"), "\(tableText)")
         #expect(tableText.contains(#"C\u001b[2J\u001b]0;pwned\u0007\u009b31m"#), "\(tableText)")
         #expect(tableText.contains(#"\#(role)-1\n2026"#), "\(tableText)")
         for line in tableText.split(separator: "\n") { #expect(line.utf8.count < 2000, "a table line of \(line.utf8.count) bytes") }
-        let (jsonCode, jsonData) = try status(broker, ["--json"])
+        let (jsonCode, jsonData) = try await status(broker, ["--json"])
         #expect(jsonCode == 0)
         #expect(!jsonData.contains(0x1B))
         let json = try JSONValue(parsing: Array(jsonData))
@@ -102,14 +81,12 @@ extension CoordinatorIntegration {
         let stopped = ContinuousClock.now + .seconds(20)
         while daemon.isRunning && ContinuousClock.now < stopped { try await Task.sleep(for: .milliseconds(50)) }
         await t.close()
-        let log = out.data
-        #expect(!log.contains(0x1B), "raw ESC in the daemon's log")
-        let lines = out.text.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(!out.value.unicodeScalars.contains("\u{1B}"), "raw ESC in the daemon's log")
+        let lines = out.value.split(separator: "\n", omittingEmptySubsequences: false)
         for line in lines {
             #expect(!line.hasPrefix("2026-01-01T00:00:00"), "forged line: \(line)")
             #expect(line.utf8.count <= SafeText.lineLimit + 200, "a log line of \(line.utf8.count) bytes")
-            #expect(!line.contains("\r"))
+            #expect(!line.unicodeScalars.contains("\r"))
         }
     }
-}
 }

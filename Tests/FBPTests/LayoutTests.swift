@@ -108,7 +108,7 @@ struct LayoutTests {
         #expect(!elements.contains { $0.name == "script" })
         #expect(!svg.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" })
         #expect(svg.utf8.count < 40_000, "names are capped for display")
-        #expect(svg.contains("\\u{1b}[31m"))
+        #expect(svg.contains("\\u001b[31m"))
     }
 
     @Test func emptyGraph() throws {
@@ -131,7 +131,7 @@ struct LayoutTests {
     }
 
     @Test func displayTextEscapesAndCuts() {
-        #expect(GraphLayout.displayText("a\nb\u{1b}", max: 32) == "a\\nb\\u{1b}")
+        #expect(GraphLayout.displayText("a\nb\u{1b}\u{202E}", max: 32) == "a\\nb\\u001b\\u202e")
         #expect(GraphLayout.displayText(String(repeating: "x", count: 40), max: 10) == String(repeating: "x", count: 10) + "…")
         #expect(GraphLayout.displayText("short", max: 10) == "short")
     }

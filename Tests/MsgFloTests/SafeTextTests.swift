@@ -42,6 +42,17 @@ import Testing
         #expect(SafeText.escape(role, limit: nil) == role)
     }
 
+    /// The escapes are JSON's: escaped compact JSON (what msgflo-dump-message prints) is still JSON, and the same.
+    @Test func escapedJSONIsStillTheSameJSON() throws {
+        let text = "{\"a\u{85}\":[\"x\u{2028}y\u{202E}z\u{7F}\",\"\\u001b\"]}"
+        let escaped = SafeText.escape(text, limit: nil)
+        #expect(!escaped.unicodeScalars.contains { SafeText.isEscaped($0) })
+        #expect(try JSONValue(parsing: Array(escaped.utf8)) == JSONValue(parsing: Array(text.utf8)))
+        // And JSON written by JSONValue never holds those characters raw.
+        let written = try JSONValue(parsing: Array(text.utf8)).serialized
+        #expect(!written.unicodeScalars.contains { SafeText.isEscaped($0) })
+    }
+
     @Test func escapingTwiceChangesNothing() {
         let samples = ["a\nb\u{1B}c", String(repeating: "x\u{85}", count: 5000), "plain", String(repeating: "🙂", count: 999)]
         for s in samples {

@@ -1,3 +1,5 @@
+import MsgFloTransports
+import Logging
 import ExampleParticipants
 import Foundation
 import MsgFlo
@@ -20,7 +22,7 @@ struct ParticipantIntegrationTests {
         try await eventually("discovery of \(role)") { !fbp.of(role: role).isEmpty }
         let raw = try #require(fbp.collector.all.first { (try? Discovery.parse($0))?.role == role })
         let payload = try #require(raw.json?["payload"]?.objectValue)
-        #expect(Set(payload.keys) == ["id", "role", "component", "label", "icon", "inports", "outports",
+        #expect(Set(payload.keys) == ["id", "role", "component", "label", "icon", "inports", "outports", "timestamp",
                                       "heartbeat", "inqueue", "capabilities"])
         let def = fbp.of(role: role)[0]
         #expect(def == p.definition)
@@ -106,15 +108,23 @@ struct ParticipantIntegrationTests {
         #expect(child.stdoutLines.count == 1)
     }
 
-    @Test("the executable: bad arguments and an unreachable broker give one line on stderr and exit 1")
+    @Test("the executable: bad arguments give one line on stderr and exit 1; an unreachable broker is waited for, a line per attempt, until --connect-timeout")
     func executableErrors() async throws {
         for args in [["Repeat"], ["Nope", "x"], ["Repeat", "r", "--iips", "{"], ["Repeat", "r", "--prefetch", "0"],
-                     ["Repeat", "r", "--broker", "amqp://127.0.0.1:1/"], ["Repeat", "r", "--broker", "mqtt://127.0.0.1:1"],
-                     ["Repeat", "r", "--broker", "amqp://u:secret@127.0.0.1:1/"]] {
+                     ["Repeat", "r", "--connect-timeout", "0"], ["Repeat", String(repeating: "r", count: 300)]] {
             let child = try Child(participantExecutable, args)
             #expect(try await child.exitCode(timeout: .seconds(30)) == 1, "\(args)")
             let lines = child.stderr.split(separator: "\n")
             #expect(lines.count == 1, "\(args): \(child.stderr)")
+            #expect(child.stdout.isEmpty)
+        }
+        for url in ["amqp://127.0.0.1:1/", "mqtt://127.0.0.1:1", "amqp://u:secret@127.0.0.1:1/"] {
+            let child = try Child(participantExecutable, ["Repeat", "r", "--broker", url, "--connect-timeout", "1.5"])
+            #expect(try await child.exitCode(timeout: .seconds(30)) == 1, "\(url)")
+            let lines = child.stderr.split(separator: "\n")
+            #expect(lines.count >= 2, "\(url): \(child.stderr)")
+            #expect(lines.dropLast().allSatisfy { $0.contains("waiting for the broker (attempt") }, "\(url): \(child.stderr)")
+            #expect(lines.last?.contains("gave up after") == true, "\(url): \(child.stderr)")
             #expect(child.stdout.isEmpty)
             #expect(!child.stderr.contains("secret"))
         }
@@ -218,6 +228,70 @@ struct ParticipantIntegrationTests {
         #expect(seenBeforeRestart < n, "the first process had finished before SIGTERM: nothing was in flight")
         let dupes = out.count - n
         #expect(dupes == 0, "\(dupes) duplicates")
+    }
+
+    /// The MQTT URL, a QoS 1 transport of the test's own (its own session), a fresh role and a collector on its outport.
+    func mqttQoS1Setup(_ prefix: String) async throws -> (String, any Transport, String, Collector) {
+        let base = try TestBrokers.url(.mqtt).unredacted
+        var logger = Logger(label: "test.mqtt")
+        logger.logLevel = .warning
+        let t = try Transports.make(try BrokerURL(parsing: base + "?qos=1&clientId=\(TestBrokers.unique("msgflo-test-\(prefix)"))"),
+                                    logger: logger)
+        try await t.connect()
+        let role = TestBrokers.unique(prefix)
+        return (base, t, role, try await Collector.outport("\(role).OUT", on: t))
+    }
+
+    @Test("MQTT QoS 1: SIGTERM with messages in flight loses none", .timeLimit(.minutes(2)))
+    func mqttSigtermLosesNothing() async throws {
+        let (base, t, role, out) = try await mqttQoS1Setup("mterm")
+        defer { Task { await t.close() } }
+        // The same command line both times: the same persistent session, which keeps what arrives in between.
+        let args = ["Repeat", role, "--broker", base + "?qos=1", "--prefetch", "20"]
+        let child = try Child(participantExecutable, args)
+        _ = try await child.ready()
+        let n = 3000
+        for i in 0..<n { try await t.send(toInport: "\(role).IN", Message(json: .int(i))) }
+        try await eventually("some through") { out.count > 100 }
+        child.terminate()
+        #expect(try await child.exitCode() == 0)
+        let seenBeforeRestart = out.count
+        let again = try Child(participantExecutable, args)
+        _ = try await again.ready()
+        try await eventually("every message out", timeout: .seconds(60)) { Set(out.all.compactMap(\.json?.intValue)).count == n }
+        again.terminate()
+        #expect(try await again.exitCode() == 0)
+        #expect(seenBeforeRestart < n, "the first process had finished before SIGTERM: nothing was in flight")
+        let dupes = out.count - n
+        #expect(dupes == 0, "\(dupes) duplicates")
+    }
+
+    @Test("MQTT QoS 1: kill -9 loses at most the participant's window (prefetch + 1)", .timeLimit(.minutes(2)))
+    func mqttKillLosesAtMostTheWindow() async throws {
+        let (base, t, role, out) = try await mqttQoS1Setup("mkill")
+        defer { Task { await t.close() } }
+        let prefetch = 4
+        let args = ["Repeat", role, "--broker", base + "?qos=1", "--prefetch", "\(prefetch)"]
+        let n = 3000
+        let child = try Child(participantExecutable, args)
+        _ = try await child.ready()
+        for i in 0..<n { try await t.send(toInport: "\(role).IN", Message(json: .int(i))) }
+        try await eventually("some through") { out.count > 300 }
+        kill(child.process.processIdentifier, SIGKILL)
+        _ = try? await child.exitCode()
+        #expect(out.count < n, "the participant had finished before kill -9")
+        let again = try Child(participantExecutable, args)
+        _ = try await again.ready()
+        // Everything the broker still had arrives; what was in hand at the kill may be gone.
+        let window = prefetch + 1
+        try await eventually("all but the window", timeout: .seconds(60)) {
+            Set(out.all.compactMap(\.json?.intValue)).count >= n - window
+        }
+        try await Task.sleep(for: .seconds(1))
+        let lost = n - Set(out.all.compactMap(\.json?.intValue)).count
+        again.terminate()
+        #expect(try await again.exitCode() == 0)
+        #expect(lost <= window, "lost \(lost), more than the window of \(window)")
     }
 
     @Test("several participants in one process on one connection", arguments: TestBrokers.Kind.allCases)

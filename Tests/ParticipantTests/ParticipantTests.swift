@@ -19,13 +19,16 @@ struct ParticipantTests {
         #expect(env["protocol"] == "discovery")
         #expect(env["command"] == "participant")
         let payload = try #require(env["payload"]?.objectValue)
-        #expect(Set(payload.keys) == ["id", "role", "component", "label", "icon", "inports", "outports",
+        #expect(Set(payload.keys) == ["id", "role", "component", "label", "icon", "inports", "outports", "timestamp",
                                       "heartbeat", "inqueue", "capabilities"])
         #expect(payload["role"] == "rep")
         #expect(payload["component"] == "Repeat")
         #expect(payload["label"] == "Repeats its input unchanged")
         #expect(payload["icon"] == "forward")
         #expect(payload["id"]?.stringValue?.hasPrefix("rep-") == true)
+        // <role>-<8 hex digits>, zero padded
+        let suffix = payload["id"]?.stringValue?.dropFirst(4) ?? ""
+        #expect(suffix.count == 8 && suffix.allSatisfy(\.isHexDigit), "\(payload["id"] ?? .null)")
         #expect(payload["heartbeat"] == 60)
         #expect(payload["inqueue"] == .string(payload["id"]!.stringValue! + ".MSGFLO"))
         #expect(payload["capabilities"] == ["connectinport", "connectoutport", "disconnectinport", "disconnectoutport", "pause", "resume"])
@@ -263,6 +266,29 @@ struct ParticipantTests {
         try await Task.sleep(for: .milliseconds(30))
         #expect(extra.count == 1)
         await #expect(throws: MsgFloError.self) { try await p.apply(CoordinatorCommand(.connectOutport, port: "nope", queue: "x")) }
+        await p.stop()
+    }
+
+    @Test("pause holds deliveries (unacknowledged, the rest in the queue) until resume; nothing is lost")
+    func pauseAndResume() async throws {
+        let t = try await connected()
+        let p = try await Examples.repeatParticipant.start(role: "rep", on: t)
+        let inqueue = try #require(p.definition.inqueue)
+        let out = try await Collector.outport("rep.OUT", on: t)
+        try await t.send(toInport: inqueue, Message(json: ["protocol": "msgflo", "command": "pause", "payload": ["graph": "g"]]))
+        try await eventually("paused") { p.isPaused }
+        for i in 0..<5 { try await t.send(toInport: "rep.IN", Message(json: .int(i))) }
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(out.count == 0)
+        // Pausing twice is pausing.
+        try await t.send(toInport: inqueue, Message(json: ["protocol": "msgflo", "command": "pause", "payload": [:]]))
+        try await t.send(toInport: inqueue, Message(json: ["protocol": "msgflo", "command": "resume", "payload": ["graph": "g"]]))
+        #expect(try await out.wait(for: 5).map(\.json) == [0, 1, 2, 3, 4])
+        #expect(!p.isPaused)
+        #expect(t.memory.depth("rep.IN") == 0)
+        // A paused participant still stops.
+        p.setPaused(true)
+        try await t.send(toInport: "rep.IN", Message(json: 9))
         await p.stop()
     }
 

@@ -33,17 +33,25 @@ struct TempDir {
         var original = try String(contentsOf: TestBrokers.packageRoot.appendingPathComponent("participants/library.json"), encoding: .utf8)
         if !extra.isEmpty { original = original.replacingOccurrences(of: "\"components\": {", with: "\"components\": {\n" + extra + ",") }
         let lib = path("library.json")
-        try original.replacingOccurrences(of: ".build/release/msgflo-participant", with: builtExecutable("msgflo-participant").path)
+        try original.replacingOccurrences(of: "../.build/release/msgflo-participant", with: builtExecutable("msgflo-participant").path)
             .write(toFile: lib, atomically: true, encoding: .utf8)
         return lib
     }
 }
 
+/// A value behind a lock, shareable with closures.
+final class Locked<T: Sendable>: Sendable {
+    private let m: Mutex<T>
+    init(_ v: T) { m = Mutex(v) }
+    var value: T { m.withLock { $0 } }
+    func withLock<R: Sendable>(_ f: (inout T) -> R) -> R { m.withLock { f(&$0) } }
+}
+
 /// `msgflo run --port 0 …` as a user runs it; learns the port from its start line.
-final class Daemon: Sendable {
+final class Daemon {
     let process: Process
     let output = Locked("")
-    var log: String { output.withLock { $0 } }
+    var log: String { output.value }
 
     init(_ args: [String], broker: BrokerURL, in dir: TempDir) throws {
         let p = Process()
@@ -70,7 +78,7 @@ final class Daemon: Sendable {
     func port(timeout: Duration = .seconds(30)) async throws -> Int {
         var port: Int?
         try await eventually("the start line in: \(log)", timeout: timeout) {
-            guard let r = log.range(of: "msgflo started on ws://127.0.0.1:") else { return !process.isRunning && false }
+            guard let r = log.range(of: "msgflo started on ws://127.0.0.1:") else { return false }
             port = Int(log[r.upperBound...].prefix { $0.isNumber })
             return port != nil
         }
@@ -94,17 +102,21 @@ final class WSClient: Sendable {
     let outgoing: AsyncStream<String>.Continuation
     let task: Task<Void, any Error>
     let closed = Locked(false)
-    /// The Sec-WebSocket-Protocol the server answered, when it did.
-    let subprotocol = Locked<String?>(nil)
 
     init(port: Int, path: String = "/", subprotocol requested: String? = "noflo") {
         let (stream, continuation) = AsyncStream<String>.makeStream()
         outgoing = continuation
         let received = self.received, raw = self.raw, closed = self.closed
-        var headers = HTTPFields()
-        if let requested { headers[.secWebSocketProtocol] = requested }
-        var logger = Logger(label: "ws-test")
-        logger.logLevel = .error
+        let headers: HTTPFields = {
+            var h = HTTPFields()
+            if let requested { h[.secWebSocketProtocol] = requested }
+            return h
+        }()
+        let logger: Logger = {
+            var l = Logger(label: "ws-test")
+            l.logLevel = .error
+            return l
+        }()
         task = Task {
             defer { closed.withLock { $0 = true } }
             try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)\(path)",
@@ -136,15 +148,15 @@ final class WSClient: Sendable {
         sendText(JSONValue.object(m).serialized)
     }
 
-    var all: [JSONValue] { received.withLock { $0 } }
+    var all: [JSONValue] { received.value }
 
     /// The next message (after those already taken) of protocol `proto` that `condition` accepts, skipping
     /// others; nil after `timeout`.
     func next(_ proto: String, timeout: Duration = .seconds(10), where condition: @Sendable (JSONValue) -> Bool) async -> JSONValue? {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            let msgs = received.withLock { $0 }
-            let start = cursor.withLock { $0 }
+            let msgs = received.value
+            let start = cursor.value
             for i in start..<msgs.count where msgs[i]["protocol"]?.stringValue == proto && condition(msgs[i]) {
                 cursor.withLock { $0 = i + 1 }
                 return msgs[i]
@@ -152,6 +164,18 @@ final class WSClient: Sendable {
             try? await Task.sleep(for: .milliseconds(10))
         }
         return nil
+    }
+
+    /// Whether a `proto` message matching `condition` arrived at any point since `mark` (an earlier `cursor` value),
+    /// waiting up to `timeout`; the cursor is left alone (`next` skips what it passes over, which may come first).
+    func saw(_ proto: String, since mark: Int, timeout: Duration = .seconds(10), where condition: @Sendable (JSONValue) -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let msgs = received.value
+            if msgs[min(mark, msgs.count)...].contains(where: { $0["protocol"]?.stringValue == proto && condition($0) }) { return true }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return false
     }
 
     /// The next `proto:command` message's payload.
@@ -182,12 +206,3 @@ final class WSClient: Sendable {
     }
 }
 
-
-/// A mutex in a class, so that closures can share it (a `Mutex` is not copyable and cannot be captured by value).
-final class Locked<T: Sendable>: Sendable {
-    private let mutex: Mutex<T>
-    init(_ value: T) { mutex = Mutex(value) }
-    func withLock<R: Sendable>(_ body: (inout T) throws -> R) rethrows -> R {
-        try mutex.withLock { v in try body(&v) }
-    }
-}

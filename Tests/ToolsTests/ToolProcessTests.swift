@@ -476,7 +476,7 @@ import Testing
         let original = try String(contentsOf: root.appendingPathComponent("participants/library.json"), encoding: .utf8)
         let library = dir.appendingPathComponent("library.json")
         // Announcing every ~1 s and ~1.4 s: often, and never in lockstep (see foreignLibrary).
-        try original.replacingOccurrences(of: ".build/release/msgflo-participant", with: bin + "/msgflo-participant")
+        try original.replacingOccurrences(of: "../.build/release/msgflo-participant", with: bin + "/msgflo-participant")
             .replacingOccurrences(of: "Repeat #ROLE", with: "Repeat #ROLE --discovery-period 2.2")
             .replacingOccurrences(of: "Uppercase #ROLE", with: "Uppercase #ROLE --discovery-period 3")
             .write(to: library, atomically: true, encoding: .utf8)

@@ -2,8 +2,9 @@ import Foundation
 import Testing
 
 /// Issue 10, items 3, 4, 5 and 11, as a user meets them: what the executables print when input is hostile or
-/// wrong. None of these needs a broker: every case fails before connecting.
-@Suite struct ToolTextTests {
+/// wrong. None of these needs a broker: every case fails before connecting. Serialized: they start some 200 short
+/// processes, which need not all start at once beside the rest of the suite.
+@Suite(.serialized) struct ToolTextTests {
     /// Every executable that takes a broker, with arguments that get it as far as resolving the broker URL.
     static func brokerCommands(_ dir: URL) -> [(String, [String])] {
         [
@@ -44,6 +45,20 @@ import Testing
                 #expect(r.stderr.contains("***@"), "\(tool) \(how): \(r)")
                 #expect(r.stderr.contains(how), "\(tool) names where the URL came from: \(r)")
             }
+        }
+    }
+
+    /// A URL where none is expected is quoted back by ArgumentParser ("Unexpected argument '…'"): its user-info is
+    /// hidden too, as in every error line.
+    @Test func aURLQuotedInAnyErrorHidesItsUserInfo() async throws {
+        let dir = try Self.files()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = "amqp://user:hunter2/x@127.0.0.1:1/"
+        for tool in ["msgflo-procfile", "msgflo-graph", "msgflo-setup"] {
+            let r = try await ToolProcess.run(tool, ["g.fbp", url], cwd: dir, timeout: .seconds(20))
+            Self.expectOneLine(r, tool)
+            #expect(!r.stderr.contains("hunter2"), "\(tool): \(r)")
+            #expect(r.stderr.contains("amqp://***@127.0.0.1:1/"), "\(tool): \(r)")
         }
     }
 

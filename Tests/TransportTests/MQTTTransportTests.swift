@@ -20,7 +20,10 @@ final class MQTTCollector: Sendable {
     init(_ subscription: Subscription) {
         let items = self.items
         task = Task {
-            for await d in subscription { items.withLock { $0.append(d) } }
+            for await d in subscription {
+                items.withLock { $0.append(d) }
+                d.ack()  // at QoS 1 a consumer holds at most its prefetch unsettled (MQTTFlowControl)
+            }
         }
     }
 

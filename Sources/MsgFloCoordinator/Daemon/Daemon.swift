@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import MsgFlo
 import ServiceLifecycle
+import Synchronization
 
 /// The `msgflo` daemon's settings, as the command line gives them.
 public struct DaemonConfiguration: Sendable {
@@ -23,10 +24,14 @@ public struct DaemonConfiguration: Sendable {
             // The daemon may well start before its participants exist, but not without a single node to keep.
             if graph.roles.isEmpty { logger.warning("graph \(graphPath) has no processes: nothing to wire") }
         }
+        // Exported ports become queues of their own (graph.PORT): a name the broker cannot take stops the start.
+        for e in graph.inports + graph.outports {
+            try WireName.check(graph.exportedQueue(e), WireName.Broker(broker), what: "\(graphPath ?? "graph"): exported port queue")
+        }
         var options = self.options
         if libraryGiven || FileManager.default.fileExists(atPath: libraryPath) {
             let library = try ComponentLibrary.load(path: libraryPath, componentDirectory: componentDirectory)
-            logger.info("component library \(libraryPath): \(library.names.count) components")
+            logger.debug("component library \(libraryPath): \(library.names.joined(separator: ", "))")
             options.library = library
         } else {
             logger.info("no component library (\(libraryPath) not found): starting no participants")
@@ -48,15 +53,33 @@ public struct CoordinatorService: Service {
         self.logger = logger
     }
 
+    /// SIGTERM to children at once, SIGKILL this long after.
+    public static let childGrace: Duration = .seconds(5)
+    /// How long the shutdown waits for the connection's own work (connecting, the coordinator's loop) to notice it
+    /// is cancelled, and then for the connection to close, before it leaves them behind: a broker that is away or
+    /// silent must not hold the daemon up (the process exits; the kernel closes the socket).
+    public static let connectionGrace: Duration = .seconds(1)
+
     public func run() async throws {
-        await cancelWhenGracefulShutdown {
+        let supervisor = coordinator.supervisor
+        // A start-up failure that waiting cannot cure (wrong password, unknown vhost, TLS verification, wrong
+        // protocol) ends the work by itself and is thrown once the shutdown below is done.
+        let startFailure = FailureBox()
+        // The connection's work runs in a task of its own, so that shutdown can leave it behind when a call into the
+        // broker's library does not return in time; everything else is awaited.
+        let work = Task { [coordinator, transport, logger] in
             var delay = Duration.milliseconds(500)
             while !Task.isCancelled {
                 do {
                     try await transport.connect()
                     break
+                } catch let error as MsgFloError where error.isConfigurationError {
+                    // Wrong password, unknown vhost, TLS verification, wrong protocol: waiting will not cure it.
+                    startFailure.set(error)
+                    return
                 } catch {
-                    logger.error("cannot connect to \(transport.broker): \(error); trying again in \(delay)")
+                    if Task.isCancelled { return }
+                    logger.warning("cannot connect to \(transport.broker): \(error); trying again in \(delay)")
                     try? await Task.sleep(for: delay)
                     delay = min(delay * 2, .seconds(30))
                 }
@@ -73,8 +96,38 @@ public struct CoordinatorService: Service {
                 break
             }
         }
-        await coordinator.stopParticipants()
-        await transport.close()
+        // Ends when the work ends by itself or shutdown begins, whichever comes first.
+        let (ended, signal) = AsyncStream<Void>.makeStream()
+        let watcher = Task {
+            await work.value
+            signal.yield()
+        }
+        @Sendable func shutDown() {
+            // Children first and at once, whatever the broker is doing; no restart from now on.
+            supervisor?.beginShutdown(grace: Self.childGrace)
+            work.cancel()
+            signal.yield()
+        }
+        await withGracefulShutdownHandler {
+            await withTaskCancellationHandler {
+                for await _ in ended { break }
+            } onCancel: {
+                shutDown()
+            }
+        } onGracefulShutdown: {
+            shutDown()
+        }
+        shutDown()
+        watcher.cancel()
+        if !(await waitAtMost(Self.connectionGrace, for: work)) {
+            logger.warning("the broker connection did not wind down within \(Self.connectionGrace); leaving it")
+        }
+        await supervisor?.stopAll(grace: Self.childGrace)
+        let closing = Task { [transport] in await transport.close() }
+        if !(await waitAtMost(Self.connectionGrace, for: closing)) {
+            logger.warning("the broker connection did not close within \(Self.connectionGrace); leaving it")
+        }
+        if let failure = startFailure.get() { throw failure }
         logger.info("msgflo stopped")
     }
 
@@ -83,5 +136,27 @@ public struct CoordinatorService: Service {
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: self)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+    }
+}
+
+/// The one error that ends the daemon's connection work by itself, handed from that task to `run()`.
+final class FailureBox: Sendable {
+    private let value = Mutex<MsgFloError?>(nil)
+    func set(_ e: MsgFloError) { value.withLock { $0 = e } }
+    func get() -> MsgFloError? { value.withLock { $0 } }
+}
+
+/// Waits until `task` ends or `timeout` passes, whichever comes first; true when the task ended. The task is not
+/// cancelled here; when time runs out it is left to end on its own (or with the process).
+func waitAtMost(_ timeout: Duration, for task: Task<Void, Never>) async -> Bool {
+    final class Once: Sendable {
+        let done = Mutex(false)
+        func take() -> Bool { done.withLock { d in defer { d = true }; return !d } }
+    }
+    let once = Once()
+    return await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+        // Two waiters race; the loser is left to end by itself (a sleep, or a task that ends with the process).
+        Task { await task.value; if once.take() { c.resume(returning: true) } }
+        Task { try? await Task.sleep(for: timeout); if once.take() { c.resume(returning: false) } }
     }
 }

@@ -30,6 +30,10 @@ public struct LibraryConfig: Sendable {
     public var variables: [(name: String, value: String)]
     /// File extension (with its dot) → command template for component files in the component directory.
     public var handlers: [String: String]
+    /// The library file, when read from one (``load(path:)``): a configured command whose program is a relative
+    /// path (`../.build/release/msgflo-participant`, `./run.sh`) is resolved against that file's folder, so it works
+    /// from any working directory; the component directory's scan leaves the file out.
+    public var path: String?
 
     /// msgflo's handlers for extensions the file does not name.
     public static let defaultHandlers: [String: String] = [
@@ -109,7 +113,24 @@ public struct LibraryConfig: Sendable {
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw MsgFloError(.notFound, "cannot read library \(path): \(LibraryFiles.reason(error))")
         }
-        return try LibraryConfig(json: String(decoding: data, as: UTF8.self), source: path)
+        var config = try LibraryConfig(json: String(decoding: data, as: UTF8.self), source: path)
+        config.path = path
+        return config
+    }
+
+    /// `command` with its program resolved against the library file's folder when it is a relative path (has a
+    /// `/`, does not start with `/`, `#`, `$`, `~` or a quote). Bare names are left for PATH, as msgflo does.
+    public func resolvingProgram(_ command: String) -> String {
+        guard let path else { return command }
+        let trimmed = command.drop { $0 == " " || $0 == "\t" }
+        let program = trimmed.prefix { $0 != " " && $0 != "\t" }
+        guard program.contains("/"), let first = program.first, !"/#$~'\"\\".contains(first),
+              !program.contains("'"), !program.contains("\"") else { return command }
+        let folder = LibraryFiles.folder(of: path)
+        let resolved = LibraryFiles.join(folder, String(program))
+        let safe = resolved.allSatisfy { $0.isLetter || $0.isNumber || "/._-+,@%=:".contains($0) }
+        return (safe ? resolved : "'" + resolved.replacingOccurrences(of: "'", with: "'\\''") + "'")
+            + trimmed.dropFirst(program.count)
     }
 
     /// msgflo's `baseComponentCommand`: the variables, then `#FILENAME` (files only), `#COMPONENTNAME` (the part
@@ -161,7 +182,8 @@ public struct ComponentLibrary: Sendable {
             }
         }
         for (name, template) in config.components where component(named: name) == nil {
-            add(LibraryComponent(name: name, command: config.baseCommand(component: name, template: template)))
+            add(LibraryComponent(name: name,
+                                 command: config.resolvingProgram(config.baseCommand(component: name, template: template))))
         }
     }
 
@@ -225,6 +247,8 @@ public struct ComponentLibrary: Sendable {
             var name = base
             if let ns = config.namespace, !ns.isEmpty { name = ns + "/" + base }
             let path = LibraryFiles.join(directory, file)
+            // A library file (this one, or any with a `msgflo` or `components` key) is no component.
+            if ext == ".json", LibraryFiles.isLibrary(path, config: config) { continue }
             out.append(LibraryComponent(name: name,
                                         command: config.baseCommand(component: base, template: handler, filename: path),
                                         language: LibraryConfig.languages[ext], file: path))
@@ -240,6 +264,27 @@ enum LibraryFiles {
         let name = file.split(separator: "/").last.map(String.init) ?? file
         guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return "" }
         return String(name[dot...])
+    }
+
+    /// The absolute folder of a file path.
+    static func folder(of path: String) -> String {
+        let absolute = path.hasPrefix("/") ? path : join(FileManager.default.currentDirectoryPath, path)
+        return join(absolute, "..")
+    }
+
+    /// Whether a `.json` file of a component directory is a library file rather than a component (a graph): the
+    /// library in use, `package.json`, or a JSON object with a `msgflo` or `components` key.
+    static func isLibrary(_ path: String, config: LibraryConfig) -> Bool {
+        func absolute(_ p: String) -> String {
+            URL(fileURLWithPath: p).standardizedFileURL.resolvingSymlinksInPath().path
+        }
+        if let library = config.path, absolute(library) == absolute(path) { return true }
+        if path.hasSuffix("/package.json") || path == "package.json" { return true }
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+              let size = attributes[.size] as? Int, size <= 1 << 20,
+              let data = FileManager.default.contents(atPath: path),
+              let doc = try? OrderedJSON(parsing: String(decoding: data, as: UTF8.self)) else { return false }
+        return doc["msgflo"] != nil || doc["components"] != nil
     }
 
     /// `path.join`: joined with `/` and normalized (`.` dropped, `..` applied).

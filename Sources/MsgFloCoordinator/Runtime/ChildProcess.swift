@@ -1,9 +1,12 @@
+import CMsgFloSpawn
+import Dispatch
 import Foundation
 import Synchronization
 
-/// A child process started with `posix_spawnp`: signals at their defaults, nothing blocked, its own process group,
-/// stdin from /dev/null, stdout and stderr to the given descriptors (or /dev/null). Its exit is awaited on a
-/// dedicated thread and reported once through `onExit`.
+/// A child process, forked from ``SpawnThread`` and exec'd by `cmsgflo_spawn`: signals at their defaults, nothing
+/// blocked, its own process group, stdin from /dev/null, stdout and stderr to the given descriptors (or /dev/null),
+/// and `PR_SET_PDEATHSIG` set to SIGKILL, so that it never outlives the daemon, even one killed with `kill -9`
+/// (posix_spawn cannot set that). Its exit is awaited on a dedicated thread and reported once through `onExit`.
 final class ChildProcess: Sendable {
     let pid: pid_t
     final class Status: Sendable { let value = Mutex<Int32?>(nil) }
@@ -20,49 +23,42 @@ final class ChildProcess: Sendable {
         }
     }
 
-    /// `arguments[0]` is looked up on PATH. `stdout`/`stderr`: write ends to give the child (closed here after the
-    /// spawn), or nil for /dev/null.
-    init(arguments: [String], environment: [String: String], stdout: Int32?, stderr: Int32?,
-         onExit: @escaping @Sendable (Exit) -> Void) throws(MsgFloCommandError) {
-        guard !arguments.isEmpty else { throw MsgFloCommandError("empty command") }
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var all = sigset_t()
-        sigfillset(&all)
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigdefault(&attr, &all)
-        posix_spawnattr_setsigmask(&attr, &none)
-        posix_spawnattr_setpgroup(&attr, 0)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP))
+    /// The signal a child gets when the daemon dies. SIGKILL: it cannot be ignored, and nobody is left to escalate
+    /// a SIGTERM that a child ignores. (On AMQP nothing is lost by it; on MQTT QoS 1 at most the child's prefetch
+    /// window, as for any `kill -9` of a participant.)
+    static let deathSignal = SIGKILL
 
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        if let stdout { posix_spawn_file_actions_adddup2(&actions, stdout, 1) } else {
-            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    /// `arguments[0]` is looked up on the child's PATH. `stdout`/`stderr`: write ends to give the child (closed here
+    /// after the spawn), or nil for /dev/null.
+    static func spawn(arguments: [String], environment: [String: String], stdout: Int32?, stderr: Int32?,
+                      onExit: @escaping @Sendable (Exit) -> Void) async throws(MsgFloCommandError) -> ChildProcess {
+        guard !arguments.isEmpty else {
+            if let stdout { close(stdout) }
+            if let stderr, stderr != stdout { close(stderr) }
+            throw MsgFloCommandError("empty command")
         }
-        if let stderr { posix_spawn_file_actions_adddup2(&actions, stderr, 2) } else {
-            posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        }
-
-        let argv = arguments.map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
-        }
-        var pid: pid_t = 0
-        // posix_spawnp searches PATH of *this* process; use the child's PATH by searching ourselves.
+        // posix_spawnp would search PATH of *this* process; use the child's PATH by searching ourselves.
         let program = Self.resolve(arguments[0], path: environment["PATH"])
-        let rc = posix_spawn(&pid, program, &actions, &attr, argv, envp)
+        let env = environment.map { "\($0.key)=\($0.value)" }
+        let parent = getpid()
+        let rc = await SpawnThread.shared.run { () -> pid_t in
+            let argv = arguments.map { strdup($0) } + [nil]
+            let envp = env.map { strdup($0) } + [nil]
+            defer {
+                argv.forEach { free($0) }
+                envp.forEach { free($0) }
+            }
+            return cmsgflo_spawn(program, argv, envp, stdout ?? -1, stderr ?? -1, Self.deathSignal, parent)
+        }
         if let stdout { close(stdout) }
         if let stderr, stderr != stdout { close(stderr) }
-        guard rc == 0 else {
-            throw MsgFloCommandError("cannot run \(arguments[0]): \(String(cString: strerror(rc)))")
+        guard rc > 0 else {
+            throw MsgFloCommandError("cannot run \(arguments[0]): \(String(cString: strerror(-rc)))")
         }
+        return ChildProcess(pid: rc, onExit: onExit)
+    }
+
+    private init(pid: pid_t, onExit: @escaping @Sendable (Exit) -> Void) {
         self.pid = pid
         let status = exitStatus
         let child = pid
@@ -79,8 +75,11 @@ final class ChildProcess: Sendable {
 
     var isRunning: Bool { exitStatus.value.withLock { $0 == nil } }
 
+    /// Signals the child's process group (the child leads its own), so that what a `--shell` command started gets
+    /// it too: `sh -c 'prog args'` may keep prog as its own child rather than exec it.
     func signal(_ sig: Int32) {
-        if isRunning { kill(pid, sig) }
+        guard isRunning else { return }
+        if kill(-pid, sig) != 0 { kill(pid, sig) }
     }
 
     static func resolve(_ name: String, path: String?) -> String {
@@ -90,5 +89,44 @@ final class ChildProcess: Sendable {
             if access(candidate, X_OK) == 0 { return candidate }
         }
         return name
+    }
+}
+
+/// The one thread children are forked from. `PR_SET_PDEATHSIG` fires when the *thread* that forked a child ends, not
+/// the process: a child forked from a pool thread that the pool later retires would be killed with it. This thread
+/// lives as long as the process, blocks every signal (they belong to the threads that wait for them), and only
+/// forks, so no Swift concurrency thread ever blocks on a fork.
+final class SpawnThread: Sendable {
+    static let shared = SpawnThread()
+
+    private let jobs = Mutex<[@Sendable () -> Void]>([])
+    private let wake = DispatchSemaphore(value: 0)
+
+    private init() {
+        let thread = Thread { [self] in loop() }
+        thread.name = "msgflo-spawn"
+        thread.start()
+    }
+
+    /// Runs `body` on the spawn thread and returns its result.
+    func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { (c: CheckedContinuation<T, Never>) in
+            jobs.withLock { $0.append { c.resume(returning: body()) } }
+            wake.signal()
+        }
+    }
+
+    private func loop() {
+        var all = sigset_t()
+        sigfillset(&all)
+        pthread_sigmask(SIG_BLOCK, &all, nil)
+        while true {
+            wake.wait()
+            let batch = jobs.withLock { j in
+                defer { j = [] }
+                return j
+            }
+            for job in batch { job() }
+        }
     }
 }

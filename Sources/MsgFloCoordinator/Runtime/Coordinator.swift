@@ -97,6 +97,8 @@ public actor Coordinator {
     /// Discovery messages handled (valid or not), for the benchmark.
     public private(set) var handled = 0
     public private(set) var rejected = 0
+    /// Announcements ignored because their timestamp was older than their period.
+    public private(set) var stale = 0
 
     // The live runtime's state (Coordinator+Live.swift).
     /// What a live runtime (the FBP WebSocket server) follows: IIPs sent, data tapped, process errors, graph edits.
@@ -150,12 +152,12 @@ public actor Coordinator {
         }
         let statusSubscription = statusSub
         started = true
-        logger.info("coordinator running on \(transport.broker) with graph \(graph.name): \(graph.roles.count) nodes, \(graph.edges.count) edges, \(graph.initials.count) IIPs")
-        await startParticipants()
-        for role in graph.roles where graph.isParticipant(role) && registry.alive(role: role).isEmpty {
-            loggedPending.insert(role)
-            logger.info("node \(role) pending: no participant yet")
-        }
+        // The summary first, then one line per change (each start included).
+        let specs = supervisor == nil ? [] : participantSpecs()
+        let waiting = graph.roles.filter { graph.isParticipant($0) && registry.alive(role: $0).isEmpty }.sorted()
+        loggedPending.formUnion(waiting)
+        logger.info("\(startupSummary(starting: specs.map(\.role), waiting: waiting))")
+        await supervisor?.ensure(specs)
         markDirty()
 
         await withTaskGroup(of: Void.self) { group in
@@ -215,7 +217,7 @@ public actor Coordinator {
     /// What the transport calls for each message on `fbp`, on its own thread (AMQP) or a task: parses it off the
     /// actor (only once for bytes seen before: re-announcements) and puts it in the inbox. Never fails, never blocks.
     nonisolated func discoveryHandler(_ inbox: Inbox) -> @Sendable (Delivery) -> Void {
-        let cache = Mutex(DiscoveryCache())
+        let cache = Mutex(DiscoveryCache(wire: WireName.Broker(transport.broker)))
         let delay = options.discoveryBatchDelay
         return { [weak self] d in
             let parsed = cache.withLock { $0.parse(d.message) }
@@ -252,10 +254,28 @@ public actor Coordinator {
         metrics?.discovery.increment()
         switch r {
         case .success(let d):
+            let seen = Announcements.seenAt(received: t, d)
+            let timeout = d.heartbeat ?? options.participantTimeout
+            if t - seen > timeout {
+                // Sent longer ago than its own period: it waited in a queue after its sender had (maybe) gone.
+                stale += 1
+                let line = "stale announcement ignored: \(d.id) (role \(d.role)) sent \(Int(t - seen)) s ago, its period is \(Int(timeout)) s (a ghost left on fbp, or its clock is behind)"
+                for l in limiter.admit(line, at: t) { logger.info("\(l)") }
+                return false
+            }
             var changed = false
-            for e in registry.observe(d, at: t) {
+            for e in registry.observe(d, at: seen) {
                 changed = true
-                logger.log(level: e.logLevel, "\(e.logLine)", metadata: e.logMetadata)
+                // A graph node's participant arriving is told by "node X ready: <id>" a moment later.
+                if case .added = e, loggedPending.contains(d.role), graph.nodes[d.role] != nil {
+                    logger.debug("\(e.logLine)", metadata: e.logMetadata)
+                } else {
+                    logger.log(level: e.logLevel, "\(e.logLine)", metadata: e.logMetadata)
+                }
+                switch e {
+                case .added, .changed: warnIfComponentDiffers(d)
+                default: break
+                }
             }
             return changed
         case .failure(let e):
@@ -267,7 +287,12 @@ public actor Coordinator {
     }
 
     public func handle(discovery message: Message) {
-        handle([Result { () throws(MsgFloError) in try Discovery.parse(message) }])
+        let wire = WireName.Broker(transport.broker)
+        handle([Result { () throws(MsgFloError) in
+            let d = try Discovery.parse(message)
+            try d.checkWireNames(wire)
+            return d
+        }])
     }
 
     func tickLoop() async {
@@ -320,9 +345,23 @@ public actor Coordinator {
 
     // MARK: - Graph
 
+    /// A participant whose component is not its graph node's is wired all the same (the role decides), with a
+    /// warning naming both: a typo in a graph or a participant started under the wrong role shows at once.
+    func warnIfComponentDiffers(_ d: ParticipantDefinition) {
+        guard let node = graph.nodes[d.role], !Self.sameComponent(node.component, d.component) else { return }
+        logger.warning("participant \(d.id) (role \(d.role)) is component \(d.component), but the graph's node \(d.role) is \(node.component); wiring it anyway")
+    }
+
+    /// Equal, or equal without a namespace (`ns/Name` and `Name`), as the library's lookup matches them.
+    static func sameComponent(_ a: String, _ b: String) -> Bool {
+        func base(_ s: String) -> Substring { s.split(separator: "/").last ?? Substring(s) }
+        return a == b || base(a) == base(b)
+    }
+
     public func setGraph(_ g: DesiredGraph) async {
         graph = g
-        logger.info("graph \(g.name) loaded: \(g.roles.count) nodes, \(g.edges.count) edges, \(g.initials.count) IIPs")
+        for role in g.roles { for e in registry.alive(role: role) { warnIfComponentDiffers(e.definition) } }
+        logger.info("graph \(g.name) loaded: \(Plural.count(g.roles.count, "node")), \(Plural.count(g.edges.count, "edge")), \(Plural.count(g.initials.count, "IIP"))")
         if started { await startParticipants() }
         markDirty()
     }
@@ -354,6 +393,23 @@ public actor Coordinator {
     func startParticipants() async {
         guard let supervisor else { return }
         await supervisor.ensure(participantSpecs())
+    }
+
+    /// The one line the daemon logs once it runs: where, which graph, which library, what it starts and waits for.
+    /// What changes later gets one line each (participants, nodes, edges, IIPs).
+    func startupSummary(starting: [String], waiting: [String]) -> String {
+        var parts = ["msgflo running on \(transport.broker)"]
+        if graph.roles.isEmpty && graph.edges.isEmpty {
+            parts.append("no graph")
+        } else {
+            parts.append("graph \(graph.name) (\(Plural.count(graph.roles.count, "node")), \(Plural.count(graph.edges.count, "edge")), \(Plural.count(graph.initials.count, "IIP")))")
+        }
+        if let library = options.library {
+            parts.append("library \(library.config.path ?? "given") (\(Plural.count(library.names.count, "component")))")
+        }
+        if !starting.isEmpty { parts.append("starting \(Plural.list(starting))") }
+        if !waiting.isEmpty { parts.append("pending until their participants appear: \(Plural.list(waiting))") }
+        return parts.joined(separator: "; ")
     }
 
     public func stopParticipants() async { await supervisor?.stopAll() }
@@ -492,17 +548,22 @@ public actor Coordinator {
             guard before != after, let after else { continue }
             switch after {
             case .wired: logger.info("edge bound: \(edge)", metadata: ["edge": .string(edge.description)])
-            case .pending(let why): logger.info("edge pending: \(edge) (\(why))", metadata: ["edge": .string(edge.description)])
+            case .pending(let why):
+                // Pending from the start is no change (the start-up line says which nodes wait); a bound edge that
+                // goes pending is.
+                let level: Logger.Level = before == nil ? .debug : .info
+                logger.log(level: level, "edge pending: \(edge) (\(why))", metadata: ["edge": .string(edge.description)])
             }
         }
         for (edge, st) in old.edges where new.edges[edge] == nil && st == .wired {
-            logger.info("edge unbound: \(edge) (no longer in the graph)")
+            logger.info("edge unbound: \(edge) (no longer in the graph)", metadata: ["edge": .string(edge.description)])
         }
         let pending = Set(new.pendingRoles)
-        for role in pending.subtracting(loggedPending).sorted() { logger.info("node \(role) pending: no live participant") }
+        for role in pending.subtracting(loggedPending).sorted() { logger.info("node \(role) pending: no live participant", metadata: ["role": .string(role)]) }
         for role in loggedPending.subtracting(pending).sorted() where graph.nodes[role] != nil {
             let ids = registry.alive(role: role).map(\.definition.id).joined(separator: ", ")
-            logger.info("node \(role) ready: \(ids)")
+            let components = Set(registry.alive(role: role).map(\.definition.component)).sorted().joined(separator: ", ")
+            logger.info("node \(role) ready: \(ids) (\(components))", metadata: ["role": .string(role)])
         }
         loggedPending = pending
     }
@@ -576,13 +637,34 @@ public actor Coordinator {
     }
 
     func answerStatus(_ sub: Subscription) async {
+        let wire = WireName.Broker(transport.broker)
         for await d in sub {
             d.ack()
-            guard let reply = StatusProtocol.replyQueue(d.message, now: now()) else { continue }
+            let reply: String
+            switch StatusProtocol.replyQueue(d.message, now: now(), broker: wire) {
+            case .success(let q?): reply = q
+            case .success(nil): continue
+            case .failure(let e):
+                // A reply name the broker cannot take: refused before it reaches the transport, one line.
+                for line in limiter.admit("bad request on \(StatusProtocol.queue): \(e.message)", at: now()) {
+                    logger.warning("\(line)")
+                }
+                continue
+            }
             let s = await status()
             do { try await transport.send(toInport: reply, Message(json: s.json)) } catch {
                 logger.debug("status reply to \(reply) failed: \(error)")
             }
         }
+    }
+}
+
+/// Counts with their nouns: "1 edge", "2 edges", and lists that stay short.
+enum Plural {
+    static func count(_ n: Int, _ noun: String) -> String { n == 1 ? "1 \(noun)" : "\(n) \(noun)s" }
+
+    static func list(_ names: [String], max: Int = 10) -> String {
+        names.count <= max ? names.joined(separator: ", ")
+            : names.prefix(max).joined(separator: ", ") + " and \(names.count - max) more"
     }
 }

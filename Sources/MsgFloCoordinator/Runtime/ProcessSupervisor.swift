@@ -1,6 +1,8 @@
 import CoreMetrics
+import Dispatch
 import Foundation
 import Logging
+import MsgFlo
 import Synchronization
 
 /// Runs the participant processes of the graph nodes whose component is in the library: starts them without a
@@ -39,6 +41,8 @@ public final class ProcessSupervisor: Sendable {
         var failures = 0
         var startedAt = ContinuousClock.now
         var stopping = false
+        /// SIGTERM sent by the shutdown (once).
+        var terminated = false
         var exitWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
@@ -81,6 +85,16 @@ public final class ProcessSupervisor: Sendable {
         (toStderr ? FileHandle.standardError : FileHandle.standardOutput).write(data)
     }
 
+    /// The most bytes of a child's output forwarded as one line.
+    static let maximumForwardedLine = 65_536
+
+    /// `role: line`, escaped like every log line (the child's bytes may be anything: invalid UTF-8 shows as `\xNN`,
+    /// control characters as `\u001b`, tabs kept) and capped.
+    static func forwarded(_ role: String, _ bytes: some Collection<UInt8>) -> String {
+        SafeText.escape(role, limit: 256) + ": "
+            + SafeText.escape(bytes: bytes, limit: SafeText.lineLimit, keepingTabs: true)
+    }
+
     public var roles: [String] { state.withLock { $0.children.keys.sorted() } }
 
     public func pid(_ role: String) -> Int32? {
@@ -98,8 +112,12 @@ public final class ProcessSupervisor: Sendable {
         }
         for role in toStop { await stop(role) }
         for spec in toStart {
-            state.withLock { s in s.children[spec.role] = Child(spec: spec) }
-            launch(spec.role)
+            let fresh = state.withLock { s -> Bool in
+                guard !s.closed else { return false }
+                s.children[spec.role] = Child(spec: spec)
+                return true
+            }
+            if fresh { await launch(spec.role) }
         }
     }
 
@@ -132,18 +150,61 @@ public final class ProcessSupervisor: Sendable {
         state.withLock { s in if s.children[role]?.process === process { _ = s.children.removeValue(forKey: role) } }
     }
 
-    /// Stops every child (the daemon is shutting down). No restarts after this.
-    public func stopAll(grace: Duration = .seconds(5)) async {
-        let roles = state.withLock { s -> [String] in
+    /// Shutdown begins: nothing is started or restarted from now on, every child gets SIGTERM at once and SIGKILL
+    /// `grace` later if it is still there. Returns at once (the graceful-shutdown handler calls it, before anything
+    /// else of the daemon winds down, so that children are told even while the broker is away). Idempotent.
+    public func beginShutdown(grace: Duration = .seconds(5)) {
+        let processes = state.withLock { s -> [(String, ChildProcess)] in
             s.closed = true
-            return Array(s.children.keys)
+            var out: [(String, ChildProcess)] = []
+            for role in s.children.keys.sorted() {
+                s.children[role]!.stopping = true
+                guard !s.children[role]!.terminated, let p = s.children[role]!.process, p.isRunning else { continue }
+                s.children[role]!.terminated = true
+                out.append((role, p))
+            }
+            return out
         }
-        await withTaskGroup(of: Void.self) { g in
-            for r in roles { g.addTask { await self.stop(r, grace: grace) } }
+        for (role, p) in processes {
+            logger.info("stopping \(role) (pid \(p.pid))")
+            p.signal(SIGTERM)
+        }
+        Self.killLater(processes.map(\.1), after: grace)
+    }
+
+    /// SIGKILL to those of `processes` still running after `grace` (a timer, not a task: nothing waits for it).
+    static func killLater(_ processes: [ChildProcess], after grace: Duration) {
+        guard !processes.isEmpty else { return }
+        let (secs, atto) = grace.components
+        DispatchQueue.global().asyncAfter(deadline: .now() + Double(secs) + Double(atto) / 1e18) {
+            for p in processes { p.signal(SIGKILL) }
         }
     }
 
-    private func launch(_ role: String) {
+    /// Stops every child (the daemon is shutting down): ``beginShutdown(grace:)``, then waits until each has exited
+    /// (at most `grace` and a moment, thanks to SIGKILL). No restarts after this.
+    public func stopAll(grace: Duration = .seconds(5)) async {
+        beginShutdown(grace: grace)
+        let roles = state.withLock { Array($0.children.keys) }
+        await withTaskGroup(of: Void.self) { g in
+            for r in roles { g.addTask { await self.waitForExit(r) } }
+        }
+        state.withLock { $0.children = [:] }
+    }
+
+    /// Waits until the current process of `role` (if any) has exited.
+    private func waitForExit(_ role: String) async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let resumeNow = state.withLock { s -> Bool in
+                guard let p = s.children[role]?.process, p.isRunning else { return true }
+                s.children[role]!.exitWaiters.append(c)
+                return false
+            }
+            if resumeNow { c.resume() }
+        }
+    }
+
+    private func launch(_ role: String) async {
         guard let spec = state.withLock({ s -> Spec? in s.closed ? nil : s.children[role]?.spec }) else { return }
         let arguments: [String]
         do {
@@ -169,15 +230,20 @@ public final class ProcessSupervisor: Sendable {
             return
         }
         do {
-            let child = try ChildProcess(arguments: arguments, environment: env, stdout: out, stderr: err) { [weak self] exit in
+            let child = try await ChildProcess.spawn(arguments: arguments, environment: env, stdout: out, stderr: err) { [weak self] exit in
                 self?.exited(role, generation: generation, exit)
             }
-            let keep = state.withLock { s -> Bool in
-                guard s.children[role]?.generation == generation else { return false }
+            let (keep, closed) = state.withLock { s -> (Bool, Bool) in
+                guard s.children[role]?.generation == generation else { return (false, s.closed) }
                 s.children[role]!.process = child
-                return true
+                if s.closed { s.children[role]!.terminated = true }
+                return (true, s.closed)
             }
-            if !keep { child.signal(SIGTERM) }
+            if !keep || closed {
+                // Started while the daemon began to shut down (or replaced meanwhile): stopped like the others.
+                child.signal(SIGTERM)
+                Self.killLater([child], after: .seconds(5))
+            }
             startedCounter?.increment()
             logger.info("node \(role) started: pid \(child.pid): \(spec.command)", metadata: ["role": .string(role)])
         } catch {
@@ -200,9 +266,10 @@ public final class ProcessSupervisor: Sendable {
         let readEnd = fds[0]
         let sink = self.sink
         let events = self.events
-        let emit: @Sendable (String) -> Void = { line in
-            if print { sink("\(role): \(line)", stderr) }
-            events?(.output(role: role, line: line, stderr: stderr))
+        // Printed escaped (Self.forwarded); handed to the runtime's clients as text, which their JSON escapes.
+        let emit: @Sendable (ArraySlice<UInt8>) -> Void = { bytes in
+            if print { sink(Self.forwarded(role, bytes), stderr) }
+            events?(.output(role: role, line: String(decoding: bytes, as: UTF8.self), stderr: stderr))
         }
         let thread = Thread {
             var pending: [UInt8] = []
@@ -213,11 +280,16 @@ public final class ProcessSupervisor: Sendable {
                 if n <= 0 { break }
                 pending.append(contentsOf: chunk[0..<n])
                 while let nl = pending.firstIndex(of: 10) {
-                    emit(String(decoding: pending[..<nl], as: UTF8.self))
+                    emit(pending[..<nl])
                     pending.removeSubrange(...nl)
                 }
+                // A child that writes without line breaks costs a line per 64 KB, not the daemon's memory.
+                if pending.count >= Self.maximumForwardedLine {
+                    emit(pending[...])
+                    pending.removeAll(keepingCapacity: true)
+                }
             }
-            if !pending.isEmpty { emit(String(decoding: pending, as: UTF8.self)) }
+            if !pending.isEmpty { emit(pending[...]) }
             close(readEnd)
         }
         thread.name = "msgflo-output-\(role)"
@@ -256,7 +328,7 @@ public final class ProcessSupervisor: Sendable {
             try? await Task.sleep(for: backoff)
             guard let self else { return }
             let ok = self.state.withLock { s in !s.closed && s.children[role] != nil && s.children[role]?.stopping == false }
-            if ok { self.launch(role) }
+            if ok { await self.launch(role) }
         }
     }
 }

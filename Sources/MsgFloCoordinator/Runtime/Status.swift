@@ -111,8 +111,21 @@ public enum StatusProtocol {
 
     /// The reply queue of a request, or nil when it is malformed or stale (older than `maxAge` seconds).
     public static func replyQueue(_ m: Message, now: Double, maxAge: Double = 30) -> String? {
-        guard let json = m.json, let q = json["reply"]?.stringValue, !q.isEmpty, q.count < 256 else { return nil }
+        guard let json = m.json, let q = json["reply"]?.stringValue, !q.isEmpty else { return nil }
         if let sent = json["sent"]?.doubleValue, now - sent > maxAge { return nil }
         return q
+    }
+
+    /// The reply queue of a request, checked in bytes against what `broker` takes (an AMQP short string is at most
+    /// 255 bytes: "é" × 200 is 400): nil when malformed or stale, an error when the name cannot go on the wire.
+    public static func replyQueue(_ m: Message, now: Double, maxAge: Double = 30,
+                                  broker: WireName.Broker) -> Result<String?, MsgFloError> {
+        guard let q = replyQueue(m, now: now, maxAge: maxAge) else { return .success(nil) }
+        do throws(MsgFloError) {
+            try WireName.check(q, broker, what: "reply queue")
+        } catch {
+            return .failure(error)
+        }
+        return .success(q)
     }
 }

@@ -40,7 +40,11 @@ public enum StatusClient {
             g.addTask {
                 var seen: [ParticipantDefinition: Double] = [:]
                 for await d in sub {
-                    if let def = try? Discovery.parse(d.message) { seen[def] = Date().timeIntervalSince1970 }
+                    if let def = try? Discovery.parse(d.message) {
+                        // Never fresher than the announcement's own timestamp says (ghosts left in a durable queue).
+                        let t = Announcements.seenAt(received: Date().timeIntervalSince1970, def)
+                        seen[def] = max(seen[def] ?? t, t)
+                    }
                     if Task.isCancelled { break }
                 }
                 return seen
@@ -57,6 +61,7 @@ public enum StatusClient {
         }
         var registry = ParticipantRegistry(defaultTimeout: heartbeatDefault)
         for (def, t) in collected.sorted(by: { $0.value < $1.value }) { _ = registry.observe(def, at: t) }
+        _ = registry.tick(at: Date().timeIntervalSince1970)
         var rows: [NetworkStatus.Row] = []
         for role in registry.roles.sorted() {
             let entries = registry.participants(role: role)
@@ -65,9 +70,20 @@ public enum StatusClient {
                 for p in d.inports { if let q = p.queue, let n = try? await transport.queueDepth(q) { depths[q] = n } }
             }
             rows.append(.init(role: role, component: entries.first?.definition.component ?? "",
-                              participants: entries.map { .init(id: $0.definition.id, alive: true, lastSeen: $0.lastSeen) },
+                              participants: entries.map { .init(id: $0.definition.id, alive: $0.alive, lastSeen: $0.lastSeen) },
                               pendingEdges: [], queueDepths: depths, inGraph: false))
         }
         return NetworkStatus(source: "fbp", rows: rows)
+    }
+}
+
+/// How announcements are dated (docs/coordinator.md, "Liveness").
+public enum Announcements {
+    /// When an announcement counts as heard: when it arrived, unless its `timestamp` (this project's extension) says
+    /// it was sent earlier (it waited in a queue). A timestamp ahead of the receiver's clock counts as the arrival:
+    /// an announcement is never fresher than either.
+    public static func seenAt(received: Double, _ d: ParticipantDefinition) -> Double {
+        guard let sent = d.timestamp else { return received }
+        return min(received, sent)
     }
 }

@@ -31,16 +31,41 @@ public struct DiscoveryCache: Sendable {
     private var parsed: [Key: ParticipantDefinition] = [:]
     public private(set) var storedBytes = 0
 
-    public init(limit: Int = 16 << 20) { self.limit = limit }
+    /// The broker whose name rules the announced queues must follow (nil: not checked).
+    public let wire: WireName.Broker?
+
+    public init(limit: Int = 16 << 20, wire: WireName.Broker? = nil) {
+        self.limit = limit
+        self.wire = wire
+    }
 
     public var count: Int { parsed.count }
 
-    /// The message's definition, parsed now or found from an earlier identical message.
+    /// The message's definition, parsed now or found from an earlier identical message. Announcements that differ
+    /// only in their `timestamp` (ours carry one, and it changes every time) share one entry: the key is the message
+    /// without its last `,"timestamp":<digits>`, used only when that field was found to be the payload's timestamp.
     public mutating func parse(_ message: Message) -> Result<ParticipantDefinition, MsgFloError> {
-        let key = Key(bytes: message.bytes)
-        if let d = parsed[key] { return .success(d) }
-        let result = Result { () throws(MsgFloError) in try Discovery.parse(message) }
-        if case .success(let d) = result {
+        let stamp = Self.timestampField(message.bytes)
+        let key: Key
+        if let stamp {
+            var bytes = Array(message.bytes[..<stamp.range.lowerBound])
+            bytes.append(contentsOf: message.bytes[stamp.range.upperBound...])
+            key = Key(bytes: bytes)
+        } else {
+            key = Key(bytes: message.bytes)
+        }
+        if var d = parsed[key] {
+            if let stamp { d.timestamp = stamp.value }
+            return .success(d)
+        }
+        let wire = self.wire
+        let result = Result { () throws(MsgFloError) in
+            let d = try Discovery.parse(message)
+            // A queue the broker cannot take (too long, NUL, …) would fail every binding to it: refused here.
+            if let wire { try d.checkWireNames(wire) }
+            return d
+        }
+        if case .success(let d) = result, stamp == nil || d.timestamp == stamp!.value {
             let size = message.count + Self.overhead
             if size <= limit {
                 if storedBytes + size > limit {
@@ -52,5 +77,34 @@ public struct DiscoveryCache: Sendable {
             }
         }
         return result
+    }
+
+    static let marker = Array(#","timestamp":"#.utf8)
+
+    /// How far from the end the field is looked for: serialised with sorted keys, as ours are, it is the payload's
+    /// last key, and only `},"protocol":"discovery"}` follows it.
+    static let searchWindow = 128
+
+    /// The last `,"timestamp":<1-15 digits>` of `bytes` (followed by `}`) in the last `searchWindow` bytes, with its
+    /// value in seconds.
+    static func timestampField(_ bytes: [UInt8]) -> (range: Range<Int>, value: Double)? {
+        let m = marker
+        guard bytes.count > m.count + 1, bytes.count <= Discovery.maximumMessageSize else { return nil }
+        var i = bytes.count - m.count - 1
+        let stop = max(0, bytes.count - searchWindow)
+        while i >= stop {
+            if bytes[i] == m[0] && bytes[i + 1] == m[1] && bytes[i ..< i + m.count].elementsEqual(m) {
+                var j = i + m.count
+                var value = 0.0
+                while j < bytes.count, bytes[j] >= 48, bytes[j] <= 57, j - i - m.count < 15 {
+                    value = value * 10 + Double(bytes[j] - 48)
+                    j += 1
+                }
+                guard j > i + m.count, j < bytes.count, bytes[j] == UInt8(ascii: "}") else { return nil }
+                return (i ..< j, value / 1000)
+            }
+            i -= 1
+        }
+        return nil
     }
 }

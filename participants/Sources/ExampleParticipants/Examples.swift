@@ -90,11 +90,12 @@ public enum Examples {
         }
     }
 
-    /// A sink: prints each message on a line of stdout (the text, or the byte count of binary data).
+    /// A sink: prints each message on a line of stdout (the text, escaped as ``SafeText`` escapes it so that a
+    /// message cannot add lines or drive the terminal; or the byte count of binary data).
     public static let print = Participant(
         component: "Print", label: "Prints what it gets", icon: "print", inports: [Port("in")]
     ) { _, msg, _ in
-        let line = msg.text ?? "<\(msg.count) bytes>"
+        let line = msg.text.map { SafeText.escape($0, limit: nil, keepingTabs: true) } ?? "<\(msg.count) bytes>"
         Output.line(line)
     }
 
