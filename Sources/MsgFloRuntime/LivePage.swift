@@ -24,7 +24,7 @@ enum LivePage {
         aside { width: 360px; overflow: auto; background: #fff; border-left: 1px solid #ccd5df; padding: 10px 14px; font-size: 13px; }
         aside h2 { font-size: 15px; margin: 4px 0 8px; word-break: break-all; }
         aside pre { background: #f4f6f8; padding: 4px 6px; margin: 3px 0; white-space: pre-wrap; word-break: break-all; font-size: 12px; }
-        .legend span { display: inline-block; padding: 1px 6px; margin-right: 4px; border-radius: 3px; font-size: 12px; }
+        .legend span { color: #1d2b3a; display: inline-block; padding: 1px 6px; margin-right: 4px; border-radius: 3px; font-size: 12px; }
         .node { cursor: pointer; }
         .node.alive rect.box { fill: #e9f8ee; stroke: #27ae60; stroke-width: 2; }
         .node.lost rect.box { fill: #fdecea; stroke: #c0392b; stroke-width: 2; }
