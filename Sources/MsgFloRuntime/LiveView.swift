@@ -123,6 +123,10 @@ public final class LiveView: Sendable {
         }
     }
 
+    /// `msgflo_queue_depth` (the descriptor's parts are joined by `_`).
+    static var depthName: MetricNameDescriptor { MetricNameDescriptor(namespace: "msgflo", metricName: "queue", unitName: "depth",
+                                                helpText: "Messages waiting in an inport queue (AMQP, sampled every 10 s)") }
+
     func sampleDepths() async {
         let status = await coordinator.status(depths: true)
         var depths: [String: [String: Int]] = [:]
@@ -134,7 +138,7 @@ public final class LiveView: Sendable {
             for (role, queues) in depths {
                 for (q, d) in queues {
                     let key = role + "\u{0}" + q
-                    let g = s.depthGauges[key] ?? registry.makeGauge(name: "msgflo_queue_depth", labels: [("role", role), ("queue", q)])
+                    let g = s.depthGauges[key] ?? registry.makeGauge(descriptor: Self.depthName, labels: [("role", role), ("queue", q)])
                     s.depthGauges[key] = g
                     g.set(to: Double(d))
                 }

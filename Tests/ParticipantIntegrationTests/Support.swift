@@ -56,6 +56,8 @@ final class Child: Sendable {
         let err = Mutex<[UInt8]>([])
         /// stderr bytes seen before the first stdout line.
         let errBeforeReady = Mutex<Int?>(nil)
+        /// Pipes read to their end (the process closed them, by exiting).
+        let ended = Mutex(0)
     }
     private let buffers = Buffers()
 
@@ -74,7 +76,7 @@ final class Child: Sendable {
         let b = buffers
         o.fileHandleForReading.readabilityHandler = { h in
             let d = h.availableData
-            if d.isEmpty { h.readabilityHandler = nil; return }
+            if d.isEmpty { h.readabilityHandler = nil; b.ended.withLock { $0 += 1 }; return }
             b.out.withLock { buf in
                 if !buf.contains(10), d.contains(10) { b.errBeforeReady.withLock { $0 = $0 ?? b.err.withLock { $0.count } } }
                 buf.append(contentsOf: d)
@@ -82,7 +84,7 @@ final class Child: Sendable {
         }
         e.fileHandleForReading.readabilityHandler = { h in
             let d = h.availableData
-            if d.isEmpty { h.readabilityHandler = nil; return }
+            if d.isEmpty { h.readabilityHandler = nil; b.ended.withLock { $0 += 1 }; return }
             b.err.withLock { $0.append(contentsOf: d) }
         }
         try p.run()
@@ -112,6 +114,10 @@ final class Child: Sendable {
             kill(process.processIdentifier, SIGKILL)
             throw error
         }
+        // What it wrote last may still be on its way from the pipes (seen on a loaded machine: a one-line error read
+        // as none): both are read to their end first (a child it left running may hold them, hence the limit).
+        let deadline = ContinuousClock.now + .seconds(5)
+        while buffers.ended.withLock({ $0 }) < 2 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
         return process.terminationStatus
     }
 }

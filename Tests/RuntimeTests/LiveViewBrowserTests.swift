@@ -211,6 +211,7 @@ final class DevTools: Sendable {
                 .stringValue?.contains("broker connected") == true)
 
             // Click the edge a -> b (a real mouse click at the middle of its curve): its last messages show.
+            _ = try await net.tapsLive()
             try await net.send(3)
             let point = try await page.eval("""
                 (function () { var p = document.querySelector('path.edge-hit[data-src="\(a).out"]');
