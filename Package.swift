@@ -38,6 +38,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C bridges
@@ -57,14 +59,29 @@ let package = Package(
         .target(name: "MsgFloMQTT", dependencies: ["MsgFlo", "CMosquitto", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
         .target(name: "MsgFloTransports", dependencies: ["MsgFlo", "MsgFloAMQP", "MsgFloMQTT", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
 
+        // Observing a process: /metrics (Prometheus text), /healthz and /readyz on a small Hummingbird server, shared
+        // by participants (--metrics-port) and the daemon's runtime server.
+        .target(name: "MsgFloObserve", dependencies: [
+            "MsgFlo",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ], swiftSettings: swift6),
+
         // SDK and coordinator
         .target(name: "MsgFloParticipant", dependencies: [
-            "MsgFlo",
+            "MsgFlo", "MsgFloObserve",
+            .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swift6),
         .target(name: "MsgFloCoordinator", dependencies: [
             "MsgFlo", "FBP", "CMsgFloSpawn",
+            .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Yams", package: "Yams"),
@@ -73,7 +90,9 @@ let package = Package(
         // The coordinator as a live FBP runtime (Flowhub's WebSocket protocol): HTTP and WebSocket on Hummingbird, kept
         // out of MsgFloCoordinator so that the coordinator library stays free of HTTP.
         .target(name: "MsgFloRuntime", dependencies: [
-            "MsgFlo", "FBP", "MsgFloCoordinator",
+            "MsgFlo", "FBP", "MsgFloCoordinator", "MsgFloObserve",
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Hummingbird", package: "hummingbird"),
@@ -104,7 +123,7 @@ let package = Package(
         .executableTarget(name: "msgflo-register-foreign", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-bench-relay", dependencies: ["MsgFlo", "MsgFloTransports", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
         .executableTarget(name: "msgflo", dependencies: [
-            "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", "MsgFloCLI", "MsgFloRuntime",
+            "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", "MsgFloCLI", "MsgFloRuntime", "MsgFloObserve",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swift6),
@@ -152,7 +171,7 @@ let package = Package(
             "MsgFlo", "MsgFloParticipant", "MsgFloTransports", "ExampleParticipants", "TestSupport", "msgflo-participant",
         ], swiftSettings: swift6),
         .testTarget(name: "RuntimeTests", dependencies: [
-            "MsgFlo", "MsgFloCoordinator", "MsgFloRuntime", "TestSupport", "msgflo", "msgflo-participant",
+            "MsgFlo", "MsgFloCoordinator", "MsgFloRuntime", "MsgFloObserve", "TestSupport", "msgflo", "msgflo-participant",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -25,9 +25,9 @@ public struct SafeLogHandler: LogHandler {
         self.valueLimit = valueLimit
     }
 
-    /// swift-log's standard-error handler, escaped.
+    /// Lines on standard error (``LineLogHandler``: `TIME LEVEL LABEL: message key=value`), escaped.
     public static func standardError(label: String, level: Logger.Level = .info) -> SafeLogHandler {
-        var h = SafeLogHandler(StreamLogHandler.standardError(label: SafeText.escape(label)))
+        var h = SafeLogHandler(LineLogHandler(label: SafeText.escape(label)))
         h.logLevel = level
         return h
     }

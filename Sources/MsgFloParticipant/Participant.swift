@@ -1,3 +1,4 @@
+import CoreMetrics
 import MsgFlo
 
 /// A port of a participant, as its author declares it. A string literal is a port of type `any` with the default
@@ -116,6 +117,13 @@ public struct ParticipantOptions: Sendable {
     /// await anything, but must not block the thread or compute for long: that holds up every message of the
     /// connection. False: on Swift's global executor, for handlers that block or run long computations.
     public var handlersOnTransportThread: Bool
+    /// Serve `/metrics` (Prometheus), `/healthz` and `/readyz` on this port while ``ParticipantService`` runs (0: any
+    /// free port; `--metrics-port`). Nil (the default): no server, no metrics.
+    public var metricsPort: Int?
+    /// Where the participant's metrics go (messages in and out per port, handler seconds, errors, nacks,
+    /// reconnects). ``ParticipantService`` sets it when ``metricsPort`` is given; set it yourself to record into your
+    /// own swift-metrics backend. Nil: nothing is recorded (no cost on the message path beyond one nil check).
+    public var metrics: (any MetricsFactory)?
 
     public init(prefetch: Int = 2, discoveryPeriod: Double = 60, iips: [String: JSONValue] = [:],
                 drainTimeout: Duration = .seconds(30), id: String? = nil, queues: [String: String] = [:],

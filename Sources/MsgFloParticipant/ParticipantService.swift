@@ -1,5 +1,6 @@
 import Logging
 import MsgFlo
+import MsgFloObserve
 import ServiceLifecycle
 
 /// Runs participants on one transport as a swift-service-lifecycle `Service`: connects, starts each one, and on
@@ -28,6 +29,8 @@ public struct ParticipantService: Service {
     public let logger: Logger
     /// Called once every participant is announced (the command-line face prints its ready line here).
     public let onReady: (@Sendable ([RunningParticipant]) -> Void)?
+    /// Called with the port once the metrics server listens (an entry's ``ParticipantOptions/metricsPort``).
+    public var onMetricsListening: (@Sendable (Int) async -> Void)?
 
     public init(transport: any Transport, entries: [Entry], logger: Logger = Logger(label: "msgflo.participant"),
                 onReady: (@Sendable ([RunningParticipant]) -> Void)? = nil) {
@@ -47,7 +50,35 @@ public struct ParticipantService: Service {
 
     private enum Event: Sendable { case shutdown, closed }
 
+    /// Runs the participants, and, when an entry has a ``ParticipantOptions/metricsPort``, the metrics server beside
+    /// them (one for the process: every entry without a factory of its own records into it). The server failing
+    /// (its port taken) stops the participants with its error; the participants ending stops the server.
     public func run() async throws {
+        guard let port = entries.lazy.compactMap(\.options.metricsPort).first else {
+            try await runParticipants(entries)
+            return
+        }
+        let observability = Observability()
+        let entries = self.entries.map { e in
+            var e = e
+            if e.options.metrics == nil { e.options.metrics = observability.factory }
+            return e
+        }
+        let transport = self.transport
+        let server = MetricsServer(observability: observability, port: port, logger: logger, readiness: {
+            let state = transport.state
+            return Readiness(ready: state == .connected, detail: "broker \(transport.broker) \(state)")
+        }, onListening: onMetricsListening ?? { _ in })
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask { try await server.run(); return false }
+            group.addTask { try await self.runParticipants(entries); return true }
+            while let participantsEnded = try await group.next() {
+                if participantsEnded { group.cancelAll(); return }
+            }
+        }
+    }
+
+    private func runParticipants(_ entries: [Entry]) async throws {
         if transport.state == .idle { try await transport.connect() }
         var running: [RunningParticipant] = []
         do {

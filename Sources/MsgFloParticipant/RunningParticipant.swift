@@ -1,3 +1,4 @@
+import CoreMetrics
 import Glibc
 import Logging
 import MsgFlo
@@ -26,8 +27,35 @@ public final class RunningParticipant: Sendable {
     private let bindsInports: Bool
     /// The transport gives unsettled deliveries back (AMQP), so a stopping participant may leave them.
     private let redelivers: Bool
-    /// Outport id → its own queue (nil: hidden). Fixed at start, read without a lock on every send.
-    private let outQueues: [String: String?]
+    /// Outport id → its own queue (nil: hidden) and its sent counter (with metrics). Fixed at start, read without a
+    /// lock on every send: the one dictionary lookup a send already made finds the counter too.
+    private let outQueues: [String: OutRoute]
+    /// Inport id → its metrics (empty without ``ParticipantOptions/metrics``). A consuming loop looks its port up
+    /// once, so the hot path only increments.
+    private let inMetrics: [String: InportMetrics]
+    /// Reconnects seen (with metrics).
+    private let reconnects: CoreMetrics.Counter?
+
+    struct OutRoute: Sendable {
+        var queue: String?
+        var sent: CoreMetrics.Counter?
+    }
+
+    /// One inport's metrics: messages in, handler seconds, handler errors, nacks.
+    struct InportMetrics: Sendable {
+        let received: CoreMetrics.Counter
+        let duration: CoreMetrics.Timer
+        let errors: CoreMetrics.Counter
+        let nacks: CoreMetrics.Counter
+
+        init(_ factory: any MetricsFactory, role: String, port: String) {
+            let labels = [("role", role), ("port", port)]
+            received = Counter(label: "msgflo_participant_messages_in_total", dimensions: labels, factory: factory)
+            duration = Timer(label: "msgflo_participant_handler_duration_seconds", dimensions: labels, factory: factory)
+            errors = Counter(label: "msgflo_participant_handler_errors_total", dimensions: labels, factory: factory)
+            nacks = Counter(label: "msgflo_participant_nacks_total", dimensions: labels, factory: factory)
+        }
+    }
     /// True once any `connectoutport` was taken: only then does a send look at `State.routes` for extra targets.
     private let hasExtraTargets = Atomic<Bool>(false)
 
@@ -79,7 +107,21 @@ public final class RunningParticipant: Sendable {
         self.options = options
         self.bindsInports = transport.broker.scheme.isAMQP
         self.redelivers = transport.redeliversUnsettled
-        self.outQueues = Dictionary(definition.outports.map { ($0.id, $0.queue) }, uniquingKeysWith: { a, _ in a })
+        let factory = options.metrics
+        let role = definition.role
+        self.outQueues = Dictionary(definition.outports.map { p in
+            (p.id, OutRoute(queue: p.queue, sent: factory.map {
+                Counter(label: "msgflo_participant_messages_out_total", dimensions: [("role", role), ("port", p.id)], factory: $0)
+            }))
+        }, uniquingKeysWith: { a, _ in a })
+        if let factory {
+            self.inMetrics = Dictionary(definition.inports.map { ($0.id, InportMetrics(factory, role: role, port: $0.id)) },
+                                        uniquingKeysWith: { a, _ in a })
+            self.reconnects = Counter(label: "msgflo_participant_reconnects_total", dimensions: [("role", role)], factory: factory)
+        } else {
+            self.inMetrics = [:]
+            self.reconnects = nil
+        }
         var logger = logger
         logger[metadataKey: "role"] = .string(definition.role)
         self.logger = logger
@@ -169,7 +211,9 @@ public final class RunningParticipant: Sendable {
             let iips = options.iips.sorted { $0.key < $1.key }
             if enter() {
                 background.append(Task { [self] in
-                    for (port, value) in iips { await self.handle(Message(json: value), port: port, delivery: nil) }
+                    for (port, value) in iips {
+                        await self.handle(Message(json: value), port: port, delivery: nil, metrics: self.inMetrics[port])
+                    }
                     self.leave()
                 })
             }
@@ -199,11 +243,12 @@ public final class RunningParticipant: Sendable {
 
     private func consumeLoop(_ sub: Subscription, port: String) async {
         let limit = options.prefetch
+        let metrics = inMetrics[port]
         if limit == 1 {
             for await d in sub {
                 await waitWhilePaused()
                 guard enter(delivery: true) else { continue }
-                await handle(d.message, port: port, delivery: d)
+                await handle(d.message, port: port, delivery: d, metrics: metrics)
                 leave()
             }
             return
@@ -217,7 +262,7 @@ public final class RunningParticipant: Sendable {
                     while let d = await feed.next() {
                         await self.waitWhilePaused()
                         guard self.enter(delivery: true) else { continue }
-                        await self.handle(d.message, port: port, delivery: d)
+                        await self.handle(d.message, port: port, delivery: d, metrics: metrics)
                         self.leave()
                     }
                 }
@@ -227,12 +272,22 @@ public final class RunningParticipant: Sendable {
         }
     }
 
-    private func handle(_ message: Message, port: String, delivery: Delivery?) async {
+    private func handle(_ message: Message, port: String, delivery: Delivery?, metrics: InportMetrics?) async {
         let ctx = ProcessContext(participant: context, inport: port, queue: delivery?.queue, delivery: delivery)
+        let started: ContinuousClock.Instant? = metrics == nil ? nil : .now
+        defer {
+            if let metrics, let started {
+                metrics.received.increment()
+                let d = (ContinuousClock.now - started).components
+                metrics.duration.recordNanoseconds(d.seconds * 1_000_000_000 + d.attoseconds / 1_000_000_000)
+                if ctx.isNacked { metrics.nacks.increment() }
+            }
+        }
         do {
             try await participant.handler(port, message, ctx)
             ctx.ack()
         } catch {
+            metrics?.errors.increment()
             let why = (error as? MsgFloError)?.description ?? String(describing: error)
             logger.warning("\(role)(\(participant.component)) failed on \(port): \(why)")
             if participant.hasErrorPort {
@@ -296,10 +351,11 @@ public final class RunningParticipant: Sendable {
     }
 
     func send(_ port: String, _ message: Message) async throws {
-        guard let queue = outQueues[port] else {
+        guard let route = outQueues[port] else {
             throw MsgFloError(.invalidArgument, "\(participant.component) has no outport '\(port)'")
         }
-        if let queue { try await transport.send(toOutport: queue, message) }
+        if let queue = route.queue { try await transport.send(toOutport: queue, message) }
+        route.sent?.increment()
         guard hasExtraTargets.load(ordering: .acquiring) else { return }
         let extra = state.withLock { $0.routes[port]?.extra ?? [] }
         for t in extra { try await transport.send(toInport: t, message) }
@@ -357,6 +413,7 @@ public final class RunningParticipant: Sendable {
             case .reconnecting: lost = true
             case .connected where lost:
                 lost = false
+                reconnects?.increment()
                 await reapply()
                 await announce()
             case .closed: return

@@ -79,7 +79,7 @@ public enum ParticipantMain {
         } catch {
             fail(program, "\(error)")
         }
-        bootstrapLogging(environment)
+        bootstrapLogging(environment, format: setup.logFormat)
         let logger = Logger(label: "msgflo.participant")
         let transport = await connectWaiting(setup, logger: logger, program: program)
         let role = setup.role
@@ -117,6 +117,7 @@ public enum ParticipantMain {
         var role: String
         var broker: BrokerURL
         var options: ParticipantOptions
+        var logFormat: LogFormat = .text
         /// `--connect-timeout`: give up waiting for the broker after this long (nil: wait as long as it takes).
         var connectTimeout: Duration? = nil
     }
@@ -201,10 +202,10 @@ public enum ParticipantMain {
         return env
     }
 
-    static func bootstrapLogging(_ environment: [String: String]) {
+    static func bootstrapLogging(_ environment: [String: String], format: LogFormat = .text) {
         let level = environment["MSGFLO_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .warning
         // Escaped and capped (SafeLogHandler): messages and IIPs from the broker end up in log lines.
-        LoggingSystem.bootstrap { SafeLogHandler.standardError(label: $0, level: level) }
+        LoggingSystem.bootstrap { format.handler(label: $0, level: level) }
     }
 }
 
@@ -236,6 +237,13 @@ struct ParticipantArguments: ParsableArguments {
 
     @Option(help: "The discovery id (default: ROLE-<random>).")
     var id: String?
+
+    @Option(name: .customLong("metrics-port"),
+            help: "Serve Prometheus /metrics, /healthz and /readyz on this port (0: any free port). Default: none.")
+    var metricsPort: Int?
+
+    @Option(name: .customLong("log-format"), help: "Log lines as text or json. Default: MSGFLO_LOG_FORMAT, else text.")
+    var logFormat: String?
 
     @Option(name: .customLong("connect-timeout"),
             help: ArgumentHelp("Give up (exit 1) when the broker cannot be reached for this long at start. Default: wait as long as it takes.", valueName: "SECONDS"))
@@ -280,6 +288,13 @@ struct ParticipantArguments: ParsableArguments {
             options.queues[String(q[..<eq])] = String(q[q.index(after: eq)...])
         }
         options.id = id
+        if let metricsPort {
+            guard (0...65535).contains(metricsPort) else { throw MsgFloError(.invalidArgument, "--metrics-port must be 0...65535") }
+            options.metricsPort = metricsPort
+        }
+        guard let format = LogFormat.resolve(logFormat, environment: environment) else {
+            throw MsgFloError(.invalidArgument, "unknown log format '\(logFormat ?? environment["MSGFLO_LOG_FORMAT"] ?? "")' (text or json)")
+        }
         var timeout: Duration? = nil
         if let connectTimeout {
             guard connectTimeout > 0, connectTimeout.isFinite else {
@@ -287,6 +302,6 @@ struct ParticipantArguments: ParsableArguments {
             }
             timeout = .milliseconds(Int64((connectTimeout * 1000).rounded()))
         }
-        return ParticipantMain.Setup(role: theRole, broker: broker, options: options, connectTimeout: timeout)
+        return ParticipantMain.Setup(role: theRole, broker: broker, options: options, logFormat: format, connectTimeout: timeout)
     }
 }

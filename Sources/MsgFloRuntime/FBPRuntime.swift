@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import MsgFlo
 import MsgFloCoordinator
+import MsgFloObserve
 import Synchronization
 
 /// The live runtime's settings (`msgflo --port …`); defaults are msgflo's.
@@ -65,11 +66,14 @@ public final class FBPRuntime: Sendable {
     }
     let state = Mutex(State())
     let saver: AutoSaver?
+    /// The live view at `GET /` (LiveView.swift) follows the same events.
+    public let live: LiveView
 
-    public init(coordinator: Coordinator, options: RuntimeOptions, logger: Logger) {
+    public init(coordinator: Coordinator, options: RuntimeOptions, logger: Logger, observability: Observability? = nil) {
         self.coordinator = coordinator
         self.options = options
         self.logger = logger
+        self.live = LiveView(coordinator: coordinator, observability: observability)
         self.saver = options.autoSavePath.map { AutoSaver(path: $0, delay: options.autoSaveDelay, logger: logger) }
     }
 
@@ -293,6 +297,7 @@ public final class FBPRuntime: Sendable {
     static func dataJSON(_ m: Message) -> JSONValue { m.data ?? .string("<\(m.count) bytes>") }
 
     func coordinatorEvent(_ e: CoordinatorEvent) {
+        live.observe(e)
         switch e {
         case .iip(let iip):
             let graph = currentGraphName

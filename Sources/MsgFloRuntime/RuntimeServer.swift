@@ -5,12 +5,14 @@ import HummingbirdWebSocket
 import Logging
 import MsgFlo
 import MsgFloCoordinator
+import MsgFloObserve
 import NIOCore
 import ServiceLifecycle
 
 /// The live runtime's HTTP and WebSocket server (Hummingbird), a `Service` for the daemon's ServiceGroup: WebSocket
-/// upgrades on any path speak the FBP protocol (sub-protocol `noflo` when the client asks for it); `GET /` answers a
-/// small page with the "Open in Flowhub" link.
+/// upgrades on any path speak the FBP protocol (sub-protocol `noflo` when the client asks for it); `GET /` is the live
+/// view (LivePage, with the "Open in Flowhub" link), `/metrics`, `/healthz` and `/readyz` are for monitoring
+/// (docs/observe.md).
 public struct RuntimeServer: Service {
     public let runtime: FBPRuntime
     let logger: Logger
@@ -18,10 +20,14 @@ public struct RuntimeServer: Service {
     let onListening: @Sendable (Int) async -> Void
     /// The interface to listen on (msgflo listens on all of them; `--host` is the name it prints).
     let bindAddress: String
+    /// The daemon's metrics, served at `/metrics` (nil: an empty exposition).
+    let observability: Observability
 
     public init(runtime: FBPRuntime, bindAddress: String = "0.0.0.0", logger: Logger,
+                observability: Observability? = nil,
                 onListening: @escaping @Sendable (Int) async -> Void = { _ in }) {
         self.runtime = runtime
+        self.observability = observability ?? runtime.live.observability ?? Observability()
         self.bindAddress = bindAddress
         self.logger = logger
         self.onListening = onListening
@@ -40,11 +46,17 @@ public struct RuntimeServer: Service {
         await runtime.start()
 
         let router = Router()
-        router.get("/") { _, _ -> Response in
-            var headers = HTTPFields()
-            headers[.contentType] = "text/html; charset=utf-8"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: Self.frontPage(options))))
-        }
+        let live = runtime.live
+        LiveRoutes.add(to: router, live: live, options: options)
+        let coordinator = runtime.coordinator
+        ObserveRoutes.add(to: router, observability: observability, readiness: {
+            let connected = await coordinator.brokerView.connected
+            let edges = await coordinator.currentPlan.edges
+            let pending = edges.values.filter { $0 != .wired }.count
+            let wiring = pending == 0 ? "graph wired (\(edges.count) edges)" : "\(pending) of \(edges.count) edges pending"
+            return Readiness(ready: connected && pending == 0,
+                             detail: "\(connected ? "broker connected" : "broker not connected"); \(wiring)")
+        })
         let maxFrame = options.maximumFrame
         let app = Application(
             router: router,
@@ -63,7 +75,17 @@ public struct RuntimeServer: Service {
         )
         defer { logger.debug("runtime server stopped") }
         do {
-            try await app.run()
+            // The live view's sampler beside the server; at graceful shutdown the page's event streams end (they
+            // would hold the server's shutdown otherwise).
+            try await withGracefulShutdownHandler {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { await live.sampleLoop() }
+                    try await app.run()
+                    group.cancelAll()
+                }
+            } onGracefulShutdown: {
+                live.shutDown()
+            }
         } catch {
             await runtime.stop()
             throw error
@@ -97,27 +119,5 @@ public struct RuntimeServer: Service {
     static func escapeHTML(_ s: String) -> String {
         s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
             .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
-    }
-
-    /// msgflo's front page: the "Open in Flowhub" link, its address taken from the page's own location.
-    static func frontPage(_ options: RuntimeOptions) -> String {
-        let ide = escapeHTML(options.ide)
-        let idJS = options.runtimeID.replacingOccurrences(of: "\\", with: "").replacingOccurrences(of: "\"", with: "")
-        return """
-        <!DOCTYPE html>
-        <html><head><meta charset="utf-8"><title>msgflo</title></head>
-        <body>
-        <h1>msgflo</h1>
-        <p>Runtime <code>\(escapeHTML(options.runtimeID))</code>, FBP protocol \(escapeHTML(options.version)) over WebSocket on this port.</p>
-        <p><a id="flowhub_url" href="\(escapeHTML(options.liveURL))">Open in Flowhub</a></p>
-        <script>
-          var addr = window.location.origin.replace("https://", "wss://").replace("http://", "ws://");
-          var ide = "\(ide.replacingOccurrences(of: "\"", with: ""))";
-          var url = ide + "#runtime/endpoint?" + encodeURIComponent("protocol=websocket&address=" + addr + "&id=\(idJS)");
-          document.getElementById("flowhub_url").href = url;
-        </script>
-        </body></html>
-
-        """
     }
 }

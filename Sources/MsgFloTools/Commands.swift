@@ -13,11 +13,18 @@ public struct BrokerOptions: ParsableArguments, Sendable {
         "Give up connecting to the broker after this many seconds.", valueName: "SECONDS"))
     public var connectTimeout: Double = 10
 
+    @Option(name: .customLong("log-format"), help: ArgumentHelp(
+        "Log lines (MSGFLO_LOG_LEVEL) as text or json. Default: $MSGFLO_LOG_FORMAT, else text.", valueName: "FORMAT"))
+    public var logFormat: String?
+
     public init() {}
 
     public func validate() throws {
         guard connectTimeout > 0, connectTimeout.isFinite else {
             throw ValidationError("--connect-timeout must be a positive number of seconds")
+        }
+        if let logFormat, LogFormat(rawValue: logFormat.lowercased()) == nil {
+            throw ValidationError("unknown --log-format '\(logFormat)' (text or json)")
         }
     }
 
@@ -26,7 +33,9 @@ public struct BrokerOptions: ParsableArguments, Sendable {
     }
 
     public func connect(tool: String, environment: ToolEnvironment = .current) async throws -> any Transport {
-        try await BrokerConnection.connect(try url(environment), timeout: .seconds(double: connectTimeout),
+        var environment = environment
+        if let logFormat { environment.environment["MSGFLO_LOG_FORMAT"] = logFormat }
+        return try await BrokerConnection.connect(try url(environment), timeout: .seconds(double: connectTimeout),
                                            tool: tool, environment: environment)
     }
 }

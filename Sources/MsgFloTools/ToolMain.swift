@@ -94,7 +94,7 @@ public enum Output {
 }
 
 /// Log output of the libraries the tools use. Quiet unless asked: `DEBUG=msgflo*` (msgflo's switch) or
-/// `MSGFLO_LOG_LEVEL=debug|info|warning|…`. Failures reach the user as the tool's own one-line error instead.
+/// `MSGFLO_LOG_LEVEL=debug|info|warning|…`; `MSGFLO_LOG_FORMAT=json` (or `--log-format json`) for JSON lines. Failures reach the user as the tool's own one-line error instead.
 public enum ToolLogging {
     public static func logger(_ label: String, environment: [String: String]) -> Logger {
         var level = Logger.Level.critical
@@ -103,7 +103,8 @@ public enum ToolLogging {
         } else if let debug = environment["DEBUG"], debug.contains("msgflo") {
             level = .debug
         }
-        var logger = Logger(label: label, factory: { SafeLogHandler.standardError(label: $0) })
+        let format = LogFormat.resolve(nil, environment: environment) ?? .text
+        var logger = Logger(label: label, factory: { format.handler(label: $0) })
         logger.logLevel = level
         return logger
     }

@@ -4,6 +4,7 @@ import Logging
 import MsgFlo
 import MsgFloCLI
 import MsgFloCoordinator
+import MsgFloObserve
 import MsgFloTransports
 
 /// A one-line error: printed as `msgflo: <line>` on stderr, exit 1.
@@ -54,10 +55,10 @@ struct BrokerOption: ParsableArguments {
     }
 }
 
-func makeLogger(_ level: String) -> Logger {
-    // Escaped and capped: the daemon logs names that participants chose (SafeLogHandler).
+func makeLogger(_ level: String, format: LogFormat = .text) -> Logger {
+    // Escaped and capped: the daemon logs names that participants chose (SafeLogHandler, under both formats).
     LoggingSystem.bootstrap { label in
-        SafeLogHandler.standardError(label: label, level: Logger.Level(rawValue: level) ?? .info)
+        format.handler(label: label, level: Logger.Level(rawValue: level) ?? .info)
     }
     return Logger(label: "msgflo")
 }
@@ -83,15 +84,20 @@ extension MsgFlo {
         var participantTimeout: Double = 600
         @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
         var logLevel: String = "info"
+        @Option(help: "Log lines as text or json (one JSON object per line). Default: $MSGFLO_LOG_FORMAT, else text.")
+        var logFormat: String?
         @OptionGroup(title: "Live runtime (Flowhub)") var runtimeArguments: RuntimeArguments
 
         func validate() throws {
             guard participantTimeout > 0 else { throw ValidationError("--participant-timeout must be positive") }
             guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+            guard LogFormat.resolve(logFormat, environment: ProcessInfo.processInfo.environment) != nil else {
+                throw ValidationError("unknown log format '\(logFormat ?? "$MSGFLO_LOG_FORMAT")' (text or json)")
+            }
         }
 
         func run() async throws {
-            let logger = makeLogger(logLevel)
+            let logger = makeLogger(logLevel, format: LogFormat.resolve(logFormat, environment: ProcessInfo.processInfo.environment) ?? .text)
             let url = try brokerOption.resolve()
             var config = DaemonConfiguration(broker: url)
             config.graphPath = graph
@@ -108,11 +114,17 @@ extension MsgFlo {
             // only line printed.
             let transport: any Transport
             do { transport = try Transports.make(url, logger: logger) } catch { throw Failure("\(error)") }
-            let (desired, options): (DesiredGraph, CoordinatorOptions)
-            do { (desired, options) = try config.load(logger: logger) } catch { throw Failure(error.message) }
+            let loaded: (DesiredGraph, CoordinatorOptions)
+            do { loaded = try config.load(logger: logger) } catch { throw Failure(error.message) }
+            let desired = loaded.0
+            var options = loaded.1
+            // Metrics are kept when the runtime server runs (it serves /metrics).
+            let observability = runtimeArguments.wanted ? Observability() : nil
+            options.metrics = observability?.factory
             let coordinator = Coordinator(transport: transport, graph: desired, options: options, logger: logger)
             logger.debug("msgflo starting on \(url)")
-            try await runtimeArguments.run(CoordinatorService(coordinator: coordinator, logger: logger), config: config, logger: logger)
+            try await runtimeArguments.run(CoordinatorService(coordinator: coordinator, logger: logger), config: config,
+                                           logger: logger, observability: observability)
         }
     }
 

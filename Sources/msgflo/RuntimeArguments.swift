@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import MsgFloCoordinator
+import MsgFloObserve
 import MsgFloRuntime
 import ServiceLifecycle
 
@@ -9,7 +10,7 @@ import ServiceLifecycle
 /// `--port`, `--host`, `--secret`, `--runtime-id`, `--ide` or `--auto-save` is given (port 3569 by default, as
 /// msgflo's); without them the daemon runs as before, with no HTTP at all.
 struct RuntimeArguments: ParsableArguments {
-    @Option(help: "Port of the FBP runtime (Flowhub's WebSocket protocol, and GET / for the Flowhub link). Default: 3569 when any runtime option is given.")
+    @Option(help: "Port of the FBP runtime (Flowhub's WebSocket protocol), the live view (GET /) and /metrics, /healthz, /readyz. Default: 3569 when any runtime option is given.")
     var port: Int?
     @Option(help: "Host name the runtime's address is printed with (it listens on every interface, as msgflo). Default: localhost.")
     var host: String?
@@ -43,7 +44,8 @@ struct RuntimeArguments: ParsableArguments {
     }
 
     /// Runs the coordinator, with the runtime server beside it in one ServiceGroup when asked for.
-    func run(_ service: CoordinatorService, config: DaemonConfiguration, logger: Logger) async throws {
+    func run(_ service: CoordinatorService, config: DaemonConfiguration, logger: Logger,
+             observability: Observability? = nil) async throws {
         guard wanted else {
             try await service.runUntilSignalled()
             return
@@ -59,9 +61,9 @@ struct RuntimeArguments: ParsableArguments {
         options.autoSavePath = autoSave ? config.graphPath : nil
         options.componentDirectory = config.componentDirectory
         options.libraryPath = config.libraryGiven || FileManager.default.fileExists(atPath: config.libraryPath) ? config.libraryPath : nil
-        let runtime = FBPRuntime(coordinator: service.coordinator, options: options, logger: logger)
+        let runtime = FBPRuntime(coordinator: service.coordinator, options: options, logger: logger, observability: observability)
         let configured = options
-        let server = RuntimeServer(runtime: runtime, logger: logger) { port in
+        let server = RuntimeServer(runtime: runtime, logger: logger, observability: observability) { port in
             var shown = configured
             shown.port = port
             for line in RuntimeServer.startLines(shown) { print(line) }

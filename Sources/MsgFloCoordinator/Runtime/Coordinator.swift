@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import Logging
 import MsgFlo
@@ -32,8 +33,40 @@ public struct CoordinatorOptions: Sendable {
     /// How long discovery messages pile up (after the first) before the coordinator takes them in one go. A flood
     /// then costs one hand-over per batch instead of one per message; liveness is measured in seconds anyway.
     public var discoveryBatchDelay: Duration = .milliseconds(2)
+    /// Where the daemon's metrics go (discovery messages, reconciles, children, broker connection, participants and
+    /// edges by state). Nil: none are kept.
+    public var metrics: (any MetricsFactory)?
 
     public init() {}
+}
+
+/// The coordinator's metrics, made once (Prometheus names: docs/observe.md).
+struct CoordinatorMetrics: Sendable {
+    let discovery: CoreMetrics.Counter
+    let rejected: CoreMetrics.Counter
+    let reconciles: CoreMetrics.Counter
+    let reconcileDuration: CoreMetrics.Timer
+    let reconnects: CoreMetrics.Counter
+    let connected: Gauge
+    let participantsAlive: Gauge
+    let participantsLost: Gauge
+    let edgesWired: Gauge
+    let edgesPending: Gauge
+    let nodesPending: Gauge
+
+    init(_ f: any MetricsFactory) {
+        discovery = Counter(label: "msgflo_discovery_messages_total", factory: f)
+        rejected = Counter(label: "msgflo_discovery_rejected_total", factory: f)
+        reconciles = Counter(label: "msgflo_reconcile_runs_total", factory: f)
+        reconcileDuration = CoreMetrics.Timer(label: "msgflo_reconcile_duration_seconds", factory: f)
+        reconnects = Counter(label: "msgflo_broker_reconnects_total", factory: f)
+        connected = Gauge(label: "msgflo_broker_connected", factory: f)
+        participantsAlive = Gauge(label: "msgflo_participants", dimensions: [("state", "alive")], factory: f)
+        participantsLost = Gauge(label: "msgflo_participants", dimensions: [("state", "lost")], factory: f)
+        edgesWired = Gauge(label: "msgflo_edges", dimensions: [("state", "wired")], factory: f)
+        edgesPending = Gauge(label: "msgflo_edges", dimensions: [("state", "pending")], factory: f)
+        nodesPending = Gauge(label: "msgflo_nodes_pending", factory: f)
+    }
 }
 
 /// The coordinator: consumes `fbp`, keeps the registry, and keeps the broker matching the desired graph.
@@ -81,6 +114,7 @@ public actor Coordinator {
     var pausedIDs: Set<String> = []
     var superviseDirty = false
     var supervising = false
+    let metrics: CoordinatorMetrics?
 
     public init(transport: any Transport, graph: DesiredGraph = DesiredGraph(), options: CoordinatorOptions = .init(),
                 logger: Logger, now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
@@ -93,7 +127,9 @@ public actor Coordinator {
         self.reconciler = Reconciler(kind: BrokerKind(transport.broker))
         let events = self.events
         self.currentLibrary = options.library
-        self.supervisor = options.library == nil ? nil : ProcessSupervisor(logger: logger, events: { events.supervisor($0) })
+        self.supervisor = options.library == nil ? nil : ProcessSupervisor(logger: logger, events: { events.supervisor($0) },
+                                                                           metrics: options.metrics)
+        self.metrics = options.metrics.map(CoordinatorMetrics.init)
     }
 
     // MARK: - Running
@@ -215,6 +251,7 @@ public actor Coordinator {
     /// One discovery message into the registry; true when the registry changed beyond last-seen times.
     private func apply(_ r: Result<ParticipantDefinition, MsgFloError>, at t: Double) -> Bool {
         handled += 1
+        metrics?.discovery.increment()
         switch r {
         case .success(let d):
             let seen = Announcements.seenAt(received: t, d)
@@ -231,9 +268,9 @@ public actor Coordinator {
                 changed = true
                 // A graph node's participant arriving is told by "node X ready: <id>" a moment later.
                 if case .added = e, loggedPending.contains(d.role), graph.nodes[d.role] != nil {
-                    logger.debug("\(e.logLine)")
+                    logger.debug("\(e.logLine)", metadata: e.logMetadata)
                 } else {
-                    logger.info("\(e.logLine)")
+                    logger.log(level: e.logLevel, "\(e.logLine)", metadata: e.logMetadata)
                 }
                 switch e {
                 case .added, .changed: warnIfComponentDiffers(d)
@@ -243,6 +280,7 @@ public actor Coordinator {
             return changed
         case .failure(let e):
             rejected += 1
+            metrics?.rejected.increment()
             for line in limiter.admit("bad message on fbp: \(e.message)", at: t) { logger.warning("\(line)") }
             return false
         }
@@ -269,11 +307,14 @@ public actor Coordinator {
         let t = now()
         let events = registry.tick(at: t)
         for e in events {
-            logger.info("\(e.logLine)")
+            logger.log(level: e.logLevel, "\(e.logLine)", metadata: e.logMetadata)
             if case .forgotten(let d) = e { wiring.forget(participant: d.id) }
         }
         for line in limiter.roll(at: t) { logger.warning("\(line)") }
-        if !events.isEmpty { markDirty() }
+        if !events.isEmpty {
+            updateGauges()
+            markDirty()
+        }
         if let r = retryAt, t >= r { retryAt = nil; markDirty() }
         if let h = plan.iipsHeldUntil, t >= h { plan.iipsHeldUntil = nil; markDirty() }
         notifyWaiters()
@@ -281,12 +322,16 @@ public actor Coordinator {
 
     func watchConnection() async {
         var wasDown = false
+        let up: Int = 1, down: Int = 0
+        metrics?.connected.record(transport.state == .connected ? up : down)
         for await s in transport.stateUpdates() {
+            metrics?.connected.record(s == .connected ? up : down)
             switch s {
             case .reconnecting:
                 if !wasDown { logger.warning("broker connection lost: \(s)") }
                 wasDown = true
             case .connected where wasDown:
+                metrics?.reconnects.increment()
                 wasDown = false
                 logger.info("broker connection back; checking the wiring")
                 // The transport makes its own declarations and bindings again; a broker restart may still have lost
@@ -388,6 +433,15 @@ public actor Coordinator {
     }
 
     func reconcileOnce() async {
+        let started = ContinuousClock.now
+        defer {
+            if let metrics {
+                metrics.reconciles.increment()
+                let d = (ContinuousClock.now - started).components
+                metrics.reconcileDuration.recordNanoseconds(d.seconds * 1_000_000_000 + d.attoseconds / 1_000_000_000)
+                updateGauges()
+            }
+        }
         let previous = plan
         var newPlan = reconciler.plan(graph: graph, registry: registry, state: &wiring, now: now())
         defer {
@@ -474,27 +528,42 @@ public actor Coordinator {
         }
     }
 
+    /// Participants by state, edges by state, pending nodes (with metrics): after each reconcile and liveness change.
+    func updateGauges() {
+        guard let metrics else { return }
+        var alive = 0, lost = 0
+        for e in registry.entries.values { if e.alive { alive += 1 } else { lost += 1 } }
+        var wired = 0, pending = 0
+        for st in plan.edges.values { if st == .wired { wired += 1 } else { pending += 1 } }
+        metrics.participantsAlive.record(alive)
+        metrics.participantsLost.record(lost)
+        metrics.edgesWired.record(wired)
+        metrics.edgesPending.record(pending)
+        metrics.nodesPending.record(plan.pendingRoles.count)
+    }
+
     func logTransitions(from old: WiringPlan, to new: WiringPlan) {
         for edge in graph.edges {
             let before = old.edges[edge], after = new.edges[edge]
             guard before != after, let after else { continue }
             switch after {
-            case .wired: logger.info("edge bound: \(edge)")
+            case .wired: logger.info("edge bound: \(edge)", metadata: ["edge": .string(edge.description)])
             case .pending(let why):
                 // Pending from the start is no change (the start-up line says which nodes wait); a bound edge that
                 // goes pending is.
-                if before == nil { logger.debug("edge pending: \(edge) (\(why))") } else { logger.info("edge pending: \(edge) (\(why))") }
+                let level: Logger.Level = before == nil ? .debug : .info
+                logger.log(level: level, "edge pending: \(edge) (\(why))", metadata: ["edge": .string(edge.description)])
             }
         }
         for (edge, st) in old.edges where new.edges[edge] == nil && st == .wired {
-            logger.info("edge unbound: \(edge) (no longer in the graph)")
+            logger.info("edge unbound: \(edge) (no longer in the graph)", metadata: ["edge": .string(edge.description)])
         }
         let pending = Set(new.pendingRoles)
-        for role in pending.subtracting(loggedPending).sorted() { logger.info("node \(role) pending: no live participant") }
+        for role in pending.subtracting(loggedPending).sorted() { logger.info("node \(role) pending: no live participant", metadata: ["role": .string(role)]) }
         for role in loggedPending.subtracting(pending).sorted() where graph.nodes[role] != nil {
             let ids = registry.alive(role: role).map(\.definition.id).joined(separator: ", ")
             let components = Set(registry.alive(role: role).map(\.definition.component)).sorted().joined(separator: ", ")
-            logger.info("node \(role) ready: \(ids) (\(components))")
+            logger.info("node \(role) ready: \(ids) (\(components))", metadata: ["role": .string(role)])
         }
         loggedPending = pending
     }

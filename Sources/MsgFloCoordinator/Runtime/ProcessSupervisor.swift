@@ -1,3 +1,4 @@
+import CoreMetrics
 import Dispatch
 import Foundation
 import Logging
@@ -64,14 +65,19 @@ public final class ProcessSupervisor: Sendable {
         case exited(role: String, description: String)
     }
     private let events: (@Sendable (Event) -> Void)?
+    /// `msgflo_children_started_total` and `msgflo_children_restarted_total` (with metrics).
+    private let startedCounter: CoreMetrics.Counter?
+    private let restartedCounter: CoreMetrics.Counter?
 
     public init(logger: Logger, maximumBackoff: Duration = .seconds(30),
                 sink: @escaping @Sendable (_ line: String, _ stderr: Bool) -> Void = ProcessSupervisor.printLine,
-                events: (@Sendable (Event) -> Void)? = nil) {
+                events: (@Sendable (Event) -> Void)? = nil, metrics: (any MetricsFactory)? = nil) {
         self.logger = logger
         self.maximumBackoff = maximumBackoff
         self.sink = sink
         self.events = events
+        startedCounter = metrics.map { Counter(label: "msgflo_children_started_total", factory: $0) }
+        restartedCounter = metrics.map { Counter(label: "msgflo_children_restarted_total", factory: $0) }
     }
 
     public static let printLine: @Sendable (String, Bool) -> Void = { line, toStderr in
@@ -238,7 +244,8 @@ public final class ProcessSupervisor: Sendable {
                 child.signal(SIGTERM)
                 Self.killLater([child], after: .seconds(5))
             }
-            logger.info("node \(role) started: pid \(child.pid): \(spec.command)")
+            startedCounter?.increment()
+            logger.info("node \(role) started: pid \(child.pid): \(spec.command)", metadata: ["role": .string(role)])
         } catch {
             logger.error("cannot start \(role): \(error)")
             state.withLock { $0.children[role]?.failures += 1 }
@@ -304,7 +311,9 @@ public final class ProcessSupervisor: Sendable {
         for w in waiters { w.resume() }
         if restart {
             let secs = Double(ranFor.components.seconds) + Double(ranFor.components.attoseconds) / 1e18
-            logger.warning("node \(role) exited with \(exit.description) after \(String(format: "%.1f", secs)) s; restarting")
+            restartedCounter?.increment()
+            logger.warning("node \(role) exited with \(exit.description) after \(String(format: "%.1f", secs)) s; restarting",
+                           metadata: ["role": .string(role)])
             events?(.exited(role: role, description: exit.description))
             scheduleRestart(role, after: nil)
         } else {

@@ -1,3 +1,4 @@
+import Logging
 import MsgFlo
 
 /// Every participant heard on `fbp`, keyed by its id (several may share a role), with liveness.
@@ -138,6 +139,20 @@ extension ParticipantRegistry.Event {
     /// One log line.
     /// One line; the participant's names escaped and capped each (``SafeText``), so that a huge or forged name
     /// leaves the rest of the line readable. (The daemon's log handler escapes whole lines too.)
+    /// A lost participant is a warning; the rest is news.
+    public var logLevel: Logger.Level {
+        switch self {
+        case .lost: .warning
+        default: .info
+        }
+    }
+
+    /// The participant's id, role and component as log metadata (so JSON logs can be filtered by them).
+    public var logMetadata: Logger.Metadata {
+        let d = definition
+        return ["participant": .string(d.id), "role": .string(d.role), "component": .string(d.component)]
+    }
+
     public var logLine: String {
         let d = definition
         func name(_ s: String) -> String { SafeText.escape(s, limit: 256) }

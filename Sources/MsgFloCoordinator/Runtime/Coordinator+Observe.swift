@@ -1,0 +1,18 @@
+extension Coordinator {
+    /// The pid of the child the daemon runs for `role` (nil: it runs none), for the live view's node panel.
+    public func childPID(_ role: String) -> Int32? { supervisor?.pid(role) }
+}
+
+extension Coordinator {
+    /// The broker connection as the live view and `/readyz` show it.
+    public struct BrokerView: Sendable {
+        public var connected: Bool
+        public var broker: String
+        public var isAMQP: Bool
+    }
+
+    public var brokerView: BrokerView {
+        BrokerView(connected: transport.state == .connected, broker: transport.broker.description,
+                   isAMQP: transport.broker.scheme.isAMQP)
+    }
+}
