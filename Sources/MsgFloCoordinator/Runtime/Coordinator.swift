@@ -32,6 +32,11 @@ public struct CoordinatorOptions: Sendable {
     /// How long discovery messages pile up (after the first) before the coordinator takes them in one go. A flood
     /// then costs one hand-over per batch instead of one per message; liveness is measured in seconds anyway.
     public var discoveryBatchDelay: Duration = .milliseconds(2)
+    /// How long changes (graph edits, discovery) pile up before a reconcile pass carries them out together, at the
+    /// least; a pass also waits as long as the previous plan took, so planning (which looks at the whole graph)
+    /// takes at most about half of the coordinator's time and a burst of edits costs per edit what it changes,
+    /// however big the graph.
+    public var reconcileBatchDelay: Duration = .milliseconds(2)
 
     public init() {}
 }
@@ -58,6 +63,10 @@ public actor Coordinator {
 
     var dirty = false
     var reconciling = false
+    /// How long the last pass took to plan (the part that grows with the graph).
+    var lastPlanDuration: Duration = .zero
+    /// Reconcile passes so far (a burst of edits makes one).
+    public private(set) var passes = 0
     var retryAt: Double?
     var loggedPending: Set<String> = []
     var started = false
@@ -380,6 +389,9 @@ public actor Coordinator {
 
     func reconcileLoop() async {
         while dirty {
+            // Let a burst pile up: every change made meanwhile goes into this one pass.
+            let wait = max(options.reconcileBatchDelay, lastPlanDuration)
+            if wait > .zero { try? await Task.sleep(for: wait) }
             dirty = false
             await reconcileOnce()
         }
@@ -388,13 +400,19 @@ public actor Coordinator {
     }
 
     func reconcileOnce() async {
+        passes += 1
         let previous = plan
+        let clock = ContinuousClock()
+        let planStart = clock.now
         var newPlan = reconciler.plan(graph: graph, registry: registry, state: &wiring, now: now())
+        lastPlanDuration = clock.now - planStart
         defer {
             // Edge states as they stand once the actions ran (a failed binding keeps its edge pending).
+            let t = clock.now
             newPlan.edges = newPlan.settled(with: wiring)
             logTransitions(from: previous, to: newPlan)
             plan = newPlan
+            lastPlanDuration += clock.now - t
         }
         if !networkStarted {
             newPlan.actions.removeAll { if case .sendIIP = $0 { true } else { false } }
