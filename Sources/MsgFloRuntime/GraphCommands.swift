@@ -10,13 +10,16 @@ extension FBPRuntime {
         return s
     }
 
-    /// Runs an edit of the coordinator's desired graph, after checking that the request names that graph.
-    func edit<R: Sendable>(_ r: Request, _ body: @escaping @Sendable (inout DesiredGraph) throws(MsgFloError) -> R)
+    /// Runs an edit of the coordinator's desired graph, after checking that the request names that graph. The edit
+    /// is applied at once (the reconciler carries it out in its next pass) and `body` must refuse (throw) before it
+    /// changes anything. `nodes`: whether it adds, removes or renames nodes (participants to start or stop).
+    func edit<R: Sendable>(_ r: Request, nodes: Bool = false,
+                           _ body: @escaping @Sendable (inout DesiredGraph) throws(MsgFloError) -> R)
         async throws(ProtocolError) -> R {
         try requireWrite(r)
         let id = try Self.graphID(r)
         do {
-            return try await coordinator.edit { (g: inout DesiredGraph) throws(MsgFloError) -> R in
+            return try await coordinator.edit(nodes: nodes) { (g: inout DesiredGraph) throws(MsgFloError) -> R in
                 guard g.name == id else { throw MsgFloError(.notFound, "Requested graph not found") }
                 return try body(&g)
             }
@@ -53,7 +56,7 @@ extension FBPRuntime {
             let id = try Self.nodeName(p, "id")
             let component = try Self.string(p, "component")
             let metadata = try Self.metadata(p)
-            try await edit(r) { (g: inout DesiredGraph) throws(MsgFloError) in
+            try await edit(r, nodes: true) { (g: inout DesiredGraph) throws(MsgFloError) in
                 guard g.nodes[id] == nil else { throw MsgFloError(.invalidArgument, "Node \(id) already exists") }
                 g.setNode(id, .init(component: component, metadata: metadata.map(JSONValue.object)))
             }
@@ -63,7 +66,7 @@ extension FBPRuntime {
         case "removenode":
             let id = try Self.nodeName(p, "id")
             let graph = try Self.graphID(r)
-            let removed = try await edit(r) { (g: inout DesiredGraph) throws(MsgFloError) in
+            let removed = try await edit(r, nodes: true) { (g: inout DesiredGraph) throws(MsgFloError) in
                 guard g.nodes[id] != nil else { throw FBPRuntime.notFound("Requested node \(id) not found") }
                 let edges = g.edges.filter { $0.src.role == id || $0.tgt.role == id }
                 let initials = g.initials.filter { $0.tgt.role == id }
@@ -86,7 +89,7 @@ extension FBPRuntime {
 
         case "renamenode":
             let from = try Self.nodeName(p, "from"), to = try Self.nodeName(p, "to")
-            try await edit(r) { (g: inout DesiredGraph) throws(MsgFloError) in
+            try await edit(r, nodes: true) { (g: inout DesiredGraph) throws(MsgFloError) in
                 guard g.nodes[from] != nil else { throw FBPRuntime.notFound("Requested node \(from) not found") }
                 guard g.nodes[to] == nil else { throw MsgFloError(.invalidArgument, "Node \(to) already exists") }
                 g.renameNode(from, to: to)
@@ -191,11 +194,10 @@ extension FBPRuntime {
             let inport = r.command == "removeinport"
             let name = try Self.string(p, "public", limit: 200)
             try await edit(r) { (g: inout DesiredGraph) throws(MsgFloError) in
-                let before = inport ? g.inports.count : g.outports.count
-                if inport { g.inports.removeAll { $0.name == name } } else { g.outports.removeAll { $0.name == name } }
-                guard before != (inport ? g.inports.count : g.outports.count) else {
+                guard (inport ? g.inports : g.outports).contains(where: { $0.name == name }) else {
                     throw FBPRuntime.notFound("Requested port \(name) not found")
                 }
+                if inport { g.inports.removeAll { $0.name == name } } else { g.outports.removeAll { $0.name == name } }
             }
             broadcast("graph", r.command, ["public": .string(name), "graph": .string(try Self.graphID(r))], to: r)
             await broadcastPorts()

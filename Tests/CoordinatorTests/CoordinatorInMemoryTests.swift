@@ -83,6 +83,51 @@ struct Repeater {
         await a.stop(); await b.stop()
     }
 
+    /// Live edits change the desired graph at once and a burst of them is carried out by one reconcile pass (an
+    /// edit costs what it changes, not a pass over the whole graph); a refused edit changes nothing.
+    @Test func aBurstOfEditsIsAppliedAtOnceAndWiredInOnePass() async throws {
+        let broker = InMemoryBroker()
+        let t = InMemoryTransport(broker: broker)
+        try await t.connect()
+        var options = CoordinatorOptions()
+        // Long enough that the whole burst below is made before the pass (it takes well under a second).
+        options.reconcileBatchDelay = .seconds(2)
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let c = Coordinator(transport: t, graph: DesiredGraph(), options: options, logger: logger)
+        let task = Task { try await c.run() }
+        defer { task.cancel() }
+        let a = try await Repeater.start(broker, id: "a-1", role: "a")
+        let b = try await Repeater.start(broker, id: "b-1", role: "b")
+        #expect(await c.wait { $0.registry.roles == ["a", "b"] && $0.idle })
+        let before = await c.passes
+
+        let n = 200
+        try await c.edit { (g: inout DesiredGraph) throws(MsgFloError) in g.setNode("a", .init(component: "Repeat")) }
+        try await c.edit { (g: inout DesiredGraph) throws(MsgFloError) in g.setNode("b", .init(component: "Repeat")) }
+        for i in 0..<n {
+            try await c.edit { (g: inout DesiredGraph) throws(MsgFloError) in g.setNode("x\(i)", .init(component: "Unknown")) }
+            try await c.edit(nodes: false) { (g: inout DesiredGraph) throws(MsgFloError) in g.edges.append(.init(E("a", "out"), E("x\(i)", "in"))) }
+        }
+        try await c.edit(nodes: false) { (g: inout DesiredGraph) throws(MsgFloError) in g.edges.append(.init(E("a", "out"), E("b", "in"))) }
+        await #expect(throws: MsgFloError.self) {
+            try await c.edit { (g: inout DesiredGraph) throws(MsgFloError) in
+                guard g.nodes["nope"] != nil else { throw MsgFloError(.notFound, "no node nope") }
+                g.setNode("never", .init(component: "Repeat"))
+            }
+        }
+        // Applied as each edit returned, before any pass.
+        let g = await c.currentGraph
+        #expect(g.roles.count == n + 2 && g.edges.count == n + 1 && g.nodes["never"] == nil)
+        #expect(await c.passes == before)
+
+        #expect(await c.wait(timeout: .seconds(20)) { $0.plan.edges[.init(E("a", "out"), E("b", "in"))] == .wired && $0.idle })
+        #expect(broker.boundQueues("a.OUT") == ["b.IN"])
+        #expect(await c.passes == before + 1)
+        #expect(await c.currentPlan.pendingRoles.count == n)
+        await a.stop(); await b.stop()
+    }
+
     @Test func restartedParticipantIsFedAgain() async throws {
         let broker = InMemoryBroker()
         let clock = FakeClock()

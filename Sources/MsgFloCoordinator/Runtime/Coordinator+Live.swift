@@ -75,18 +75,19 @@ public enum FlowControl {
 extension Coordinator {
     // MARK: - Live editing
 
-    /// Changes the desired graph on the actor: the reconciler carries the change out, participants the library
-    /// knows are started (or stopped) in the background, and observers hear `graphChanged`. `body` may refuse the
-    /// edit by throwing; then nothing changes.
-    public func edit<R: Sendable>(_ body: @Sendable (inout DesiredGraph) throws(MsgFloError) -> R) throws(MsgFloError) -> R {
-        var g = graph
-        let r = try body(&g)
-        if g != graph {
-            graph = g
-            supervise()
-            markDirty()
-            events.emit(.graphChanged)
-        }
+    /// Changes the desired graph on the actor, in place, and returns at once: the reconciler carries the change out
+    /// in its next pass (a burst of edits goes into one pass, see ``CoordinatorOptions/reconcileBatchDelay``), and
+    /// observers hear `graphChanged`. An edit costs what it changes, not what the graph holds: the graph is neither
+    /// copied nor compared.
+    ///
+    /// `body` may refuse the edit by throwing, and must do so before it changes anything. `nodes`: whether the edit
+    /// may add, remove or rename nodes or change their components; then the participants the library knows are
+    /// started (or stopped) in the background, once per burst too.
+    public func edit<R: Sendable>(nodes: Bool = true, _ body: @Sendable (inout DesiredGraph) throws(MsgFloError) -> R) throws(MsgFloError) -> R {
+        let r = try body(&graph)
+        if nodes { supervise() }
+        markDirty()
+        events.emit(.graphChanged)
         return r
     }
 
@@ -101,6 +102,8 @@ extension Coordinator {
 
     func superviseLoop() async {
         while superviseDirty {
+            // A burst of node edits makes one round (each round looks at every node).
+            try? await Task.sleep(for: options.reconcileBatchDelay)
             superviseDirty = false
             await startParticipants()
         }
@@ -201,6 +204,8 @@ extension Coordinator {
     /// Makes the taps match the wired edges: one private subscription per source outport queue (AMQP: an exclusive
     /// queue bound to the outport's exchange; MQTT: a subscription to the topic), shared by the edges it feeds.
     func updateTaps(_ plan: WiringPlan) async {
+        let clock = ContinuousClock()
+        let start = clock.now
         var wanted: [String: [TapTarget]] = [:]
         func add(_ ep: DesiredGraph.Endpoint, _ target: TapTarget) {
             for e in registry.alive(role: ep.role) {
@@ -215,6 +220,7 @@ extension Coordinator {
         }
         for exp in graph.outports where graph.isParticipant(exp.endpoint.role) { add(exp.endpoint, .exported(exp.name)) }
         tapTable.withLock { $0 = wanted }
+        lastPlanDuration += clock.now - start  // it looks at every edge too
         for (q, tap) in taps where wanted[q] == nil {
             taps[q] = nil
             tap.task.cancel()

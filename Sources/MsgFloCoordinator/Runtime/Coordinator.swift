@@ -36,6 +36,11 @@ public struct CoordinatorOptions: Sendable {
     /// Where the daemon's metrics go (discovery messages, reconciles, children, broker connection, participants and
     /// edges by state). Nil: none are kept.
     public var metrics: (any MetricsFactory)?
+    /// How long changes (graph edits, discovery) pile up before a reconcile pass carries them out together, at the
+    /// least; a pass also waits as long as the previous plan took, so planning (which looks at the whole graph)
+    /// takes at most about half of the coordinator's time and a burst of edits costs per edit what it changes,
+    /// however big the graph.
+    public var reconcileBatchDelay: Duration = .milliseconds(2)
 
     public init() {}
 }
@@ -91,6 +96,10 @@ public actor Coordinator {
 
     var dirty = false
     var reconciling = false
+    /// How long the last pass took to plan (the part that grows with the graph).
+    var lastPlanDuration: Duration = .zero
+    /// Reconcile passes so far (a burst of edits makes one).
+    public private(set) var passes = 0
     var retryAt: Double?
     var loggedPending: Set<String> = []
     var started = false
@@ -425,6 +434,9 @@ public actor Coordinator {
 
     func reconcileLoop() async {
         while dirty {
+            // Let a burst pile up: every change made meanwhile goes into this one pass.
+            let wait = max(options.reconcileBatchDelay, lastPlanDuration)
+            if wait > .zero { try? await Task.sleep(for: wait) }
             dirty = false
             await reconcileOnce()
         }
@@ -442,13 +454,19 @@ public actor Coordinator {
                 updateGauges()
             }
         }
+        passes += 1
         let previous = plan
+        let clock = ContinuousClock()
+        let planStart = clock.now
         var newPlan = reconciler.plan(graph: graph, registry: registry, state: &wiring, now: now())
+        lastPlanDuration = clock.now - planStart
         defer {
             // Edge states as they stand once the actions ran (a failed binding keeps its edge pending).
+            let t = clock.now
             newPlan.edges = newPlan.settled(with: wiring)
             logTransitions(from: previous, to: newPlan)
             plan = newPlan
+            lastPlanDuration += clock.now - t
         }
         if !networkStarted {
             newPlan.actions.removeAll { if case .sendIIP = $0 { true } else { false } }
