@@ -65,6 +65,7 @@ enum TopologyItem: Equatable {
     case outport(String, persistent: Bool)
     case discovery
     case binding(Binding)
+    case quorumInport(String)
 }
 
 struct LiveSubscription {
@@ -91,7 +92,12 @@ final class AMQPLoop: @unchecked Sendable {
     let settler: AMQPCore.Settler
     var logger: Logger { core.logger }
     var settings: AMQPSettings { core.settings }
-    var url: BrokerURL { core.settings.url }
+    /// The broker at the address of the current (or last tried) connection: what messages name.
+    private(set) var url: BrokerURL
+    /// The URL's addresses in the order tried (`?shuffle=true` shuffles them once per transport), and the index of
+    /// the current one. A lost connection fails over to the next.
+    private let endpoints: [BrokerURL.Endpoint]
+    private var endpointIndex = 0
 
     private var conn: amqp_connection_state_t?
     private var connectedPending: Pending<Void>?
@@ -147,6 +153,8 @@ final class AMQPLoop: @unchecked Sendable {
     init(core: AMQPCore, connected: Pending<Void>) {
         self.core = core
         self.settler = AMQPCore.Settler(core: core)
+        self.endpoints = core.settings.url.connectionOrder()
+        self.url = core.settings.url.at(endpoints[0])
         self.plainSocket = core.settings.url.scheme != .amqps
         self.connectedPending = connected
         if core.settings.persistentMessages {
@@ -169,7 +177,7 @@ final class AMQPLoop: @unchecked Sendable {
         // However the thread ends, what preferred its executor goes on on the global one.
         defer { core.executor.shutDown() }
         do {
-            try openConnection()
+            try openFirst()
         } catch {
             let early = core.shared.withLock { s -> [QueuedOp] in
                 s.threadRunning = false
@@ -309,6 +317,33 @@ final class AMQPLoop: @unchecked Sendable {
     private func timeval(_ d: Duration) -> Glibc.timeval {
         let (s, a) = d.components
         return Glibc.timeval(tv_sec: Int(s), tv_usec: Int(a / 1_000_000_000_000))
+    }
+
+    /// Connects to the first address that answers, in order; with one address, exactly `openConnection()`.
+    private func openFirst() throws(MsgFloError) {
+        var failures: [MsgFloError] = []
+        for i in endpoints.indices {
+            endpointIndex = i
+            url = settings.url.at(endpoints[i])
+            do { return try openConnection() } catch { failures.append(error) }
+        }
+        if failures.count == 1 { throw failures[0] }
+        let last = failures.last!
+        throw MsgFloError(last.code, "no address of \(settings.url) answers: "
+                          + failures.map(\.message).joined(separator: "; "))
+    }
+
+    /// One pass over the addresses for a reconnect, starting after the one whose connection was lost (the same one
+    /// when there is only one). Throws the last failure.
+    private func openNext() throws(MsgFloError) {
+        var lastError: MsgFloError?
+        let lost = endpointIndex
+        for step in 1...endpoints.count {
+            endpointIndex = (lost + step) % endpoints.count
+            url = settings.url.at(endpoints[endpointIndex])
+            do { return try openConnection() } catch { lastError = error }
+        }
+        throw lastError!
     }
 
     private func openConnection() throws(MsgFloError) {
@@ -471,7 +506,7 @@ final class AMQPLoop: @unchecked Sendable {
             }
             if closingWhileDown() { return false }
             do {
-                try openConnection()
+                try openNext()
             } catch {
                 lostReason = error.description
                 delay = min(delay * 2, .seconds(5))
@@ -1052,6 +1087,16 @@ final class AMQPLoop: @unchecked Sendable {
         case .declareDiscovery:
             try apply(c, .discovery)
             record(.discovery)
+        case .declareQuorumInport(let q):
+            try apply(c, .quorumInport(q))
+            record(.quorumInport(q))
+        case .holdExclusive(let q):
+            do {
+                try call(c) { amqp_queue_declare(c, Channel.control, $0(q), 0, 0, 1, 1, amqp_empty_table) }
+            } catch .channel(let code, _) where code == 405 {
+                return .exists(false)  // RESOURCE_LOCKED: another connection holds it
+            }
+            return .exists(true)
         case .bind(let b):
             try apply(c, .binding(b))
             record(.binding(b))
@@ -1097,6 +1142,21 @@ final class AMQPLoop: @unchecked Sendable {
             }
             try tolerant("exchange", q) { () throws(CallError) in
                 try exchangeDeclare(c, q, type: "fanout", durable: persistent, autoDelete: !persistent)
+            } passive: {}
+            try call(c) { amqp_queue_bind(c, Channel.control, $0(q), $0(q), $0(""), amqp_empty_table) }
+        case .quorumInport(let q):
+            do {
+                _ = try queueDeclare(c, q, passive: false, durable: true, autoDelete: false, deadLetter: "dead-" + q,
+                                     quorum: true)
+            } catch .channel(let code, let text) where code == 406 {
+                // An existing queue of another type (or other arguments): RabbitMQ cannot change it in place.
+                let vhost = settings.url.vhost
+                throw .channel(code: code, text: "queue '\(q)' exists with other arguments than a quorum queue's (\(text)). "
+                               + "A queue's type cannot change: drain it, delete it (rabbitmqctl delete_queue '\(q)' -p '\(vhost)') "
+                               + "and start the participant again, or use it as it is by leaving out queue-type=quorum")
+            }
+            try tolerant("exchange", q) { () throws(CallError) in
+                try exchangeDeclare(c, q, type: "fanout", durable: true, autoDelete: false)
             } passive: {}
             try call(c) { amqp_queue_bind(c, Channel.control, $0(q), $0(q), $0(""), amqp_empty_table) }
         case .outport(let q, let persistent):
@@ -1152,18 +1212,26 @@ final class AMQPLoop: @unchecked Sendable {
     }
 
     private func queueDeclare(_ c: amqp_connection_state_t, _ q: String, passive: Bool, durable: Bool,
-                              autoDelete: Bool, deadLetter: String?) throws(CallError) -> Int {
+                              autoDelete: Bool, deadLetter: String?, quorum: Bool = false) throws(CallError) -> Int {
         var count = 0
         try call(c) { b in
             var args = amqp_empty_table
-            var entry = amqp_table_entry_t()
+            var entries = [amqp_table_entry_t](repeating: amqp_table_entry_t(), count: 2)
+            var n = 0
             if let deadLetter {
-                entry.key = b("x-dead-letter-exchange")
-                entry.value.kind = UInt8(AMQP_FIELD_KIND_UTF8.rawValue)
-                entry.value.value.bytes = b(deadLetter)
+                entries[n].key = b("x-dead-letter-exchange")
+                entries[n].value.kind = UInt8(AMQP_FIELD_KIND_UTF8.rawValue)
+                entries[n].value.value.bytes = b(deadLetter)
+                n += 1
             }
-            return withUnsafeMutablePointer(to: &entry) { e in
-                if deadLetter != nil { args = amqp_table_t(num_entries: 1, entries: e) }
+            if quorum {
+                entries[n].key = b("x-queue-type")
+                entries[n].value.kind = UInt8(AMQP_FIELD_KIND_UTF8.rawValue)
+                entries[n].value.value.bytes = b("quorum")
+                n += 1
+            }
+            return entries.withUnsafeMutableBufferPointer { e in
+                if n > 0 { args = amqp_table_t(num_entries: Int32(n), entries: e.baseAddress) }
                 let ok = amqp_queue_declare(c, Channel.control, b(q), passive ? 1 : 0, durable ? 1 : 0, 0,
                                             autoDelete ? 1 : 0, args)
                 if let ok { count = Int(ok.pointee.message_count) }

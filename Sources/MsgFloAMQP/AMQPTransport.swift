@@ -55,12 +55,22 @@ public final class AMQPTransport: Transport {
 
     public func declareInport(_ queue: String, options: QueueOptions) async throws {
         try Self.check(queue, "queue")
+        if (options.queueType ?? core.settings.queueType) == .quorum {
+            _ = try await core.perform(.declareQuorumInport(queue))
+            return
+        }
         _ = try await core.perform(.declareInport(queue, persistent: options.persistent))
     }
 
     public func declareOutport(_ queue: String, options: QueueOptions) async throws {
         try Self.check(queue, "exchange")
         _ = try await core.perform(.declareOutport(queue, persistent: options.persistent))
+    }
+
+    public func holdLock(_ name: String) async throws -> Bool {
+        try Self.check(name, "queue")
+        guard case .exists(let held) = try await core.perform(.holdExclusive(name)) else { return false }
+        return held
     }
 
     public func declareDiscoveryQueue() async throws {

@@ -37,7 +37,17 @@ public struct Port: Sendable, Hashable, ExpressibleByStringLiteral {
     }
 
     var queueOptions: QueueOptions {
-        QueueOptions(persistent: options?["persistent"]?.boolValue ?? true)
+        QueueOptions(persistent: options?["persistent"]?.boolValue ?? true,
+                     queueType: options?["queueType"]?.stringValue.flatMap(QueueType.init(text:)))
+    }
+
+    /// The port option `pool`: `true` (the role's pool) or a pool name; nil when absent or false.
+    func poolOption(role: String) -> String? {
+        switch options?["pool"] {
+        case .bool(true)?: role
+        case .string(let name)? where !name.isEmpty: name
+        default: nil
+        }
     }
 }
 
@@ -116,6 +126,9 @@ public struct ParticipantOptions: Sendable {
     /// await anything, but must not block the thread or compute for long: that holds up every message of the
     /// connection. False: on Swift's global executor, for handlers that block or run long computations.
     public var handlersOnTransportThread: Bool
+    /// MQTT: consume every inport as a member of this worker pool (`--pool`: the role's name; `MSGFLO_POOL`), so
+    /// that the processes of one role share its messages, each to one of them. AMQP queues are shared anyway.
+    public var pool: String? = nil
 
     public init(prefetch: Int = 2, discoveryPeriod: Double = 60, iips: [String: JSONValue] = [:],
                 drainTimeout: Duration = .seconds(30), id: String? = nil, queues: [String: String] = [:],

@@ -32,6 +32,10 @@ public struct CoordinatorOptions: Sendable {
     /// How long discovery messages pile up (after the first) before the coordinator takes them in one go. A flood
     /// then costs one hand-over per batch instead of one per message; liveness is measured in seconds anyway.
     public var discoveryBatchDelay: Duration = .milliseconds(2)
+    /// `--standby`: one of several coordinators of the network; runs only while elected (``CoordinatorElection``).
+    public var standby = false
+    /// This instance's name in the election and in `msgflo status`.
+    public var instance = CoordinatorElection.instanceName
 
     public init() {}
 }
@@ -335,8 +339,15 @@ public actor Coordinator {
                 skipped.append("\(role)(\(component))")
                 continue
             }
+            var environment = ["MSGFLO_BROKER": transport.broker.unredacted]
+            // On MQTT the workers behind a msgflo/RoundRobin node share their inport in a pool (our SDK reads it).
+            if transport.broker.scheme.isMQTT && graph.edges.contains(where: {
+                $0.tgt.role == role && graph.nodes[$0.src.role]?.component == DesiredGraph.roundRobin
+            }) {
+                environment["MSGFLO_POOL"] = role
+            }
             specs.append(.init(role: role, command: command, shell: options.shell,
-                               environment: ["MSGFLO_BROKER": transport.broker.unredacted],
+                               environment: environment,
                                forwardStdout: options.forwardStdout, forwardStderr: options.forwardStderr))
         }
         if !skipped.isEmpty {
@@ -564,7 +575,9 @@ public actor Coordinator {
             }
             for (i, q, d) in measured { if let d { rows[i].queueDepths[q] = d } }
         }
-        return NetworkStatus(source: "daemon", rows: rows)
+        var s = NetworkStatus(source: "daemon", rows: rows)
+        if options.standby { s.active = options.instance }
+        return s
     }
 
     func answerStatus(_ sub: Subscription) async {
