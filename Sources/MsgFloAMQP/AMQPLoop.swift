@@ -206,8 +206,9 @@ final class AMQPLoop: @unchecked Sendable {
                 // Hold them (senders feel it through the outstanding bound) until it unblocks us.
                 resend.append(contentsOf: publishBatch)
                 publishBatch.removeAll(keepingCapacity: true)
-            } else if !resend.isEmpty || !publishBatch.isEmpty {
-                busy = true
+            } else if !resend.isEmpty || !publishBatch.isEmpty || nackRetryAt != nil {
+                retryNackedIfDue()
+                busy = busy || !resend.isEmpty || !publishBatch.isEmpty
                 _ = publishAll(c)
             }
             if conn != nil && !settleBatch.isEmpty { settleAll(c) }
@@ -284,6 +285,9 @@ final class AMQPLoop: @unchecked Sendable {
                    pollfd(fd: core.eventFD, events: Int16(POLLIN), revents: 0)]
         // librabbitmq sends and checks heartbeats when we read; wake often enough for that.
         var ms = settings.heartbeat > 0 ? min(1000, settings.heartbeat * 250) : 1000
+        if let at = nackRetryAt {
+            ms = max(1, min(ms, Int(((at - ContinuousClock.now) / .milliseconds(1)).rounded(.up))))
+        }
         if unsentAck > 0 {
             let left = Self.ackDelay - (ContinuousClock.now - unsentSince)
             ms = max(1, min(ms, Int((left / .milliseconds(1)).rounded(.up))))
@@ -474,7 +478,9 @@ final class AMQPLoop: @unchecked Sendable {
         unconfirmed.removeAll(keepingCapacity: true)
         confirmedFlags.removeAll(keepingCapacity: true)
         unconfirmedHead = 0
-        resend = again + resend
+        resend = again + nacked + resend
+        nacked.removeAll()
+        nackRetryAt = nil
         returned.removeAll()
         window.removeAll(keepingCapacity: true)
         head = 0
@@ -695,17 +701,19 @@ final class AMQPLoop: @unchecked Sendable {
         guard tag >= unconfirmedBase else { return }
         let idx = unconfirmedHead + Int(tag - unconfirmedBase)
         guard idx < unconfirmed.count else { return }
-        if multiple {
-            for i in unconfirmedHead...idx where !confirmedFlags[i] {
-                confirmedFlags[i] = true
-                released += 1
-                if unconfirmed[i].waiter != nil { verdict(unconfirmed[i], refused: refused) }
+        let retry = refused && retriesNacks
+        if !refused { nackRounds = 0 }
+        for i in (multiple ? unconfirmedHead : idx)...idx where !confirmedFlags[i] {
+            confirmedFlags[i] = true
+            if retry {
+                // Still outstanding: published again after a pause (a cluster's queue between leaders nacks).
+                nacked.append(unconfirmed[i])
+                continue
             }
-        } else if !confirmedFlags[idx] {
-            confirmedFlags[idx] = true
             released += 1
-            if unconfirmed[idx].waiter != nil { verdict(unconfirmed[idx], refused: refused) }
+            if unconfirmed[i].waiter != nil { verdict(unconfirmed[i], refused: refused) }
         }
+        if retry && nackRetryAt == nil { nackRetryAt = .now + Self.nackPause }
         while unconfirmedHead < unconfirmed.count && confirmedFlags[unconfirmedHead] {
             unconfirmedHead += 1
             unconfirmedBase += 1
@@ -719,6 +727,26 @@ final class AMQPLoop: @unchecked Sendable {
             confirmedFlags.removeFirst(unconfirmedHead)
             unconfirmedHead = 0
         }
+    }
+
+    // Cluster mode (several addresses, or quorum queues): a nacked message is published again after `nackPause`,
+    // for up to `maxNackRounds` rounds without any positive confirm in between, before it is given up as before.
+    private var nacked: [Outgoing] = []
+    private var nackRetryAt: ContinuousClock.Instant?
+    private var nackRounds = 0
+    static let nackPause: Duration = .milliseconds(500)
+    static let maxNackRounds = 120
+    private var retriesNacks: Bool {
+        (!settings.url.alternates.isEmpty || settings.queueType == .quorum) && nackRounds < Self.maxNackRounds
+    }
+
+    /// Moves nacked messages whose pause is over to the front of the resend list.
+    private func retryNackedIfDue() {
+        guard let at = nackRetryAt, ContinuousClock.now >= at else { return }
+        nackRetryAt = nil
+        nackRounds += 1
+        resend = nacked + resend
+        nacked.removeAll()
     }
 
     /// Mandatory messages the broker returned (basic.return, which comes before the confirm of the same message),
@@ -891,7 +919,11 @@ final class AMQPLoop: @unchecked Sendable {
         case AMQPMethod.basicNack:
             guard channel == Channel.publish,
                   let a = method.decoded?.assumingMemoryBound(to: amqp_basic_nack_t.self).pointee else { return }
-            logger.warning("AMQP broker \(url) refused message(s) up to #\(a.delivery_tag) (basic.nack); they are dropped")
+            if retriesNacks {
+                logger.warning("AMQP broker \(url) refused message(s) up to #\(a.delivery_tag) (basic.nack); publishing them again in \(Self.nackPause)")
+            } else {
+                logger.warning("AMQP broker \(url) refused message(s) up to #\(a.delivery_tag) (basic.nack); they are dropped")
+            }
             confirm(upTo: a.delivery_tag, multiple: a.multiple != 0, refused: true)
         case AMQPMethod.basicCancel:
             guard let a = method.decoded?.assumingMemoryBound(to: amqp_basic_cancel_t.self).pointee else { return }

@@ -55,7 +55,8 @@ public final class AMQPTransport: Transport {
 
     public func declareInport(_ queue: String, options: QueueOptions) async throws {
         try Self.check(queue, "queue")
-        if (options.queueType ?? core.settings.queueType) == .quorum {
+        // The URL's queue type is for durable inports; private non-persistent queues (command, reply) stay classic.
+        if (options.queueType ?? (options.persistent ? core.settings.queueType : .classic)) == .quorum {
             _ = try await core.perform(.declareQuorumInport(queue))
             return
         }

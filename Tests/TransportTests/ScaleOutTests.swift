@@ -92,12 +92,17 @@ struct ScaleOutTests {
     /// True when RabbitMQ holds `q` as a quorum queue: a classic declaration of it is refused for its
     /// `x-queue-type` (our transport then warns and goes on with the existing queue).
     static func isQuorum(_ q: String) async throws -> Bool {
+        try await classicDeclareWarnings(q).contains { $0.contains("x-queue-type") }
+    }
+
+    /// The warnings of a classic declaration of `q` (with `options`) on a classic URL: none when `q` is just that.
+    static func classicDeclareWarnings(_ q: String, _ options: QueueOptions = QueueOptions()) async throws -> [String] {
         let log = LogCapture()
         let probe = try AMQPTransport(url: try TestBrokers.url(.amqp), timeouts: timeouts, logger: log.logger)
         try await probe.connect()
-        try await probe.declareInport(q)
+        try await probe.declareInport(q, options: options)
         await probe.close()
-        return log.lines.contains { $0.contains("'\(q)'") && $0.contains("x-queue-type") }
+        return log.lines.filter { $0.contains("'\(q)'") }
     }
 
     static func quorumURL() throws -> BrokerURL {
@@ -157,6 +162,15 @@ struct ScaleOutTests {
         #expect(!text.contains("\n"))
         // The connection is fine afterwards.
         try await t.declareInport(TestBrokers.unique("scale.after.IN"))
+        await t.close()
+    }
+
+    @Test func privateNonPersistentQueuesStayClassicOnAQuorumURL() async throws {
+        let t = try AMQPTransport(url: try Self.quorumURL(), timeouts: Self.timeouts)
+        try await t.connect()
+        let q = TestBrokers.unique("scale.private.MSGFLO")
+        try await t.declareInport(q, options: QueueOptions(persistent: false))
+        #expect(try await Self.classicDeclareWarnings(q, QueueOptions(persistent: false)).isEmpty)
         await t.close()
     }
 
