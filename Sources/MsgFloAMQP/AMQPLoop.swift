@@ -920,7 +920,10 @@ final class AMQPLoop: @unchecked Sendable {
             guard channel == Channel.publish,
                   let a = method.decoded?.assumingMemoryBound(to: amqp_basic_nack_t.self).pointee else { return }
             if retriesNacks {
-                logger.warning("AMQP broker \(url) refused message(s) up to #\(a.delivery_tag) (basic.nack); publishing them again in \(Self.nackPause)")
+                let i = a.delivery_tag >= unconfirmedBase ? unconfirmedHead + Int(a.delivery_tag - unconfirmedBase) : -1
+                let last = unconfirmed.indices.contains(i)
+                    ? " (the last to '\(SafeText.escape(unconfirmed[i].exchange, limit: 80))' key '\(SafeText.escape(unconfirmed[i].routingKey, limit: 80))')" : ""
+                logger.warning("AMQP broker \(url) refused message(s) up to #\(a.delivery_tag)\(last) (basic.nack); publishing them again in \(Self.nackPause)")
             } else {
                 logger.warning("AMQP broker \(url) refused message(s) up to #\(a.delivery_tag) (basic.nack); they are dropped")
             }
