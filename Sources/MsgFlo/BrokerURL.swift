@@ -1,7 +1,25 @@
 /// A parsed broker address: `amqp://user:pass@host:port/vhost?options`, `amqps://…`, `mqtt://…`, `mqtts://…`.
 ///
+/// Several addresses of one broker (a cluster): `amqp://user:pass@h1:5672,h2:5672,h3/vhost` — the user, password,
+/// vhost and options apply to each; transports connect to the first that answers (`?shuffle=true`: in a random
+/// order) and fail over to the next when the connection is lost (`endpoints`, `at(_:)`).
+///
 /// `description` never shows the password: `amqp://user:***@host:5672/`.
 public struct BrokerURL: Sendable, Hashable, CustomStringConvertible {
+    /// One address of a broker.
+    public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
+        public var host: String
+        public var port: Int
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+        public var description: String { (host.contains(":") ? "[\(host)]" : host) + ":\(port)" }
+    }
+
+    /// Most addresses one URL may list.
+    public static let maxEndpoints = 64
+
     public enum Scheme: String, Sendable, Hashable, CaseIterable {
         case amqp, amqps, mqtt, mqtts
 
@@ -28,6 +46,25 @@ public struct BrokerURL: Sendable, Hashable, CustomStringConvertible {
     public var vhost: String
     /// Query options in the order written (`?qos=1&clientId=x`). Keys are case-sensitive.
     public var options: [(key: String, value: String)]
+    /// The addresses after the first (`host`, `port`) of a URL listing several; empty for a single address.
+    public var alternates: [Endpoint] = []
+
+    /// Every address of the URL, the first (`host`, `port`) first.
+    public var endpoints: [Endpoint] { [Endpoint(host: host, port: port)] + alternates }
+
+    /// The addresses in the order a transport tries them: as written, or shuffled with `?shuffle=true`.
+    public func connectionOrder() -> [Endpoint] {
+        boolOption("shuffle") == true ? endpoints.shuffled() : endpoints
+    }
+
+    /// This URL at one of its addresses only (what a transport connects to and names in its messages).
+    public func at(_ endpoint: Endpoint) -> BrokerURL {
+        var u = self
+        u.host = endpoint.host
+        u.port = endpoint.port
+        u.alternates = []
+        return u
+    }
 
     public init(scheme: Scheme, user: String? = nil, password: String? = nil, host: String = "localhost",
                 port: Int? = nil, vhost: String = "/", options: [(key: String, value: String)] = []) {
@@ -111,7 +148,41 @@ public struct BrokerURL: Sendable, Hashable, CustomStringConvertible {
                 user = try BrokerURL.percentDecode(userinfo, fail)
             }
         }
-        var host = Substring(rest)
+        var parsed: [Endpoint] = []
+        for piece in rest.split(separator: ",", omittingEmptySubsequences: false) {
+            guard parsed.count < BrokerURL.maxEndpoints else {
+                throw fail("more than \(BrokerURL.maxEndpoints) addresses")
+            }
+            if piece.isEmpty, rest.contains(",") { throw fail("an empty address in the list of hosts") }
+            parsed.append(try BrokerURL.parseEndpoint(piece, scheme: scheme, fail: fail, quoted: quoted))
+        }
+        if text[sep.upperBound...].drop(while: { !"/?#".contains($0) }).contains("@") {
+            // `amqp://user:pa/ss@host`: a password ran into the path, query or fragment. Refuse rather than connect
+            // to host "user" (an '@' in a vhost or an option is written %40).
+            throw fail("'@' after the host")
+        }
+        var vhost = "/"
+        if let path, !path.isEmpty {
+            vhost = try BrokerURL.percentDecode(path, fail)
+        }
+        var options: [(key: String, value: String)] = []
+        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
+            if let eq = pair.firstIndex(of: "=") {
+                options.append((try BrokerURL.percentDecode(pair[..<eq], fail),
+                                try BrokerURL.percentDecode(pair[pair.index(after: eq)...], fail)))
+            } else {
+                options.append((try BrokerURL.percentDecode(pair, fail), ""))
+            }
+        }
+        self.init(scheme: scheme, user: user, password: password, host: parsed[0].host, port: parsed[0].port,
+                  vhost: vhost, options: options)
+        alternates = Array(parsed.dropFirst())
+    }
+
+    /// `host[:port]` or `[v6][:port]`, one address of the list.
+    private static func parseEndpoint(_ piece: Substring, scheme: Scheme, fail: (String) -> MsgFloError,
+                                      quoted: (Substring) -> String) throws(MsgFloError) -> Endpoint {
+        var host = piece
         var port: Int? = nil
         if host.hasPrefix("[") {
             guard let close = host.firstIndex(of: "]") else { throw fail("unterminated IPv6 address") }
@@ -131,26 +202,7 @@ public struct BrokerURL: Sendable, Hashable, CustomStringConvertible {
         guard !hostName.isEmpty else { throw fail("missing host") }
         if hostName.contains(where: { $0 == " " || $0 == "/" }) { throw fail("invalid host\(quoted(host))") }
 
-        if text[sep.upperBound...].drop(while: { !"/?#".contains($0) }).contains("@") {
-            // `amqp://user:pa/ss@host`: a password ran into the path, query or fragment. Refuse rather than connect
-            // to host "user" (an '@' in a vhost or an option is written %40).
-            throw fail("'@' after the host")
-        }
-        var vhost = "/"
-        if let path, !path.isEmpty {
-            vhost = try BrokerURL.percentDecode(path, fail)
-        }
-        var options: [(key: String, value: String)] = []
-        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
-            if let eq = pair.firstIndex(of: "=") {
-                options.append((try BrokerURL.percentDecode(pair[..<eq], fail),
-                                try BrokerURL.percentDecode(pair[pair.index(after: eq)...], fail)))
-            } else {
-                options.append((try BrokerURL.percentDecode(pair, fail), ""))
-            }
-        }
-        self.init(scheme: scheme, user: user, password: password, host: hostName, port: port, vhost: vhost,
-                  options: options)
+        return Endpoint(host: hostName, port: port ?? scheme.defaultPort)
     }
 
     /// The value of a query option, the last one written if it is repeated.
@@ -180,8 +232,7 @@ public struct BrokerURL: Sendable, Hashable, CustomStringConvertible {
             if let pw { s += ":" + pw }
             s += "@"
         }
-        s += host.contains(":") ? "[\(host)]" : host
-        s += ":\(port)"
+        s += endpoints.map(\.description).joined(separator: ",")
         if scheme.isAMQP {
             s += "/" + (vhost == "/" ? "" : BrokerURL.percentEncode(vhost))
         }

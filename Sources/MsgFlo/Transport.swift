@@ -22,14 +22,59 @@ public enum ConnectionState: Sendable, Hashable, CustomStringConvertible {
 /// and auto-deleted (the dead-letter argument stays).
 public struct QueueOptions: Sendable, Hashable {
     public var persistent: Bool
-    public init(persistent: Bool = true) { self.persistent = persistent }
+    /// The kind of AMQP queue an inport gets; nil: the transport's default (the URL's `queue-type`, else classic).
+    /// MQTT has no queues and ignores it.
+    public var queueType: QueueType?
+    /// MQTT: the worker pool this consumer belongs to (a shared subscription `$share/<pool>/<topic>`: each message
+    /// to one member). A persistent session's declaration subscribes in the pool too. AMQP ignores it: consumers of
+    /// one queue always share its messages.
+    public var pool: String?
+    public init(persistent: Bool = true, queueType: QueueType? = nil, pool: String? = nil) {
+        self.persistent = persistent
+        self.queueType = queueType
+        self.pool = pool
+    }
+}
+
+/// RabbitMQ's queue types that msgflo uses: `classic` (msgflo's own, the default) and `quorum` (replicated over a
+/// cluster by Raft: a node's death loses nothing the broker confirmed). Written `?queue-type=quorum` in a broker URL
+/// and `"options": {"queueType": "quorum"}` on a port of a discovery message.
+public enum QueueType: String, Sendable, Hashable, CaseIterable {
+    case classic, quorum
+
+    /// Reads `classic` or `quorum` (any case); nil for anything else.
+    public init?(text: String) {
+        guard let t = QueueType(rawValue: text.lowercased()) else { return nil }
+        self = t
+    }
 }
 
 /// How a queue is consumed.
 public struct ConsumeOptions: Sendable, Hashable {
     /// The most unacknowledged messages in hand at once (AMQP basic.qos). msgflo-nodejs uses 2.
     public var prefetch: Int
-    public init(prefetch: Int = 2) { self.prefetch = max(1, prefetch) }
+    /// MQTT: consume as a member of this worker pool (see ``QueueOptions/pool``). AMQP ignores it.
+    public var pool: String?
+    public init(prefetch: Int = 2, pool: String? = nil) {
+        self.prefetch = max(1, prefetch)
+        self.pool = pool
+    }
+}
+
+/// Names of MQTT worker pools (the `<group>` of `$share/<group>/<topic>`).
+public enum WorkerPool {
+    /// Most bytes of a pool name.
+    public static let maxBytes = 128
+
+    /// Throws a one-line error unless `name` is 1…128 bytes of printable text without `/`, `+`, `#`.
+    public static func check(_ name: String) throws(MsgFloError) {
+        guard !name.isEmpty, name.utf8.count <= maxBytes,
+              !name.unicodeScalars.contains(where: { "/+#".unicodeScalars.contains($0) || $0.value < 0x20 || $0.value == 0x7f })
+        else {
+            throw MsgFloError(.invalidArgument, "invalid worker pool name '\(SafeText.escape(name, limit: 64))': "
+                              + "1 to \(maxBytes) bytes, no '/', '+', '#' or control characters")
+        }
+    }
 }
 
 /// A connection between two queues that the broker (AMQP) or the transport (MQTT) keeps.
@@ -184,6 +229,16 @@ public protocol Transport: AnyObject, Sendable {
     /// connection goes). False for MQTT: what was read is acknowledged already, so a consumer that stops must still
     /// handle what it was given (the participant SDK does).
     var redeliversUnsettled: Bool { get }
+
+    /// Leader election through the broker (standby coordinators): takes, or keeps, the lock `name` for this
+    /// connection. True while this connection holds it; false when another connection does. The broker frees it
+    /// when the holder's connection ends (a crash included); after a reconnect the holder must take it again (call
+    /// this periodically). AMQP: an exclusive queue `name`. The default: `.unsupported`.
+    func holdLock(_ name: String) async throws -> Bool
+
+    /// Prepares ``holdLock(_:)`` before `connect()` where the broker needs it (MQTT: the last will that clears this
+    /// instance's claim when its connection dies). The default does nothing.
+    func prepareLock(_ name: String, instance: String) throws
 }
 
 extension Transport {
@@ -199,6 +254,12 @@ extension Transport {
     }
 
     public func exchangeExists(_ name: String) async throws -> Bool? { nil }
+
+    public func prepareLock(_ name: String, instance: String) throws {}
+
+    public func holdLock(_ name: String) async throws -> Bool {
+        throw MsgFloError(.unsupported, "\(broker.scheme.rawValue):// brokers cannot hold a lock for leader election here")
+    }
 
     public func declareInport(_ queue: String) async throws { try await declareInport(queue, options: QueueOptions()) }
     public func declareOutport(_ queue: String) async throws { try await declareOutport(queue, options: QueueOptions()) }

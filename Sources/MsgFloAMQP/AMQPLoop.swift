@@ -65,6 +65,7 @@ enum TopologyItem: Equatable {
     case outport(String, persistent: Bool)
     case discovery
     case binding(Binding)
+    case quorumInport(String)
 }
 
 struct LiveSubscription {
@@ -91,7 +92,12 @@ final class AMQPLoop: @unchecked Sendable {
     let settler: AMQPCore.Settler
     var logger: Logger { core.logger }
     var settings: AMQPSettings { core.settings }
-    var url: BrokerURL { core.settings.url }
+    /// The broker at the address of the current (or last tried) connection: what messages name.
+    private(set) var url: BrokerURL
+    /// The URL's addresses in the order tried (`?shuffle=true` shuffles them once per transport), and the index of
+    /// the current one. A lost connection fails over to the next.
+    private let endpoints: [BrokerURL.Endpoint]
+    private var endpointIndex = 0
 
     private var conn: amqp_connection_state_t?
     private var connectedPending: Pending<Void>?
@@ -147,6 +153,8 @@ final class AMQPLoop: @unchecked Sendable {
     init(core: AMQPCore, connected: Pending<Void>) {
         self.core = core
         self.settler = AMQPCore.Settler(core: core)
+        self.endpoints = core.settings.url.connectionOrder()
+        self.url = core.settings.url.at(endpoints[0])
         self.plainSocket = core.settings.url.scheme != .amqps
         self.connectedPending = connected
         if core.settings.persistentMessages {
@@ -169,7 +177,7 @@ final class AMQPLoop: @unchecked Sendable {
         // However the thread ends, what preferred its executor goes on on the global one.
         defer { core.executor.shutDown() }
         do {
-            try openConnection()
+            try openFirst()
         } catch {
             let early = core.shared.withLock { s -> [QueuedOp] in
                 s.threadRunning = false
@@ -198,8 +206,9 @@ final class AMQPLoop: @unchecked Sendable {
                 // Hold them (senders feel it through the outstanding bound) until it unblocks us.
                 resend.append(contentsOf: publishBatch)
                 publishBatch.removeAll(keepingCapacity: true)
-            } else if !resend.isEmpty || !publishBatch.isEmpty {
-                busy = true
+            } else if !resend.isEmpty || !publishBatch.isEmpty || nackRetryAt != nil {
+                retryNackedIfDue()
+                busy = busy || !resend.isEmpty || !publishBatch.isEmpty
                 _ = publishAll(c)
             }
             if conn != nil && !settleBatch.isEmpty { settleAll(c) }
@@ -276,6 +285,9 @@ final class AMQPLoop: @unchecked Sendable {
                    pollfd(fd: core.eventFD, events: Int16(POLLIN), revents: 0)]
         // librabbitmq sends and checks heartbeats when we read; wake often enough for that.
         var ms = settings.heartbeat > 0 ? min(1000, settings.heartbeat * 250) : 1000
+        if let at = nackRetryAt {
+            ms = max(1, min(ms, Int(((at - ContinuousClock.now) / .milliseconds(1)).rounded(.up))))
+        }
         if unsentAck > 0 {
             let left = Self.ackDelay - (ContinuousClock.now - unsentSince)
             ms = max(1, min(ms, Int((left / .milliseconds(1)).rounded(.up))))
@@ -309,6 +321,33 @@ final class AMQPLoop: @unchecked Sendable {
     private func timeval(_ d: Duration) -> Glibc.timeval {
         let (s, a) = d.components
         return Glibc.timeval(tv_sec: Int(s), tv_usec: Int(a / 1_000_000_000_000))
+    }
+
+    /// Connects to the first address that answers, in order; with one address, exactly `openConnection()`.
+    private func openFirst() throws(MsgFloError) {
+        var failures: [MsgFloError] = []
+        for i in endpoints.indices {
+            endpointIndex = i
+            url = settings.url.at(endpoints[i])
+            do { return try openConnection() } catch { failures.append(error) }
+        }
+        if failures.count == 1 { throw failures[0] }
+        let last = failures.last!
+        throw MsgFloError(last.code, "no address of \(settings.url) answers: "
+                          + failures.map(\.message).joined(separator: "; "))
+    }
+
+    /// One pass over the addresses for a reconnect, starting after the one whose connection was lost (the same one
+    /// when there is only one). Throws the last failure.
+    private func openNext() throws(MsgFloError) {
+        var lastError: MsgFloError?
+        let lost = endpointIndex
+        for step in 1...endpoints.count {
+            endpointIndex = (lost + step) % endpoints.count
+            url = settings.url.at(endpoints[endpointIndex])
+            do { return try openConnection() } catch { lastError = error }
+        }
+        throw lastError!
     }
 
     private func openConnection() throws(MsgFloError) {
@@ -439,7 +478,9 @@ final class AMQPLoop: @unchecked Sendable {
         unconfirmed.removeAll(keepingCapacity: true)
         confirmedFlags.removeAll(keepingCapacity: true)
         unconfirmedHead = 0
-        resend = again + resend
+        resend = again + nacked + resend
+        nacked.removeAll()
+        nackRetryAt = nil
         returned.removeAll()
         window.removeAll(keepingCapacity: true)
         head = 0
@@ -471,7 +512,7 @@ final class AMQPLoop: @unchecked Sendable {
             }
             if closingWhileDown() { return false }
             do {
-                try openConnection()
+                try openNext()
             } catch {
                 lostReason = error.description
                 delay = min(delay * 2, .seconds(5))
@@ -660,17 +701,19 @@ final class AMQPLoop: @unchecked Sendable {
         guard tag >= unconfirmedBase else { return }
         let idx = unconfirmedHead + Int(tag - unconfirmedBase)
         guard idx < unconfirmed.count else { return }
-        if multiple {
-            for i in unconfirmedHead...idx where !confirmedFlags[i] {
-                confirmedFlags[i] = true
-                released += 1
-                if unconfirmed[i].waiter != nil { verdict(unconfirmed[i], refused: refused) }
+        let retry = refused && retriesNacks
+        if !refused { nackRounds = 0 }
+        for i in (multiple ? unconfirmedHead : idx)...idx where !confirmedFlags[i] {
+            confirmedFlags[i] = true
+            if retry {
+                // Still outstanding: published again after a pause (a cluster's queue between leaders nacks).
+                nacked.append(unconfirmed[i])
+                continue
             }
-        } else if !confirmedFlags[idx] {
-            confirmedFlags[idx] = true
             released += 1
-            if unconfirmed[idx].waiter != nil { verdict(unconfirmed[idx], refused: refused) }
+            if unconfirmed[i].waiter != nil { verdict(unconfirmed[i], refused: refused) }
         }
+        if retry && nackRetryAt == nil { nackRetryAt = .now + Self.nackPause }
         while unconfirmedHead < unconfirmed.count && confirmedFlags[unconfirmedHead] {
             unconfirmedHead += 1
             unconfirmedBase += 1
@@ -684,6 +727,26 @@ final class AMQPLoop: @unchecked Sendable {
             confirmedFlags.removeFirst(unconfirmedHead)
             unconfirmedHead = 0
         }
+    }
+
+    // Cluster mode (several addresses, or quorum queues): a nacked message is published again after `nackPause`,
+    // for up to `maxNackRounds` rounds without any positive confirm in between, before it is given up as before.
+    private var nacked: [Outgoing] = []
+    private var nackRetryAt: ContinuousClock.Instant?
+    private var nackRounds = 0
+    static let nackPause: Duration = .milliseconds(500)
+    static let maxNackRounds = 120
+    private var retriesNacks: Bool {
+        (!settings.url.alternates.isEmpty || settings.queueType == .quorum) && nackRounds < Self.maxNackRounds
+    }
+
+    /// Moves nacked messages whose pause is over to the front of the resend list.
+    private func retryNackedIfDue() {
+        guard let at = nackRetryAt, ContinuousClock.now >= at else { return }
+        nackRetryAt = nil
+        nackRounds += 1
+        resend = nacked + resend
+        nacked.removeAll()
     }
 
     /// Mandatory messages the broker returned (basic.return, which comes before the confirm of the same message),
@@ -856,7 +919,14 @@ final class AMQPLoop: @unchecked Sendable {
         case AMQPMethod.basicNack:
             guard channel == Channel.publish,
                   let a = method.decoded?.assumingMemoryBound(to: amqp_basic_nack_t.self).pointee else { return }
-            logger.warning("AMQP broker \(url) refused message(s) up to #\(a.delivery_tag) (basic.nack); they are dropped")
+            if retriesNacks {
+                let i = a.delivery_tag >= unconfirmedBase ? unconfirmedHead + Int(a.delivery_tag - unconfirmedBase) : -1
+                let last = unconfirmed.indices.contains(i)
+                    ? " (the last to '\(SafeText.escape(unconfirmed[i].exchange, limit: 80))' key '\(SafeText.escape(unconfirmed[i].routingKey, limit: 80))')" : ""
+                logger.warning("AMQP broker \(url) refused message(s) up to #\(a.delivery_tag)\(last) (basic.nack); publishing them again in \(Self.nackPause)")
+            } else {
+                logger.warning("AMQP broker \(url) refused message(s) up to #\(a.delivery_tag) (basic.nack); they are dropped")
+            }
             confirm(upTo: a.delivery_tag, multiple: a.multiple != 0, refused: true)
         case AMQPMethod.basicCancel:
             guard let a = method.decoded?.assumingMemoryBound(to: amqp_basic_cancel_t.self).pointee else { return }
@@ -1052,6 +1122,16 @@ final class AMQPLoop: @unchecked Sendable {
         case .declareDiscovery:
             try apply(c, .discovery)
             record(.discovery)
+        case .declareQuorumInport(let q):
+            try apply(c, .quorumInport(q))
+            record(.quorumInport(q))
+        case .holdExclusive(let q):
+            do {
+                try call(c) { amqp_queue_declare(c, Channel.control, $0(q), 0, 0, 1, 1, amqp_empty_table) }
+            } catch .channel(let code, _) where code == 405 {
+                return .exists(false)  // RESOURCE_LOCKED: another connection holds it
+            }
+            return .exists(true)
         case .bind(let b):
             try apply(c, .binding(b))
             record(.binding(b))
@@ -1097,6 +1177,21 @@ final class AMQPLoop: @unchecked Sendable {
             }
             try tolerant("exchange", q) { () throws(CallError) in
                 try exchangeDeclare(c, q, type: "fanout", durable: persistent, autoDelete: !persistent)
+            } passive: {}
+            try call(c) { amqp_queue_bind(c, Channel.control, $0(q), $0(q), $0(""), amqp_empty_table) }
+        case .quorumInport(let q):
+            do {
+                _ = try queueDeclare(c, q, passive: false, durable: true, autoDelete: false, deadLetter: "dead-" + q,
+                                     quorum: true)
+            } catch .channel(let code, let text) where code == 406 {
+                // An existing queue of another type (or other arguments): RabbitMQ cannot change it in place.
+                let vhost = settings.url.vhost
+                throw .channel(code: code, text: "queue '\(q)' exists with other arguments than a quorum queue's (\(text)). "
+                               + "A queue's type cannot change: drain it, delete it (rabbitmqctl delete_queue '\(q)' -p '\(vhost)') "
+                               + "and start the participant again, or use it as it is by leaving out queue-type=quorum")
+            }
+            try tolerant("exchange", q) { () throws(CallError) in
+                try exchangeDeclare(c, q, type: "fanout", durable: true, autoDelete: false)
             } passive: {}
             try call(c) { amqp_queue_bind(c, Channel.control, $0(q), $0(q), $0(""), amqp_empty_table) }
         case .outport(let q, let persistent):
@@ -1152,18 +1247,26 @@ final class AMQPLoop: @unchecked Sendable {
     }
 
     private func queueDeclare(_ c: amqp_connection_state_t, _ q: String, passive: Bool, durable: Bool,
-                              autoDelete: Bool, deadLetter: String?) throws(CallError) -> Int {
+                              autoDelete: Bool, deadLetter: String?, quorum: Bool = false) throws(CallError) -> Int {
         var count = 0
         try call(c) { b in
             var args = amqp_empty_table
-            var entry = amqp_table_entry_t()
+            var entries = [amqp_table_entry_t](repeating: amqp_table_entry_t(), count: 2)
+            var n = 0
             if let deadLetter {
-                entry.key = b("x-dead-letter-exchange")
-                entry.value.kind = UInt8(AMQP_FIELD_KIND_UTF8.rawValue)
-                entry.value.value.bytes = b(deadLetter)
+                entries[n].key = b("x-dead-letter-exchange")
+                entries[n].value.kind = UInt8(AMQP_FIELD_KIND_UTF8.rawValue)
+                entries[n].value.value.bytes = b(deadLetter)
+                n += 1
             }
-            return withUnsafeMutablePointer(to: &entry) { e in
-                if deadLetter != nil { args = amqp_table_t(num_entries: 1, entries: e) }
+            if quorum {
+                entries[n].key = b("x-queue-type")
+                entries[n].value.kind = UInt8(AMQP_FIELD_KIND_UTF8.rawValue)
+                entries[n].value.value.bytes = b("quorum")
+                n += 1
+            }
+            return entries.withUnsafeMutableBufferPointer { e in
+                if n > 0 { args = amqp_table_t(num_entries: Int32(n), entries: e.baseAddress) }
                 let ok = amqp_queue_declare(c, Channel.control, b(q), passive ? 1 : 0, durable ? 1 : 0, 0,
                                             autoDelete ? 1 : 0, args)
                 if let ok { count = Int(ok.pointee.message_count) }

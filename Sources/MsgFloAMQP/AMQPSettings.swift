@@ -7,7 +7,8 @@ import MsgFlo
 /// of every consume), `persistent` (`false` publishes transient messages as msgflo-nodejs does; default true:
 /// delivery mode 2, so messages in durable queues survive a broker restart), `cacertfile` or `ca` (PEM file of the
 /// CA that signed the broker's certificate, amqps only; else `MSGFLO_AMQP_CA_FILE`, else the system bundle),
-/// `verify=false` (amqps: do not verify the broker's certificate), `certfile`/`keyfile` (client certificate).
+/// `verify=false` (amqps: do not verify the broker's certificate), `certfile`/`keyfile` (client certificate),
+/// `queue-type=classic|quorum` (the type of inport queues whose port does not say; default classic, as msgflo).
 struct AMQPSettings: Sendable {
     var url: BrokerURL
     var user: String
@@ -19,6 +20,7 @@ struct AMQPSettings: Sendable {
     var certFile: String?
     var keyFile: String?
     var verifyPeer = true
+    var queueType: QueueType = .classic
     var timeouts: TransportTimeouts
     /// Most messages a transport holds that the broker has not confirmed yet (queued while disconnected, or written
     /// and unconfirmed). `send` waits for room beyond this.
@@ -53,6 +55,12 @@ struct AMQPSettings: Sendable {
         if let p = try bool("persistent") { persistentMessages = p }
         if let v = try bool("verify") { verifyPeer = v }
         caFile = url.option("cacertfile") ?? url.option("ca") ?? environment["MSGFLO_AMQP_CA_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+        if let t = url.option("queue-type") {
+            guard let v = QueueType(text: t) else {
+                throw MsgFloError(.invalidURL, "invalid broker URL '\(url)': option queue-type=\(SafeText.escape(t, limit: 32)) is not classic or quorum")
+            }
+            queueType = v
+        }
         certFile = url.option("certfile")
         keyFile = url.option("keyfile")
         if url.scheme == .amqps, caFile == nil, verifyPeer {

@@ -41,6 +41,11 @@ enum Op: Sendable {
     case declareInport(String, persistent: Bool)
     case declareOutport(String, persistent: Bool)
     case declareDiscovery
+    /// An inport as a quorum queue (always durable), dead-lettering kept.
+    case declareQuorumInport(String)
+    /// An exclusive queue as a lock: `.exists(true)` when this connection holds it, `.exists(false)` (405) when
+    /// another does. Not restored after a reconnect.
+    case holdExclusive(String)
     case bind(Binding)
     case unbind(Binding)
     case consume(subscription: Int)
@@ -54,6 +59,8 @@ enum Op: Sendable {
         case .declareInport(let q, _): "declare inport '\(q)'"
         case .declareOutport(let q, _): "declare outport '\(q)'"
         case .declareDiscovery: "declare queue '\(discoveryQueue)'"
+        case .declareQuorumInport(let q): "declare quorum inport '\(q)'"
+        case .holdExclusive(let q): "hold exclusive queue '\(q)'"
         case .bind(let b): "bind \(b)"
         case .unbind(let b): "unbind \(b)"
         case .consume: "consume"

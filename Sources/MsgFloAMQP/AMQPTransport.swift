@@ -55,12 +55,23 @@ public final class AMQPTransport: Transport {
 
     public func declareInport(_ queue: String, options: QueueOptions) async throws {
         try Self.check(queue, "queue")
+        // The URL's queue type is for durable inports; private non-persistent queues (command, reply) stay classic.
+        if (options.queueType ?? (options.persistent ? core.settings.queueType : .classic)) == .quorum {
+            _ = try await core.perform(.declareQuorumInport(queue))
+            return
+        }
         _ = try await core.perform(.declareInport(queue, persistent: options.persistent))
     }
 
     public func declareOutport(_ queue: String, options: QueueOptions) async throws {
         try Self.check(queue, "exchange")
         _ = try await core.perform(.declareOutport(queue, persistent: options.persistent))
+    }
+
+    public func holdLock(_ name: String) async throws -> Bool {
+        try Self.check(name, "queue")
+        guard case .exists(let held) = try await core.perform(.holdExclusive(name)) else { return false }
+        return held
     }
 
     public func declareDiscoveryQueue() async throws {

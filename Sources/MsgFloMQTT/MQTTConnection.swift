@@ -81,6 +81,8 @@ final class MQTTConnection: Sendable {
         var declared: Set<String> = []
         /// Subscriptions made (or to make at the next connect) on the broker.
         var brokerFilters: Set<String> = []
+        /// Topics consumed as a member of a worker pool: subscribed as `$share/<pool>/<topic>`.
+        var pools: [String: String] = [:]
         var resubscribeMids: Set<Int32> = []
         var subscribeWaiters: [Int: SubscribeWaiter] = [:]
 
@@ -366,14 +368,20 @@ final class MQTTConnection: Sendable {
         var attempt = 0
         var backoff = Self.initialBackoff
         var first = true
+        // The URL's addresses: the first that answers, then the next one after each failure (one address: libmosquitto's
+        // reconnect to it, as ever).
+        let endpoints = broker.connectionOrder()
+        var index = 0
+        var firstFailures: [MsgFloError] = []
         while !state.withLock({ $0.stopRequested }) {
             // Plain TCP connects without blocking (close() can interrupt a connect to a silent host). libmosquitto
             // 2.0's non-blocking connect never completes a TLS handshake, so TLS connects block this thread (the
             // caller's connect timeout still holds; a late outcome is discarded).
             let tls = broker.scheme.usesTLS
-            let rc = first
-                ? (tls ? mosquitto_connect(raw, broker.host, Int32(broker.port), options.keepalive)
-                       : mosquitto_connect_async(raw, broker.host, Int32(broker.port), options.keepalive))
+            let ep = endpoints[index]
+            let rc = first || endpoints.count > 1
+                ? (tls ? mosquitto_connect(raw, ep.host, Int32(ep.port), options.keepalive)
+                       : mosquitto_connect_async(raw, ep.host, Int32(ep.port), options.keepalive))
                 : (tls ? mosquitto_reconnect(raw) : mosquitto_reconnect_async(raw))
             var savedErrno = errno
             first = false
@@ -416,9 +424,21 @@ final class MQTTConnection: Sendable {
                                     + "before answering CONNECT (a TLS port? use mqtts:// for it; or not an MQTT port)")
             }
             if !everConnected {
-                // The first connection fails fast with the reason; only an established connection is retried.
-                shutdown(connectError: error)
+                // The first connection fails fast with the reason (after every address was tried once); only an
+                // established connection is retried.
+                firstFailures.append(error)
+                if index + 1 < endpoints.count {
+                    index += 1
+                    continue
+                }
+                shutdown(connectError: firstFailures.count == 1 ? error : MsgFloError(
+                    error.code, "no address of \(broker) answers: " + zip(endpoints, firstFailures).map {
+                        "\($0): \($1.message)" }.joined(separator: "; ")))
                 break
+            }
+            if endpoints.count > 1 {
+                index = (index + 1) % endpoints.count
+                error = MsgFloError(error.code, "\(error.message) (\(ep); next: \(endpoints[index]))")
             }
             if wasUp {
                 attempt = 0
@@ -748,7 +768,10 @@ final class MQTTConnection: Sendable {
     private func resync(_ s: inout State) -> Set<Int32> {
         var needed = Set(s.sinks.values.map(\.filter))
         if persistentSession { needed.formUnion(s.declared) }
-        let wanted = TopicFilter.minimalCover(needed)
+        // Pooled topics are subscribed apart, in their share group: a wildcard must not cover them.
+        let pooled = needed.filter { s.pools[$0] != nil }
+        var wanted = TopicFilter.minimalCover(needed.subtracting(pooled))
+        for topic in pooled { wanted.insert("$share/\(s.pools[topic]!)/\(topic)") }
         let added = wanted.subtracting(s.brokerFilters)
         let removed = s.brokerFilters.subtracting(wanted)
         s.brokerFilters = wanted
@@ -850,6 +873,17 @@ final class MQTTConnection: Sendable {
         if let removed, case .stream(let c, let prefetch) = removed.kind {
             if prefetch != nil { flow?.removeConsumer(sink: id) }
             c.finish()
+        }
+    }
+
+    /// Makes `topic` a pooled one (subscribed as `$share/<pool>/<topic>`), before it is declared or consumed.
+    func setPool(_ pool: String, for topic: String) throws(MsgFloError) {
+        try WorkerPool.check(pool)
+        try state.withLock { s throws(MsgFloError) in
+            if let other = s.pools[topic], other != pool {
+                throw MsgFloError(.invalidArgument, "MQTT topic '\(topic)' is already consumed in worker pool '\(other)'")
+            }
+            s.pools[topic] = pool
         }
     }
 

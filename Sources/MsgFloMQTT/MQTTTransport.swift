@@ -33,6 +33,8 @@ public final class MQTTTransport: Transport {
     let drainTimeout: Duration
     let logger: Logger
     let routes = Mutex<[Binding: Int]>([:])
+    /// Standby coordinators: this instance's claim in the election (MQTTLeaderLock.swift), once prepared.
+    let leaderLock = Mutex<MQTTLeaderLock?>(nil)
 
     /// Makes a transport for an `mqtt://` or `mqtts://` URL. Throws a one-line error for options it cannot use.
     public init(broker: BrokerURL, timeouts: TransportTimeouts = TransportTimeouts(),
@@ -82,6 +84,11 @@ public final class MQTTTransport: Transport {
     /// Closes. At QoS > 0 it drains first: no more reading, then (up to the operation timeout) until every message
     /// read is settled and every publish is confirmed by the broker; only then DISCONNECT.
     public func close() async {
+        if let lock = leaderLock.withLock({ $0 }), lock.state.withLock({ $0.firstClaim != nil }) {
+            // A graceful end sends no will: clear the claim, so that a standby takes over at once.
+            _ = try? connection.publishRetained(lock.topic, [])
+            try? await Task.sleep(for: .milliseconds(100))
+        }
         if let flow, let publisher, connection.connectionState != .closed {
             connection.pauseReading()
             // As long as the broker keeps confirming (a long queue of publishes takes its time); the operation
@@ -120,6 +127,7 @@ public final class MQTTTransport: Transport {
 
     public func declareInport(_ queue: String, options: QueueOptions) async throws {
         try WireName.check(queue, .mqtt, use: .filter, what: "topic filter")
+        if let pool = options.pool { try pooled(queue, pool) }
         try await connection.declare(queue)
     }
 
@@ -140,7 +148,17 @@ public final class MQTTTransport: Transport {
     }
 
     public func consume(_ queue: String, options: ConsumeOptions) async throws -> Subscription {
-        try await subscribe(queue, prefetch: options.prefetch)
+        if let pool = options.pool { try pooled(queue, pool) }
+        return try await subscribe(queue, prefetch: options.prefetch)
+    }
+
+    /// A worker pool's topic: a plain topic (no wildcard) whose shared-subscription filter fits MQTT's limits.
+    private func pooled(_ topic: String, _ pool: String) throws {
+        guard !TopicFilter.hasWildcard(topic) else {
+            throw MsgFloError(.invalidArgument, "MQTT worker pool '\(SafeText.escape(pool, limit: 64))': '\(SafeText.escape(topic, limit: 64))' is a wildcard filter, a pool takes one topic")
+        }
+        try WireName.check("$share/\(pool)/\(topic)", .mqtt, use: .filter, what: "shared subscription")
+        try connection.setPool(pool, for: topic)
     }
 
     public func subscribeData(_ queue: String) async throws -> Subscription {
@@ -161,8 +179,9 @@ public final class MQTTTransport: Transport {
 
     public func addBinding(_ binding: Binding) async throws {
         switch binding.kind {
-        case .pubsub: break
-        case .roundRobin, .deadLetter:
+        // A round-robin edge routes like a pub/sub one; its workers share the target in a pool (`--pool`).
+        case .pubsub, .roundRobin: break
+        case .deadLetter:
             throw MsgFloError(.unsupported,
                               "MQTT has no \(binding.kind.rawValue) edges (\(binding)): only pub/sub edges work over MQTT")
         }
@@ -189,7 +208,7 @@ public final class MQTTTransport: Transport {
     }
 
     public func removeBinding(_ binding: Binding) async throws {
-        guard binding.kind == .pubsub else {
+        guard binding.kind != .deadLetter else {
             throw MsgFloError(.unsupported, "MQTT has no \(binding.kind.rawValue) edges (\(binding))")
         }
         try connection.checkOpen()

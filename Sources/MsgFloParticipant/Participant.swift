@@ -38,7 +38,17 @@ public struct Port: Sendable, Hashable, ExpressibleByStringLiteral {
     }
 
     var queueOptions: QueueOptions {
-        QueueOptions(persistent: options?["persistent"]?.boolValue ?? true)
+        QueueOptions(persistent: options?["persistent"]?.boolValue ?? true,
+                     queueType: options?["queueType"]?.stringValue.flatMap(QueueType.init(text:)))
+    }
+
+    /// The port option `pool`: `true` (the role's pool) or a pool name; nil when absent or false.
+    func poolOption(role: String) -> String? {
+        switch options?["pool"] {
+        case .bool(true)?: role
+        case .string(let name)? where !name.isEmpty: name
+        default: nil
+        }
     }
 }
 
@@ -124,6 +134,9 @@ public struct ParticipantOptions: Sendable {
     /// reconnects). ``ParticipantService`` sets it when ``metricsPort`` is given; set it yourself to record into your
     /// own swift-metrics backend. Nil: nothing is recorded (no cost on the message path beyond one nil check).
     public var metrics: (any MetricsFactory)?
+    /// MQTT: consume every inport as a member of this worker pool (`--pool`: the role's name; `MSGFLO_POOL`), so
+    /// that the processes of one role share its messages, each to one of them. AMQP queues are shared anyway.
+    public var pool: String? = nil
 
     public init(prefetch: Int = 2, discoveryPeriod: Double = 60, iips: [String: JSONValue] = [:],
                 drainTimeout: Duration = .seconds(30), id: String? = nil, queues: [String: String] = [:],

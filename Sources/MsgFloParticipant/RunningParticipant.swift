@@ -185,11 +185,13 @@ public final class RunningParticipant: Sendable {
             guard let q = definition.outport(port.id)?.queue else { continue }
             try await transport.declareOutport(q, options: port.queueOptions)
         }
-        let consume = ConsumeOptions(prefetch: options.prefetch)
         for port in participant.inports {
             guard let q = definition.inport(port.id)?.queue else { continue }
-            try await transport.declareInport(q, options: port.queueOptions)
-            let sub = try await transport.consume(q, options: consume)
+            let pool = options.pool ?? port.poolOption(role: role)
+            var queueOptions = port.queueOptions
+            queueOptions.pool = pool
+            try await transport.declareInport(q, options: queueOptions)
+            let sub = try await transport.consume(q, options: ConsumeOptions(prefetch: options.prefetch, pool: pool))
             startLoop(sub, port: port.id)
         }
         if let inqueue = definition.inqueue {

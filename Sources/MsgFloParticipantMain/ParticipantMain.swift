@@ -235,6 +235,9 @@ struct ParticipantArguments: ParsableArguments {
     @Option(name: .customLong("queue"), help: ArgumentHelp("An explicit queue or topic for a port (repeatable).", valueName: "port=queue"))
     var queues: [String] = []
 
+    @Flag(help: "MQTT: share each inport's messages with the other processes of this role (a worker pool, MQTT shared subscriptions; also MSGFLO_POOL=NAME). AMQP queues are shared anyway.")
+    var pool = false
+
     @Option(help: "The discovery id (default: ROLE-<random>).")
     var id: String?
 
@@ -295,6 +298,12 @@ struct ParticipantArguments: ParsableArguments {
         guard let format = LogFormat.resolve(logFormat, environment: environment) else {
             throw MsgFloError(.invalidArgument, "unknown log format '\(logFormat ?? environment["MSGFLO_LOG_FORMAT"] ?? "")' (text or json)")
         }
+        if pool {
+            options.pool = theRole
+        } else if let name = environment["MSGFLO_POOL"], !name.isEmpty {
+            options.pool = name
+        }
+        if let name = options.pool { try WorkerPool.check(name) }
         var timeout: Duration? = nil
         if let connectTimeout {
             guard connectTimeout > 0, connectTimeout.isFinite else {

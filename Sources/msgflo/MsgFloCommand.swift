@@ -86,6 +86,9 @@ extension MsgFlo {
         var logLevel: String = "info"
         @Option(help: "Log lines as text or json (one JSON object per line). Default: $MSGFLO_LOG_FORMAT, else text.")
         var logFormat: String?
+        @Flag(help: "One of several coordinators of this network (on one host or several): they elect one active instance through the broker; the others wait and take over within seconds when it dies (AMQP: an exclusive queue; MQTT: retained claims with a last will). Only the active one wires and starts participants.")
+        var standby = false
+
         @OptionGroup(title: "Live runtime (Flowhub)") var runtimeArguments: RuntimeArguments
 
         func validate() throws {
@@ -110,6 +113,7 @@ extension MsgFlo {
             config.options.forwardStderr = streams.contains("stderr")
             config.options.shell = shell
             config.options.participantTimeout = participantTimeout
+            config.options.standby = standby
             // The URL's options are checked (making the transport) before anything is logged: a bad one is the
             // only line printed.
             let transport: any Transport

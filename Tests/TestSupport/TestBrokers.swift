@@ -134,3 +134,43 @@ public enum TestBrokers {
         "\(prefix)-\(UInt32.random(in: 0...UInt32.max))"
     }
 }
+
+extension TestBrokers {
+    /// `Scripts/brokers ARGS…` on a thread of its own (it blocks in waitpid, which must not hold one of Swift's
+    /// cooperative threads for the minute a cluster takes to start).
+    public static func scriptOffPool(_ args: [String]) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let thread = Thread {
+                do {
+                    try script(args)
+                    continuation.resume()
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+            thread.name = "test.brokers-script"
+            thread.start()
+        }
+    }
+
+    /// A value of `.brokers/cluster/env` (written by `Scripts/brokers cluster start`).
+    public static func clusterSetting(_ name: String) -> String? {
+        let file = packageRoot.appendingPathComponent(".brokers/cluster/env")
+        guard let text = try? String(contentsOf: file, encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: "=", maxSplits: 1)
+            if parts.count == 2, parts[0] == name { return String(parts[1]) }
+        }
+        return nil
+    }
+
+    /// The three-node test cluster's URL (every node's address, node 1 first), with `options` (`a=b&c=d`) added.
+    /// Starts the cluster when it does not run (`Scripts/brokers cluster start`, idempotent).
+    public static func clusterURL(options: String = "") async throws -> BrokerURL {
+        try await scriptOffPool(["cluster", "start"])
+        guard let text = clusterSetting("MSGFLO_TEST_CLUSTER_AMQP_URL") else {
+            throw Missing(description: ".brokers/cluster/env has no MSGFLO_TEST_CLUSTER_AMQP_URL after cluster start")
+        }
+        return try BrokerURL(parsing: text + (options.isEmpty ? "" : "?" + options))
+    }
+}

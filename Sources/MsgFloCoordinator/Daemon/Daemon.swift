@@ -67,6 +67,12 @@ public struct CoordinatorService: Service {
         let startFailure = FailureBox()
         // The connection's work runs in a task of its own, so that shutdown can leave it behind when a call into the
         // broker's library does not return in time; everything else is awaited.
+        if coordinator.options.standby {
+            // Before connecting: on MQTT the election needs a last will.
+            do { try transport.prepareLock(CoordinatorElection.lock, instance: coordinator.options.instance) } catch {
+                throw MsgFloError(.invalidArgument, "--standby: \(error)")
+            }
+        }
         let work = Task { [coordinator, transport, logger] in
             var delay = Duration.milliseconds(500)
             while !Task.isCancelled {
@@ -84,9 +90,40 @@ public struct CoordinatorService: Service {
                     delay = min(delay * 2, .seconds(30))
                 }
             }
+            let standby = coordinator.options.standby
+            if standby {
+                let instance = coordinator.options.instance
+                do {
+                    try await CoordinatorElection.waitUntilActive(transport, instance: instance, logger: logger)
+                } catch let error as MsgFloError {
+                    startFailure.set(error)
+                    return
+                } catch {
+                    return  // cancelled: shutting down while standing by
+                }
+                logger.notice("elected: \(instance) is the active coordinator on \(transport.broker)")
+            }
             while !Task.isCancelled {
                 do {
-                    try await coordinator.run()
+                    if standby {
+                        // Runs while elected: losing the lock (another instance took over while this one's
+                        // connection was away) ends the daemon, and its children with it.
+                        try await withThrowingTaskGroup(of: Void.self) { group in
+                            group.addTask { try await coordinator.run() }
+                            group.addTask {
+                                try await CoordinatorElection.keepActive(transport, instance: coordinator.options.instance,
+                                                                         logger: logger)
+                            }
+                            try await group.next()
+                            group.cancelAll()
+                        }
+                    } else {
+                        try await coordinator.run()
+                    }
+                } catch let error as MsgFloError where error.code == .preconditionFailed && standby {
+                    logger.error("\(error.message)")
+                    startFailure.set(error)
+                    return
                 } catch {
                     if Task.isCancelled { break }
                     logger.error("coordinator: \(error); starting again in 2 s")

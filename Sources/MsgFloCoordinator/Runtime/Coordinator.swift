@@ -41,6 +41,10 @@ public struct CoordinatorOptions: Sendable {
     /// takes at most about half of the coordinator's time and a burst of edits costs per edit what it changes,
     /// however big the graph.
     public var reconcileBatchDelay: Duration = .milliseconds(2)
+    /// `--standby`: one of several coordinators of the network; runs only while elected (``CoordinatorElection``).
+    public var standby = false
+    /// This instance's name in the election and in `msgflo status`.
+    public var instance = CoordinatorElection.instanceName
 
     public init() {}
 }
@@ -389,8 +393,15 @@ public actor Coordinator {
                 skipped.append("\(role)(\(component))")
                 continue
             }
+            var environment = ["MSGFLO_BROKER": transport.broker.unredacted]
+            // On MQTT the workers behind a msgflo/RoundRobin node share their inport in a pool (our SDK reads it).
+            if transport.broker.scheme.isMQTT && graph.edges.contains(where: {
+                $0.tgt.role == role && graph.nodes[$0.src.role]?.component == DesiredGraph.roundRobin
+            }) {
+                environment["MSGFLO_POOL"] = role
+            }
             specs.append(.init(role: role, command: command, shell: options.shell,
-                               environment: ["MSGFLO_BROKER": transport.broker.unredacted],
+                               environment: environment,
                                forwardStdout: options.forwardStdout, forwardStderr: options.forwardStderr))
         }
         if !skipped.isEmpty {
@@ -651,7 +662,9 @@ public actor Coordinator {
             }
             for (i, q, d) in measured { if let d { rows[i].queueDepths[q] = d } }
         }
-        return NetworkStatus(source: "daemon", rows: rows)
+        var s = NetworkStatus(source: "daemon", rows: rows)
+        if options.standby { s.active = options.instance }
+        return s
     }
 
     func answerStatus(_ sub: Subscription) async {

@@ -23,6 +23,8 @@ public struct NetworkStatus: Sendable, Hashable {
 
     public var source: String
     public var rows: [Row]
+    /// The active instance of standby coordinators (`msgflo --standby`), which answered; nil for a lone daemon.
+    public var active: String? = nil
 
     public init(source: String, rows: [Row]) {
         self.source = source
@@ -30,7 +32,13 @@ public struct NetworkStatus: Sendable, Hashable {
     }
 
     public var json: JSONValue {
-        .object([
+        var o = jsonObject
+        if let active { o["active"] = .string(active) }
+        return .object(o)
+    }
+
+    private var jsonObject: [String: JSONValue] {
+        [
             "source": .string(source),
             "rows": .array(rows.map { r in
                 .object([
@@ -42,12 +50,13 @@ public struct NetworkStatus: Sendable, Hashable {
                     "queueDepths": .object(r.queueDepths.mapValues(JSONValue.int)),
                 ])
             }),
-        ])
+        ]
     }
 
     public init(json: JSONValue) throws(MsgFloError) {
         guard let rows = json["rows"]?.arrayValue else { throw MsgFloError(.invalidMessage, "status reply without rows") }
         self.source = json["source"]?.stringValue ?? "daemon"
+        self.active = json["active"]?.stringValue
         self.rows = rows.map { r in
             Row(role: r["role"]?.stringValue ?? "?", component: r["component"]?.stringValue ?? "",
                 participants: (r["participants"]?.arrayValue ?? []).map {
@@ -78,10 +87,12 @@ public struct NetworkStatus: Sendable, Hashable {
         }
         var widths = [Int](repeating: 0, count: header.count)
         for l in lines { for (i, c) in l.enumerated() { widths[i] = max(widths[i], c.count) } }
-        return lines.map { l in
+        let table = lines.map { l in
             l.enumerated().map { i, c in i == l.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
                 .joined(separator: "  ")
         }.joined(separator: "\n")
+        guard let active else { return table }
+        return "active coordinator: \(cell(active)) (standby instances wait)\n" + table
     }
 
     /// At most this many bytes of one name in a table cell.

@@ -1,0 +1,85 @@
+import Foundation
+import MsgFlo
+import MsgFloCoordinator
+import MsgFloTransports
+import Synchronization
+import TestSupport
+import Testing
+
+/// Standby coordinators (issue 15) on the three-node test cluster (`Scripts/brokers cluster`): two `msgflo --standby`
+/// daemons, one active; `kill -9` of it, and the other takes over, starts the graph's participants again and wires
+/// them. On the cluster, which no other test's daemon uses (their `msgflo.status` answers and `fbp` consumers would
+/// mix with these), and in Scripts/test's serial pass (BrokerRestart in the name: it kills processes and nodes).
+extension CoordinatorIntegration {
+@Suite(.serialized) struct StandbyClusterBrokerRestartTests {
+    let helpers = DaemonProcessTests()
+
+    func elected(_ out: DaemonProcessTests.Output) -> Bool { out.value.contains("is the active coordinator") }
+
+    @Test func standbyTakesOverWithinSecondsOfTheActivesKillOnTheClusterBrokerRestart() async throws {
+        try await takeOver(broker: try await TestBrokers.clusterURL())
+    }
+
+    /// MQTT: retained claims with a last will (on the private Mosquitto; in the serial pass no other daemon runs).
+    @Test func standbyTakesOverWithinSecondsOfTheActivesKillOnMQTTBrokerRestart() async throws {
+        try await takeOver(broker: try TestBrokers.url(.mqtt))
+    }
+
+    func takeOver(broker: BrokerURL) async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("msgflo-standby-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let rep = TestBrokers.unique("srep"), up = TestBrokers.unique("sup")
+        try """
+        'hello' -> IN \(rep)(Repeat)
+        \(rep) OUT -> IN \(up)(Uppercase)
+        """.write(to: dir.appendingPathComponent("graph.fbp"), atomically: true, encoding: .utf8)
+        let lib = try helpers.library(in: dir)
+
+        let t = try Transports.make(broker, logger: quietLogger())
+        try await t.connect()
+        try await t.declareOutport("\(up).OUT")
+        let tap = try await Tap(t, "\(up).OUT")
+
+        let args = ["--standby", "--graph", "graph.fbp", "--library", lib.path, "--log-level", "info"]
+        let (first, out1) = try helpers.startDaemon(args, in: dir, broker: broker)
+        #expect(await helpers.waitFor(.seconds(60)) { elected(out1) }, "\(out1.value)")
+        let (second, out2) = try helpers.startDaemon(args, in: dir, broker: broker)
+        defer {
+            for p in [first, second] where p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        }
+        #expect(await helpers.waitFor(.seconds(60)) { out2.value.contains("standby: another coordinator is active") }, "\(out2.value)")
+        #expect(!elected(out2))
+        // Only the active one starts participants: the graph's two, and the IIP comes out in capitals.
+        #expect(await tap.wait(count: 1, timeout: .seconds(60)), "\(out1.value)")
+        #expect(helpers.pids(out1.value).count == 2)
+        #expect(helpers.pids(out2.value).isEmpty)
+
+        // msgflo status names the active instance.
+        let status = try await StatusClient.ask(t, timeout: .seconds(10))
+        #expect(status?.active?.hasSuffix(":\(first.processIdentifier)") == true, "\(String(describing: status?.active))")
+        #expect(status?.table().contains("active coordinator:") == true)
+
+        let children = helpers.pids(out1.value)
+        kill(first.processIdentifier, SIGKILL)
+        let killed = ContinuousClock.now
+        #expect(await helpers.waitFor(.seconds(30)) { elected(out2) }, "\(out2.value)")
+        let takeover = ContinuousClock.now - killed
+        // Its children died with it (PR_SET_PDEATHSIG); the new active one starts the graph's participants again,
+        // rebuilds its registry from their announcements and wires them: the IIP goes through the new ones.
+        #expect(await helpers.waitFor(.seconds(30)) { children.values.allSatisfy { kill($0, 0) != 0 } })
+        #expect(await tap.wait(count: 2, timeout: .seconds(60)), "\(out2.value)")
+        #expect(helpers.pids(out2.value).count == 2)
+        let after = try await StatusClient.ask(t, timeout: .seconds(10))
+        #expect(after?.active?.hasSuffix(":\(second.processIdentifier)") == true)
+        print("standby takeover (\(broker.scheme.rawValue)): elected \(takeover) after kill -9 of the active coordinator")
+
+        kill(second.processIdentifier, SIGTERM)
+        #expect(await helpers.waitFor { !second.isRunning }, "\(out2.value)")
+        #expect(!out1.value.contains("guest:guest") && !out2.value.contains("guest:guest"))
+        tap.task.cancel()
+        await tap.sub.cancel()
+        await t.close()
+    }
+}
+}
