@@ -142,6 +142,7 @@ final class DevTools: Sendable {
 
 /// The live view in a real browser: the page from a daemon on a real broker, its nodes' states following the
 /// participants, an edge's messages shown when it is clicked; a screenshot kept for a person to look at.
+extension RuntimeDaemons {
 @Suite(.serialized) struct LiveViewBrowserTests {
     static var outputFolder: URL {
         let url = TestBrokers.packageRoot.appendingPathComponent(".build/test-output/live-view")
@@ -284,4 +285,5 @@ final class DevTools: Sendable {
         #expect(data.count > 1000)
         try data.write(to: Self.outputFolder.appendingPathComponent(name))
     }
+}
 }

@@ -121,6 +121,7 @@ struct ObservedNetwork {
 }
 
 /// `/metrics`, `/healthz`, `/readyz` and the live view's JSON on a daemon (`msgflo --port`) over real brokers.
+extension RuntimeDaemons {
 @Suite(.serialized) struct DaemonObserveTests {
     @Test(arguments: TestBrokers.Kind.allCases)
     func metricsMoveAsParticipantsComeAndMessagesFlow(_ kind: TestBrokers.Kind) async throws {
@@ -221,4 +222,5 @@ struct ObservedNetwork {
         }
         await net.stop()
     }
+}
 }

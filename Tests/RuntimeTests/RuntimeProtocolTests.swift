@@ -6,7 +6,13 @@ import MsgFlo
 import TestSupport
 import Testing
 
+/// Every suite that runs a daemon, one at a time: they share the AMQP virtual host test-RuntimeTests, where `fbp`
+/// is a work queue, so two daemons side by side would take each other's announcements (seen: AMQP-only losses when
+/// the observe and browser suites ran beside this one).
+@Suite(.serialized) struct RuntimeDaemons {}
+
 /// The live runtime (`msgflo --port`) over WebSocket against real brokers: every protocol command and its errors.
+extension RuntimeDaemons {
 @Suite(.serialized) struct RuntimeProtocolTests {
     /// A daemon with participants/library.json (core/Repeat, core/Drop, core/Output …) and a running client.
     func withRuntime(_ kind: TestBrokers.Kind, _ extra: [String] = [], library: String = "", setup: (TempDir) throws -> Void = { _ in },
@@ -324,4 +330,5 @@ import Testing
             await c.close()
         }
     }
+}
 }
