@@ -228,3 +228,34 @@ struct RequestReplyTests {
         await t.close()
     }
 }
+
+/// The executables of this issue, run as a user runs them.
+@Suite("msgflo-call and msgflo-exec executables", .serialized)
+struct CallExecutableTests {
+    static func tool(_ name: String) -> URL {
+        participantExecutable.deletingLastPathComponent().appendingPathComponent(name)
+    }
+
+    @Test("msgflo-call prints the reply of an msgflo-exec participant; no reply is one line and exit 1")
+    func callAndTimeout() async throws {
+        let amqp = try TestBrokers.url(.amqp).unredacted
+        let role = TestBrokers.unique("execcat")
+        let exec = try Child(Self.tool("msgflo-exec"), [role, "--broker", amqp, "--", "/bin/cat"])
+        defer { exec.terminate() }
+        #expect(try await exec.ready().contains("connected"))
+        let call = try Child(Self.tool("msgflo-call"), ["--broker", amqp, "--queue", "\(role).IN", "--json", "{\"a\":1}",
+                                                       "--header", "x-trace=1", "--timeout", "10"])
+        #expect(try await call.exitCode() == 0)
+        #expect(call.stdout == "{\"a\":1}\n")
+        let queue = TestBrokers.unique("nobody")
+        let t = try await connectedTransport(.amqp)
+        try await t.declareInport(queue, options: QueueOptions(persistent: false))
+        let late = try Child(Self.tool("msgflo-call"), ["--broker", amqp, "--queue", queue, "--json", "1", "--timeout", "0.5"])
+        #expect(try await late.exitCode() == 1)
+        #expect(late.stdout.isEmpty)
+        #expect(late.stderr.split(separator: "\n").count == 1 && late.stderr.contains("no reply"))
+        exec.terminate()
+        #expect(try await exec.exitCode() == 0)
+        await t.close()
+    }
+}
