@@ -17,6 +17,9 @@ let package = Package(
         .library(name: "MsgFloTools", targets: ["MsgFloTools"]),
         .executable(name: "msgflo-setup", targets: ["msgflo-setup"]),
         .executable(name: "msgflo-send-message", targets: ["msgflo-send-message"]),
+        .executable(name: "msgflo-call", targets: ["msgflo-call"]),
+        .executable(name: "msgflo-exec", targets: ["msgflo-exec"]),
+        .library(name: "MsgFloExec", targets: ["MsgFloExec"]),
         .executable(name: "msgflo-dump-message", targets: ["msgflo-dump-message"]),
         .executable(name: "msgflo-register", targets: ["msgflo-register"]),
         .executable(name: "msgflo-procfile", targets: ["msgflo-procfile"]),
@@ -40,6 +43,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.0"),
     ],
     targets: [
         // C bridges
@@ -116,6 +120,9 @@ let package = Package(
         // Executables
         .executableTarget(name: "msgflo-setup", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-send-message", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
+        .executableTarget(name: "msgflo-call", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
+        .target(name: "MsgFloExec", dependencies: ["MsgFlo", "MsgFloParticipant", .product(name: "Subprocess", package: "swift-subprocess")], swiftSettings: swift6),
+        .executableTarget(name: "msgflo-exec", dependencies: ["MsgFloExec", "MsgFloParticipantMain"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-dump-message", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-register", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-procfile", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
@@ -160,7 +167,7 @@ let package = Package(
         .testTarget(name: "MsgFloTests", dependencies: ["MsgFlo"], swiftSettings: swift6),
         .testTarget(name: "CoordinatorTests", dependencies: ["MsgFlo", "MsgFloCoordinator", "TestSupport"], swiftSettings: swift6),
         .testTarget(name: "ToolsTests", dependencies: ["MsgFlo", "MsgFloCoordinator", "MsgFloTools", "MsgFloTransports", "TestSupport", .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            "msgflo-setup", "msgflo-send-message", "msgflo-dump-message", "msgflo-register", "msgflo-procfile", "msgflo-participant",
+            "msgflo-setup", "msgflo-send-message", "msgflo-call", "msgflo-dump-message", "msgflo-register", "msgflo-procfile", "msgflo-participant",
             "msgflo-register-foreign", "msgflo-graph", "msgflo"], swiftSettings: swift6),
         .testTarget(name: "CoordinatorIntegrationTests", dependencies: [
             "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", "TestSupport", "msgflo", "msgflo-participant",
@@ -169,6 +176,7 @@ let package = Package(
         .testTarget(name: "ParticipantTests", dependencies: ["MsgFlo", "MsgFloParticipant", "ExampleParticipants", "TestSupport"], swiftSettings: swift6),
         .testTarget(name: "ParticipantIntegrationTests", dependencies: [
             "MsgFlo", "MsgFloParticipant", "MsgFloTransports", "ExampleParticipants", "TestSupport", "msgflo-participant",
+            "MsgFloExec", "msgflo-call", "msgflo-exec",
         ], swiftSettings: swift6),
         .testTarget(name: "RuntimeTests", dependencies: [
             "MsgFlo", "MsgFloCoordinator", "MsgFloRuntime", "MsgFloObserve", "TestSupport", "msgflo", "msgflo-participant",

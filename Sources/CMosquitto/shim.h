@@ -1,4 +1,5 @@
 #include <mosquitto.h>
+#include <mqtt_protocol.h>
 #include <sys/eventfd.h>
 
 /* A non-blocking, close-on-exec eventfd that wakes a connection's loop thread out of poll (Swift's Glibc module does

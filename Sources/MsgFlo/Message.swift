@@ -1,10 +1,21 @@
 /// A message: bytes, exactly as they travel. Nothing in the path re-encodes them.
 ///
 /// Senders write JSON (UTF-8) unless told otherwise; receivers use ``json`` and fall back to ``bytes`` or ``text``.
+/// ``properties`` travel beside the bytes (AMQP basic properties, MQTT 5 properties); empty unless set. Equality
+/// and hashing are those of the bytes (a message received says `persistent` where the one sent said nothing);
+/// compare ``properties`` on their own.
 public struct Message: Sendable, Hashable {
+    public static func == (a: Message, b: Message) -> Bool { a.bytes == b.bytes }
+    public func hash(into hasher: inout Hasher) { hasher.combine(bytes) }
+
     public var bytes: [UInt8]
+    public var properties = MessageProperties()
 
     public init(bytes: [UInt8]) { self.bytes = bytes }
+    public init(bytes: [UInt8], properties: MessageProperties) {
+        self.bytes = bytes
+        self.properties = properties
+    }
     public init(_ bytes: some Sequence<UInt8>) { self.bytes = Array(bytes) }
 
     /// A message whose body is the JSON encoding of `value`.

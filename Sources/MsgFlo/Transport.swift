@@ -217,6 +217,12 @@ public protocol Transport: AnyObject, Sendable {
     /// queue bound to the exchange). Deliveries need no acknowledgement.
     func subscribeData(_ queue: String) async throws -> Subscription
 
+    /// A private address for the replies to this connection's requests: put `replyTo` in a request's properties
+    /// and its answer arrives on `subscription` (no acknowledgement needed). AMQP: RabbitMQ's direct reply-to;
+    /// MQTT 5: a private response topic; MQTT 3.1.1 fails (`.unsupported`: a reply-to cannot travel). The default
+    /// declares a private, non-persistent queue and consumes it.
+    func replyQueue() async throws -> (replyTo: String, subscription: Subscription)
+
     /// Messages waiting in inport queue `queue` (AMQP), or nil where the broker cannot tell (MQTT).
     func queueDepth(_ queue: String) async throws -> Int?
 
@@ -259,6 +265,12 @@ extension Transport {
 
     public func holdLock(_ name: String) async throws -> Bool {
         throw MsgFloError(.unsupported, "\(broker.scheme.rawValue):// brokers cannot hold a lock for leader election here")
+    }
+
+    public func replyQueue() async throws -> (replyTo: String, subscription: Subscription) {
+        let name = "msgflo-reply-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        try await declareInport(name, options: QueueOptions(persistent: false))
+        return (name, try await consume(name))
     }
 
     public func declareInport(_ queue: String) async throws { try await declareInport(queue, options: QueueOptions()) }

@@ -665,16 +665,15 @@ final class AMQPLoop: @unchecked Sendable {
                 o.body.withUnsafeBytes { body in
                     let bytes = amqp_bytes_t(len: body.count, bytes: UnsafeMutableRawPointer(mutating: body.baseAddress))
                     let mandatory: amqp_boolean_t = o.waiter == nil ? 0 : 1
-                    guard let expiration = o.expiration else {
+                    guard o.expiration != nil || o.properties != nil else {
                         return amqp_basic_publish(c, Channel.publish, amqp_cstring_bytes(ex), amqp_cstring_bytes(rk),
                                                   mandatory, 0, &properties, bytes)
                     }
-                    return expiration.withCString { exp in
-                        var props = properties
-                        props._flags |= 1 << 8  // AMQP_BASIC_EXPIRATION_FLAG
-                        props.expiration = amqp_cstring_bytes(exp)
-                        return amqp_basic_publish(c, Channel.publish, amqp_cstring_bytes(ex), amqp_cstring_bytes(rk),
-                                                  mandatory, 0, &props, bytes)
+                    let arena = AMQPPropertyArena()
+                    var props = arena.basicProperties(properties, o.properties, expiration: o.expiration)
+                    return withExtendedLifetime(arena) {
+                        amqp_basic_publish(c, Channel.publish, amqp_cstring_bytes(ex), amqp_cstring_bytes(rk),
+                                           mandatory, 0, &props, bytes)
                     }
                 }
             }
@@ -977,6 +976,12 @@ final class AMQPLoop: @unchecked Sendable {
             memcpy(buf.baseAddress!, message.body.bytes, count)
             n = count
         }
+        var received = Message(bytes: bytes)
+        if message.properties._flags != 0 {
+            var skipped = 0
+            received.properties = AMQPPropertyReader.read(message.properties, skipped: &skipped)
+            if skipped > 0 { noteSkippedProperties(skipped) }
+        }
         amqp_destroy_message(&message)
         let sub = id.flatMap { subscriptions[$0] }
         if channel == Channel.consume {
@@ -989,10 +994,25 @@ final class AMQPLoop: @unchecked Sendable {
             window.append(Int32(truncatingIfNeeded: sub.record.id))
             subscriptions[sub.record.id]?.unacked += 1
             handOver.append((sub.record,
-                             Delivery(message: Message(bytes: bytes), queue: sub.record.queue, redelivered: redelivered,
+                             Delivery(message: received, queue: sub.record.queue, redelivered: redelivered,
                                       tag: tag, generation: generation, settler: settler)))
         } else if let sub {
-            handOver.append((sub.record, Delivery(message: Message(bytes: bytes), queue: sub.record.queue)))
+            handOver.append((sub.record, Delivery(message: received, queue: sub.record.queue)))
+        }
+    }
+
+    private var skippedPropertiesWarnedAt: ContinuousClock.Instant? = nil
+    private var skippedProperties = 0
+
+    /// Properties of a delivery that could not be read (bad UTF-8, too long, kinds we do not carry) were left out;
+    /// the message itself was delivered. One log line per 10 s at most.
+    private func noteSkippedProperties(_ n: Int) {
+        skippedProperties += n
+        let now = ContinuousClock.now
+        if skippedPropertiesWarnedAt.map({ now - $0 > .seconds(10) }) ?? true {
+            logger.warning("AMQP \(url): \(skippedProperties) message properties or headers left out (not UTF-8, over their size limit, or of a kind not carried); the messages were delivered")
+            skippedProperties = 0
+            skippedPropertiesWarnedAt = now
         }
     }
 
@@ -1069,6 +1089,15 @@ final class AMQPLoop: @unchecked Sendable {
             unconfirmedBase = 1
             nextSeq = 1
             resend = again + resend
+            // A direct reply-to consumer lived on the closed channel: consume again (calls waiting on the old
+            // reply-to time out; new ones use the new consumer).
+            for (id, sub) in subscriptions where sub.record.directReplyTo {
+                subscriptions[id]?.started = false
+                do { try startConsumer(c, id) } catch {
+                    lose("cannot consume direct replies again after the publishing channel closed")
+                    return
+                }
+            }
         case Channel.control:
             reopen(c, channel)
         default:
@@ -1288,7 +1317,11 @@ final class AMQPLoop: @unchecked Sendable {
         guard var sub = subscriptions[id], !sub.started else { return }
         let r = sub.record
         let tag = "msgflo-\(id)"
-        if r.isTap {
+        if r.directReplyTo {
+            try call(c, on: Channel.publish) {
+                amqp_basic_consume(c, Channel.publish, $0(r.queue), $0(tag), 0, 1, 0, amqp_empty_table)
+            }
+        } else if r.isTap {
             try tolerant("exchange", r.queue) { () throws(CallError) in
                 try exchangeDeclare(c, r.queue, type: "fanout", durable: true, autoDelete: false)
             } passive: {}
@@ -1315,9 +1348,9 @@ final class AMQPLoop: @unchecked Sendable {
         guard let sub = subscriptions.removeValue(forKey: id) else { return }
         defer { sub.record.continuation.finish() }
         guard sub.started else { return }
-        let ch = sub.record.isTap ? Channel.tap : Channel.consume
+        let ch = sub.record.directReplyTo ? Channel.publish : sub.record.isTap ? Channel.tap : Channel.consume
         try call(c, on: ch) { amqp_basic_cancel(c, ch, $0("msgflo-\(id)")) }
-        if !sub.record.isTap {
+        if !sub.record.isTap && !sub.record.directReplyTo {
             // What the consumer held and did not settle goes back to the queue.
             for i in head..<window.count where window[i] == Int32(truncatingIfNeeded: id) {
                 window[i] = Self.settledMark

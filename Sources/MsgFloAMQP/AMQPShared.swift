@@ -9,6 +9,8 @@ struct Outgoing: Sendable {
     let body: [UInt8]
     /// Per-message TTL in milliseconds (the `expiration` property), or nil.
     var expiration: String? = nil
+    /// The message's own properties (checked before it was queued), or nil for none (the common, fast case).
+    var properties: MessageProperties? = nil
     /// Published mandatory, with a caller waiting for the broker's verdict: confirmed (success), returned as
     /// unroutable (`.notFound`), refused (nack) or dropped.
     var waiter: Pending<Void>? = nil
@@ -18,6 +20,20 @@ struct Outgoing: Sendable {
         self.routingKey = routingKey
         self.body = body
         self.expiration = expiration
+        self.waiter = waiter
+    }
+
+    /// A message with its properties (checked here, on the caller's thread: bad ones fail the send alone).
+    init(exchange: String, routingKey: String, message: Message, expiration: String? = nil,
+         waiter: Pending<Void>? = nil) throws(MsgFloError) {
+        self.exchange = exchange
+        self.routingKey = routingKey
+        self.body = message.bytes
+        self.expiration = expiration
+        if !message.properties.isEmpty {
+            try message.properties.check()
+            self.properties = message.properties
+        }
         self.waiter = waiter
     }
 }
@@ -118,6 +134,9 @@ struct SubscriptionRecord: Sendable {
     let queue: String
     let prefetch: Int
     let isTap: Bool
+    /// RabbitMQ's direct reply-to: a no-ack consumer of `amq.rabbitmq.reply-to` on the publishing channel (the
+    /// broker takes requests sent there with that reply-to as this consumer's). `queue` is the pseudo-queue.
+    var directReplyTo = false
     let continuation: AsyncStream<Delivery>.Continuation
     /// Called on the owner thread for each delivery instead of yielding it to `continuation` (which then only ends).
     var handler: (@Sendable (Delivery) -> Void)? = nil

@@ -80,12 +80,12 @@ public final class AMQPTransport: Transport {
 
     public func send(toOutport queue: String, _ message: Message) async throws {
         try Self.check(queue, "exchange")
-        try await core.publish(Outgoing(exchange: queue, routingKey: "", body: message.bytes))
+        try await core.publish(Outgoing(exchange: queue, routingKey: "", message: message))
     }
 
     public func send(toInport queue: String, _ message: Message) async throws {
         try Self.check(queue, "routing key")
-        try await core.publish(Outgoing(exchange: "", routingKey: queue, body: message.bytes))
+        try await core.publish(Outgoing(exchange: "", routingKey: queue, message: message))
     }
 
     public func send(toInport queue: String, _ message: Message, expiration: Duration?) async throws {
@@ -93,14 +93,14 @@ public final class AMQPTransport: Transport {
         try Self.check(queue, "routing key")
         let (s, atto) = expiration.components
         let ms = max(0, s * 1000 + atto / 1_000_000_000_000_000)
-        try await core.publish(Outgoing(exchange: "", routingKey: queue, body: message.bytes, expiration: String(ms)))
+        try await core.publish(Outgoing(exchange: "", routingKey: queue, message: message, expiration: String(ms)))
     }
 
     /// Published mandatory; waits for the broker's confirm. A message no queue takes comes back (basic.return)
     /// and fails this call with `.notFound`.
     public func sendRouted(toInport queue: String, _ message: Message) async throws {
         try Self.check(queue, "routing key")
-        try await core.publishAndWait(Outgoing(exchange: "", routingKey: queue, body: message.bytes))
+        try await core.publishAndWait(Outgoing(exchange: "", routingKey: queue, message: message))
     }
 
     public func exchangeExists(_ name: String) async throws -> Bool? {
@@ -136,6 +136,16 @@ public final class AMQPTransport: Transport {
         try Self.check(queue, "exchange")
         return try await core.subscribe(queue, prefetch: 0, tap: true)
     }
+
+    /// RabbitMQ's direct reply-to (`amq.rabbitmq.reply-to`): no queue is made; replies arrive without
+    /// acknowledgement. Requests must be sent through this transport (the broker ties the reply-to to the channel
+    /// that consumes it). A reply whose caller has gone is dropped by the broker.
+    public func replyQueue() async throws -> (replyTo: String, subscription: Subscription) {
+        let sub = try await core.subscribe(Self.directReplyTo, prefetch: 0, tap: false, directReplyTo: true)
+        return (Self.directReplyTo, sub)
+    }
+
+    static let directReplyTo = "amq.rabbitmq.reply-to"
 
     public func queueDepth(_ queue: String) async throws -> Int? {
         try Self.check(queue, "queue")
@@ -401,7 +411,7 @@ final class AMQPCore: DeliverySettler {
         }
     }
 
-    func subscribe(_ queue: String, prefetch: Int, tap: Bool,
+    func subscribe(_ queue: String, prefetch: Int, tap: Bool, directReplyTo: Bool = false,
                    handler: (@Sendable (Delivery) -> Void)? = nil) async throws -> Subscription {
         if let e = notConnectedError() { throw e }
         let (stream, continuation) = tap
@@ -411,7 +421,8 @@ final class AMQPCore: DeliverySettler {
             let id = s.nextSubscription
             s.nextSubscription += 1
             s.newSubscriptions.append(SubscriptionRecord(id: id, queue: queue, prefetch: max(1, prefetch),
-                                                         isTap: tap, continuation: continuation, handler: handler))
+                                                         isTap: tap, directReplyTo: directReplyTo,
+                                                         continuation: continuation, handler: handler))
             return id
         }
         do {

@@ -52,6 +52,7 @@ final class MQTTConnection: Sendable {
     struct Pending {
         let topic: String
         let payload: [UInt8]
+        var properties: MessageProperties? = nil
     }
 
     struct SubscribeWaiter {
@@ -131,6 +132,7 @@ final class MQTTConnection: Sendable {
     /// straight to libmosquitto (thread-safe in threaded mode) without taking `state`'s lock, which the loop thread
     /// also needs for every incoming message. Written under the lock by ``updateDirect(_:)``.
     let direct = Atomic<Bool>(false)
+    private let skipNote = Mutex(SkipNote())
 
     var persistentSession: Bool { !options.cleanSession }
 
@@ -205,8 +207,15 @@ final class MQTTConnection: Sendable {
         mosquitto_subscribe_callback_set(raw) { _, userdata, mid, _, _ in
             Unmanaged<MQTTConnection>.fromOpaque(userdata!).takeUnretainedValue().onSubscribed(mid)
         }
-        mosquitto_message_callback_set(raw) { _, userdata, message in
-            Unmanaged<MQTTConnection>.fromOpaque(userdata!).takeUnretainedValue().onMessage(message!)
+        if options.protocolVersion == 5 {
+            try check(mosquitto_int_option(raw, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5), "MQTT 5 setup")
+            mosquitto_message_v5_callback_set(raw) { _, userdata, message, props in
+                Unmanaged<MQTTConnection>.fromOpaque(userdata!).takeUnretainedValue().onMessage(message!, props)
+            }
+        } else {
+            mosquitto_message_callback_set(raw) { _, userdata, message in
+                Unmanaged<MQTTConnection>.fromOpaque(userdata!).takeUnretainedValue().onMessage(message!, nil)
+            }
         }
         if isPublisher {
             // PUBACK (QoS 1) or PUBCOMP (QoS 2) of one of our publishes; they come in the order they were sent.
@@ -613,9 +622,7 @@ final class MQTTConnection: Sendable {
     private func finishConnected(_ s: inout State) {
         var sent = 0
         for p in s.pending {
-            let rc = p.payload.withUnsafeBytes { buf in
-                mosquitto_publish(handle.raw, nil, p.topic, Int32(buf.count), buf.baseAddress, options.qos, false)
-            }
+            let rc = mosquittoPublish(p.topic, p.payload, p.properties)
             if rc == MosquittoStatus.noConnection { break }
             if rc != MosquittoStatus.success {
                 logger.error("\(MosquittoStatus.error(rc, "publish to '\(p.topic)'", broker: broker))")
@@ -638,11 +645,17 @@ final class MQTTConnection: Sendable {
         }
     }
 
-    private func onMessage(_ m: UnsafePointer<mosquitto_message>) {
+    private func onMessage(_ m: UnsafePointer<mosquitto_message>, _ props: OpaquePointer?) {
         received &+= 1
         let topic = String(cString: m.pointee.topic)
         let length = Int(m.pointee.payloadlen)
         let payload = m.pointee.payload
+        var properties = MessageProperties()
+        if let props {
+            var skipped = 0
+            properties = MQTTProperties.decode(props, skipped: &skipped)
+            if skipped > 0 { noteSkippedProperties(skipped) }
+        }
         // The sinks are read under the lock, and served after it: a stream's yield may wake a consumer thread, and a
         // route publishes; neither should hold up a publisher waiting for the lock. Only this thread calls here, so
         // the order of messages is kept.
@@ -667,7 +680,8 @@ final class MQTTConnection: Sendable {
                         s.unclaimedWarnedAt = now
                     }
                 }
-                s.unclaimed.append((topic, Message(bytes: Array(UnsafeRawBufferPointer(start: payload, count: length)))))
+                s.unclaimed.append((topic, Message(bytes: Array(UnsafeRawBufferPointer(start: payload, count: length)),
+                                                   properties: properties)))
                 s.unclaimedBytes += length
             }
             return (exact, wildcard)
@@ -677,7 +691,8 @@ final class MQTTConnection: Sendable {
             switch sink.kind {
             case .stream(let c, let prefetch):
                 if message == nil {
-                    message = Message(bytes: length == 0 ? [] : Array(UnsafeRawBufferPointer(start: payload, count: length)))
+                    message = Message(bytes: length == 0 ? [] : Array(UnsafeRawBufferPointer(start: payload, count: length)),
+                                      properties: properties)
                 }
                 if prefetch != nil, let flow {
                     let tag = flow.take(sink: sink.id)
@@ -689,14 +704,16 @@ final class MQTTConnection: Sendable {
                 if let publisher, let flow {
                     // Republished on the publishing connection; in hand until the broker confirms it.
                     let bytes = length == 0 ? [] : Array(UnsafeRawBufferPointer(start: payload, count: length))
-                    do { try publisher.publish(target, bytes) } catch {
+                    do { try publisher.publish(target, bytes, properties: properties.isEmpty ? nil : properties) } catch {
                         logger.error("MQTT \(broker): forward \(topic) -> \(target): \(error)")
                         return
                     }
                     flow.routed()
                     return
                 }
-                let rc = mosquitto_publish(handle.raw, nil, target, Int32(length), payload, options.qos, false)
+                let rc = properties.isEmpty
+                    ? mosquitto_publish(handle.raw, nil, target, Int32(length), payload, options.qos, false)
+                    : mosquittoPublish(target, Array(UnsafeRawBufferPointer(start: payload, count: length)), properties)
                 if rc != MosquittoStatus.success {
                     logger.error("\(MosquittoStatus.error(rc, "forward \(topic) -> \(target)", broker: broker))")
                 }
@@ -707,6 +724,25 @@ final class MQTTConnection: Sendable {
     }
 
     // MARK: publishing
+
+    private struct SkipNote {
+        var count = 0
+        var warnedAt: ContinuousClock.Instant? = nil
+    }
+
+    /// Properties of a message that could not be read were left out (the message was delivered). One line per 10 s.
+    private func noteSkippedProperties(_ n: Int) {
+        let line = skipNote.withLock { note -> Int? in
+            note.count += n
+            let now = ContinuousClock.now
+            guard note.warnedAt.map({ now - $0 > .seconds(10) }) ?? true else { return nil }
+            defer { note.count = 0; note.warnedAt = now }
+            return note.count
+        }
+        if let line {
+            logger.warning("MQTT \(broker): \(line) message properties left out (not UTF-8 or over their size limit); the messages were delivered")
+        }
+    }
 
     private func ensureOpen(_ s: State) throws(MsgFloError) {
         switch s.phase {
@@ -720,11 +756,25 @@ final class MQTTConnection: Sendable {
         try state.withLock { s throws(MsgFloError) in try ensureOpen(s) }
     }
 
-    /// Hands a message to libmosquitto and wakes the loop thread; false when there is no connection to send it on.
-    private func publishNow(_ topic: String, _ bytes: [UInt8]) throws(MsgFloError) -> Bool {
-        let rc = bytes.withUnsafeBytes { buf in
-            mosquitto_publish(handle.raw, nil, topic, Int32(buf.count), buf.baseAddress, options.qos, false)
+    /// `mosquitto_publish`, or `mosquitto_publish_v5` with the properties (MQTT 5 connections only: the
+    /// transport refuses properties on MQTT 3.1.1 before they get here).
+    private func mosquittoPublish(_ topic: String, _ bytes: [UInt8], _ properties: MessageProperties?) -> Int32 {
+        guard let properties, !properties.isEmpty, options.protocolVersion == 5 else {
+            return bytes.withUnsafeBytes { buf in
+                mosquitto_publish(handle.raw, nil, topic, Int32(buf.count), buf.baseAddress, options.qos, false)
+            }
         }
+        var list: OpaquePointer?
+        do { list = try MQTTProperties.encode(properties) } catch { return Int32(MOSQ_ERR_INVAL.rawValue) }
+        defer { mosquitto_property_free_all(&list) }
+        return bytes.withUnsafeBytes { buf in
+            mosquitto_publish_v5(handle.raw, nil, topic, Int32(buf.count), buf.baseAddress, options.qos, false, list)
+        }
+    }
+
+    /// Hands a message to libmosquitto and wakes the loop thread; false when there is no connection to send it on.
+    private func publishNow(_ topic: String, _ bytes: [UInt8], _ properties: MessageProperties?) throws(MsgFloError) -> Bool {
+        let rc = mosquittoPublish(topic, bytes, properties)
         if rc == MosquittoStatus.noConnection { return false }
         if rc != MosquittoStatus.success { throw MosquittoStatus.error(rc, "publish to '\(topic)'", broker: broker) }
         kick()
@@ -733,15 +783,15 @@ final class MQTTConnection: Sendable {
 
     /// Publishes `bytes` to `topic`. While the broker is away the message waits in a bounded buffer and is sent,
     /// in order, once the connection is back; a full buffer is an error.
-    func publish(_ topic: String, _ bytes: [UInt8]) throws(MsgFloError) {
+    func publish(_ topic: String, _ bytes: [UInt8], properties: MessageProperties? = nil) throws(MsgFloError) {
         // The connection may go away meanwhile: then the locked path below buffers the message.
-        if direct.load(ordering: .acquiring), try publishNow(topic, bytes) {
+        if direct.load(ordering: .acquiring), try publishNow(topic, bytes, properties) {
             if isPublisher { flow?.issued.add(1, ordering: .releasing) }
             return
         }
         try state.withLock { s throws(MsgFloError) in
             try ensureOpen(s)
-            if s.phase == .connected && s.pending.isEmpty, try publishNow(topic, bytes) {
+            if s.phase == .connected && s.pending.isEmpty, try publishNow(topic, bytes, properties) {
                 if isPublisher { flow?.issued.add(1, ordering: .releasing) }
                 return
             }
@@ -753,7 +803,7 @@ final class MQTTConnection: Sendable {
                 throw MsgFloError(.connectionLost, "MQTT broker \(broker) is away and \(s.pending.count) messages "
                                   + "already wait for it; message to '\(topic)' not sent")
             }
-            s.pending.append(Pending(topic: topic, payload: bytes))
+            s.pending.append(Pending(topic: topic, payload: bytes, properties: properties))
             s.pendingBytes += bytes.count
             // Counted under the lock, before the buffer can be flushed and the message confirmed.
             if isPublisher { flow?.issued.add(1, ordering: .releasing) }

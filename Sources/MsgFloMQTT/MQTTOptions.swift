@@ -15,6 +15,9 @@ import MsgFlo
 /// - `cafile=PATH` (or `ca=PATH`), `capath=DIR`, `certfile=PATH`, `keyfile=PATH`: TLS for `mqtts://`. Without a CA
 ///   the system store (`/etc/ssl/certs`) is used.
 /// - `insecure=true`: `mqtts://` without verifying the broker's certificate or host name (tests only).
+/// - `protocol=5` (or `protocol=3.1.1`, the default): the MQTT version. Version 5 carries message properties
+///   (reply-to, correlation id, headers, …) as publish properties; on 3.1.1 a send with properties fails.
+///   msgflo's own participants (Node, Python) speak 3.1.1 and ignore properties; they interoperate with either.
 public struct MQTTOptions: Sendable, Hashable {
     public var qos: Int32
     public var clientId: String?
@@ -25,6 +28,8 @@ public struct MQTTOptions: Sendable, Hashable {
     public var certFile: String?
     public var keyFile: String?
     public var insecure: Bool
+    /// 4 (MQTT 3.1.1) or 5.
+    public var protocolVersion: Int32 = 4
 
     /// Reads the options of a broker URL. Throws a one-line `.invalidURL` error for values it cannot use.
     public init(_ url: BrokerURL) throws(MsgFloError) {
@@ -67,6 +72,13 @@ public struct MQTTOptions: Sendable, Hashable {
             insecure = false
         }
         if (certFile == nil) != (keyFile == nil) { throw bad("certfile and keyfile go together") }
+        if let v = url.option("protocol") {
+            switch v {
+            case "5", "5.0", "mqttv5": protocolVersion = 5
+            case "3.1.1", "4", "mqttv311": protocolVersion = 4
+            default: throw bad("protocol must be 5 or 3.1.1, not '\(SafeText.escape(v, limit: 40))'")
+            }
+        }
     }
 
     /// The client id to connect with: the explicit one, nil (random) for a clean session, else one derived from

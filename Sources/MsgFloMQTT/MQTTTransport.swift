@@ -139,12 +139,37 @@ public final class MQTTTransport: Transport {
 
     public func send(toOutport queue: String, _ message: Message) async throws {
         try WireName.check(queue, .mqtt, what: "topic")
-        try (publisher ?? connection).publish(queue, message.bytes)
+        try (publisher ?? connection).publish(queue, message.bytes, properties: try properties(of: message, to: queue))
     }
 
     public func send(toInport queue: String, _ message: Message) async throws {
         try WireName.check(queue, .mqtt, what: "topic")
-        try (publisher ?? connection).publish(queue, message.bytes)
+        try (publisher ?? connection).publish(queue, message.bytes, properties: try properties(of: message, to: queue))
+    }
+
+    /// The properties to send, checked; nil for none. MQTT 3.1.1 cannot carry them: the send fails rather than
+    /// drop them in silence.
+    private func properties(of message: Message, to topic: String) throws(MsgFloError) -> MessageProperties? {
+        let p = message.properties
+        if p.isEmpty { return nil }
+        guard options.protocolVersion == 5 else {
+            throw MsgFloError(.unsupported, "MQTT 3.1.1 (\(broker)) cannot carry message properties (reply-to, "
+                              + "correlation id, headers, …) of the message to '\(WireName.shown(topic))': "
+                              + "connect with ?protocol=5, or send without them")
+        }
+        try p.check()
+        if let r = p.replyTo { try WireName.check(r, .mqtt, what: "response topic") }
+        return p
+    }
+
+    /// MQTT 5: a private response topic (`msgflo/reply/<random>`), subscribed. MQTT 3.1.1 has no response topic.
+    public func replyQueue() async throws -> (replyTo: String, subscription: Subscription) {
+        guard options.protocolVersion == 5 else {
+            throw MsgFloError(.unsupported, "MQTT 3.1.1 (\(broker)) cannot carry a reply-to: connect with ?protocol=5")
+        }
+        let topic = "msgflo/reply/" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+            + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        return (topic, try await subscribe(topic, prefetch: nil))
     }
 
     public func consume(_ queue: String, options: ConsumeOptions) async throws -> Subscription {

@@ -275,7 +275,8 @@ public final class RunningParticipant: Sendable {
     }
 
     private func handle(_ message: Message, port: String, delivery: Delivery?, metrics: InportMetrics?) async {
-        let ctx = ProcessContext(participant: context, inport: port, queue: delivery?.queue, delivery: delivery)
+        let ctx = ProcessContext(participant: context, inport: port, queue: delivery?.queue, delivery: delivery,
+                                 input: message.properties)
         let started: ContinuousClock.Instant? = metrics == nil ? nil : .now
         defer {
             if let metrics, let started {
@@ -295,7 +296,11 @@ public final class RunningParticipant: Sendable {
             if participant.hasErrorPort {
                 var payload: [String: JSONValue] = ["message": .string(why), "inport": .string(port)]
                 if let data = message.data { payload["input"] = data }
-                do { try await send("error", Message(json: .object(payload))) } catch {
+                // The error carries the request's correlation id and tracing headers too, but is no answer to it.
+                var errorMessage = Message(json: .object(payload))
+                errorMessage.properties = message.properties.forwarded
+                errorMessage.properties.replyTo = nil
+                do { try await send("error", errorMessage) } catch {
                     logger.warning("\(role): could not send on error: \(error)")
                 }
             }
@@ -350,6 +355,11 @@ public final class RunningParticipant: Sendable {
             return s.drainWaiters
         }
         for w in waiters { w.resume() }
+    }
+
+    /// Sends straight to `queue` (a reply-to).
+    func send(toQueue queue: String, _ message: Message) async throws {
+        try await transport.send(toInport: queue, message)
     }
 
     func send(_ port: String, _ message: Message) async throws {

@@ -7,6 +7,8 @@ public enum Examples {
     public static let all: [String: Participant] = [
         "Repeat": repeatParticipant, "Uppercase": uppercase, "Count": count(), "Split": split,
         "Interval": interval, "Print": print, "Relay": relay, "Drop": drop, "Output": output,
+        "Parse": RPCExamples.parse, "Compute": RPCExamples.compute, "Format": RPCExamples.format,
+        "Echo": RPCExamples.echo,
     ]
 
     /// in → out, the same bytes.

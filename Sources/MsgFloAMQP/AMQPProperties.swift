@@ -1,0 +1,142 @@
+import CRabbitMQ
+import Foundation
+import MsgFlo
+
+/// `amqp_basic_properties_t._flags` bits (librabbitmq's AMQP_BASIC_*_FLAG).
+enum AMQPPropertyFlag {
+    static let contentType: UInt32 = 1 << 15
+    static let headers: UInt32 = 1 << 13
+    static let deliveryMode: UInt32 = 1 << 12
+    static let priority: UInt32 = 1 << 11
+    static let correlationID: UInt32 = 1 << 10
+    static let replyTo: UInt32 = 1 << 9
+    static let expiration: UInt32 = 1 << 8
+    static let messageID: UInt32 = 1 << 7
+    static let timestamp: UInt32 = 1 << 6
+}
+
+/// C memory for one publish's properties: strings and the headers table, freed when the arena goes.
+/// Used on the connection's own thread only.
+final class AMQPPropertyArena {
+    private var blocks: [UnsafeMutableRawPointer] = []
+
+    deinit { for b in blocks { free(b) } }
+
+    func bytes(_ s: String) -> amqp_bytes_t {
+        let u = Array(s.utf8)
+        guard !u.isEmpty, let p = malloc(u.count) else { return amqp_empty_bytes }
+        u.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: u.count) }
+        blocks.append(p)
+        return amqp_bytes_t(len: u.count, bytes: p)
+    }
+
+    /// `base` (the transport's defaults) with `p` applied; `expiration` (milliseconds, text) wins over p's.
+    /// `p` was checked (``MessageProperties/check(what:)``) before it was queued.
+    func basicProperties(_ base: amqp_basic_properties_t, _ p: MessageProperties?,
+                         expiration: String?) -> amqp_basic_properties_t {
+        var props = base
+        if let expiration {
+            props._flags |= AMQPPropertyFlag.expiration
+            props.expiration = bytes(expiration)
+        }
+        guard let p else { return props }
+        if let v = p.contentType { props._flags |= AMQPPropertyFlag.contentType; props.content_type = bytes(v) }
+        if let v = p.correlationID { props._flags |= AMQPPropertyFlag.correlationID; props.correlation_id = bytes(v) }
+        if let v = p.replyTo { props._flags |= AMQPPropertyFlag.replyTo; props.reply_to = bytes(v) }
+        if let v = p.messageID { props._flags |= AMQPPropertyFlag.messageID; props.message_id = bytes(v) }
+        if let v = p.timestamp { props._flags |= AMQPPropertyFlag.timestamp; props.timestamp = v }
+        if let v = p.priority { props._flags |= AMQPPropertyFlag.priority; props.priority = v }
+        if let v = p.persistent {
+            props._flags |= AMQPPropertyFlag.deliveryMode
+            props.delivery_mode = v ? 2 : 1
+        }
+        if expiration == nil, let v = p.expirationMilliseconds {
+            props._flags |= AMQPPropertyFlag.expiration
+            props.expiration = bytes(String(v))
+        }
+        if !p.headers.isEmpty {
+            let n = p.headers.count
+            guard let raw = malloc(n * MemoryLayout<amqp_table_entry_t>.stride) else { return props }
+            blocks.append(raw)
+            let entries = raw.bindMemory(to: amqp_table_entry_t.self, capacity: n)
+            for (i, (k, v)) in p.headers.sorted(by: { $0.key < $1.key }).enumerated() {
+                var value = amqp_field_value_t()
+                switch v {
+                case .string(let s):
+                    value.kind = UInt8(AMQP_FIELD_KIND_UTF8.rawValue)
+                    value.value.bytes = bytes(s)
+                case .int(let x):
+                    value.kind = UInt8(AMQP_FIELD_KIND_I64.rawValue)
+                    value.value.i64 = x
+                case .double(let x):
+                    value.kind = UInt8(AMQP_FIELD_KIND_F64.rawValue)
+                    value.value.f64 = x
+                case .bool(let b):
+                    value.kind = UInt8(AMQP_FIELD_KIND_BOOLEAN.rawValue)
+                    value.value.boolean = b ? 1 : 0
+                }
+                (entries + i).initialize(to: amqp_table_entry_t(key: bytes(k), value: value))
+            }
+            props._flags |= AMQPPropertyFlag.headers
+            props.headers = amqp_table_t(num_entries: Int32(n), entries: entries)
+        }
+        return props
+    }
+}
+
+enum AMQPPropertyReader {
+    /// The properties of a delivery, read from librabbitmq's decoded frame. Strings that are not valid UTF-8, hold
+    /// NUL or are over their limit, and header values of kinds we do not carry (tables, arrays, decimals), are left
+    /// out: `skipped` counts them (the caller logs one rate-limited line). The body is not touched.
+    static func read(_ props: amqp_basic_properties_t, skipped: inout Int) -> MessageProperties {
+        var p = MessageProperties()
+        let f = props._flags
+        func text(_ b: amqp_bytes_t, limit: Int = MessageProperties.shortLimit) -> String? {
+            guard b.len > 0, let base = b.bytes else { return b.len == 0 ? "" : nil }
+            let s = MessageProperties.networkString(UnsafeRawBufferPointer(start: base, count: b.len), limit: limit)
+            if s == nil { skipped += 1 }
+            return s
+        }
+        if f & AMQPPropertyFlag.contentType != 0 { p.contentType = text(props.content_type) }
+        if f & AMQPPropertyFlag.correlationID != 0 { p.correlationID = text(props.correlation_id) }
+        if f & AMQPPropertyFlag.replyTo != 0 { p.replyTo = text(props.reply_to) }
+        if f & AMQPPropertyFlag.messageID != 0 { p.messageID = text(props.message_id) }
+        if f & AMQPPropertyFlag.timestamp != 0 { p.timestamp = props.timestamp }
+        if f & AMQPPropertyFlag.priority != 0 { p.priority = props.priority }
+        if f & AMQPPropertyFlag.deliveryMode != 0 { p.persistent = props.delivery_mode == 2 }
+        if f & AMQPPropertyFlag.expiration != 0, let e = text(props.expiration) {
+            if let ms = UInt64(e) { p.expirationMilliseconds = ms } else { skipped += 1 }
+        }
+        if f & AMQPPropertyFlag.headers != 0, props.headers.num_entries > 0, let entries = props.headers.entries {
+            let n = Int(props.headers.num_entries)
+            for i in 0..<n {
+                guard p.headers.count < MessageProperties.maxHeaders else { skipped += n - i; break }
+                let e = entries[i]
+                guard let key = text(e.key), !key.isEmpty else { continue }
+                let v = e.value
+                let value: MessageProperties.HeaderValue?
+                switch UInt32(v.kind) {
+                case AMQP_FIELD_KIND_UTF8.rawValue, AMQP_FIELD_KIND_BYTES.rawValue:
+                    value = text(v.value.bytes, limit: MessageProperties.valueLimit).map { .string($0) }
+                case AMQP_FIELD_KIND_BOOLEAN.rawValue: value = .bool(v.value.boolean != 0)
+                case AMQP_FIELD_KIND_I8.rawValue: value = .int(Int64(v.value.i8))
+                case AMQP_FIELD_KIND_U8.rawValue: value = .int(Int64(v.value.u8))
+                case AMQP_FIELD_KIND_I16.rawValue: value = .int(Int64(v.value.i16))
+                case AMQP_FIELD_KIND_U16.rawValue: value = .int(Int64(v.value.u16))
+                case AMQP_FIELD_KIND_I32.rawValue: value = .int(Int64(v.value.i32))
+                case AMQP_FIELD_KIND_U32.rawValue: value = .int(Int64(v.value.u32))
+                case AMQP_FIELD_KIND_I64.rawValue: value = .int(v.value.i64)
+                case AMQP_FIELD_KIND_U64.rawValue, AMQP_FIELD_KIND_TIMESTAMP.rawValue:
+                    value = .int(Int64(clamping: v.value.u64))
+                case AMQP_FIELD_KIND_F32.rawValue: value = .double(Double(v.value.f32))
+                case AMQP_FIELD_KIND_F64.rawValue: value = .double(v.value.f64)
+                default:
+                    skipped += 1
+                    value = nil
+                }
+                if let value { p.headers[key] = value }
+            }
+        }
+        return p
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+import MsgFlo
+import MsgFloAMQP
+import MsgFloMQTT
+import Testing
+import TestSupport
+
+/// Message properties (issue 14) through the real brokers: every field survives AMQP and MQTT 5, payload bytes
+/// do not change, MQTT 3.1.1 refuses what it cannot carry, and the reply queues answer the right caller.
+@Suite("Message properties")
+struct MessagePropertiesTests {
+    static let full = MessageProperties(
+        correlationID: "c-42", replyTo: "somewhere", messageID: "m-7", timestamp: 1_700_000_000,
+        contentType: "application/json",
+        headers: ["traceparent": .string("00-abc-def-01"), "x-n": .int(-12), "x-ok": .bool(true),
+                  "x-f": .double(2.5), "x-utf": .string("grüße ✓")],
+        priority: 5, expirationMilliseconds: 60_000, persistent: true)
+
+    static let body: [UInt8] = Array("{\"a\":1}".utf8) + [0, 255, 10]
+
+    static func next(_ sub: Subscription, timeout: Duration = .seconds(10)) async throws -> Delivery {
+        try await withThrowingTaskGroup(of: Delivery?.self) { group in
+            group.addTask {
+                for await d in sub { return d }
+                return nil
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let d = try await group.next() ?? nil else { throw TimedOut() }
+            return d
+        }
+    }
+
+    static func amqp() async throws -> AMQPTransport {
+        let t = try AMQPTransport(url: try TestBrokers.url(.amqp))
+        try await t.connect()
+        return t
+    }
+
+    @Test func everyPropertyTravelsOverAMQPAndTheBodyStaysTheSame() async throws {
+        let t = try await Self.amqp()
+        let q = TestBrokers.unique("props.amqp.IN")
+        try await t.declareInport(q, options: QueueOptions(persistent: false))
+        let sub = try await t.consume(q)
+        try await t.send(toInport: q, Message(bytes: Self.body, properties: Self.full))
+        let d = try await Self.next(sub)
+        d.ack()
+        #expect(d.message.bytes == Self.body)
+        #expect(d.message.properties == Self.full)
+        // Without properties nothing extra appears (the transport's default persistence aside).
+        try await t.send(toInport: q, Message(bytes: Self.body))
+        let plain = try await Self.next(sub)
+        plain.ack()
+        var p = plain.message.properties
+        p.persistent = nil
+        #expect(p.isEmpty)
+        await sub.cancel()
+        await t.close()
+    }
+
+    @Test func badPropertiesFailTheSendAlone() async throws {
+        let t = try await Self.amqp()
+        let q = TestBrokers.unique("props.bad.IN")
+        try await t.declareInport(q, options: QueueOptions(persistent: false))
+        let long = String(repeating: "x", count: 256)
+        for bad in [MessageProperties(correlationID: long), MessageProperties(replyTo: "a\u{0}b"),
+                    MessageProperties(headers: [long: .bool(true)]), MessageProperties(priority: 10)] {
+            await #expect(throws: MsgFloError.self) { try await t.send(toInport: q, Message(bytes: [1], properties: bad)) }
+        }
+        // The connection is fine.
+        let sub = try await t.consume(q)
+        try await t.send(toInport: q, Message(bytes: [2], properties: MessageProperties(correlationID: "ok")))
+        let d = try await Self.next(sub)
+        #expect(d.message.properties.correlationID == "ok")
+        d.ack()
+        await sub.cancel()
+        await t.close()
+    }
+
+    /// RabbitMQ's direct reply-to: the caller needs no queue; the server answers to the reply-to it got.
+    @Test func directReplyToAnswersTheCaller() async throws {
+        let server = try await Self.amqp()
+        let caller = try await Self.amqp()
+        let q = TestBrokers.unique("props.rpc.IN")
+        try await server.declareInport(q, options: QueueOptions(persistent: false))
+        let requests = try await server.consume(q)
+        let (replyTo, replies) = try await caller.replyQueue()
+        #expect(replyTo == "amq.rabbitmq.reply-to")
+        try await caller.send(toInport: q, Message(bytes: Array("ping".utf8),
+                                                   properties: MessageProperties(correlationID: "r1", replyTo: replyTo)))
+        let request = try await Self.next(requests)
+        request.ack()
+        let to = try #require(request.message.properties.replyTo)
+        #expect(to.hasPrefix("amq.rabbitmq.reply-to."))
+        try await server.send(toInport: to, Message(bytes: Array("pong".utf8),
+                                                    properties: MessageProperties(correlationID: "r1")))
+        let reply = try await Self.next(replies)
+        #expect(reply.message.bytes == Array("pong".utf8))
+        #expect(reply.message.properties.correlationID == "r1")
+        await replies.cancel()
+        await requests.cancel()
+        await caller.close()
+        await server.close()
+    }
+
+    @Test(arguments: ["", "qos=1"]) func everyPropertyTravelsOverMQTT5AndThroughARoute(_ qos: String) async throws {
+        let t = try await connectedMQTT(qos.isEmpty ? "protocol=5" : "protocol=5&\(qos)")
+        let src = TestBrokers.unique("props/mqtt/OUT")
+        let dst = TestBrokers.unique("props/mqtt/IN")
+        let direct = MQTTCollector(try await t.consume(src))
+        let routed = MQTTCollector(try await t.consume(dst))
+        try await t.addBinding(Binding(src: src, tgt: dst))
+        var props = Self.full
+        props.replyTo = "msgflo/reply/x"
+        try await t.send(toOutport: src, Message(bytes: Self.body, properties: props))
+        #expect(await direct.waitFor(1))
+        #expect(await routed.waitFor(1))
+        for m in direct.messages + routed.messages {
+            #expect(m.bytes == Self.body)
+            #expect(m.properties == props)
+        }
+        await t.close()
+    }
+
+    @Test func mqtt311RefusesPropertiesAndReplyQueues() async throws {
+        let t = try await connectedMQTT()
+        let topic = TestBrokers.unique("props/v3")
+        await #expect(throws: MsgFloError.self) {
+            try await t.send(toOutport: topic, Message(bytes: [1], properties: MessageProperties(correlationID: "c")))
+        }
+        await #expect(throws: MsgFloError.self) { _ = try await t.replyQueue() }
+        // Plain messages still go.
+        let c = MQTTCollector(try await t.consume(topic))
+        try await t.send(toOutport: topic, Message(bytes: [1]))
+        #expect(await c.waitFor(1))
+        await t.close()
+    }
+
+    @Test func mqtt5ResponseTopicAnswersTheCaller() async throws {
+        let server = try await connectedMQTT("protocol=5")
+        let caller = try await connectedMQTT("protocol=5")
+        let q = TestBrokers.unique("props/rpc/IN")
+        let requests = try await server.consume(q)
+        let (replyTo, replies) = try await caller.replyQueue()
+        try await caller.send(toInport: q, Message(bytes: [7], properties: MessageProperties(correlationID: "k", replyTo: replyTo)))
+        let request = try await Self.next(requests)
+        #expect(request.message.properties.replyTo == replyTo)
+        try await server.send(toInport: replyTo, Message(bytes: [8], properties: MessageProperties(correlationID: "k")))
+        let reply = try await Self.next(replies)
+        #expect(reply.message.bytes == [8])
+        #expect(reply.message.properties.correlationID == "k")
+        await caller.close()
+        await server.close()
+    }
+}
