@@ -42,6 +42,10 @@ public struct ExecOptions: Sendable {
     }
 }
 
+/// Writing to a program that closed its input must fail with EPIPE, not end this process: SIGPIPE is ignored
+/// once, before the first program runs (as servers do; sockets here are written with MSG_NOSIGNAL anyway).
+let ignoreSIGPIPE: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
+
 public enum ExecParticipant {
     /// The participant running `options.program`.
     public static func make(_ options: ExecOptions) -> Participant {
@@ -102,12 +106,22 @@ public enum ExecParticipant {
     static func runOnce(_ options: ExecOptions, input: [UInt8], environment: [String: String]) async throws -> [UInt8] {
         let name = SafeText.escape(options.program, limit: 80)
         let timedOut = MsgFloError(.timeout, "\(name) did not finish within \(options.timeout); killed")
-        let result = try await withThrowingTaskGroup(of: ExecutionResult<Void, BytesOutput, BytesOutput>?.self) { group in
+        typealias Finished = (status: TerminationStatus, output: [UInt8], error: [UInt8])
+        let result = try await withThrowingTaskGroup(of: Finished?.self) { group in
             group.addTask {
                 do {
-                    return try await run(executable(options.program), arguments: Arguments(options.arguments),
-                                         environment: rawEnvironment(environment), input: .array(input),
-                                         output: .bytes(limit: options.outputLimit), error: .bytes(limit: 4096))
+                    // The message is written by us, not by `input: .array(...)`: swift-subprocess 1.0 leaves the
+                    // pipe open when that write fails (a program that exits without reading its input: EPIPE) and
+                    // then stops the whole process with "FileDescriptor ... was not closed". Here a failed write is
+                    // the program's business (it did not want its input), and the pipe is closed in every case.
+                    ignoreSIGPIPE
+                    let r = try await run(executable(options.program), arguments: Arguments(options.arguments),
+                                          environment: rawEnvironment(environment), input: .inputWriter,
+                                          output: .bytes(limit: options.outputLimit), error: .bytes(limit: 4096)) { execution in
+                        _ = try? await execution.standardInputWriter.write(input)
+                        try? await execution.standardInputWriter.finish()
+                    }
+                    return (r.terminationStatus, r.standardOutput, r.standardError)
                 } catch let e as SubprocessError {
                     throw MsgFloError(.invalidArgument, "\(name) could not run: \(SafeText.escape(String(describing: e), limit: 300))")
                 }
@@ -121,13 +135,13 @@ public enum ExecParticipant {
             guard let r = first else { throw timedOut }
             return r
         }
-        switch result.terminationStatus {
+        switch result.status {
         case .exited(0):
-            return result.standardOutput
+            return result.output
         case .exited(let code):
-            throw MsgFloError(.invalidMessage, "\(name) exited with status \(code)" + stderrSuffix(result.standardError))
+            throw MsgFloError(.invalidMessage, "\(name) exited with status \(code)" + stderrSuffix(result.error))
         case .signaled(let sig):
-            throw MsgFloError(.invalidMessage, "\(name) was killed by signal \(sig)" + stderrSuffix(result.standardError))
+            throw MsgFloError(.invalidMessage, "\(name) was killed by signal \(sig)" + stderrSuffix(result.error))
         }
     }
 
@@ -216,6 +230,7 @@ final class LinesRunner: Sendable {
         let name = SafeText.escape(options.program, limit: 80)
         var inHand: Request? = nil
         let failure: MsgFloError
+        ignoreSIGPIPE
         do {
             let result = try await run(ExecParticipant.executable(options.program),
                                        arguments: Arguments(options.arguments),
