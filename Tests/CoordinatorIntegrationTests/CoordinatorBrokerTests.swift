@@ -195,7 +195,8 @@ extension CoordinatorIntegration {
         let p = try await TestRepeater(kind, id: r + "-1", role: r, heartbeat: 1, keepAnnouncing: false)
         #expect(await c.wait { $0.registry[r + "-1"]?.alive == true })
         #expect(await c.wait(timeout: .seconds(5)) { $0.registry[r + "-1"]?.alive == false })
-        #expect(await c.observation.plan.pendingRoles == [r])
+        // The plan follows in the next (coalesced) reconcile pass.
+        #expect(await c.wait { $0.plan.pendingRoles == [r] })
         try await p.announce()
         #expect(await c.wait { $0.registry[r + "-1"]?.alive == true && $0.plan.pendingRoles.isEmpty })
         await p.stop()
