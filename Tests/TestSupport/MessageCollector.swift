@@ -26,7 +26,7 @@ public final class MessageCollector: Sendable {
 
     /// Waits until at least `n` messages are in; records an issue and throws ``WaitTimeout`` after `timeout`.
     @discardableResult
-    public func wait(for n: Int, timeout: Duration = .seconds(10),
+    public func wait(for n: Int, timeout: Duration = .seconds(30),
                      sourceLocation: SourceLocation = #_sourceLocation) async throws -> [Message] {
         try await eventually("\(n) messages on \(subscription.queue) (have \(count))", timeout: timeout,
                              sourceLocation: sourceLocation) { count >= n }
@@ -44,12 +44,14 @@ public struct WaitTimeout: Error, CustomStringConvertible {
     public init(description: String) { self.description = description }
 }
 
-/// Waits until `condition` holds; records an issue and throws ``WaitTimeout`` after `timeout`.
+/// Waits until `condition` holds; records an issue and throws ``WaitTimeout`` after `timeout` (30 s by default: a
+/// fresh-clone CI run saw every test of the process stall ~12 s at start while CPU-bound tests held both cooperative
+/// threads, and 10 s waits then failed; a wait that succeeds is as quick as before).
 ///
 /// It looks again after 1 ms, then ever less often, up to every 50 ms: hundreds of tests wait at once in one process
 /// on two cooperative threads, and polling them all every 5 ms starved the work they were waiting for on a loaded
 /// machine.
-public func eventually(_ what: String, timeout: Duration = .seconds(10), sourceLocation: SourceLocation = #_sourceLocation,
+public func eventually(_ what: String, timeout: Duration = .seconds(30), sourceLocation: SourceLocation = #_sourceLocation,
                        _ condition: () async throws -> Bool) async throws {
     let clock = ContinuousClock()
     let deadline = clock.now + timeout
