@@ -163,8 +163,8 @@ let package = Package(
 
         // Tests
         .target(name: "TestSupport", dependencies: ["MsgFlo"], path: "Tests/TestSupport", swiftSettings: swift6),
-        .testTarget(name: "FBPTests", dependencies: ["FBP"], swiftSettings: swift6),
-        .testTarget(name: "MsgFloTests", dependencies: ["MsgFlo"], swiftSettings: swift6),
+        .testTarget(name: "FBPTests", dependencies: ["FBP", "TestSupport"], swiftSettings: swift6),
+        .testTarget(name: "MsgFloTests", dependencies: ["MsgFlo", "TestSupport"], swiftSettings: swift6),
         .testTarget(name: "CoordinatorTests", dependencies: ["MsgFlo", "MsgFloCoordinator", "TestSupport"], swiftSettings: swift6),
         .testTarget(name: "ToolsTests", dependencies: ["MsgFlo", "MsgFloCoordinator", "MsgFloTools", "MsgFloTransports", "TestSupport", .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser"),
             "msgflo-setup", "msgflo-send-message", "msgflo-call", "msgflo-dump-message", "msgflo-register", "msgflo-procfile", "msgflo-participant",

@@ -1,5 +1,6 @@
 import MsgFlo
 import Testing
+import TestSupport
 @testable import MsgFloCoordinator
 
 @Suite struct ReconcilerTests {
@@ -199,7 +200,7 @@ import Testing
         #expect(p.edges[Self.graph.edges[0]] == .pending("a has no outport 'out'"))
     }
 
-    @Test func thousandNodePlanIsQuick() {
+    @Test(.offThePool) func thousandNodePlanIsQuick() {
         var g = DesiredGraph()
         var reg = ParticipantRegistry()
         for i in 0..<1000 {

@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 @testable import FBP
 
 /// The shared conformance folder: `$MSGFLO_SHARED_DIR/conformance/fbp`, else
@@ -62,7 +63,7 @@ struct ConformanceCase: CustomTestStringConvertible, Sendable {
 
 let conformanceCases: [ConformanceCase] = Shared.caseIDs().map { ConformanceCase(id: $0) }
 
-@Suite("Conformance (shared/conformance/fbp)")
+@Suite("Conformance (shared/conformance/fbp)", .offThePool)
 struct ConformanceTests {
     @Test("the shared conformance folder is present and complete")
     func folderPresent() {

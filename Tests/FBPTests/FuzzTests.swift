@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 @testable import FBP
 
 /// Deterministic PRNG (SplitMix64) so failures reproduce.
@@ -91,7 +92,7 @@ func checkInvariants(_ text: String, caseSensitive: Bool) {
     }
 }
 
-@Suite("Fuzz and properties")
+@Suite("Fuzz and properties", .offThePool)
 struct FuzzTests {
     @Test("random token soup never crashes; results round-trip")
     func randomInputs() {
@@ -139,7 +140,7 @@ struct FuzzTests {
     }
 }
 
-@Suite("UTF-8 input")
+@Suite("UTF-8 input", .offThePool)
 struct UTF8Tests {
     func valid(_ bytes: [UInt8]) -> Bool { bytes.withUnsafeBufferPointer { FBP.isValidUTF8($0) } }
     func keptByString(_ bytes: [UInt8]) -> Bool { Array(String(decoding: bytes, as: UTF8.self).utf8) == bytes }
@@ -182,7 +183,7 @@ struct UTF8Tests {
     }
 }
 
-@Suite("Large inputs")
+@Suite("Large inputs", .offThePool)
 struct LargeInputTests {
     @Test("a 1,000,000-line file parses (linear time, no stack growth)")
     func millionLines() throws {

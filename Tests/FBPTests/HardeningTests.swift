@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 @testable import FBP
 
 /// No control character (but tab) and no line separator: what may go to a terminal as one line.
@@ -67,7 +68,7 @@ struct CodePointKeyTests {
     }
 }
 
-@Suite("Warnings and errors cost O(1) each")
+@Suite("Warnings and errors cost O(1) each", .offThePool)
 struct DiagnosticCostTests {
     /// Checks the cap: `limit` warnings, one that counts the rest, bounded text.
     func expectCapped(_ r: ParseResult, total: Int, limit: Int = 100) {
@@ -151,7 +152,7 @@ struct DiagnosticCostTests {
     }
 }
 
-@Suite("Error lines: one line that stands alone, and a window of the source")
+@Suite("Error lines: one line that stands alone, and a window of the source", .offThePool)
 struct ErrorDisplayTests {
     @Test("an error on a very long line shows a window of it")
     func longLine() throws {

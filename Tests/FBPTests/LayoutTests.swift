@@ -3,6 +3,7 @@ import Foundation
 import FoundationXML
 #endif
 import Testing
+import TestSupport
 @testable import FBP
 
 private func layout(_ s: String) throws -> GraphLayout {
@@ -24,7 +25,7 @@ private func xmlElements(_ svg: String) -> [(name: String, attributes: [String: 
     return parser.parse() ? collector.elements : nil
 }
 
-@Suite("Layered layout and SVG (msgflo-graph --svg, the live view)")
+@Suite("Layered layout and SVG (msgflo-graph --svg, the live view)", .offThePool)
 struct LayoutTests {
     @Test func chainGoesLeftToRight() throws {
         let l = try layout("a(A) OUT -> IN b(B) OUT -> IN c(C)\n'x' -> IN a")

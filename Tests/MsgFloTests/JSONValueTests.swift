@@ -1,5 +1,6 @@
 import MsgFlo
 import Testing
+import TestSupport
 
 @Suite struct JSONValueTests {
     @Test func scalarsAndContainers() throws {
@@ -47,7 +48,7 @@ import Testing
         #expect(throws: Never.self) { try JSONValue(parsing: ok) }
     }
 
-    @Test func randomBytesNeverCrash() {
+    @Test(.offThePool) func randomBytesNeverCrash() {
         var rng = SystemRandomNumberGenerator()
         for _ in 0..<2000 {
             let n = Int.random(in: 0..<64, using: &rng)
