@@ -20,6 +20,7 @@ let package = Package(
         .executable(name: "msgflo-call", targets: ["msgflo-call"]),
         .executable(name: "msgflo-exec", targets: ["msgflo-exec"]),
         .library(name: "MsgFloExec", targets: ["MsgFloExec"]),
+        .library(name: "MsgFloTesting", targets: ["MsgFloTesting"]),
         .executable(name: "msgflo-dump-message", targets: ["msgflo-dump-message"]),
         .executable(name: "msgflo-register", targets: ["msgflo-register"]),
         .executable(name: "msgflo-procfile", targets: ["msgflo-procfile"]),
@@ -77,6 +78,11 @@ let package = Package(
         ], swiftSettings: swift6),
 
         // SDK and coordinator
+        // A participant author's test kit: runs a participant on the in-memory transport, feeds it, collects what it
+        // sends, dead-letters and logs.
+        .target(name: "MsgFloTesting", dependencies: [
+            "MsgFlo", "MsgFloParticipant", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: swift6),
         .target(name: "MsgFloParticipant", dependencies: [
             "MsgFlo", "MsgFloObserve",
             .product(name: "Metrics", package: "swift-metrics"),
@@ -173,7 +179,7 @@ let package = Package(
             "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", "TestSupport", "msgflo", "msgflo-participant",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swift6),
-        .testTarget(name: "ParticipantTests", dependencies: ["MsgFlo", "MsgFloParticipant", "ExampleParticipants", "TestSupport"], swiftSettings: swift6),
+        .testTarget(name: "ParticipantTests", dependencies: ["MsgFlo", "MsgFloParticipant", "MsgFloTesting", "ExampleParticipants", "TestSupport"], swiftSettings: swift6),
         .testTarget(name: "ParticipantIntegrationTests", dependencies: [
             "MsgFlo", "MsgFloParticipant", "MsgFloTransports", "ExampleParticipants", "TestSupport", "msgflo-participant",
             "MsgFloExec", "msgflo-call", "msgflo-exec",

@@ -45,6 +45,11 @@ public final class InMemoryBroker: Sendable {
     /// Messages waiting (not delivered) in a queue.
     public func depth(_ queue: String) -> Int? { state.withLock { $0.queues[queue]?.count } }
 
+    /// Messages in a queue that are not settled yet: waiting, or delivered and not acknowledged.
+    public func unsettled(_ queue: String) -> Int? {
+        state.withLock { s in s.queues[queue].map { $0.count + $0.unacked.count } }
+    }
+
     /// Queues that exist, for assertions.
     public var queueNames: Set<String> { state.withLock { Set($0.queues.keys) } }
 
