@@ -84,4 +84,20 @@ struct ParticipantTesterTests {
         }
         await t.stop()
     }
+
+    /// The example of participants/README.md, "Testing a participant", as it is written there.
+    @Test("participants/README.md's example")
+    func readmeExample() async throws {
+        let uppercase = Examples.uppercase
+        let t = try await ParticipantTester.start(uppercase, role: "up")   // options: IIPs, queues, prefetch…
+        try await t.send("in", json: "hello")                              // also `text:`, `encoding:` or a Message
+        let out = try await t.waitForSent(on: "out", count: 1)             // a timeout error says what it waited for
+        #expect(out[0].json == "HELLO")
+        try await t.send("in", json: 42)
+        try await t.settle()            // every input handled and settled, and all that followed recorded
+        #expect(t.sent(on: "error").count == 1)
+        #expect(t.deadLettered(from: "in").map(\.json) == [42])
+        #expect(t.logs.map(\.level) == [.warning])  // what it logged (the failure): level, message, metadata
+        await t.stop()
+    }
 }
