@@ -94,7 +94,6 @@ let package = Package(
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            .product(name: "Yams", package: "Yams"),
         ], swiftSettings: swift6),
 
         // The coordinator as a live FBP runtime (Flowhub's WebSocket protocol): HTTP and WebSocket on Hummingbird, kept

@@ -12,11 +12,6 @@
 #include <amqp_ssl_socket.h>
 #endif
 
-/* amqp_login is variadic, which Swift cannot call: this wraps its PLAIN form. */
-amqp_rpc_reply_t cmsgflo_amqp_login_plain(amqp_connection_state_t state, const char *vhost,
-                                          int channel_max, int frame_max, int heartbeat,
-                                          const char *user, const char *password);
-
 /* A non-blocking, close-on-exec eventfd that wakes the thread owning a connection out of poll (Swift's Glibc
  * module does not export <sys/eventfd.h>). */
 int cmsgflo_eventfd(void);
@@ -26,7 +21,7 @@ int cmsgflo_eventfd(void);
  * 127.0.0.1 would fail it even with a certificate made for that address. Returns 1 on success. */
 int cmsgflo_ssl_expect_ip(void *ssl_ctx, const char *ip);
 
-/* amqp_login (PLAIN) that also advertises the client capabilities librabbitmq leaves out by default:
+/* amqp_login is variadic, which Swift cannot call: this wraps its PLAIN form, and also advertises the client capabilities librabbitmq leaves out by default:
  * consumer_cancel_notify (the broker says when it cancels a consumer, e.g. its queue was deleted) and
  * connection.blocked (the broker says when a resource alarm makes it stop reading publishes), and names the client. */
 amqp_rpc_reply_t cmsgflo_amqp_login_plain_caps(amqp_connection_state_t state, const char *vhost,

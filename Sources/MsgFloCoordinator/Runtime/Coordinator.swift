@@ -258,7 +258,6 @@ public actor Coordinator {
         var changed = false
         for r in results { changed = apply(r, at: t) || changed }
         if changed { markDirty() }
-        notifyWaiters()
     }
 
     /// One discovery message into the registry; true when the registry changed beyond last-seen times.
@@ -330,7 +329,6 @@ public actor Coordinator {
         }
         if let r = retryAt, t >= r { retryAt = nil; markDirty() }
         if let h = plan.iipsHeldUntil, t >= h { plan.iipsHeldUntil = nil; markDirty() }
-        notifyWaiters()
     }
 
     func watchConnection() async {
@@ -452,7 +450,6 @@ public actor Coordinator {
             await reconcileOnce()
         }
         reconciling = false
-        notifyWaiters()
     }
 
     func reconcileOnce() async {
@@ -628,8 +625,6 @@ public actor Coordinator {
         }
         return condition(observation)
     }
-
-    func notifyWaiters() {}
 
     /// The network as `msgflo status` shows it.
     public func status(depths: Bool = true) async -> NetworkStatus {
