@@ -150,10 +150,13 @@ public enum CallLoad {
         let clock = ContinuousClock()
         let start = clock.now
         let workers = min(concurrency, count)
+        // The workers run where the replies arrive (the transport's I/O thread when it has one, as the
+        // participants' handlers do): a reply then resumes its call without a hand-over to another thread.
+        let executor = caller.transport.preferredExecutor
         let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
             for w in 0..<workers {
                 let share = count / workers + (w < count % workers ? 1 : 0)
-                group.addTask {
+                group.addTask(executorPreference: executor) {
                     var mine: [Double] = []
                     mine.reserveCapacity(share)
                     for _ in 0..<share {
