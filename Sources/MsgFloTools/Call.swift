@@ -15,7 +15,8 @@ public struct CallCommand: AsyncParsableCommand {
 
         AMQP replies come through RabbitMQ's direct reply-to (amq.rabbitmq.reply-to: no queue is made). MQTT needs \
         version 5 (a broker URL with ?protocol=5): the reply comes on a private response topic. MQTT 3.1.1 cannot \
-        carry a reply-to; the call fails at once saying so.
+        carry a reply-to; the call fails at once saying so. On AMQP the request is transient (delivery mode 1): its \
+        answer can only reach this connection, so keeping it through a broker restart would serve nobody.
 
         With --repeat N the request is sent N times, --concurrency at a time, and instead of the replies one line \
         of figures is printed: calls per second and latency percentiles.
@@ -81,7 +82,16 @@ public struct CallCommand: AsyncParsableCommand {
         var request = try SendMessage.payload(from: source)
         request.properties.headers = try Self.parseHeaders(headers)
         request.properties.contentType = "application/json"
-        try WireName.check(queue!, WireName.Broker(try brokerOptions.url()), what: "--queue")
+        let url = try brokerOptions.url()
+        if url.scheme.isAMQP {
+            // Transient (delivery mode 1): the answer goes to a reply address that lives as long as this connection
+            // (direct reply-to), so a request kept on disk through a broker restart could only be answered into the
+            // void, or done again with nobody waiting. Persistent, each request was written to the durable inport
+            // queue's store: a third of the broker's CPU per call. Replies and the flows' own messages keep the
+            // transport's default.
+            request.properties.persistent = false
+        }
+        try WireName.check(queue!, WireName.Broker(url), what: "--queue")
         let transport = try await brokerOptions.connect(tool: Self.configuration.commandName!)
         let caller: RPCCaller
         do { caller = try await RPCCaller.start(on: transport) } catch {
@@ -150,10 +160,13 @@ public enum CallLoad {
         let clock = ContinuousClock()
         let start = clock.now
         let workers = min(concurrency, count)
+        // The workers run where the replies arrive (the transport's I/O thread when it has one, as the
+        // participants' handlers do): a reply then resumes its call without a hand-over to another thread.
+        let executor = caller.transport.preferredExecutor
         let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
             for w in 0..<workers {
                 let share = count / workers + (w < count % workers ? 1 : 0)
-                group.addTask {
+                group.addTask(executorPreference: executor) {
                     var mine: [Double] = []
                     mine.reserveCapacity(share)
                     for _ in 0..<share {

@@ -71,6 +71,48 @@ struct RequestReplyTests {
         await t.close()
     }
 
+    @Test("a timeout or a cancellation ends its own call only; the caller goes on", arguments: Wire.allCases)
+    func timeoutsAndCancellation(wire: Wire) async throws {
+        let t = try await Self.transport(wire)
+        let role = TestBrokers.unique("rpcecho")
+        let echo = try await RPCExamples.echo.start(role: role, on: t)
+        let ct = try await Self.transport(wire)
+        let caller = try await RPCCaller.start(on: ct)
+        // No queue or subscriber of that name: the request goes nowhere, no reply ever comes.
+        let nowhere = TestBrokers.unique("nobody")
+        func body(_ s: String) -> Message { Message(bytes: Array(s.utf8)) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await #expect(throws: CancellationError.self) {
+                    _ = try await caller.call(nowhere, body("long"), timeout: .seconds(60))
+                }
+            }
+            // A shorter timeout beside it fails first, alone; an answered call goes through meanwhile.
+            do {
+                _ = try await caller.call(nowhere, body("short"), timeout: .milliseconds(300))
+                Issue.record("a call nobody answers returned")
+            } catch let e as MsgFloError {
+                #expect(e.code == .timeout)
+                #expect(e.message.contains(nowhere))
+            }
+            let answered = try await caller.call("\(role).IN", body("answered"), timeout: .seconds(15))
+            #expect(answered.bytes == Array("answered".utf8))
+            // The long call is cancelled: it ends with CancellationError, not with its timeout a minute later.
+            group.cancelAll()
+            try await group.waitForAll()
+        }
+        // With no call waiting the timeout sweeper idles; a new call's timeout still fires.
+        try await Task.sleep(for: .milliseconds(200))
+        await #expect(throws: MsgFloError.self) { _ = try await caller.call(nowhere, body("again"), timeout: .milliseconds(200)) }
+        let last = try await caller.call("\(role).IN", body("last"), timeout: .seconds(15))
+        #expect(last.bytes == Array("last".utf8))
+        #expect(caller.strayReplies == 0)
+        await caller.close()
+        await ct.close()
+        await echo.stop()
+        await t.close()
+    }
+
     @Test("1,000 concurrent calls are each answered to their own caller", arguments: Wire.allCases)
     func thousandConcurrentCalls(wire: Wire) async throws {
         let t = try await Self.transport(wire)
