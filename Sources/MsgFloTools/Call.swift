@@ -15,8 +15,7 @@ public struct CallCommand: AsyncParsableCommand {
 
         AMQP replies come through RabbitMQ's direct reply-to (amq.rabbitmq.reply-to: no queue is made). MQTT needs \
         version 5 (a broker URL with ?protocol=5): the reply comes on a private response topic. MQTT 3.1.1 cannot \
-        carry a reply-to; the call fails at once saying so. On AMQP the request is transient (delivery mode 1): its \
-        answer can only reach this connection, so keeping it through a broker restart would serve nobody.
+        carry a reply-to; the call fails at once saying so.
 
         With --repeat N the request is sent N times, --concurrency at a time, and instead of the replies one line \
         of figures is printed: calls per second and latency percentiles.
@@ -82,16 +81,7 @@ public struct CallCommand: AsyncParsableCommand {
         var request = try SendMessage.payload(from: source)
         request.properties.headers = try Self.parseHeaders(headers)
         request.properties.contentType = "application/json"
-        let url = try brokerOptions.url()
-        if url.scheme.isAMQP {
-            // Transient (delivery mode 1): the answer goes to a reply address that lives as long as this connection
-            // (direct reply-to), so a request kept on disk through a broker restart could only be answered into the
-            // void, or done again with nobody waiting. Persistent, each request was written to the durable inport
-            // queue's store: a third of the broker's CPU per call. Replies and the flows' own messages keep the
-            // transport's default.
-            request.properties.persistent = false
-        }
-        try WireName.check(queue!, WireName.Broker(url), what: "--queue")
+        try WireName.check(queue!, WireName.Broker(try brokerOptions.url()), what: "--queue")
         let transport = try await brokerOptions.connect(tool: Self.configuration.commandName!)
         let caller: RPCCaller
         do { caller = try await RPCCaller.start(on: transport) } catch {
