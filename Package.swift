@@ -130,7 +130,7 @@ let package = Package(
         .executableTarget(name: "msgflo-chaos", dependencies: ["MsgFlo", "MsgFloAMQP", "MsgFloMQTT", "MsgFloTransports", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
         .executableTarget(name: "msgflo-register-foreign", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-bench-relay", dependencies: ["MsgFlo", "MsgFloTransports", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
-        .executableTarget(name: "msgflo-bench-failover", dependencies: ["MsgFlo", "MsgFloTransports", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
+        .executableTarget(name: "msgflo-bench-failover", dependencies: ["MsgFlo", "MsgFloTransports", "CMsgFloSpawn", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
         .executableTarget(name: "msgflo", dependencies: [
             "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", "MsgFloCLI", "MsgFloRuntime", "MsgFloObserve",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

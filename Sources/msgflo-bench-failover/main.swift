@@ -12,6 +12,7 @@
 // (?queue-type=quorum is added). The clients start on node 1; after a node's death they go to the next address, so
 // round k kills node ((k-1) mod 3) + 1. Prints one line per kill and a summary line:
 //   failover kills=N p50_s=… max_s=… sent=… lost=… redelivered=…
+import CMsgFloSpawn
 import Foundation
 import Logging
 import MsgFlo
@@ -40,34 +41,17 @@ guard let rate = Int(options["--rate"] ?? "200"), (1...10_000).contains(rate) el
 func line(_ s: String) { FileHandle.standardOutput.write(Data((s + "\n").utf8)) }
 
 /// Runs the brokers script on a thread of its own (it blocks for seconds; never on the cooperative pool), through
-/// posix_spawn and waitpid (the node it revives runs on in the background) with no signal blocked or ignored.
+/// the project's spawn (signals reset, stdout to /dev/null, stderr ours) and waitpid.
 func runScript(_ arguments: [String]) async throws {
     try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
         let thread = Thread {
-            var actions = posix_spawn_file_actions_t()
-            posix_spawn_file_actions_init(&actions)
-            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-            var attr = posix_spawnattr_t()
-            posix_spawnattr_init(&attr)
-            var empty = sigset_t()
-            sigemptyset(&empty)
-            posix_spawnattr_setsigmask(&attr, &empty)
-            var defaults = sigset_t()
-            sigemptyset(&defaults)
-            for sig in [SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGPIPE] { sigaddset(&defaults, sig) }
-            posix_spawnattr_setsigdefault(&attr, &defaults)
-            posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
             let argv: [UnsafeMutablePointer<CChar>?] = ([script] + arguments).map { strdup($0) } + [nil]
-            var pid: pid_t = 0
-            let rc = posix_spawn(&pid, script, &actions, &attr, argv, environ)
+            let pid = cmsgflo_spawn(script, argv, environ, -1, 2, 0, getpid())
             argv.forEach { free($0) }
-            posix_spawn_file_actions_destroy(&actions)
-            posix_spawnattr_destroy(&attr)
             var status: Int32 = 0
-            if rc == 0 { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
-            if rc == 0 && status == 0 { done.resume() } else {
-                done.resume(throwing: MsgFloError(.connectionFailed, "\(script) \(arguments.joined(separator: " ")) failed (spawn \(rc), status \(status))"))
+            if pid > 0 { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
+            if pid > 0 && status == 0 { done.resume() } else {
+                done.resume(throwing: MsgFloError(.connectionFailed, "\(script) \(arguments.joined(separator: " ")) failed (spawn \(pid), status \(status))"))
             }
         }
         thread.start()
