@@ -31,6 +31,7 @@ let package = Package(
         .executable(name: "msgflo-graph", targets: ["msgflo-graph"]),
         .executable(name: "msgflo-latency", targets: ["msgflo-latency"]),
         .executable(name: "msgflo-bench-relay", targets: ["msgflo-bench-relay"]),
+        .executable(name: "msgflo-bench-failover", targets: ["msgflo-bench-failover"]),
         .executable(name: "msgflo-bench-coordinator", targets: ["msgflo-bench-coordinator"]),
     ],
     dependencies: [
@@ -134,6 +135,7 @@ let package = Package(
         .executableTarget(name: "msgflo-chaos", dependencies: ["MsgFlo", "MsgFloAMQP", "MsgFloMQTT", "MsgFloTransports", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
         .executableTarget(name: "msgflo-register-foreign", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-bench-relay", dependencies: ["MsgFlo", "MsgFloTransports", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
+        .executableTarget(name: "msgflo-bench-failover", dependencies: ["MsgFlo", "MsgFloTransports", "CMsgFloSpawn", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
         .executableTarget(name: "msgflo", dependencies: [
             "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", "MsgFloCLI", "MsgFloRuntime", "MsgFloObserve",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -56,6 +56,12 @@ cl_ctl() {   # cl_ctl N ARGS…: rabbitmqctl against node N
   env "${CL_ENV[@]}" "$RABBIT_BIN/rabbitmqctl" -q -n "$(cl_node "$n")" "$@"
 }
 
+cl_queues() {   # cl_queues N ARGS…: rabbitmq-queues against node N
+  local n=$1; shift
+  cl_env "$n"
+  env "${CL_ENV[@]}" "$RABBIT_BIN/rabbitmq-queues" -q -n "$(cl_node "$n")" "$@"
+}
+
 cl_pid() {   # node N's beam process, if alive
   local pid
   pid=$(cat "$(cl_dir "$1")/rabbitmq.pid" 2>/dev/null) || return 1
@@ -177,6 +183,10 @@ cmd_cluster_start() {
     [ "$(date +%s)" -lt "$deadline" ] || die "the cluster has ${count:-?} of 3 nodes running after $TIMEOUT s"
     sleep 1
   done
+  # The discovery queue `fbp` is a classic queue (msgflo's participants declare it so): mirrored on every node, it
+  # outlives the death of the node it was declared on (docs/scale-out.md).
+  cl_ctl 1 set_policy --apply-to queues msgflo-fbp '^fbp$' '{"ha-mode":"all","ha-sync-mode":"automatic"}' >/dev/null ||
+    die "cannot set the policy that mirrors 'fbp'"
   cl_write_env
   log "cluster of 3 nodes ready ($(elapsed_since "$t0") s): $(cl_url | sed 's#//[^@]*@#//***@#')"
   echo "env    $CL_DIR/env"
@@ -242,6 +252,9 @@ cmd_cluster_revive() {   # node N again, with its data: it rejoins the cluster
   cl_start_epmd
   cl_launch "$n"
   cl_wait_node "$n"
+  # A revived node is a member again of the quorum queues it was a member of; the ones declared while it was down
+  # get a member on it here.
+  cl_queues "$n" grow "$(cl_node "$n")" all >/dev/null 2>&1 || log "cluster node $n: rabbitmq-queues grow failed (left as it is)"
   log "cluster node $n ($(cl_node "$n")) back on 127.0.0.1:$(cl_port "$n")"
 }
 

@@ -206,7 +206,12 @@ final class AMQPLoop: @unchecked Sendable {
                 // Hold them (senders feel it through the outstanding bound) until it unblocks us.
                 resend.append(contentsOf: publishBatch)
                 publishBatch.removeAll(keepingCapacity: true)
-            } else if !resend.isEmpty || !publishBatch.isEmpty || nackRetryAt != nil {
+            } else if renewPublishing && pendingConfirms > 0 {
+                // A nack in cluster mode: the channel is replaced once the broker has answered all it holds.
+                resend.append(contentsOf: publishBatch)
+                publishBatch.removeAll(keepingCapacity: true)
+            } else if (renewPublishing ? reopenPublishChannel(c, close: true) : true)
+                        && (!resend.isEmpty || !publishBatch.isEmpty || nackRetryAt != nil) {
                 retryNackedIfDue()
                 busy = busy || !resend.isEmpty || !publishBatch.isEmpty
                 _ = publishAll(c)
@@ -481,6 +486,8 @@ final class AMQPLoop: @unchecked Sendable {
         resend = again + nacked + resend
         nacked.removeAll()
         nackRetryAt = nil
+        renewPublishing = false
+        nackWarned = false
         returned.removeAll()
         window.removeAll(keepingCapacity: true)
         head = 0
@@ -713,6 +720,7 @@ final class AMQPLoop: @unchecked Sendable {
             if unconfirmed[i].waiter != nil { verdict(unconfirmed[i], refused: refused) }
         }
         if retry && nackRetryAt == nil { nackRetryAt = .now + Self.nackPause }
+        if retry { renewPublishing = true }
         while unconfirmedHead < unconfirmed.count && confirmedFlags[unconfirmedHead] {
             unconfirmedHead += 1
             unconfirmedBase += 1
@@ -733,6 +741,15 @@ final class AMQPLoop: @unchecked Sendable {
     private var nacked: [Outgoing] = []
     private var nackRetryAt: ContinuousClock.Instant?
     private var nackRounds = 0
+    /// Set by a nack in cluster mode: the publishing channel is closed and opened again (once the broker has
+    /// answered everything published on it) before the nacked messages go out again. RabbitMQ (3.10) keeps, per
+    /// channel and quorum queue, the leader it first talked to: a channel whose first publish to a queue went out
+    /// while the queue's record still named the killed node's leader gets every later publish to that queue nacked
+    /// (the enqueuer registration's call to the dead node fails with nodedown, forever), even after a new leader
+    /// took over. A new channel looks the leader up again.
+    private var renewPublishing = false
+    /// The nack warning is logged once per retry round, not once per message.
+    private var nackWarned = false
     static let nackPause: Duration = .milliseconds(500)
     static let maxNackRounds = 120
     private var retriesNacks: Bool {
@@ -744,6 +761,7 @@ final class AMQPLoop: @unchecked Sendable {
         guard let at = nackRetryAt, ContinuousClock.now >= at else { return }
         nackRetryAt = nil
         nackRounds += 1
+        nackWarned = false
         resend = nacked + resend
         nacked.removeAll()
     }
@@ -919,10 +937,15 @@ final class AMQPLoop: @unchecked Sendable {
             guard channel == Channel.publish,
                   let a = method.decoded?.assumingMemoryBound(to: amqp_basic_nack_t.self).pointee else { return }
             if retriesNacks {
+                if nackWarned {
+                    confirm(upTo: a.delivery_tag, multiple: a.multiple != 0, refused: true)
+                    return
+                }
+                nackWarned = true
                 let i = a.delivery_tag >= unconfirmedBase ? unconfirmedHead + Int(a.delivery_tag - unconfirmedBase) : -1
                 let last = unconfirmed.indices.contains(i)
                     ? " (the last to '\(SafeText.escape(unconfirmed[i].exchange, limit: 80))' key '\(SafeText.escape(unconfirmed[i].routingKey, limit: 80))')" : ""
-                logger.warning("AMQP broker \(url) refused message(s) up to #\(a.delivery_tag)\(last) (basic.nack); publishing them again in \(Self.nackPause)")
+                logger.warning("AMQP broker \(url) refused message(s) up to #\(a.delivery_tag)\(last) (basic.nack); publishing them again on a new channel in \(Self.nackPause) (further refusals in this round not logged)")
             } else {
                 logger.warning("AMQP broker \(url) refused message(s) up to #\(a.delivery_tag) (basic.nack); they are dropped")
             }
@@ -1076,34 +1099,50 @@ final class AMQPLoop: @unchecked Sendable {
             confirmedFlags.removeAll(keepingCapacity: true)
             unconfirmedHead = 0
             logger.warning("AMQP: sending on \(url) failed: \(code) \(text); \(dropped) message(s) dropped")
-            amqp_channel_open(c, Channel.publish)
-            var r = amqp_get_rpc_reply(c)
-            if r.reply_type == AMQP_RESPONSE_NORMAL {
-                amqp_confirm_select(c, Channel.publish)
-                r = amqp_get_rpc_reply(c)
-            }
-            guard r.reply_type == AMQP_RESPONSE_NORMAL else {
-                lose("cannot reopen the publishing channel: \(Self.replyText(r))")
-                return
-            }
-            unconfirmedBase = 1
-            nextSeq = 1
             resend = again + resend
-            // A direct reply-to consumer lived on the closed channel: consume again (calls waiting on the old
-            // reply-to time out; new ones use the new consumer).
-            for (id, sub) in subscriptions where sub.record.directReplyTo {
-                subscriptions[id]?.started = false
-                do { try startConsumer(c, id) } catch {
-                    lose("cannot consume direct replies again after the publishing channel closed")
-                    return
-                }
-            }
+            _ = reopenPublishChannel(c, close: false)
         case Channel.control:
             reopen(c, channel)
         default:
             // A consumer channel: start afresh on a new connection so every consumer is set up again.
             lose("broker closed channel \(channel): \(code) \(text)")
         }
+    }
+
+    /// Opens the publishing channel again in confirm mode (after closing it when `close`) and restarts the direct
+    /// reply-to consumers that lived on it. Nothing may be waiting for a confirm on it. False: the connection is lost.
+    private func reopenPublishChannel(_ c: amqp_connection_state_t, close: Bool) -> Bool {
+        renewPublishing = false
+        var r = amqp_rpc_reply_t()
+        r.reply_type = AMQP_RESPONSE_NORMAL
+        if close { r = amqp_channel_close(c, Channel.publish, Int32(AMQP_REPLY_SUCCESS)) }
+        if r.reply_type == AMQP_RESPONSE_NORMAL {
+            amqp_channel_open(c, Channel.publish)
+            r = amqp_get_rpc_reply(c)
+        }
+        if r.reply_type == AMQP_RESPONSE_NORMAL {
+            amqp_confirm_select(c, Channel.publish)
+            r = amqp_get_rpc_reply(c)
+        }
+        guard r.reply_type == AMQP_RESPONSE_NORMAL else {
+            lose("cannot reopen the publishing channel: \(Self.replyText(r))")
+            return false
+        }
+        unconfirmed.removeAll(keepingCapacity: true)
+        confirmedFlags.removeAll(keepingCapacity: true)
+        unconfirmedHead = 0
+        unconfirmedBase = 1
+        nextSeq = 1
+        // A direct reply-to consumer lived on the closed channel: consume again (calls waiting on the old
+        // reply-to time out; new ones use the new consumer).
+        for (id, sub) in subscriptions where sub.record.directReplyTo {
+            subscriptions[id]?.started = false
+            do { try startConsumer(c, id) } catch {
+                lose("cannot consume direct replies again after the publishing channel closed")
+                return false
+            }
+        }
+        return true
     }
 
     // MARK: operations

@@ -25,6 +25,54 @@ extension CoordinatorIntegration {
         try await takeOver(broker: try TestBrokers.url(.mqtt))
     }
 
+    /// Item 3 with the daemon: the daemon and the participants it started are connected to node 1 (the first
+    /// address); kill -9 of node 1: the daemon and its participants go on on another node, messages sent afterwards
+    /// all come through the graph (into a quorum sink), and the daemon still answers `msgflo status`.
+    @Test func daemonsNodeKilledGraphKeepsFlowingBrokerRestart() async throws {
+        let broker = try await TestBrokers.clusterURL(options: "queue-type=quorum")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("msgflo-nodekill-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let rep = TestBrokers.unique("nrep"), up = TestBrokers.unique("nup"), sink = TestBrokers.unique("nsink")
+        try """
+        'hello' -> IN \(rep)(Repeat)
+        \(rep) OUT -> IN \(up)(Uppercase)
+        """.write(to: dir.appendingPathComponent("graph.fbp"), atomically: true, encoding: .utf8)
+        let lib = try helpers.library(in: dir)
+        let t = try Transports.make(broker, logger: quietLogger(),
+                                    timeouts: TransportTimeouts(connect: .seconds(20), operation: .seconds(30), reconnectWait: .seconds(120)))
+        try await t.connect()
+        try await t.declareOutport("\(up).OUT")
+        try await t.declareInport(sink)
+        try await t.addBinding(Binding(src: "\(up).OUT", tgt: sink))
+        let seen = Mutex<Set<String>>([])
+        let consumer = Task {
+            for await d in try await t.consume(sink, options: ConsumeOptions(prefetch: 100)) {
+                // Whatever JSON quoting the example adds, the letters count.
+                if let text = d.message.text { seen.withLock { _ = $0.insert(text.filter { $0 != "\"" && $0 != "\\" }) } }
+                d.ack()
+            }
+        }
+        let (daemon, out) = try helpers.startDaemon(["--graph", "graph.fbp", "--library", lib.path, "--log-level", "info"],
+                                                    in: dir, broker: broker)
+        defer { if daemon.isRunning { kill(daemon.processIdentifier, SIGKILL) } }
+        #expect(await helpers.waitFor(.seconds(90)) { seen.withLock { $0.contains("HELLO") } },
+                "\(out.value)")
+        try await TestBrokers.scriptOffPool(["cluster", "kill", "1"])
+        let total = 500
+        for i in 0..<total { try await t.sendRouted(toInport: "\(rep).IN", Message(text: "m\(i)")) }
+        #expect(await helpers.waitFor(.seconds(90)) { seen.withLock { s in (0..<total).allSatisfy { s.contains("M\($0)") } } },
+                "\(seen.withLock { $0.count }) of \(total) through; \(out.value)")
+        #expect(daemon.isRunning)
+        let status = try await StatusClient.ask(t, timeout: .seconds(20))
+        #expect(status != nil, "the daemon does not answer msgflo status after its node's death")
+        kill(daemon.processIdentifier, SIGTERM)
+        #expect(await helpers.waitFor { !daemon.isRunning }, "\(out.value)")
+        consumer.cancel()
+        await t.close()
+        try await TestBrokers.scriptOffPool(["cluster", "revive", "1"])
+    }
+
     func takeOver(broker: BrokerURL) async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("msgflo-standby-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

@@ -36,11 +36,7 @@ struct ClusterBrokerRestartTests {
         return t
     }
 
-    @Test(.disabled("""
-        Not passing yet: after kill -9 of node 1 the participants fail over to node 2 and their consumers resume, but
-        node 2 nacks every publish of b to b.OUT (bound to the quorum sink, which has a live leader), retried every
-        0.5 s, so data stops at b; a's publishes into b.IN are confirmed. Remove .disabled to reproduce.
-        """))
+    @Test
     func chainOnQuorumQueuesLosesNothingWhenItsNodeIsKilledBrokerRestart() async throws {
         let url = try await TestBrokers.clusterURL(options: "queue-type=quorum")
         // No shuffle: everyone connects to node 1, the node that dies.
