@@ -1178,6 +1178,17 @@ final class AMQPLoop: @unchecked Sendable {
             try stopConsumer(c, id)
         case .depth(let q):
             return .depth(try queueDeclare(c, q, passive: true, durable: false, autoDelete: false, deadLetter: nil))
+        case .stats(let q):
+            var messages = 0, consumers = 0
+            try call(c) { b in
+                let ok = amqp_queue_declare(c, Channel.control, b(q), 1, 0, 0, 0, amqp_empty_table)
+                if let ok {
+                    messages = Int(ok.pointee.message_count)
+                    consumers = Int(ok.pointee.consumer_count)
+                }
+                return ok
+            }
+            return .stats(messages: messages, consumers: consumers)
         case .exchangeExists(let x):
             do {
                 try call(c) {

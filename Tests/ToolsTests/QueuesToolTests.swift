@@ -1,0 +1,138 @@
+import Foundation
+import Logging
+import MsgFlo
+import MsgFloTransports
+import TestSupport
+import Testing
+
+/// `msgflo-queues` (issue 14, item 6) run as a process against the real brokers.
+@Suite(.serialized) struct QueuesToolTests {
+    static func env(_ kind: TestBrokers.Kind) throws -> [String: String] { try ToolProcessTests.env(kind) }
+
+    static func rows(_ r: ToolProcess.Result) throws -> [String: JSONValue] {
+        let j = try JSONValue(parsing: r.stdout)
+        var out: [String: JSONValue] = [:]
+        for q in j["queues"]?.arrayValue ?? [] { if let n = q["name"]?.stringValue { out[n] = q } }
+        return out
+    }
+
+    /// Runs msgflo-queues until `done` holds for its JSON rows: the participants are heard on fbp (or by whatever
+    /// coordinator of another test answers), which may take a discovery period.
+    static func queues(_ kind: TestBrokers.Kind, _ args: [String], before: () async throws -> Void,
+                       until done: ([String: JSONValue]) -> Bool) async throws -> ToolProcess.Result {
+        var last: ToolProcess.Result?
+        for _ in 0..<15 {
+            try await before()
+            let r = try await ToolProcess.run("msgflo-queues", args + ["--json", "--listen", "2"], env: try Self.env(kind),
+                                              timeout: .seconds(60))
+            last = r
+            guard r.status == 0 else { return r }
+            if done(try Self.rows(r)) { return r }
+        }
+        return last!
+    }
+
+    @Test(arguments: TestBrokers.Kind.allCases)
+    func queuesOfAGraphAndOfItsParticipants(_ kind: TestBrokers.Kind) async throws {
+        let a = TestBrokers.unique("qa"), b = TestBrokers.unique("qb")
+        let dir = try ToolProcess.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let graph = dir.appendingPathComponent("g.fbp")
+        try "\(a)(Repeat) OUT -> IN \(b)(Repeat)\n".write(to: graph, atomically: true, encoding: .utf8)
+        // a runs; b has no participant, but on AMQP its queue is there with 3 messages waiting.
+        let p = try ToolProcess.start("msgflo-participant", ["Repeat", a, "--discovery-period", "1"], env: try Self.env(kind))
+        defer { p.signal(SIGKILL) }
+        #expect(await p.waitForOutput("connected to"), "\(p.stderr)")
+        let t = try await ToolProcessTests.transport(kind)
+        if kind == .amqp {
+            try await t.declareInport("\(b).IN", options: QueueOptions(persistent: false))
+            for i in 0..<3 { try await t.sendRouted(toInport: "\(b).IN", Message(json: .int(i))) }
+        }
+        // A participant with hostile names, announced by hand: printed escaped, never asked about when no broker
+        // could take the name.
+        // (Announced before each try: on AMQP a coordinator of another test may take an announcement off fbp.)
+        let evil = TestBrokers.unique("ev") + "\u{1b}[2J\nforged"
+        let r = try await Self.queues(kind, ["--graph", graph.path], before: {
+            try await t.announce(ParticipantDefinition(id: evil, role: evil, component: "Evil",
+                                                       inports: [PortDefinition(id: "in", queue: evil + ".IN")]))
+        }) { rows in
+            rows["\(a).IN"]?["registered"] == .bool(true) && rows[evil + ".IN"] != nil
+        }
+        #expect(r.status == 0, "\(r)")
+        #expect(!r.stdout.contains("\u{1b}") && r.stdout.split(separator: "\n").count == 1, "\(r)")
+        let rows = try Self.rows(r)
+        let aIn = try #require(rows["\(a).IN"], "\(r)")
+        #expect(aIn["ports"] == .array([.string("\(a).in")]) || aIn["ports"] == .array([.string("\(a).IN")]), "\(aIn)")
+        #expect(aIn["inGraph"] == .bool(true) && aIn["direction"] == .string("in"))
+        let bIn = try #require(rows["\(b).IN"], "\(r)")
+        #expect(bIn["inGraph"] == .bool(true) && bIn["registered"] == .bool(false))
+        let aOut = try #require(rows["\(a).OUT"], "\(r)")
+        #expect(aOut["direction"] == .string("out"))
+        #expect(rows["\(b).OUT"] == nil)  // not in the graph's edges, and b is not running
+        let j = try JSONValue(parsing: r.stdout)
+        #expect(!(j["broker"]?.stringValue ?? "").contains("guest:guest"))
+        if kind == .amqp {
+            #expect(aIn["kind"] == .string("queue") && aIn["exists"] == .bool(true) && aIn["consumers"] == .int(1), "\(aIn)")
+            #expect(bIn["messages"] == .int(3) && bIn["consumers"] == .int(0), "\(bIn)")
+            #expect(aOut["kind"] == .string("exchange") && aOut["exists"] == .bool(true), "\(aOut)")
+            #expect(aIn["unacknowledged"] == .null)
+            #expect(j["unknown"]?.stringValue?.contains("UNACKED unknown") == true)
+            // The hostile name cannot be a queue on RabbitMQ? It can (any bytes but NUL): it is simply missing.
+            #expect(rows[evil + ".IN"]?["exists"] == .bool(false), "\(r)")
+        } else {
+            #expect(aIn["kind"] == .string("topic") && aIn["messages"] == .null && aIn["consumers"] == .null, "\(aIn)")
+            #expect(j["unknown"]?.stringValue?.contains("MQTT cannot tell") == true)
+        }
+
+        // The table: one header, aligned columns, names escaped, then the two lines saying where from and what
+        // cannot be known.
+        let table = try await ToolProcess.run("msgflo-queues", ["--graph", graph.path, "--listen", "2"],
+                                              env: try Self.env(kind), timeout: .seconds(60))
+        #expect(table.status == 0, "\(table)")
+        #expect(!table.stdout.contains("\u{1b}"), "\(table)")
+        let lines = table.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first?.hasPrefix("NAME") == true, "\(table)")
+        let kindColumn = try #require(lines.first?.range(of: "KIND")).lowerBound.utf16Offset(in: lines[0])
+        for line in lines.dropFirst() where line.contains(a) || line.contains(b) {
+            let cells = line.split(separator: " ", omittingEmptySubsequences: true)
+            let kindCell = String(cells[1])
+            #expect(["queue", "exchange", "topic"].contains(kindCell), "\(line)")
+            #expect(line.range(of: " \(kindCell) ")!.lowerBound.utf16Offset(in: line) + 1 == kindColumn, "\(line)")
+        }
+        if kind == .amqp {
+            #expect(lines.contains { $0.hasPrefix("\(b).IN ") && $0.contains(" 3 ") }, "\(table)")
+            #expect(lines.last?.hasPrefix("UNACKED unknown") == true, "\(table)")
+        } else {
+            #expect(lines.last?.hasPrefix("MQTT cannot tell") == true, "\(table)")
+        }
+        #expect(lines.dropLast().last?.hasPrefix("participants: ") == true, "\(table)")
+        p.signal(SIGTERM)
+        _ = await p.wait(timeout: .seconds(15))
+        await t.close()
+    }
+
+    @Test func badInputIsOneLineAndExit1() async throws {
+        let dir = try ToolProcess.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let empty = dir.appendingPathComponent("empty.fbp")
+        try "# nothing\n".write(to: empty, atomically: true, encoding: .utf8)
+        let amqp = try Self.env(.amqp)
+        let cases: [([String], [String: String], String)] = [
+            (["--graph", dir.appendingPathComponent("missing.fbp").path], amqp, "missing.fbp"),
+            (["--graph", empty.path], amqp, "no processes"),
+            (["--timeout", "-1"], amqp, "--timeout"),
+            (["--listen", "soon"], amqp, "--listen"),
+            (["--bogus"], amqp, "--bogus"),
+            ([], ["MSGFLO_BROKER": "amqp://guest:secret@127.0.0.1:1/"], "127.0.0.1"),
+            (["--broker", "gopher://x"], [:], "gopher"),
+        ]
+        for (args, env, says) in cases {
+            let r = try await ToolProcess.run("msgflo-queues", args + ["--connect-timeout", "3"], env: env,
+                                              timeout: .seconds(30))
+            #expect(r.status == 1, "\(args): \(r)")
+            #expect(r.stdout.isEmpty, "\(args): \(r)")
+            #expect(r.stderrLines.count == 1 && r.stderr.contains(says), "\(args): \(r)")
+            #expect(!r.stderr.contains("secret"), "\(r)")
+        }
+    }
+}
