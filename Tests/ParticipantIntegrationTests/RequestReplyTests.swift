@@ -114,10 +114,13 @@ struct RequestReplyTests {
         }
         let server = try await slow.start(role: role, on: t)
         let dying = try await Self.transport(wire)
-        let (replyTo, _) = try await dying.replyQueue()
+        // The reply subscription is kept until the caller goes: dropped at once (`_`), it was cancelled while the
+        // request was on its way, and RabbitMQ refused the request ("fast reply consumer does not exist").
+        let (replyTo, replies) = try await dying.replyQueue()
         try await dying.sendRouted(toInport: "\(role).IN", Message(bytes: Array("first".utf8),
                                                                      properties: MessageProperties(correlationID: "a", replyTo: replyTo)))
         await dying.close()
+        withExtendedLifetime(replies) {}
         try await eventually("the server answered the gone caller") { handled.withLock { $0 } == 1 }
         let ct = try await Self.transport(wire)
         let caller = try await RPCCaller.start(on: ct)
