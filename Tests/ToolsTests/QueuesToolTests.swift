@@ -1,6 +1,8 @@
 import Foundation
 import Logging
 import MsgFlo
+import MsgFloCoordinator
+@testable import MsgFloTools
 import MsgFloTransports
 import TestSupport
 import Testing
@@ -137,5 +139,62 @@ import Testing
             #expect(r.stderrLines.count == 1 && r.stderr.contains(says), "\(args): \(r)")
             #expect(!r.stderr.contains("secret"), "\(r)")
         }
+    }
+}
+
+/// How msgflo-queues puts the coordinator's answer and a graph together (no broker).
+@Suite struct QueueReportLogicTests {
+    typealias E = DesiredGraph.Endpoint
+
+    @Test func daemonAnswerAndGraphMakeOneRowPerName() throws {
+        // The answer as it travels; the second row is a daemon older than the ports field (only its measured
+        // inport queues).
+        let answer = try JSONValue(parsing: """
+            {"source": "daemon", "rows": [
+              {"role": "a", "component": "Repeat", "inGraph": true, "participants": [], "pendingEdges": [],
+               "queueDepths": {"custom/a-in": 2}, "inports": {"in": "custom/a-in"}, "outports": {"out": "a.OUT"}},
+              {"role": "old", "component": "X", "inGraph": false, "participants": [], "pendingEdges": [],
+               "queueDepths": {"old.IN": 0}}]}
+            """)
+        let status = try NetworkStatus(json: answer)
+        #expect(status.rows.first { $0.role == "a" }?.inports == ["in": "custom/a-in"])
+        // And back: the ports survive a round trip through the daemon's JSON.
+        #expect(try NetworkStatus(json: status.json).rows.first { $0.role == "a" }?.outports == ["out": "a.OUT"])
+        let graph = DesiredGraph(
+            nodes: [("a", .init(component: "Repeat")), ("b", .init(component: "Repeat")),
+                    ("rr", .init(component: DesiredGraph.roundRobin))],
+            edges: [.init(E("b", "out"), E("a", "IN")), .init(E("a", "out"), E("rr", "in"))])
+        let rows = QueueReport.collect(status: status, graph: graph)
+        var byName: [String: QueueReport.Row] = [:]
+        for r in rows { byName[r.name] = r }
+        #expect(rows.count == Set(rows.map(\.name)).count)
+        // a's inport: the announced queue, matched to the graph's IN ignoring case; registered and in the graph.
+        let aIn = try #require(byName["custom/a-in"])
+        #expect(aIn.registered && aIn.inGraph && aIn.direction == QueueReport.Row.Direction.inport && aIn.ports == ["a.in"], "\(aIn)")
+        #expect(byName["a.IN"] == nil)
+        #expect(byName["a.OUT"]?.inGraph == true && byName["a.OUT"]?.registered == true)
+        // b has no participant: the role.PORT convention.
+        #expect(byName["b.OUT"]?.registered == false && byName["b.OUT"]?.inGraph == true)
+        #expect(byName["old.IN"]?.registered == true)
+        // A round-robin node has no queue of its own.
+        #expect(!rows.contains { $0.ports.contains { $0.hasPrefix("rr.") } })
+    }
+
+    @Test func tableEscapesNamesAndKeepsColumnsAligned() {
+        let evil = "x\u{1b}[31m\nforged"
+        let report = QueueReport(broker: "amqp://127.0.0.1/", amqp: true, source: .none, listened: .seconds(1), rows: [
+            QueueReport.Row(name: evil, direction: .inport, ports: ["r.in"], inGraph: true, registered: false, exists: true,
+                  messages: 12345, consumers: 0),
+            QueueReport.Row(name: "short", direction: .outport, ports: ["r.out"], inGraph: true, exists: false),
+        ])
+        let lines = report.tableLines
+        #expect(lines.allSatisfy { !$0.contains("\u{1b}") && !$0.contains("\n") })
+        let header = lines[0]
+        let column = header.range(of: "KIND")!.lowerBound.utf16Offset(in: header)
+        for line in lines[1...2] {
+            #expect(line.range(of: line.contains("short") ? "exchange" : "queue")!.lowerBound.utf16Offset(in: line) == column, "\(line)")
+        }
+        #expect(lines[1].contains("12345") && lines[2].hasSuffix("missing, no participant"), "\(lines)")
+        #expect(lines.last!.hasPrefix("UNACKED unknown"))
     }
 }
