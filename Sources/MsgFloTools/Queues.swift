@@ -109,6 +109,8 @@ public struct QueueReport: Sendable {
     public var source: Source
     public var listened: Duration
     public var rows: [Row]
+    /// A graph was given (else no row is said to be outside it).
+    public var withGraph = false
 
     /// The line saying what cannot be known on this broker.
     public var unknownLine: String {
@@ -160,7 +162,8 @@ public struct QueueReport: Sendable {
             }
             for (i, r) in measured { rows[i] = r }
         }
-        return QueueReport(broker: transport.broker.description, amqp: amqp, source: source, listened: listen, rows: rows)
+        return QueueReport(broker: transport.broker.description, amqp: amqp, source: source, listened: listen, rows: rows,
+                           withGraph: graph != nil)
     }
 
     /// The rows of the participants' ports, then those of the graph's ports not among them; in that order, each
@@ -251,12 +254,12 @@ public struct QueueReport: Sendable {
         amqp ? (row.direction == .inport ? "queue" : "exchange") : "topic"
     }
 
-    static func state(_ row: Row) -> String {
+    static func state(_ row: Row, withGraph: Bool) -> String {
         if let problem = row.problem { return problem }
         var parts: [String] = []
         if row.exists == false { parts.append("missing") }
         if row.inGraph && !row.registered { parts.append("no participant") }
-        if row.registered && !row.inGraph { parts.append("not in graph") }
+        if withGraph && row.registered && !row.inGraph { parts.append("not wired by the graph") }
         return parts.isEmpty ? "-" : parts.joined(separator: ", ")
     }
 
@@ -272,7 +275,8 @@ public struct QueueReport: Sendable {
             let consumers = r.direction == .outport && amqp ? "-" : number(r.consumers)
             let unacked = r.direction == .outport && amqp ? "-" : "?"
             lines.append([cell(r.name), Self.kind(r, amqp: amqp), r.direction.rawValue,
-                          r.ports.map(cell).joined(separator: ","), messages, consumers, unacked, cell(Self.state(r))])
+                          r.ports.map(cell).joined(separator: ","), messages, consumers, unacked,
+                          cell(Self.state(r, withGraph: withGraph))])
         }
         var out: [String] = []
         if rows.isEmpty {
