@@ -226,6 +226,11 @@ public protocol Transport: AnyObject, Sendable {
     /// Messages waiting in inport queue `queue` (AMQP), or nil where the broker cannot tell (MQTT).
     func queueDepth(_ queue: String) async throws -> Int?
 
+    /// Messages ready in queue `queue` and its consumers, asked without creating it (AMQP: a passive declare;
+    /// `.notFound` when there is no such queue), or nil where the broker cannot tell (MQTT). The default gives
+    /// ``queueDepth(_:)`` and no consumer count.
+    func queueStats(_ queue: String) async throws -> QueueStats?
+
     /// The executor of the transport's I/O thread, for consumer tasks: `Task(executorPreference:)` with it runs
     /// a consumer between the thread's network reads and writes, with no thread hand-over per message (see
     /// ``IOThreadExecutor``). Nil when the transport has none (then consumers run on the global executor).
@@ -260,6 +265,11 @@ extension Transport {
     }
 
     public func exchangeExists(_ name: String) async throws -> Bool? { nil }
+
+    public func queueStats(_ queue: String) async throws -> QueueStats? {
+        guard let n = try await queueDepth(queue) else { return nil }
+        return QueueStats(messages: n, consumers: nil)
+    }
 
     public func prepareLock(_ name: String, instance: String) throws {}
 
@@ -319,5 +329,17 @@ public struct TransportTimeouts: Sendable, Hashable {
         self.connect = connect
         self.operation = operation
         self.reconnectWait = reconnectWait
+    }
+}
+
+/// What a broker says about a queue (``Transport/queueStats(_:)``, msgflo-queues).
+public struct QueueStats: Sendable, Hashable {
+    /// Messages ready for delivery (AMQP's passive declare does not count those delivered and not yet acknowledged).
+    public var messages: Int
+    /// Consumers of the queue; nil where the transport cannot tell.
+    public var consumers: Int?
+    public init(messages: Int, consumers: Int?) {
+        self.messages = messages
+        self.consumers = consumers
     }
 }

@@ -1083,6 +1083,12 @@ final class AMQPLoop: @unchecked Sendable {
                 missing = unconfirmed[unconfirmedHead...].first { !$0.exchange.isEmpty }?.exchange
             }
             lastPublishRefusal = text
+            // "PRECONDITION_FAILED - fast reply consumer does not exist": a request with reply-to
+            // amq.rabbitmq.reply-to published while this connection consumes no direct replies (its reply
+            // subscription was cancelled, or never made). Published again it would close the channel again, once
+            // per turn, for ever: those requests fail instead.
+            let noReplyConsumer = code == 406 && text.contains("fast reply consumer does not exist")
+                && !subscriptions.values.contains { $0.record.directReplyTo && $0.started }
             var again: [Outgoing] = []
             var dropped = 0
             for i in unconfirmedHead..<unconfirmed.count where !confirmedFlags[i] {
@@ -1090,6 +1096,10 @@ final class AMQPLoop: @unchecked Sendable {
                     dropped += 1
                     unconfirmed[i].waiter?.resume(.failure(MsgFloError(code == 404 ? .notFound : .accessRefused,
                                                                          "send on \(url) failed: \(code) \(text)")))
+                } else if noReplyConsumer, unconfirmed[i].properties?.replyTo == AMQPTransport.directReplyTo {
+                    dropped += 1
+                    unconfirmed[i].waiter?.resume(.failure(MsgFloError(.preconditionFailed,
+                        "send on \(url) failed: reply-to \(AMQPTransport.directReplyTo) but no reply subscription of this connection is open (\(code) \(text))")))
                 } else {
                     again.append(unconfirmed[i])
                 }
@@ -1217,6 +1227,17 @@ final class AMQPLoop: @unchecked Sendable {
             try stopConsumer(c, id)
         case .depth(let q):
             return .depth(try queueDeclare(c, q, passive: true, durable: false, autoDelete: false, deadLetter: nil))
+        case .stats(let q):
+            var messages = 0, consumers = 0
+            try call(c) { b in
+                let ok = amqp_queue_declare(c, Channel.control, b(q), 1, 0, 0, 0, amqp_empty_table)
+                if let ok {
+                    messages = Int(ok.pointee.message_count)
+                    consumers = Int(ok.pointee.consumer_count)
+                }
+                return ok
+            }
+            return .stats(messages: messages, consumers: consumers)
         case .exchangeExists(let x):
             do {
                 try call(c) {

@@ -50,6 +50,7 @@ enum OpResult: Sendable {
     case done
     case depth(Int)
     case exists(Bool)
+    case stats(messages: Int, consumers: Int)
 }
 
 /// A broker operation a caller awaits. Executed by the owner thread, in order.
@@ -67,6 +68,8 @@ enum Op: Sendable {
     case consume(subscription: Int)
     case cancel(subscription: Int)
     case depth(String)
+    /// A passive queue declare: `.stats` with the messages ready and the consumers (msgflo-queues).
+    case stats(String)
     /// A passive exchange declare: `.exists(true)`, or `.exists(false)` on 404.
     case exchangeExists(String)
 
@@ -82,6 +85,7 @@ enum Op: Sendable {
         case .consume: "consume"
         case .cancel: "cancel consumer"
         case .depth(let q): "count messages in '\(q)'"
+        case .stats(let q): "look up queue '\(q)'"
         case .exchangeExists(let x): "look up exchange '\(x)'"
         }
     }

@@ -152,6 +152,12 @@ public final class AMQPTransport: Transport {
         guard case .depth(let n) = try await core.perform(.depth(queue)) else { return nil }
         return n
     }
+
+    public func queueStats(_ queue: String) async throws -> QueueStats? {
+        try Self.check(queue, "queue")
+        guard case .stats(let m, let c) = try await core.perform(.stats(queue)) else { return nil }
+        return QueueStats(messages: m, consumers: c)
+    }
 }
 
 extension AMQPTransport {

@@ -132,19 +132,9 @@ public final class ParticipantProcesses: Sendable {
     }
 
     static func locate(_ program: String, path: String?) -> String? {
-        let fm = FileManager.default
-        if program.contains("/") {
-            let full = program.hasPrefix("/") ? program : fm.currentDirectoryPath + "/" + program
-            return fm.isExecutableFile(atPath: full) ? full : nil
-        }
-        for dir in (path ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":") {
-            let full = String(dir) + "/" + program
-            var isDir: ObjCBool = false
-            if fm.fileExists(atPath: full, isDirectory: &isDir), !isDir.boolValue, fm.isExecutableFile(atPath: full) {
-                return full
-            }
-        }
-        return nil
+        guard let found = ProgramSearch.locate(program, path: path) else { return nil }
+        // Process wants an absolute path; a relative one is taken from the working directory.
+        return found.hasPrefix("/") ? found : FileManager.default.currentDirectoryPath + "/" + found
     }
 }
 

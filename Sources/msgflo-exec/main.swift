@@ -3,6 +3,7 @@
 // Any program as a participant: see ExecParticipant. Everything before `--` that is not an option of its own goes
 // to the participant's command line (--broker, --prefetch, --queue port=Q, ...).
 import Foundation
+import MsgFlo
 import MsgFloExec
 import MsgFloParticipantMain
 
@@ -31,6 +32,12 @@ func parse(_ all: [String]) -> (ExecOptions, [String]) {
     let command = Array(all[(dash + 1)...])
     let args = Array(all[..<dash])
     guard let program = command.first, !program.isEmpty else { fail("missing PROGRAM after '--'") }
+    // Checked before connecting: a missing program would otherwise fail each message, one error at a time.
+    if ProgramSearch.locate(program, path: ProcessInfo.processInfo.environment["PATH"]) == nil {
+        let shown = SafeText.escape(program, limit: 200)
+        fail(program.contains("/") ? "PROGRAM '\(shown)' is not an executable file"
+             : "PROGRAM '\(shown)' not found on PATH (or not executable)")
+    }
     var options = ExecOptions(program: program, arguments: Array(command.dropFirst()))
     var rest: [String] = []
     var i = 0

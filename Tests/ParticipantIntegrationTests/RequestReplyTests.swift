@@ -144,7 +144,6 @@ struct RequestReplyTests {
     }
 
     @Test("a caller that goes away mid-call: its reply is dropped, the server goes on",
-          .disabled("open bug (issue 14): on AMQP, run beside the other request/reply tests, a send to the server's inport is not confirmed within 40 s; alone it passes"),
           arguments: Wire.allCases)
     func callerDiesMidCall(wire: Wire) async throws {
         let t = try await Self.transport(wire)
@@ -157,10 +156,13 @@ struct RequestReplyTests {
         }
         let server = try await slow.start(role: role, on: t)
         let dying = try await Self.transport(wire)
-        let (replyTo, _) = try await dying.replyQueue()
+        // The reply subscription is kept until the caller goes: dropped at once (`_`), it was cancelled while the
+        // request was on its way, and RabbitMQ refused the request ("fast reply consumer does not exist").
+        let (replyTo, replies) = try await dying.replyQueue()
         try await dying.sendRouted(toInport: "\(role).IN", Message(bytes: Array("first".utf8),
                                                                      properties: MessageProperties(correlationID: "a", replyTo: replyTo)))
         await dying.close()
+        withExtendedLifetime(replies) {}
         try await eventually("the server answered the gone caller") { handled.withLock { $0 } == 1 }
         let ct = try await Self.transport(wire)
         let caller = try await RPCCaller.start(on: ct)
@@ -318,5 +320,32 @@ struct CallExecutableTests {
         exec.terminate()
         #expect(try await exec.exitCode() == 0)
         await t.close()
+    }
+
+    @Test("msgflo-exec fails at once, in one line, when PROGRAM is missing or not executable")
+    func execMissingProgram() async throws {
+        let amqp = try TestBrokers.url(.amqp).unredacted
+        let notExecutable = FileManager.default.temporaryDirectory.appendingPathComponent("msgflo-exec-\(UInt32.random(in: 0...UInt32.max)).txt")
+        try Data("echo hi\n".utf8).write(to: notExecutable)
+        defer { try? FileManager.default.removeItem(at: notExecutable) }
+        let cases: [(program: String, says: String)] = [
+            ("no-such-program-\(UInt32.random(in: 0...UInt32.max))", "not found on PATH"),
+            ("/no/such/dir/prog", "is not an executable file"),
+            (notExecutable.path, "is not an executable file"),
+            ("/tmp", "is not an executable file"),  // a directory
+            ("bad\u{1b}[2Jname", "not found on PATH"),
+        ]
+        for c in cases {
+            let exec = try Child(Self.tool("msgflo-exec"), ["r", "--broker", amqp, "--", c.program, "arg"])
+            #expect(try await exec.exitCode() == 1, "\(c.program)")
+            #expect(exec.stdout.isEmpty)
+            #expect(exec.stderr.split(separator: "\n").count == 1 && exec.stderr.contains(c.says), "\(exec.stderr)")
+            #expect(!exec.stderr.contains("\u{1b}"))
+        }
+        // A bare name found on PATH is fine (the participant starts).
+        let ok = try Child(Self.tool("msgflo-exec"), [TestBrokers.unique("execok"), "--broker", amqp, "--", "cat"])
+        #expect(try await ok.ready().contains("connected"))
+        ok.terminate()
+        #expect(try await ok.exitCode() == 0)
     }
 }

@@ -106,6 +106,35 @@ struct MessagePropertiesTests {
         await server.close()
     }
 
+    /// A request with reply-to amq.rabbitmq.reply-to from a connection whose reply subscription is gone: RabbitMQ
+    /// closes the publishing channel ("fast reply consumer does not exist"). That send fails at once; it is not
+    /// published again (which closed the channel once a turn, for ever, and the send timed out after 40 s), and
+    /// the connection's other sends go on.
+    @Test func aRequestWithoutItsReplySubscriptionFailsAloneAtOnce() async throws {
+        let t = try await Self.amqp()
+        let q = TestBrokers.unique("props.noreply.IN")
+        try await t.declareInport(q, options: QueueOptions(persistent: false))
+        let (replyTo, replies) = try await t.replyQueue()
+        await replies.cancel()
+        do {
+            try await t.sendRouted(toInport: q, Message(bytes: Array("orphan".utf8),
+                                                       properties: MessageProperties(correlationID: "x", replyTo: replyTo)))
+            Issue.record("a request without a reply subscription was sent")
+        } catch let error as MsgFloError {
+            // Refused, not timed out (the confirm timeout is what the endless republishing ended in).
+            #expect(error.code == .preconditionFailed, "\(error)")
+            #expect(error.message.contains("no reply subscription"), "\(error)")
+        }
+        // The connection still sends; and a new reply subscription makes requests work again.
+        try await t.sendRouted(toInport: q, Message(bytes: Array("plain".utf8)))
+        let (again, replies2) = try await t.replyQueue()
+        try await t.sendRouted(toInport: q, Message(bytes: Array("asking".utf8),
+                                                   properties: MessageProperties(correlationID: "y", replyTo: again)))
+        #expect(try await t.queueDepth(q) == 2)
+        await replies2.cancel()
+        await t.close()
+    }
+
     @Test(arguments: ["", "qos=1"]) func everyPropertyTravelsOverMQTT5AndThroughARoute(_ qos: String) async throws {
         let t = try await connectedMQTT(qos.isEmpty ? "protocol=5" : "protocol=5&\(qos)")
         let src = TestBrokers.unique("props/mqtt/OUT")

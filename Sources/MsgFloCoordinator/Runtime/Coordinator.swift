@@ -642,7 +642,9 @@ public actor Coordinator {
             let entries = registry.participants(role: role)
             rows.append(.init(role: role, component: graph.nodes[role]?.component ?? entries.first?.definition.component ?? "",
                               participants: entries.map { .init(id: $0.definition.id, alive: $0.alive, lastSeen: $0.lastSeen) },
-                              pendingEdges: (pendingByRole[role] ?? []).sorted(), queueDepths: [:], inGraph: graph.nodes[role] != nil))
+                              pendingEdges: (pendingByRole[role] ?? []).sorted(), queueDepths: [:], inGraph: graph.nodes[role] != nil,
+                              inports: entries.first.map { NetworkStatus.ports($0.definition.inports) } ?? [:],
+                              outports: entries.first.map { NetworkStatus.ports($0.definition.outports) } ?? [:]))
             if let d = entries.first?.definition, reconciler.kind == .amqp {
                 for p in d.inports { if let q = p.queue { queuesToMeasure.append((rows.count - 1, q)) } }
             }

@@ -19,6 +19,10 @@ public struct NetworkStatus: Sendable, Hashable {
         public var queueDepths: [String: Int]
         /// In the daemon's graph (false: a participant seen on fbp that the graph does not name).
         public var inGraph: Bool
+        /// Port → queue (AMQP) or topic (MQTT), as the role's participant announced them; empty when none has
+        /// (and in the answers of daemons older than this field). For msgflo-queues.
+        public var inports: [String: String] = [:]
+        public var outports: [String: String] = [:]
     }
 
     public var source: String
@@ -48,6 +52,8 @@ public struct NetworkStatus: Sendable, Hashable {
                     }),
                     "pendingEdges": .array(r.pendingEdges.map(JSONValue.string)),
                     "queueDepths": .object(r.queueDepths.mapValues(JSONValue.int)),
+                    "inports": .object(r.inports.mapValues(JSONValue.string)),
+                    "outports": .object(r.outports.mapValues(JSONValue.string)),
                 ])
             }),
         ]
@@ -65,7 +71,9 @@ public struct NetworkStatus: Sendable, Hashable {
                 },
                 pendingEdges: (r["pendingEdges"]?.arrayValue ?? []).compactMap(\.stringValue),
                 queueDepths: (r["queueDepths"]?.objectValue ?? [:]).compactMapValues(\.intValue),
-                inGraph: r["inGraph"]?.boolValue ?? true)
+                inGraph: r["inGraph"]?.boolValue ?? true,
+                inports: (r["inports"]?.objectValue ?? [:]).compactMapValues(\.stringValue),
+                outports: (r["outports"]?.objectValue ?? [:]).compactMapValues(\.stringValue))
         }
     }
 
@@ -93,6 +101,13 @@ public struct NetworkStatus: Sendable, Hashable {
         }.joined(separator: "\n")
         guard let active else { return table }
         return "active coordinator: \(cell(active)) (standby instances wait)\n" + table
+    }
+
+    /// A definition's ports that have a queue, port id → queue.
+    public static func ports(_ ports: [PortDefinition]) -> [String: String] {
+        var out: [String: String] = [:]
+        for p in ports { if let q = p.queue { out[p.id] = q } }
+        return out
     }
 
     /// At most this many bytes of one name in a table cell.

@@ -71,7 +71,9 @@ public enum StatusClient {
             }
             rows.append(.init(role: role, component: entries.first?.definition.component ?? "",
                               participants: entries.map { .init(id: $0.definition.id, alive: $0.alive, lastSeen: $0.lastSeen) },
-                              pendingEdges: [], queueDepths: depths, inGraph: false))
+                              pendingEdges: [], queueDepths: depths, inGraph: false,
+                              inports: entries.first.map { NetworkStatus.ports($0.definition.inports) } ?? [:],
+                              outports: entries.first.map { NetworkStatus.ports($0.definition.outports) } ?? [:]))
         }
         return NetworkStatus(source: "fbp", rows: rows)
     }
