@@ -26,7 +26,8 @@ public final class LiveView: Sendable {
         var count = 0
         var sampledCount = 0
         var rate = 0.0
-        var recent: [JSONValue] = []
+        /// The last messages, as seen: parsed for the page only when it asks (`/live/edge`), not once per message.
+        var recent: [Seen] = []
     }
 
     struct State {
@@ -57,13 +58,10 @@ public final class LiveView: Sendable {
         switch e {
         case .data(let edge, let message):
             let key = FBPRuntime.edgeKey(edge.src, edge.tgt)
-            let entry: JSONValue = ["time": .double(Date().timeIntervalSince1970), "data": Self.shown(message)]
+            let entry = Seen(time: Date().timeIntervalSince1970, message: message)
             state.withLock { s in
-                s.edges[key, default: EdgeStats()].count += 1
-                var recent = s.edges[key]!.recent
-                if recent.count >= Self.keptMessages { recent.removeFirst(recent.count - Self.keptMessages + 1) }
-                recent.append(entry)
-                s.edges[key]!.recent = recent
+                // In place (no copy of the kept messages per message).
+                Self.record(entry, in: &s.edges[key, default: EdgeStats()])
             }
             if let factory = observability?.factory {
                 let counter = edgeCounters.withLock { c in
@@ -85,6 +83,29 @@ public final class LiveView: Sendable {
             }
         default: break
         }
+    }
+
+    /// A message an edge's tap saw, and when. One over ``messageLimit`` is kept as its size only.
+    struct Seen {
+        var time: Double
+        var message: Message?
+        var size: Int
+
+        init(time: Double, message: Message) {
+            self.time = time
+            self.size = message.count
+            self.message = message.count > LiveView.messageLimit ? nil : message
+        }
+
+        var json: JSONValue {
+            ["time": .double(time), "data": message.map(LiveView.shown) ?? .string("<\(size) bytes>")]
+        }
+    }
+
+    static func record(_ entry: Seen, in stats: inout EdgeStats) {
+        stats.count += 1
+        if stats.recent.count >= keptMessages { stats.recent.removeFirst(stats.recent.count - keptMessages + 1) }
+        stats.recent.append(entry)
     }
 
     /// A message as the page shows it: its JSON, or its size when it is not JSON or too long.
@@ -217,7 +238,7 @@ public final class LiveView: Sendable {
         var o: [String: JSONValue] = [
             "src": .string(edge.src.description), "tgt": .string(edge.tgt.description),
             "count": .int(stats?.count ?? 0), "rate": .double((stats?.rate ?? 0).rounded()),
-            "messages": .array(stats?.recent ?? []),
+            "messages": .array((stats?.recent ?? []).map(\.json)),
         ]
         if case .pending(let why)? = st { o["state"] = "pending"; o["why"] = .string(why) } else if st == .wired { o["state"] = "wired" }
         return .object(o)

@@ -51,8 +51,11 @@ public struct RuntimeServer: Service {
         let coordinator = runtime.coordinator
         ObserveRoutes.add(to: router, observability: observability, readiness: {
             let connected = await coordinator.brokerView.connected
-            let edges = await coordinator.currentPlan.edges
-            let pending = edges.values.filter { $0 != .wired }.count
+            // The graph's edges, not the plan's: before the first reconcile pass the plan has none, and an empty
+            // plan is no wired graph (a 1,000-node daemon said "ready ... (0 edges)" for its first seconds).
+            let edges = await coordinator.currentGraph.edges
+            let plan = await coordinator.currentPlan.edges
+            let pending = edges.filter { plan[$0] != .wired }.count
             let wiring = pending == 0 ? "graph wired (\(edges.count) edges)" : "\(pending) of \(edges.count) edges pending"
             return Readiness(ready: connected && pending == 0,
                              detail: "\(connected ? "broker connected" : "broker not connected"); \(wiring)")

@@ -149,6 +149,37 @@ struct Repeater {
         await a2.stop(); await b.stop()
     }
 
+    /// A wired edge keeps its data tap while its source participant is lost (a missed heartbeat): the messages that
+    /// still pass (AMQP: the bindings stay) are seen, and no tap is dropped and made again.
+    @Test func aWiredEdgeStaysTappedWhileItsSourceIsLost() async throws {
+        let broker = InMemoryBroker()
+        let clock = FakeClock()
+        let (c, task) = try await makeCoordinator(broker, clock: clock, timeout: 5)
+        defer { task.cancel() }
+        let seen = Mutex<[JSONValue]>([])
+        c.events.observe { e in
+            if case .data(_, let m) = e, let j = m.json { seen.withLock { $0.append(j) } }
+        }
+        await c.enableDataTaps()
+        let b = try await Repeater.start(broker, id: "b-1", role: "b")
+        let a = try await Repeater.start(broker, id: "a-1", role: "a")
+        let edge = DesiredGraph.Edge(E("a", "out"), E("b", "in"))
+        #expect(await c.wait { $0.plan.edges[edge] == .wired && $0.idle })
+        for _ in 0..<500 where await c.taps["a.OUT"] == nil { try await Task.sleep(for: .milliseconds(10)) }
+        // a falls silent: lost, its edge still wired by the bindings.
+        clock.advance(6)
+        try await b.transport.announce(b.definition)
+        #expect(await c.wait { $0.registry["a-1"]?.alive == false && $0.idle })
+        let plan = await c.currentPlan
+        try #require(plan.edges[edge] == .wired, "\(String(describing: plan.edges[edge]))")
+        #expect(await c.taps["a.OUT"] != nil)
+        try await a.transport.send(toOutport: "a.OUT", Message(json: ["while": "lost"]))
+        for _ in 0..<500 where !seen.withLock({ $0.contains(["while": "lost"]) }) { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(seen.withLock { $0.contains(["while": "lost"]) })
+        c.events.observe(nil)
+        await a.stop(); await b.stop()
+    }
+
     @Test func sameMessageTwiceAndChangedDefinition() async throws {
         let broker = InMemoryBroker()
         let clock = FakeClock()

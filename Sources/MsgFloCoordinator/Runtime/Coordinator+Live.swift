@@ -207,8 +207,14 @@ extension Coordinator {
         let clock = ContinuousClock()
         let start = clock.now
         var wanted: [String: [TapTarget]] = [:]
+        // The queues the bindings use (Reconciler.queues): the live participants', or while none is alive the
+        // first known one's. A wired edge stays tapped while its source is lost for a moment (a missed heartbeat on
+        // a loaded machine): a tap dropped and made again is a new private queue, and what passed in between (AMQP:
+        // through bindings that stayed) was not seen, so an edge's count fell short of what flowed.
         func add(_ ep: DesiredGraph.Endpoint, _ target: TapTarget) {
-            for e in registry.alive(role: ep.role) {
+            let all = registry.participants(role: ep.role)
+            let alive = all.filter(\.alive)
+            for e in alive.isEmpty ? Array(all.prefix(1)) : alive {
                 if let q = Reconciler.port(e.definition, ep.port, inport: false)?.queue, !wanted[q, default: []].contains(target) {
                     wanted[q, default: []].append(target)
                 }

@@ -497,7 +497,7 @@ public actor Coordinator {
             case .sendIIP: phases[4].append(a)
             }
         }
-        var failed = 0
+        var failures: [(WiringAction, any Error)] = []
         var commandsSent = false
         for (n, phase) in phases.enumerated() {
             // Taps go in once the edges are bound and before anything (commands, IIPs) can set data moving.
@@ -509,8 +509,7 @@ public actor Coordinator {
             if n == 3 { commandsSent = results.contains { $0.1 == nil } }
             for (a, error) in results {
                 if let error {
-                    failed += 1
-                    for line in limiter.admit("\(a) failed: \(error)", at: now()) { logger.warning("\(line)") }
+                    failures.append((a, error))
                 } else {
                     wiring.record(a)
                     switch a {
@@ -522,7 +521,23 @@ public actor Coordinator {
                 }
             }
         }
-        if failed > 0 { retryAt = now() + Double(options.retry.components.seconds) }
+        if !failures.isEmpty {
+            logFailures(failures)
+            retryAt = now() + Double(options.retry.components.seconds)
+        }
+    }
+
+    /// One warning per reconcile pass, however many actions failed (a 1,000-node graph whose queues are missing
+    /// would otherwise log a line per edge per retry): the first failure and how many others, through the limiter,
+    /// so the same line on every retry is counted, not repeated. Each failure is at debug level.
+    func logFailures(_ failures: [(WiringAction, any Error)]) {
+        for (a, error) in failures { logger.debug("\(a) failed: \(error)") }
+        guard let first = failures.first else { return }
+        let (a, error) = first
+        let others = failures.count - 1
+        let line = others == 0 ? "\(a) failed: \(error)"
+            : "\(a) failed: \(error); and \(others) other wiring action\(others == 1 ? "" : "s") (retrying every \(options.retry))"
+        for l in limiter.admit(line, at: now()) { logger.warning("\(l)") }
     }
 
     func execute(_ actions: [WiringAction]) async -> [(WiringAction, (any Error)?)] {

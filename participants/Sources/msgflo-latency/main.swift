@@ -40,6 +40,33 @@ if args.first == "--raw-relay", args.count == 4, let url = try? BrokerURL(parsin
     }
     exit(0)
 }
+// msgflo-latency --host BROKER FIRST LAST: Repeat participants a<i> and b<i> for i in FIRST...LAST, all in this
+// process on one connection (the SDK runs several participants per transport), for the observing benchmark's
+// 1,000-node graph: every node a real participant with its own queues, so that the daemon can wire every edge.
+if args.first == "--host", args.count == 4, let url = try? BrokerURL(parsing: args[1]),
+   let first = Int(args[2]), let last = Int(args[3]), first <= last {
+    var logger = Logger(label: "host")
+    logger.logLevel = .warning
+    let repeatNode = Participant(component: "Repeat", inports: ["in"], outports: ["out"]) { _, msg, ctx in
+        try await ctx.send("out", msg)
+    }
+    do {
+        let t = try Transports.make(url, logger: logger)
+        try await t.connect()
+        var running: [RunningParticipant] = []
+        for i in first...last {
+            for role in ["a\(i)", "b\(i)"] {
+                running.append(try await repeatNode.start(role: role, on: t, options: ParticipantOptions(prefetch: 1), logger: logger))
+            }
+        }
+        print("hosting \(running.count) participants")
+        // Until SIGTERM (the benchmark kills it): the participants keep announcing in their own tasks.
+        while true { try await Task.sleep(for: .seconds(3600)) }
+    } catch {
+        print("host: \(error)")
+        exit(1)
+    }
+}
 guard args.count >= 3, let url = try? BrokerURL(parsing: args[0]) else {
     print("usage: msgflo-latency BROKER OUTQUEUE INQUEUE [N] [RATE]")
     exit(2)
