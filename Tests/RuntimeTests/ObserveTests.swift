@@ -139,7 +139,9 @@ extension RuntimeDaemons {
             #expect(m.value("msgflo_edges", ["state": "pending"]) == 0)
             #expect(m.value("msgflo_broker_connected") == 1)
             #expect(m.value("msgflo_discovery_messages_total") ?? 0 >= 3)
-            #expect(m.value("msgflo_discovery_rejected_total") == 0)
+            // MQTT has no vhosts: the `fbp` topic is shared with every test of the run, some of which announce
+            // malformed participants on purpose, so only AMQP (a vhost of its own) can promise none was rejected.
+            if kind == .amqp { #expect(m.value("msgflo_discovery_rejected_total") == 0) }
             #expect(m.value("msgflo_reconcile_runs_total") ?? 0 >= 1)
             #expect(m.value("msgflo_reconcile_duration_seconds_count") ?? 0 >= 1)
             #expect(m.contains { $0.name == "msgflo_reconcile_duration_seconds_bucket" && $0.labels["le"] == "+Inf" })

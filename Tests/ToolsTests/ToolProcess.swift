@@ -57,21 +57,36 @@ enum ToolProcess {
             process.standardOutput = outPipe
             process.standardError = errPipe
             process.standardInput = stdin == nil ? FileHandle.nullDevice : inPipe
-            outPipe.fileHandleForReading.readabilityHandler = { [out] h in
-                let d = h.availableData
-                if d.isEmpty { h.readabilityHandler = nil; out.close(); return }
-                out.append(d)
-            }
-            errPipe.fileHandleForReading.readabilityHandler = { [err] h in
-                let d = h.availableData
-                if d.isEmpty { h.readabilityHandler = nil; err.close(); return }
-                err.append(d)
-            }
+            // Each pipe is read to its end by a blocking read on a thread of its own. (FileHandle's
+            // readabilityHandler once stopped early: a tool's 190 KB of JSON arrived cut at 188,416 bytes although
+            // the tool had written it all and exited 0.)
+            Self.drain(outPipe.fileHandleForReading, into: out)
+            Self.drain(errPipe.fileHandleForReading, into: err)
             try process.run()
             if let stdin {
                 inPipe.fileHandleForWriting.write(stdin)
                 try? inPipe.fileHandleForWriting.close()
             }
+        }
+
+        private static func drain(_ handle: FileHandle, into buffer: ByteBuffer) {
+            let thread = Thread {
+                let fd = handle.fileDescriptor
+                var chunk = [UInt8](repeating: 0, count: 1 << 16)
+                while true {
+                    let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                    if n > 0 {
+                        buffer.append(Data(chunk[0..<n]))
+                    } else if n < 0 && errno == EINTR {
+                        continue
+                    } else {
+                        break  // end of file (or an error: nothing more will come)
+                    }
+                }
+                try? handle.close()
+                buffer.close()
+            }
+            thread.start()
         }
 
         var stdout: String { String(decoding: out.data, as: UTF8.self) }
