@@ -93,6 +93,25 @@ public struct Participant: Sendable {
     }
 
     /// True when the participant has an outport named `error` (msgflo's convention for failures).
+    /// This participant with the queues of `queues` (port id → queue name) given to those ports, which become
+    /// visible if they were hidden (`ParticipantOptions.queues`, `--queue port=QUEUE`). A port it does not have is an
+    /// error.
+    public func naming(_ queues: [String: String]) throws -> Participant {
+        var named = self
+        for (port, queue) in queues {
+            if let i = named.inports.firstIndex(where: { $0.id == port }) {
+                named.inports[i].queue = queue
+                named.inports[i].hidden = false
+            } else if let i = named.outports.firstIndex(where: { $0.id == port }) {
+                named.outports[i].queue = queue
+                named.outports[i].hidden = false
+            } else {
+                throw MsgFloError(.invalidArgument, "\(component) has no port '\(port)' to give queue '\(queue)'")
+            }
+        }
+        return named
+    }
+
     public var hasErrorPort: Bool { outports.contains { $0.id == "error" } }
 
     /// The discovery payload of this participant playing `role` as process `id`, with this project's extensions.

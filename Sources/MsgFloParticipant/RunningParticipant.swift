@@ -139,18 +139,7 @@ public final class RunningParticipant: Sendable {
     static func start(_ participant: Participant, role: String, transport: any Transport,
                       options: ParticipantOptions, logger: Logger) async throws -> RunningParticipant {
         guard !role.isEmpty else { throw MsgFloError(.invalidArgument, "a participant needs a role") }
-        var participant = participant
-        for (port, queue) in options.queues {
-            if let i = participant.inports.firstIndex(where: { $0.id == port }) {
-                participant.inports[i].queue = queue
-                participant.inports[i].hidden = false
-            } else if let i = participant.outports.firstIndex(where: { $0.id == port }) {
-                participant.outports[i].queue = queue
-                participant.outports[i].hidden = false
-            } else {
-                throw MsgFloError(.invalidArgument, "\(participant.component) has no port '\(port)' to give queue '\(queue)'")
-            }
-        }
+        let participant = try participant.naming(options.queues)
         for ports in [participant.inports, participant.outports] {
             var seen: Set<String> = []
             for p in ports where !seen.insert(p.id).inserted {

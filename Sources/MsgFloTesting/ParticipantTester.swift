@@ -44,16 +44,7 @@ public final class ParticipantTester: Sendable {
         let captured = Logger(label: "msgflo.participant") { label in CapturingLogHandler(label: label, recorder: recorder) }
         // The taps and dead-letter queues exist before the participant runs, so that its IIPs and its first sends
         // are kept too. Queue names are the ones the participant will use (role.OUT, explicit and optioned queues).
-        var named = participant
-        for (port, queue) in options.queues {
-            if let i = named.inports.firstIndex(where: { $0.id == port }) {
-                named.inports[i].queue = queue
-                named.inports[i].hidden = false
-            } else if let i = named.outports.firstIndex(where: { $0.id == port }) {
-                named.outports[i].queue = queue
-                named.outports[i].hidden = false
-            }
-        }
+        let named = try participant.naming(options.queues)
         let definition = named.definition(role: role, id: options.id ?? role, heartbeat: nil, inqueue: nil)
         var followed: [String] = []
         for port in definition.outports {
