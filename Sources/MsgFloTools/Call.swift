@@ -74,10 +74,7 @@ public struct CallCommand: AsyncParsableCommand {
     }
 
     public func run() async throws {
-        let source: SendMessage.Source = if let json { .json(json) } else if let file { .file(file) } else { .stdin }
-        if source == .stdin && isatty(STDIN_FILENO) != 0 {
-            throw ToolFailure("Missing request payload (--json DATA, --file PATH, or data on stdin)")
-        }
+        let source = try SendMessage.Source.given(json: json, file: file, what: "request")
         var request = try SendMessage.payload(from: source)
         request.properties.headers = try Self.parseHeaders(headers)
         request.properties.contentType = "application/json"

@@ -91,11 +91,7 @@ public struct SendMessageCommand: AsyncParsableCommand {
     }
 
     public func run() async throws {
-        let source: SendMessage.Source = if let json { .json(json) } else if let file { .file(file) } else { .stdin }
-        if source == .stdin && isatty(STDIN_FILENO) != 0 {
-            // Nothing piped in: say what is missing rather than wait for typing.
-            throw ToolFailure("Missing message payload (--json DATA, --file PATH, or data on stdin)")
-        }
+        let source = try SendMessage.Source.given(json: json, file: file, what: "message")
         let message = try SendMessage.payload(from: source)
         try WireName.check(queue!, WireName.Broker(try brokerOptions.url()), what: "--queue")
         let transport = try await brokerOptions.connect(tool: Self.configuration.commandName!)

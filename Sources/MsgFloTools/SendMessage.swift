@@ -8,6 +8,17 @@ public enum SendMessage {
         case json(String)
         case file(String)
         case stdin
+
+        /// `--json`, else `--file`, else standard input; with nothing piped in, says what is missing (`what`: the
+        /// message or the request) rather than wait for typing.
+        public static func given(json: String?, file: String?, what: String) throws -> Source {
+            if let json { return .json(json) }
+            if let file { return .file(file) }
+            guard isatty(STDIN_FILENO) == 0 else {
+                throw ToolFailure("Missing \(what) payload (--json DATA, --file PATH, or data on stdin)")
+            }
+            return .stdin
+        }
     }
 
     /// The bytes to send, checked to be JSON. Text from a file or stdin loses its surrounding whitespace (a final
