@@ -3,33 +3,6 @@ import Foundation
 import MsgFlo
 import MsgFloCoordinator
 
-/// Reads a graph file with the FBP parser: `.fbp` text, anything else as a JSON graph (as msgflo does). Port names
-/// of `.fbp` files are lower-cased, as msgflo's parser does. Errors are one line, `file:line:column: message`;
-/// warnings (things the language silently drops) go to stderr. A graph without processes is an error: msgflo-setup
-/// and msgflo-procfile would have nothing to do.
-public enum GraphFile {
-    public static func load(_ path: String, warn: (String) -> Void = Output.error) throws -> DesiredGraph {
-        let text = try FileAccess.read(path, what: "graph")
-        let graph: Graph
-        do {
-            if path.hasSuffix(".fbp") {
-                let result = try FBP.parse(text)
-                for w in result.warnings { warn("\(path):\(w)") }
-                graph = result.graph
-            } else {
-                graph = try Graph(jsonText: text)
-            }
-        } catch let error as FBPError {
-            throw ToolFailure("\(path):\(error.location == nil ? " " : "")\(error)")
-        } catch {
-            throw ToolFailure("\(path): \(error)")
-        }
-        // Nothing to set up or list: an empty or comment-only file is more likely the wrong file than a wish.
-        if graph.processes.isEmpty { throw ToolFailure("\(path): the graph has no processes") }
-        return DesiredGraph(fbp: graph)
-    }
-}
-
 /// Turns a component and a role into the command that starts it (the component library).
 public protocol CommandLibrary: Sendable {
     /// The command line for `component` running as `role`, with `#ROLE` and `#IIPS` expanded. Throws msgflo's

@@ -56,7 +56,7 @@ public struct QueuesCommand: AsyncParsableCommand {
     }
 
     public func run() async throws {
-        let loaded = try graph.map { try GraphFile.load($0) }
+        let loaded = try graph.map { try GraphFile.load($0, warn: Output.error, requireProcesses: true) }
         let url = try brokerOptions.url()
         let transport = try await brokerOptions.connect(tool: Self.configuration.commandName!)
         let report: QueueReport

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MsgFlo
+import MsgFloCoordinator
 import MsgFloCLI
 import Synchronization
 
@@ -82,7 +83,7 @@ public struct SetupCommand: AsyncParsableCommand, MsgFloStyleCommand {
 
     public func run() async throws {
         let env = ToolEnvironment.current
-        let loadedGraph = try GraphFile.load(graph!)
+        let loadedGraph = try GraphFile.load(graph!, warn: Output.error, requireProcesses: true)
         var options = Setup.Options()
         options.participants = participants
         options.only = only.isEmpty ? nil : commaList(only)
@@ -162,7 +163,7 @@ public struct ProcfileCommand: AsyncParsableCommand {
 
     public func run() async throws {
         if broker != nil { Output.error("msgflo-procfile: note: --broker is ignored (the participants read $MSGFLO_BROKER)") }
-        let loadedGraph = try GraphFile.load(graph!)
+        let loadedGraph = try GraphFile.load(graph!, warn: Output.error, requireProcesses: true)
         let lib = try LibraryFile.load(library, componentdir: components)
         for line in try Procfile.lines(loadedGraph, library: lib, ignore: ignore, include: include) {
             Output.line(line)

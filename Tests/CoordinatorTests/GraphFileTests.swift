@@ -73,6 +73,52 @@ import Testing
         #expect(throws: MsgFloError.self) { try GraphFile.load("/nonexistent/graph.json") }
     }
 
+    /// The one loader checks the file before the parser sees it, and says what is wrong with it in one line.
+    @Test func filesThatAreNotGraphTextAreRefusedByName() throws {
+        let invalid = try write("", ext: "fbp")
+        defer { try? FileManager.default.removeItem(atPath: invalid) }
+        try Data([0x61, 0x20, 0x4F, 0x55, 0x54, 0xFF, 0xFE, 0x0A]).write(to: URL(fileURLWithPath: invalid))
+        #expect(throws: MsgFloError.self) { try GraphFile.load(invalid) }
+        do { _ = try GraphFile.load(invalid) } catch { #expect(error.message == "cannot read graph '\(invalid)': not UTF-8 text") }
+
+        let big = try write("", ext: "json")
+        defer { try? FileManager.default.removeItem(atPath: big) }
+        let handle = try #require(FileHandle(forWritingAtPath: big))
+        try handle.truncate(atOffset: UInt64(GraphFile.maximumBytes + 1))   // sparse: no 64 MiB written
+        try handle.close()
+        do { _ = try GraphFile.load(big); Issue.record("no error") } catch {
+            #expect(error.message == "cannot read graph '\(big)': larger than 64 MiB")
+        }
+
+        let folder = FileManager.default.temporaryDirectory.path
+        do { _ = try GraphFile.load(folder); Issue.record("no error") } catch {
+            #expect(error.message == "cannot read graph '\(folder)': it is a directory")
+        }
+        do { _ = try GraphFile.load("/nonexistent/g.fbp"); Issue.record("no error") } catch {
+            #expect(error.message == "cannot read graph '/nonexistent/g.fbp': no such file")
+            #expect(error.code == .notFound)
+        }
+    }
+
+    @Test func warningsEmptyGraphsAndTheGraphsName() throws {
+        let path = try write("# only a comment\n", ext: "FBP")   // the suffix in any case is .fbp
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let g = try GraphFile.load(path)
+        #expect(g.roles.isEmpty)
+        #expect(g.name == String(path.split(separator: "/").last!.split(separator: ".").first!))
+        do { _ = try GraphFile.load(path, requireProcesses: true); Issue.record("no error") } catch {
+            #expect(error.message == "\(path): the graph has no processes")
+        }
+
+        // A warning (an array index too large to keep) goes to the caller's `warn`, prefixed with the file.
+        let warned = try write("IN[99999999999999999999] a(Repeat) OUT -> IN b(Repeat)\n", ext: "fbp")
+        defer { try? FileManager.default.removeItem(atPath: warned) }
+        var warnings: [String] = []
+        let w = try GraphFile.load(warned, warn: { warnings.append($0) }, requireProcesses: true)
+        #expect(w.roles == ["a", "b"])
+        #expect(warnings.count == 1 && warnings.allSatisfy { $0.hasPrefix("\(warned):") }, "\(warnings)")
+    }
+
     @Test func daemonStartsWithoutLibraryFileWhenDefaulted() throws {
         var config = DaemonConfiguration(broker: BrokerURL(scheme: .amqp, host: "localhost"))
         config.libraryPath = "/nonexistent/package.json"

@@ -74,7 +74,7 @@ import Testing
               {"data": 4, "tgt": {"process": "a", "port": "m"}},
               {"src": {"process": "b", "port": "out"}, "tgt": {"process": "a", "port": "in"}}]}
             """.write(toFile: path, atomically: true, encoding: .utf8)
-        let g = try MsgFloTools.GraphFile.load(path)
+        let g = try GraphFile.load(path, requireProcesses: true)
         #expect(g.roles == ["a", "nocomp", "empty", "b"])
         #expect(g.nodes["nocomp"]?.component == "" && g.nodes["nocomp"]?.namesComponent == false)
         #expect(g.nodes["empty"]?.component == "" && g.nodes["empty"]?.namesComponent == true)

@@ -20,7 +20,7 @@ public struct DaemonConfiguration: Sendable {
     public func load(logger: Logger) throws(MsgFloError) -> (DesiredGraph, CoordinatorOptions) {
         var graph = DesiredGraph()
         if let graphPath {
-            graph = try GraphFile.load(graphPath)
+            graph = try GraphFile.load(graphPath, warn: { logger.warning("\($0)") })
             // The daemon may well start before its participants exist, but not without a single node to keep.
             if graph.roles.isEmpty { logger.warning("graph \(graphPath) has no processes: nothing to wire") }
         }

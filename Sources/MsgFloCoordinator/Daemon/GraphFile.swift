@@ -1,23 +1,60 @@
-import Foundation
 import FBP
+import Foundation
 import MsgFlo
 
-/// Reads the graph given with `--graph`: `.fbp` through the FBP parser, anything else as the JSON graph format.
+/// Reads a graph file: `.fbp` text through the FBP parser, anything else as the JSON graph format (as msgflo does).
+/// The one loader of the project: the daemon's `--graph`, msgflo-setup, msgflo-procfile and msgflo-queues use it.
+///
+/// The file is checked before the parser sees it: at most ``maximumBytes`` and valid UTF-8. Errors are one line,
+/// `path:line:column: message` where the parser knows the place. Port names of `.fbp` files are lower-cased, as
+/// msgflo's parser does. The graph is named by its `name` property, else by the file's base name.
 public enum GraphFile {
-    public static func load(_ path: String) throws(MsgFloError) -> DesiredGraph {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw MsgFloError(.notFound, "cannot read graph \(path): \(LibraryFiles.reason(error))")
-        }
-        let text = String(decoding: data, as: UTF8.self)
+    /// The largest graph file read (a 1,000-node graph is about 30 KB).
+    public static let maximumBytes = 64 << 20
+
+    /// Loads `path`. `warn` gets each warning (things the language silently drops), as `path:line:column: warning`.
+    /// `requireProcesses` refuses a graph without processes (the tools would have nothing to do; an empty or
+    /// comment-only file is more likely the wrong file than a wish).
+    public static func load(_ path: String, warn: (String) -> Void = { _ in },
+                            requireProcesses: Bool = false) throws(MsgFloError) -> DesiredGraph {
+        let text = try read(path)
+        let graph: FBPGraph
         do {
-            let graph = path.lowercased().hasSuffix(".fbp") ? try FBP.parse(text).graph : try FBPGraph(jsonText: text)
-            let base = (path.split(separator: "/").last.map(String.init) ?? path)
-            return DesiredGraph(fbp: graph, name: String(base.split(separator: ".").first ?? "main"))
+            if path.lowercased().hasSuffix(".fbp") {
+                let result = try FBP.parse(text)
+                for w in result.warnings { warn("\(path):\(w)") }
+                graph = result.graph
+            } else {
+                graph = try FBPGraph(jsonText: text)
+            }
         } catch let e as FBPError {
-            throw MsgFloError(.invalidArgument, "\(path):\(e.description)")
+            throw MsgFloError(.invalidArgument, "\(path):\(e.location == nil ? " " : "")\(e)")
         } catch {
             throw MsgFloError(.invalidArgument, "\(path): \(error)")
         }
+        if requireProcesses && graph.processes.isEmpty {
+            throw MsgFloError(.invalidArgument, "\(path): the graph has no processes")
+        }
+        let base = path.split(separator: "/").last.map(String.init) ?? path
+        return DesiredGraph(fbp: graph, name: String(base.split(separator: ".").first ?? "main"))
+    }
+
+    /// The file's text, or why it cannot be had, in a few words.
+    static func read(_ path: String) throws(MsgFloError) -> String {
+        func failure(_ why: String) -> MsgFloError { MsgFloError(.notFound, "cannot read graph '\(path)': \(why)") }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw failure("no such file") }
+        if isDirectory.boolValue { throw failure("it is a directory") }
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw failure(FileManager.default.isReadableFile(atPath: path) ? "unreadable" : "permission denied")
+        }
+        defer { try? handle.close() }
+        // One byte more than allowed tells a file at the limit from a larger one without trusting its size (a pipe
+        // or a file that grows has none).
+        let data: Data
+        do { data = try handle.read(upToCount: maximumBytes + 1) ?? Data() } catch { throw failure("unreadable") }
+        if data.count > maximumBytes { throw failure("larger than \(maximumBytes >> 20) MiB") }
+        guard let text = String(validating: data, as: UTF8.self) else { throw failure("not UTF-8 text") }
+        return text
     }
 }
