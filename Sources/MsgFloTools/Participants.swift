@@ -15,9 +15,12 @@ public enum CommandWords {
     }
 }
 
-/// The participant processes a tool started. Each gets `MSGFLO_BROKER` set to the broker in use; its stdout and
-/// stderr go to the tool's own when forwarded, else nowhere. They are stopped with SIGTERM (SIGKILL after a grace
-/// period) by ``terminateAll(grace:)``.
+/// The participant processes a tool started, through the coordinator's ``ChildProcess`` (the daemon starts its
+/// nodes the same way): each in its own process group, stdin from /dev/null, `MSGFLO_BROKER` set to the broker in
+/// use; its stdout goes to the tool's own when forwarded, else nowhere; its stderr is kept (the last 4 KB, to say
+/// why a child failed) and forwarded when asked. They are stopped with SIGTERM (SIGKILL after a grace period) by
+/// ``terminateAll(grace:)``. Children started with `outliveTool` false also get SIGKILL from the kernel if the tool
+/// dies (even by `kill -9`); with it true (msgflo-setup without `--forever`) they keep running after the tool exits.
 public final class ParticipantProcesses: Sendable {
     public struct Exit: Sendable, Equatable {
         public var role: String
@@ -31,21 +34,31 @@ public final class ParticipantProcesses: Sendable {
     struct Child {
         var role: String
         var command: String
-        var process: Process
-        var exit: Exit?
+        var process: ChildProcess
+        /// Filled by the child's exit, which may come before the child is recorded here (one that dies at once).
+        var exit: ExitBox
         var stderr: OutputTail
     }
 
-    private let children = Mutex<[Child]>([])
+    final class ExitBox: Sendable { let value = Mutex<(ChildProcess.Exit, ContinuousClock.Instant)?>(nil) }
+
+    private struct State {
+        var children: [Child] = []
+        /// Called on each exit (``terminateAll`` waits through it).
+        var onExit: [UInt64: @Sendable () -> Void] = [:]
+        var nextWaiter: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
 
     public init() {}
 
-    public var roles: [String] { children.withLock { $0.map(\.role) } }
+    public var roles: [String] { state.withLock { $0.children.map(\.role) } }
 
     /// Starts `command` for `role`. With `shell`, runs `<shell> -c <command>`; otherwise splits the command into
     /// words (quotes respected) and runs the program found on PATH.
     public func start(role: String, command: String, broker: BrokerURL, forward: Set<String>, shell: String?,
-                      environment: [String: String]) throws {
+                      environment: [String: String], outliveTool: Bool = false) async throws {
         let words: [String]
         if let shell, !shell.isEmpty {
             words = [shell, "-c", command]
@@ -53,88 +66,125 @@ public final class ParticipantProcesses: Sendable {
             words = try CommandWords.split(command)
         }
         guard let program = words.first else { throw ToolFailure("empty command for role \(role)") }
-        guard let executable = Self.locate(program, path: environment["PATH"]) else {
+        guard ProgramSearch.locate(program, path: environment["PATH"]) != nil else {
             throw ToolFailure("cannot start participant \(role): '\(program)' not found (command: \(command))")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = Array(words.dropFirst())
         var env = environment
         env["MSGFLO_BROKER"] = broker.unredacted
-        process.environment = env
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = forward.contains("stdout") ? FileHandle.standardOutput : FileHandle.nullDevice
+        let stdout = forward.contains("stdout") ? dup(STDOUT_FILENO) : nil
         // Stderr goes through a pipe, so that the last of it can be shown when the child fails (forwarded as well
-        // when asked). The handler runs on Foundation's own dispatch queue, not on Swift's cooperative pool.
+        // when asked), read by a thread of its own until EOF: never on Swift's cooperative pool.
         let tail = OutputTail()
-        let errPipe = Pipe()
-        let forwardStderr = forward.contains("stderr")
-        errPipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty {
-                handle.readabilityHandler = nil
-                return
+        let stderr = Self.stderrPipe(into: tail, forward: forward.contains("stderr"))
+        let box = ExitBox()
+        let child: ChildProcess
+        do {
+            child = try await ChildProcess.spawn(arguments: words, environment: env, stdout: stdout, stderr: stderr,
+                                                 deathSignal: outliveTool ? 0 : ChildProcess.deathSignal) { [weak self] how in
+                box.value.withLock { $0 = (how, .now) }
+                self?.wakeWaiters()
             }
-            if forwardStderr { FileHandle.standardError.write(data) }
-            tail.append(data)
+        } catch {
+            throw ToolFailure("cannot start participant \(role) (\(command)): \(error)")
         }
-        process.standardError = errPipe
-        process.terminationHandler = { [weak self] p in
-            let exit = Exit(role: role, command: command, pid: p.processIdentifier, status: p.terminationStatus,
-                            signaled: p.terminationReason == .uncaughtSignal, at: .now)
-            self?.children.withLock { list in
-                if let i = list.firstIndex(where: { $0.process === p }) { list[i].exit = exit }
-            }
-        }
-        try children.withLock { list in
-            do {
-                try process.run()
-            } catch {
-                throw ToolFailure("cannot start participant \(role) (\(command)): \(error.localizedDescription)")
-            }
-            list.append(Child(role: role, command: command, process: process, stderr: tail))
+        state.withLock { $0.children.append(Child(role: role, command: command, process: child, exit: box, stderr: tail)) }
+    }
+
+    private func wakeWaiters() {
+        for w in state.withLock({ Array($0.onExit.values) }) { w() }
+    }
+
+    private static func exit(_ child: Child) -> Exit? {
+        guard let (how, at) = child.exit.value.withLock({ $0 }) else { return nil }
+        let pid = child.process.pid
+        return switch how {
+        case .exited(let status): Exit(role: child.role, command: child.command, pid: pid, status: status, signaled: false, at: at)
+        case .signaled(let sig): Exit(role: child.role, command: child.command, pid: pid, status: sig, signaled: true, at: at)
         }
     }
 
     /// The first child that has exited, if any.
-    public var firstExit: Exit? { children.withLock { $0.lazy.compactMap(\.exit).first } }
+    public var firstExit: Exit? { exits.first }
 
     /// The children that have exited, in start order.
-    public var exits: [Exit] { children.withLock { $0.compactMap(\.exit) } }
+    public var exits: [Exit] {
+        state.withLock { $0.children }.compactMap(Self.exit)
+    }
 
     /// The last lines a child wrote on stderr (at most `count`, each cut to 200 characters, control characters
     /// shown as `?`): what a failed child said about itself.
     public func lastStderrLines(pid: Int32, count: Int = 3) -> [String] {
-        let tail = children.withLock { $0.first { $0.process.processIdentifier == pid }?.stderr }
+        let tail = state.withLock { $0.children.first { $0.process.pid == pid }?.stderr }
         return tail?.lastLines(count) ?? []
     }
 
     public func pid(of role: String) -> Int32? {
-        children.withLock { $0.first { $0.role == role }?.process.processIdentifier }
+        state.withLock { $0.children.first { $0.role == role }?.process.pid }
     }
 
-    /// SIGTERM to every running child; SIGKILL to those still running after `grace`. Returns once all are gone.
+    /// SIGTERM to every running child (its process group); SIGKILL to those still running after `grace`. Returns
+    /// once all are gone (or a second after the SIGKILL).
     public func terminateAll(grace: Duration = .seconds(5)) async {
-        let pids = children.withLock { list in list.filter { $0.exit == nil }.map { $0.process.processIdentifier } }
-        for pid in pids { kill(pid, SIGTERM) }
-        let deadline = ContinuousClock.now + grace
-        while ContinuousClock.now < deadline {
-            if children.withLock({ $0.allSatisfy { $0.exit != nil || !$0.process.isRunning } }) { return }
-            try? await Task.sleep(for: .milliseconds(20))
+        let running = state.withLock { $0.children.filter { $0.process.isRunning }.map(\.process) }
+        for child in running { child.signal(SIGTERM) }
+        if await allExited(within: grace) { return }
+        for child in running { child.signal(SIGKILL) }
+        _ = await allExited(within: .seconds(1))
+    }
+
+    /// Waits until no child runs, or `limit` has passed; woken by each exit rather than polling.
+    private func allExited(within limit: Duration) async -> Bool {
+        let noneRunning: @Sendable () -> Bool = { [self] in state.withLock { $0.children.allSatisfy { !$0.process.isRunning } } }
+        if noneRunning() { return true }
+        let (exits, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let id = state.withLock { s -> UInt64 in
+            s.nextWaiter += 1
+            s.onExit[s.nextWaiter] = { continuation.yield() }
+            return s.nextWaiter
         }
-        let left = children.withLock { list in
-            list.filter { $0.exit == nil && $0.process.isRunning }.map { $0.process.processIdentifier }
-        }
-        for pid in left { kill(pid, SIGKILL) }
-        for _ in 0..<100 where children.withLock({ $0.contains { $0.process.isRunning } }) {
-            try? await Task.sleep(for: .milliseconds(20))
+        defer { _ = state.withLock { $0.onExit.removeValue(forKey: id) } }
+        return await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                for await _ in exits where noneRunning() { return true }
+                return noneRunning()
+            }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                continuation.finish()
+                return false
+            }
+            // A child may have exited between the first look and the waiter's registration.
+            if noneRunning() { continuation.yield() }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            continuation.finish()
+            return first || noneRunning()
         }
     }
 
-    static func locate(_ program: String, path: String?) -> String? {
-        guard let found = ProgramSearch.locate(program, path: path) else { return nil }
-        // Process wants an absolute path; a relative one is taken from the working directory.
-        return found.hasPrefix("/") ? found : FileManager.default.currentDirectoryPath + "/" + found
+    /// A pipe for a child's stderr: returns the write end (the spawn closes it); the read end is read until EOF by
+    /// a thread of its own into `tail` (and forwarded), then closed.
+    private static func stderrPipe(into tail: OutputTail, forward: Bool) -> Int32? {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { return nil }
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        let readEnd = fds[0]
+        let thread = Thread {
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { read(readEnd, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                let data = Data(chunk[0..<n])
+                if forward { FileHandle.standardError.write(data) }
+                tail.append(data)
+            }
+            close(readEnd)
+        }
+        thread.name = "msgflo-setup-stderr"
+        thread.start()
+        return fds[1]
     }
 }
 

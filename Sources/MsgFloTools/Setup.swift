@@ -78,8 +78,8 @@ public struct Setup {
         if options.participants {
             let commands = try commands()
             for (role, command) in commands {
-                try processes.start(role: role, command: command, broker: transport.broker, forward: options.forward,
-                                    shell: options.shell, environment: environment)
+                try await processes.start(role: role, command: command, broker: transport.broker, forward: options.forward,
+                                          shell: options.shell, environment: environment, outliveTool: !options.forever)
             }
             // A participant is ready when its discovery message arrives, not when it prints (msgflo issue 93).
             let missing = try await listener.wait(for: Set(commands.map(\.role)), until: deadline) {

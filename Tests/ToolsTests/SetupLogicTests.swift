@@ -293,4 +293,32 @@ extension InMemoryTransport {
         try await connect()
         return self
     }
+    /// msgflo-setup's children are started like the daemon's (ChildProcess): stderr kept for the failure line, a
+    /// child that ignores SIGTERM is killed after the grace period, and terminateAll returns when they are gone.
+    @Test func participantProcessesKeepStderrAndStopEvenStubbornChildren() async throws {
+        let processes = ParticipantProcesses()
+        let url = BrokerURL(scheme: .amqp, host: "localhost")
+        try await processes.start(role: "stubborn", command: "trap '' TERM; echo 'ready here' >&2; exec sleep 30", broker: url,
+                                  forward: [], shell: "/bin/sh", environment: ProcessInfo.processInfo.environment)
+        try await processes.start(role: "quick", command: "echo bye >&2; exit 4", broker: url,
+                                  forward: [], shell: "/bin/sh", environment: ProcessInfo.processInfo.environment)
+        let deadline = ContinuousClock.now + .seconds(20)
+        while processes.exits.isEmpty && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        let quick = try #require(processes.exits.first)
+        #expect(quick.role == "quick" && quick.status == 4 && !quick.signaled)
+        // The stderr reader may lag the exit by a moment.
+        while processes.lastStderrLines(pid: quick.pid) != ["bye"] && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(processes.lastStderrLines(pid: quick.pid) == ["bye"])
+        let stubborn = try #require(processes.pid(of: "stubborn"))
+        while processes.lastStderrLines(pid: stubborn) != ["ready here"] && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        await processes.terminateAll(grace: .milliseconds(300))
+        let killed = try #require(processes.exits.first { $0.role == "stubborn" })
+        #expect(killed.signaled && killed.status == SIGKILL)
+        #expect(kill(stubborn, 0) != 0)   // gone, and reaped
+
+        await #expect(throws: ToolFailure.self) {
+            try await processes.start(role: "x", command: "no-such-program-here #ROLE", broker: url, forward: [], shell: nil,
+                                      environment: ["PATH": "/usr/bin:/bin"])
+        }
+    }
 }

@@ -1,21 +1,23 @@
 import CMsgFloSpawn
 import Dispatch
 import Foundation
+import MsgFlo
 import Synchronization
 
 /// A child process, forked from ``SpawnThread`` and exec'd by `cmsgflo_spawn`: signals at their defaults, nothing
 /// blocked, its own process group, stdin from /dev/null, stdout and stderr to the given descriptors (or /dev/null),
 /// and `PR_SET_PDEATHSIG` set to SIGKILL, so that it never outlives the daemon, even one killed with `kill -9`
 /// (posix_spawn cannot set that). Its exit is awaited on a dedicated thread and reported once through `onExit`.
-final class ChildProcess: Sendable {
-    let pid: pid_t
+/// The project's one way to start a child: the daemon's supervisor and msgflo-setup's participants use it.
+package final class ChildProcess: Sendable {
+    package let pid: pid_t
     final class Status: Sendable { let value = Mutex<Int32?>(nil) }
     private let exitStatus = Status()
 
-    enum Exit: Sendable {
+    package enum Exit: Sendable {
         case exited(Int32)
         case signaled(Int32)
-        var description: String {
+        package var description: String {
             switch self {
             case .exited(let s): "status \(s)"
             case .signaled(let s): "signal \(s)"
@@ -26,12 +28,14 @@ final class ChildProcess: Sendable {
     /// The signal a child gets when the daemon dies. SIGKILL: it cannot be ignored, and nobody is left to escalate
     /// a SIGTERM that a child ignores. (On AMQP nothing is lost by it; on MQTT QoS 1 at most the child's prefetch
     /// window, as for any `kill -9` of a participant.)
-    static let deathSignal = SIGKILL
+    package static let deathSignal = SIGKILL
 
     /// `arguments[0]` is looked up on the child's PATH. `stdout`/`stderr`: write ends to give the child (closed here
-    /// after the spawn), or nil for /dev/null.
-    static func spawn(arguments: [String], environment: [String: String], stdout: Int32?, stderr: Int32?,
-                      onExit: @escaping @Sendable (Exit) -> Void) async throws(MsgFloCommandError) -> ChildProcess {
+    /// after the spawn), or nil for /dev/null. `deathSignal`: what the child gets when this process dies (0: nothing,
+    /// for children meant to outlive it, as msgflo-setup's without `--forever`).
+    package static func spawn(arguments: [String], environment: [String: String], stdout: Int32?, stderr: Int32?,
+                              deathSignal: Int32 = ChildProcess.deathSignal,
+                              onExit: @escaping @Sendable (Exit) -> Void) async throws(MsgFloCommandError) -> ChildProcess {
         guard !arguments.isEmpty else {
             if let stdout { close(stdout) }
             if let stderr, stderr != stdout { close(stderr) }
@@ -48,7 +52,7 @@ final class ChildProcess: Sendable {
                 argv.forEach { free($0) }
                 envp.forEach { free($0) }
             }
-            return cmsgflo_spawn(program, argv, envp, stdout ?? -1, stderr ?? -1, Self.deathSignal, parent)
+            return cmsgflo_spawn(program, argv, envp, stdout ?? -1, stderr ?? -1, deathSignal, parent)
         }
         if let stdout { close(stdout) }
         if let stderr, stderr != stdout { close(stderr) }
@@ -73,23 +77,18 @@ final class ChildProcess: Sendable {
         thread.start()
     }
 
-    var isRunning: Bool { exitStatus.value.withLock { $0 == nil } }
+    package var isRunning: Bool { exitStatus.value.withLock { $0 == nil } }
 
     /// Signals the child's process group (the child leads its own), so that what a `--shell` command started gets
     /// it too: `sh -c 'prog args'` may keep prog as its own child rather than exec it.
-    func signal(_ sig: Int32) {
+    package func signal(_ sig: Int32) {
         guard isRunning else { return }
         if kill(-pid, sig) != 0 { kill(pid, sig) }
     }
 
-    static func resolve(_ name: String, path: String?) -> String {
-        if name.contains("/") { return name }
-        for dir in (path ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":") {
-            let candidate = dir + "/" + name
-            if access(candidate, X_OK) == 0 { return candidate }
-        }
-        return name
-    }
+    /// The program as execvp would find it on the child's PATH (``ProgramSearch``); the name itself when there is
+    /// none, so that exec's own error says what is missing.
+    static func resolve(_ name: String, path: String?) -> String { ProgramSearch.locate(name, path: path) ?? name }
 }
 
 /// The one thread children are forked from. `PR_SET_PDEATHSIG` fires when the *thread* that forked a child ends, not
