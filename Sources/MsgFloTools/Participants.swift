@@ -74,8 +74,11 @@ public final class ParticipantProcesses: Sendable {
         let stdout = forward.contains("stdout") ? dup(STDOUT_FILENO) : nil
         // Stderr goes through a pipe, so that the last of it can be shown when the child fails (forwarded as well
         // when asked), read by a thread of its own until EOF: never on Swift's cooperative pool.
+        // A child that outlives the tool and forwards stderr gets the tool's stderr itself: a pipe to the tool would
+        // be closed when the tool exits (and the child's next write would end it with SIGPIPE).
         let tail = OutputTail()
-        let stderr = Self.stderrPipe(into: tail, forward: forward.contains("stderr"))
+        let forwardStderr = forward.contains("stderr")
+        let stderr = outliveTool && forwardStderr ? dup(STDERR_FILENO) : Self.stderrPipe(into: tail, forward: forwardStderr)
         let box = ExitBox()
         let child: ChildProcess
         do {
