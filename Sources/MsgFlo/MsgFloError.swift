@@ -4,27 +4,38 @@
 /// the ones they know. `description` is always a single line that says what went wrong and where; it never contains a
 /// password (URLs are printed redacted).
 public struct MsgFloError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// What kind of failure: one of the constants below. Opaque (as grpc-swift's and postgres-nio's error codes):
+    /// callers compare codes but cannot make new ones, so a `switch` over them stays meaningful as codes are added.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
-        public let name: String
-        public init(_ name: String) { self.name = name }
-        public var description: String { name }
+        private enum Kind: String, Sendable {
+            case invalidURL = "invalid URL", invalidArgument = "invalid argument", invalidMessage = "invalid message"
+            case connectionFailed = "connection failed", connectionLost = "connection lost", closed
+            case timeout, preconditionFailed = "precondition failed", notFound = "not found"
+            case accessRefused = "access refused", protocolError = "protocol error", tls = "TLS", unsupported
+            case wrongProtocol = "wrong protocol", io = "I/O error"
+        }
+        private let kind: Kind
+        private init(_ kind: Kind) { self.kind = kind }
+        public var description: String { kind.rawValue }
 
-        public static let invalidURL = Code("invalid URL")
-        public static let invalidArgument = Code("invalid argument")
-        public static let invalidMessage = Code("invalid message")
-        public static let connectionFailed = Code("connection failed")
-        public static let connectionLost = Code("connection lost")
-        public static let closed = Code("closed")
-        public static let timeout = Code("timeout")
-        public static let preconditionFailed = Code("precondition failed")
-        public static let notFound = Code("not found")
-        public static let accessRefused = Code("access refused")
-        public static let protocolError = Code("protocol error")
-        public static let tls = Code("TLS")
-        public static let unsupported = Code("unsupported")
+        public static let invalidURL = Code(.invalidURL)
+        public static let invalidArgument = Code(.invalidArgument)
+        public static let invalidMessage = Code(.invalidMessage)
+        public static let connectionFailed = Code(.connectionFailed)
+        public static let connectionLost = Code(.connectionLost)
+        public static let closed = Code(.closed)
+        public static let timeout = Code(.timeout)
+        public static let preconditionFailed = Code(.preconditionFailed)
+        public static let notFound = Code(.notFound)
+        public static let accessRefused = Code(.accessRefused)
+        public static let protocolError = Code(.protocolError)
+        public static let tls = Code(.tls)
+        public static let unsupported = Code(.unsupported)
         /// The other end does not speak the protocol asked for (plain AMQP or MQTT to a TLS port, or to another
         /// service).
-        public static let wrongProtocol = Code("wrong protocol")
+        public static let wrongProtocol = Code(.wrongProtocol)
+        /// A local file or descriptor failed (writing the graph file back, …).
+        public static let io = Code(.io)
     }
 
     /// A failure to connect that trying again will not cure: refused credentials or virtual host, TLS

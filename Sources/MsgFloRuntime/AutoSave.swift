@@ -96,7 +96,7 @@ final class AutoSaver: Sendable {
     static func atomicWrite(_ bytes: [UInt8], to path: String) throws {
         let tmp = path + ".msgflo-autosave-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw MsgFloError(.init("I/O error"), "cannot create \(tmp): errno \(errno)") }
+        guard fd >= 0 else { throw MsgFloError(.io, "cannot create \(tmp): errno \(errno)") }
         var ok = true
         bytes.withUnsafeBytes { buf in
             var off = 0
@@ -112,7 +112,7 @@ final class AutoSaver: Sendable {
         guard ok, rename(tmp, path) == 0 else {
             let e = errno
             unlink(tmp)
-            throw MsgFloError(.init("I/O error"), "cannot write \(path): errno \(e)")
+            throw MsgFloError(.io, "cannot write \(path): errno \(e)")
         }
     }
 
