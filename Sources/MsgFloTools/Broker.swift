@@ -26,14 +26,20 @@ public enum BrokerConnection {
         } catch let error as MsgFloError {
             throw ToolFailure(error.message)
         }
-        try await withDeadline(timeout, what: "could not connect to \(url) within \(timeout.seconds) s") {
-            do {
-                try await transport.connect()
-            } catch let error as MsgFloError {
-                // The transports' messages usually name the broker already (redacted): say it once.
-                throw ToolFailure(error.message.contains(url.description) ? error.message
-                                  : "could not connect to \(url): \(error.message)")
+        do {
+            try await withDeadline(timeout, what: "could not connect to \(url) within \(timeout.seconds) s") {
+                do {
+                    try await transport.connect()
+                } catch let error as MsgFloError {
+                    // The transports' messages usually name the broker already (redacted): say it once.
+                    throw ToolFailure(error.message.contains(url.description) ? error.message
+                                      : "could not connect to \(url): \(error.message)")
+                }
             }
+        } catch {
+            // Not abandoned: its I/O thread stops trying. Closing is bounded too (a connect stuck in C may hold it).
+            _ = try? await withDeadline(.seconds(1), what: "close") { await transport.close() }
+            throw error
         }
         return transport
     }
