@@ -103,9 +103,9 @@ extension Coordinator {
     /// for its exit), one round at a time; a change during a round makes another.
     func supervise() {
         superviseDirty = true
-        guard started, !supervising else { return }
+        guard started, !supervising, let superviseKick else { return }
         supervising = true
-        Task { await self.superviseLoop() }
+        superviseKick.yield()
     }
 
     func superviseLoop() async {

@@ -100,6 +100,10 @@ public actor Coordinator {
 
     var dirty = false
     var reconciling = false
+    /// Wake the reconcile and supervise loops, which run as children of ``run()`` (a burst of kicks makes one
+    /// wake-up); nil before `run()` and after it ends, when changes are only recorded.
+    var reconcileKick: AsyncStream<Void>.Continuation?
+    var superviseKick: AsyncStream<Void>.Continuation?
     /// How long the last pass took to plan (the part that grows with the graph).
     var lastPlanDuration: Duration = .zero
     /// Reconcile passes so far (a burst of edits makes one).
@@ -164,6 +168,10 @@ public actor Coordinator {
             }
         }
         let statusSubscription = statusSub
+        let (reconcileKicks, reconcileKick) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let (superviseKicks, superviseKick) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        self.reconcileKick = reconcileKick
+        self.superviseKick = superviseKick
         started = true
         // The summary first, then one line per change (each start included).
         let specs = supervisor == nil ? [] : participantSpecs()
@@ -178,6 +186,8 @@ public actor Coordinator {
             if let statusSubscription { group.addTask { await self.answerStatus(statusSubscription) } }
             group.addTask { await self.tickLoop() }
             group.addTask { await self.watchConnection() }
+            group.addTask { for await _ in reconcileKicks { await self.reconcileLoop() } }
+            group.addTask { for await _ in superviseKicks { await self.superviseLoop() } }
             await withTaskCancellationHandler {
                 await group.next()
             } onCancel: {
@@ -185,6 +195,12 @@ public actor Coordinator {
             }
             group.cancelAll()
         }
+        self.reconcileKick = nil
+        self.superviseKick = nil
+        reconcileKick.finish()
+        superviseKick.finish()
+        reconciling = false
+        supervising = false
         await discovery.cancel()
         await statusSub?.cancel()
         await cancelTaps()
@@ -436,9 +452,9 @@ public actor Coordinator {
 
     func markDirty() {
         dirty = true
-        guard !reconciling, started else { return }
+        guard !reconciling, started, let reconcileKick else { return }
         reconciling = true
-        Task { await self.reconcileLoop() }
+        reconcileKick.yield()
     }
 
     func reconcileLoop() async {
