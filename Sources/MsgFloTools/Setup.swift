@@ -67,12 +67,23 @@ public struct Setup {
     /// Does everything up to (not including) staying alive. `processes` receives the started participants so that
     /// the caller can stop them, on failure too.
     public func run(on transport: any Transport, processes: ParticipantProcesses) async throws -> Outcome {
-        var outcome = Outcome()
         let mqtt = transport.broker.scheme.isMQTT
         let listener = DiscoveryListener()
         let needDiscovery = options.participants || options.discover || mqtt
         if needDiscovery { try await listener.start(on: transport) }
-        defer { Task { await listener.stop() } }
+        do {
+            let outcome = try await run(on: transport, processes: processes, listener: listener, mqtt: mqtt)
+            await listener.stop()
+            return outcome
+        } catch {
+            await listener.stop()
+            throw error
+        }
+    }
+
+    private func run(on transport: any Transport, processes: ParticipantProcesses, listener: DiscoveryListener,
+                     mqtt: Bool) async throws -> Outcome {
+        var outcome = Outcome()
         let deadline = ContinuousClock.now + options.timeout
 
         if options.participants {

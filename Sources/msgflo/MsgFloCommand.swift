@@ -156,16 +156,21 @@ extension MsgFlo {
             } catch {
                 throw Failure("cannot connect to \(url): \(error)")
             }
-            defer { Task { await transport.close() } }
-            var status = try await StatusClient.ask(transport, timeout: .milliseconds(Int(timeout * 1000)))
-            if status == nil {
-                note(StatusNotes.listening(broker: url, timeout: timeout, listen: listen))
-                status = try await StatusClient.listen(transport, for: .milliseconds(Int(listen * 1000)))
-                if let s = status, s.rows.isEmpty { note(StatusNotes.heardNothing(broker: url, listen: listen)) }
+            var status: NetworkStatus?
+            do {
+                status = try await StatusClient.ask(transport, timeout: .milliseconds(Int(timeout * 1000)))
+                if status == nil {
+                    note(StatusNotes.listening(broker: url, timeout: timeout, listen: listen))
+                    status = try await StatusClient.listen(transport, for: .milliseconds(Int(listen * 1000)))
+                    if let s = status, s.rows.isEmpty { note(StatusNotes.heardNothing(broker: url, listen: listen)) }
+                }
+            } catch {
+                await transport.close()
+                throw error
             }
+            await transport.close()
             let s = status!
             print(json ? s.json.serialized : s.table())
-            await transport.close()
         }
     }
 }
