@@ -68,7 +68,8 @@ public struct Setup {
     /// the caller can stop them, on failure too.
     public func run(on transport: any Transport, processes: ParticipantProcesses) async throws -> Outcome {
         var outcome = Outcome()
-        let mqtt = transport.broker.scheme.isMQTT
+        // Without broker-kept bindings (MQTT) edges are made by telling participants, or routed by this process.
+        let mqtt = !transport.capabilities.contains(.brokerBindings)
         let listener = DiscoveryListener()
         let needDiscovery = options.participants || options.discover || mqtt
         if needDiscovery { try await listener.start(on: transport) }
