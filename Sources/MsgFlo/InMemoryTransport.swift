@@ -191,17 +191,33 @@ public final class InMemoryBroker: Sendable {
             q.consumers[i].continuation.finish()
             q.consumers.remove(at: i)
             q.next = 0
-            let back = q.unacked.filter { $0.value.consumer == id }.sorted { $0.key < $1.key }
-            for (tag, _) in back {
-                q.unacked.removeValue(forKey: tag)
-                s.tagQueue.removeValue(forKey: tag)
-            }
-            let pending = Array(q.messages[q.head...])
-            q.messages = back.map { ($0.value.message, true) } + pending
-            q.head = 0
+            giveBack(&s, &q, consumer: id)
             s.queues[queue] = q
             dispatch(&s, queue)
         }
+    }
+
+    /// A consumer's connection was lost and it consumes again: what it held unsettled goes back to the front of the
+    /// queue, marked redelivered, and settling those old deliveries does nothing (as on RabbitMQ).
+    func returnUnsettled(_ queue: String, id: Int) {
+        state.withLock { s in
+            guard var q = s.queues[queue], let i = q.consumers.firstIndex(where: { $0.id == id }) else { return }
+            q.consumers[i].inFlight = 0
+            giveBack(&s, &q, consumer: id)
+            s.queues[queue] = q
+            dispatch(&s, queue)
+        }
+    }
+
+    private func giveBack(_ s: inout State, _ q: inout Queue, consumer id: Int) {
+        let back = q.unacked.filter { $0.value.consumer == id }.sorted { $0.key < $1.key }
+        for (tag, _) in back {
+            q.unacked.removeValue(forKey: tag)
+            s.tagQueue.removeValue(forKey: tag)
+        }
+        let pending = Array(q.messages[q.head...])
+        q.messages = back.map { ($0.value.message, true) } + pending
+        q.head = 0
     }
 
     func deleteQueue(_ name: String) {
@@ -296,9 +312,12 @@ public final class InMemoryTransport: Transport {
         setState(.closed)
     }
 
-    /// Reports a lost connection and, at once, a reconnect, as a real transport would after a broker restart.
+    /// Reports a lost connection and, at once, a reconnect, as a real transport would after a broker restart: the
+    /// deliveries this connection's consumers held unsettled come again, marked redelivered (settling the old ones
+    /// does nothing), and the consumers carry on.
     public func simulateConnectionLoss() {
         setState(.reconnecting(attempt: 1, reason: "simulated connection loss"))
+        for c in local.withLock({ $0.consumers }) { memory.returnUnsettled(c.queue, id: c.id) }
         setState(.connected)
     }
 

@@ -5,16 +5,23 @@ import Synchronization
 public struct TransportFactory: Sendable, CustomStringConvertible {
     public var name: String
     public var make: @Sendable () throws -> any Transport
+    /// Makes a transport made by ``make`` lose its connection and come back, when the factory can (the in-memory
+    /// transport's ``InMemoryTransport/simulateConnectionLoss()``; for a real broker, a restart, which disturbs
+    /// every other connection: leave it nil there and test it apart). Nil: the reconnect case does nothing.
+    public var loseConnection: (@Sendable (any Transport) async throws -> Void)?
 
-    public init(_ name: String, make: @escaping @Sendable () throws -> any Transport) {
+    public init(_ name: String, make: @escaping @Sendable () throws -> any Transport,
+                loseConnection: (@Sendable (any Transport) async throws -> Void)? = nil) {
         self.name = name
         self.make = make
+        self.loseConnection = loseConnection
     }
 
     /// In-memory transports on one private ``InMemoryBroker``.
     public static func inMemory(capabilities: TransportCapabilities? = nil) -> TransportFactory {
         let broker = InMemoryBroker()
-        return TransportFactory("in-memory") { InMemoryTransport(broker: broker, capabilities: capabilities) }
+        return TransportFactory("in-memory", make: { InMemoryTransport(broker: broker, capabilities: capabilities) },
+                                loseConnection: { ($0 as? InMemoryTransport)?.simulateConnectionLoss() })
     }
 
     public var description: String { name }
@@ -65,7 +72,8 @@ public enum TransportConformance {
     public static let cases: [Case] = [
         roundTrip, sendingWithoutReceiverIsFine, bindingDeliversAndStopsAfterRemoval, fanInAndFanOut, dataTap,
         payloadBytesSurvive, manyInOrder, prefetchLimitsInFlight, queueDepth, consumingAMissingQueue,
-        roundRobinAndDeadLetters, unsettledComeBackOnCancelAndClose, propertiesTravelOrFailClearly,
+        roundRobinAndDeadLetters, unsettledComeBackOnCancelAndClose, unsettledComeBackAfterAReconnect,
+        propertiesTravelOrFailClearly,
         cancelledSubscriptionStops, closeEndsEverythingAtOnce,
     ]
 
@@ -399,6 +407,33 @@ public enum TransportConformance {
         try s.check(third.count == 1, "settled once, came once: \(third.numbers)")
         await third.cancel()
         await deadLetters?.cancel()
+    }
+
+    /// With ``TransportCapabilities/redeliversUnsettled`` and a factory that can make a connection drop
+    /// (``TransportFactory/loseConnection``): what a consumer held unsettled comes again after the reconnect, marked
+    /// redelivered, to the same subscription; settling the old delivery does nothing (the new one still counts).
+    public static let unsettledComeBackAfterAReconnect = Case(name: "unsettled come back after a reconnect") { s in
+        let t = try await s.connected()
+        guard t.capabilities.contains(.redeliversUnsettled), let lose = s.factory.loseConnection else { return }
+        let q = s.unique("reconnect.IN")
+        try await t.declareInport(q)
+        let sub = try await t.consume(q)
+        let c = Collector(sub, hold: true)
+        try await t.send(toInport: q, number(1))
+        try await t.send(toInport: q, number(2))
+        let held = try await c.wait(count: 2, s)
+        held[0].ack()
+        try await lose(t)
+        try await s.waitUntil("connected again") { t.state == .connected }
+        let again = try await c.wait(count: 3, s)
+        try s.check(numberOf(again[2]) == 2 && again[2].redelivered, "after the reconnect: \(c.numbers)")
+        held[1].ack()  // of the lost connection: does nothing
+        try await s.quiet()
+        try s.check(c.count == 3, "message 1 was settled before the loss, yet came again: \(c.numbers)")
+        await sub.cancel()  // the redelivered one is still unsettled: it goes back once more
+        let other = Collector(try await t.consume(q))
+        try s.check(try await other.wait(count: 1, s).map(numberOf) == [2], "the old ack settled the new delivery")
+        await other.cancel()
     }
 
     /// With ``TransportCapabilities/messageProperties``: every property arrives as sent, straight and through a
