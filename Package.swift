@@ -193,6 +193,6 @@ let package = Package(
             .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
         ], swiftSettings: swift6),
-        .testTarget(name: "TransportTests", dependencies: ["MsgFlo", "MsgFloAMQP", "MsgFloMQTT", "MsgFloTransports", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
+        .testTarget(name: "TransportTests", dependencies: ["MsgFlo", "MsgFloAMQP", "MsgFloMQTT", "MsgFloTransports", "MsgFloTesting", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
     ]
 )

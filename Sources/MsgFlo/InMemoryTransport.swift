@@ -14,7 +14,8 @@ public final class InMemoryBroker: Sendable {
     }
 
     struct Queue {
-        var messages: [Message] = []
+        /// Waiting messages; `redelivered`: handed out before and given back unsettled (as AMQP marks them).
+        var messages: [(message: Message, redelivered: Bool)] = []
         var head = 0
         var consumers: [Consumer] = []
         var next = 0
@@ -119,7 +120,7 @@ public final class InMemoryBroker: Sendable {
     }
 
     private func enqueue(_ s: inout State, _ queue: String, _ message: Message) {
-        s.queues[queue]!.messages.append(message)
+        s.queues[queue]!.messages.append((message, false))
         dispatch(&s, queue)
     }
 
@@ -136,7 +137,7 @@ public final class InMemoryBroker: Sendable {
             }
             guard let i = chosen else { break }
             q.next = (i + 1) % n
-            let message = q.messages[q.head]
+            let (message, redelivered) = q.messages[q.head]
             q.head += 1
             let tag = s.nextTag
             s.nextTag += 1
@@ -144,7 +145,8 @@ public final class InMemoryBroker: Sendable {
             q.unacked[tag] = (message, q.consumers[i].id)
             s.tagQueue[tag] = name
             q.consumers[i].continuation.yield(
-                Delivery(message: message, queue: name, tag: tag, settler: BrokerSettler(broker: self)))
+                Delivery(message: message, queue: name, redelivered: redelivered, tag: tag,
+                         settler: BrokerSettler(broker: self)))
         }
         if q.head > 1024 && q.head * 2 > q.messages.count {
             q.messages.removeFirst(q.head)
@@ -189,17 +191,33 @@ public final class InMemoryBroker: Sendable {
             q.consumers[i].continuation.finish()
             q.consumers.remove(at: i)
             q.next = 0
-            let back = q.unacked.filter { $0.value.consumer == id }.sorted { $0.key < $1.key }
-            for (tag, _) in back {
-                q.unacked.removeValue(forKey: tag)
-                s.tagQueue.removeValue(forKey: tag)
-            }
-            let pending = Array(q.messages[q.head...])
-            q.messages = back.map(\.value.message) + pending
-            q.head = 0
+            giveBack(&s, &q, consumer: id)
             s.queues[queue] = q
             dispatch(&s, queue)
         }
+    }
+
+    /// A consumer's connection was lost and it consumes again: what it held unsettled goes back to the front of the
+    /// queue, marked redelivered, and settling those old deliveries does nothing (as on RabbitMQ).
+    func returnUnsettled(_ queue: String, id: Int) {
+        state.withLock { s in
+            guard var q = s.queues[queue], let i = q.consumers.firstIndex(where: { $0.id == id }) else { return }
+            q.consumers[i].inFlight = 0
+            giveBack(&s, &q, consumer: id)
+            s.queues[queue] = q
+            dispatch(&s, queue)
+        }
+    }
+
+    private func giveBack(_ s: inout State, _ q: inout Queue, consumer id: Int) {
+        let back = q.unacked.filter { $0.value.consumer == id }.sorted { $0.key < $1.key }
+        for (tag, _) in back {
+            q.unacked.removeValue(forKey: tag)
+            s.tagQueue.removeValue(forKey: tag)
+        }
+        let pending = Array(q.messages[q.head...])
+        q.messages = back.map { ($0.value.message, true) } + pending
+        q.head = 0
     }
 
     func deleteQueue(_ name: String) {
@@ -231,9 +249,27 @@ public final class InMemoryTransport: Transport {
 
     let local = Mutex(State())
 
-    public init(broker: InMemoryBroker = InMemoryBroker(), url: BrokerURL = BrokerURL(scheme: .amqp, host: "in-memory")) {
+    public let capabilities: TransportCapabilities
+
+    /// What the in-memory broker really does: AMQP's queues, exchanges, round robin, depths, dead-lettering,
+    /// prefetch, redelivery of what was left unsettled, and properties carried as they are. Not expiry, not locks.
+    public static let amqpCapabilities: TransportCapabilities = [
+        .brokerBindings, .sharedQueues, .queuesHoldMessages, .queueDepth, .deadLetters, .prefetch,
+        .redeliversUnsettled, .messageProperties,
+    ]
+    /// With an `mqtt://` URL: the same broker, but it claims no broker-kept bindings, no shared queues, no queues
+    /// that hold messages and no depths, so that the layers above take their MQTT paths (ask participants to
+    /// subscribe, worker pools, no depth sampling) in unit tests.
+    public static let mqttCapabilities: TransportCapabilities =
+        amqpCapabilities.subtracting([.brokerBindings, .sharedQueues, .queuesHoldMessages, .queueDepth])
+
+    /// - Parameter capabilities: what the transport claims; nil: ``amqpCapabilities``, or ``mqttCapabilities`` for
+    ///   an `mqtt://` or `mqtts://` URL.
+    public init(broker: InMemoryBroker = InMemoryBroker(), url: BrokerURL = BrokerURL(scheme: .amqp, host: "in-memory"),
+                capabilities: TransportCapabilities? = nil) {
         self.memory = broker
         self.broker = url
+        self.capabilities = capabilities ?? (url.scheme.isMQTT ? Self.mqttCapabilities : Self.amqpCapabilities)
     }
 
     public var state: ConnectionState { local.withLock { $0.state } }
@@ -276,9 +312,12 @@ public final class InMemoryTransport: Transport {
         setState(.closed)
     }
 
-    /// Reports a lost connection and, at once, a reconnect, as a real transport would after a broker restart.
+    /// Reports a lost connection and, at once, a reconnect, as a real transport would after a broker restart: the
+    /// deliveries this connection's consumers held unsettled come again, marked redelivered (settling the old ones
+    /// does nothing), and the consumers carry on.
     public func simulateConnectionLoss() {
         setState(.reconnecting(attempt: 1, reason: "simulated connection loss"))
+        for c in local.withLock({ $0.consumers }) { memory.returnUnsettled(c.queue, id: c.id) }
         setState(.connected)
     }
 

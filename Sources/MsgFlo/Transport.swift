@@ -77,6 +77,68 @@ public enum WorkerPool {
     }
 }
 
+/// What a transport can do, for callers to ask (``Transport/capabilities``) instead of looking at the broker URL's
+/// scheme. Each transport states its own set; a caller that needs a capability it lacks takes the other path (or
+/// says why it cannot). The in-memory transport states AMQP's set (or MQTT's, made with an `mqtt://` URL), so that
+/// unit tests above the transports take the same paths as with the real broker.
+///
+/// | capability | AMQP | MQTT 3.1.1 | MQTT 5 | in-memory (amqp) |
+/// | --- | --- | --- | --- | --- |
+/// | ``brokerBindings`` | yes | no (routed) | no (routed) | yes |
+/// | ``sharedQueues`` | yes | no (pools) | no (pools) | yes |
+/// | ``queuesHoldMessages`` | yes | no | no | yes |
+/// | ``queueDepth`` | yes | no | no | yes |
+/// | ``deadLetters`` | yes | no | no | yes |
+/// | ``prefetch`` | yes | QoS > 0 | QoS > 0 | yes |
+/// | ``redeliversUnsettled`` | yes | no | no | yes |
+/// | ``messageProperties`` | yes | no | yes | yes |
+/// | ``messageExpiry`` | yes | no | no | no |
+/// | ``exclusiveLock`` | yes | yes | yes | no |
+public struct TransportCapabilities: OptionSet, Sendable, Hashable, CustomStringConvertible {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    /// The broker keeps bindings (AMQP exchanges bound to queues): an edge made once outlives the connection that
+    /// made it, and a participant binds its own inport to a source (`connectinport`). Without it (MQTT) a binding is
+    /// a route the transport keeps while it runs, so a coordinator asks participants to subscribe the source
+    /// themselves, or routes the edge in its own process.
+    public static let brokerBindings = TransportCapabilities(rawValue: 1 << 0)
+    /// The consumers of one queue share its messages, each message to one of them (round robin). Without it every
+    /// consumer of a topic gets every message; workers share only as members of a pool (``ConsumeOptions/pool``).
+    public static let sharedQueues = TransportCapabilities(rawValue: 1 << 1)
+    /// A declared queue keeps what is sent to it while nobody consumes it (AMQP: the `fbp` queue holds the
+    /// announcements made since its last reader). Without it only the subscribers of the moment get a message.
+    public static let queuesHoldMessages = TransportCapabilities(rawValue: 1 << 2)
+    /// ``Transport/queueDepth(_:)`` and ``Transport/queueStats(_:)`` answer with numbers, and fail `.notFound` for a
+    /// queue that does not exist (a passive check, which creates nothing). Without it they answer nil.
+    public static let queueDepth = TransportCapabilities(rawValue: 1 << 3)
+    /// A nacked delivery is dead-lettered: ``Binding/Kind/deadLetter`` bindings work. Without it they fail
+    /// `.unsupported`.
+    public static let deadLetters = TransportCapabilities(rawValue: 1 << 4)
+    /// ``ConsumeOptions/prefetch`` limits the deliveries a consumer holds unsettled.
+    public static let prefetch = TransportCapabilities(rawValue: 1 << 5)
+    /// Deliveries a consumer leaves unsettled go back to the queue when the consumer or the connection goes (see
+    /// ``Transport/redeliversUnsettled``).
+    public static let redeliversUnsettled = TransportCapabilities(rawValue: 1 << 6)
+    /// ``MessageProperties`` travel with a message, and ``Transport/replyQueue()`` gives a reply address. Without
+    /// it a send with properties fails `.unsupported` (it does not drop them in silence).
+    public static let messageProperties = TransportCapabilities(rawValue: 1 << 7)
+    /// ``Transport/send(toInport:_:expiration:)`` has the broker drop the message once it waited that long.
+    /// Without it the message is sent without expiry.
+    public static let messageExpiry = TransportCapabilities(rawValue: 1 << 8)
+    /// ``Transport/holdLock(_:)`` elects a leader through the broker. Without it it fails `.unsupported`.
+    public static let exclusiveLock = TransportCapabilities(rawValue: 1 << 9)
+
+    static let names: [(TransportCapabilities, String)] = [
+        (.brokerBindings, "brokerBindings"), (.sharedQueues, "sharedQueues"),
+        (.queuesHoldMessages, "queuesHoldMessages"), (.queueDepth, "queueDepth"), (.deadLetters, "deadLetters"),
+        (.prefetch, "prefetch"), (.redeliversUnsettled, "redeliversUnsettled"),
+        (.messageProperties, "messageProperties"), (.messageExpiry, "messageExpiry"), (.exclusiveLock, "exclusiveLock"),
+    ]
+
+    public var description: String { "[" + Self.names.filter { contains($0.0) }.map(\.1).joined(separator: ", ") + "]" }
+}
+
 /// A connection between two queues that the broker (AMQP) or the transport (MQTT) keeps.
 public struct Binding: Sendable, Hashable, CustomStringConvertible {
     public enum Kind: String, Sendable, Hashable {
@@ -164,6 +226,9 @@ public struct Subscription: AsyncSequence, Sendable {
 public protocol Transport: AnyObject, Sendable {
     var broker: BrokerURL { get }
 
+    /// What this transport can do. Callers ask it, never the broker URL's scheme. Fixed for a transport's life.
+    var capabilities: TransportCapabilities { get }
+
     /// Connects. Throws a one-line error when the broker cannot be reached within the connect timeout.
     func connect() async throws
     /// Closes the connection: subscriptions end, waiters fail with `.closed`. Idempotent.
@@ -236,11 +301,6 @@ public protocol Transport: AnyObject, Sendable {
     /// ``IOThreadExecutor``). Nil when the transport has none (then consumers run on the global executor).
     var preferredExecutor: (any TaskExecutor)? { get }
 
-    /// True when deliveries a consumer leaves unsettled go back to the queue (AMQP: when the consumer or the
-    /// connection goes). False for MQTT: what was read is acknowledged already, so a consumer that stops must still
-    /// handle what it was given (the participant SDK does).
-    var redeliversUnsettled: Bool { get }
-
     /// Leader election through the broker (standby coordinators): takes, or keeps, the lock `name` for this
     /// connection. True while this connection holds it; false when another connection does. The broker frees it
     /// when the holder's connection ends (a crash included); after a reconnect the holder must take it again (call
@@ -254,7 +314,10 @@ public protocol Transport: AnyObject, Sendable {
 
 extension Transport {
     public var preferredExecutor: (any TaskExecutor)? { nil }
-    public var redeliversUnsettled: Bool { true }
+    /// True when deliveries a consumer leaves unsettled go back to the queue (AMQP: when the consumer or the
+    /// connection goes). False for MQTT: what was read is acknowledged already, so a consumer that stops must still
+    /// handle what it was given (the participant SDK does). ``TransportCapabilities/redeliversUnsettled``.
+    public var redeliversUnsettled: Bool { capabilities.contains(.redeliversUnsettled) }
 
     public func send(toInport queue: String, _ message: Message, expiration: Duration?) async throws {
         try await send(toInport: queue, message)

@@ -53,6 +53,14 @@ public final class AMQPTransport: Transport {
 
     public var preferredExecutor: (any TaskExecutor)? { core.executor }
 
+    /// Everything msgflo asks of a broker: RabbitMQ keeps exchanges, bindings and queues, shares a queue among its
+    /// consumers, counts what waits, dead-letters, honours basic.qos, gives unacknowledged deliveries back, carries
+    /// properties and per-message expiration, and takes exclusive queues as locks.
+    public var capabilities: TransportCapabilities {
+        [.brokerBindings, .sharedQueues, .queuesHoldMessages, .queueDepth, .deadLetters, .prefetch,
+         .redeliversUnsettled, .messageProperties, .messageExpiry, .exclusiveLock]
+    }
+
     public func declareInport(_ queue: String, options: QueueOptions) async throws {
         try Self.check(queue, "queue")
         // The URL's queue type is for durable inports; private non-persistent queues (command, reply) stay classic.

@@ -117,8 +117,17 @@ public final class MQTTTransport: Transport {
     /// Publishes not yet confirmed by the broker (QoS > 0; 0 at QoS 0, where nothing is confirmed).
     public var unconfirmedPublishes: Int { flow?.unconfirmed ?? 0 }
 
-    /// MQTT gives no message back once read: a consumer that stops must still handle what it was given.
-    public var redeliversUnsettled: Bool { false }
+    /// Topics, not queues: bindings are routes this transport keeps (the coordinator routes or asks participants),
+    /// workers share only in pools, the broker counts nothing and keeps nothing for a subscriber that is not there
+    /// (a persistent session aside), no dead-lettering, and no message comes back once read (a consumer that stops
+    /// must still handle what it was given). A prefetch holds only at QoS > 0 (``MQTTFlowControl``); properties
+    /// travel with protocol 5. The leader lock is a retained claim with a last will (MQTTLeaderLock.swift).
+    public var capabilities: TransportCapabilities {
+        var c: TransportCapabilities = [.exclusiveLock]
+        if options.qos > 0 { c.insert(.prefetch) }
+        if options.protocolVersion == 5 { c.insert(.messageProperties) }
+        return c
+    }
 
     public var preferredExecutor: (any TaskExecutor)? { connection.executor }
 

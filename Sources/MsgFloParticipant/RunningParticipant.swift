@@ -105,7 +105,7 @@ public final class RunningParticipant: Sendable {
         self.definition = definition
         self.transport = transport
         self.options = options
-        self.bindsInports = transport.broker.scheme.isAMQP
+        self.bindsInports = transport.capabilities.contains(.brokerBindings)
         self.redelivers = transport.redeliversUnsettled
         let factory = options.metrics
         let role = definition.role

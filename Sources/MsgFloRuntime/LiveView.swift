@@ -116,14 +116,14 @@ public final class LiveView: Sendable {
 
     // MARK: - Sampling
 
-    /// Rates every second; queue depths every `depthInterval` on AMQP. Ends at graceful shutdown or cancellation.
+    /// Rates every second; queue depths every `depthInterval` where the broker counts them (AMQP). Ends at graceful shutdown or cancellation.
     func sampleLoop() async {
         var sinceDepths = depthInterval
         while !Task.isCancelled && !state.withLock({ $0.shuttingDown }) {
             do { try await Task.sleep(for: .seconds(1)) } catch { return }
             sampleRates()
             sinceDepths += .seconds(1)
-            if sinceDepths >= depthInterval, await coordinator.brokerView.isAMQP {
+            if sinceDepths >= depthInterval, await coordinator.brokerView.capabilities.contains(.queueDepth) {
                 sinceDepths = .zero
                 await sampleDepths()
             }

@@ -21,7 +21,7 @@ public enum DumpMessage {
     /// is declared as an outport exchange, as the participant would declare it, and the tap waits on it).
     public static func open(_ queue: String, on transport: any Transport,
                             create: Bool = false) async throws -> (Subscription, Source) {
-        if transport.broker.scheme.isAMQP {
+        if transport.capabilities.contains(.queueDepth) {
             let exists: Bool
             do {
                 _ = try await transport.queueDepth(queue)

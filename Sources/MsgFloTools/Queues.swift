@@ -143,7 +143,7 @@ public struct QueueReport: Sendable {
             }
         }
         var rows = collect(status: status, graph: graph)
-        let amqp = transport.broker.scheme.isAMQP
+        let amqp = transport.capabilities.contains(.queueDepth)
         // Asked together (the transport pipelines them), a few hundred at a time.
         for chunk in stride(from: 0, to: rows.count, by: 256) {
             let range = chunk..<min(rows.count, chunk + 256)

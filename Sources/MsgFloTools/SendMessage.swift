@@ -74,7 +74,7 @@ public enum SendMessage {
 public enum NearMatches {
     public static func existing(_ name: String, on transport: any Transport,
                                 daemonTimeout: Duration = .seconds(1)) async -> [String] {
-        guard transport.broker.scheme.isAMQP else { return [] }
+        guard transport.capabilities.contains(.queueDepth) else { return [] }
         var candidates = variants(of: name)
         if let status = try? await StatusClient.ask(transport, timeout: daemonTimeout) {
             let known = status.rows.flatMap { $0.queueDepths.keys }

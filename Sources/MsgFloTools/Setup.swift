@@ -67,7 +67,8 @@ public struct Setup {
     /// Does everything up to (not including) staying alive. `processes` receives the started participants so that
     /// the caller can stop them, on failure too.
     public func run(on transport: any Transport, processes: ParticipantProcesses) async throws -> Outcome {
-        let mqtt = transport.broker.scheme.isMQTT
+        // Without broker-kept bindings (MQTT) edges are made by telling participants, or routed by this process.
+        let mqtt = !transport.capabilities.contains(.brokerBindings)
         let listener = DiscoveryListener()
         let needDiscovery = options.participants || options.discover || mqtt
         if needDiscovery { try await listener.start(on: transport) }

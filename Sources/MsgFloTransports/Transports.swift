@@ -8,9 +8,14 @@ import MsgFloMQTT
 public enum Transports {
     /// A transport for `amqp://`, `amqps://`, `mqtt://` or `mqtts://`. Not yet connected: call `connect()`.
     /// Throws a one-line ``MsgFloError`` for options the transport cannot use.
-    public static func make(_ url: BrokerURL, logger: Logger,
-                            timeouts: TransportTimeouts = TransportTimeouts()) throws -> any Transport {
+    /// - Parameter maxOutstanding: AMQP: the most messages unconfirmed or queued before `send` waits for room (nil:
+    ///   the transport's default). MQTT ignores it.
+    public static func make(_ url: BrokerURL, logger: Logger, timeouts: TransportTimeouts = TransportTimeouts(),
+                            maxOutstanding: Int? = nil) throws -> any Transport {
         if url.scheme.isAMQP {
+            if let maxOutstanding {
+                return try AMQPTransport(url: url, timeouts: timeouts, maxOutstanding: maxOutstanding, logger: logger)
+            }
             return try AMQPTransport(url: url, timeouts: timeouts, logger: logger)
         } else {
             return try MQTTTransport(broker: url, timeouts: timeouts, logger: logger)

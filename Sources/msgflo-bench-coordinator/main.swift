@@ -67,7 +67,7 @@ case "discovery":
     let distinct = 1000
     let messages = (0..<distinct).map { Discovery.message(for: definition($0, run: run)) }
     let publisher = await connected()
-    let prefill = broker.scheme.isAMQP
+    let prefill = publisher.capabilities.contains(.queuesHoldMessages)
     if prefill && phase != "drain" {
         // AMQP keeps them: fill fbp first, then time the coordinator alone.
         try await publisher.declareDiscoveryQueue()

@@ -156,7 +156,7 @@ do {
     }
     latencies.sort()
     func pct(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
-    print(String(format: "addedge -> binding in place (\(broker.scheme.isMQTT ? "MQTT" : "AMQP"), %d edges): p50 %.1f ms, p99 %.1f ms, max %.1f ms", probes, pct(0.5), pct(0.99), latencies.last!))
+    print(String(format: "addedge -> binding in place (\(transport.capabilities.contains(.brokerBindings) ? "AMQP" : "MQTT"), %d edges): p50 %.1f ms, p99 %.1f ms, max %.1f ms", probes, pct(0.5), pct(0.99), latencies.last!))
 }
 
 // Data events for one edge under a producer going flat out.

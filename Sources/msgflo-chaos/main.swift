@@ -10,7 +10,6 @@
 import Foundation
 import Logging
 import MsgFlo
-import MsgFloAMQP
 import MsgFloMQTT
 import MsgFloTransports
 import Synchronization
@@ -44,14 +43,12 @@ func run() async throws {
     logger.logLevel = .warning
     let broker = try BrokerURL(parsing: brokerText)
     // AMQP: at most 1,000 messages unconfirmed (send waits for room), so that close has little to wait for.
-    let transport: any Transport = broker.scheme.isAMQP
-        ? try AMQPTransport(url: broker, maxOutstanding: 1000, logger: logger)
-        : try Transports.make(broker, logger: logger)
+    let transport = try Transports.make(broker, logger: logger, maxOutstanding: 1000)
     try await transport.connect()
     if mode == "send" {
         // AMQP: the queue must exist before anything is sent to it (else the broker drops it). MQTT: a declaration
         // would subscribe the sender's own session to what it sends.
-        if broker.scheme.isAMQP { try await transport.declareInport(queue) }
+        if transport.capabilities.contains(.queuesHoldMessages) { try await transport.declareInport(queue) }
         var sent = 0
         for i in 0..<count {
             try await transport.send(toInport: queue, Message(json: ["n": .int(i)]))

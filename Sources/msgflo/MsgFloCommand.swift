@@ -160,9 +160,9 @@ extension MsgFlo {
             do {
                 status = try await StatusClient.ask(transport, timeout: .milliseconds(Int(timeout * 1000)))
                 if status == nil {
-                    note(StatusNotes.listening(broker: url, timeout: timeout, listen: listen))
+                    note(StatusNotes.listening(transport.capabilities, timeout: timeout, listen: listen))
                     status = try await StatusClient.listen(transport, for: .milliseconds(Int(listen * 1000)))
-                    if let s = status, s.rows.isEmpty { note(StatusNotes.heardNothing(broker: url, listen: listen)) }
+                    if let s = status, s.rows.isEmpty { note(StatusNotes.heardNothing(transport.capabilities, listen: listen)) }
                 }
             } catch {
                 await transport.close()

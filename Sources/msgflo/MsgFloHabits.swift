@@ -32,15 +32,17 @@ extension MsgFlo {
 
 /// What `msgflo status` says on stderr while it waits, so that a quiet broker is not mistaken for a hang.
 enum StatusNotes {
-    static func listening(broker: BrokerURL, timeout: Double, listen: Double) -> String {
-        let heard = broker.scheme.isMQTT
+    /// `capabilities`: the transport's; where queues hold messages (AMQP) the fbp queue has what was announced.
+    static func listening(_ capabilities: TransportCapabilities, timeout: Double, listen: Double) -> String {
+        let heard = !capabilities.contains(.queuesHoldMessages)
             ? "on MQTT only what is announced meanwhile is heard: participants announce every ~27 s (period 60 / 2.2), so --listen 30 hears them all"
             : "on AMQP the fbp queue holds the announcements made since the last reader"
         return "no msgflo daemon answered within \(seconds(timeout)) s; listening on fbp for \(seconds(listen)) s (\(heard))"
     }
 
-    static func heardNothing(broker: BrokerURL, listen: Double) -> String {
-        "no participant announced itself on fbp in \(seconds(listen)) s" + (broker.scheme.isMQTT && listen < 30 ? " (try --listen 30)" : "")
+    static func heardNothing(_ capabilities: TransportCapabilities, listen: Double) -> String {
+        "no participant announced itself on fbp in \(seconds(listen)) s"
+            + (!capabilities.contains(.queuesHoldMessages) && listen < 30 ? " (try --listen 30)" : "")
     }
 
     static func seconds(_ s: Double) -> String { s == s.rounded() ? String(Int(s)) : String(s) }

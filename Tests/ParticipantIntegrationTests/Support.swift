@@ -20,7 +20,7 @@ extension MessageCollector {
     /// What is sent on outport `outport`: AMQP through a private queue bound to its exchange, MQTT on its topic.
     static func outport(_ outport: String, on t: any Transport) async throws -> MessageCollector {
         try await t.declareOutport(outport)
-        if t.broker.scheme.isAMQP {
+        if t.capabilities.contains(.brokerBindings) {  // AMQP: the exchange needs a queue of its own
             let q = TestBrokers.unique("test.collect")
             try await t.declareInport(q, options: QueueOptions(persistent: false))
             try await t.addBinding(Binding(src: outport, tgt: q))

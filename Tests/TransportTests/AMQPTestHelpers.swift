@@ -1,47 +1,10 @@
 import Foundation
 import Logging
 import MsgFlo
+import MsgFloTesting
 import Synchronization
 
-/// Collects what a subscription delivers, acking (or nacking) each one unless told to hold them.
-final class Collector: Sendable {
-    private let task: Task<Void, Never>
-    private let subscription: Subscription
-
-    init(_ subscription: Subscription, ack: Bool = true, hold: Bool = false,
-         nack: (@Sendable (Delivery) -> Bool)? = nil) {
-        self.subscription = subscription
-        let box = Box()
-        task = Task {
-            for await d in subscription {
-                box.items.withLock { $0.append(d) }
-                guard ack, !hold else { continue }
-                if let nack, nack(d) { d.nack() } else { d.ack() }
-            }
-        }
-        self.box = box
-    }
-
-    private final class Box: Sendable { let items = Mutex<[Delivery]>([]) }
-    private let box: Box
-
-    var count: Int { box.items.withLock { $0.count } }
-    func snapshot() -> [Delivery] { box.items.withLock { $0 } }
-
-    /// Waits until `count` deliveries arrived (or the timeout passed) and returns what arrived.
-    func wait(count: Int, timeout: Duration = .seconds(10)) async -> [Delivery] {
-        let deadline = ContinuousClock.now + timeout
-        while self.count < count && ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return snapshot()
-    }
-
-    func cancel() async {
-        await subscription.cancel()
-        task.cancel()
-    }
-}
+typealias Collector = DeliveryCollector
 
 final class StateLog: Sendable {
     private final class Box: Sendable { let states = Mutex<[ConnectionState]>([]) }

@@ -40,27 +40,6 @@ struct MessagePropertiesTests {
         return t
     }
 
-    @Test func everyPropertyTravelsOverAMQPAndTheBodyStaysTheSame() async throws {
-        let t = try await Self.amqp()
-        let q = TestBrokers.unique("props.amqp.IN")
-        try await t.declareInport(q, options: QueueOptions(persistent: false))
-        let sub = try await t.consume(q)
-        try await t.send(toInport: q, Message(bytes: Self.body, properties: Self.full))
-        let d = try await Self.next(sub)
-        d.ack()
-        #expect(d.message.bytes == Self.body)
-        #expect(d.message.properties == Self.full)
-        // Without properties nothing extra appears (the transport's default persistence aside).
-        try await t.send(toInport: q, Message(bytes: Self.body))
-        let plain = try await Self.next(sub)
-        plain.ack()
-        var p = plain.message.properties
-        p.persistent = nil
-        #expect(p.isEmpty)
-        await sub.cancel()
-        await t.close()
-    }
-
     @Test func badPropertiesFailTheSendAlone() async throws {
         let t = try await Self.amqp()
         let q = TestBrokers.unique("props.bad.IN")
@@ -132,39 +111,6 @@ struct MessagePropertiesTests {
                                                    properties: MessageProperties(correlationID: "y", replyTo: again)))
         #expect(try await t.queueDepth(q) == 2)
         await replies2.cancel()
-        await t.close()
-    }
-
-    @Test(arguments: ["", "qos=1"]) func everyPropertyTravelsOverMQTT5AndThroughARoute(_ qos: String) async throws {
-        let t = try await connectedMQTT(qos.isEmpty ? "protocol=5" : "protocol=5&\(qos)")
-        let src = TestBrokers.unique("props/mqtt/OUT")
-        let dst = TestBrokers.unique("props/mqtt/IN")
-        let direct = MQTTCollector(try await t.consume(src))
-        let routed = MQTTCollector(try await t.consume(dst))
-        try await t.addBinding(Binding(src: src, tgt: dst))
-        var props = Self.full
-        props.replyTo = "msgflo/reply/x"
-        try await t.send(toOutport: src, Message(bytes: Self.body, properties: props))
-        #expect(await direct.waitFor(1))
-        #expect(await routed.waitFor(1))
-        for m in direct.messages + routed.messages {
-            #expect(m.bytes == Self.body)
-            #expect(m.properties == props)
-        }
-        await t.close()
-    }
-
-    @Test func mqtt311RefusesPropertiesAndReplyQueues() async throws {
-        let t = try await connectedMQTT()
-        let topic = TestBrokers.unique("props/v3")
-        await #expect(throws: MsgFloError.self) {
-            try await t.send(toOutport: topic, Message(bytes: [1], properties: MessageProperties(correlationID: "c")))
-        }
-        await #expect(throws: MsgFloError.self) { _ = try await t.replyQueue() }
-        // Plain messages still go.
-        let c = MQTTCollector(try await t.consume(topic))
-        try await t.send(toOutport: topic, Message(bytes: [1]))
-        #expect(await c.waitFor(1))
         await t.close()
     }
 

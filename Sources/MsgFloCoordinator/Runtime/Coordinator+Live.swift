@@ -166,7 +166,7 @@ extension Coordinator {
     /// Whether messages wait in the inport queues of the graph's participants (AMQP); nil where the broker cannot
     /// tell (MQTT).
     public func messagesWaiting() async -> Bool? {
-        guard reconciler.kind == .amqp else { return nil }
+        guard transport.capabilities.contains(.queueDepth) else { return nil }
         var queues: [String] = []
         for role in graph.roles {
             for e in registry.alive(role: role) { queues += e.definition.inports.compactMap(\.queue) }

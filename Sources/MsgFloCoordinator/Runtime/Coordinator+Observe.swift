@@ -1,3 +1,5 @@
+import MsgFlo
+
 extension Coordinator {
     /// The pid of the child the daemon runs for `role` (nil: it runs none), for the live view's node panel.
     public func childPID(_ role: String) -> Int32? { supervisor?.pid(role) }
@@ -8,11 +10,12 @@ extension Coordinator {
     public struct BrokerView: Sendable {
         public var connected: Bool
         public var broker: String
-        public var isAMQP: Bool
+        /// What the transport can do (the live view samples queue depths where it has ``TransportCapabilities/queueDepth``).
+        public var capabilities: TransportCapabilities
     }
 
     public var brokerView: BrokerView {
         BrokerView(connected: transport.state == .connected, broker: transport.broker.description,
-                   isAMQP: transport.broker.scheme.isAMQP)
+                   capabilities: transport.capabilities)
     }
 }

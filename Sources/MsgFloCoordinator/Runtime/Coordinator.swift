@@ -141,7 +141,7 @@ public actor Coordinator {
         self.logger = logger
         self.now = now
         self.registry = ParticipantRegistry(defaultTimeout: options.participantTimeout, forgetAfter: options.forgetAfter)
-        self.reconciler = Reconciler(kind: BrokerKind(transport.broker))
+        self.reconciler = Reconciler(kind: BrokerKind(transport.capabilities))
         let events = self.events
         self.currentLibrary = options.library
         self.supervisor = options.library == nil ? nil : ProcessSupervisor(logger: logger, events: { events.supervisor($0) },
@@ -408,8 +408,9 @@ public actor Coordinator {
                 continue
             }
             var environment = ["MSGFLO_BROKER": transport.broker.unredacted]
-            // On MQTT the workers behind a msgflo/RoundRobin node share their inport in a pool (our SDK reads it).
-            if transport.broker.scheme.isMQTT && graph.edges.contains(where: {
+            // Where consumers of a queue do not share it (MQTT), the workers behind a msgflo/RoundRobin node share
+            // their inport in a pool (our SDK reads it).
+            if !transport.capabilities.contains(.sharedQueues) && graph.edges.contains(where: {
                 $0.tgt.role == role && graph.nodes[$0.src.role]?.component == DesiredGraph.roundRobin
             }) {
                 environment["MSGFLO_POOL"] = role
@@ -676,7 +677,7 @@ public actor Coordinator {
                               pendingEdges: (pendingByRole[role] ?? []).sorted(), queueDepths: [:], inGraph: graph.nodes[role] != nil,
                               inports: entries.first.map { NetworkStatus.ports($0.definition.inports) } ?? [:],
                               outports: entries.first.map { NetworkStatus.ports($0.definition.outports) } ?? [:]))
-            if let d = entries.first?.definition, reconciler.kind == .amqp {
+            if let d = entries.first?.definition, transport.capabilities.contains(.queueDepth) {
                 for p in d.inports { if let q = p.queue { queuesToMeasure.append((rows.count - 1, q)) } }
             }
         }

@@ -66,7 +66,7 @@ public enum StatusClient {
         for role in registry.roles.sorted() {
             let entries = registry.participants(role: role)
             var depths: [String: Int] = [:]
-            if transport.broker.scheme.isAMQP, let d = entries.first?.definition {
+            if transport.capabilities.contains(.queueDepth), let d = entries.first?.definition {
                 for p in d.inports { if let q = p.queue, let n = try? await transport.queueDepth(q) { depths[q] = n } }
             }
             rows.append(.init(role: role, component: entries.first?.definition.component ?? "",

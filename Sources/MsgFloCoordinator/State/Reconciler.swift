@@ -4,7 +4,10 @@ import MsgFlo
 /// connectoutport) or falls back to the transport's router.
 public enum BrokerKind: Sendable, Hashable {
     case amqp, mqtt
-    public init(_ url: BrokerURL) { self = url.scheme.isMQTT ? .mqtt : .amqp }
+    /// `.amqp` where the broker keeps bindings (``TransportCapabilities/brokerBindings``), else `.mqtt`.
+    public init(_ capabilities: TransportCapabilities) {
+        self = capabilities.contains(.brokerBindings) ? .amqp : .mqtt
+    }
 }
 
 /// One thing to do on the broker. Executed in the order planned; each success is recorded with
