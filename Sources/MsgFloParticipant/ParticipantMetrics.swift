@@ -95,7 +95,7 @@ final class ParticipantMetricsCollector: MetricsCollector {
         var outports: [Key: AtomicCounter] = [:]
         /// In the order they were made, with their labels rendered once.
         var inportOrder: [(labels: [UInt8], metrics: Inport)] = []
-        var outportOrder: [(labels: [UInt8], counter: AtomicCounter)] = []
+        var outportOrder: [(labels: [UInt8], metrics: AtomicCounter)] = []
     }
 
     private let state = Mutex(State())
@@ -106,23 +106,23 @@ final class ParticipantMetricsCollector: MetricsCollector {
     }
 
     func inport(role: String, port: String) -> Inport {
-        state.withLock { s in
-            if let found = s.inports[Key(role: role, port: port)] { return found }
-            let made = Inport()
-            s.inports[Key(role: role, port: port)] = made
-            s.inportOrder.append((PrometheusExposition.labels([("role", role), ("port", port)]), made))
-            return made
-        }
+        state.withLock { s in Self.series(Key(role: role, port: port), in: &s.inports, order: &s.inportOrder, make: Inport.init) }
     }
 
     func outport(role: String, port: String) -> AtomicCounter {
         state.withLock { s in
-            if let found = s.outports[Key(role: role, port: port)] { return found }
-            let made = AtomicCounter()
-            s.outports[Key(role: role, port: port)] = made
-            s.outportOrder.append((PrometheusExposition.labels([("role", role), ("port", port)]), made))
-            return made
+            Self.series(Key(role: role, port: port), in: &s.outports, order: &s.outportOrder, make: AtomicCounter.init)
         }
+    }
+
+    /// The series of `key`: the one made before, or a new one, listed with its labels rendered.
+    private static func series<T>(_ key: Key, in made: inout [Key: T], order: inout [(labels: [UInt8], metrics: T)],
+                                  make: () -> T) -> T {
+        if let found = made[key] { return found }
+        let new = make()
+        made[key] = new
+        order.append((PrometheusExposition.labels([("role", key.role), ("port", key.port)]), new))
+        return new
     }
 
     func emit(into buffer: inout [UInt8]) {
@@ -134,7 +134,7 @@ final class ParticipantMetricsCollector: MetricsCollector {
         }
         if !outports.isEmpty {
             P.header(Self.sent, type: "counter", help: "Messages sent on an outport", into: &buffer)
-            for p in outports { P.sample(Self.sent, labels: p.labels, value: String(p.counter.value), into: &buffer) }
+            for p in outports { P.sample(Self.sent, labels: p.labels, value: String(p.metrics.value), into: &buffer) }
         }
         guard !inports.isEmpty else { return }
         P.header(Self.duration, type: "histogram", help: "Seconds a handler took, from delivery to ack or nack", into: &buffer)
