@@ -182,7 +182,11 @@ let package = Package(
             "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", "TestSupport", "msgflo", "msgflo-participant",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swift6),
-        .testTarget(name: "ParticipantTests", dependencies: ["MsgFlo", "MsgFloParticipant", "MsgFloTesting", "ExampleParticipants", "TestSupport"], swiftSettings: swift6),
+        .testTarget(name: "ParticipantTests", dependencies: [
+            "MsgFlo", "MsgFloParticipant", "MsgFloTesting", "ExampleParticipants", "TestSupport", "MsgFloObserve",
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "MetricsTestKit", package: "swift-metrics"),
+        ], swiftSettings: swift6),
         .testTarget(name: "ParticipantIntegrationTests", dependencies: [
             "MsgFlo", "MsgFloParticipant", "MsgFloTransports", "ExampleParticipants", "TestSupport", "msgflo-participant",
             "MsgFloExec", "msgflo-call", "msgflo-exec",

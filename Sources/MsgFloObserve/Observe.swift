@@ -17,13 +17,15 @@ public struct Readiness: Sendable {
     }
 }
 
-/// One process's metrics: a Prometheus registry and the swift-metrics factory that writes into it. Metrics are made
-/// once (per port, per role) with ``factory`` and then only incremented: a counter increment is one atomic add, no
-/// lookup and no allocation. Not bootstrapped globally (`MetricsSystem`), so several participants, a daemon and tests
-/// may live in one process with registries of their own.
+/// One process's metrics: a Prometheus registry and the swift-metrics factory that writes into it, plus the
+/// ``MetricsCollectors`` whose families (a participant's per-message metrics, kept in atomics) are written at scrape
+/// time. Metrics are made once (per port, per role) and then only incremented: no lookup and no allocation. Not
+/// bootstrapped globally (`MetricsSystem`), so several participants, a daemon and tests may live in one process with
+/// registries of their own.
 public final class Observability: Sendable {
     public let registry: PrometheusCollectorRegistry
-    public let factory: PrometheusMetricsFactory
+    public let factory: ObservabilityMetricsFactory
+    public var collectors: MetricsCollectors { factory.collectors }
 
     /// Duration buckets from 50 µs to 10 s: handler times of a relay are microseconds, a reconcile can take seconds.
     public static let durationBuckets: [Duration] = [
@@ -36,7 +38,13 @@ public final class Observability: Sendable {
         registry = PrometheusCollectorRegistry()
         var f = PrometheusMetricsFactory(registry: registry)
         f.defaultDurationHistogramBuckets = Self.durationBuckets
-        factory = f
+        factory = ObservabilityMetricsFactory(prometheus: f, collectors: MetricsCollectors())
+    }
+
+    /// ``durationBuckets`` in nanoseconds, for a ``NanosecondHistogram``.
+    public static let durationBucketNanoseconds: [Int] = durationBuckets.map { d in
+        let c = d.components
+        return Int(c.seconds) * 1_000_000_000 + Int(c.attoseconds / 1_000_000_000)
     }
 
     /// The Prometheus text exposition (format 0.0.4).
@@ -44,6 +52,7 @@ public final class Observability: Sendable {
         var buffer: [UInt8] = []
         buffer.reserveCapacity(4096)
         registry.emit(into: &buffer)
+        collectors.emit(into: &buffer)
         return buffer
     }
 }

@@ -2,6 +2,7 @@ import CoreMetrics
 import Glibc
 import Logging
 import MsgFlo
+import MsgFloObserve
 import Synchronization
 
 extension Participant {
@@ -38,23 +39,7 @@ public final class RunningParticipant: Sendable {
 
     struct OutRoute: Sendable {
         var queue: String?
-        var sent: CoreMetrics.Counter?
-    }
-
-    /// One inport's metrics: messages in, handler seconds, handler errors, nacks.
-    struct InportMetrics: Sendable {
-        let received: CoreMetrics.Counter
-        let duration: CoreMetrics.Timer
-        let errors: CoreMetrics.Counter
-        let nacks: CoreMetrics.Counter
-
-        init(_ factory: any MetricsFactory, role: String, port: String) {
-            let labels = [("role", role), ("port", port)]
-            received = Counter(label: "msgflo_participant_messages_in_total", dimensions: labels, factory: factory)
-            duration = Timer(label: "msgflo_participant_handler_duration_seconds", dimensions: labels, factory: factory)
-            errors = Counter(label: "msgflo_participant_handler_errors_total", dimensions: labels, factory: factory)
-            nacks = Counter(label: "msgflo_participant_nacks_total", dimensions: labels, factory: factory)
-        }
+        var sent: OutportCounter?
     }
     /// True once any `connectoutport` was taken: only then does a send look at `State.routes` for extra targets.
     private let hasExtraTargets = Atomic<Bool>(false)
@@ -110,9 +95,7 @@ public final class RunningParticipant: Sendable {
         let factory = options.metrics
         let role = definition.role
         self.outQueues = Dictionary(definition.outports.map { p in
-            (p.id, OutRoute(queue: p.queue, sent: factory.map {
-                Counter(label: "msgflo_participant_messages_out_total", dimensions: [("role", role), ("port", p.id)], factory: $0)
-            }))
+            (p.id, OutRoute(queue: p.queue, sent: factory.map { OutportCounter($0, role: role, port: p.id) }))
         }, uniquingKeysWith: { a, _ in a })
         if let factory {
             self.inMetrics = Dictionary(definition.inports.map { ($0.id, InportMetrics(factory, role: role, port: $0.id)) },
@@ -203,7 +186,9 @@ public final class RunningParticipant: Sendable {
             if enter() {
                 background.append(Task { [self] in
                     for (port, value) in iips {
-                        await self.handle(Message(json: value), port: port, delivery: nil, metrics: self.inMetrics[port])
+                        let metrics = self.inMetrics[port]
+                        await self.handle(Message(json: value), port: port, delivery: nil, metrics: metrics,
+                                          started: metrics == nil ? 0 : MonotonicClock.nanoseconds())
                     }
                     self.leave()
                 })
@@ -236,10 +221,12 @@ public final class RunningParticipant: Sendable {
         let limit = options.prefetch
         let metrics = inMetrics[port]
         if limit == 1 {
+            // The stream cannot tell whether a delivery was waiting, so the handler's start is read each time.
             for await d in sub {
                 await waitWhilePaused()
                 guard enter(delivery: true) else { continue }
-                await handle(d.message, port: port, delivery: d, metrics: metrics)
+                await handle(d.message, port: port, delivery: d, metrics: metrics,
+                             started: metrics == nil ? 0 : MonotonicClock.nanoseconds())
                 leave()
             }
             return
@@ -250,10 +237,17 @@ public final class RunningParticipant: Sendable {
         await withTaskGroup(of: Void.self) { group in
             for _ in 0..<limit {
                 group.addTask {
-                    while let d = await feed.next() {
-                        await self.waitWhilePaused()
+                    // With metrics: a delivery that was already waiting when the worker's last handler ended starts
+                    // at that handler's end, so a busy worker reads the clock once per message, not twice.
+                    var lastEnd: Int?
+                    while let (d, waited) = await feed.nextNotingWait() {
+                        let paused = await self.waitWhilePaused()
                         guard self.enter(delivery: true) else { continue }
-                        await self.handle(d.message, port: port, delivery: d, metrics: metrics)
+                        var started = 0
+                        if metrics != nil {
+                            started = (waited || paused ? nil : lastEnd) ?? MonotonicClock.nanoseconds()
+                        }
+                        lastEnd = await self.handle(d.message, port: port, delivery: d, metrics: metrics, started: started)
                         self.leave()
                     }
                 }
@@ -263,23 +257,18 @@ public final class RunningParticipant: Sendable {
         }
     }
 
-    private func handle(_ message: Message, port: String, delivery: Delivery?, metrics: InportMetrics?) async {
+    /// Handles one message; with `metrics`, counts it and records its handler's time from `started`
+    /// (``MonotonicClock`` nanoseconds) and returns when it ended (nil without metrics).
+    @discardableResult
+    private func handle(_ message: Message, port: String, delivery: Delivery?, metrics: InportMetrics?,
+                        started: Int) async -> Int? {
         let ctx = ProcessContext(participant: context, inport: port, queue: delivery?.queue, delivery: delivery,
                                  input: message.properties)
-        let started: ContinuousClock.Instant? = metrics == nil ? nil : .now
-        defer {
-            if let metrics, let started {
-                metrics.received.increment()
-                let d = (ContinuousClock.now - started).components
-                metrics.duration.recordNanoseconds(d.seconds * 1_000_000_000 + d.attoseconds / 1_000_000_000)
-                if ctx.isNacked { metrics.nacks.increment() }
-            }
-        }
         do {
             try await participant.handler(port, message, ctx)
             ctx.ack()
         } catch {
-            metrics?.errors.increment()
+            metrics?.failed()
             let why = (error as? MsgFloError)?.description ?? String(describing: error)
             logger.warning("\(role)(\(participant.component)) failed on \(port): \(why)")
             if participant.hasErrorPort {
@@ -295,6 +284,10 @@ public final class RunningParticipant: Sendable {
             }
             ctx.nack()
         }
+        guard let metrics else { return nil }
+        let ended = MonotonicClock.nanoseconds()
+        metrics.handled(nanoseconds: ended &- started, nacked: ctx.isNacked)
+        return ended
     }
 
     /// Whether the coordinator paused it (`pause`): deliveries wait unhandled, and so unacknowledged, until
@@ -312,8 +305,10 @@ public final class RunningParticipant: Sendable {
         logger.info("\(role): \(paused ? "paused" : "resumed")")
     }
 
-    private func waitWhilePaused() async {
-        guard state.withLock({ $0.paused && !$0.stopping }) else { return }
+    /// Returns whether it waited.
+    @discardableResult
+    private func waitWhilePaused() async -> Bool {
+        guard state.withLock({ $0.paused && !$0.stopping }) else { return false }
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let now = state.withLock { s -> Bool in
                 if !s.paused || s.stopping { return true }
@@ -322,6 +317,7 @@ public final class RunningParticipant: Sendable {
             }
             if now { c.resume() }
         }
+        return true
     }
 
     /// Counts a handler in; false once stopping. Once stopping, deliveries are left unsettled where the broker
@@ -589,9 +585,10 @@ final class DeliveryFeed: Sendable {
         for t in takers { t.resume(returning: nil) }
     }
 
-    func next() async -> Delivery? {
-        if let d = take() { return d }
-        return await withCheckedContinuation { (c: CheckedContinuation<Delivery?, Never>) in
+    /// The next delivery, and whether there was none waiting (the caller was suspended until one came).
+    func nextNotingWait() async -> (delivery: Delivery, waited: Bool)? {
+        if let d = take() { return (d, false) }
+        let d = await withCheckedContinuation { (c: CheckedContinuation<Delivery?, Never>) in
             let ready = state.withLock { s -> Delivery?? in
                 if s.head < s.buffer.count { return .some(pop(&s)) }
                 if s.finished { return .some(nil) }
@@ -600,6 +597,7 @@ final class DeliveryFeed: Sendable {
             }
             if let ready { c.resume(returning: ready) }
         }
+        return d.map { ($0, true) }
     }
 
     private func take() -> Delivery? {

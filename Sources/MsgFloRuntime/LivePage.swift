@@ -159,8 +159,30 @@ enum LivePage {
             }
           });
         }
+        // The whole state first, then deltas: changed nodes by id, changed edges by src and tgt (`liveEvents` counts
+        // them, and keeps the last state each node had in a delta, for tests).
+        var liveEvents = { state: 0, delta: 0, deltaNodes: new Map() }, edgeAt = new Map();
         var events = new EventSource("live/events");
-        events.addEventListener("state", function (e) { apply(JSON.parse(e.data)); });
+        events.addEventListener("state", function (e) {
+          var s = JSON.parse(e.data);
+          liveEvents.state++;
+          edgeAt = new Map();
+          s.edges.forEach(function (x, i) { edgeAt.set(edgeKey(x.src, x.tgt), i); });
+          apply(s);
+        });
+        events.addEventListener("delta", function (e) {
+          var d = JSON.parse(e.data), s = lastState;
+          if (!s || d.version !== s.version) return;
+          liveEvents.delta++;
+          s.graph = d.graph; s.connected = d.connected; s.broker = d.broker; s.pendingEdges = d.pendingEdges;
+          Object.keys(d.nodes).forEach(function (id) {
+            // Defined, not assigned: a role named __proto__ stays a node.
+            Object.defineProperty(s.nodes, id, { value: d.nodes[id], writable: true, enumerable: true, configurable: true });
+            liveEvents.deltaNodes.set(id, d.nodes[id].state);
+          });
+          d.edges.forEach(function (x) { var i = edgeAt.get(edgeKey(x.src, x.tgt)); if (i !== undefined) s.edges[i] = x; });
+          apply(s);
+        });
         events.onerror = function () { var st = document.getElementById("status"); st.textContent = "daemon unreachable, retrying…"; st.className = "down"; };
         </script>
         </body></html>

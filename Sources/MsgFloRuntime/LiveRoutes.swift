@@ -29,16 +29,24 @@ enum LiveRoutes {
             }
             return respond(json.serialized, type: "application/json")
         }
-        // Server-Sent Events: one `state` event a second while the client stays (and until graceful shutdown).
+        // Server-Sent Events, once a second while the client stays (and until graceful shutdown): the whole `state`
+        // first (and again when the graph's version changes), then a `delta` with only what changed since the last
+        // event (84 KB a second per viewer for 1,000 nodes otherwise).
         router.get("/live/events") { _, _ -> Response in
             var headers = HTTPFields()
             headers[.contentType] = "text/event-stream"
             headers[.cacheControl] = "no-store"
             return Response(status: .ok, headers: headers, body: ResponseBody { writer in
                 try await writer.write(ByteBuffer(string: "retry: 1000\n\n"))
+                var last: JSONValue?
                 while !Task.isCancelled && !live.isShuttingDown {
-                    let state = await live.stateJSON().serialized
-                    try await writer.write(ByteBuffer(string: "event: state\ndata: \(state)\n\n"))
+                    let state = await live.stateJSON()
+                    if let last, let delta = LiveView.delta(from: last, to: state) {
+                        try await writer.write(ByteBuffer(string: "event: delta\ndata: \(delta.serialized)\n\n"))
+                    } else {
+                        try await writer.write(ByteBuffer(string: "event: state\ndata: \(state.serialized)\n\n"))
+                    }
+                    last = state
                     try await Task.sleep(for: .seconds(1))
                 }
                 try await writer.finish(nil)

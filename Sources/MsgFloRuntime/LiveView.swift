@@ -229,6 +229,21 @@ public final class LiveView: Sendable {
         ]
     }
 
+    /// What changed between two `state` events of one graph version: the top-level fields as they are now, and only
+    /// the nodes (by id) and the edges (by `src` and `tgt`) whose objects differ. Nil when the version changed: the
+    /// page needs the whole state then (and a new drawing).
+    static func delta(from old: JSONValue, to new: JSONValue) -> JSONValue? {
+        guard case .object(var out) = new, old["version"] == new["version"],
+              case .object(let oldNodes)? = old["nodes"], case .object(let newNodes)? = new["nodes"],
+              case .array(let oldEdges)? = old["edges"], case .array(let newEdges)? = new["edges"] else { return nil }
+        out["nodes"] = .object(newNodes.filter { oldNodes[$0.key] != $0.value })
+        func id(_ e: JSONValue) -> String { (e["src"]?.stringValue ?? "") + "\u{0}" + (e["tgt"]?.stringValue ?? "") }
+        var before: [String: JSONValue] = [:]
+        for e in oldEdges { before[id(e)] = e }
+        out["edges"] = .array(newEdges.filter { before[id($0)] != $0 })
+        return .object(out)
+    }
+
     /// The last messages on the edge whose SVG attributes are `src` and `tgt` (`role.port` as drawn).
     func edgeJSON(src: String, tgt: String) async -> JSONValue? {
         let graph = await coordinator.currentGraph

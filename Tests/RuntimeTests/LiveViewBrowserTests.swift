@@ -243,6 +243,11 @@ extension RuntimeDaemons {
                 return s == "lost" || s == "pending"
             }
             #expect(try await nodeStates(page)[a] == "alive")
+            // That change came as a delta (only what changed), after one whole state.
+            let cInDelta = try await page.eval("liveEvents.deltaNodes.get(\(JSONValue.string(c).serialized)) || ''").stringValue
+            #expect(cInDelta == "lost" || cInDelta == "pending", "c's change in a delta: \(cInDelta ?? "none")")
+            #expect(try await page.eval("liveEvents.state").intValue == 1)
+            #expect(try await page.eval("liveEvents.delta").intValue ?? 0 >= 1)
             if kind == .mqtt {
                 try await inPage("edge into c pending", timeout: .seconds(30)) {
                     try await page.eval("document.querySelectorAll('path.edge[data-state=pending]').length").intValue == 1
