@@ -22,6 +22,8 @@ public struct QueuesCommand: AsyncParsableCommand {
         MQTT: a broker does not tell how many messages wait for a topic nor who subscribes; only the topics are \
         listed, and one line says so.
 
+        --no-daemon skips asking a coordinator and only listens on fbp: on MQTT (no virtual hosts) any coordinator         using the broker would answer, also one running another graph.
+
         --json prints one JSON object instead of the table. Example: msgflo-queues --graph graphs/rpc.fbp
         """)
 
@@ -36,6 +38,9 @@ public struct QueuesCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds to wait for a running coordinator's answer.", valueName: "SECONDS"))
     public var daemonTimeout: Double = 2
 
+    @Flag(help: "Do not ask a coordinator: only listen for the participants' announcements on fbp (--listen seconds).")
+    public var noDaemon = false
+
     @Option(help: ArgumentHelp("When no coordinator answers: seconds to listen for participants' announcements (0: do not).",
                                valueName: "SECONDS"))
     public var listen: Double = 3
@@ -47,6 +52,7 @@ public struct QueuesCommand: AsyncParsableCommand {
 
     public func validate() throws {
         if let graph, graph.isEmpty { throw ValidationError("--graph needs a file") }
+        if noDaemon && listen == 0 { throw ValidationError("--no-daemon needs --listen above 0 (else no participant can be found)") }
         for (name, v, zero) in [("--daemon-timeout", daemonTimeout, false), ("--listen", listen, true),
                                 ("--timeout", timeout, false)] {
             guard v.isFinite, zero ? v >= 0 : v > 0, v <= 3600 else {
@@ -63,8 +69,9 @@ public struct QueuesCommand: AsyncParsableCommand {
         do {
             report = try await withDeadline(.seconds(double: timeout),
                                             what: "no answer from \(url) within \(Duration.seconds(double: timeout).seconds) s") {
-                [daemonTimeout, listen] in
-                try await QueueReport.make(on: transport, graph: loaded, daemonTimeout: .seconds(double: daemonTimeout),
+                [daemonTimeout, listen, noDaemon] in
+                try await QueueReport.make(on: transport, graph: loaded,
+                                           daemonTimeout: noDaemon ? nil : .seconds(double: daemonTimeout),
                                            listen: .seconds(double: listen))
             }
         } catch {
@@ -104,6 +111,9 @@ public struct QueueReport: Sendable {
         case daemon, discovery, none
     }
 
+    /// No coordinator was asked (`--no-daemon`).
+    public var daemonAsked = true
+
     public var broker: String
     public var amqp: Bool
     public var source: Source
@@ -122,17 +132,21 @@ public struct QueueReport: Sendable {
     public var sourceLine: String {
         switch source {
         case .daemon: "participants: from the running coordinator"
-        case .discovery: "participants: from the announcements heard on fbp in \(listened.seconds) s (no coordinator answered)"
-        case .none: "participants: none (no coordinator answered\(listened > .zero ? ", no announcement heard in \(listened.seconds) s" : ""))"
+        case .discovery: "participants: from the announcements heard on fbp in \(listened.seconds) s (\(noCoordinator))"
+        case .none: "participants: none (\(noCoordinator)\(listened > .zero ? ", no announcement heard in \(listened.seconds) s" : ""))"
         }
     }
 
+    private var noCoordinator: String { daemonAsked ? "no coordinator answered" : "no coordinator asked: --no-daemon" }
+
     // MARK: Gathering
 
-    public static func make(on transport: any Transport, graph: DesiredGraph?, daemonTimeout: Duration,
+    /// `daemonTimeout` nil: no coordinator is asked, the participants come from `listen` only.
+    public static func make(on transport: any Transport, graph: DesiredGraph?, daemonTimeout: Duration?,
                             listen: Duration) async throws -> QueueReport {
         var source = Source.none
-        var status = try await StatusClient.ask(transport, timeout: daemonTimeout)
+        var status: NetworkStatus? = nil
+        if let daemonTimeout { status = try await StatusClient.ask(transport, timeout: daemonTimeout) }
         if status != nil {
             source = .daemon
         } else if listen > .zero {
@@ -162,8 +176,10 @@ public struct QueueReport: Sendable {
             }
             for (i, r) in measured { rows[i] = r }
         }
-        return QueueReport(broker: transport.broker.description, amqp: amqp, source: source, listened: listen, rows: rows,
-                           withGraph: graph != nil)
+        var report = QueueReport(broker: transport.broker.description, amqp: amqp, source: source, listened: listen,
+                                 rows: rows, withGraph: graph != nil)
+        report.daemonAsked = daemonTimeout != nil
+        return report
     }
 
     /// The rows of the participants' ports, then those of the graph's ports not among them; in that order, each

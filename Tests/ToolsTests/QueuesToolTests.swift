@@ -18,15 +18,26 @@ import Testing
         return out
     }
 
-    /// Runs msgflo-queues until `done` holds for its JSON rows: the participants are heard on fbp (or by whatever
-    /// coordinator of another test answers), which may take a discovery period.
-    static func queues(_ kind: TestBrokers.Kind, _ args: [String], before: () async throws -> Void,
+    /// Runs msgflo-queues (`--no-daemon`: only what is heard on fbp, so that no coordinator of another test answers
+    /// in its place; on MQTT every test shares fbp) until `done` holds for its JSON rows, at most 15 times; returns
+    /// the last run, which the caller checks in full. `during` runs beside each run (cancelled when it ends): on MQTT
+    /// an announcement is heard only while the tool listens.
+    static func queues(_ kind: TestBrokers.Kind, _ args: [String], during: @escaping @Sendable () async throws -> Void,
                        until done: ([String: JSONValue]) -> Bool) async throws -> ToolProcess.Result {
         var last: ToolProcess.Result?
         for _ in 0..<15 {
-            try await before()
-            let r = try await ToolProcess.run("msgflo-queues", args + ["--json", "--listen", "2"], env: try Self.env(kind),
+            let env = try Self.env(kind)
+            let r = try await withThrowingTaskGroup(of: ToolProcess.Result?.self) { g in
+                g.addTask { try await during(); return nil }
+                g.addTask {
+                    try await ToolProcess.run("msgflo-queues", args + ["--json", "--no-daemon", "--listen", "2"], env: env,
                                               timeout: .seconds(60))
+                }
+                while let next = try await g.next() {
+                    if let r = next { g.cancelAll(); return r }
+                }
+                throw CancellationError()
+            }
             last = r
             guard r.status == 0 else { return r }
             // On MQTT every participant of the tests running beside this one is listed (no vhost there): hundreds
@@ -55,11 +66,15 @@ import Testing
         }
         // A participant with hostile names, announced by hand: printed escaped, never asked about when no broker
         // could take the name.
-        // (Announced before each try: on AMQP a coordinator of another test may take an announcement off fbp.)
+        // (Announced again and again while the tool listens: an MQTT announcement reaches only those subscribed when
+        // it is sent, and on AMQP a coordinator of another test may take one off fbp.)
         let evil = TestBrokers.unique("ev") + "\u{1b}[2J\nforged"
-        let r = try await Self.queues(kind, ["--graph", graph.path], before: {
-            try await t.announce(ParticipantDefinition(id: evil, role: evil, component: "Evil",
-                                                       inports: [PortDefinition(id: "in", queue: evil + ".IN")]))
+        let r = try await Self.queues(kind, ["--graph", graph.path], during: {
+            while !Task.isCancelled {
+                try await t.announce(ParticipantDefinition(id: evil, role: evil, component: "Evil",
+                                                           inports: [PortDefinition(id: "in", queue: evil + ".IN")]))
+                try await Task.sleep(for: .milliseconds(300))
+            }
         }) { rows in
             rows["\(a).IN"]?["registered"] == .bool(true) && rows[evil + ".IN"] != nil
         }
@@ -77,6 +92,7 @@ import Testing
                 "\(aOut)")
         #expect(rows["\(b).OUT"] == nil)  // not in the graph's edges, and b is not running
         let j = try JSONValue(parsing: r.stdout)
+        #expect(j["participants"] == .string("discovery"), "\(r)")
         let shownBroker = j["broker"]?.stringValue ?? ""
         #expect(shownBroker.contains("127.0.0.1") && shownBroker.contains("guest:guest") == false, "\(shownBroker)")
         if kind == .amqp {
@@ -94,7 +110,7 @@ import Testing
 
         // The table: one header, aligned columns, names escaped, then the two lines saying where from and what
         // cannot be known.
-        let table = try await ToolProcess.run("msgflo-queues", ["--graph", graph.path, "--listen", "2"],
+        let table = try await ToolProcess.run("msgflo-queues", ["--graph", graph.path, "--no-daemon", "--listen", "2"],
                                               env: try Self.env(kind), timeout: .seconds(60))
         #expect(table.status == 0, "\(table)")
         #expect(!table.stdout.contains("\u{1b}"), "\(table)")
@@ -113,7 +129,8 @@ import Testing
         } else {
             #expect(lines.last?.hasPrefix("MQTT cannot tell") == true, "\(table)")
         }
-        #expect(lines.dropLast().last?.hasPrefix("participants: ") == true, "\(table)")
+        #expect(lines.dropLast().last?.hasPrefix("participants: from the announcements heard on fbp") == true, "\(table)")
+        #expect(lines.dropLast().last?.contains("no coordinator asked: --no-daemon") == true, "\(table)")
         p.signal(SIGTERM)
         _ = await p.wait(timeout: .seconds(15))
         await t.close()
@@ -130,6 +147,7 @@ import Testing
             (["--graph", empty.path], amqp, "no processes"),
             (["--timeout", "-1"], amqp, "--timeout"),
             (["--listen", "soon"], amqp, "--listen"),
+            (["--no-daemon", "--listen", "0"], amqp, "--no-daemon"),
             (["--bogus"], amqp, "--bogus"),
             ([], ["MSGFLO_BROKER": "amqp://guest:secret@127.0.0.1:1/"], "127.0.0.1"),
             (["--broker", "gopher://x"], [:], "gopher"),
