@@ -71,21 +71,8 @@ public struct ManagementAPI: Sendable, CustomStringConvertible {
                              pathPrefix: prefix, user: user, password: password)
     }
 
-    /// Every byte outside RFC 3986's unreserved set percent-encoded: one path segment (a vhost `/` is `%2F`).
-    static func segment(_ s: String) -> String {
-        var out = ""
-        for b in s.utf8 {
-            switch b {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
-                 UInt8(ascii: "~"):
-                out.append(Character(Unicode.Scalar(b)))
-            default:
-                out += String(format: "%%%02X", b)
-            }
-        }
-        return out
-    }
+    /// One path segment: every byte outside RFC 3986's unreserved set percent-encoded (a vhost `/` is `%2F`).
+    static func segment(_ s: String) -> String { BrokerURL.percentEncode(s) }
 
     /// The path of one queue's object, with only the columns used.
     func queuePath(vhost: String, name: String) -> String {
