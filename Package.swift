@@ -120,6 +120,10 @@ let package = Package(
         .target(name: "MsgFloTools", dependencies: [
             "MsgFlo", "FBP", "MsgFloCoordinator", "MsgFloCLI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            // msgflo-queues reads RabbitMQ's management API (plain HTTP/1.1; NIO is already in the graph).
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ], swiftSettings: swift6),

@@ -1,9 +1,18 @@
 /* The C reference of `Scripts/bench rpc`: RabbitMQ request/reply on raw librabbitmq (written for this project,
  * beside ../shared/bench's relays).
- *   amqp_rpc server HOST PORT QUEUE            consume QUEUE (manual ack, prefetch 100); answer each request with its
- *                                              body to its reply_to, with its correlation_id (default exchange)
- *   amqp_rpc client HOST PORT QUEUE N C SIZE   N calls, C in flight, through direct reply-to (amq.rabbitmq.reply-to);
- *                                              prints "calls=… seconds=… calls/s=… p50_ms=… p90_ms=… p99_ms=… max_ms=…"
+ *   amqp_rpc server HOST PORT QUEUE [LAYOUT]          consume QUEUE (manual ack, prefetch 100); answer each request
+ *                                                     with its body to its reply_to, with its correlation_id (default
+ *                                                     exchange)
+ *   amqp_rpc client HOST PORT QUEUE N C SIZE [LAYOUT] N calls, C in flight, through direct reply-to
+ *                                                     (amq.rabbitmq.reply-to); prints "calls=… seconds=… calls/s=…
+ *                                                     p50_ms=… p90_ms=… p99_ms=… max_ms=…"
+ * LAYOUT:
+ *   bare    (default) the server declares a non-durable QUEUE; the client publishes to it on the default exchange.
+ *   msgflo  msgflo's inport layout, as ../shared/bench/amqp_bench.c (and msgflo-nodejs) declare it: a durable fanout
+ *           exchange QUEUE, a durable QUEUE with x-dead-letter-exchange dead-QUEUE, bound to it; the server declares
+ *           them, the client publishes to the exchange QUEUE (as msgflo-call does to an inport that has one).
+ * Both layouts: requests and replies are transient (no delivery_mode 2), nothing is published with confirms, the
+ * server acks each request after publishing its reply.
  * Build: cc -O2 -o amqp_rpc amqp_rpc.c -lrabbitmq
  */
 #include <stdio.h>
@@ -31,14 +40,36 @@ static amqp_connection_state_t open_conn(const char *host, int port) {
   return c;
 }
 
+/* msgflo's inport: durable fanout exchange Q, durable queue Q (dead letters to dead-Q), bound. */
+static void declare_msgflo_inport(amqp_connection_state_t c, const char *queue) {
+  amqp_exchange_declare(c, 1, amqp_cstring_bytes(queue), amqp_cstring_bytes("fanout"), 0, 1, 0, 0, amqp_empty_table);
+  die_on(amqp_get_rpc_reply(c), "exchange.declare");
+  char dlx[600]; snprintf(dlx, sizeof dlx, "dead-%s", queue);
+  amqp_table_entry_t e; e.key = amqp_cstring_bytes("x-dead-letter-exchange");
+  e.value.kind = AMQP_FIELD_KIND_UTF8; e.value.value.bytes = amqp_cstring_bytes(dlx);
+  amqp_table_t args = { 1, &e };
+  amqp_queue_declare(c, 1, amqp_cstring_bytes(queue), 0, 1, 0, 0, args);
+  die_on(amqp_get_rpc_reply(c), "queue.declare");
+  amqp_queue_purge(c, 1, amqp_cstring_bytes(queue));
+  amqp_queue_bind(c, 1, amqp_cstring_bytes(queue), amqp_cstring_bytes(queue), amqp_cstring_bytes(""), amqp_empty_table);
+  die_on(amqp_get_rpc_reply(c), "queue.bind");
+}
+
 int main(int argc, char **argv) {
   if (argc < 5) { fprintf(stderr, "usage: see source\n"); return 2; }
   const char *mode = argv[1], *host = argv[2], *queue = argv[4];
   int port = atoi(argv[3]);
+  const char *layout = strcmp(mode, "server") == 0 ? (argc > 5 ? argv[5] : "bare") : (argc > 8 ? argv[8] : "bare");
+  int msgflo = strcmp(layout, "msgflo") == 0;
+  if (!msgflo && strcmp(layout, "bare") != 0) { fprintf(stderr, "layout must be bare or msgflo\n"); return 2; }
   amqp_connection_state_t c = open_conn(host, port);
   if (strcmp(mode, "server") == 0) {
-    amqp_queue_declare(c, 1, amqp_cstring_bytes(queue), 0, 0, 0, 1, amqp_empty_table);
-    die_on(amqp_get_rpc_reply(c), "queue.declare");
+    if (msgflo) {
+      declare_msgflo_inport(c, queue);
+    } else {
+      amqp_queue_declare(c, 1, amqp_cstring_bytes(queue), 0, 0, 0, 1, amqp_empty_table);
+      die_on(amqp_get_rpc_reply(c), "queue.declare");
+    }
     amqp_basic_qos(c, 1, 0, 100, 0);
     amqp_basic_consume(c, 1, amqp_cstring_bytes(queue), amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
     die_on(amqp_get_rpc_reply(c), "consume");
@@ -73,7 +104,8 @@ int main(int argc, char **argv) {
       p.reply_to = amqp_cstring_bytes("amq.rabbitmq.reply-to");
       snprintf(id, sizeof id, "%ld", sent); p.correlation_id = amqp_cstring_bytes(id);
       start[sent] = now();
-      amqp_basic_publish(c, 1, amqp_empty_bytes, amqp_cstring_bytes(queue), 0, 0, &p, body);
+      if (msgflo) amqp_basic_publish(c, 1, amqp_cstring_bytes(queue), amqp_empty_bytes, 0, 0, &p, body);
+      else amqp_basic_publish(c, 1, amqp_empty_bytes, amqp_cstring_bytes(queue), 0, 0, &p, body);
       sent++;
     }
     amqp_envelope_t env; amqp_maybe_release_buffers(c);

@@ -313,7 +313,8 @@ public struct BrokerURL: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    static func percentEncode(_ s: String) -> String {
+    /// Every byte outside RFC 3986's unreserved set percent-encoded (a URL's user-info, vhost, or one path segment).
+    public static func percentEncode(_ s: String) -> String {
         var out = ""
         for b in s.utf8 {
             switch b {

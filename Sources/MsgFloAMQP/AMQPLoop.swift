@@ -149,6 +149,8 @@ final class AMQPLoop: @unchecked Sendable {
     private var ackedInBatch: [UInt64] = []
 
     private var properties = amqp_basic_properties_t()
+    /// C memory for a publish's own properties, reset before each (connection thread only).
+    private let propertyArena = AMQPPropertyArena()
 
     init(core: AMQPCore, connected: Pending<Void>) {
         self.core = core
@@ -676,12 +678,10 @@ final class AMQPLoop: @unchecked Sendable {
                         return amqp_basic_publish(c, Channel.publish, amqp_cstring_bytes(ex), amqp_cstring_bytes(rk),
                                                   mandatory, 0, &properties, bytes)
                     }
-                    let arena = AMQPPropertyArena()
-                    var props = arena.basicProperties(properties, o.properties, expiration: o.expiration)
-                    return withExtendedLifetime(arena) {
-                        amqp_basic_publish(c, Channel.publish, amqp_cstring_bytes(ex), amqp_cstring_bytes(rk),
-                                           mandatory, 0, &props, bytes)
-                    }
+                    propertyArena.reset()
+                    var props = propertyArena.basicProperties(properties, o.properties, expiration: o.expiration)
+                    return amqp_basic_publish(c, Channel.publish, amqp_cstring_bytes(ex), amqp_cstring_bytes(rk),
+                                              mandatory, 0, &props, bytes)
                 }
             }
         }

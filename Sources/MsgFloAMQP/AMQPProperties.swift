@@ -15,19 +15,52 @@ enum AMQPPropertyFlag {
     static let timestamp: UInt32 = 1 << 6
 }
 
-/// C memory for one publish's properties: strings and the headers table, freed when the arena goes.
-/// Used on the connection's own thread only.
+/// C memory for one publish's properties: strings and the headers table. One arena per connection loop, used on its
+/// own thread only and ``reset()`` before each publish: the bytes go into a 4 KB block kept for the connection's
+/// life (no allocation per string; a request's correlation id and reply-to used to cost a Swift array and a malloc
+/// each); what does not fit gets a malloc of its own, freed at the next reset.
 final class AMQPPropertyArena {
-    private var blocks: [UnsafeMutableRawPointer] = []
+    private static let blockSize = 4096
+    private let block: UnsafeMutableRawPointer
+    private var used = 0
+    private var overflow: [UnsafeMutableRawPointer] = []
 
-    deinit { for b in blocks { free(b) } }
+    init() {
+        block = UnsafeMutableRawPointer.allocate(byteCount: Self.blockSize, alignment: 16)
+    }
+
+    deinit {
+        reset()
+        block.deallocate()
+    }
+
+    /// Forgets what the last publish used. The pointers handed out before are invalid from here on.
+    func reset() {
+        used = 0
+        if !overflow.isEmpty {
+            for b in overflow { free(b) }
+            overflow.removeAll(keepingCapacity: true)
+        }
+    }
+
+    private func take(_ count: Int, alignment: Int = 1) -> UnsafeMutableRawPointer? {
+        let start = (used + alignment - 1) & ~(alignment - 1)
+        if start + count <= Self.blockSize {
+            used = start + count
+            return block + start
+        }
+        guard let p = malloc(count) else { return nil }
+        overflow.append(p)
+        return p
+    }
 
     func bytes(_ s: String) -> amqp_bytes_t {
-        let u = Array(s.utf8)
-        guard !u.isEmpty, let p = malloc(u.count) else { return amqp_empty_bytes }
-        u.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: u.count) }
-        blocks.append(p)
-        return amqp_bytes_t(len: u.count, bytes: p)
+        var s = s
+        return s.withUTF8 { u in
+            guard let base = u.baseAddress, u.count > 0, let p = take(u.count) else { return amqp_empty_bytes }
+            p.copyMemory(from: base, byteCount: u.count)
+            return amqp_bytes_t(len: u.count, bytes: p)
+        }
     }
 
     /// `base` (the transport's defaults) with `p` applied; `expiration` (milliseconds, text) wins over p's.
@@ -56,8 +89,8 @@ final class AMQPPropertyArena {
         }
         if !p.headers.isEmpty {
             let n = p.headers.count
-            guard let raw = malloc(n * MemoryLayout<amqp_table_entry_t>.stride) else { return props }
-            blocks.append(raw)
+            guard let raw = take(n * MemoryLayout<amqp_table_entry_t>.stride,
+                                 alignment: MemoryLayout<amqp_table_entry_t>.alignment) else { return props }
             let entries = raw.bindMemory(to: amqp_table_entry_t.self, capacity: n)
             for (i, (k, v)) in p.headers.sorted(by: { $0.key < $1.key }).enumerated() {
                 var value = amqp_field_value_t()

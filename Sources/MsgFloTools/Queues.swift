@@ -17,10 +17,12 @@ public struct QueuesCommand: AsyncParsableCommand {
 
         AMQP: an inport is a queue; a passive declare (which creates nothing) gives its ready messages and its \
         consumers, or says it is missing. An outport is an exchange: only whether it exists. Messages delivered and \
-        not yet acknowledged are counted by RabbitMQ's management plugin only, which this tool does not use: that \
-        column says unknown (`rabbitmqctl list_queues name messages_unacknowledged` on the broker's host shows it). \
-        MQTT: a broker does not tell how many messages wait for a topic nor who subscribes; only the topics are \
+        not yet acknowledged are counted by RabbitMQ's management plugin only: they are read from its HTTP API \
+        (--management URL; default http://BROKER-HOST:15672/ with the broker URL's user and password). When the API \
+        does not answer, that column says unknown and one line says why. MQTT: a broker does not tell how many messages wait for a topic nor who subscribes; only the topics are \
         listed, and one line says so.
+
+        --no-daemon skips asking a coordinator and only listens on fbp: on MQTT (no virtual hosts) any coordinator         using the broker would answer, also one running another graph.
 
         --json prints one JSON object instead of the table. Example: msgflo-queues --graph graphs/rpc.fbp
         """)
@@ -36,6 +38,9 @@ public struct QueuesCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds to wait for a running coordinator's answer.", valueName: "SECONDS"))
     public var daemonTimeout: Double = 2
 
+    @Flag(help: "Do not ask a coordinator: only listen for the participants' announcements on fbp (--listen seconds).")
+    public var noDaemon = false
+
     @Option(help: ArgumentHelp("When no coordinator answers: seconds to listen for participants' announcements (0: do not).",
                                valueName: "SECONDS"))
     public var listen: Double = 3
@@ -43,10 +48,16 @@ public struct QueuesCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Give up (one line, exit 1) after this many seconds in all.", valueName: "SECONDS"))
     public var timeout: Double = 30
 
+    @Option(help: ArgumentHelp(
+        "AMQP: RabbitMQ's management API, for the unacknowledged counts (http://[USER:PASSWORD@]HOST:PORT[/PREFIX]; default: the broker's host, port 15672, the broker URL's credentials).",
+        valueName: "URL"))
+    public var management: String?
+
     public init() {}
 
     public func validate() throws {
         if let graph, graph.isEmpty { throw ValidationError("--graph needs a file") }
+        if noDaemon && listen == 0 { throw ValidationError("--no-daemon needs --listen above 0 (else no participant can be found)") }
         for (name, v, zero) in [("--daemon-timeout", daemonTimeout, false), ("--listen", listen, true),
                                 ("--timeout", timeout, false)] {
             guard v.isFinite, zero ? v >= 0 : v > 0, v <= 3600 else {
@@ -58,14 +69,21 @@ public struct QueuesCommand: AsyncParsableCommand {
     public func run() async throws {
         let loaded = try graph.map { try GraphFile.load($0, warn: Output.error, requireProcesses: true) }
         let url = try brokerOptions.url()
+        var api: ManagementAPI?
+        if url.scheme.isAMQP {
+            api = try management.map { try ManagementAPI.parse($0, broker: url) } ?? ManagementAPI.derived(from: url)
+        } else if management != nil {
+            throw MsgFloError(.invalidArgument, "--management is for AMQP brokers (RabbitMQ); \(url) is MQTT")
+        }
         let transport = try await brokerOptions.connect(tool: Self.configuration.commandName!)
         let report: QueueReport
         do {
             report = try await withDeadline(.seconds(double: timeout),
                                             what: "no answer from \(url) within \(Duration.seconds(double: timeout).seconds) s") {
-                [daemonTimeout, listen] in
-                try await QueueReport.make(on: transport, graph: loaded, daemonTimeout: .seconds(double: daemonTimeout),
-                                           listen: .seconds(double: listen))
+                [daemonTimeout, listen, noDaemon, api] in
+                try await QueueReport.make(on: transport, graph: loaded,
+                                           daemonTimeout: noDaemon ? nil : .seconds(double: daemonTimeout),
+                                           listen: .seconds(double: listen), management: api)
             }
         } catch {
             await transport.close()
@@ -96,6 +114,8 @@ public struct QueueReport: Sendable {
         public var exists: Bool?
         public var messages: Int?
         public var consumers: Int?
+        /// Delivered and not yet acknowledged (AMQP, from the management API).
+        public var unacknowledged: Int?
         /// Why nothing could be asked, or what went wrong asking.
         public var problem: String?
     }
@@ -103,6 +123,13 @@ public struct QueueReport: Sendable {
     public enum Source: String, Sendable {
         case daemon, discovery, none
     }
+
+    /// No coordinator was asked (`--no-daemon`).
+    public var daemonAsked = true
+    /// The management API asked for the unacknowledged counts (AMQP), as printed (no credentials).
+    public var management: String?
+    /// Why the management API gave no counts (nil: it answered, or it was not asked).
+    public var managementProblem: String?
 
     public var broker: String
     public var amqp: Bool
@@ -114,25 +141,32 @@ public struct QueueReport: Sendable {
 
     /// The line saying what cannot be known on this broker.
     public var unknownLine: String {
-        amqp
-            ? "UNACKED unknown: RabbitMQ counts messages delivered and not yet acknowledged only in its management plugin, which this tool does not use (on the broker's host: rabbitmqctl list_queues name messages_unacknowledged)"
+        if amqp, let management, managementProblem == nil {
+            return "UNACKED from the management API at \(management) (sampled by RabbitMQ: up to its statistics interval, 5 s by default, old)"
+        }
+        return amqp
+            ? "UNACKED unknown: RabbitMQ counts messages delivered and not yet acknowledged only in its management plugin, and \(SafeText.escape(managementProblem ?? "no management API was asked", limit: 300)) (give --management URL; on the broker's host: rabbitmqctl list_queues name messages_unacknowledged)"
             : "MQTT cannot tell: a broker does not say how many messages wait for a topic, who subscribes to it, or what is unacknowledged; only the topics are listed"
     }
 
     public var sourceLine: String {
         switch source {
         case .daemon: "participants: from the running coordinator"
-        case .discovery: "participants: from the announcements heard on fbp in \(listened.seconds) s (no coordinator answered)"
-        case .none: "participants: none (no coordinator answered\(listened > .zero ? ", no announcement heard in \(listened.seconds) s" : ""))"
+        case .discovery: "participants: from the announcements heard on fbp in \(listened.seconds) s (\(noCoordinator))"
+        case .none: "participants: none (\(noCoordinator)\(listened > .zero ? ", no announcement heard in \(listened.seconds) s" : ""))"
         }
     }
 
+    private var noCoordinator: String { daemonAsked ? "no coordinator answered" : "no coordinator asked: --no-daemon" }
+
     // MARK: Gathering
 
-    public static func make(on transport: any Transport, graph: DesiredGraph?, daemonTimeout: Duration,
-                            listen: Duration) async throws -> QueueReport {
+    /// `daemonTimeout` nil: no coordinator is asked, the participants come from `listen` only.
+    public static func make(on transport: any Transport, graph: DesiredGraph?, daemonTimeout: Duration?,
+                            listen: Duration, management: ManagementAPI? = nil) async throws -> QueueReport {
         var source = Source.none
-        var status = try await StatusClient.ask(transport, timeout: daemonTimeout)
+        var status: NetworkStatus? = nil
+        if let daemonTimeout { status = try await StatusClient.ask(transport, timeout: daemonTimeout) }
         if status != nil {
             source = .daemon
         } else if listen > .zero {
@@ -162,8 +196,14 @@ public struct QueueReport: Sendable {
             }
             for (i, r) in measured { rows[i] = r }
         }
-        return QueueReport(broker: transport.broker.description, amqp: amqp, source: source, listened: listen, rows: rows,
-                           withGraph: graph != nil)
+        var report = QueueReport(broker: transport.broker.description, amqp: amqp, source: source, listened: listen,
+                                 rows: rows, withGraph: graph != nil)
+        report.daemonAsked = daemonTimeout != nil
+        if amqp, let management {
+            report.management = management.redacted
+            report.managementProblem = await askManagement(management, vhost: transport.broker.vhost, rows: &report.rows)
+        }
+        return report
     }
 
     /// The rows of the participants' ports, then those of the graph's ports not among them; in that order, each
@@ -248,6 +288,35 @@ public struct QueueReport: Sendable {
         }
     }
 
+    /// Reads the unacknowledged count of every existing inport queue from the management API, eight at a time. The
+    /// first failure (nothing answers, credentials refused, an answer that cannot be read) ends the asking: it is
+    /// returned, for the line saying why the column is unknown, and no row keeps a count.
+    static func askManagement(_ api: ManagementAPI, vhost: String, rows: inout [Row]) async -> String? {
+        let wanted = rows.indices.filter { rows[$0].direction == .inport && rows[$0].exists == true }
+        var counts: [Int: Int] = [:]
+        var problem: String?
+        for chunk in stride(from: 0, to: wanted.count, by: 8) where problem == nil {
+            let batch = wanted[chunk..<min(wanted.count, chunk + 8)]
+            let answers = await withTaskGroup(of: (Int, Result<ManagementAPI.QueueCounts?, any Error>).self) { g in
+                for i in batch {
+                    let name = rows[i].name
+                    g.addTask { (i, await Result { try await api.queue(vhost: vhost, name: name) }) }
+                }
+                var out: [(Int, Result<ManagementAPI.QueueCounts?, any Error>)] = []
+                for await a in g { out.append(a) }
+                return out
+            }
+            for (i, answer) in answers.sorted(by: { $0.0 < $1.0 }) {
+                switch answer {
+                case .success(let c): if let n = c?.unacknowledged { counts[i] = n }
+                case .failure(let e): if problem == nil { problem = "\(e)" }
+                }
+            }
+        }
+        if problem == nil { for (i, n) in counts { rows[i].unacknowledged = n } }
+        return problem
+    }
+
     // MARK: Output
 
     static func kind(_ row: Row, amqp: Bool) -> String {
@@ -273,7 +342,7 @@ public struct QueueReport: Sendable {
         for r in rows {
             let messages = r.direction == .outport && amqp ? "-" : number(r.messages)
             let consumers = r.direction == .outport && amqp ? "-" : number(r.consumers)
-            let unacked = r.direction == .outport && amqp ? "-" : "?"
+            let unacked = r.direction == .outport && amqp ? "-" : r.unacknowledged.map(String.init) ?? "?"
             lines.append([cell(r.name), Self.kind(r, amqp: amqp), r.direction.rawValue,
                           r.ports.map(cell).joined(separator: ","), messages, consumers, unacked,
                           cell(Self.state(r, withGraph: withGraph))])
@@ -308,12 +377,13 @@ public struct QueueReport: Sendable {
                     "direction": .string(r.direction.rawValue), "ports": .array(r.ports.map(JSONValue.string)),
                     "inGraph": .bool(r.inGraph), "registered": .bool(r.registered),
                     "exists": r.exists.map(JSONValue.bool) ?? .null,
-                    "messages": opt(r.messages), "consumers": opt(r.consumers), "unacknowledged": .null,
+                    "messages": opt(r.messages), "consumers": opt(r.consumers), "unacknowledged": opt(r.unacknowledged),
                 ]
                 if let p = r.problem { o["problem"] = .string(p) }
                 return .object(o)
             }),
             "unknown": .string(unknownLine),
+            "management": management.map(JSONValue.string) ?? .null,
         ])
     }
 }
