@@ -36,6 +36,17 @@ public struct ManagementAPI: Sendable, CustomStringConvertible {
 
     /// The default: the broker's host, port 15672 (the plugin's default), the broker URL's credentials (guest/guest
     /// when it names no user, as AMQP's login does).
+    /// The API to ask for a broker: `given` (`--management`), else the one derived from the broker's URL; nil for
+    /// MQTT brokers, which have none (and `--management` with one is an error). A decision about the URL itself,
+    /// made before any transport exists.
+    public static func forBroker(_ broker: BrokerURL, given: String?) throws(MsgFloError) -> ManagementAPI? {
+        guard broker.scheme.isAMQP else {
+            if given != nil { throw MsgFloError(.invalidArgument, "--management is for AMQP brokers (RabbitMQ); \(broker) is MQTT") }
+            return nil
+        }
+        return try given.map { text throws(MsgFloError) in try parse(text, broker: broker) } ?? derived(from: broker)
+    }
+
     public static func derived(from broker: BrokerURL) -> ManagementAPI {
         ManagementAPI(host: broker.host, port: 15672, pathPrefix: "", user: broker.user ?? "guest",
                       password: broker.password ?? (broker.user == nil ? "guest" : ""))

@@ -69,12 +69,7 @@ public struct QueuesCommand: AsyncParsableCommand {
     public func run() async throws {
         let loaded = try graph.map { try GraphFile.load($0, warn: Output.error, requireProcesses: true) }
         let url = try brokerOptions.url()
-        var api: ManagementAPI?
-        if url.scheme.isAMQP {
-            api = try management.map { try ManagementAPI.parse($0, broker: url) } ?? ManagementAPI.derived(from: url)
-        } else if management != nil {
-            throw MsgFloError(.invalidArgument, "--management is for AMQP brokers (RabbitMQ); \(url) is MQTT")
-        }
+        let api = try ManagementAPI.forBroker(url, given: management)
         let transport = try await brokerOptions.connect(tool: Self.configuration.commandName!)
         let report: QueueReport
         do {

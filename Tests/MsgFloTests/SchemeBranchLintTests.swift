@@ -14,6 +14,7 @@ import TestSupport
         "MsgFlo/InMemoryTransport.swift": "a transport: its default capabilities follow its URL",
         "MsgFlo/BrokerURL.swift": "the URL itself: its scheme, default port and options",
         "MsgFlo/WireName.swift": "name limits per protocol, checked on URLs and names before any transport exists",
+        "MsgFloTools/ManagementAPI.swift": "RabbitMQ's HTTP API: its own http:// URL, and whether a broker URL has one",
     ]
 
     struct Hit: CustomStringConvertible {
