@@ -34,8 +34,6 @@ public struct ManagementAPI: Sendable, CustomStringConvertible {
 
     public var description: String { redacted }
 
-    /// The default: the broker's host, port 15672 (the plugin's default), the broker URL's credentials (guest/guest
-    /// when it names no user, as AMQP's login does).
     /// The API to ask for a broker: `given` (`--management`), else the one derived from the broker's URL; nil for
     /// MQTT brokers, which have none (and `--management` with one is an error). A decision about the URL itself,
     /// made before any transport exists.
@@ -47,6 +45,8 @@ public struct ManagementAPI: Sendable, CustomStringConvertible {
         return try given.map { text throws(MsgFloError) in try parse(text, broker: broker) } ?? derived(from: broker)
     }
 
+    /// The default: the broker's host, port 15672 (the plugin's default), the broker URL's credentials (guest/guest
+    /// when it names no user, as AMQP's login does).
     public static func derived(from broker: BrokerURL) -> ManagementAPI {
         ManagementAPI(host: broker.host, port: 15672, pathPrefix: "", user: broker.user ?? "guest",
                       password: broker.password ?? (broker.user == nil ? "guest" : ""))
