@@ -29,10 +29,9 @@ public enum SendMessage {
         case .json(let s):
             text = s
         case .file(let path):
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw ToolFailure("cannot read file '\(path)': \(FileAccess.reason(path))")
+            do { text = String(decoding: try TextFile.bytes(path, what: "file"), as: UTF8.self) } catch {
+                throw ToolFailure(error.message)
             }
-            text = String(decoding: data, as: UTF8.self)
         case .stdin:
             text = String(decoding: readStdin(), as: UTF8.self)
         }
@@ -134,22 +133,8 @@ public enum NearMatches {
 }
 
 enum FileAccess {
-    /// Why a file cannot be read, in a few words.
-    static func reason(_ path: String) -> String {
-        var isDir: ObjCBool = false
-        if !FileManager.default.fileExists(atPath: path, isDirectory: &isDir) { return "no such file" }
-        if isDir.boolValue { return "it is a directory" }
-        if !FileManager.default.isReadableFile(atPath: path) { return "permission denied" }
-        return "unreadable"
-    }
-
+    /// The file's text (UTF-8), as ``TextFile`` reads it; failures are the tool's one line.
     static func read(_ path: String, what: String = "file") throws -> String {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ToolFailure("cannot read \(what) '\(path)': \(reason(path))")
-        }
-        guard let text = String(validating: data, as: UTF8.self) else {
-            throw ToolFailure("cannot read \(what) '\(path)': not UTF-8 text")
-        }
-        return text
+        do { return try TextFile.read(path, what: what) } catch { throw ToolFailure(error.message) }
     }
 }

@@ -17,7 +17,7 @@ public enum GraphFile {
     /// comment-only file is more likely the wrong file than a wish).
     public static func load(_ path: String, warn: (String) -> Void = { _ in },
                             requireProcesses: Bool = false) throws(MsgFloError) -> DesiredGraph {
-        let text = try read(path)
+        let text = try TextFile.read(path, what: "graph", limit: maximumBytes)
         let graph: FBPGraph
         do {
             if path.lowercased().hasSuffix(".fbp") {
@@ -38,23 +38,46 @@ public enum GraphFile {
         let base = path.split(separator: "/").last.map(String.init) ?? path
         return DesiredGraph(fbp: graph, name: String(base.split(separator: ".").first ?? "main"))
     }
+}
 
-    /// The file's text, or why it cannot be had, in a few words.
-    static func read(_ path: String) throws(MsgFloError) -> String {
-        func failure(_ why: String) -> MsgFloError { MsgFloError(.notFound, "cannot read graph '\(path)': \(why)") }
+/// A text file read whole, or why it cannot be, in a few words: "cannot read WHAT 'PATH': no such file" (it is a
+/// directory, permission denied, larger than N MiB, not UTF-8 text). The daemon's graph and the tools' files
+/// (definitions, payloads) are read through it.
+public enum TextFile {
+    /// Why `path` cannot be opened, in a few words.
+    public static func reason(_ path: String) -> String {
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw failure("no such file") }
-        if isDirectory.boolValue { throw failure("it is a directory") }
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw failure(FileManager.default.isReadableFile(atPath: path) ? "unreadable" : "permission denied")
+        if !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) { return "no such file" }
+        if isDirectory.boolValue { return "it is a directory" }
+        if !FileManager.default.isReadableFile(atPath: path) { return "permission denied" }
+        return "unreadable"
+    }
+
+    /// The file's bytes, at most `limit` of them (nil: no limit).
+    public static func bytes(_ path: String, what: String, limit: Int? = nil) throws(MsgFloError) -> Data {
+        func failure(_ why: String) -> MsgFloError { MsgFloError(.notFound, "cannot read \(what) '\(path)': \(why)") }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw failure("it is a directory")
         }
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw failure(reason(path)) }
         defer { try? handle.close() }
         // One byte more than allowed tells a file at the limit from a larger one without trusting its size (a pipe
         // or a file that grows has none).
         let data: Data
-        do { data = try handle.read(upToCount: maximumBytes + 1) ?? Data() } catch { throw failure("unreadable") }
-        if data.count > maximumBytes { throw failure("larger than \(maximumBytes >> 20) MiB") }
-        guard let text = String(validating: data, as: UTF8.self) else { throw failure("not UTF-8 text") }
+        do {
+            data = try (limit.map { try handle.read(upToCount: $0 + 1) } ?? handle.readToEnd()) ?? Data()
+        } catch { throw failure("unreadable") }
+        if let limit, data.count > limit { throw failure("larger than \(limit >> 20) MiB") }
+        return data
+    }
+
+    /// The file's text (valid UTF-8), at most `limit` bytes.
+    public static func read(_ path: String, what: String, limit: Int? = nil) throws(MsgFloError) -> String {
+        let data = try bytes(path, what: what, limit: limit)
+        guard let text = String(validating: data, as: UTF8.self) else {
+            throw MsgFloError(.notFound, "cannot read \(what) '\(path)': not UTF-8 text")
+        }
         return text
     }
 }
