@@ -8,7 +8,7 @@ public final class InMemoryBroker: Sendable {
         let id: Int
         let prefetch: Int
         var inFlight: Int = 0
-        let continuation: AsyncStream<Delivery>.Continuation
+        let continuation: DeliveryStream.Continuation
         /// Data taps take copies and need no acknowledgement.
         let isTap: Bool
     }
@@ -170,8 +170,8 @@ public final class InMemoryBroker: Sendable {
         }
     }
 
-    func addConsumer(_ queue: String, prefetch: Int, tap: Bool) throws(MsgFloError) -> (Int, AsyncStream<Delivery>) {
-        let (stream, continuation) = AsyncStream<Delivery>.makeStream()
+    func addConsumer(_ queue: String, prefetch: Int, tap: Bool) throws(MsgFloError) -> (Int, DeliveryStream) {
+        let (stream, continuation) = DeliveryStream.makeStream()
         let id = try state.withLock { s throws(MsgFloError) -> Int in
             guard s.queues[queue] != nil else { throw MsgFloError(.notFound, "no queue '\(queue)'") }
             let id = s.nextConsumer
@@ -401,13 +401,12 @@ public final class InMemoryTransport: Transport {
         try memory.bindQueue(tap, to: queue)
         let (id, stream) = try memory.addConsumer(tap, prefetch: .max, tap: true)
         local.withLock { $0.consumers.append((tap, id)) }
-        let acking = stream.map { d -> Delivery in
-            d.ack()
-            return Delivery(message: d.message, queue: queue)
-        }
-        let (out, continuation) = AsyncStream<Delivery>.makeStream()
+        let (out, continuation) = DeliveryStream.makeStream()
         let pump = Task {
-            for await d in acking { continuation.yield(d) }
+            while let d = await stream.next() {
+                d.ack()
+                continuation.yield(Delivery(message: d.message, queue: queue))
+            }
             continuation.finish()
         }
         return Subscription(queue: queue, stream: out) { [memory] in

@@ -9,7 +9,7 @@ import Synchronization
 public final class RPCCaller: Sendable {
     private enum Slot {
         /// Sent; its waiter once it waits, and when it gives up.
-        case waiting(CheckedContinuation<Message, any Error>?, deadline: ContinuousClock.Instant)
+        case waiting(UnsafeContinuation<Message, any Error>?, deadline: ContinuousClock.Instant)
         /// The reply came before its request began to wait.
         case arrived(Message)
         /// Timed out, cancelled or closed before its request began to wait.
@@ -71,7 +71,7 @@ public final class RPCCaller: Sendable {
             stray.add(1, ordering: .relaxed)
             return
         }
-        let waiter = state.withLock { s -> CheckedContinuation<Message, any Error>?? in
+        let waiter = state.withLock { s -> UnsafeContinuation<Message, any Error>?? in
             guard case .waiting(let c, _)? = s.slots[id] else { return .none }
             if let c {
                 s.slots[id] = nil
@@ -89,7 +89,7 @@ public final class RPCCaller: Sendable {
 
     /// Ends call `id` with `error` if it still waits for its reply.
     private func fail(_ id: String, _ error: any Error) {
-        let c = state.withLock { s -> CheckedContinuation<Message, any Error>? in
+        let c = state.withLock { s -> UnsafeContinuation<Message, any Error>? in
             guard case .waiting(let c, _)? = s.slots[id] else { return nil }
             if c == nil { s.slots[id] = .failed(error) } else { s.slots[id] = nil }
             return c
@@ -98,9 +98,9 @@ public final class RPCCaller: Sendable {
     }
 
     private func failAll(_ error: any Error) {
-        let (all, idle) = state.withLock { s -> ([CheckedContinuation<Message, any Error>], CheckedContinuation<Void, Never>?) in
+        let (all, idle) = state.withLock { s -> ([UnsafeContinuation<Message, any Error>], CheckedContinuation<Void, Never>?) in
             s.closed = true
-            var waiters: [CheckedContinuation<Message, any Error>] = []
+            var waiters: [UnsafeContinuation<Message, any Error>] = []
             for (id, slot) in s.slots {
                 guard case .waiting(let c, _) = slot else { continue }
                 if let c {
@@ -123,7 +123,7 @@ public final class RPCCaller: Sendable {
         while !Task.isCancelled {
             let now = clock.now
             var next: ContinuousClock.Instant?
-            var overdue: [(String, CheckedContinuation<Message, any Error>?)] = []
+            var overdue: [(String, UnsafeContinuation<Message, any Error>?)] = []
             let closed = state.withLock { s -> Bool in
                 for (id, slot) in s.slots {
                     guard case .waiting(let c, let deadline) = slot else { continue }
@@ -156,7 +156,7 @@ public final class RPCCaller: Sendable {
     }
 
     private func wait(_ id: String) async throws -> Message {
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Message, any Error>) in
+        try await withUnsafeThrowingContinuation { (c: UnsafeContinuation<Message, any Error>) in
             let ready = state.withLock { s -> Result<Message, any Error>? in
                 switch s.slots[id] {
                 case .arrived(let m)?:

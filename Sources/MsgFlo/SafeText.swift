@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Untrusted text made safe for a log line, a table cell or a one-line error: the one escaping rule of the project.
 ///
 /// Names and strings that come from the network or a file (discovery ids, roles, components, labels, port and queue
@@ -19,6 +27,13 @@ public enum SafeText {
     public static let defaultLimit = 1024
     /// The cap for a whole log message or error line.
     public static let lineLimit = 4096
+
+    /// Whether `text` holds a NUL byte (which no C string and no AMQP short string in librabbitmq's hands may). One
+    /// `memchr` over a native string's bytes: names are checked on every send.
+    public static func containsNUL(_ text: String) -> Bool {
+        var text = text
+        return text.withUTF8 { b in b.baseAddress.map { memchr($0, 0, b.count) != nil } ?? false }
+    }
 
     /// `text` with control characters escaped and at most `limit` bytes (`nil`: no cap). `keepingTabs` leaves tabs
     /// as they are, for output whose format has them (msgflo-setup's binding lines).

@@ -199,13 +199,15 @@ public struct Delivery: Sendable {
 
 /// The messages arriving on a consumed queue, or on a data tap. It ends when the subscription is cancelled or the
 /// transport is closed; it does not end when the connection is lost and comes back (the transport consumes again).
+///
+/// Several tasks may take from one subscription at once (a participant's workers do): each delivery goes to one.
 public struct Subscription: AsyncSequence, Sendable {
     public typealias Element = Delivery
     public let queue: String
-    private let stream: AsyncStream<Delivery>
+    private let stream: DeliveryStream
     private let onCancel: @Sendable () async -> Void
 
-    public init(queue: String, stream: AsyncStream<Delivery>, onCancel: @escaping @Sendable () async -> Void) {
+    public init(queue: String, stream: DeliveryStream, onCancel: @escaping @Sendable () async -> Void) {
         self.queue = queue
         self.stream = stream
         self.onCancel = onCancel
@@ -214,7 +216,15 @@ public struct Subscription: AsyncSequence, Sendable {
     /// Stops consuming. Messages not yet acknowledged go back to the queue (AMQP).
     public func cancel() async { await onCancel() }
 
-    public func makeAsyncIterator() -> AsyncStream<Delivery>.Iterator { stream.makeAsyncIterator() }
+    /// The next delivery, and whether the caller had to wait for it; nil once the subscription has ended.
+    public func nextNotingWait() async -> (delivery: Delivery, waited: Bool)? { await stream.nextNotingWait() }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let stream: DeliveryStream
+        public mutating func next() async -> Delivery? { await stream.next() }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(stream: stream) }
 }
 
 /// A connection to a broker, as every layer above sees it. Implementations: `AMQPTransport` (librabbitmq),
@@ -353,7 +363,7 @@ extension Transport {
     public func consume(_ queue: String, options: ConsumeOptions,
                         handler: @escaping @Sendable (Delivery) -> Void) async throws -> Subscription {
         let inner = try await consume(queue, options: options)
-        let (stream, continuation) = AsyncStream<Delivery>.makeStream()
+        let (stream, continuation) = DeliveryStream.makeStream()
         // On the transport's I/O thread where it has one (no hand-over per message), else on the global executor.
         Task(executorPreference: preferredExecutor) {
             for await d in inner { handler(d) }

@@ -55,7 +55,7 @@ public enum WireName {
         switch broker {
         case .amqp:
             if bytes > amqpMaximumBytes { return "\(bytes) bytes, more than the \(amqpMaximumBytes) of an AMQP short string" }
-            if name.utf8.contains(0) { return "it contains a NUL byte" }
+            if SafeText.containsNUL(name) { return "it contains a NUL byte" }
             return nil
         case .mqtt:
             if bytes > mqttMaximumBytes { return "\(bytes) bytes, more than the \(mqttMaximumBytes) of an MQTT topic" }

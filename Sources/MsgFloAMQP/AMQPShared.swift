@@ -141,7 +141,7 @@ struct SubscriptionRecord: Sendable {
     /// RabbitMQ's direct reply-to: a no-ack consumer of `amq.rabbitmq.reply-to` on the publishing channel (the
     /// broker takes requests sent there with that reply-to as this consumer's). `queue` is the pseudo-queue.
     var directReplyTo = false
-    let continuation: AsyncStream<Delivery>.Continuation
+    let continuation: DeliveryStream.Continuation
     /// Called on the owner thread for each delivery instead of yielding it to `continuation` (which then only ends).
     var handler: (@Sendable (Delivery) -> Void)? = nil
 }

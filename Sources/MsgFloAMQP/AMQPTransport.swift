@@ -429,8 +429,8 @@ final class AMQPCore: DeliverySettler {
                    handler: (@Sendable (Delivery) -> Void)? = nil) async throws -> Subscription {
         if let e = notConnectedError() { throw e }
         let (stream, continuation) = tap
-            ? AsyncStream<Delivery>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
-            : AsyncStream<Delivery>.makeStream()
+            ? DeliveryStream.makeStream(bufferingNewest: 10_000)
+            : DeliveryStream.makeStream()
         let id = shared.withLock { s -> Int in
             let id = s.nextSubscription
             s.nextSubscription += 1

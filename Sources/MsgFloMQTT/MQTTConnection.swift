@@ -39,7 +39,7 @@ final class MQTTConnection: Sendable {
     struct Sink {
         enum Kind {
             /// `prefetch`: a consumer (its deliveries are in hand until settled, see ``MQTTFlowControl``); nil: a tap.
-            case stream(AsyncStream<Delivery>.Continuation, prefetch: Int?)
+            case stream(DeliveryStream.Continuation, prefetch: Int?)
             /// A router edge: republish every payload unchanged to `target`.
             case route(target: String)
         }
@@ -544,7 +544,7 @@ final class MQTTConnection: Sendable {
     // MARK: callbacks (loop thread)
 
     /// Deliveries read from the socket and not yet given to their streams. Loop thread only.
-    private nonisolated(unsafe) var outbox: [(AsyncStream<Delivery>.Continuation, Delivery)] = []
+    private nonisolated(unsafe) var outbox: [(DeliveryStream.Continuation, Delivery)] = []
     /// Since when the reading has been held by the flow control. Loop thread only.
     private nonisolated(unsafe) var heldSince: ContinuousClock.Instant? = nil
     /// Messages read so far. Loop thread only.

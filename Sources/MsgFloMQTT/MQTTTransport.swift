@@ -202,7 +202,7 @@ public final class MQTTTransport: Transport {
     private func subscribe(_ filter: String, prefetch: Int?) async throws -> Subscription {
         // Checked here, before libmosquitto sees it: the broker drops a client that subscribes a malformed filter.
         try WireName.check(filter, .mqtt, use: .filter, what: "topic filter")
-        let (stream, continuation) = AsyncStream<Delivery>.makeStream()
+        let (stream, continuation) = DeliveryStream.makeStream()
         let connection = self.connection
         let id = try await connection.addSink(filter: filter) { id in
             continuation.onTermination = { [weak connection] _ in connection?.removeSink(id) }

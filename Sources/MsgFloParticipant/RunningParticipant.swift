@@ -231,16 +231,16 @@ public final class RunningParticipant: Sendable {
             }
             return
         }
-        // `limit` workers take deliveries from one feed: handlers overlap when they await, and no task is made per
-        // message (a child task per message cost more than the relay's whole transport path).
-        let feed = DeliveryFeed()
+        // `limit` workers take deliveries straight from the subscription (the transport hands each to a waiting
+        // worker): handlers overlap when they await, and no task is made per message (a child task per message cost
+        // more than the relay's whole transport path).
         await withTaskGroup(of: Void.self) { group in
             for _ in 0..<limit {
                 group.addTask {
                     // With metrics: a delivery that was already waiting when the worker's last handler ended starts
                     // at that handler's end, so a busy worker reads the clock once per message, not twice.
                     var lastEnd: Int?
-                    while let (d, waited) = await feed.nextNotingWait() {
+                    while let (d, waited) = await sub.nextNotingWait() {
                         let paused = await self.waitWhilePaused()
                         guard self.enter(delivery: true) else { continue }
                         var started = 0
@@ -252,8 +252,6 @@ public final class RunningParticipant: Sendable {
                     }
                 }
             }
-            for await d in sub { feed.push(d) }
-            feed.finish()
         }
     }
 
@@ -552,68 +550,5 @@ public final class RunningParticipant: Sendable {
     public func waitForLoops() async {
         let loops = state.withLock { $0.loops }
         for l in loops { await l.value }
-    }
-}
-
-/// Deliveries handed from a consumer loop to the workers that handle them: a queue with any number of takers.
-/// `next()` returns nil once `finish()` was called and the queue is empty.
-final class DeliveryFeed: Sendable {
-    private struct State {
-        var buffer: [Delivery] = []
-        var head = 0
-        var takers: [CheckedContinuation<Delivery?, Never>] = []
-        var finished = false
-    }
-
-    private let state = Mutex(State())
-
-    func push(_ d: Delivery) {
-        let taker = state.withLock { s -> CheckedContinuation<Delivery?, Never>? in
-            if !s.takers.isEmpty { return s.takers.removeFirst() }
-            s.buffer.append(d)
-            return nil
-        }
-        taker?.resume(returning: d)
-    }
-
-    func finish() {
-        let takers = state.withLock { s -> [CheckedContinuation<Delivery?, Never>] in
-            s.finished = true
-            defer { s.takers = [] }
-            return s.takers
-        }
-        for t in takers { t.resume(returning: nil) }
-    }
-
-    /// The next delivery, and whether there was none waiting (the caller was suspended until one came).
-    func nextNotingWait() async -> (delivery: Delivery, waited: Bool)? {
-        if let d = take() { return (d, false) }
-        let d = await withCheckedContinuation { (c: CheckedContinuation<Delivery?, Never>) in
-            let ready = state.withLock { s -> Delivery?? in
-                if s.head < s.buffer.count { return .some(pop(&s)) }
-                if s.finished { return .some(nil) }
-                s.takers.append(c)
-                return .none
-            }
-            if let ready { c.resume(returning: ready) }
-        }
-        return d.map { ($0, true) }
-    }
-
-    private func take() -> Delivery? {
-        state.withLock { s in s.head < s.buffer.count ? pop(&s) : nil }
-    }
-
-    private func pop(_ s: inout State) -> Delivery {
-        let d = s.buffer[s.head]
-        s.head += 1
-        if s.head == s.buffer.count {
-            s.buffer.removeAll(keepingCapacity: true)
-            s.head = 0
-        } else if s.head >= 1024 && s.head * 2 >= s.buffer.count {
-            s.buffer.removeFirst(s.head)
-            s.head = 0
-        }
-        return d
     }
 }

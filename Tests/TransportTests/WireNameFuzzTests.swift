@@ -106,7 +106,9 @@ import Testing
         var distinct: Set<String> = []
         let deadline = ContinuousClock.now + .seconds(30)
         while distinct.count < sent && ContinuousClock.now < deadline {
-            distinct = Set(received.snapshot().compactMap(\.message.text))
+            // Numbers only: a random name that is an MQTT wildcard, left bound to the good queue by a round-robin
+            // binding, routes later names' "x" into it too (seen once: 35 distinct of 34 sent).
+            distinct = Set(received.snapshot().compactMap(\.message.text).filter { Int($0) != nil })
             if distinct.count < sent { try await Task.sleep(for: .milliseconds(50)) }
         }
         #expect(distinct.count == sent, "seed \(seed): \(distinct.count) of \(sent) good messages arrived")

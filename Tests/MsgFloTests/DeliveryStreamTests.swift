@@ -1,0 +1,109 @@
+import Synchronization
+import Testing
+@testable import MsgFlo
+
+/// The hand-over from a transport to its consumers keeps AsyncStream's promises, and spreads deliveries over
+/// several takers.
+@Suite struct DeliveryStreamTests {
+    private func delivery(_ n: Int) -> Delivery { Delivery(message: Message(text: "\(n)"), queue: "q") }
+    private func number(_ d: Delivery?) -> Int? { d.flatMap { Int(String(decoding: $0.message.bytes, as: UTF8.self)) } }
+
+    @Test func deliveriesComeInOrderAndFinishDrainsTheBuffer() async {
+        let (stream, c) = DeliveryStream.makeStream()
+        for i in 0..<5 { c.yield(delivery(i)) }
+        c.finish()
+        c.yield(delivery(99))  // after the end: ignored
+        var seen: [Int] = []
+        for await d in Subscription(queue: "q", stream: stream, onCancel: {}) { seen.append(number(d) ?? -1) }
+        #expect(seen == [0, 1, 2, 3, 4])
+        #expect(await stream.next() == nil)
+    }
+
+    @Test func aBufferedDeliveryIsTakenWithoutWaiting() async {
+        let (stream, c) = DeliveryStream.makeStream()
+        c.yield(delivery(1))
+        let first = await stream.nextNotingWait()
+        #expect(number(first?.delivery) == 1)
+        #expect(first?.waited == false)
+        async let second = stream.nextNotingWait()
+        try? await Task.sleep(for: .milliseconds(20))
+        c.yield(delivery(2))
+        let got = await second
+        #expect(number(got?.delivery) == 2)
+        #expect(got?.waited == true)
+    }
+
+    @Test func severalTakersEachGetDistinctDeliveries() async {
+        let (stream, c) = DeliveryStream.makeStream()
+        let total = 2_000
+        let seen = await withTaskGroup(of: [Int].self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    var mine: [Int] = []
+                    while let d = await stream.next() { mine.append(self.number(d) ?? -1) }
+                    return mine
+                }
+            }
+            for i in 0..<total {
+                c.yield(delivery(i))
+                if i % 100 == 0 { await Task.yield() }
+            }
+            c.finish()
+            var all: [Int] = []
+            for await part in group { all += part }
+            return all
+        }
+        #expect(seen.count == total)
+        #expect(Set(seen) == Set(0..<total))
+    }
+
+    @Test func aCancelledTakerEndsTheStreamOnceAndWakesTheOthers() async {
+        let (stream, c) = DeliveryStream.makeStream()
+        let ends = Mutex<[DeliveryStream.Termination]>([])
+        c.onTermination = { how in ends.withLock { $0.append(how) } }
+        let other = Task { await stream.next() }
+        let taker = Task { await stream.next() }
+        try? await Task.sleep(for: .milliseconds(20))
+        taker.cancel()
+        #expect(await taker.value == nil)
+        #expect(await other.value == nil)
+        c.finish()
+        c.yield(delivery(1))
+        #expect(await stream.next() == nil)
+        #expect(ends.withLock { $0 } == [.cancelled])
+    }
+
+    @Test func droppingTheStreamCancelsIt() async {
+        let ends = Mutex<[DeliveryStream.Termination]>([])
+        let c: DeliveryStream.Continuation
+        do {
+            let made = DeliveryStream.makeStream()
+            c = made.continuation
+            c.onTermination = { how in ends.withLock { $0.append(how) } }
+            c.yield(delivery(1))
+            _ = made.stream
+        }
+        #expect(ends.withLock { $0 } == [.cancelled])
+        c.finish()
+        #expect(ends.withLock { $0 } == [.cancelled])
+    }
+
+    @Test func finishingCallsOnTerminationWithFinished() {
+        let (stream, c) = DeliveryStream.makeStream()
+        let ends = Mutex<[DeliveryStream.Termination]>([])
+        c.onTermination = { how in ends.withLock { $0.append(how) } }
+        c.finish()
+        c.finish()
+        #expect(ends.withLock { $0 } == [.finished])
+        withExtendedLifetime(stream) {}
+    }
+
+    @Test func bufferingNewestKeepsTheNewest() async {
+        let (stream, c) = DeliveryStream.makeStream(bufferingNewest: 3)
+        for i in 0..<10 { c.yield(delivery(i)) }
+        c.finish()
+        var seen: [Int] = []
+        while let d = await stream.next() { seen.append(number(d) ?? -1) }
+        #expect(seen == [7, 8, 9])
+    }
+}
