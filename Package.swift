@@ -175,7 +175,7 @@ let package = Package(
                           path: "participants/Sources/msgflo-latency", swiftSettings: swift6),
 
         // Tests
-        .target(name: "TestSupport", dependencies: ["MsgFlo"], path: "Tests/TestSupport", swiftSettings: swift6),
+        .target(name: "TestSupport", dependencies: ["MsgFlo", .product(name: "Logging", package: "swift-log")], path: "Tests/TestSupport", swiftSettings: swift6),
         .testTarget(name: "FBPTests", dependencies: ["FBP", "TestSupport"], swiftSettings: swift6),
         .testTarget(name: "MsgFloTests", dependencies: ["MsgFlo", "TestSupport"], swiftSettings: swift6),
         .testTarget(name: "CoordinatorTests", dependencies: ["MsgFlo", "MsgFloCoordinator", "TestSupport"], swiftSettings: swift6),
