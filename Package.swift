@@ -114,7 +114,8 @@ let package = Package(
 
         // One-line error reporting shared by every executable (ArgumentParser and MsgFlo's SafeText: no Foundation,
         // so msgflo-graph stays small).
-        .target(name: "MsgFloCLI", dependencies: ["MsgFlo", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+        .target(name: "MsgFloCLI", dependencies: ["MsgFlo", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: swift6),
         // The command-line tools: their logic lives in MsgFloTools (testable in-process), the executables only start it.
         .target(name: "MsgFloTools", dependencies: [
@@ -134,24 +135,25 @@ let package = Package(
         .executableTarget(name: "msgflo-call", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-queues", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .target(name: "MsgFloExec", dependencies: ["MsgFlo", "MsgFloParticipant", .product(name: "Subprocess", package: "swift-subprocess")], swiftSettings: swift6),
-        .executableTarget(name: "msgflo-exec", dependencies: ["MsgFlo", "MsgFloExec", "MsgFloParticipantMain"], swiftSettings: swift6),
+        .executableTarget(name: "msgflo-exec", dependencies: ["MsgFlo", "MsgFloCLI", "MsgFloExec", "MsgFloParticipantMain"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-dump-message", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-register", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-procfile", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
-        .executableTarget(name: "msgflo-chaos", dependencies: ["MsgFlo", "MsgFloAMQP", "MsgFloMQTT", "MsgFloTransports", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
+        .executableTarget(name: "msgflo-chaos", dependencies: ["MsgFlo", "MsgFloCLI", "MsgFloMQTT", "MsgFloTransports", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swift6),
         .executableTarget(name: "msgflo-register-foreign", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
-        .executableTarget(name: "msgflo-bench-relay", dependencies: ["MsgFlo", "MsgFloTransports", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
-        .executableTarget(name: "msgflo-bench-failover", dependencies: ["MsgFlo", "MsgFloTransports", "CMsgFloSpawn", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
+        .executableTarget(name: "msgflo-bench-relay", dependencies: ["MsgFlo", "MsgFloCLI", "MsgFloTransports", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swift6),
+        .executableTarget(name: "msgflo-bench-failover", dependencies: ["MsgFlo", "MsgFloCLI", "MsgFloTransports", "CMsgFloSpawn",
+                                                                  .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swift6),
         .executableTarget(name: "msgflo", dependencies: [
             "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", "MsgFloCLI", "MsgFloRuntime", "MsgFloObserve",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swift6),
         .executableTarget(name: "msgflo-bench-coordinator", dependencies: [
-            "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", .product(name: "Logging", package: "swift-log"),
+            "MsgFlo", "MsgFloCLI", "MsgFloCoordinator", "MsgFloTransports", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: swift6),
         .executableTarget(name: "msgflo-bench-runtime", dependencies: [
-            "MsgFlo", "MsgFloTransports", .product(name: "Logging", package: "swift-log"),
+            "MsgFlo", "MsgFloCLI", "MsgFloTransports", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
         ], swiftSettings: swift6),
@@ -159,7 +161,7 @@ let package = Package(
 
         // The command line every participant gets (role, broker, IIPs, prefetch, discovery period, signals)
         .target(name: "MsgFloParticipantMain", dependencies: [
-            "MsgFlo", "MsgFloParticipant", "MsgFloTransports",
+            "MsgFlo", "MsgFloCLI", "MsgFloParticipant", "MsgFloTransports",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -38,19 +38,6 @@ public enum CommandErrors {
         return 1
     }
 
-    /// Parses the command line and runs `type`, reporting any failure as ``report(_:of:errorLine:)`` does; exits.
-    public static func main<C: ParsableCommand>(_ type: C.Type) -> Never {
-        var status: Int32 = 0
-        do {
-            var command = try type.parseAsRoot()
-            try command.run()
-        } catch {
-            status = report(error, of: type)
-        }
-        fflush(nil)
-        exit(status)
-    }
-
     /// A source line and the caret line under it (FBP's `caretDisplay`: the line, a line break, then spaces or tabs
     /// and `^`), with the source line escaped as ``SafeText`` escapes and the caret moved to stay under the same
     /// character. Nil when there is nothing to show, or when the line is too long to be worth echoing

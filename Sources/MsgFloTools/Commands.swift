@@ -1,13 +1,12 @@
 import ArgumentParser
 import Foundation
 import MsgFlo
+import MsgFloCLI
 
-/// Options every tool that talks to a broker has.
+/// Options every tool that talks to a broker has: the `--broker` of every executable (``BrokerArgument``), and how
+/// long to try.
 public struct BrokerOptions: ParsableArguments, Sendable {
-    @Option(name: .long, help: ArgumentHelp(
-        "Broker URL: amqp://user:pass@host:port/vhost or mqtt://host:port. Default: $MSGFLO_BROKER, else $CLOUDAMQP_URL, else amqp://localhost.",
-        valueName: "URL"))
-    public var broker: String?
+    @OptionGroup public var broker: BrokerArgument
 
     @Option(name: .customLong("connect-timeout"), help: ArgumentHelp(
         "Give up connecting to the broker after this many seconds.", valueName: "SECONDS"))
@@ -29,7 +28,7 @@ public struct BrokerOptions: ParsableArguments, Sendable {
     }
 
     public func url(_ environment: ToolEnvironment = .current) throws -> BrokerURL {
-        try BrokerConnection.resolve(broker, environment: environment.environment)
+        try BrokerConnection.resolve(broker.broker, environment: environment.environment)
     }
 
     public func connect(tool: String, environment: ToolEnvironment = .current) async throws -> any Transport {

@@ -104,7 +104,7 @@ public struct SetupCommand: AsyncParsableCommand, MsgFloStyleCommand {
             Task {
                 await processes.terminateAll()
                 await transport.close()
-                ToolMain.flushAndExit(keepingAlive.value ? 0 : 1)
+                CommandMain.exit(keepingAlive.value ? 0 : 1)
             }
         }
         do {

@@ -5,7 +5,7 @@ import MsgFloCLI
 import MsgFlo
 
 /// A failure a tool reports to its user: one line on stderr, exit status 1.
-public struct ToolFailure: Error, CustomStringConvertible, Sendable {
+public struct ToolFailure: CommandFailure, CustomStringConvertible, Sendable {
     public let message: String
     public init(_ message: String) {
         self.message = message.split(whereSeparator: \.isNewline).joined(separator: " ")
@@ -33,8 +33,9 @@ public struct ToolEnvironment: Sendable {
     })
 }
 
-/// Runs a command the way every msgflo tool runs: `--help` on stdout with exit 0; a bad argument or any failure as
-/// one line on stderr and exit 1 (never a usage dump, never a stack trace, never a password).
+/// Runs a tool through the project's front door (``CommandMain``: `--help` on stdout with exit 0; a bad argument or
+/// any failure as one line on stderr and exit 1, never a usage dump, never a stack trace, never a password), with the
+/// broker connections of ``ToolEnvironment``.
 public enum ToolMain {
     public static func run<C: ParsableCommand>(
         _ type: C.Type, arguments: [String]? = nil,
@@ -44,38 +45,13 @@ public enum ToolMain {
         let status = await ToolEnvironment.$current.withValue(environment) {
             await execute(type, arguments: arguments)
         }
-        flushAndExit(status)
+        CommandMain.exit(status)
     }
 
     /// Parses and runs a command; returns the exit status. Failures are printed (one line on stderr).
     public static func execute<C: ParsableCommand>(_ type: C.Type, arguments: [String]?,
                                                    errorLine: (String) -> Void = Output.error) async -> Int32 {
-        let name = type.configuration.commandName ?? String(describing: type)
-        do {
-            var command = try type.parseAsRoot(MsgFloArguments.arguments(for: type, arguments))
-            if var asyncCommand = command as? AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
-            }
-            return 0
-        } catch let error as ToolFailure {
-            errorLine(oneLine(name, error.message))
-        } catch let error as MsgFloError {
-            errorLine(oneLine(name, error.message))
-        } catch {
-            let status = CommandErrors.report(error, of: type, errorLine: errorLine)
-            if status == 0 || error is ExitCode { return status }
-        }
-        return 1
-    }
-
-    /// `tool: message` on one line.
-    public static func oneLine(_ tool: String, _ message: String) -> String { CommandErrors.oneLine(tool, message) }
-
-    public static func flushAndExit(_ status: Int32) -> Never {
-        fflush(nil)
-        exit(status)
+        await CommandMain.execute(type, arguments: arguments, errorLine: errorLine)
     }
 }
 
@@ -95,17 +71,9 @@ public enum Output {
 
 /// Log output of the libraries the tools use. Quiet unless asked: `DEBUG=msgflo*` (msgflo's switch) or
 /// `MSGFLO_LOG_LEVEL=debug|info|warning|…`; `MSGFLO_LOG_FORMAT=json` (or `--log-format json`) for JSON lines. Failures reach the user as the tool's own one-line error instead.
-public enum ToolLogging {
-    public static func logger(_ label: String, environment: [String: String]) -> Logger {
-        var level = Logger.Level.critical
-        if let text = environment["MSGFLO_LOG_LEVEL"], let l = Logger.Level(rawValue: text.lowercased()) {
-            level = l
-        } else if let debug = environment["DEBUG"], debug.contains("msgflo") {
-            level = .debug
-        }
-        let format = LogFormat.resolve(nil, environment: environment) ?? .text
-        var logger = Logger(label: label, factory: { format.handler(label: $0) })
-        logger.logLevel = level
-        return logger
+enum ToolLogging {
+    static func logger(_ label: String, environment: [String: String]) -> Logger {
+        CommandLogging.logger(label, level: CommandLogging.level(environment, default: .critical),
+                              format: LogFormat.resolve(nil, environment: environment) ?? .text)
     }
 }
