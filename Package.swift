@@ -1,7 +1,17 @@
-// swift-tools-version: 6.1
+// swift-tools-version: 6.2
 import PackageDescription
 
-let swift6: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+/// Every Swift target: Swift 6 (strict concurrency), `any` spelled out for existentials, and every warning an error
+/// except deprecations (a dependency's new release may deprecate what we call: that must not break a build). These
+/// settings apply to this package's own targets only, never to a package that depends on it.
+let swift6: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .treatAllWarnings(as: .error),
+    .treatWarning("DeprecatedDeclaration", as: .warning),
+]
+/// The C shims: the usual warnings on, and errors.
+let strictC: [CSetting] = [.enableWarning("all"), .enableWarning("extra"), .treatAllWarnings(as: .error)]
 
 let package = Package(
     name: "MsgFlo",
@@ -13,8 +23,6 @@ let package = Package(
         .library(name: "MsgFloParticipant", targets: ["MsgFloParticipant"]),
         .library(name: "MsgFloParticipantMain", targets: ["MsgFloParticipantMain"]),
         .executable(name: "msgflo-participant", targets: ["msgflo-participant"]),
-        .library(name: "MsgFloCoordinator", targets: ["MsgFloCoordinator"]),
-        .library(name: "MsgFloTools", targets: ["MsgFloTools"]),
         .executable(name: "msgflo-setup", targets: ["msgflo-setup"]),
         .executable(name: "msgflo-send-message", targets: ["msgflo-send-message"]),
         .executable(name: "msgflo-call", targets: ["msgflo-call"]),
@@ -51,9 +59,9 @@ let package = Package(
     targets: [
         // C bridges
         .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
-        .target(name: "CRabbitMQ", linkerSettings: [.linkedLibrary("rabbitmq")]),
+        .target(name: "CRabbitMQ", cSettings: strictC, linkerSettings: [.linkedLibrary("rabbitmq")]),
         // fork/exec for the daemon's children, with PR_SET_PDEATHSIG set in the child (posix_spawn cannot).
-        .target(name: "CMsgFloSpawn"),
+        .target(name: "CMsgFloSpawn", cSettings: strictC),
 
         // Pure Swift layers
         .target(name: "FBP", swiftSettings: swift6),
@@ -198,11 +206,11 @@ let package = Package(
             "MsgFloExec", "msgflo-call", "msgflo-exec",
         ], swiftSettings: swift6),
         .testTarget(name: "RuntimeTests", dependencies: [
-            "MsgFlo", "MsgFloCoordinator", "MsgFloRuntime", "MsgFloObserve", "TestSupport", "msgflo", "msgflo-participant",
+            "MsgFlo", "TestSupport", "msgflo", "msgflo-participant",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
         ], swiftSettings: swift6),
-        .testTarget(name: "TransportTests", dependencies: ["MsgFlo", "MsgFloAMQP", "MsgFloMQTT", "MsgFloTransports", "MsgFloTesting", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
+        .testTarget(name: "TransportTests", dependencies: ["MsgFlo", "MsgFloAMQP", "MsgFloMQTT", "MsgFloTesting", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
     ]
 )

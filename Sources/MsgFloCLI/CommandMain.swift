@@ -8,7 +8,7 @@ import Musl
 #endif
 
 /// A failure reported to the user by its message alone: `tool: message` on one line, exit status 1.
-public protocol CommandFailure: Error {
+package protocol CommandFailure: Error {
     var message: String { get }
 }
 
@@ -19,15 +19,15 @@ extension MsgFloError: CommandFailure {}
 /// ``MsgFloArguments``), `--help` on standard output with status 0, and every failure as one line on standard error,
 /// `tool: what went wrong`, with status 1 (``CommandErrors``). ``BrokerArgument`` is the broker option they share,
 /// ``CommandLogging`` their loggers.
-public enum CommandMain {
+package enum CommandMain {
     /// Parses `arguments` (else the process's) and runs `type`; returns the exit status. Failures are reported
     /// through `errorLine`, one line each.
-    public static func execute<C: ParsableCommand>(_ type: C.Type, arguments: [String]? = nil,
+    package static func execute<C: ParsableCommand>(_ type: C.Type, arguments: [String]? = nil,
                                                    errorLine: (String) -> Void = CommandErrors.writeErrorLine) async -> Int32 {
         let name = type.configuration.commandName ?? String(describing: type)
         do {
             var command = try type.parseAsRoot(MsgFloArguments.arguments(for: type, arguments))
-            if var asyncCommand = command as? AsyncParsableCommand {
+            if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
                 try command.run()
@@ -43,13 +43,13 @@ public enum CommandMain {
     }
 
     /// Runs `type` as the process's command (``execute(_:arguments:errorLine:)``) and exits with its status.
-    public static func run<C: ParsableCommand>(_ type: C.Type, arguments: [String]? = nil) async -> Never {
+    package static func run<C: ParsableCommand>(_ type: C.Type, arguments: [String]? = nil) async -> Never {
         exit(await execute(type, arguments: arguments))
     }
 
     /// Parses the options of a program written as top-level code: `--help` prints them and exits 0; a bad argument is
     /// one line naming `tool`, exit 1.
-    public static func parse<A: ParsableArguments>(_ type: A.Type, tool: String, arguments: [String]? = nil) -> A {
+    package static func parse<A: ParsableArguments>(_ type: A.Type, tool: String, arguments: [String]? = nil) -> A {
         do {
             return try type.parse(arguments ?? Array(CommandLine.arguments.dropFirst()))
         } catch {
@@ -62,13 +62,13 @@ public enum CommandMain {
     }
 
     /// `tool: message` on standard error (one line, escaped, no password), exit status 1.
-    public static func fail(_ tool: String, _ message: String) -> Never {
+    package static func fail(_ tool: String, _ message: String) -> Never {
         CommandErrors.writeErrorLine(CommandErrors.oneLine(tool, message))
         exit(1)
     }
 
     /// Flushes standard output and error and exits.
-    public static func exit(_ status: Int32) -> Never {
+    package static func exit(_ status: Int32) -> Never {
         fflush(nil)
         #if canImport(Glibc)
         Glibc.exit(status)
@@ -80,32 +80,32 @@ public enum CommandMain {
 
 /// `--broker URL`, as every executable takes it: else `MSGFLO_BROKER`, else `CLOUDAMQP_URL`, else `amqp://localhost`
 /// (``BrokerURL/resolve(_:environment:)``).
-public struct BrokerArgument: ParsableArguments, Sendable {
+package struct BrokerArgument: ParsableArguments, Sendable {
     @Option(name: .long, help: ArgumentHelp(
         "Broker URL: amqp://user:pass@host:port/vhost or mqtt://host:port (amqps://, mqtts:// for TLS). Default: $MSGFLO_BROKER, else $CLOUDAMQP_URL, else amqp://localhost.",
         valueName: "URL"))
-    public var broker: String?
+    package var broker: String?
 
-    public init() {}
+    package init() {}
 
     /// The broker this program talks to, or a one-line error naming the source that held a bad URL.
-    public func url(environment: [String: String]) throws(MsgFloError) -> BrokerURL {
+    package func url(environment: [String: String]) throws(MsgFloError) -> BrokerURL {
         try BrokerURL.resolve(broker, environment: environment)
     }
 }
 
 /// The loggers of every executable: escaped lines (``SafeLogHandler``) on standard error, as text or JSON lines.
-public enum CommandLogging {
+package enum CommandLogging {
     /// `MSGFLO_LOG_LEVEL` (trace … critical), else `debug` when `DEBUG` names msgflo (msgflo's switch), else
     /// `fallback`.
-    public static func level(_ environment: [String: String], default fallback: Logger.Level) -> Logger.Level {
+    package static func level(_ environment: [String: String], default fallback: Logger.Level) -> Logger.Level {
         if let text = environment["MSGFLO_LOG_LEVEL"], let level = Logger.Level(rawValue: text.lowercased()) { return level }
         if let debug = environment["DEBUG"], debug.contains("msgflo") { return .debug }
         return fallback
     }
 
     /// A logger at `level` in `format`. Touches no process-wide state: a tool run inside a test process makes its own.
-    public static func logger(_ label: String, level: Logger.Level, format: LogFormat = .text) -> Logger {
+    package static func logger(_ label: String, level: Logger.Level, format: LogFormat = .text) -> Logger {
         var logger = Logger(label: label, factory: { format.handler(label: $0, level: level) })
         logger.logLevel = level
         return logger
@@ -113,7 +113,7 @@ public enum CommandLogging {
 
     /// For a program's main, once: makes swift-log's handler for every label the same (loggers that dependencies
     /// make for themselves write alike) and returns the program's logger.
-    public static func bootstrap(_ label: String, level: Logger.Level, format: LogFormat = .text) -> Logger {
+    package static func bootstrap(_ label: String, level: Logger.Level, format: LogFormat = .text) -> Logger {
         LoggingSystem.bootstrap { format.handler(label: $0, level: level) }
         return logger(label, level: level, format: format)
     }

@@ -5,22 +5,22 @@ import MsgFloCLI
 import MsgFlo
 
 /// A failure a tool reports to its user: one line on stderr, exit status 1.
-public struct ToolFailure: CommandFailure, CustomStringConvertible, Sendable {
-    public let message: String
-    public init(_ message: String) {
+package struct ToolFailure: CommandFailure, CustomStringConvertible, Sendable {
+    package let message: String
+    package init(_ message: String) {
         self.message = message.split(whereSeparator: \.isNewline).joined(separator: " ")
     }
-    public var description: String { message }
+    package var description: String { message }
 }
 
 /// What a tool needs from the outside world, so that tests can run the same code on an in-memory broker.
-public struct ToolEnvironment: Sendable {
+package struct ToolEnvironment: Sendable {
     /// Makes the transport for a broker URL (the executables pass `Transports.make`).
-    public typealias TransportFactory = @Sendable (BrokerURL, Logger, TransportTimeouts) throws -> any Transport
-    public var makeTransport: TransportFactory
-    public var environment: [String: String]
+    package typealias TransportFactory = @Sendable (BrokerURL, Logger, TransportTimeouts) throws -> any Transport
+    package var makeTransport: TransportFactory
+    package var environment: [String: String]
 
-    public init(makeTransport: @escaping TransportFactory,
+    package init(makeTransport: @escaping TransportFactory,
                 environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.makeTransport = makeTransport
         self.environment = environment
@@ -28,7 +28,7 @@ public struct ToolEnvironment: Sendable {
 
     /// The environment a command runs in: set by ``ToolMain/run(_:arguments:transports:)`` (the executables pass
     /// `Transports.make`), or by a test with `ToolEnvironment.$current.withValue`.
-    @TaskLocal public static var current = ToolEnvironment(makeTransport: { _, _, _ in
+    @TaskLocal package static var current = ToolEnvironment(makeTransport: { _, _, _ in
         preconditionFailure("ToolEnvironment.current has no transport factory: run commands through ToolMain.run")
     })
 }
@@ -36,8 +36,8 @@ public struct ToolEnvironment: Sendable {
 /// Runs a tool through the project's front door (``CommandMain``: `--help` on stdout with exit 0; a bad argument or
 /// any failure as one line on stderr and exit 1, never a usage dump, never a stack trace, never a password), with the
 /// broker connections of ``ToolEnvironment``.
-public enum ToolMain {
-    public static func run<C: ParsableCommand>(
+package enum ToolMain {
+    package static func run<C: ParsableCommand>(
         _ type: C.Type, arguments: [String]? = nil,
         transports: @escaping ToolEnvironment.TransportFactory
     ) async -> Never {
@@ -49,7 +49,7 @@ public enum ToolMain {
     }
 
     /// Parses and runs a command; returns the exit status. Failures are printed (one line on stderr).
-    public static func execute<C: ParsableCommand>(_ type: C.Type, arguments: [String]?,
+    package static func execute<C: ParsableCommand>(_ type: C.Type, arguments: [String]?,
                                                    errorLine: (String) -> Void = Output.error) async -> Int32 {
         await CommandMain.execute(type, arguments: arguments, errorLine: errorLine)
     }
@@ -58,12 +58,12 @@ public enum ToolMain {
 /// Output that reaches the terminal at once, even when stdout is a pipe. Each call is one line: control characters
 /// in the text are escaped (``SafeText``; tabs kept on stdout, where msgflo's formats have them), which leaves
 /// compact JSON valid JSON; error lines are capped too.
-public enum Output {
-    public static func line(_ text: String) {
+package enum Output {
+    package static func line(_ text: String) {
         FileHandle.standardOutput.write(Data((SafeText.escape(text, limit: nil, keepingTabs: true) + "\n").utf8))
     }
 
-    public static func error(_ text: String) {
+    package static func error(_ text: String) {
         let line = SafeText.escape(BrokerURL.redactCredentials(in: text), limit: SafeText.lineLimit)
         FileHandle.standardError.write(Data((line + "\n").utf8))
     }
