@@ -1,7 +1,17 @@
-// swift-tools-version: 6.1
+// swift-tools-version: 6.2
 import PackageDescription
 
-let swift6: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+/// Every Swift target: Swift 6 (strict concurrency), `any` spelled out for existentials, and every warning an error
+/// except deprecations (a dependency's new release may deprecate what we call: that must not break a build). These
+/// settings apply to this package's own targets only, never to a package that depends on it.
+let swift6: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .treatAllWarnings(as: .error),
+    .treatWarning("DeprecatedDeclaration", as: .warning),
+]
+/// The C shims: the usual warnings on, and errors.
+let strictC: [CSetting] = [.enableWarning("all"), .enableWarning("extra"), .treatAllWarnings(as: .error)]
 
 let package = Package(
     name: "MsgFlo",
@@ -13,8 +23,6 @@ let package = Package(
         .library(name: "MsgFloParticipant", targets: ["MsgFloParticipant"]),
         .library(name: "MsgFloParticipantMain", targets: ["MsgFloParticipantMain"]),
         .executable(name: "msgflo-participant", targets: ["msgflo-participant"]),
-        .library(name: "MsgFloCoordinator", targets: ["MsgFloCoordinator"]),
-        .library(name: "MsgFloTools", targets: ["MsgFloTools"]),
         .executable(name: "msgflo-setup", targets: ["msgflo-setup"]),
         .executable(name: "msgflo-send-message", targets: ["msgflo-send-message"]),
         .executable(name: "msgflo-call", targets: ["msgflo-call"]),
@@ -51,9 +59,9 @@ let package = Package(
     targets: [
         // C bridges
         .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
-        .target(name: "CRabbitMQ", linkerSettings: [.linkedLibrary("rabbitmq")]),
+        .target(name: "CRabbitMQ", cSettings: strictC, linkerSettings: [.linkedLibrary("rabbitmq")]),
         // fork/exec for the daemon's children, with PR_SET_PDEATHSIG set in the child (posix_spawn cannot).
-        .target(name: "CMsgFloSpawn"),
+        .target(name: "CMsgFloSpawn", cSettings: strictC),
 
         // Pure Swift layers
         .target(name: "FBP", swiftSettings: swift6),
@@ -114,7 +122,8 @@ let package = Package(
 
         // One-line error reporting shared by every executable (ArgumentParser and MsgFlo's SafeText: no Foundation,
         // so msgflo-graph stays small).
-        .target(name: "MsgFloCLI", dependencies: ["MsgFlo", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+        .target(name: "MsgFloCLI", dependencies: ["MsgFlo", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: swift6),
         // The command-line tools: their logic lives in MsgFloTools (testable in-process), the executables only start it.
         .target(name: "MsgFloTools", dependencies: [
@@ -134,24 +143,25 @@ let package = Package(
         .executableTarget(name: "msgflo-call", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-queues", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .target(name: "MsgFloExec", dependencies: ["MsgFlo", "MsgFloParticipant", .product(name: "Subprocess", package: "swift-subprocess")], swiftSettings: swift6),
-        .executableTarget(name: "msgflo-exec", dependencies: ["MsgFlo", "MsgFloExec", "MsgFloParticipantMain"], swiftSettings: swift6),
+        .executableTarget(name: "msgflo-exec", dependencies: ["MsgFlo", "MsgFloCLI", "MsgFloExec", "MsgFloParticipantMain"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-dump-message", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-register", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-procfile", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
-        .executableTarget(name: "msgflo-chaos", dependencies: ["MsgFlo", "MsgFloAMQP", "MsgFloMQTT", "MsgFloTransports", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
+        .executableTarget(name: "msgflo-chaos", dependencies: ["MsgFlo", "MsgFloCLI", "MsgFloMQTT", "MsgFloTransports", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swift6),
         .executableTarget(name: "msgflo-register-foreign", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
-        .executableTarget(name: "msgflo-bench-relay", dependencies: ["MsgFlo", "MsgFloTransports", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
-        .executableTarget(name: "msgflo-bench-failover", dependencies: ["MsgFlo", "MsgFloTransports", "CMsgFloSpawn", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
+        .executableTarget(name: "msgflo-bench-relay", dependencies: ["MsgFlo", "MsgFloCLI", "MsgFloTransports", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swift6),
+        .executableTarget(name: "msgflo-bench-failover", dependencies: ["MsgFlo", "MsgFloCLI", "MsgFloTransports", "CMsgFloSpawn",
+                                                                  .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swift6),
         .executableTarget(name: "msgflo", dependencies: [
             "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", "MsgFloCLI", "MsgFloRuntime", "MsgFloObserve",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swift6),
         .executableTarget(name: "msgflo-bench-coordinator", dependencies: [
-            "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", .product(name: "Logging", package: "swift-log"),
+            "MsgFlo", "MsgFloCLI", "MsgFloCoordinator", "MsgFloTransports", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: swift6),
         .executableTarget(name: "msgflo-bench-runtime", dependencies: [
-            "MsgFlo", "MsgFloTransports", .product(name: "Logging", package: "swift-log"),
+            "MsgFlo", "MsgFloCLI", "MsgFloTransports", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
         ], swiftSettings: swift6),
@@ -159,7 +169,7 @@ let package = Package(
 
         // The command line every participant gets (role, broker, IIPs, prefetch, discovery period, signals)
         .target(name: "MsgFloParticipantMain", dependencies: [
-            "MsgFlo", "MsgFloParticipant", "MsgFloTransports",
+            "MsgFlo", "MsgFloCLI", "MsgFloParticipant", "MsgFloTransports",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -175,7 +185,7 @@ let package = Package(
                           path: "participants/Sources/msgflo-latency", swiftSettings: swift6),
 
         // Tests
-        .target(name: "TestSupport", dependencies: ["MsgFlo"], path: "Tests/TestSupport", swiftSettings: swift6),
+        .target(name: "TestSupport", dependencies: ["MsgFlo", .product(name: "Logging", package: "swift-log")], path: "Tests/TestSupport", swiftSettings: swift6),
         .testTarget(name: "FBPTests", dependencies: ["FBP", "TestSupport"], swiftSettings: swift6),
         .testTarget(name: "MsgFloTests", dependencies: ["MsgFlo", "TestSupport"], swiftSettings: swift6),
         .testTarget(name: "CoordinatorTests", dependencies: ["MsgFlo", "MsgFloCoordinator", "TestSupport"], swiftSettings: swift6),
@@ -196,11 +206,11 @@ let package = Package(
             "MsgFloExec", "msgflo-call", "msgflo-exec",
         ], swiftSettings: swift6),
         .testTarget(name: "RuntimeTests", dependencies: [
-            "MsgFlo", "MsgFloCoordinator", "MsgFloRuntime", "MsgFloObserve", "TestSupport", "msgflo", "msgflo-participant",
+            "MsgFlo", "TestSupport", "msgflo", "msgflo-participant",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
         ], swiftSettings: swift6),
-        .testTarget(name: "TransportTests", dependencies: ["MsgFlo", "MsgFloAMQP", "MsgFloMQTT", "MsgFloTransports", "MsgFloTesting", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
+        .testTarget(name: "TransportTests", dependencies: ["MsgFlo", "MsgFloAMQP", "MsgFloMQTT", "MsgFloTesting", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
     ]
 )

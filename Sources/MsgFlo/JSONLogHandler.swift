@@ -34,15 +34,15 @@ public enum LogFormat: String, Sendable, CaseIterable {
 /// no `[Module]` source tag as swift-log's StreamLogHandler prints) or ``LogFormat/json`` (`time` in RFC 3339 UTC with
 /// milliseconds, `level`, `label`, `message`, and `metadata` when there is any, nested values as JSON arrays and
 /// objects). One `write(2)` per line, so lines of concurrent loggers do not interleave.
-public struct LineLogHandler: LogHandler {
-    public var label: String
-    public var format: LogFormat
-    public var logLevel: Logger.Level = .info
-    public var metadata: Logger.Metadata = [:]
-    public var metadataProvider: Logger.MetadataProvider?
+package struct LineLogHandler: LogHandler {
+    package var label: String
+    package var format: LogFormat
+    package var logLevel: Logger.Level = .info
+    package var metadata: Logger.Metadata = [:]
+    package var metadataProvider: Logger.MetadataProvider?
     let fd: Int32
 
-    public init(label: String, format: LogFormat = .text, fileDescriptor: Int32 = 2,
+    package init(label: String, format: LogFormat = .text, fileDescriptor: Int32 = 2,
                 metadataProvider: Logger.MetadataProvider? = nil) {
         self.label = label
         self.format = format
@@ -50,12 +50,12 @@ public struct LineLogHandler: LogHandler {
         self.metadataProvider = metadataProvider
     }
 
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    package subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
-    public func log(event: LogEvent) {
+    package func log(event: LogEvent) {
         let all = LogLine.metadata(metadata, metadataProvider, event)
         let message = event.message.description
         switch format {
@@ -70,7 +70,7 @@ public struct LineLogHandler: LogHandler {
     }
 
     /// One JSON line (with its newline). Public for tests and for other writers of the same format.
-    public static func jsonLine(time: String, level: Logger.Level, label: String, message: String,
+    package static func jsonLine(time: String, level: Logger.Level, label: String, message: String,
                                 metadata: Logger.Metadata) -> String {
         var out = "{\"time\":"
         JSONValue.writeString(time, to: &out)

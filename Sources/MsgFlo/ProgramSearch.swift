@@ -8,9 +8,9 @@ import Darwin
 /// working directory), a bare name is looked up in each directory of PATH. Only a regular file this process may
 /// execute counts. Used to fail at once, in one line, when a participant's program is missing
 /// (msgflo-setup, msgflo-exec) instead of at its first message.
-public enum ProgramSearch {
+package enum ProgramSearch {
     /// The path of the executable, or nil when there is none.
-    public static func locate(_ program: String, path: String?) -> String? {
+    package static func locate(_ program: String, path: String?) -> String? {
         guard !program.isEmpty, !program.utf8.contains(0) else { return nil }
         if program.contains("/") {
             return isExecutableFile(program) ? program : nil
@@ -24,7 +24,7 @@ public enum ProgramSearch {
     }
 
     /// A regular file (after symbolic links) with execute permission for this process.
-    public static func isExecutableFile(_ path: String) -> Bool {
+    package static func isExecutableFile(_ path: String) -> Bool {
         var st = stat()
         guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return false }
         return access(path, X_OK) == 0

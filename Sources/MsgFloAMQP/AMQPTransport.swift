@@ -29,15 +29,14 @@ public final class AMQPTransport: Transport {
     ///   - maxOutstanding: the most messages held unconfirmed or queued before `send` waits for room.
     ///   - logger: where warnings go (a redeclare with other flags, a reconnect, a dropped message).
     public init(url: BrokerURL, timeouts: TransportTimeouts = TransportTimeouts(), maxOutstanding: Int = 20_000,
-                logger: Logger? = nil) throws(MsgFloError) {
+                logger: Logger) throws(MsgFloError) {
         self.broker = url
         let settings = try AMQPSettings(url: url, timeouts: timeouts, maxOutstanding: maxOutstanding)
-        let log = logger ?? Logger(label: "msgflo.amqp", factory: { _ in SwiftLogNoOpLogHandler() })
-        self.core = try AMQPCore(settings: settings, logger: log)
+        self.core = try AMQPCore(settings: settings, logger: logger)
     }
 
     public convenience init(url: String, timeouts: TransportTimeouts = TransportTimeouts(),
-                            logger: Logger? = nil) throws(MsgFloError) {
+                            logger: Logger) throws(MsgFloError) {
         try self.init(url: try BrokerURL(parsing: url), timeouts: timeouts, logger: logger)
     }
 

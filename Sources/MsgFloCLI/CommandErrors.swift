@@ -9,11 +9,11 @@ import Musl
 /// How every executable of the project reports a failure: one line on standard error, `tool: what went wrong`,
 /// instead of ArgumentParser's `Error:` followed by usage lines, and exit status 1 (never ArgumentParser's 64).
 /// Help and version requests print as ArgumentParser prints them, on standard output, with status 0.
-public enum CommandErrors {
+package enum CommandErrors {
     /// `tool: message` on one line: the message's own lines joined with spaces, control characters escaped and the
     /// whole capped (``SafeText``), since messages quote names from files, the network and the command line; any
     /// URL's user-info shown as `***`.
-    public static func oneLine(_ tool: String, _ message: String) -> String {
+    package static func oneLine(_ tool: String, _ message: String) -> String {
         func trimmed(_ s: Substring) -> Substring {
             let start = s.firstIndex { !$0.isWhitespace } ?? s.endIndex
             let end = s.lastIndex { !$0.isWhitespace }.map(s.index(after:)) ?? start
@@ -26,7 +26,7 @@ public enum CommandErrors {
     /// Reports `error`, thrown while parsing or running `type`, and returns the exit status for it: 0 for help and
     /// version, the code of an `ExitCode` thrown on purpose, 1 for every failure (ArgumentParser would say 64 for a
     /// usage error; msgflo's tools and scripts expect 1).
-    public static func report<C: ParsableCommand>(_ error: any Error, of type: C.Type,
+    package static func report<C: ParsableCommand>(_ error: any Error, of type: C.Type,
                                                    errorLine: (String) -> Void = writeErrorLine) -> Int32 {
         let code = type.exitCode(for: error)
         if code == .success {
@@ -38,24 +38,11 @@ public enum CommandErrors {
         return 1
     }
 
-    /// Parses the command line and runs `type`, reporting any failure as ``report(_:of:errorLine:)`` does; exits.
-    public static func main<C: ParsableCommand>(_ type: C.Type) -> Never {
-        var status: Int32 = 0
-        do {
-            var command = try type.parseAsRoot()
-            try command.run()
-        } catch {
-            status = report(error, of: type)
-        }
-        fflush(nil)
-        exit(status)
-    }
-
     /// A source line and the caret line under it (FBP's `caretDisplay`: the line, a line break, then spaces or tabs
     /// and `^`), with the source line escaped as ``SafeText`` escapes and the caret moved to stay under the same
     /// character. Nil when there is nothing to show, or when the line is too long to be worth echoing
     /// (`maxScalars`): the first line of the error has said where.
-    public static func sourceExcerpt(_ caretDisplay: String, maxScalars: Int = 1000) -> String? {
+    package static func sourceExcerpt(_ caretDisplay: String, maxScalars: Int = 1000) -> String? {
         guard let split = caretDisplay.lastIndex(of: "\n") else { return nil }
         let source = caretDisplay[..<split]
         let caret = caretDisplay[caretDisplay.index(after: split)...]
@@ -72,7 +59,7 @@ public enum CommandErrors {
     }
 
     /// Writes one line on standard error, escaped and capped (an already escaped line is written as it is).
-    public static func writeErrorLine(_ text: String) {
+    package static func writeErrorLine(_ text: String) {
         writeLine(SafeText.escape(BrokerURL.redactCredentials(in: text), limit: SafeText.lineLimit), to: 2)
     }
 

@@ -7,18 +7,18 @@
 ///   (msgflo turned any value, "false" too, into true; here false means false);
 /// - an option with an optional value, `--shell` alone (at the end or before another option) → `--shell=DEFAULT`.
 /// Arguments after `--` are left alone.
-public struct MsgFloArguments: Sendable {
-    public var booleans: Set<String>
+package struct MsgFloArguments: Sendable {
+    package var booleans: Set<String>
     /// Option name (`--shell`) → the value a bare occurrence stands for (`/bin/sh`).
-    public var optionalValues: [String: String]
+    package var optionalValues: [String: String]
 
-    public init(booleans: Set<String> = [], optionalValues: [String: String] = [:]) {
+    package init(booleans: Set<String> = [], optionalValues: [String: String] = [:]) {
         self.booleans = booleans
         self.optionalValues = optionalValues
     }
 
     /// `true`/`false` for msgflo's boolean words, nil for anything else.
-    public static func boolean(_ text: String) -> Bool? {
+    package static func boolean(_ text: String) -> Bool? {
         switch text.lowercased() {
         case "true", "yes", "1", "on": true
         case "false", "no", "0", "off": false
@@ -26,7 +26,7 @@ public struct MsgFloArguments: Sendable {
         }
     }
 
-    public func normalize(_ arguments: [String]) -> [String] {
+    package func normalize(_ arguments: [String]) -> [String] {
         var out: [String] = []
         var i = 0
         while i < arguments.count {
@@ -61,13 +61,13 @@ public struct MsgFloArguments: Sendable {
 }
 
 /// A command that takes msgflo's optional-value options (see ``MsgFloArguments``).
-public protocol MsgFloStyleCommand {
+package protocol MsgFloStyleCommand {
     static var msgfloArguments: MsgFloArguments { get }
 }
 
 extension MsgFloArguments {
     /// The arguments `type` parses: `given` (else the process's), normalized when `type` is a ``MsgFloStyleCommand``.
-    public static func arguments(for type: Any.Type, _ given: [String]?) -> [String]? {
+    package static func arguments(for type: Any.Type, _ given: [String]?) -> [String]? {
         guard let style = type as? any MsgFloStyleCommand.Type else { return given }
         return style.msgfloArguments.normalize(given ?? Array(CommandLine.arguments.dropFirst()))
     }

@@ -38,7 +38,7 @@ public final class MQTTTransport: Transport {
 
     /// Makes a transport for an `mqtt://` or `mqtts://` URL. Throws a one-line error for options it cannot use.
     public init(broker: BrokerURL, timeouts: TransportTimeouts = TransportTimeouts(),
-                logger: Logger = Logger(label: "msgflo.mqtt")) throws {
+                logger: Logger) throws {
         let options = try MQTTOptions(broker)
         self.broker = broker
         self.options = options

@@ -8,10 +8,10 @@ import Prometheus
 import ServiceLifecycle
 
 /// What `/readyz` answers: 200 with `detail` when ready, else 503 with it.
-public struct Readiness: Sendable {
-    public var ready: Bool
-    public var detail: String
-    public init(ready: Bool, detail: String) {
+package struct Readiness: Sendable {
+    package var ready: Bool
+    package var detail: String
+    package init(ready: Bool, detail: String) {
         self.ready = ready
         self.detail = detail
     }
@@ -22,19 +22,19 @@ public struct Readiness: Sendable {
 /// time. Metrics are made once (per port, per role) and then only incremented: no lookup and no allocation. Not
 /// bootstrapped globally (`MetricsSystem`), so several participants, a daemon and tests may live in one process with
 /// registries of their own.
-public final class Observability: Sendable {
-    public let registry: PrometheusCollectorRegistry
-    public let factory: ObservabilityMetricsFactory
-    public var collectors: MetricsCollectors { factory.collectors }
+package final class Observability: Sendable {
+    package let registry: PrometheusCollectorRegistry
+    package let factory: ObservabilityMetricsFactory
+    package var collectors: MetricsCollectors { factory.collectors }
 
     /// Duration buckets from 50 µs to 10 s: handler times of a relay are microseconds, a reconcile can take seconds.
-    public static let durationBuckets: [Duration] = [
+    package static let durationBuckets: [Duration] = [
         .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1),
         .milliseconds(2.5), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
         .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
     ]
 
-    public init() {
+    package init() {
         registry = PrometheusCollectorRegistry()
         var f = PrometheusMetricsFactory(registry: registry)
         f.defaultDurationHistogramBuckets = Self.durationBuckets
@@ -42,13 +42,13 @@ public final class Observability: Sendable {
     }
 
     /// ``durationBuckets`` in nanoseconds, for a ``NanosecondHistogram``.
-    public static let durationBucketNanoseconds: [Int] = durationBuckets.map { d in
+    package static let durationBucketNanoseconds: [Int] = durationBuckets.map { d in
         let c = d.components
         return Int(c.seconds) * 1_000_000_000 + Int(c.attoseconds / 1_000_000_000)
     }
 
     /// The Prometheus text exposition (format 0.0.4).
-    public func text() -> [UInt8] {
+    package func text() -> [UInt8] {
         var buffer: [UInt8] = []
         buffer.reserveCapacity(4096)
         registry.emit(into: &buffer)
@@ -59,8 +59,8 @@ public final class Observability: Sendable {
 
 /// `/metrics`, `/healthz` and `/readyz` on a Hummingbird router: the daemon adds them to its runtime server, a
 /// participant's ``MetricsServer`` serves nothing else.
-public enum ObserveRoutes {
-    public static func add<Context: RequestContext>(
+package enum ObserveRoutes {
+    package static func add<Context: RequestContext>(
         to router: Router<Context>, observability: Observability,
         beforeScrape: @escaping @Sendable () async -> Void = {},
         readiness: @escaping @Sendable () async -> Readiness
@@ -90,7 +90,7 @@ public enum ObserveRoutes {
 }
 
 /// A small HTTP server with only ``ObserveRoutes``, as a `Service` (a participant's `--metrics-port`).
-public struct MetricsServer: Service {
+package struct MetricsServer: Service {
     let observability: Observability
     let port: Int
     let bindAddress: String
@@ -98,7 +98,7 @@ public struct MetricsServer: Service {
     let readiness: @Sendable () async -> Readiness
     let onListening: @Sendable (Int) async -> Void
 
-    public init(observability: Observability, port: Int, bindAddress: String = "0.0.0.0", logger: Logger,
+    package init(observability: Observability, port: Int, bindAddress: String = "0.0.0.0", logger: Logger,
                 readiness: @escaping @Sendable () async -> Readiness,
                 onListening: @escaping @Sendable (Int) async -> Void = { _ in }) {
         self.observability = observability
@@ -109,7 +109,7 @@ public struct MetricsServer: Service {
         self.onListening = onListening
     }
 
-    public func run() async throws {
+    package func run() async throws {
         let router = Router()
         ObserveRoutes.add(to: router, observability: observability, readiness: readiness)
         var quiet = logger

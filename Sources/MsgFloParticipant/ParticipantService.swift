@@ -9,7 +9,8 @@ import ServiceLifecycle
 /// reconnecting).
 ///
 /// ```swift
-/// let service = ParticipantService(transport: transport, participants: [(uppercase, "up"), (repeat, "rep")])
+/// let service = ParticipantService(transport: transport, participants: [(uppercase, "up"), (repeat, "rep")],
+///                                  logger: logger)
 /// try await ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
 /// ```
 public struct ParticipantService: Service {
@@ -32,7 +33,7 @@ public struct ParticipantService: Service {
     /// Called with the port once the metrics server listens (an entry's ``ParticipantOptions/metricsPort``).
     public var onMetricsListening: (@Sendable (Int) async -> Void)?
 
-    public init(transport: any Transport, entries: [Entry], logger: Logger = Logger(label: "msgflo.participant"),
+    public init(transport: any Transport, entries: [Entry], logger: Logger,
                 onReady: (@Sendable ([RunningParticipant]) -> Void)? = nil) {
         self.transport = transport
         self.entries = entries
@@ -42,7 +43,7 @@ public struct ParticipantService: Service {
 
     public init(transport: any Transport, participants: [(Participant, String)],
                 options: ParticipantOptions = ParticipantOptions(),
-                logger: Logger = Logger(label: "msgflo.participant"),
+                logger: Logger,
                 onReady: (@Sendable ([RunningParticipant]) -> Void)? = nil) {
         self.init(transport: transport, entries: participants.map { Entry($0.0, role: $0.1, options: options) },
                   logger: logger, onReady: onReady)

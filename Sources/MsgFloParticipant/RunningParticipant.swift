@@ -10,7 +10,7 @@ extension Participant {
     /// its command queue, announces itself, delivers the IIPs of `options`, and keeps announcing every
     /// `discoveryPeriod / 2.2` s and after every reconnect, until ``RunningParticipant/stop(cancelSubscriptions:)``.
     public func start(role: String, on transport: any Transport, options: ParticipantOptions = ParticipantOptions(),
-                      logger: Logger = Logger(label: "msgflo.participant")) async throws -> RunningParticipant {
+                      logger: Logger) async throws -> RunningParticipant {
         try await RunningParticipant.start(self, role: role, transport: transport, options: options, logger: logger)
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Logging
 import MsgFlo
+import MsgFloCLI
 import MsgFloParticipant
 import MsgFloTransports
 import ServiceLifecycle
@@ -28,7 +29,8 @@ import Darwin
 /// SIGTERM/SIGINT stop it gracefully (exit 0). Bad arguments: one line on stderr, exit 1. A broker that is not up
 /// yet is waited for (a line on stderr per attempt; `--connect-timeout SECONDS` gives up with exit 1); refused
 /// credentials, an unknown vhost or a failed TLS verification: one line, exit 1.
-/// Logs go to stderr at `MSGFLO_LOG_LEVEL` (default `warning`).
+/// Logs go to stderr at `MSGFLO_LOG_LEVEL` (default `warning`; `DEBUG=msgflo*`: `debug`), as every executable logs
+/// (`CommandLogging`).
 public enum ParticipantMain {
     /// Runs `participant` with the arguments of the process.
     public static func run(_ participant: Participant, arguments: [String]? = nil) async -> Never {
@@ -46,7 +48,7 @@ public enum ParticipantMain {
             if args.contains("--help") || args.contains("-h") {
                 Self.out("USAGE: \(program) COMPONENT ROLE [options]\n\nCOMPONENTS: \(names)\n\n"
                          + optionsHelp())
-                exit(0)
+                CommandMain.exit(0)
             }
             fail(program, "missing component name (one of \(names))")
         }
@@ -63,7 +65,7 @@ public enum ParticipantMain {
             if ParticipantArguments.exitCode(for: error) == .success {
                 Self.out("USAGE: \(usage)\n\n\(participant.component): \(participant.label)\n\n"
                          + optionsHelp())
-                exit(0)
+                CommandMain.exit(0)
             }
             fail(program, ParticipantArguments.message(for: error))
         }
@@ -79,8 +81,9 @@ public enum ParticipantMain {
         } catch {
             fail(program, "\(error)")
         }
-        bootstrapLogging(environment, format: setup.logFormat)
-        let logger = Logger(label: "msgflo.participant")
+        // Escaped and capped (SafeLogHandler): messages and IIPs from the broker end up in log lines.
+        let logger = CommandLogging.bootstrap("msgflo.participant", level: CommandLogging.level(environment, default: .warning),
+                                              format: setup.logFormat)
         let transport = await connectWaiting(setup, logger: logger, program: program)
         let role = setup.role
         let component = participant.component
@@ -88,8 +91,7 @@ public enum ParticipantMain {
         let service = ParticipantService(
             transport: transport, entries: [.init(participant, role: role, options: setup.options)], logger: logger,
             onReady: { _ in Self.out(SafeText.escape("\(role)(\(component)) connected to \(broker)", limit: nil)) })
-        var quiet = Logger(label: "msgflo.participant.lifecycle")
-        quiet.logLevel = .critical
+        let quiet = CommandLogging.logger("msgflo.participant.lifecycle", level: .critical)
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: quiet))
         do {
@@ -97,7 +99,7 @@ public enum ParticipantMain {
         } catch {
             fail(program, "\(role)(\(component)): \(error)")
         }
-        exit(0)
+        CommandMain.exit(0)
     }
 
     /// The queues the participant will use (`ROLE.PORT`, or `--queue port=QUEUE`), checked in bytes for the broker
@@ -168,15 +170,10 @@ public enum ParticipantMain {
         fflush(nil)
     }
 
-    /// One line on stderr, exit 1.
+    /// One line on stderr (the message's first), exit 1.
     static func fail(_ program: String, _ message: String) -> Never {
         let line = message.split(whereSeparator: \.isNewline).first.map(String.init) ?? message
-        let text = SafeText.escape(BrokerURL.redactCredentials(
-            in: "\(program): \(line.hasPrefix("Error: ") ? String(line.dropFirst(7)) : line)"),
-                                   limit: SafeText.lineLimit) + "\n"
-        fflush(nil)
-        _ = text.withCString { write(2, $0, strlen($0)) }
-        exit(1)
+        CommandMain.fail(program, line.hasPrefix("Error: ") ? String(line.dropFirst(7)) : line)
     }
 
     /// The options part of the generated help (its own usage line names the arguments type, not the program).
@@ -201,12 +198,6 @@ public enum ParticipantMain {
         }
         return env
     }
-
-    static func bootstrapLogging(_ environment: [String: String], format: LogFormat = .text) {
-        let level = environment["MSGFLO_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .warning
-        // Escaped and capped (SafeLogHandler): messages and IIPs from the broker end up in log lines.
-        LoggingSystem.bootstrap { format.handler(label: $0, level: level) }
-    }
 }
 
 struct ParticipantArguments: ParsableArguments {
@@ -219,8 +210,7 @@ struct ParticipantArguments: ParsableArguments {
     @Option(help: "The role, as msgflo-nodejs names it.")
     var name: String?
 
-    @Option(help: "Broker URL (amqp://, amqps://, mqtt://, mqtts://). Default: MSGFLO_BROKER, CLOUDAMQP_URL, amqp://localhost.")
-    var broker: String?
+    @OptionGroup var broker: BrokerArgument
 
     @Option(help: ArgumentHelp("Initial information packets, delivered at start: a JSON object {\"port\": data}.", valueName: "json"))
     var iips: String?
@@ -260,7 +250,7 @@ struct ParticipantArguments: ParsableArguments {
         guard !theRole.isEmpty, Set(given).count == 1 else {
             throw MsgFloError(.invalidArgument, "the role is given twice, differently: \(given.joined(separator: ", "))")
         }
-        let broker = try BrokerURL.resolve(broker, environment: environment)
+        let broker = try broker.url(environment: environment)
         var options = ParticipantOptions()
         if let prefetch {
             guard prefetch >= 1 else { throw MsgFloError(.invalidArgument, "--prefetch must be at least 1") }

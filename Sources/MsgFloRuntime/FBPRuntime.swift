@@ -6,35 +6,35 @@ import MsgFloObserve
 import Synchronization
 
 /// The live runtime's settings (`msgflo --port …`); defaults are msgflo's.
-public struct RuntimeOptions: Sendable {
-    public var host = "localhost"
-    public var port = 3569
+package struct RuntimeOptions: Sendable {
+    package var host = "localhost"
+    package var port = 3569
     /// With a secret, a client that does not present it is read-only.
-    public var secret: String?
-    public var runtimeID = UUID().uuidString.lowercased()
-    public var ide = "http://app.flowhub.io"
-    public var label = "MsgFlo for Swift coordinator"
+    package var secret: String?
+    package var runtimeID = UUID().uuidString.lowercased()
+    package var ide = "http://app.flowhub.io"
+    package var label = "MsgFlo for Swift coordinator"
     /// Protocol version reported (msgflo's).
-    public var version = "0.7"
+    package var version = "0.7"
     /// `--auto-save`: the graph file every change is written back to.
-    public var autoSavePath: String?
-    public var autoSaveDelay: Duration = .milliseconds(500)
+    package var autoSavePath: String?
+    package var autoSaveDelay: Duration = .milliseconds(500)
     /// `--componentdir`: where `component:source` writes and `component:getsource` reads component files.
-    public var componentDirectory: String?
+    package var componentDirectory: String?
     /// `--library`: read again after `component:source` wrote a file.
-    public var libraryPath: String?
+    package var libraryPath: String?
     /// Data frames a slow client may have waiting before more are dropped for it.
-    public var clientDataLimit = 10_000
+    package var clientDataLimit = 10_000
     /// Largest frame taken from a client.
-    public var maximumFrame = 16 << 20
+    package var maximumFrame = 16 << 20
 
-    public init() {}
+    package init() {}
 
     /// The address msgflo prints: `ws://HOST:PORT`.
-    public var address: String { "ws://\(host):\(port)" }
+    package var address: String { "ws://\(host):\(port)" }
 
     /// msgflo's "Open in Flowhub" link: `<ide>#runtime/endpoint?<escaped protocol=websocket&address=…&id=…>`.
-    public var liveURL: String {
+    package var liveURL: String {
         let query = "protocol=websocket&address=\(address)&id=\(runtimeID)"
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-_.!~*'()")
@@ -52,9 +52,9 @@ struct ProtocolError: Error {
 /// messages in, replies and broadcasts out. Every graph edit goes through the coordinator's desired graph (the
 /// reconciler carries it out); every change is broadcast to every client. Independent of the WebSocket server,
 /// which hands it text frames (``handle(_:from:)``) and writes each client's ``RuntimeClient/outbox``.
-public final class FBPRuntime: Sendable {
-    public let coordinator: Coordinator
-    public let options: RuntimeOptions
+package final class FBPRuntime: Sendable {
+    package let coordinator: Coordinator
+    package let options: RuntimeOptions
     let logger: Logger
     struct State {
         var clients: [Int: RuntimeClient] = [:]
@@ -67,9 +67,9 @@ public final class FBPRuntime: Sendable {
     let state = Mutex(State())
     let saver: AutoSaver?
     /// The live view at `GET /` (LiveView.swift) follows the same events.
-    public let live: LiveView
+    package let live: LiveView
 
-    public init(coordinator: Coordinator, options: RuntimeOptions, logger: Logger, observability: Observability? = nil) {
+    package init(coordinator: Coordinator, options: RuntimeOptions, logger: Logger, observability: Observability? = nil) {
         self.coordinator = coordinator
         self.options = options
         self.logger = logger
@@ -77,18 +77,18 @@ public final class FBPRuntime: Sendable {
         self.saver = options.autoSavePath.map { AutoSaver(path: $0, delay: options.autoSaveDelay, logger: logger) }
     }
 
-    public static let allCapabilities = [
+    package static let allCapabilities = [
         "protocol:runtime", "protocol:graph", "protocol:component", "protocol:network",
         "network:persist", "network:status", "network:data", "network:control",
         "component:getsource", "component:setsource",
     ]
-    public static let readOnlyCapabilities = [
+    package static let readOnlyCapabilities = [
         "protocol:component", "network:status", "network:data", "component:getsource", "graph:readonly",
     ]
 
     // MARK: - Clients
 
-    public func connect() -> RuntimeClient {
+    package func connect() -> RuntimeClient {
         state.withLock { s in
             let c = RuntimeClient(id: s.nextID, dataLimit: options.clientDataLimit)
             s.nextID += 1
@@ -97,7 +97,7 @@ public final class FBPRuntime: Sendable {
         }
     }
 
-    public func disconnect(_ client: RuntimeClient) {
+    package func disconnect(_ client: RuntimeClient) {
         _ = state.withLock { $0.clients.removeValue(forKey: client.id) }
         client.finish()
     }
@@ -105,12 +105,12 @@ public final class FBPRuntime: Sendable {
     var clients: [RuntimeClient] { state.withLock { Array($0.clients.values) } }
 
     /// Follows the coordinator's events (data, IIPs, process errors, graph changes) from now on.
-    public func start() async {
+    package func start() async {
         coordinator.events.observe { [weak self] e in self?.coordinatorEvent(e) }
         await coordinator.enableDataTaps()
     }
 
-    public func stop() async {
+    package func stop() async {
         coordinator.events.observe(nil)
         for c in clients { disconnect(c) }
         await saver?.flush()
@@ -152,7 +152,7 @@ public final class FBPRuntime: Sendable {
 
     /// Takes one text frame from a client. A frame that is not a protocol message gets an error reply and changes
     /// nothing else.
-    public func handle(_ text: String, from client: RuntimeClient) async {
+    package func handle(_ text: String, from client: RuntimeClient) async {
         let message: JSONValue
         do { message = try JSONValue(parsing: text) } catch {
             client.send(Self.frame("runtime", "error", ["message": .string("bad frame: not JSON (\(error.message))")]))
@@ -343,7 +343,7 @@ public final class FBPRuntime: Sendable {
     let graphName = Mutex("main")
 
     /// Learns the loaded graph's name (call once before clients connect).
-    public func prepare() async {
+    package func prepare() async {
         let name = await coordinator.currentGraph.name
         graphName.withLock { $0 = name }
     }

@@ -11,7 +11,7 @@ import Synchronization
 /// state of its nodes and edges, messages per second per edge and the last messages seen on it (from the data taps),
 /// inport queue depths (AMQP, sampled), and the recent stderr lines and exits of the processes the daemon started.
 /// The page follows it over Server-Sent Events (`/live/events`, one `state` event per second).
-public final class LiveView: Sendable {
+package final class LiveView: Sendable {
     let coordinator: Coordinator
     let observability: Observability?
     /// How often queue depths are measured (one passive declare per inport queue; AMQP only).
@@ -46,7 +46,7 @@ public final class LiveView: Sendable {
     /// Messages seen by the data taps (`msgflo_edge_messages_total`), by edge.
     let edgeCounters = Mutex<[String: CoreMetrics.Counter]>([:])
 
-    public init(coordinator: Coordinator, observability: Observability?, depthInterval: Duration = .seconds(10)) {
+    package init(coordinator: Coordinator, observability: Observability?, depthInterval: Duration = .seconds(10)) {
         self.coordinator = coordinator
         self.observability = observability
         self.depthInterval = depthInterval

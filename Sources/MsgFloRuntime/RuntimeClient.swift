@@ -6,9 +6,9 @@ import Synchronization
 /// Slow clients: replies and graph changes always queue; data events (`network:data`, `runtime:packet`,
 /// `network:output`, `network:processerror`) are dropped, and counted, while more than `dataLimit` frames wait for
 /// the client.
-public final class RuntimeClient: Sendable, Hashable {
-    public let id: Int
-    public let outbox: AsyncStream<String>
+package final class RuntimeClient: Sendable, Hashable {
+    package let id: Int
+    package let outbox: AsyncStream<String>
     let continuation: AsyncStream<String>.Continuation
     let waiting = Atomic<Int>(0)
     let droppedCount = Atomic<Int>(0)
@@ -23,7 +23,7 @@ public final class RuntimeClient: Sendable, Hashable {
     }
 
     /// Frames dropped for this client because it read too slowly.
-    public var dropped: Int { droppedCount.load(ordering: .relaxed) }
+    package var dropped: Int { droppedCount.load(ordering: .relaxed) }
 
     func send(_ text: String, droppable: Bool = false) {
         if droppable && waiting.load(ordering: .relaxed) >= dataLimit {
@@ -35,10 +35,10 @@ public final class RuntimeClient: Sendable, Hashable {
     }
 
     /// The connection wrote one frame.
-    public func written() { waiting.subtract(1, ordering: .relaxed) }
+    package func written() { waiting.subtract(1, ordering: .relaxed) }
 
     func finish() { continuation.finish() }
 
-    public static func == (a: RuntimeClient, b: RuntimeClient) -> Bool { a.id == b.id }
-    public func hash(into h: inout Hasher) { h.combine(id) }
+    package static func == (a: RuntimeClient, b: RuntimeClient) -> Bool { a.id == b.id }
+    package func hash(into h: inout Hasher) { h.combine(id) }
 }

@@ -13,8 +13,8 @@ import ServiceLifecycle
 /// upgrades on any path speak the FBP protocol (sub-protocol `noflo` when the client asks for it); `GET /` is the live
 /// view (LivePage, with the "Open in Flowhub" link), `/metrics`, `/healthz` and `/readyz` are for monitoring
 /// (docs/observe.md).
-public struct RuntimeServer: Service {
-    public let runtime: FBPRuntime
+package struct RuntimeServer: Service {
+    package let runtime: FBPRuntime
     let logger: Logger
     /// Called with the port once the server listens (the printed start lines; tests learn an ephemeral port).
     let onListening: @Sendable (Int) async -> Void
@@ -23,7 +23,7 @@ public struct RuntimeServer: Service {
     /// The daemon's metrics, served at `/metrics` (nil: an empty exposition).
     let observability: Observability
 
-    public init(runtime: FBPRuntime, bindAddress: String = "0.0.0.0", logger: Logger,
+    package init(runtime: FBPRuntime, bindAddress: String = "0.0.0.0", logger: Logger,
                 observability: Observability? = nil,
                 onListening: @escaping @Sendable (Int) async -> Void = { _ in }) {
         self.runtime = runtime
@@ -34,11 +34,11 @@ public struct RuntimeServer: Service {
     }
 
     /// msgflo's two start lines.
-    public static func startLines(_ options: RuntimeOptions) -> [String] {
+    package static func startLines(_ options: RuntimeOptions) -> [String] {
         ["msgflo started on \(options.address)", "Open in Flowhub: \(options.liveURL)"]
     }
 
-    public func run() async throws {
+    package func run() async throws {
         let runtime = self.runtime
         let options = runtime.options
         let logger = self.logger

@@ -1,4 +1,5 @@
 @_exported import MsgFloParticipant
+import Logging
 import Synchronization
 
 /// Runs a participant in the test process, without a broker, for its author's unit tests: feed its inports messages
@@ -216,10 +217,9 @@ struct CapturingLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?, source: String,
-             file: String, function: String, line: UInt) {
+    func log(event: LogEvent) {
         var all = metadata
-        if let extra { all.merge(extra) { _, new in new } }
-        recorder.log(LogRecord(level: level, message: message.description, metadata: all.mapValues { "\($0)" }))
+        if let extra = event.metadata { all.merge(extra) { _, new in new } }
+        recorder.log(LogRecord(level: event.level, message: event.message.description, metadata: all.mapValues { "\($0)" }))
     }
 }

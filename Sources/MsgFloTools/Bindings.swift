@@ -2,7 +2,7 @@ import MsgFlo
 import MsgFloCoordinator
 
 /// A binding msgflo-setup makes, as msgflo's setup computes and prints it.
-public enum SetupBinding: Sendable, Equatable {
+package enum SetupBinding: Sendable, Equatable {
     /// `src` outport queue to `tgt` inport queue. `edge` is the graph edge it comes from.
     case pubsub(src: String, tgt: String, edge: DesiredGraph.Edge)
     /// A `msgflo/RoundRobin` node: `src` to one of the `tgt` workers, failed messages from `tgt` to `deadletter`.
@@ -10,7 +10,7 @@ public enum SetupBinding: Sendable, Equatable {
 
     /// msgflo's pretty format: `PUBSUB: \t a.OUT -> b.IN`; a round robin gives `DEADLETTER:\t tgt -> dead` then
     /// `ROUNDROBIN:\t src -> tgt` (each only when both ends are known).
-    public var prettyLines: [String] {
+    package var prettyLines: [String] {
         switch self {
         case .pubsub(let src, let tgt, _):
             return ["PUBSUB: \t \(src) -> \(tgt)"]
@@ -23,7 +23,7 @@ public enum SetupBinding: Sendable, Equatable {
     }
 
     /// The transport bindings that realise it.
-    public var transportBindings: [Binding] {
+    package var transportBindings: [Binding] {
         switch self {
         case .pubsub(let src, let tgt, _):
             return [Binding(.pubsub, src: src, tgt: tgt)]
@@ -36,28 +36,28 @@ public enum SetupBinding: Sendable, Equatable {
     }
 }
 
-public enum SetupBindings {
+package enum SetupBindings {
     /// The printout after `Set up bindings:` (msgflo prints `console.log('Set up bindings:\n', lines)`, hence the
     /// space that starts the second line).
-    public static func pretty(_ bindings: [SetupBinding]) -> String {
+    package static func pretty(_ bindings: [SetupBinding]) -> String {
         prettyLines(bindings).joined(separator: "\n")
     }
 
     /// ``pretty(_:)`` as the lines it is made of, for printing one by one (each escaped on its own).
-    public static func prettyLines(_ bindings: [SetupBinding]) -> [String] {
+    package static func prettyLines(_ bindings: [SetupBinding]) -> [String] {
         let lines = bindings.flatMap(\.prettyLines)
         return ["Set up bindings:", " " + (lines.first ?? "")] + lines.dropFirst()
     }
 
     /// Static mode, msgflo's `graphBindings`: queue names by the `role.PORT` convention. Pubsub bindings in edge
     /// order between participants, then one round-robin binding per `msgflo/RoundRobin` node.
-    public static func fromConvention(_ graph: DesiredGraph) -> [SetupBinding] {
+    package static func fromConvention(_ graph: DesiredGraph) -> [SetupBinding] {
         fromGraph(graph) { $0.conventionQueue } tgtQueue: { $0.conventionQueue }
     }
 
     /// Discover mode: the queues the participants announced. Port names are matched as written, else ignoring case
     /// (the .fbp language may change their case). Throws msgflo's `Could not find <port> in <ports>`.
-    public static func fromDefinitions(_ graph: DesiredGraph, _ definitions: [String: ParticipantDefinition]) throws -> [SetupBinding] {
+    package static func fromDefinitions(_ graph: DesiredGraph, _ definitions: [String: ParticipantDefinition]) throws -> [SetupBinding] {
         var failure: ToolFailure?
         func queue(_ end: DesiredGraph.Endpoint, outport: Bool) -> String {
             guard let definition = definitions[end.role] else {
@@ -76,7 +76,7 @@ public enum SetupBindings {
         return bindings
     }
 
-    public static func matchPort(_ name: String, in ports: [PortDefinition]) -> PortDefinition? {
+    package static func matchPort(_ name: String, in ports: [PortDefinition]) -> PortDefinition? {
         ports.first { $0.id == name } ?? ports.first { $0.id.lowercased() == name.lowercased() }
     }
 
@@ -107,18 +107,18 @@ public enum SetupBindings {
 }
 
 /// `msgflo-procfile`: a Procfile (Heroku, foreman) from a graph and the component library.
-public enum Procfile {
+package enum Procfile {
     /// One `<role>: <command>` line per process in graph order, ignored ones left out, then a newline and the
     /// `--include` lines: msgflo's format, byte for byte (its `console.log` adds the final newline, which the caller
     /// prints).
-    public static func generate(_ graph: DesiredGraph, library: any CommandLibrary, ignore: [String],
+    package static func generate(_ graph: DesiredGraph, library: any CommandLibrary, ignore: [String],
                                 include: [String]) throws -> String {
         try lines(graph, library: library, ignore: ignore, include: include).joined(separator: "\n")
     }
 
     /// ``generate(_:library:ignore:include:)`` as the lines it is made of, for printing one by one (each escaped on
     /// its own: a command from the library cannot add lines of its own).
-    public static func lines(_ graph: DesiredGraph, library: any CommandLibrary, ignore: [String],
+    package static func lines(_ graph: DesiredGraph, library: any CommandLibrary, ignore: [String],
                              include: [String]) throws -> [String] {
         var lines: [String] = []
         for role in graph.roles where !ignore.contains(role) {

@@ -3,10 +3,10 @@ import Logging
 import MsgFlo
 
 /// Broker options shared by every tool.
-public enum BrokerConnection {
+package enum BrokerConnection {
     /// Resolves `--broker` as every msgflo program does (`--broker`, `MSGFLO_BROKER`, `CLOUDAMQP_URL`,
     /// `amqp://localhost`), as a one-line error when the URL is bad.
-    public static func resolve(_ argument: String?, environment: [String: String]) throws -> BrokerURL {
+    package static func resolve(_ argument: String?, environment: [String: String]) throws -> BrokerURL {
         do {
             return try BrokerURL.resolve(argument, environment: environment)
         } catch {
@@ -16,7 +16,7 @@ public enum BrokerConnection {
 
     /// Connects within `timeout` or fails with a one-line error naming the broker (password hidden). Never hangs:
     /// a connect attempt that does not return in time is abandoned.
-    public static func connect(_ url: BrokerURL, timeout: Duration, tool: String,
+    package static func connect(_ url: BrokerURL, timeout: Duration, tool: String,
                                environment: ToolEnvironment = .current) async throws -> any Transport {
         let logger = ToolLogging.logger(tool, environment: environment.environment)
         let timeouts = TransportTimeouts(connect: timeout, operation: .seconds(10), reconnectWait: timeout)
@@ -47,21 +47,21 @@ public enum BrokerConnection {
 
 extension Duration {
     /// Whole and fractional seconds, for messages: `10`, `0.5`.
-    public var seconds: String {
+    package var seconds: String {
         let (s, atto) = components
         if atto == 0 { return String(s) }
         let value = Double(s) + Double(atto) / 1e18
         return String(format: "%g", value)
     }
 
-    public static func seconds(double value: Double) -> Duration {
+    package static func seconds(double value: Double) -> Duration {
         .nanoseconds(Int64((value * 1e9).rounded()))
     }
 }
 
 /// Runs `body` and fails with `what` if it has not finished after `timeout`. The body runs in an unstructured task so
 /// that a call stuck in C cannot hold the caller past the deadline.
-public func withDeadline<T: Sendable>(_ timeout: Duration, what: String,
+package func withDeadline<T: Sendable>(_ timeout: Duration, what: String,
                                       _ body: @escaping @Sendable () async throws -> T) async throws -> T {
     let race = DeadlineRace<T>()
     let work = Task { race.finish(with: await Result { try await body() }) }

@@ -4,8 +4,8 @@ import MsgFlo
 import Synchronization
 
 /// `msgflo-call`: sends a request into a queue and prints the reply (request/reply, issue 14).
-public struct CallCommand: AsyncParsableCommand {
-    public static let configuration = CommandConfiguration(
+package struct CallCommand: AsyncParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "msgflo-call",
         abstract: "Send a request into a queue and print the reply.",
         discussion: """
@@ -23,34 +23,34 @@ public struct CallCommand: AsyncParsableCommand {
         Example: msgflo-call --queue rpc.IN --json '"6*7"' --header x-trace=abc
         """)
 
-    @OptionGroup public var brokerOptions: BrokerOptions
+    @OptionGroup package var brokerOptions: BrokerOptions
 
     @Option(help: ArgumentHelp("The queue (AMQP) or topic (MQTT) to call.", valueName: "Q"))
-    public var queue: String?
+    package var queue: String?
 
     @Option(help: ArgumentHelp("The request, as JSON text.", valueName: "DATA"))
-    public var json: String?
+    package var json: String?
 
     @Option(help: ArgumentHelp("Read the request from this file.", valueName: "PATH"))
-    public var file: String?
+    package var file: String?
 
     @Option(help: ArgumentHelp("Seconds to wait for the reply.", valueName: "SECONDS"))
-    public var timeout: Double = 10
+    package var timeout: Double = 10
 
     @Option(name: .customLong("header"), help: ArgumentHelp(
         "A header of the request (repeatable). true/false are booleans, integers numbers, the rest text.",
         valueName: "KEY=VALUE"))
-    public var headers: [String] = []
+    package var headers: [String] = []
 
     @Option(help: ArgumentHelp("Make this many calls and print figures instead of replies.", valueName: "N"))
-    public var `repeat`: Int = 1
+    package var `repeat`: Int = 1
 
     @Option(help: ArgumentHelp("Calls in flight at once with --repeat.", valueName: "C"))
-    public var concurrency: Int = 1
+    package var concurrency: Int = 1
 
-    public init() {}
+    package init() {}
 
-    public func validate() throws {
+    package func validate() throws {
         guard let queue, !queue.isEmpty else { throw ValidationError("Missing queue to call (--queue)") }
         if json != nil && file != nil { throw ValidationError("give the request with --json or --file, not both") }
         guard timeout > 0, timeout.isFinite, timeout <= 86_400 else {
@@ -73,7 +73,7 @@ public struct CallCommand: AsyncParsableCommand {
         return out
     }
 
-    public func run() async throws {
+    package func run() async throws {
         let source = try SendMessage.Source.given(json: json, file: file, what: "request")
         var request = try SendMessage.payload(from: source)
         request.properties.headers = try Self.parseHeaders(headers)
@@ -120,20 +120,20 @@ public struct CallCommand: AsyncParsableCommand {
 }
 
 /// Calls made in a loop, for `msgflo-call --repeat` and `Scripts/bench rpc`.
-public enum CallLoad {
-    public struct Figures: Sendable {
-        public var calls: Int
-        public var seconds: Double
+package enum CallLoad {
+    package struct Figures: Sendable {
+        package var calls: Int
+        package var seconds: Double
         /// Latencies in seconds, sorted.
-        public var latencies: [Double]
+        package var latencies: [Double]
 
-        public var callsPerSecond: Double { Double(calls) / max(seconds, 1e-9) }
-        public func percentile(_ p: Double) -> Double {
+        package var callsPerSecond: Double { Double(calls) / max(seconds, 1e-9) }
+        package func percentile(_ p: Double) -> Double {
             guard !latencies.isEmpty else { return 0 }
             let i = min(latencies.count - 1, Int((p / 100 * Double(latencies.count)).rounded(.up)) - 1)
             return latencies[max(0, i)]
         }
-        public var summary: String {
+        package var summary: String {
             func ms(_ s: Double) -> String { String(format: "%.3f", s * 1000) }
             return "calls=\(calls) seconds=\(String(format: "%.3f", seconds)) calls/s=\(String(format: "%.0f", callsPerSecond)) "
                 + "p50_ms=\(ms(percentile(50))) p90_ms=\(ms(percentile(90))) p99_ms=\(ms(percentile(99))) max_ms=\(ms(latencies.last ?? 0))"
@@ -142,7 +142,7 @@ public enum CallLoad {
 
     /// Makes `count` calls, `concurrency` at a time; each reply must carry its own request's correlation id (the
     /// caller checks). The first failure (a timeout) ends the run with that error.
-    public static func run(caller: RPCCaller, queue: String, request: Message, route: RPCCaller.Route = .queue,
+    package static func run(caller: RPCCaller, queue: String, request: Message, route: RPCCaller.Route = .queue,
                            count: Int, concurrency: Int, timeout: Duration) async throws -> Figures {
         let clock = ContinuousClock()
         let start = clock.now

@@ -1,25 +1,24 @@
 import ArgumentParser
 import Foundation
 import MsgFlo
+import MsgFloCLI
 
-/// Options every tool that talks to a broker has.
-public struct BrokerOptions: ParsableArguments, Sendable {
-    @Option(name: .long, help: ArgumentHelp(
-        "Broker URL: amqp://user:pass@host:port/vhost or mqtt://host:port. Default: $MSGFLO_BROKER, else $CLOUDAMQP_URL, else amqp://localhost.",
-        valueName: "URL"))
-    public var broker: String?
+/// Options every tool that talks to a broker has: the `--broker` of every executable (``BrokerArgument``), and how
+/// long to try.
+package struct BrokerOptions: ParsableArguments, Sendable {
+    @OptionGroup package var broker: BrokerArgument
 
     @Option(name: .customLong("connect-timeout"), help: ArgumentHelp(
         "Give up connecting to the broker after this many seconds.", valueName: "SECONDS"))
-    public var connectTimeout: Double = 10
+    package var connectTimeout: Double = 10
 
     @Option(name: .customLong("log-format"), help: ArgumentHelp(
         "Log lines (MSGFLO_LOG_LEVEL) as text or json. Default: $MSGFLO_LOG_FORMAT, else text.", valueName: "FORMAT"))
-    public var logFormat: String?
+    package var logFormat: String?
 
-    public init() {}
+    package init() {}
 
-    public func validate() throws {
+    package func validate() throws {
         guard connectTimeout > 0, connectTimeout.isFinite else {
             throw ValidationError("--connect-timeout must be a positive number of seconds")
         }
@@ -28,11 +27,11 @@ public struct BrokerOptions: ParsableArguments, Sendable {
         }
     }
 
-    public func url(_ environment: ToolEnvironment = .current) throws -> BrokerURL {
-        try BrokerConnection.resolve(broker, environment: environment.environment)
+    package func url(_ environment: ToolEnvironment = .current) throws -> BrokerURL {
+        try BrokerConnection.resolve(broker.broker, environment: environment.environment)
     }
 
-    public func connect(tool: String, environment: ToolEnvironment = .current) async throws -> any Transport {
+    package func connect(tool: String, environment: ToolEnvironment = .current) async throws -> any Transport {
         var environment = environment
         if let logFormat { environment.environment["MSGFLO_LOG_FORMAT"] = logFormat }
         return try await BrokerConnection.connect(try url(environment), timeout: .seconds(double: connectTimeout),
@@ -42,22 +41,22 @@ public struct BrokerOptions: ParsableArguments, Sendable {
 
 /// A boolean option that takes a value, so that `--forever false` means false (msgflo's commander turns any value,
 /// "false" included, into true). A bare flag is not accepted: say `--forever true`.
-public struct BoolValue: ExpressibleByArgument, Sendable, Equatable {
-    public var value: Bool
-    public init(_ value: Bool) { self.value = value }
-    public init?(argument: String) {
+package struct BoolValue: ExpressibleByArgument, Sendable, Equatable {
+    package var value: Bool
+    package init(_ value: Bool) { self.value = value }
+    package init?(argument: String) {
         switch argument.lowercased() {
         case "true", "yes", "1", "on": value = true
         case "false", "no", "0", "off": value = false
         default: return nil
         }
     }
-    public var defaultValueDescription: String { value ? "true" : "false" }
-    public static var allValueStrings: [String] { ["true", "false"] }
+    package var defaultValueDescription: String { value ? "true" : "false" }
+    package static var allValueStrings: [String] { ["true", "false"] }
 }
 
-public struct SendMessageCommand: AsyncParsableCommand {
-    public static let configuration = CommandConfiguration(
+package struct SendMessageCommand: AsyncParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "msgflo-send-message",
         abstract: "Send a JSON message into a queue (AMQP) or topic (MQTT).",
         discussion: """
@@ -68,29 +67,29 @@ public struct SendMessageCommand: AsyncParsableCommand {
         Example: msgflo-send-message --queue repeat.IN --json '{"hello": "world"}'
         """)
 
-    @OptionGroup public var brokerOptions: BrokerOptions
+    @OptionGroup package var brokerOptions: BrokerOptions
 
     @Option(help: ArgumentHelp("The queue (AMQP) or topic (MQTT) to send to.", valueName: "Q"))
-    public var queue: String?
+    package var queue: String?
 
     @Option(help: ArgumentHelp("The message, as JSON text.", valueName: "DATA"))
-    public var json: String?
+    package var json: String?
 
     @Option(help: ArgumentHelp("Read the message from this file.", valueName: "PATH"))
-    public var file: String?
+    package var file: String?
 
     @Option(help: ArgumentHelp("Send the message this many times.", valueName: "N"))
-    public var `repeat`: Int = 1
+    package var `repeat`: Int = 1
 
-    public init() {}
+    package init() {}
 
-    public func validate() throws {
+    package func validate() throws {
         guard let queue, !queue.isEmpty else { throw ValidationError("Missing queue to send to (--queue)") }
         if json != nil && file != nil { throw ValidationError("give the message with --json or --file, not both") }
         guard `repeat` >= 1 else { throw ValidationError("--repeat must be 1 or more") }
     }
 
-    public func run() async throws {
+    package func run() async throws {
         let source = try SendMessage.Source.given(json: json, file: file, what: "message")
         let message = try SendMessage.payload(from: source)
         try WireName.check(queue!, WireName.Broker(try brokerOptions.url()), what: "--queue")
@@ -100,8 +99,8 @@ public struct SendMessageCommand: AsyncParsableCommand {
     }
 }
 
-public struct DumpMessageCommand: AsyncParsableCommand {
-    public static let configuration = CommandConfiguration(
+package struct DumpMessageCommand: AsyncParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "msgflo-dump-message",
         abstract: "Print the messages arriving on a queue (AMQP) or topic (MQTT) as JSON.",
         discussion: """
@@ -115,28 +114,28 @@ public struct DumpMessageCommand: AsyncParsableCommand {
         Example: msgflo-dump-message --queue uppercase.OUT --amount 2
         """)
 
-    @OptionGroup public var brokerOptions: BrokerOptions
+    @OptionGroup package var brokerOptions: BrokerOptions
 
     @Option(help: ArgumentHelp("The queue, outport or topic to read.", valueName: "Q"))
-    public var queue: String?
+    package var queue: String?
 
     @Option(help: ArgumentHelp("How many messages to read (default 1; with --follow, no limit).", valueName: "N"))
-    public var amount: Int?
+    package var amount: Int?
 
     @Flag(help: "Print each message as it arrives, one per line, and keep reading.")
-    public var follow = false
+    package var follow = false
 
     @Flag(help: "On AMQP, when Q is neither a queue nor an exchange, declare it as an outport exchange and wait for messages (without it, that is an error).")
-    public var create = false
+    package var create = false
 
-    public init() {}
+    package init() {}
 
-    public func validate() throws {
+    package func validate() throws {
         guard let queue, !queue.isEmpty else { throw ValidationError("Missing queue to read from (--queue)") }
         if let amount, amount < 1 { throw ValidationError("--amount must be 1 or more") }
     }
 
-    public func run() async throws {
+    package func run() async throws {
         try WireName.check(queue!, WireName.Broker(try brokerOptions.url()), use: .filter, what: "--queue")
         let transport = try await brokerOptions.connect(tool: Self.configuration.commandName!)
         let (subscription, _) = try await DumpMessage.open(queue!, on: transport, create: create)
@@ -147,8 +146,8 @@ public struct DumpMessageCommand: AsyncParsableCommand {
     }
 }
 
-public struct RegisterCommand: AsyncParsableCommand {
-    public static let configuration = CommandConfiguration(
+package struct RegisterCommand: AsyncParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "msgflo-register",
         abstract: "Send discovery messages for participants that cannot announce themselves.",
         discussion: """
@@ -160,27 +159,27 @@ public struct RegisterCommand: AsyncParsableCommand {
         Example: msgflo-register --role switch1:toggleswitch.yaml --forever false
         """)
 
-    @OptionGroup public var brokerOptions: BrokerOptions
+    @OptionGroup package var brokerOptions: BrokerOptions
 
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp(
         "A role and the YAML file that defines it. Repeat for several roles.", valueName: "ROLE:FILE.yaml"))
-    public var role: [String] = []
+    package var role: [String] = []
 
     @Option(help: ArgumentHelp("The announcement period; messages are sent every SECONDS/2.2.", valueName: "SECONDS"))
-    public var interval: Double = 60
+    package var interval: Double = 60
 
     @Option(help: ArgumentHelp("Keep running and announcing (true), or announce once and exit (false).",
                                valueName: "true|false"))
-    public var forever: BoolValue = BoolValue(true)
+    package var forever: BoolValue = BoolValue(true)
 
-    public init() {}
+    package init() {}
 
-    public func validate() throws {
+    package func validate() throws {
         if role.isEmpty { throw ValidationError("Missing role definition (--role ROLE:FILE.yaml)") }
         guard interval > 0, interval.isFinite else { throw ValidationError("--interval must be a positive number of seconds") }
     }
 
-    public func run() async throws {
+    package func run() async throws {
         let files = try role.map(Register.RoleFile.init(parsing:))
         let definitions = try files.map { try Register.definition($0, heartbeat: forever.value ? interval : nil) }
         let wire = WireName.Broker(try brokerOptions.url())

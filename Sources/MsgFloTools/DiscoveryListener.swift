@@ -7,7 +7,7 @@ import Synchronization
 /// On AMQP the messages are consumed but never acknowledged: when the listener stops, RabbitMQ puts them back on
 /// `fbp` for a coordinator, so a tool that looks at discovery takes nothing from anyone. Malformed messages are
 /// skipped.
-public final class DiscoveryListener: Sendable {
+package final class DiscoveryListener: Sendable {
     private struct State {
         var byRole: [String: ParticipantDefinition] = [:]
         var subscription: Subscription?
@@ -15,10 +15,10 @@ public final class DiscoveryListener: Sendable {
     }
     private let state = Mutex(State())
 
-    public init() {}
+    package init() {}
 
     /// Subscribes. Call before anything that may announce itself is started (msgflo subscribed after, issue 94).
-    public func start(on transport: any Transport) async throws {
+    package func start(on transport: any Transport) async throws {
         try await transport.declareDiscoveryQueue()
         let subscription = try await transport.consume(discoveryQueue, options: ConsumeOptions(prefetch: 10_000))
         let pump = Task { [weak self] in
@@ -34,7 +34,7 @@ public final class DiscoveryListener: Sendable {
     }
 
     /// Stops listening; on AMQP the messages seen go back to `fbp`.
-    public func stop() async {
+    package func stop() async {
         let (subscription, pump) = state.withLock { s in
             defer { s.subscription = nil; s.pump = nil }
             return (s.subscription, s.pump)
@@ -43,13 +43,13 @@ public final class DiscoveryListener: Sendable {
         pump?.cancel()
     }
 
-    public var definitions: [String: ParticipantDefinition] { state.withLock { $0.byRole } }
+    package var definitions: [String: ParticipantDefinition] { state.withLock { $0.byRole } }
 
-    public func definition(role: String) -> ParticipantDefinition? { state.withLock { $0.byRole[role] } }
+    package func definition(role: String) -> ParticipantDefinition? { state.withLock { $0.byRole[role] } }
 
     /// Waits until every role in `roles` has announced itself, `deadline` passes, or `check` throws (a participant
     /// died, say). Returns the roles still missing.
-    public func wait(for roles: Set<String>, until deadline: ContinuousClock.Instant,
+    package func wait(for roles: Set<String>, until deadline: ContinuousClock.Instant,
                      check: () throws -> Void = {}) async throws -> Set<String> {
         while true {
             let missing = roles.subtracting(state.withLock { Set($0.byRole.keys) })

@@ -8,8 +8,8 @@ import MsgFlo
 ///   does. The messages are taken from it (a participant consuming `Q` competes for them).
 /// - AMQP, when no queue `Q` exists (an outport is only a fanout exchange): a private temporary queue bound to
 ///   exchange `Q`, so every message the participant sends from then on is shown, and nobody else loses any.
-public enum DumpMessage {
-    public enum Source: String, Sendable, Equatable {
+package enum DumpMessage {
+    package enum Source: String, Sendable, Equatable {
         /// Consuming the queue (or MQTT topic) itself.
         case queue
         /// A temporary queue bound to the outport's exchange.
@@ -19,7 +19,7 @@ public enum DumpMessage {
     /// Opens the subscription for `queue` as described above.
     /// A name that is neither a queue nor an exchange fails at once, naming near matches, unless `create` (then it
     /// is declared as an outport exchange, as the participant would declare it, and the tap waits on it).
-    public static func open(_ queue: String, on transport: any Transport,
+    package static func open(_ queue: String, on transport: any Transport,
                             create: Bool = false) async throws -> (Subscription, Source) {
         if transport.capabilities.contains(.queueDepth) {
             let exists: Bool
@@ -43,7 +43,7 @@ public enum DumpMessage {
 
     /// Reads `amount` messages (nil: until the subscription ends) and prints them: with `follow`, each on its own
     /// line as it comes; otherwise, as msgflo does, the one message, or a JSON array of them all, once all are in.
-    public static func run(_ subscription: Subscription, amount: Int?, follow: Bool,
+    package static func run(_ subscription: Subscription, amount: Int?, follow: Bool,
                            print: (String) -> Void) async throws {
         var collected: [String] = []
         var count = 0

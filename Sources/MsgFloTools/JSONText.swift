@@ -2,10 +2,10 @@ import MsgFlo
 
 /// JSON text handled as text, so that a tool prints what was sent (key order, number forms) instead of a
 /// re-encoding of it.
-public enum JSONText {
+package enum JSONText {
     /// The JSON text without insignificant whitespace, as JavaScript's `JSON.stringify(JSON.parse(text))` prints it
     /// for the common cases (key order and number spelling kept). Nil when `bytes` is not JSON.
-    public static func compact(_ bytes: [UInt8]) -> String? {
+    package static func compact(_ bytes: [UInt8]) -> String? {
         guard (try? JSONValue(parsing: bytes)) != nil else { return nil }
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count)
@@ -30,7 +30,7 @@ public enum JSONText {
 
     /// How a tool shows a message: its JSON compacted, else the text as a JSON string (msgflo falls back to the raw
     /// string), else the bytes decoded leniently as a JSON string.
-    public static func display(_ message: Message) -> String {
+    package static func display(_ message: Message) -> String {
         if let json = compact(message.bytes) { return json }
         let text = message.text ?? String(decoding: message.bytes, as: UTF8.self)
         return JSONValue.string(text).serialized

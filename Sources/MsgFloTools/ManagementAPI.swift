@@ -8,36 +8,36 @@ import NIOPosix
 /// (`GET /api/queues/VHOST/NAME`). Plain HTTP only (the API on loopback or behind a TLS-terminating proxy). The
 /// password is sent in the Authorization header and never printed: ``description`` and every error name the API
 /// by ``redacted``.
-public struct ManagementAPI: Sendable, CustomStringConvertible {
-    public var host: String
-    public var port: Int
+package struct ManagementAPI: Sendable, CustomStringConvertible {
+    package var host: String
+    package var port: Int
     /// The plugin's `management.path_prefix` (empty, or `/something` without a trailing slash).
-    public var pathPrefix: String
-    public var user: String
-    public var password: String
+    package var pathPrefix: String
+    package var user: String
+    package var password: String
     /// Seconds for connecting and for each answer.
-    public var timeout: Duration = .seconds(3)
+    package var timeout: Duration = .seconds(3)
     /// An answer larger than this is refused (one queue's object with the columns asked for is under 1 KB).
-    public static let maxResponseBytes = 64 * 1024
+    package static let maxResponseBytes = 64 * 1024
 
     /// What the API says of one queue. Each count is checked: a non-negative integer below 2^53, else nil.
-    public struct QueueCounts: Sendable, Equatable {
-        public var ready: Int?
-        public var unacknowledged: Int?
-        public var consumers: Int?
+    package struct QueueCounts: Sendable, Equatable {
+        package var ready: Int?
+        package var unacknowledged: Int?
+        package var consumers: Int?
     }
 
     /// `http://HOST:PORT/PREFIX`, without credentials.
-    public var redacted: String {
+    package var redacted: String {
         "http://\(host.contains(":") ? "[\(host)]" : host):\(port)\(pathPrefix)/"
     }
 
-    public var description: String { redacted }
+    package var description: String { redacted }
 
     /// The API to ask for a broker: `given` (`--management`), else the one derived from the broker's URL; nil for
     /// MQTT brokers, which have none (and `--management` with one is an error). A decision about the URL itself,
     /// made before any transport exists.
-    public static func forBroker(_ broker: BrokerURL, given: String?) throws(MsgFloError) -> ManagementAPI? {
+    package static func forBroker(_ broker: BrokerURL, given: String?) throws(MsgFloError) -> ManagementAPI? {
         guard broker.scheme.isAMQP else {
             if given != nil { throw MsgFloError(.invalidArgument, "--management is for AMQP brokers (RabbitMQ); \(broker) is MQTT") }
             return nil
@@ -47,14 +47,14 @@ public struct ManagementAPI: Sendable, CustomStringConvertible {
 
     /// The default: the broker's host, port 15672 (the plugin's default), the broker URL's credentials (guest/guest
     /// when it names no user, as AMQP's login does).
-    public static func derived(from broker: BrokerURL) -> ManagementAPI {
+    package static func derived(from broker: BrokerURL) -> ManagementAPI {
         ManagementAPI(host: broker.host, port: 15672, pathPrefix: "", user: broker.user ?? "guest",
                       password: broker.password ?? (broker.user == nil ? "guest" : ""))
     }
 
     /// Parses `--management URL`: `http://[user[:password]@]host[:port][/prefix]`; credentials not in the URL are
     /// the broker's. The error never holds the password (the URL is redacted and escaped).
-    public static func parse(_ text: String, broker: BrokerURL) throws(MsgFloError) -> ManagementAPI {
+    package static func parse(_ text: String, broker: BrokerURL) throws(MsgFloError) -> ManagementAPI {
         func bad(_ why: String) -> MsgFloError {
             MsgFloError(.invalidURL, "--management '\(SafeText.escape(BrokerURL.redact(text), limit: 256))': \(why)")
         }
@@ -94,7 +94,7 @@ public struct ManagementAPI: Sendable, CustomStringConvertible {
     /// One queue's counters; nil when the API says there is no such queue (404). Throws `.connectionFailed` when
     /// nothing answers (refused, timeout), `.accessRefused` on 401, `.protocolError` for any other answer it cannot
     /// read.
-    public func queue(vhost: String, name: String) async throws -> QueueCounts? {
+    package func queue(vhost: String, name: String) async throws -> QueueCounts? {
         let (status, body) = try await get(queuePath(vhost: vhost, name: name))
         switch status {
         case 200: break

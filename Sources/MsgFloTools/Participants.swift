@@ -5,8 +5,8 @@ import Synchronization
 
 /// Splits a command line into words as a POSIX shell would, without running one: the coordinator's splitter, so
 /// `msgflo-setup` and `msgflo` start the same command the same way.
-public enum CommandWords {
-    public static func split(_ command: String) throws -> [String] {
+package enum CommandWords {
+    package static func split(_ command: String) throws -> [String] {
         do {
             return try ShellWords.split(command)
         } catch {
@@ -21,14 +21,14 @@ public enum CommandWords {
 /// why a child failed) and forwarded when asked. They are stopped with SIGTERM (SIGKILL after a grace period) by
 /// ``terminateAll(grace:)``. Children started with `outliveTool` false also get SIGKILL from the kernel if the tool
 /// dies (even by `kill -9`); with it true (msgflo-setup without `--forever`) they keep running after the tool exits.
-public final class ParticipantProcesses: Sendable {
-    public struct Exit: Sendable, Equatable {
-        public var role: String
-        public var command: String
-        public var pid: Int32
-        public var status: Int32
-        public var signaled: Bool
-        public var at: ContinuousClock.Instant
+package final class ParticipantProcesses: Sendable {
+    package struct Exit: Sendable, Equatable {
+        package var role: String
+        package var command: String
+        package var pid: Int32
+        package var status: Int32
+        package var signaled: Bool
+        package var at: ContinuousClock.Instant
     }
 
     struct Child {
@@ -51,13 +51,13 @@ public final class ParticipantProcesses: Sendable {
 
     private let state = Mutex(State())
 
-    public init() {}
+    package init() {}
 
-    public var roles: [String] { state.withLock { $0.children.map(\.role) } }
+    package var roles: [String] { state.withLock { $0.children.map(\.role) } }
 
     /// Starts `command` for `role`. With `shell`, runs `<shell> -c <command>`; otherwise splits the command into
     /// words (quotes respected) and runs the program found on PATH.
-    public func start(role: String, command: String, broker: BrokerURL, forward: Set<String>, shell: String?,
+    package func start(role: String, command: String, broker: BrokerURL, forward: Set<String>, shell: String?,
                       environment: [String: String], outliveTool: Bool = false) async throws {
         let words: [String]
         if let shell, !shell.isEmpty {
@@ -106,28 +106,25 @@ public final class ParticipantProcesses: Sendable {
         }
     }
 
-    /// The first child that has exited, if any.
-    public var firstExit: Exit? { exits.first }
-
     /// The children that have exited, in start order.
-    public var exits: [Exit] {
+    package var exits: [Exit] {
         state.withLock { $0.children }.compactMap(Self.exit)
     }
 
     /// The last lines a child wrote on stderr (at most `count`, each cut to 200 characters, control characters
     /// shown as `?`): what a failed child said about itself.
-    public func lastStderrLines(pid: Int32, count: Int = 3) -> [String] {
+    package func lastStderrLines(pid: Int32, count: Int = 3) -> [String] {
         let tail = state.withLock { $0.children.first { $0.process.pid == pid }?.stderr }
         return tail?.lastLines(count) ?? []
     }
 
-    public func pid(of role: String) -> Int32? {
+    package func pid(of role: String) -> Int32? {
         state.withLock { $0.children.first { $0.role == role }?.process.pid }
     }
 
     /// SIGTERM to every running child (its process group); SIGKILL to those still running after `grace`. Returns
     /// once all are gone (or a second after the SIGKILL).
-    public func terminateAll(grace: Duration = .seconds(5)) async {
+    package func terminateAll(grace: Duration = .seconds(5)) async {
         let running = state.withLock { $0.children.filter { $0.process.isRunning }.map(\.process) }
         for child in running { child.signal(SIGTERM) }
         if await allExited(within: grace) { return }

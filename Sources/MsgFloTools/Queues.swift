@@ -5,8 +5,8 @@ import MsgFloCoordinator
 
 /// `msgflo-queues`: the queues of a graph and of the registered participants, with what the broker says about
 /// them (issue 14, item 6).
-public struct QueuesCommand: AsyncParsableCommand {
-    public static let configuration = CommandConfiguration(
+package struct QueuesCommand: AsyncParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "msgflo-queues",
         abstract: "List the queues of a graph and of the registered participants, with depth and consumers.",
         discussion: """
@@ -27,35 +27,35 @@ public struct QueuesCommand: AsyncParsableCommand {
         --json prints one JSON object instead of the table. Example: msgflo-queues --graph graphs/rpc.fbp
         """)
 
-    @OptionGroup public var brokerOptions: BrokerOptions
+    @OptionGroup package var brokerOptions: BrokerOptions
 
     @Option(help: ArgumentHelp("Also list the queues of this graph (.fbp or .json).", valueName: "FILE"))
-    public var graph: String?
+    package var graph: String?
 
     @Flag(help: "Print one JSON object instead of the table.")
-    public var json = false
+    package var json = false
 
     @Option(help: ArgumentHelp("Seconds to wait for a running coordinator's answer.", valueName: "SECONDS"))
-    public var daemonTimeout: Double = 2
+    package var daemonTimeout: Double = 2
 
     @Flag(help: "Do not ask a coordinator: only listen for the participants' announcements on fbp (--listen seconds).")
-    public var noDaemon = false
+    package var noDaemon = false
 
     @Option(help: ArgumentHelp("When no coordinator answers: seconds to listen for participants' announcements (0: do not).",
                                valueName: "SECONDS"))
-    public var listen: Double = 3
+    package var listen: Double = 3
 
     @Option(help: ArgumentHelp("Give up (one line, exit 1) after this many seconds in all.", valueName: "SECONDS"))
-    public var timeout: Double = 30
+    package var timeout: Double = 30
 
     @Option(help: ArgumentHelp(
         "AMQP: RabbitMQ's management API, for the unacknowledged counts (http://[USER:PASSWORD@]HOST:PORT[/PREFIX]; default: the broker's host, port 15672, the broker URL's credentials).",
         valueName: "URL"))
-    public var management: String?
+    package var management: String?
 
-    public init() {}
+    package init() {}
 
-    public func validate() throws {
+    package func validate() throws {
         if let graph, graph.isEmpty { throw ValidationError("--graph needs a file") }
         if noDaemon && listen == 0 { throw ValidationError("--no-daemon needs --listen above 0 (else no participant can be found)") }
         for (name, v, zero) in [("--daemon-timeout", daemonTimeout, false), ("--listen", listen, true),
@@ -66,7 +66,7 @@ public struct QueuesCommand: AsyncParsableCommand {
         }
     }
 
-    public func run() async throws {
+    package func run() async throws {
         let loaded = try graph.map { try GraphFile.load($0, warn: Output.error, requireProcesses: true) }
         let url = try brokerOptions.url()
         let api = try ManagementAPI.forBroker(url, given: management)
@@ -94,48 +94,48 @@ public struct QueuesCommand: AsyncParsableCommand {
 }
 
 /// What msgflo-queues found: one row per queue (AMQP) or topic (MQTT), and where the participants came from.
-public struct QueueReport: Sendable {
-    public struct Row: Sendable, Hashable {
-        public enum Direction: String, Sendable { case inport = "in", outport = "out" }
+package struct QueueReport: Sendable {
+    package struct Row: Sendable, Hashable {
+        package enum Direction: String, Sendable { case inport = "in", outport = "out" }
         /// As the participant or the graph names it (unchecked: escape before printing).
-        public var name: String
-        public var direction: Direction
+        package var name: String
+        package var direction: Direction
         /// `role.port` of every port that uses it.
-        public var ports: [String] = []
-        public var inGraph = false
+        package var ports: [String] = []
+        package var inGraph = false
         /// A registered participant announced it.
-        public var registered = false
+        package var registered = false
         /// nil: the broker cannot tell (MQTT) or it was not asked (a name that cannot go on the wire).
-        public var exists: Bool?
-        public var messages: Int?
-        public var consumers: Int?
+        package var exists: Bool?
+        package var messages: Int?
+        package var consumers: Int?
         /// Delivered and not yet acknowledged (AMQP, from the management API).
-        public var unacknowledged: Int?
+        package var unacknowledged: Int?
         /// Why nothing could be asked, or what went wrong asking.
-        public var problem: String?
+        package var problem: String?
     }
 
-    public enum Source: String, Sendable {
+    package enum Source: String, Sendable {
         case daemon, discovery, none
     }
 
     /// No coordinator was asked (`--no-daemon`).
-    public var daemonAsked = true
+    package var daemonAsked = true
     /// The management API asked for the unacknowledged counts (AMQP), as printed (no credentials).
-    public var management: String?
+    package var management: String?
     /// Why the management API gave no counts (nil: it answered, or it was not asked).
-    public var managementProblem: String?
+    package var managementProblem: String?
 
-    public var broker: String
-    public var amqp: Bool
-    public var source: Source
-    public var listened: Duration
-    public var rows: [Row]
+    package var broker: String
+    package var amqp: Bool
+    package var source: Source
+    package var listened: Duration
+    package var rows: [Row]
     /// A graph was given (else no row is said to be outside it).
-    public var withGraph = false
+    package var withGraph = false
 
     /// The line saying what cannot be known on this broker.
-    public var unknownLine: String {
+    package var unknownLine: String {
         if amqp, let management, managementProblem == nil {
             return "UNACKED from the management API at \(management) (sampled by RabbitMQ: up to its statistics interval, 5 s by default, old)"
         }
@@ -144,7 +144,7 @@ public struct QueueReport: Sendable {
             : "MQTT cannot tell: a broker does not say how many messages wait for a topic, who subscribes to it, or what is unacknowledged; only the topics are listed"
     }
 
-    public var sourceLine: String {
+    package var sourceLine: String {
         switch source {
         case .daemon: "participants: from the running coordinator"
         case .discovery: "participants: from the announcements heard on fbp in \(listened.seconds) s (\(noCoordinator))"
@@ -157,7 +157,7 @@ public struct QueueReport: Sendable {
     // MARK: Gathering
 
     /// `daemonTimeout` nil: no coordinator is asked, the participants come from `listen` only.
-    public static func make(on transport: any Transport, graph: DesiredGraph?, daemonTimeout: Duration?,
+    package static func make(on transport: any Transport, graph: DesiredGraph?, daemonTimeout: Duration?,
                             listen: Duration, management: ManagementAPI? = nil) async throws -> QueueReport {
         var source = Source.none
         var status: NetworkStatus? = nil
@@ -329,7 +329,7 @@ public struct QueueReport: Sendable {
 
     /// The table, then the source line and the line saying what cannot be known. Every name is escaped and capped
     /// (``SafeText``) before the columns are measured, so a row stays one line and the columns stay aligned.
-    public var tableLines: [String] {
+    package var tableLines: [String] {
         func cell(_ text: String) -> String { SafeText.escape(text, limit: NetworkStatus.cellLimit) }
         func number(_ n: Int?) -> String { n.map(String.init) ?? (amqp ? "-" : "?") }
         let header = ["NAME", "KIND", "DIR", "PORTS", "MESSAGES", "CONSUMERS", "UNACKED", "STATE"]
@@ -360,7 +360,7 @@ public struct QueueReport: Sendable {
 
     private var graphHint: String { " (give --graph FILE to list a graph's queues)" }
 
-    public var json: JSONValue {
+    package var json: JSONValue {
         func opt(_ n: Int?) -> JSONValue { n.map(JSONValue.int) ?? .null }
         return .object([
             "broker": .string(broker),

@@ -4,18 +4,18 @@ import Yams
 
 /// `msgflo-register`: discovery messages on behalf of participants that cannot send their own ("foreign"
 /// participants: devices, programs in other languages), described in YAML.
-public enum Register {
+package enum Register {
     /// One `--role ROLE:file.yaml` argument. Split on the first ':' (a path may contain more).
-    public struct RoleFile: Sendable, Equatable {
-        public var role: String
-        public var path: String
+    package struct RoleFile: Sendable, Equatable {
+        package var role: String
+        package var path: String
 
-        public init(role: String, path: String) {
+        package init(role: String, path: String) {
             self.role = role
             self.path = path
         }
 
-        public init(parsing text: String) throws {
+        package init(parsing text: String) throws {
             guard let colon = text.firstIndex(of: ":") else {
                 throw ToolFailure("--role '\(text)': expected ROLE:FILE.yaml")
             }
@@ -27,7 +27,7 @@ public enum Register {
     }
 
     /// Reads a definition file for a role.
-    public static func definition(_ file: RoleFile, heartbeat: Double? = nil) throws -> ParticipantDefinition {
+    package static func definition(_ file: RoleFile, heartbeat: Double? = nil) throws -> ParticipantDefinition {
         let text = try FileAccess.read(file.path, what: "definition")
         return try definition(yaml: text, role: file.role, path: file.path, heartbeat: heartbeat)
     }
@@ -35,7 +35,7 @@ public enum Register {
     /// The participant a YAML definition describes, with `role` set, `id` = role unless the file gives one, ports
     /// given as a map (`{in: {queue: …}}`, id = key) or a list (`[{id: in, queue: …}]`), `#ROLE` replaced in queue
     /// names, and a port without a queue given msgflo's default one, `<role>.<PORT>`.
-    public static func definition(yaml text: String, role: String, path: String,
+    package static func definition(yaml text: String, role: String, path: String,
                                   heartbeat: Double? = nil) throws -> ParticipantDefinition {
         func fail(_ why: String) -> ToolFailure { ToolFailure("\(path): \(why)") }
         let loaded: Node?
@@ -62,7 +62,7 @@ public enum Register {
     }
 
     /// The `role` a definition file names itself (msgflo-register-foreign's fallback when no `--role` is given).
-    public static func role(yaml text: String, path: String) throws -> String {
+    package static func role(yaml text: String, path: String) throws -> String {
         let doc = (try? Yams.compose(yaml: text))??.mapping
         guard let doc else { throw ToolFailure("\(path): No definition found") }
         guard let component = scalarString(doc["component"]), !component.isEmpty else {
@@ -143,7 +143,7 @@ public enum Register {
     }
 
     /// Announces every definition once; prints `Sent discovery message for <id>` per role, as msgflo does.
-    public static func announce(_ definitions: [ParticipantDefinition], over transport: any Transport,
+    package static func announce(_ definitions: [ParticipantDefinition], over transport: any Transport,
                                 print: (String) -> Void) async throws {
         for definition in definitions {
             // Dated, as the SDK's announcements (docs/protocol.md): never counted fresher than when it was sent.

@@ -4,8 +4,8 @@ import MsgFlo
 
 /// `msgflo-register-foreign [--role ROLE] definition.yaml`: msgflo's deprecated single-role form of
 /// `msgflo-register`. The role comes from `--role`, else from the file's `role`; `--forever` defaults to false.
-public struct RegisterForeignCommand: AsyncParsableCommand {
-    public static let configuration = CommandConfiguration(
+package struct RegisterForeignCommand: AsyncParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "msgflo-register-foreign",
         abstract: "Deprecated: use msgflo-register --role ROLE:FILE.yaml (which takes several roles).",
         discussion: """
@@ -16,28 +16,28 @@ public struct RegisterForeignCommand: AsyncParsableCommand {
         """)
 
     @Argument(help: ArgumentHelp("The participant's YAML definition.", valueName: "definition.yaml"))
-    public var definition: String?
+    package var definition: String?
 
-    @OptionGroup public var brokerOptions: BrokerOptions
+    @OptionGroup package var brokerOptions: BrokerOptions
 
     @Option(help: ArgumentHelp("The role (default: the file's 'role').", valueName: "ROLE"))
-    public var role: String?
+    package var role: String?
 
     @Option(help: ArgumentHelp("The announcement period; messages are sent every SECONDS/2.2.", valueName: "SECONDS"))
-    public var interval: Double = 60
+    package var interval: Double = 60
 
     @Option(help: ArgumentHelp("Keep running and announcing (true), or announce once and exit (false).",
                                valueName: "true|false"))
-    public var forever: BoolValue = BoolValue(false)
+    package var forever: BoolValue = BoolValue(false)
 
-    public init() {}
+    package init() {}
 
-    public func validate() throws {
+    package func validate() throws {
         guard let definition, !definition.isEmpty else { throw ValidationError("No definition file specified") }
         guard interval > 0, interval.isFinite else { throw ValidationError("--interval must be a positive number of seconds") }
     }
 
-    public func run() async throws {
+    package func run() async throws {
         Output.error("DEPRECATED: Instead use msgflo-register --role A:./filename.yaml - which also supports multiple roles")
         let path = definition!
         let text = try FileAccess.read(path, what: "definition")

@@ -3,15 +3,15 @@ import MsgFlo
 import MsgFloCoordinator
 
 /// `msgflo-send-message`: sends JSON data into a queue (AMQP: default exchange, routing key = queue; MQTT: topic).
-public enum SendMessage {
-    public enum Source: Sendable, Equatable {
+package enum SendMessage {
+    package enum Source: Sendable, Equatable {
         case json(String)
         case file(String)
         case stdin
 
         /// `--json`, else `--file`, else standard input; with nothing piped in, says what is missing (`what`: the
         /// message or the request) rather than wait for typing.
-        public static func given(json: String?, file: String?, what: String) throws -> Source {
+        package static func given(json: String?, file: String?, what: String) throws -> Source {
             if let json { return .json(json) }
             if let file { return .file(file) }
             guard isatty(STDIN_FILENO) == 0 else {
@@ -23,7 +23,7 @@ public enum SendMessage {
 
     /// The bytes to send, checked to be JSON. Text from a file or stdin loses its surrounding whitespace (a final
     /// newline), nothing else: the bytes are sent as written, not re-encoded.
-    public static func payload(from source: Source, readStdin: () -> Data = { FileHandle.standardInput.readDataToEndOfFile() }) throws -> Message {
+    package static func payload(from source: Source, readStdin: () -> Data = { FileHandle.standardInput.readDataToEndOfFile() }) throws -> Message {
         let text: String
         switch source {
         case .json(let s):
@@ -50,7 +50,7 @@ public enum SendMessage {
     /// Sends `message` `count` times to `queue`, each one confirmed by the broker. On AMQP each is published
     /// mandatory: when no queue takes it, this fails naming the queue, with the near matches that exist
     /// ("no queue 'shout.in' on …; did you mean shout.IN?").
-    public static func send(_ message: Message, to queue: String, count: Int, over transport: any Transport) async throws {
+    package static func send(_ message: Message, to queue: String, count: Int, over transport: any Transport) async throws {
         for _ in 0..<count {
             do {
                 try await transport.sendRouted(toInport: queue, message)
@@ -70,8 +70,8 @@ public enum SendMessage {
 /// running `msgflo` daemon knows (asked over `msgflo.status` for one second; none when no daemon runs). Each
 /// candidate is then checked with a passive declare, which creates nothing: a suggestion always names a queue that
 /// exists at that moment.
-public enum NearMatches {
-    public static func existing(_ name: String, on transport: any Transport,
+package enum NearMatches {
+    package static func existing(_ name: String, on transport: any Transport,
                                 daemonTimeout: Duration = .seconds(1)) async -> [String] {
         guard transport.capabilities.contains(.queueDepth) else { return [] }
         var candidates = variants(of: name)
@@ -88,13 +88,13 @@ public enum NearMatches {
     }
 
     /// "; did you mean a or b?", or "" without candidates.
-    public static func suffix(_ near: [String]) -> String {
+    package static func suffix(_ near: [String]) -> String {
         guard !near.isEmpty else { return "" }
         return "; did you mean " + near.joined(separator: " or ") + "?"
     }
 
     /// Case variants of `name`, the msgflo convention first.
-    public static func variants(of name: String) -> [String] {
+    package static func variants(of name: String) -> [String] {
         var out: [String] = []
         if let dot = name.lastIndex(of: ".") {
             out.append(String(name[..<dot]) + "." + name[name.index(after: dot)...].uppercased())
@@ -106,7 +106,7 @@ public enum NearMatches {
     }
 
     /// Names of `known` close to `name` (same letters but for case, or a few edits), closest first.
-    public static func rank(_ name: String, among known: [String]) -> [String] {
+    package static func rank(_ name: String, among known: [String]) -> [String] {
         let target = Array(name.lowercased().unicodeScalars)
         guard target.count <= 255 else { return [] }
         let limit = max(2, target.count / 4)

@@ -5,27 +5,27 @@ import MsgFloCoordinator
 import Synchronization
 
 /// `msgflo-setup`: starts a graph's participants (optionally) and connects their queues.
-public struct Setup {
-    public struct Options: Sendable {
-        public var participants = false
-        public var only: [String]?
-        public var ignore: [String] = []
-        public var forward: Set<String> = []
-        public var discover = false
-        public var timeout: Duration = .seconds(30)
-        public var forever = false
-        public var shell: String?
-        public init() {}
+package struct Setup {
+    package struct Options: Sendable {
+        package var participants = false
+        package var only: [String]?
+        package var ignore: [String] = []
+        package var forward: Set<String> = []
+        package var discover = false
+        package var timeout: Duration = .seconds(30)
+        package var forever = false
+        package var shell: String?
+        package init() {}
     }
 
-    public var graph: DesiredGraph
-    public var options: Options
-    public var library: (any CommandLibrary)?
-    public var environment: [String: String]
-    public var out: @Sendable (String) -> Void
-    public var err: @Sendable (String) -> Void
+    package var graph: DesiredGraph
+    package var options: Options
+    package var library: (any CommandLibrary)?
+    package var environment: [String: String]
+    package var out: @Sendable (String) -> Void
+    package var err: @Sendable (String) -> Void
 
-    public init(graph: DesiredGraph, options: Options, library: (any CommandLibrary)?, environment: [String: String],
+    package init(graph: DesiredGraph, options: Options, library: (any CommandLibrary)?, environment: [String: String],
                 out: @escaping @Sendable (String) -> Void = Output.line,
                 err: @escaping @Sendable (String) -> Void = Output.error) {
         self.graph = graph
@@ -38,14 +38,14 @@ public struct Setup {
 
     /// The roles `--participants` starts: graph processes that are participants, limited by `--only`, less
     /// `--ignore`, in graph order.
-    public func rolesToStart() -> [String] {
+    package func rolesToStart() -> [String] {
         var names = graph.roles
         if let only = options.only { names = names.filter(only.contains) }
         return names.filter { graph.isDeclaredParticipant($0) && !options.ignore.contains($0) }
     }
 
     /// The commands for those roles, from the component library.
-    public func commands() throws -> [(role: String, command: String)] {
+    package func commands() throws -> [(role: String, command: String)] {
         guard let library else { throw ToolFailure("no component library loaded") }
         return try rolesToStart().map { role in
             (role, try library.command(component: graph.nodes[role]?.component ?? "", role: role, graph: graph))
@@ -53,20 +53,20 @@ public struct Setup {
     }
 
     /// What a run did, for tests.
-    public struct Outcome: Sendable {
-        public var started: [String] = []
-        public var bindings: [SetupBinding] = []
+    package struct Outcome: Sendable {
+        package var started: [String] = []
+        package var bindings: [SetupBinding] = []
         /// MQTT edges given to the target participant with `connectinport`.
-        public var connected: [SetupBinding] = []
+        package var connected: [SetupBinding] = []
         /// MQTT edges routed by this process (only with `--forever`).
-        public var routed: [SetupBinding] = []
+        package var routed: [SetupBinding] = []
         /// Edges left unconnected, with why.
-        public var notConnected: [(SetupBinding, String)] = []
+        package var notConnected: [(SetupBinding, String)] = []
     }
 
     /// Does everything up to (not including) staying alive. `processes` receives the started participants so that
     /// the caller can stop them, on failure too.
-    public func run(on transport: any Transport, processes: ParticipantProcesses) async throws -> Outcome {
+    package func run(on transport: any Transport, processes: ParticipantProcesses) async throws -> Outcome {
         // Without broker-kept bindings (MQTT) edges are made by telling participants, or routed by this process.
         let mqtt = !transport.capabilities.contains(.brokerBindings)
         let listener = DiscoveryListener()
@@ -207,7 +207,7 @@ public struct Setup {
 
     /// Node's `console.log` of an array of strings: `[ 'a', 'b' ]`, `[]` when empty, one entry per line when the
     /// single line would pass Node's 80-column break length.
-    public static func nodeArray(_ items: [String]) -> String {
+    package static func nodeArray(_ items: [String]) -> String {
         if items.isEmpty { return "[]" }
         let quoted = items.map { s in
             s.contains("'") && !s.contains("\"") ? "\"\(s)\"" : "'" + s.replacingOccurrences(of: "'", with: "\\'") + "'"
@@ -227,10 +227,10 @@ private let receivedSignal = Atomic<Int32>(0)
 ///
 /// The signals are caught with a handler rather than ignored (as a dispatch signal source would need): ignored
 /// signals stay ignored in the participants this tool starts, which then could not be stopped with SIGTERM.
-public final class SignalTrap: Sendable {
+package final class SignalTrap: Sendable {
     private let watcher: Task<Void, Never>
 
-    public init(_ handler: @escaping @Sendable (Int32) -> Void) {
+    package init(_ handler: @escaping @Sendable (Int32) -> Void) {
         receivedSignal.store(0, ordering: .relaxed)
         for sig in [SIGTERM, SIGINT] {
             signal(sig) { s in receivedSignal.store(s, ordering: .relaxed) }
@@ -248,5 +248,5 @@ public final class SignalTrap: Sendable {
     }
 
     /// Stops watching (the handlers stay installed).
-    public func cancel() { watcher.cancel() }
+    package func cancel() { watcher.cancel() }
 }

@@ -10,13 +10,13 @@ func commaList(_ values: [String]) -> [String] {
     values.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }.filter { !$0.isEmpty }
 }
 
-public struct SetupCommand: AsyncParsableCommand, MsgFloStyleCommand {
+package struct SetupCommand: AsyncParsableCommand, MsgFloStyleCommand {
     /// msgflo's `--participants [BOOL]`, `--discover [BOOL]`, `--forever [BOOL]`, `--shell [shell]`, `--forward [stderr,stdout]`.
-    public static let msgfloArguments = MsgFloArguments(
+    package static let msgfloArguments = MsgFloArguments(
         booleans: ["--participants", "--discover", "--forever"],
         optionalValues: ["--shell": "/bin/sh", "--forward": "stderr,stdout"])
 
-    public static let configuration = CommandConfiguration(
+    package static let configuration = CommandConfiguration(
         commandName: "msgflo-setup",
         abstract: "Connect the queues of a graph's participants, optionally starting them first.",
         discussion: """
@@ -37,43 +37,43 @@ public struct SetupCommand: AsyncParsableCommand, MsgFloStyleCommand {
         """)
 
     @Argument(help: ArgumentHelp("The graph, as .fbp or .json.", valueName: "graph.fbp"))
-    public var graph: String?
+    package var graph: String?
 
-    @OptionGroup public var brokerOptions: BrokerOptions
+    @OptionGroup package var brokerOptions: BrokerOptions
 
     @Flag(help: "Also start the participants, with the commands of the component library. (msgflo's --participants true|false works too.)")
-    public var participants = false
+    package var participants = false
 
     @Option(help: ArgumentHelp("Start only these roles (comma-separated).", valueName: "a,b"))
-    public var only: [String] = []
+    package var only: [String] = []
 
     @Option(help: ArgumentHelp("Do not start these roles (comma-separated, or repeated).", valueName: "a,b"))
-    public var ignore: [String] = []
+    package var ignore: [String] = []
 
     @Option(help: ArgumentHelp("The component library: a JSON file, its msgflo key or the whole file.", valueName: "FILE.json"))
-    public var library: String = "package.json"
+    package var library: String = "package.json"
 
     @Option(help: ArgumentHelp("Where component files are found.", valueName: "DIR"))
-    public var componentdir: String = "participants"
+    package var componentdir: String = "participants"
 
     @Option(help: ArgumentHelp("Pass the participants' stdout and/or stderr through (--forward alone: both).", valueName: "stderr,stdout"))
-    public var forward: String = ""
+    package var forward: String = ""
 
     @Flag(help: "Wait for discovery messages and bind the queues they announce, instead of the naming convention. (Also --discover true|false.)")
-    public var discover = false
+    package var discover = false
 
     @Option(help: ArgumentHelp("How long to wait for discovery messages.", valueName: "SECONDS"))
-    public var timeout: Double = 30
+    package var timeout: Double = 30
 
     @Flag(help: "Keep running (routing MQTT edges that need it); stop the started participants on SIGTERM. (Also --forever true|false.)")
-    public var forever = false
+    package var forever = false
 
     @Option(help: ArgumentHelp("Run each participant command as SHELL -c COMMAND (--shell alone: /bin/sh).", valueName: "SHELL"))
-    public var shell: String?
+    package var shell: String?
 
-    public init() {}
+    package init() {}
 
-    public func validate() throws {
+    package func validate() throws {
         guard let graph, !graph.isEmpty else { throw ValidationError("No graph file specified") }
         guard timeout > 0, timeout.isFinite else { throw ValidationError("--timeout must be a positive number of seconds") }
         for stream in commaList([forward]) where stream != "stdout" && stream != "stderr" {
@@ -81,7 +81,7 @@ public struct SetupCommand: AsyncParsableCommand, MsgFloStyleCommand {
         }
     }
 
-    public func run() async throws {
+    package func run() async throws {
         let env = ToolEnvironment.current
         let loadedGraph = try GraphFile.load(graph!, warn: Output.error, requireProcesses: true)
         var options = Setup.Options()
@@ -104,7 +104,7 @@ public struct SetupCommand: AsyncParsableCommand, MsgFloStyleCommand {
             Task {
                 await processes.terminateAll()
                 await transport.close()
-                ToolMain.flushAndExit(keepingAlive.value ? 0 : 1)
+                CommandMain.exit(keepingAlive.value ? 0 : 1)
             }
         }
         do {
@@ -125,8 +125,8 @@ public struct SetupCommand: AsyncParsableCommand, MsgFloStyleCommand {
     }
 }
 
-public struct ProcfileCommand: AsyncParsableCommand {
-    public static let configuration = CommandConfiguration(
+package struct ProcfileCommand: AsyncParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "msgflo-procfile",
         abstract: "Print a Procfile (Heroku, foreman) that starts a graph's participants.",
         discussion: """
@@ -137,31 +137,31 @@ public struct ProcfileCommand: AsyncParsableCommand {
         """)
 
     @Argument(help: ArgumentHelp("The graph, as .fbp or .json.", valueName: "graph.fbp"))
-    public var graph: String?
+    package var graph: String?
 
     @Option(help: ArgumentHelp("The component library: a JSON file, its msgflo key or the whole file.", valueName: "FILE.json"))
-    public var library: String = "package.json"
+    package var library: String = "package.json"
 
     @Option(help: ArgumentHelp("Leave out this process. Repeat for several.", valueName: "NODE"))
-    public var ignore: [String] = []
+    package var ignore: [String] = []
 
     @Option(help: ArgumentHelp("Add this line as it is. Repeat for several.", valueName: "DATA"))
-    public var include: [String] = []
+    package var include: [String] = []
 
     @Option(name: [.customLong("components"), .customLong("componentdir")],
             help: ArgumentHelp("Where component files are found (also --componentdir, as msgflo-setup and msgflo name it).", valueName: "DIR"))
-    public var components: String = "participants"
+    package var components: String = "participants"
 
     @Option(help: ArgumentHelp("Ignored: a Procfile names no broker (the participants read $MSGFLO_BROKER). Accepted as every msgflo tool takes it.", valueName: "URL"))
-    public var broker: String?
+    package var broker: String?
 
-    public init() {}
+    package init() {}
 
-    public func validate() throws {
+    package func validate() throws {
         guard let graph, !graph.isEmpty else { throw ValidationError("No graph file specified") }
     }
 
-    public func run() async throws {
+    package func run() async throws {
         if broker != nil { Output.error("msgflo-procfile: note: --broker is ignored (the participants read $MSGFLO_BROKER)") }
         let loadedGraph = try GraphFile.load(graph!, warn: Output.error, requireProcesses: true)
         let lib = try LibraryFile.load(library, componentdir: components)

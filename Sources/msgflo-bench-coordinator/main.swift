@@ -4,33 +4,46 @@
 //                                                                  discovery messages handled per second
 //   msgflo-bench-coordinator announce  --broker URL [--count N]   sends N distinct discovery messages and exits
 //   msgflo-bench-coordinator wire      --broker URL [--nodes 1000 --edges 2000]   time to wire a graph (AMQP)
+import ArgumentParser
 import Foundation
-import Logging
 import MsgFlo
+import MsgFloCLI
 import MsgFloCoordinator
 import MsgFloTransports
 
-func arg(_ name: String, _ fallback: String? = nil) -> String? {
-    let a = CommandLine.arguments
-    if let i = a.firstIndex(of: "--" + name), i + 1 < a.count { return a[i + 1] }
-    return fallback
+struct Options: ParsableArguments {
+    enum Mode: String, ExpressibleByArgument, CaseIterable { case discovery, announce, wire }
+
+    @Argument(help: "discovery: discovery messages handled per second; announce: send --count discovery messages; wire: time to wire a graph (AMQP).")
+    var mode: Mode
+    @OptionGroup var broker: BrokerArgument
+    @Option(help: "Discovery messages (default: discovery 100000, announce 10000).")
+    var count: Int?
+    @Option(help: "discovery, AMQP: fill (leave the messages in fbp), drain (time the coordinator on them) or both.")
+    var phase = "both"
+    @Option(help: "wire: the graph's nodes.")
+    var nodes = 1000
+    @Option(help: "wire: the graph's edges.")
+    var edges = 2000
+    @Option(help: "wire: the prefix of the graph's roles.")
+    var prefix = "wire"
+
+    func validate() throws {
+        guard count.map({ $0 >= 0 }) ?? true, nodes > 0, edges >= 0 else {
+            throw ValidationError("--count, --nodes and --edges must be positive")
+        }
+    }
 }
 
-func fail(_ s: String) -> Never {
-    FileHandle.standardError.write(Data("msgflo-bench-coordinator: \(s)\n".utf8))
-    exit(1)
-}
+func fail(_ s: String) -> Never { CommandMain.fail("msgflo-bench-coordinator", s) }
 
 func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
 
-let logger: Logger = {
-    var l = Logger(label: "bench")
-    l.logLevel = .error
-    return l
-}()
-let mode = CommandLine.arguments.dropFirst().first ?? ""
+let cli = CommandMain.parse(Options.self, tool: "msgflo-bench-coordinator")
+let logger = CommandLogging.logger("bench", level: .error)
+let mode = cli.mode
 let broker: BrokerURL
-do { broker = try BrokerURL.resolve(arg("broker"), environment: ProcessInfo.processInfo.environment) } catch { fail(error.message) }
+do { broker = try cli.broker.url(environment: ProcessInfo.processInfo.environment) } catch { fail(error.message) }
 
 func definition(_ i: Int, run: String) -> ParticipantDefinition {
     let role = "bench\(run)-\(i)"
@@ -50,8 +63,8 @@ func connected() async -> any Transport {
 let run = String(UInt32.random(in: 0...UInt32.max), radix: 36)
 
 switch mode {
-case "announce":
-    let count = Int(arg("count", "10000")!)!
+case .announce:
+    let count = cli.count ?? 10000
     let t = await connected()
     try await t.declareDiscoveryQueue()
     for i in 0..<count { try await t.announce(definition(i, run: run)) }
@@ -59,11 +72,11 @@ case "announce":
     await t.close()
     print("announced \(count) participants")
 
-case "discovery":
-    let count = Int(arg("count", "100000")!)!
+case .discovery:
+    let count = cli.count ?? 100000
     // AMQP only: `fill` leaves the messages in fbp and exits (for a reference consumer, or a profile of the drain
     // alone); `drain` times the coordinator on what is there; `both` (default) does one then the other.
-    let phase = arg("phase", "both")!
+    let phase = cli.phase
     let distinct = 1000
     let messages = (0..<distinct).map { Discovery.message(for: definition($0, run: run)) }
     let publisher = await connected()
@@ -118,10 +131,10 @@ case "discovery":
     await publisher.close()
     await daemonTransport.close()
 
-case "wire":
-    let nodes = Int(arg("nodes", "1000")!)!
-    let edges = Int(arg("edges", "2000")!)!
-    let prefix = arg("prefix", "wire")!
+case .wire:
+    let nodes = cli.nodes
+    let edges = cli.edges
+    let prefix = cli.prefix
     let t = await connected()
     // The participants' queues, as they would declare them.
     for i in 0..<nodes {
@@ -165,6 +178,4 @@ case "wire":
     task.cancel()
     await t.close()
 
-default:
-    fail("usage: msgflo-bench-coordinator discovery|announce|wire --broker URL [--count N] [--nodes N --edges N]")
 }

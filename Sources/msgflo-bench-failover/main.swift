@@ -12,31 +12,47 @@
 // (?queue-type=quorum is added). The clients start on node 1; after a node's death they go to the next address, so
 // round k kills node ((k-1) mod 3) + 1. Prints one line per kill and a summary line:
 //   failover kills=N p50_s=… max_s=… sent=… lost=… redelivered=…
+import ArgumentParser
 import CMsgFloSpawn
 import Foundation
 import Logging
 import MsgFlo
+import MsgFloCLI
 import MsgFloTransports
 import Synchronization
 
-func usage(_ why: String) -> Never {
-    FileHandle.standardError.write(Data("msgflo-bench-failover: \(why)\nusage: msgflo-bench-failover --broker URL --script PATH [--kills N] [--rate PER_SECOND]\n".utf8))
-    exit(2)
+struct Options: ParsableArguments {
+    @OptionGroup var broker: BrokerArgument
+    @Option(help: ArgumentHelp("The brokers script (Scripts/brokers) that revives a killed node.", valueName: "PATH"))
+    var script: String
+    @Option(help: "Nodes killed, one after another (1 to 100).")
+    var kills = 10
+    @Option(help: ArgumentHelp("Messages sent per second (1 to 10000).", valueName: "PER_SECOND"))
+    var rate = 200
+    @Option(name: .customLong("cluster-dir"), help: ArgumentHelp(
+        "The cluster's directory (its nodes' pid files). Default: .brokers/cluster of the script's repository.", valueName: "DIR"))
+    var clusterDir: String?
+    @Option(name: .customLong("log-level"), help: "The clients' log level.")
+    var logLevel = "error"
+
+    func validate() throws {
+        guard (1...100).contains(kills) else { throw ValidationError("--kills must be 1 to 100") }
+        guard (1...10_000).contains(rate) else { throw ValidationError("--rate must be 1 to 10000") }
+    }
 }
 
-var options: [String: String] = [:]
-var args = CommandLine.arguments.dropFirst()
-while let flag = args.popFirst() {
-    guard ["--broker", "--script", "--kills", "--rate", "--cluster-dir", "--log-level"].contains(flag) else { usage("unknown argument \(flag)") }
-    guard let value = args.popFirst() else { usage("\(flag) needs a value") }
-    options[flag] = value
-}
-guard let brokerText = options["--broker"], let script = options["--script"] else { usage("--broker and --script are required") }
-guard let kills = Int(options["--kills"] ?? "10"), (1...100).contains(kills) else { usage("--kills must be 1 to 100") }
-let logLevel = Logger.Level(rawValue: options["--log-level"] ?? "error") ?? .error
-let clusterDir = options["--cluster-dir"]
+let tool = "msgflo-bench-failover"
+let options = CommandMain.parse(Options.self, tool: tool)
+let script = options.script
+let kills = options.kills
+let rate = options.rate
+let logLevel = Logger.Level(rawValue: options.logLevel) ?? .error
+let clusterDir = options.clusterDir
     ?? URL(fileURLWithPath: script).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(".brokers/cluster").path
-guard let rate = Int(options["--rate"] ?? "200"), (1...10_000).contains(rate) else { usage("--rate must be 1 to 10000") }
+let brokerText: String
+do { brokerText = try options.broker.url(environment: ProcessInfo.processInfo.environment).unredacted } catch {
+    CommandMain.fail(tool, error.message)
+}
 
 func line(_ s: String) { FileHandle.standardOutput.write(Data((s + "\n").utf8)) }
 
@@ -79,8 +95,7 @@ final class Counters: Sendable {
 }
 
 func connected(_ url: BrokerURL, _ label: String) async throws -> any Transport {
-    var logger = Logger(label: label)
-    logger.logLevel = logLevel
+    let logger = CommandLogging.logger(label, level: logLevel)
     let t = try Transports.make(url, logger: logger,
                                 timeouts: TransportTimeouts(connect: .seconds(20), operation: .seconds(30), reconnectWait: .seconds(120)))
     try await t.connect()
@@ -177,11 +192,10 @@ func run() async throws {
                         kills, p50, sorted.last ?? 0, sent, lost, s.total - s.seen.count, counters.failed.load(ordering: .relaxed), rate))
             group.cancelAll()
             await sender.close(); await relay.close(); await sink.close()
-            exit(lost > 0 ? 1 : 0)
+            CommandMain.exit(lost > 0 ? 1 : 0)
         } catch {
             // Exits at once: the consumers' loops would hold the task group open.
-            FileHandle.standardError.write(Data("msgflo-bench-failover: \(error)\n".utf8))
-            exit(1)
+            CommandMain.fail(tool, "\(error)")
         }
     }
 }
@@ -189,6 +203,5 @@ func run() async throws {
 do {
     try await run()
 } catch {
-    FileHandle.standardError.write(Data("msgflo-bench-failover: \(error)\n".utf8))
-    exit(1)
+    CommandMain.fail(tool, "\(error)")
 }

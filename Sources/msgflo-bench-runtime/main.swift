@@ -11,38 +11,44 @@
 //    first one arrives in the target's queue (p50, p99), with the N-node graph of (1) still loaded;
 // 3. network:data events per second for one edge carrying messages as fast as a producer sends them, next to the
 //    producer's own rate, and how many events the client did not get.
+import ArgumentParser
 import Foundation
 import HTTPTypes
 import HummingbirdWSClient
-import Logging
 import MsgFlo
+import MsgFloCLI
 import MsgFloTransports
 import Synchronization
 
-func arg(_ name: String, _ fallback: String) -> String {
-    let a = CommandLine.arguments
-    if let i = a.firstIndex(of: "--" + name), i + 1 < a.count { return a[i + 1] }
-    return fallback
+struct Options: ParsableArguments {
+    @OptionGroup var broker: BrokerArgument
+    @Option(help: "The port of the running `msgflo --port`.")
+    var port = 3569
+    @Option(help: "The graph's nodes.")
+    var nodes = 1000
+    @Option(help: "Edges whose binding is timed.")
+    var probes = 200
+    @Option(help: "Messages carried on the edge whose network:data events are counted.")
+    var messages = 20000
+
+    func validate() throws {
+        guard (1...65535).contains(port) else { throw ValidationError("--port must be 1...65535") }
+        guard nodes > 0, probes > 0, messages > 0 else { throw ValidationError("--nodes, --probes and --messages must be positive") }
+    }
 }
 
-func fail(_ s: String) -> Never {
-    FileHandle.standardError.write(Data("msgflo-bench-runtime: \(s)\n".utf8))
-    exit(1)
-}
+func fail(_ s: String) -> Never { CommandMain.fail("msgflo-bench-runtime", s) }
 
 func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
 
-let logger: Logger = {
-    var l = Logger(label: "bench")
-    l.logLevel = .error
-    return l
-}()
+let options = CommandMain.parse(Options.self, tool: "msgflo-bench-runtime")
+let logger = CommandLogging.logger("bench", level: .error)
 let broker: BrokerURL
-do { broker = try BrokerURL.resolve(arg("broker", ""), environment: ProcessInfo.processInfo.environment) } catch { fail(error.message) }
-let port = Int(arg("port", "3569"))!
-let nodes = Int(arg("nodes", "1000"))!
-let probes = Int(arg("probes", "200"))!
-let messages = Int(arg("messages", "20000"))!
+do { broker = try options.broker.url(environment: ProcessInfo.processInfo.environment) } catch { fail(error.message) }
+let port = options.port
+let nodes = options.nodes
+let probes = options.probes
+let messages = options.messages
 let run = String(UInt32.random(in: 0...UInt32.max), radix: 36)
 
 /// A flag set by one task and read by another.

@@ -7,45 +7,57 @@
 // MQTT QoS 1: close waits for every PUBACK); prints "sent N" with N the messages the broker confirmed. receive: consumes Q (AMQP: bound to EXCHANGE first;
 // MQTT: Q is the topic), acknowledging each message, until all N arrived or nothing came for --idle seconds; writes
 // the count of distinct numbers to --progress as it goes; prints "received R distinct D lost L duplicated X".
+import ArgumentParser
 import Foundation
-import Logging
 import MsgFlo
+import MsgFloCLI
 import MsgFloMQTT
 import MsgFloTransports
 import Synchronization
 
-func fail(_ why: String) -> Never {
-    FileHandle.standardError.write(Data("msgflo-chaos: \(why)\n".utf8))
-    exit(2)
+struct Options: ParsableArguments {
+    enum Mode: String, ExpressibleByArgument, CaseIterable { case send, receive }
+
+    @Argument(help: "send: numbered messages into --queue; receive: count what arrives on it.")
+    var mode: Mode
+    @OptionGroup var broker: BrokerArgument
+    @Option(help: "The queue (MQTT: the topic).")
+    var queue: String
+    @Option(help: "Messages sent, or expected.")
+    var count: Int
+    @Option(help: ArgumentHelp("receive, AMQP: bind the queue to this exchange first.", valueName: "EXCHANGE"))
+    var bind: String?
+    @Option(help: ArgumentHelp("receive: stop when nothing came for this long.", valueName: "SECONDS"))
+    var idle: Double = 20
+    @Option(help: ArgumentHelp("receive: write the count of distinct numbers to this file as it goes (FILE.stop ends it).",
+                               valueName: "FILE"))
+    var progress: String?
+
+    func validate() throws {
+        guard count >= 0 else { throw ValidationError("--count must not be negative") }
+        guard idle > 0, idle.isFinite else { throw ValidationError("--idle must be a positive number of seconds") }
+    }
 }
 
-var args = CommandLine.arguments.dropFirst()
-guard let mode = args.popFirst(), mode == "send" || mode == "receive" else { fail("usage: msgflo-chaos send|receive …") }
-func parse(_ args: ArraySlice<String>) -> [String: String] {
-    var args = args
-    var options: [String: String] = [:]
-    while let flag = args.popFirst() {
-        guard let value = args.popFirst() else { fail("\(flag) needs a value") }
-        options[flag] = value
-    }
-    return options
-}
-let options = parse(args)
-guard let brokerText = options["--broker"], let queue = options["--queue"], let count = Int(options["--count"] ?? "") else {
-    fail("--broker, --queue and --count are required")
-}
-let idle = Double(options["--idle"] ?? "20") ?? 20
+let options = CommandMain.parse(Options.self, tool: "msgflo-chaos")
+let mode = options.mode
+let queue = options.queue
+let count = options.count
+let idle = options.idle
+let bind = options.bind
+let progressFile = options.progress
+let brokerArgument = options.broker.broker
 
 func number(_ m: Message) -> Int? { m.json?["n"]?.intValue }
 
 func run() async throws {
-    var logger = Logger(label: "msgflo-chaos")
-    logger.logLevel = .warning
-    let broker = try BrokerURL(parsing: brokerText)
+    let environment = ProcessInfo.processInfo.environment
+    let logger = CommandLogging.logger("msgflo-chaos", level: CommandLogging.level(environment, default: .warning))
+    let broker = try BrokerURL.resolve(brokerArgument, environment: environment)
     // AMQP: at most 1,000 messages unconfirmed (send waits for room), so that close has little to wait for.
     let transport = try Transports.make(broker, logger: logger, maxOutstanding: 1000)
     try await transport.connect()
-    if mode == "send" {
+    if mode == .send {
         // AMQP: the queue must exist before anything is sent to it (else the broker drops it). MQTT: a declaration
         // would subscribe the sender's own session to what it sends.
         if transport.capabilities.contains(.queuesHoldMessages) { try await transport.declareInport(queue) }
@@ -62,7 +74,7 @@ func run() async throws {
         return
     }
     try await transport.declareInport(queue)
-    if let exchange = options["--bind"] {
+    if let exchange = bind {
         try await transport.declareOutport(exchange)
         try await transport.addBinding(Binding(.pubsub, src: exchange, tgt: queue))
     }
@@ -70,7 +82,7 @@ func run() async throws {
         (Array(repeating: false, count: count), 0, 0, .now))
     let sub = try await transport.consume(queue, options: ConsumeOptions(prefetch: 100))
     FileHandle.standardOutput.write(Data("ready\n".utf8))
-    let progress = options["--progress"]
+    let progress = progressFile
     let reader = Task {
         for await d in sub {
             if let n = number(d.message), n >= 0, n < count {
@@ -102,4 +114,4 @@ func run() async throws {
     print("received \(s.total) distinct \(s.distinct) lost \(count - s.distinct) duplicated \(s.total - s.distinct)")
 }
 
-do { try await run() } catch { fail("\(error)") }
+do { try await run() } catch { CommandMain.fail("msgflo-chaos", "\(error)") }

@@ -4,13 +4,11 @@
 // to the participant's command line (--broker, --prefetch, --queue port=Q, ...).
 import Foundation
 import MsgFlo
+import MsgFloCLI
 import MsgFloExec
 import MsgFloParticipantMain
 
-func fail(_ text: String) -> Never {
-    FileHandle.standardError.write(Data("msgflo-exec: \(text)\n".utf8))
-    exit(1)
-}
+func fail(_ text: String) -> Never { CommandMain.fail("msgflo-exec", text) }
 
 let usage = "USAGE: msgflo-exec ROLE [--inport in] [--outport out] [--timeout SECONDS] [--lines] [--no-reply] "
     + "[--broker URL] [--prefetch N] ... -- PROGRAM [ARGS...]"
@@ -25,7 +23,7 @@ if args.contains("--help") || args.contains("-h"), !args.contains("--") || args.
     non-zero exit or a timeout (default 60 s) sends an error on the error port and dead-letters the message. \
     --lines keeps one process that answers each request line with one line.
     """)
-    exit(0)
+    CommandMain.exit(0)
 }
 func parse(_ all: [String]) -> (ExecOptions, [String]) {
     guard let dash = all.firstIndex(of: "--") else { fail("missing '-- PROGRAM [ARGS...]'") }

@@ -201,4 +201,4 @@ struct MsgFloGraph: ParsableCommand {
 }
 
 // One-line errors naming the tool, as every other tool of the project prints them.
-CommandErrors.main(MsgFloGraph.self)
+await CommandMain.run(MsgFloGraph.self)

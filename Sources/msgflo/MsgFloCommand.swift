@@ -8,9 +8,10 @@ import MsgFloObserve
 import MsgFloTransports
 
 /// A one-line error: printed as `msgflo: <line>` on stderr, exit 1.
-struct Failure: Error, CustomStringConvertible {
-    let description: String
-    init(_ d: String) { description = d }
+struct Failure: CommandFailure, CustomStringConvertible {
+    let message: String
+    init(_ message: String) { self.message = message }
+    var description: String { message }
 }
 
 @main
@@ -26,48 +27,22 @@ struct MsgFlo: AsyncParsableCommand {
         subcommands: [Run.self, Status.self],
         defaultSubcommand: Run.self)
 
-    /// ArgumentParser's main, but errors are one line that names the tool (`msgflo: …`), as the other tools print
-    /// them; help and version output are left as they are.
+    /// Through the project's front door: errors are one line that names the tool (`msgflo: …`), as the other tools
+    /// print them; help and version output are left as they are.
     static func main() async {
-        do {
-            var command = try parseAsRoot(msgfloArguments())
-            if var asyncCommand = command as? AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
-            }
-        } catch {
-            let status = CommandErrors.report(error, of: self)
-            fflush(nil)
-            Foundation.exit(status)
-        }
+        await CommandMain.run(self, arguments: msgfloArguments())
     }
 }
 
-struct BrokerOption: ParsableArguments {
-    @Option(help: "Broker URL (amqp://, amqps://, mqtt://, mqtts://). Default: $MSGFLO_BROKER, $CLOUDAMQP_URL, amqp://localhost.")
-    var broker: String?
-
-    func resolve() throws -> BrokerURL {
-        do { return try BrokerURL.resolve(broker, environment: ProcessInfo.processInfo.environment) } catch {
-            throw Failure(error.message)
-        }
-    }
-}
-
-func makeLogger(_ level: String, format: LogFormat = .text) -> Logger {
-    // Escaped and capped: the daemon logs names that participants chose (SafeLogHandler, under both formats).
-    LoggingSystem.bootstrap { label in
-        format.handler(label: label, level: Logger.Level(rawValue: level) ?? .info)
-    }
-    return Logger(label: "msgflo")
+extension BrokerArgument {
+    func resolve() throws -> BrokerURL { try url(environment: ProcessInfo.processInfo.environment) }
 }
 
 extension MsgFlo {
     struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Run the coordinator daemon (the default).")
 
-        @OptionGroup var brokerOption: BrokerOption
+        @OptionGroup var brokerOption: BrokerArgument
         @Option(help: "Graph to keep wired: a .fbp or .json file. Nodes without a participant yet are pending.")
         var graph: String?
         @Option(help: "Component library: a JSON file, its 'msgflo' key or the whole file.")
@@ -100,7 +75,9 @@ extension MsgFlo {
         }
 
         func run() async throws {
-            let logger = makeLogger(logLevel, format: LogFormat.resolve(logFormat, environment: ProcessInfo.processInfo.environment) ?? .text)
+            // Escaped and capped: the daemon logs names that participants chose (SafeLogHandler, under both formats).
+            let logger = CommandLogging.bootstrap("msgflo", level: Logger.Level(rawValue: logLevel) ?? .info,
+                                                  format: LogFormat.resolve(logFormat, environment: ProcessInfo.processInfo.environment) ?? .text)
             let url = try brokerOption.resolve()
             var config = DaemonConfiguration(broker: url)
             config.graphPath = graph
@@ -137,7 +114,7 @@ extension MsgFlo {
             abstract: "Show the network: roles, participants, liveness, pending edges, queue depths.",
             discussion: "Asks a running daemon over the broker; when none answers, listens on fbp for --listen seconds.")
 
-        @OptionGroup var brokerOption: BrokerOption
+        @OptionGroup var brokerOption: BrokerArgument
         @Option(help: "Seconds to wait for the daemon's answer.")
         var timeout: Double = 3
         @Option(help: "Seconds to listen on fbp when no daemon answers.")
@@ -147,7 +124,7 @@ extension MsgFlo {
 
         func run() async throws {
             // Errors only, on stderr (stdout holds the table), escaped like every log line.
-            let logger = Logger(label: "msgflo-status") { SafeLogHandler.standardError(label: $0, level: .error) }
+            let logger = CommandLogging.logger("msgflo-status", level: .error)
             let url = try brokerOption.resolve()
             let transport: any Transport
             do { transport = try Transports.make(url, logger: logger) } catch { throw Failure("\(error)") }

@@ -9,9 +9,7 @@ import Testing
 
 /// The coordinator against the real brokers of Scripts/brokers (both kinds). Without them these tests fail.
 func quietLogger() -> Logger {
-    var l = Logger(label: "coordinator-test")
-    l.logLevel = ProcessInfo.processInfo.environment["MSGFLO_TEST_LOG"] == nil ? .critical : .debug
-    return l
+    testLogger("coordinator-test", level: .critical)
 }
 
 func connect(_ kind: TestBrokers.Kind) async throws -> any Transport {

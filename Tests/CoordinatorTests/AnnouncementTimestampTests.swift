@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MsgFlo
+import TestSupport
 import Testing
 @testable import MsgFloCoordinator
 
@@ -16,9 +17,7 @@ import Testing
     }
 
     func coordinator(now: Double) -> Coordinator {
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        return Coordinator(transport: InMemoryTransport(broker: InMemoryBroker()), logger: logger, now: { now })
+        Coordinator(transport: InMemoryTransport(broker: InMemoryBroker()), logger: testLogger(level: .critical), now: { now })
     }
 
     @Test func timestampTravelsInMillisecondsAndIsNotPartOfTheIdentity() throws {

@@ -1,6 +1,7 @@
 import Logging
 import MsgFlo
 import Synchronization
+import TestSupport
 import Testing
 @testable import MsgFloCoordinator
 
@@ -55,8 +56,7 @@ struct Repeater {
         var options = CoordinatorOptions()
         options.participantTimeout = timeout
         options.tick = .milliseconds(20)
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
+        let logger = testLogger(level: .critical)
         let c = Coordinator(transport: t, graph: graph, options: options, logger: logger, now: clock.now)
         let task = Task { try await c.run() }
         #expect(await c.wait { _ in broker.queueNames.contains("fbp") })
@@ -92,8 +92,7 @@ struct Repeater {
         var options = CoordinatorOptions()
         // Long enough that the whole burst below is made before the pass (it takes well under a second).
         options.reconcileBatchDelay = .seconds(2)
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
+        let logger = testLogger(level: .critical)
         let c = Coordinator(transport: t, graph: DesiredGraph(), options: options, logger: logger)
         let task = Task { try await c.run() }
         defer { task.cancel() }
@@ -249,8 +248,7 @@ struct Repeater {
         let broker = InMemoryBroker()
         let t = InMemoryTransport(broker: broker, url: BrokerURL(scheme: .mqtt, host: "in-memory"))
         try await t.connect()
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
+        let logger = testLogger(level: .critical)
         var options = CoordinatorOptions()
         options.answerStatus = false
         let c = Coordinator(transport: t, graph: Self.graph, options: options, logger: logger)

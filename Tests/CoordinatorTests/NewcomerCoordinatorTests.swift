@@ -113,8 +113,7 @@ final class LogLines: LogHandler, Sendable {
         get { nil }
         set {}
     }
-    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
-             file: String, function: String, line: UInt) {
-        if level >= .info { lines.withLock { $0.append("\(message)") } }
+    func log(event: LogEvent) {
+        if event.level >= .info { lines.withLock { $0.append("\(event.message)") } }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import MsgFlo
 import Synchronization
+import TestSupport
 import Testing
 @testable import MsgFloCoordinator
 
@@ -12,7 +13,7 @@ import Testing
         #expect(throws: MsgFloCommandError.self) { try ShellWords.split("a 'b") }
     }
 
-    func quiet() -> Logger { var l = Logger(label: "t"); l.logLevel = .critical; return l }
+    func quiet() -> Logger { testLogger("t", level: .critical) }
 
     /// A child's output is forwarded escaped like a log line: no raw ESC or invalid UTF-8 reaches the daemon's
     /// terminal, and output without line breaks costs a line per 64 KB rather than the daemon's memory.

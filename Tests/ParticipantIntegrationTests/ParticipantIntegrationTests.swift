@@ -18,7 +18,7 @@ struct ParticipantIntegrationTests {
         defer { Task { await t.close() } }
         let fbp = try await Announcements(on: t)
         let role = TestBrokers.unique("disc")
-        let p = try await Examples.repeatParticipant.start(role: role, on: t)
+        let p = try await Examples.repeatParticipant.start(role: role, on: t, logger: testLogger())
         try await eventually("discovery of \(role)") { !fbp.of(role: role).isEmpty }
         let raw = try #require(fbp.collector.all.first { (try? Discovery.parse($0))?.role == role })
         let payload = try #require(raw.json?["payload"]?.objectValue)
@@ -39,7 +39,7 @@ struct ParticipantIntegrationTests {
         let t = try await connectedTransport(kind)
         defer { Task { await t.close() } }
         let role = TestBrokers.unique("rep")
-        let p = try await Examples.repeatParticipant.start(role: role, on: t)
+        let p = try await Examples.repeatParticipant.start(role: role, on: t, logger: testLogger())
         let out = try await Collector.outport("\(role).OUT", on: t)
         let bodies = [Message(json: ["bar": "foo"]), Message(bytes: [0, 0xFF, 0xFE, 10]), Message(text: "plain"),
                       Message(bytes: Array(repeating: 0x41, count: 100_000))]
@@ -55,7 +55,7 @@ struct ParticipantIntegrationTests {
         let t = try await connectedTransport(kind)
         defer { Task { await t.close() } }
         let role = TestBrokers.unique("split")
-        let p = try await Examples.split.start(role: role, on: t, options: ParticipantOptions(prefetch: 1))
+        let p = try await Examples.split.start(role: role, on: t, options: ParticipantOptions(prefetch: 1), logger: testLogger())
         let out = try await Collector.outport("\(role).OUT", on: t)
         try await t.send(toInport: "\(role).IN", Message(json: [1, 2, 3, 4]))
         #expect(try await out.wait(for: 4).map(\.json) == [1, 2, 3, 4])
@@ -67,7 +67,7 @@ struct ParticipantIntegrationTests {
         let t = try await connectedTransport(.amqp)
         defer { Task { await t.close() } }
         let role = TestBrokers.unique("up")
-        let p = try await Examples.uppercase.start(role: role, on: t)
+        let p = try await Examples.uppercase.start(role: role, on: t, logger: testLogger())
         let errors = try await Collector.outport("\(role).ERROR", on: t)
         let out = try await Collector.outport("\(role).OUT", on: t)
         let deadQueue = TestBrokers.unique("test.dead")
@@ -138,7 +138,7 @@ struct ParticipantIntegrationTests {
         defer { Task { await t.close(); await observer.close() } }
         let role = TestBrokers.unique("rep")
         let source = TestBrokers.unique("src") + ".OUT"
-        let p = try await Examples.repeatParticipant.start(role: role, on: t)
+        let p = try await Examples.repeatParticipant.start(role: role, on: t, logger: testLogger())
         let out = try await Collector.outport("\(role).OUT", on: observer)
         try await observer.declareOutport(source)
         let inqueue = try #require(p.definition.inqueue)
@@ -178,7 +178,7 @@ struct ParticipantIntegrationTests {
         let role = TestBrokers.unique("rep")
         let other = TestBrokers.unique("other") + ".IN"
         let extra = try await Collector.queue(other, on: t, persistent: false)
-        let p = try await Examples.repeatParticipant.start(role: role, on: t)
+        let p = try await Examples.repeatParticipant.start(role: role, on: t, logger: testLogger())
         try await t.send(toInport: p.definition.inqueue!, CoordinatorCommand(.connectOutport, port: "out", queue: other).message)
         try await eventually("connected") { p.connectedOutports["out"] == [other] }
         try await t.send(toInport: "\(role).IN", Message(json: "x"))
@@ -192,7 +192,7 @@ struct ParticipantIntegrationTests {
         defer { Task { await t.close() } }
         let fbp = try await Announcements(on: t)
         let role = TestBrokers.unique("hb")
-        let p = try await Examples.repeatParticipant.start(role: role, on: t, options: ParticipantOptions(discoveryPeriod: 1.1))
+        let p = try await Examples.repeatParticipant.start(role: role, on: t, options: ParticipantOptions(discoveryPeriod: 1.1), logger: testLogger())
         try await eventually("first announcement") { !fbp.of(role: role).isEmpty }
         let start = ContinuousClock.now
         // Every 1.1 / 2.2 = 0.5 s. They must keep coming, and never faster than that. (A loaded machine only makes
@@ -233,8 +233,7 @@ struct ParticipantIntegrationTests {
     /// The MQTT URL, a QoS 1 transport of the test's own (its own session), a fresh role and a collector on its outport.
     func mqttQoS1Setup(_ prefix: String) async throws -> (String, any Transport, String, Collector) {
         let base = try TestBrokers.url(.mqtt).unredacted
-        var logger = Logger(label: "test.mqtt")
-        logger.logLevel = .warning
+        let logger = testLogger("test.mqtt")
         let t = try Transports.make(try BrokerURL(parsing: base + "?qos=1&clientId=\(TestBrokers.unique("msgflo-test-\(prefix)"))"),
                                     logger: logger)
         try await t.connect()
@@ -299,8 +298,8 @@ struct ParticipantIntegrationTests {
         let t = try await connectedTransport(kind)
         defer { Task { await t.close() } }
         let a = TestBrokers.unique("a"), b = TestBrokers.unique("b")
-        let pa = try await Examples.uppercase.start(role: a, on: t, options: ParticipantOptions(queues: ["out": "\(b).IN"]))
-        let pb = try await Examples.repeatParticipant.start(role: b, on: t)
+        let pa = try await Examples.uppercase.start(role: a, on: t, options: ParticipantOptions(queues: ["out": "\(b).IN"]), logger: testLogger())
+        let pb = try await Examples.repeatParticipant.start(role: b, on: t, logger: testLogger())
         let out = try await Collector.outport("\(b).OUT", on: t)
         try await t.send(toInport: "\(a).IN", Message(json: "shout"))
         #expect(try await out.wait(for: 1).map(\.json) == ["SHOUT"])
@@ -341,8 +340,8 @@ struct ParticipantIntegrationTests {
 
         // test → Swift (sw) → [edge sw.OUT → python in] → python → Swift (sw2, consuming python's out) → test
         let sw = TestBrokers.unique("sw"), sw2 = TestBrokers.unique("sw2")
-        let p1 = try await Examples.repeatParticipant.start(role: sw, on: t)
-        let p2 = try await Examples.uppercase.start(role: sw2, on: t, options: ParticipantOptions(queues: ["in": pyOut]))
+        let p1 = try await Examples.repeatParticipant.start(role: sw, on: t, logger: testLogger())
+        let p2 = try await Examples.uppercase.start(role: sw2, on: t, options: ParticipantOptions(queues: ["in": pyOut]), logger: testLogger())
         try await p1.apply(CoordinatorCommand(.connectOutport, port: "out", queue: pyIn))
         let out = try await Collector.outport("\(sw2).OUT", on: t)
         let fromPy = try await Collector.outport(pyOut, on: t)

@@ -16,8 +16,7 @@ struct RequestReplyTests {
     enum Wire: String, CaseIterable, Sendable { case amqp, mqtt5 }
 
     static func transport(_ wire: Wire) async throws -> any Transport {
-        var logger = Logger(label: "test.rpc.\(wire.rawValue)")
-        logger.logLevel = .warning
+        let logger = testLogger("test.rpc.\(wire.rawValue)")
         var url = try TestBrokers.url(wire == .amqp ? .amqp : .mqtt)
         if wire == .mqtt5 {
             url = try BrokerURL(parsing: url.unredacted + (url.options.isEmpty ? "?" : "&") + "protocol=5")
@@ -32,9 +31,9 @@ struct RequestReplyTests {
     static func startFlow(_ wire: Wire, on t: any Transport) async throws -> (entry: String, stop: @Sendable () async -> Void) {
         let base = TestBrokers.unique("rpcflow")
         let parse = try await RPCExamples.parse.start(
-            role: "\(base)-p", on: t, options: ParticipantOptions(queues: ["out": "\(base)-c.IN"]))
-        let compute = try await RPCExamples.compute.start(role: "\(base)-c", on: t)
-        let format = try await RPCExamples.format.start(role: "\(base)-f", on: t)
+            role: "\(base)-p", on: t, options: ParticipantOptions(queues: ["out": "\(base)-c.IN"]), logger: testLogger())
+        let compute = try await RPCExamples.compute.start(role: "\(base)-c", on: t, logger: testLogger())
+        let format = try await RPCExamples.format.start(role: "\(base)-f", on: t, logger: testLogger())
         try await t.addBinding(Binding(src: "\(base)-c.OUT", tgt: "\(base)-f.IN"))
         return ("\(base)-p.IN", {
             await parse.stop()
@@ -75,7 +74,7 @@ struct RequestReplyTests {
     func timeoutsAndCancellation(wire: Wire) async throws {
         let t = try await Self.transport(wire)
         let role = TestBrokers.unique("rpcecho")
-        let echo = try await RPCExamples.echo.start(role: role, on: t)
+        let echo = try await RPCExamples.echo.start(role: role, on: t, logger: testLogger())
         let ct = try await Self.transport(wire)
         let caller = try await RPCCaller.start(on: ct)
         // No queue or subscriber of that name: the request goes nowhere, no reply ever comes.
@@ -117,7 +116,7 @@ struct RequestReplyTests {
     func thousandConcurrentCalls(wire: Wire) async throws {
         let t = try await Self.transport(wire)
         let role = TestBrokers.unique("echo")
-        let echo = try await RPCExamples.echo.start(role: role, on: t, options: ParticipantOptions(prefetch: 100))
+        let echo = try await RPCExamples.echo.start(role: role, on: t, options: ParticipantOptions(prefetch: 100), logger: testLogger())
         // Two callers sharing the load, to see that no reply crosses over.
         let ct1 = try await Self.transport(wire), ct2 = try await Self.transport(wire)
         let c1 = try await RPCCaller.start(on: ct1), c2 = try await RPCCaller.start(on: ct2)
@@ -154,7 +153,7 @@ struct RequestReplyTests {
             try await ctx.reply(msg)
             handled.withLock { $0 += 1 }
         }
-        let server = try await slow.start(role: role, on: t)
+        let server = try await slow.start(role: role, on: t, logger: testLogger())
         let dying = try await Self.transport(wire)
         // The reply subscription is kept until the caller goes: dropped at once (`_`), it was cancelled while the
         // request was on its way, and RabbitMQ refused the request ("fast reply consumer does not exist").
@@ -187,7 +186,7 @@ struct RequestReplyTests {
     static func exec(_ options: ExecOptions, on t: any Transport) async throws -> (role: String, p: RunningParticipant) {
         let role = TestBrokers.unique("exec")
         let p = try await ExecParticipant.make(options).start(
-            role: role, on: t, options: ParticipantOptions(handlersOnTransportThread: false))
+            role: role, on: t, options: ParticipantOptions(handlersOnTransportThread: false), logger: testLogger())
         return (role, p)
     }
 

@@ -7,8 +7,7 @@ import TestSupport
 import Testing
 
 func connectedTransport(_ kind: TestBrokers.Kind) async throws -> any Transport {
-    var logger = Logger(label: "test.\(kind.rawValue)")
-    logger.logLevel = .warning
+    let logger = testLogger("test.\(kind.rawValue)")
     let t = try Transports.make(try TestBrokers.url(kind), logger: logger)
     try await t.connect()
     return t

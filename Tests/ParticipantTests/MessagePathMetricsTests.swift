@@ -61,7 +61,7 @@ import Testing
         for (role, prefetch) in [("single", 1), ("many", 4)] {
             var options = ParticipantOptions(prefetch: prefetch)
             options.metrics = observability.factory
-            running.append(try await part.start(role: role, on: t, options: options))
+            running.append(try await part.start(role: role, on: t, options: options, logger: testLogger()))
         }
         let n = 40
         for role in ["single", "many"] {
@@ -105,7 +105,7 @@ import Testing
         let t = try await connected()
         var options = ParticipantOptions(prefetch: 4)
         options.metrics = metrics
-        let p = try await Self.failingEveryFifth().start(role: "other", on: t, options: options)
+        let p = try await Self.failingEveryFifth().start(role: "other", on: t, options: options, logger: testLogger())
         let n = 20
         for i in 0..<n { try await t.send(toInport: "other.IN", Message(json: .int(i))) }
         let labels = [("role", "other"), ("port", "in")]

@@ -13,7 +13,7 @@ struct ParticipantTests {
     func discovery() async throws {
         let t = try await connected()
         let fbp = try await Collector.queue("fbp", on: t)
-        let p = try await Examples.repeatParticipant.start(role: "rep", on: t)
+        let p = try await Examples.repeatParticipant.start(role: "rep", on: t, logger: testLogger())
         let msgs = try await fbp.wait(for: 1)
         let env = try #require(msgs[0].json)
         #expect(env["protocol"] == "discovery")
@@ -49,7 +49,7 @@ struct ParticipantTests {
         let fbp = try await Collector.queue("fbp", on: t)
         let part = Participant(component: "X", inports: [Port("in", queue: "/house/light/1"), Port("tick", hidden: true)],
                                outports: ["out", Port("log", hidden: true)])
-        let p = try await part.start(role: "MyRole", on: t, options: ParticipantOptions(queues: ["out": "elsewhere"]))
+        let p = try await part.start(role: "MyRole", on: t, options: ParticipantOptions(queues: ["out": "elsewhere"]), logger: testLogger())
         let def = try Discovery.parse(try await fbp.wait(for: 1)[0])
         #expect(def.inports.map(\.queue) == ["/house/light/1"])
         #expect(def.outports.map(\.queue) == ["elsewhere"])
@@ -57,7 +57,7 @@ struct ParticipantTests {
         // Sending on a hidden outport does nothing and does not fail.
         try await p.context.send("log", "x")
         await p.stop()
-        let q = try await part.start(role: "MyRole", on: t)
+        let q = try await part.start(role: "MyRole", on: t, logger: testLogger())
         #expect(q.definition.outport("out")?.queue == "MyRole.OUT")
         await q.stop()
     }
@@ -65,7 +65,7 @@ struct ParticipantTests {
     @Test("data sent to role.IN comes out on role.OUT unchanged, and is acknowledged")
     func repeatsData() async throws {
         let t = try await connected()
-        let p = try await Examples.repeatParticipant.start(role: "rep", on: t)
+        let p = try await Examples.repeatParticipant.start(role: "rep", on: t, logger: testLogger())
         let out = try await Collector.outport("rep.OUT", on: t)
         let bodies: [Message] = [Message(json: ["bar": "foo"]), Message(text: "not json"), Message(bytes: [0, 255, 1]), Message(bytes: [])]
         for b in bodies { try await t.send(toInport: "rep.IN", b) }
@@ -78,7 +78,7 @@ struct ParticipantTests {
     @Test("a handler may send several messages per input (Split)")
     func severalOutputs() async throws {
         let t = try await connected()
-        let p = try await Examples.split.start(role: "split", on: t)
+        let p = try await Examples.split.start(role: "split", on: t, logger: testLogger())
         let out = try await Collector.outport("split.OUT", on: t)
         try await t.send(toInport: "split.IN", Message(json: ["a", 1, ["b": true]]))
         let got = try await out.wait(for: 3)
@@ -96,7 +96,7 @@ struct ParticipantTests {
             try await ctx.send("out", text: "plain")
             try await ctx.send("out", bytes: [0xFF, 0x00])
         }
-        let p = try await part.start(role: "k", on: t)
+        let p = try await part.start(role: "k", on: t, logger: testLogger())
         let out = try await Collector.outport("k.OUT", on: t)
         try await t.send(toInport: "k.IN", Message(json: nil))
         let got = try await out.wait(for: 3)
@@ -107,7 +107,7 @@ struct ParticipantTests {
     @Test("a failing handler: the error goes to the error outport and the message is dead-lettered")
     func errorPort() async throws {
         let t = try await connected()
-        let p = try await Examples.uppercase.start(role: "up", on: t)
+        let p = try await Examples.uppercase.start(role: "up", on: t, logger: testLogger())
         let out = try await Collector.outport("up.OUT", on: t)
         let errors = try await Collector.outport("up.ERROR", on: t)
         try await t.declareInport("up.dead")
@@ -132,7 +132,7 @@ struct ParticipantTests {
             if msg.json == "throw" { throw MsgFloError(.invalidMessage, "no") }
             try await ctx.send("out", msg)
         }
-        let p = try await part.start(role: "n", on: t)
+        let p = try await part.start(role: "n", on: t, logger: testLogger())
         try await t.declareInport("n.dead")
         try await t.addBinding(Binding(.deadLetter, src: "n.IN", tgt: "n.dead"))
         let dead = Collector(try await t.consume("n.dead"))
@@ -146,7 +146,7 @@ struct ParticipantTests {
     @Test("IIPs are delivered at start: Interval configured by IIP sends a counter, 0 stops it")
     func iips() async throws {
         let t = try await connected()
-        let p = try await Examples.interval.start(role: "tick", on: t, options: ParticipantOptions(iips: ["interval": 10]))
+        let p = try await Examples.interval.start(role: "tick", on: t, options: ParticipantOptions(iips: ["interval": 10]), logger: testLogger())
         let out = try await Collector.outport("tick.OUT", on: t)
         let got = try await out.wait(for: 3)
         #expect(Array(got.prefix(3).compactMap(\.json?.intValue)) == Array(got.prefix(3).indices))
@@ -169,14 +169,14 @@ struct ParticipantTests {
     func badIIP() async throws {
         let t = try await connected()
         await #expect(throws: MsgFloError.self) {
-            _ = try await Examples.repeatParticipant.start(role: "r", on: t, options: ParticipantOptions(iips: ["nope": 1]))
+            _ = try await Examples.repeatParticipant.start(role: "r", on: t, options: ParticipantOptions(iips: ["nope": 1]), logger: testLogger())
         }
     }
 
     @Test("state is kept between messages (Count)")
     func count() async throws {
         let t = try await connected()
-        let p = try await Examples.count().start(role: "c", on: t, options: ParticipantOptions(prefetch: 1))
+        let p = try await Examples.count().start(role: "c", on: t, options: ParticipantOptions(prefetch: 1), logger: testLogger())
         let out = try await Collector.outport("c.COUNT", on: t)
         for _ in 0..<3 { try await t.send(toInport: "c.IN", Message(json: "x")) }
         #expect(try await out.wait(for: 3).map(\.json) == [1, 2, 3])
@@ -194,7 +194,7 @@ struct ParticipantTests {
             now.withLock { $0.current -= 1 }
             try await ctx.send("out", msg)
         }
-        let p = try await part.start(role: "slow", on: t, options: ParticipantOptions(prefetch: 3))
+        let p = try await part.start(role: "slow", on: t, options: ParticipantOptions(prefetch: 3), logger: testLogger())
         let out = try await Collector.outport("slow.OUT", on: t)
         for i in 0..<10 { try await t.send(toInport: "slow.IN", Message(json: .int(i))) }
         try await eventually("3 in flight") { now.withLock { $0.current } == 3 }
@@ -209,7 +209,7 @@ struct ParticipantTests {
     @Test("connectinport (AMQP: a binding) adds a source, idempotently; disconnectinport removes it")
     func connectInportAMQP() async throws {
         let t = try await connected()
-        let p = try await Examples.repeatParticipant.start(role: "rep", on: t)
+        let p = try await Examples.repeatParticipant.start(role: "rep", on: t, logger: testLogger())
         let out = try await Collector.outport("rep.OUT", on: t)
         try await t.declareOutport("src.OUT")
         let inqueue = try #require(p.definition.inqueue)
@@ -233,7 +233,7 @@ struct ParticipantTests {
     @Test("connectinport on a broker without bindings (MQTT) consumes the source topic as well")
     func connectInportMQTT() async throws {
         let t = try await connected(scheme: .mqtt)
-        let p = try await Examples.repeatParticipant.start(role: "rep", on: t)
+        let p = try await Examples.repeatParticipant.start(role: "rep", on: t, logger: testLogger())
         let out = try await Collector.outport("rep.OUT", on: t)
         try await p.apply(CoordinatorCommand(.connectInport, port: "in", queue: "src/out"))
         try await p.apply(CoordinatorCommand(.connectInport, port: "in", queue: "src/out"))
@@ -251,7 +251,7 @@ struct ParticipantTests {
     @Test("connectoutport sends an outport's messages to another queue as well; disconnect undoes it")
     func connectOutport() async throws {
         let t = try await connected()
-        let p = try await Examples.repeatParticipant.start(role: "rep", on: t)
+        let p = try await Examples.repeatParticipant.start(role: "rep", on: t, logger: testLogger())
         let extra = try await Collector.queue("other.IN", on: t)
         let out = try await Collector.outport("rep.OUT", on: t)
         let c = CoordinatorCommand(.connectOutport, port: "out", queue: "other.IN")
@@ -272,7 +272,7 @@ struct ParticipantTests {
     @Test("pause holds deliveries (unacknowledged, the rest in the queue) until resume; nothing is lost")
     func pauseAndResume() async throws {
         let t = try await connected()
-        let p = try await Examples.repeatParticipant.start(role: "rep", on: t)
+        let p = try await Examples.repeatParticipant.start(role: "rep", on: t, logger: testLogger())
         let inqueue = try #require(p.definition.inqueue)
         let out = try await Collector.outport("rep.OUT", on: t)
         try await t.send(toInport: inqueue, Message(json: ["protocol": "msgflo", "command": "pause", "payload": ["graph": "g"]]))
@@ -296,7 +296,7 @@ struct ParticipantTests {
     @Test("garbage on the command queue is logged and acknowledged; the participant goes on")
     func garbageCommands() async throws {
         let t = try await connected()
-        let p = try await Examples.repeatParticipant.start(role: "rep", on: t)
+        let p = try await Examples.repeatParticipant.start(role: "rep", on: t, logger: testLogger())
         let inqueue = try #require(p.definition.inqueue)
         for g in [Message(text: "{"), Message(json: ["protocol": "msgflo", "command": "explode", "payload": [:]]), Message(bytes: [0xFF])] {
             try await t.send(toInport: inqueue, g)
@@ -312,7 +312,7 @@ struct ParticipantTests {
     func survivesConnectionLoss() async throws {
         let t = try await connected()
         let fbp = try await Collector.queue("fbp", on: t)
-        let p = try await Examples.repeatParticipant.start(role: "rep", on: t)
+        let p = try await Examples.repeatParticipant.start(role: "rep", on: t, logger: testLogger())
         let out = try await Collector.outport("rep.OUT", on: t)
         let extra = try await Collector.queue("other.IN", on: t)
         try await t.declareOutport("src.OUT")
@@ -335,7 +335,7 @@ struct ParticipantTests {
         let fbp = try await Collector.queue("fbp", on: t)
         let clock = ContinuousClock()
         let start = clock.now
-        let p = try await Examples.repeatParticipant.start(role: "hb", on: t, options: ParticipantOptions(discoveryPeriod: 0.22))
+        let p = try await Examples.repeatParticipant.start(role: "hb", on: t, options: ParticipantOptions(discoveryPeriod: 0.22), logger: testLogger())
         // One at start, then one every 0.22 / 2.2 = 0.1 s. A loaded machine can only make the gaps longer, so the
         // check is that they keep coming and never come faster than the period says.
         try await eventually("6 announcements", timeout: .seconds(20)) { fbp.count >= 6 }
@@ -359,7 +359,7 @@ struct ParticipantTests {
             await gate.wait()
             try await ctx.send("out", msg)
         }
-        let p = try await part.start(role: "slow", on: t, options: ParticipantOptions(prefetch: 2))
+        let p = try await part.start(role: "slow", on: t, options: ParticipantOptions(prefetch: 2), logger: testLogger())
         let observer = try await connected(broker)
         let out = try await Collector.outport("slow.OUT", on: observer)
         for i in 0..<5 { try await observer.send(toInport: "slow.IN", Message(json: .int(i))) }
@@ -373,7 +373,7 @@ struct ParticipantTests {
         #expect(Set(try await out.wait(for: 2).compactMap(\.json)) == [0, 1])
         // The 3 others are back in the queue, none acknowledged nor lost.
         #expect(broker.depth("slow.IN") == 3)
-        let again = try await part.start(role: "slow", on: observer)
+        let again = try await part.start(role: "slow", on: observer, logger: testLogger())
         #expect(try await out.wait(for: 5).count == 5)
         await again.stop()
     }
@@ -382,8 +382,8 @@ struct ParticipantTests {
     func several() async throws {
         let t = try await connected()
         let fbp = try await Collector.queue("fbp", on: t)
-        let a = try await Examples.uppercase.start(role: "a", on: t)
-        let b = try await Examples.repeatParticipant.start(role: "b", on: t)
+        let a = try await Examples.uppercase.start(role: "a", on: t, logger: testLogger())
+        let b = try await Examples.repeatParticipant.start(role: "b", on: t, logger: testLogger())
         try await t.addBinding(Binding(src: "a.OUT", tgt: "b.IN"))
         let out = try await Collector.outport("b.OUT", on: t)
         try await t.send(toInport: "a.IN", Message(json: "chain"))
@@ -407,7 +407,7 @@ struct ParticipantTests {
             }
         })
         let out = try await Collector.outport("s.OUT", on: t)
-        let p = try await src.start(role: "s", on: t)
+        let p = try await src.start(role: "s", on: t, logger: testLogger())
         try await out.wait(for: 3)
         await p.stop()
         let n = out.count
@@ -421,8 +421,8 @@ struct ParticipantTests {
         let t = InMemoryTransport(broker: broker)
         let ready = Mutex<[String]>([])
         let service = ParticipantService(transport: t, participants: [(Examples.repeatParticipant, "r1"), (Examples.count(), "c1")],
-                                         onReady: { rs in ready.withLock { $0 = rs.map(\.role) } })
-        let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [service], logger: Logger(label: "test")))
+                                         logger: testLogger(), onReady: { rs in ready.withLock { $0 = rs.map(\.role) } })
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [service], logger: testLogger()))
         let run = Task { try await group.run() }
         try await eventually("ready") { ready.withLock { $0 } == ["r1", "c1"] }
         let observer = try await connected(broker)
@@ -439,7 +439,7 @@ struct ParticipantTests {
         let t = InMemoryTransport()
         let ready = Mutex(false)
         let service = ParticipantService(transport: t, participants: [(Examples.repeatParticipant, "r")],
-                                         onReady: { _ in ready.withLock { $0 = true } })
+                                         logger: testLogger(), onReady: { _ in ready.withLock { $0 = true } })
         let run = Task { try await service.run() }
         try await eventually("ready") { ready.withLock { $0 } }
         await t.close()

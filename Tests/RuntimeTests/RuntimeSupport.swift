@@ -100,11 +100,7 @@ final class WSClient: Sendable {
             if let requested { h[.secWebSocketProtocol] = requested }
             return h
         }()
-        let logger: Logger = {
-            var l = Logger(label: "ws-test")
-            l.logLevel = .error
-            return l
-        }()
+        let logger = testLogger("ws-test", level: .error)
         task = Task {
             defer { closed.withLock { $0 = true } }
             try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)\(path)",

@@ -1,5 +1,4 @@
 import Foundation
-import Logging
 import MsgFlo
 import MsgFloCoordinator
 @testable import MsgFloTools

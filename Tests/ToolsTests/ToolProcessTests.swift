@@ -9,7 +9,7 @@ import Testing
 /// The tools run as processes against the real brokers of `Scripts/brokers start`. Without brokers these fail.
 @Suite(.serialized) struct ToolProcessTests {
     static func transport(_ kind: TestBrokers.Kind) async throws -> any Transport {
-        let t = try Transports.make(try TestBrokers.url(kind), logger: Logger(label: "test"))
+        let t = try Transports.make(try TestBrokers.url(kind), logger: testLogger())
         try await t.connect()
         return t
     }

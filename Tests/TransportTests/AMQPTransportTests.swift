@@ -12,13 +12,13 @@ import Testing
 struct AMQPTransportTests {
     static let timeouts = TransportTimeouts(connect: .seconds(5), operation: .seconds(5), reconnectWait: .seconds(30))
 
-    static func transport(logger: Logger? = nil) async throws -> AMQPTransport {
+    static func transport(logger: Logger = testLogger()) async throws -> AMQPTransport {
         let t = try AMQPTransport(url: try TestBrokers.url(.amqp), timeouts: timeouts, logger: logger)
         try await t.connect()
         return t
     }
 
-    static func withTransport(logger: Logger? = nil, _ body: (AMQPTransport) async throws -> Void) async throws {
+    static func withTransport(logger: Logger = testLogger(), _ body: (AMQPTransport) async throws -> Void) async throws {
         let t = try await transport(logger: logger)
         do {
             try await body(t)
@@ -62,7 +62,7 @@ struct AMQPTransportTests {
 
     @Test func unreachableBrokerGivesOneLineErrorWithinTimeout() async throws {
         let started = ContinuousClock.now
-        let t = try AMQPTransport(url: "amqp://user:secret@127.0.0.1:1/", timeouts: TransportTimeouts(connect: .seconds(2)))
+        let t = try AMQPTransport(url: "amqp://user:secret@127.0.0.1:1/", timeouts: TransportTimeouts(connect: .seconds(2)), logger: testLogger())
         let error = await #expect(throws: MsgFloError.self) { try await t.connect() }
         #expect(ContinuousClock.now - started < .seconds(5))
         let text = error?.description ?? ""
@@ -88,7 +88,7 @@ struct AMQPTransportTests {
         }
         let port = Int(UInt16(bigEndian: addr.sin_port))
         let started = ContinuousClock.now
-        let t = try AMQPTransport(url: "amqp://127.0.0.1:\(port)/", timeouts: TransportTimeouts(connect: .seconds(1)))
+        let t = try AMQPTransport(url: "amqp://127.0.0.1:\(port)/", timeouts: TransportTimeouts(connect: .seconds(1)), logger: testLogger())
         let error = await #expect(throws: MsgFloError.self) { try await t.connect() }
         #expect(ContinuousClock.now - started < .seconds(4))
         #expect(error.map { !$0.description.contains("\n") } == true, "\(String(describing: error))")
@@ -99,7 +99,7 @@ struct AMQPTransportTests {
         url.user = "guest"
         url.password = "not-the-password"
         let started = ContinuousClock.now
-        let t = try AMQPTransport(url: url, timeouts: TransportTimeouts(connect: .seconds(5)))
+        let t = try AMQPTransport(url: url, timeouts: TransportTimeouts(connect: .seconds(5)), logger: testLogger())
         let error = await #expect(throws: MsgFloError.self) { try await t.connect() }
         #expect(ContinuousClock.now - started < .seconds(8))
         let text = error?.description ?? ""
@@ -108,10 +108,10 @@ struct AMQPTransportTests {
     }
 
     @Test func badURLsAreRefusedUpFront() throws {
-        #expect(throws: MsgFloError.self) { try AMQPTransport(url: "mqtt://localhost") }
-        #expect(throws: MsgFloError.self) { try AMQPTransport(url: "amqp://localhost?heartbeat=abc") }
-        #expect(throws: MsgFloError.self) { try AMQPTransport(url: "amqp:/nohost") }
-        let error = #expect(throws: MsgFloError.self) { try AMQPTransport(url: "amqp://u:pw-secret@localhost:99999/") }
+        #expect(throws: MsgFloError.self) { try AMQPTransport(url: "mqtt://localhost", logger: testLogger()) }
+        #expect(throws: MsgFloError.self) { try AMQPTransport(url: "amqp://localhost?heartbeat=abc", logger: testLogger()) }
+        #expect(throws: MsgFloError.self) { try AMQPTransport(url: "amqp:/nohost", logger: testLogger()) }
+        let error = #expect(throws: MsgFloError.self) { try AMQPTransport(url: "amqp://u:pw-secret@localhost:99999/", logger: testLogger()) }
         #expect(error.map { !$0.description.contains("pw-secret") } == true)
     }
 
@@ -119,7 +119,7 @@ struct AMQPTransportTests {
         var url = try TestBrokers.tlsURL(.amqp)
         let ca = try #require(TestBrokers.setting("MSGFLO_TEST_CA_FILE"), "MSGFLO_TEST_CA_FILE is not set")
         url.options.append((key: "cacertfile", value: ca))
-        let t = try AMQPTransport(url: url, timeouts: Self.timeouts)
+        let t = try AMQPTransport(url: url, timeouts: Self.timeouts, logger: testLogger())
         try await t.connect()
         let q = TestBrokers.unique("amqp.tls.IN")
         try await t.declareInport(q)
@@ -131,12 +131,12 @@ struct AMQPTransportTests {
         // Against the system CAs the test broker's certificate is refused; with verify=false it is accepted.
         var untrusted = try TestBrokers.tlsURL(.amqp)
         untrusted.options.append((key: "cacertfile", value: "/etc/ssl/certs/ca-certificates.crt"))
-        let refused = try AMQPTransport(url: untrusted, timeouts: TransportTimeouts(connect: .seconds(3)))
+        let refused = try AMQPTransport(url: untrusted, timeouts: TransportTimeouts(connect: .seconds(3)), logger: testLogger())
         let error = await #expect(throws: MsgFloError.self) { try await refused.connect() }
         #expect(error.map { !$0.description.contains("\n") } == true)
         var unverified = try TestBrokers.tlsURL(.amqp)
         unverified.options.append((key: "verify", value: "false"))
-        let loose = try AMQPTransport(url: unverified, timeouts: Self.timeouts)
+        let loose = try AMQPTransport(url: unverified, timeouts: Self.timeouts, logger: testLogger())
         try await loose.connect()
         await loose.close()
     }
@@ -203,7 +203,7 @@ struct AMQPTransportTests {
     @Test func brokerRestartBuffersSendsAndCallsFailAfterReconnectWait() async throws {
         let t = try AMQPTransport(url: try TestBrokers.url(.amqp),
                                   timeouts: TransportTimeouts(connect: .seconds(5), operation: .seconds(5),
-                                                              reconnectWait: .seconds(2)))
+                                                              reconnectWait: .seconds(2)), logger: testLogger())
         try await t.connect()
         let q = TestBrokers.unique("amqp.down.IN")
         try await t.declareInport(q)

@@ -56,7 +56,7 @@ func mqttURL(_ options: String = "") throws -> BrokerURL {
 }
 
 func connectedMQTT(_ options: String = "", timeouts: TransportTimeouts = TransportTimeouts()) async throws -> MQTTTransport {
-    let t = try MQTTTransport(broker: try mqttURL(options), timeouts: timeouts)
+    let t = try MQTTTransport(broker: try mqttURL(options), timeouts: timeouts, logger: testLogger())
     try await t.connect()
     return t
 }
@@ -121,7 +121,7 @@ struct MQTTTransportTests {
         for text in ["mqtt://host?qos=7", "mqtt://host?keepalive=2", "mqtt://u:s3cret@host?cleanSession=maybe",
                      "amqp://host"] {
             let url = try BrokerURL(parsing: text)
-            let error = #expect(throws: MsgFloError.self) { try MQTTTransport(broker: url) }
+            let error = #expect(throws: MsgFloError.self) { try MQTTTransport(broker: url, logger: testLogger()) }
             #expect(error?.code == .invalidURL)
             #expect(error.map { !$0.description.contains("\n") && !$0.description.contains("s3cret") } == true)
         }
@@ -132,7 +132,7 @@ struct MQTTTransportTests {
         // Refused at once (nothing listens on port 1), an address that answers nothing, a name that resolves nowhere.
         for text in ["mqtt://user:s3cret@127.0.0.1:1", "mqtt://user:s3cret@10.255.255.1:1883",
                      "mqtt://user:s3cret@no-such-host.invalid:1883"] {
-            let t = try MQTTTransport(broker: try BrokerURL(parsing: text), timeouts: timeouts)
+            let t = try MQTTTransport(broker: try BrokerURL(parsing: text), timeouts: timeouts, logger: testLogger())
             let start = ContinuousClock.now
             let error = await #expect(throws: MsgFloError.self) { try await t.connect() }
             #expect(ContinuousClock.now - start < .seconds(4), "\(text)")
@@ -212,7 +212,7 @@ struct MQTTTransportTests {
         if base.option("cafile") == nil && base.option("ca") == nil, let ca = TestBrokers.setting("MSGFLO_TEST_CA_FILE") {
             urlText += (base.options.isEmpty ? "?" : "&") + "cafile=" + ca
         }
-        let t = try MQTTTransport(broker: try BrokerURL(parsing: urlText))
+        let t = try MQTTTransport(broker: try BrokerURL(parsing: urlText), logger: testLogger())
         try await t.connect()
         let q = TestBrokers.unique("mqtt.tls.IN")
         let c = MQTTCollector(try await t.consume(q))
@@ -221,7 +221,7 @@ struct MQTTTransportTests {
         await t.close()
 
         // Without the CA, the broker's certificate is not trusted: a one-line TLS error, not a hang.
-        let untrusted = try MQTTTransport(broker: base, timeouts: TransportTimeouts(connect: .seconds(3)))
+        let untrusted = try MQTTTransport(broker: base, timeouts: TransportTimeouts(connect: .seconds(3)), logger: testLogger())
         let error = await #expect(throws: MsgFloError.self) { try await untrusted.connect() }
         #expect(error.map { !$0.description.contains("\n") } == true)
     }

@@ -35,7 +35,7 @@ struct MessagePropertiesTests {
     }
 
     static func amqp() async throws -> AMQPTransport {
-        let t = try AMQPTransport(url: try TestBrokers.url(.amqp))
+        let t = try AMQPTransport(url: try TestBrokers.url(.amqp), logger: testLogger())
         try await t.connect()
         return t
     }

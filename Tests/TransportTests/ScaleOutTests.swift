@@ -49,7 +49,7 @@ struct ScaleOutTests {
     @Test func amqpConnectsToTheLiveSecondAddressWhenTheFirstIsDead() async throws {
         let url = try Self.deadFirst(try TestBrokers.url(.amqp))
         #expect(url.endpoints.count == 2)
-        let t = try AMQPTransport(url: url, timeouts: Self.timeouts)
+        let t = try AMQPTransport(url: url, timeouts: Self.timeouts, logger: testLogger())
         try await t.connect()
         let q = TestBrokers.unique("scale.multi.IN")
         try await t.declareInport(q)
@@ -62,7 +62,7 @@ struct ScaleOutTests {
 
     @Test func mqttConnectsToTheLiveSecondAddressWhenTheFirstIsDead() async throws {
         let url = try Self.deadFirst(try TestBrokers.url(.mqtt))
-        let t = try MQTTTransport(broker: url, timeouts: Self.timeouts)
+        let t = try MQTTTransport(broker: url, timeouts: Self.timeouts, logger: testLogger())
         try await t.connect()
         let topic = TestBrokers.unique("scale/multi")
         let c = Collector(try await t.consume(topic))
@@ -76,8 +76,8 @@ struct ScaleOutTests {
     func noAddressAnswersIsOneErrorNamingEachWithoutThePassword(_ kind: TestBrokers.Kind) async throws {
         let scheme = kind == .amqp ? "amqp" : "mqtt"
         let url = try BrokerURL(parsing: "\(scheme)://user:hunter2@127.0.0.1:\(try Self.deadPort()),127.0.0.1:\(try Self.deadPort())/")
-        let t: any Transport = kind == .amqp ? try AMQPTransport(url: url, timeouts: Self.timeouts)
-            : try MQTTTransport(broker: url, timeouts: Self.timeouts)
+        let t: any Transport = kind == .amqp ? try AMQPTransport(url: url, timeouts: Self.timeouts, logger: testLogger())
+            : try MQTTTransport(broker: url, timeouts: Self.timeouts, logger: testLogger())
         let error = await #expect(throws: MsgFloError.self) { try await t.connect() }
         let text = error?.description ?? ""
         #expect(text.contains("no address of"))
@@ -111,7 +111,7 @@ struct ScaleOutTests {
     }
 
     @Test func urlOptionDeclaresQuorumInportsAndKeepsDeadLettering() async throws {
-        let t = try AMQPTransport(url: try Self.quorumURL(), timeouts: Self.timeouts)
+        let t = try AMQPTransport(url: try Self.quorumURL(), timeouts: Self.timeouts, logger: testLogger())
         try await t.connect()
         let q = TestBrokers.unique("scale.quorum.IN")
         let dead = TestBrokers.unique("scale.quorum.DEAD")
@@ -131,7 +131,7 @@ struct ScaleOutTests {
     }
 
     @Test func portOptionDeclaresAQuorumInportOnAClassicURL() async throws {
-        let t = try AMQPTransport(url: try TestBrokers.url(.amqp), timeouts: Self.timeouts)
+        let t = try AMQPTransport(url: try TestBrokers.url(.amqp), timeouts: Self.timeouts, logger: testLogger())
         try await t.connect()
         let q = TestBrokers.unique("scale.portquorum.IN")
         let classic = TestBrokers.unique("scale.classic.IN")
@@ -148,11 +148,11 @@ struct ScaleOutTests {
 
     @Test func quorumOverAnExistingClassicQueueSaysWhatToDo() async throws {
         let q = TestBrokers.unique("scale.mismatch.IN")
-        let classic = try AMQPTransport(url: try TestBrokers.url(.amqp), timeouts: Self.timeouts)
+        let classic = try AMQPTransport(url: try TestBrokers.url(.amqp), timeouts: Self.timeouts, logger: testLogger())
         try await classic.connect()
         try await classic.declareInport(q)
         await classic.close()
-        let t = try AMQPTransport(url: try Self.quorumURL(), timeouts: Self.timeouts)
+        let t = try AMQPTransport(url: try Self.quorumURL(), timeouts: Self.timeouts, logger: testLogger())
         try await t.connect()
         let error = await #expect(throws: MsgFloError.self) { try await t.declareInport(q) }
         let text = error?.description ?? ""
@@ -166,7 +166,7 @@ struct ScaleOutTests {
     }
 
     @Test func privateNonPersistentQueuesStayClassicOnAQuorumURL() async throws {
-        let t = try AMQPTransport(url: try Self.quorumURL(), timeouts: Self.timeouts)
+        let t = try AMQPTransport(url: try Self.quorumURL(), timeouts: Self.timeouts, logger: testLogger())
         try await t.connect()
         let q = TestBrokers.unique("scale.private.MSGFLO")
         try await t.declareInport(q, options: QueueOptions(persistent: false))
@@ -177,7 +177,7 @@ struct ScaleOutTests {
     @Test func badQueueTypeIsRefusedUpFront() throws {
         let base = try TestBrokers.url(.amqp)
         let url = try BrokerURL(parsing: base.unredacted + "?queue-type=stream")
-        #expect(throws: MsgFloError.self) { try AMQPTransport(url: url) }
+        #expect(throws: MsgFloError.self) { try AMQPTransport(url: url, logger: testLogger()) }
     }
 
     // MARK: MQTT worker pools
@@ -190,14 +190,14 @@ struct ScaleOutTests {
         for _ in 0..<3 {
             // Persistent sessions (qos=1) of one process need ids of their own.
             let w = try MQTTTransport(broker: try mqttURL("qos=1&clientId=\(TestBrokers.unique("pool-w"))"),
-                                      timeouts: Self.timeouts)
+                                      timeouts: Self.timeouts, logger: testLogger())
             try await w.connect()
             try await w.declareInport(topic, options: QueueOptions(pool: pool))
             collectors.append(Collector(try await w.consume(topic, options: ConsumeOptions(prefetch: 50, pool: pool))))
             workers.append(w)
         }
         let sender = try MQTTTransport(broker: try mqttURL("qos=1&clientId=\(TestBrokers.unique("pool-s"))"),
-                                       timeouts: Self.timeouts)
+                                       timeouts: Self.timeouts, logger: testLogger())
         try await sender.connect()
         let total = 3_000
         for i in 0..<total { try await sender.send(toOutport: topic, Message(text: "\(i)")) }

@@ -20,17 +20,17 @@ enum ConformanceTransport: String, CaseIterable, Sendable, CustomStringConvertib
             return .inMemory()
         case .amqp:
             let url = try TestBrokers.url(.amqp)
-            return TransportFactory(rawValue) { try AMQPTransport(url: url, timeouts: timeouts) }
+            return TransportFactory(rawValue) { try AMQPTransport(url: url, timeouts: timeouts, logger: testLogger()) }
         case .mqtt, .mqttQoS1, .mqtt5, .mqtt5QoS1:
             let options = [.mqttQoS1: "qos=1", .mqtt5: "protocol=5", .mqtt5QoS1: "protocol=5&qos=1"][self] ?? ""
             guard options.contains("qos=1") else {
                 let url = try mqttURL(options)
-                return TransportFactory(rawValue) { try MQTTTransport(broker: url, timeouts: timeouts) }
+                return TransportFactory(rawValue) { try MQTTTransport(broker: url, timeouts: timeouts, logger: testLogger()) }
             }
             // A persistent session (QoS 1's default) per connection: each needs a client id of its own.
             return TransportFactory(rawValue) {
                 try MQTTTransport(broker: try mqttURL(options + "&clientId=" + TestBrokers.unique("conformance")),
-                                  timeouts: timeouts)
+                                  timeouts: timeouts, logger: testLogger())
             }
         }
     }
@@ -51,16 +51,16 @@ struct TransportConformanceTests {
         let amqp: TransportCapabilities = [.brokerBindings, .sharedQueues, .queuesHoldMessages, .queueDepth,
                                            .deadLetters, .prefetch, .redeliversUnsettled, .messageProperties,
                                            .messageExpiry, .exclusiveLock]
-        let real = [try AMQPTransport(url: TestBrokers.url(.amqp)).capabilities,
-                    try MQTTTransport(broker: mqttURL()).capabilities,
-                    try MQTTTransport(broker: mqttURL("qos=1")).capabilities,
-                    try MQTTTransport(broker: mqttURL("protocol=5")).capabilities]
+        let real = [try AMQPTransport(url: TestBrokers.url(.amqp), logger: testLogger()).capabilities,
+                    try MQTTTransport(broker: mqttURL(), logger: testLogger()).capabilities,
+                    try MQTTTransport(broker: mqttURL("qos=1"), logger: testLogger()).capabilities,
+                    try MQTTTransport(broker: mqttURL("protocol=5"), logger: testLogger()).capabilities]
         #expect(real == [amqp, [.exclusiveLock], [.exclusiveLock, .prefetch], [.exclusiveLock, .messageProperties]])
         #expect(InMemoryTransport().capabilities == amqp.subtracting([.messageExpiry, .exclusiveLock]))
         #expect(InMemoryTransport(url: BrokerURL(scheme: .mqtt, host: "in-memory")).capabilities
                 == InMemoryTransport.mqttCapabilities)
         #expect(!InMemoryTransport.mqttCapabilities.contains(.brokerBindings))
-        let mqtt = try MQTTTransport(broker: mqttURL())
+        let mqtt = try MQTTTransport(broker: mqttURL(), logger: testLogger())
         #expect(InMemoryTransport().redeliversUnsettled && !mqtt.redeliversUnsettled)
         #expect("\(TransportCapabilities([.prefetch, .brokerBindings]))" == "[brokerBindings, prefetch]")
     }

@@ -73,8 +73,7 @@ import Testing
     }
 
     static func transport(_ kind: TestBrokers.Kind) async throws -> any Transport {
-        var quiet = Logger(label: "fuzz")
-        quiet.logLevel = ProcessInfo.processInfo.environment["MSGFLO_TEST_LOG"] == nil ? .critical : .info
+        let quiet = testLogger("fuzz", level: .critical)
         let url = try TestBrokers.url(kind)
         let t: any Transport = kind == .amqp ? try AMQPTransport(url: url, logger: quiet)
                                              : try MQTTTransport(broker: url, logger: quiet)

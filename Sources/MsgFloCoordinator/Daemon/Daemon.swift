@@ -5,19 +5,19 @@ import ServiceLifecycle
 import Synchronization
 
 /// The `msgflo` daemon's settings, as the command line gives them.
-public struct DaemonConfiguration: Sendable {
-    public var broker: BrokerURL
-    public var graphPath: String?
+package struct DaemonConfiguration: Sendable {
+    package var broker: BrokerURL
+    package var graphPath: String?
     /// `--library`; msgflo's default is `package.json`, which may be absent (then no participant is started).
-    public var libraryPath = "package.json"
-    public var libraryGiven = false
-    public var componentDirectory = "participants"
-    public var options = CoordinatorOptions()
+    package var libraryPath = "package.json"
+    package var libraryGiven = false
+    package var componentDirectory = "participants"
+    package var options = CoordinatorOptions()
 
-    public init(broker: BrokerURL) { self.broker = broker }
+    package init(broker: BrokerURL) { self.broker = broker }
 
     /// Loads the graph and the library: errors here are the user's (a bad file) and stop the start with one line.
-    public func load(logger: Logger) throws(MsgFloError) -> (DesiredGraph, CoordinatorOptions) {
+    package func load(logger: Logger) throws(MsgFloError) -> (DesiredGraph, CoordinatorOptions) {
         var graph = DesiredGraph()
         if let graphPath {
             graph = try GraphFile.load(graphPath, warn: { logger.warning("\($0)") })
@@ -42,25 +42,25 @@ public struct DaemonConfiguration: Sendable {
 
 /// The coordinator as a long-lived service: connects (retrying while the broker is away), runs until graceful
 /// shutdown (SIGTERM, SIGINT through `ServiceGroup`), then stops the children and closes the connection.
-public struct CoordinatorService: Service {
-    public let coordinator: Coordinator
-    public let transport: any Transport
+package struct CoordinatorService: Service {
+    package let coordinator: Coordinator
+    package let transport: any Transport
     let logger: Logger
 
-    public init(coordinator: Coordinator, logger: Logger) {
+    package init(coordinator: Coordinator, logger: Logger) {
         self.coordinator = coordinator
         self.transport = coordinator.transport
         self.logger = logger
     }
 
     /// SIGTERM to children at once, SIGKILL this long after.
-    public static let childGrace: Duration = .seconds(5)
+    package static let childGrace: Duration = .seconds(5)
     /// How long the shutdown waits for the connection's own work (connecting, the coordinator's loop) to notice it
     /// is cancelled, and then for the connection to close, before it leaves them behind: a broker that is away or
     /// silent must not hold the daemon up (the process exits; the kernel closes the socket).
-    public static let connectionGrace: Duration = .seconds(1)
+    package static let connectionGrace: Duration = .seconds(1)
 
-    public func run() async throws {
+    package func run() async throws {
         let supervisor = coordinator.supervisor
         // A start-up failure that waiting cannot cure (wrong password, unknown vhost, TLS verification, wrong
         // protocol) ends the work by itself and is thrown once the shutdown below is done.
@@ -169,7 +169,7 @@ public struct CoordinatorService: Service {
     }
 
     /// Runs the service in a group that shuts down gracefully on SIGTERM and SIGINT.
-    public func runUntilSignalled() async throws {
+    package func runUntilSignalled() async throws {
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: self)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()

@@ -5,7 +5,7 @@ extension DesiredGraph {
     /// The desired graph of an FBP graph (parsed from .fbp or read from the JSON form): processes become nodes,
     /// connections edges or IIPs (each in graph order), exported ports keep their public names. The coordinator and
     /// the tools both read graphs through this.
-    public init(fbp graph: FBPGraph, name: String = "main") {
+    package init(fbp graph: FBPGraph, name: String = "main") {
         self.init(name: graph.properties?["name"]?.stringValue ?? name)
         for (role, process) in graph.processes {
             setNode(role, Node(component: process.component, metadata: process.metadata.map { Self.convert(.object($0)) }))

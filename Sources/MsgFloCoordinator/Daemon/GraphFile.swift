@@ -8,14 +8,14 @@ import MsgFlo
 /// The file is checked before the parser sees it: at most ``maximumBytes`` and valid UTF-8. Errors are one line,
 /// `path:line:column: message` where the parser knows the place. Port names of `.fbp` files are lower-cased, as
 /// msgflo's parser does. The graph is named by its `name` property, else by the file's base name.
-public enum GraphFile {
+package enum GraphFile {
     /// The largest graph file read (a 1,000-node graph is about 30 KB).
-    public static let maximumBytes = 64 << 20
+    package static let maximumBytes = 64 << 20
 
     /// Loads `path`. `warn` gets each warning (things the language silently drops), as `path:line:column: warning`.
     /// `requireProcesses` refuses a graph without processes (the tools would have nothing to do; an empty or
     /// comment-only file is more likely the wrong file than a wish).
-    public static func load(_ path: String, warn: (String) -> Void = { _ in },
+    package static func load(_ path: String, warn: (String) -> Void = { _ in },
                             requireProcesses: Bool = false) throws(MsgFloError) -> DesiredGraph {
         let text = try TextFile.read(path, what: "graph", limit: maximumBytes)
         let graph: FBPGraph
@@ -43,9 +43,9 @@ public enum GraphFile {
 /// A text file read whole, or why it cannot be, in a few words: "cannot read WHAT 'PATH': no such file" (it is a
 /// directory, permission denied, larger than N MiB, not UTF-8 text). The daemon's graph and the tools' files
 /// (definitions, payloads) are read through it.
-public enum TextFile {
+package enum TextFile {
     /// Why `path` cannot be opened, in a few words.
-    public static func reason(_ path: String) -> String {
+    package static func reason(_ path: String) -> String {
         var isDirectory: ObjCBool = false
         if !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) { return "no such file" }
         if isDirectory.boolValue { return "it is a directory" }
@@ -54,7 +54,7 @@ public enum TextFile {
     }
 
     /// The file's bytes, at most `limit` of them (nil: no limit).
-    public static func bytes(_ path: String, what: String, limit: Int? = nil) throws(MsgFloError) -> Data {
+    package static func bytes(_ path: String, what: String, limit: Int? = nil) throws(MsgFloError) -> Data {
         func failure(_ why: String) -> MsgFloError { MsgFloError(.notFound, "cannot read \(what) '\(path)': \(why)") }
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
@@ -73,7 +73,7 @@ public enum TextFile {
     }
 
     /// The file's text (valid UTF-8), at most `limit` bytes.
-    public static func read(_ path: String, what: String, limit: Int? = nil) throws(MsgFloError) -> String {
+    package static func read(_ path: String, what: String, limit: Int? = nil) throws(MsgFloError) -> String {
         let data = try bytes(path, what: what, limit: limit)
         guard let text = String(validating: data, as: UTF8.self) else {
             throw MsgFloError(.notFound, "cannot read \(what) '\(path)': not UTF-8 text")

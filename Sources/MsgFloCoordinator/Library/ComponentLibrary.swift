@@ -2,13 +2,13 @@ import Foundation
 import MsgFlo
 
 /// `#NAME` markers in command templates, replaced the way msgflo's library does it (src/library.coffee).
-public enum Template {
+package enum Template {
     /// Replaces every `#NAME` (NAME upper-cased) with its value, one variable after the other in the given order,
     /// so a value may bring in markers that a later variable (or `#ROLE`/`#IIPS` at start time) replaces.
     ///
     /// msgflo builds a regular expression from the marker and passes the value to `String.replace`, so regex
     /// characters in a name and `$&`-style patterns in a value misbehave there; here both are taken literally.
-    public static func expand(_ text: String, _ variables: [(name: String, value: String)]) -> String {
+    package static func expand(_ text: String, _ variables: [(name: String, value: String)]) -> String {
         var out = text
         for (name, value) in variables {
             let marker = "#" + name.uppercased()
@@ -19,24 +19,24 @@ public enum Template {
 }
 
 /// The `msgflo` part of a library file (package.json by default), normalized as msgflo's `normalizeConfig` does.
-public struct LibraryConfig: Sendable {
+package struct LibraryConfig: Sendable {
     /// `msgflo.namespace`, else the package `name`. Directory components are named `<namespace>/<basename>`.
-    public var namespace: String?
+    package var namespace: String?
     /// `repository` (a string, or package.json's `repository.url`).
-    public var repository: String?
+    package var repository: String?
     /// Component name → command template, in file order.
-    public var components: [(name: String, template: String)]
+    package var components: [(name: String, template: String)]
     /// Variables in file order. Expanded into every template before anything else.
-    public var variables: [(name: String, value: String)]
+    package var variables: [(name: String, value: String)]
     /// File extension (with its dot) → command template for component files in the component directory.
-    public var handlers: [String: String]
+    package var handlers: [String: String]
     /// The library file, when read from one (``load(path:)``): a configured command whose program is a relative
     /// path (`../.build/release/msgflo-participant`, `./run.sh`) is resolved against that file's folder, so it works
     /// from any working directory; the component directory's scan leaves the file out.
-    public var path: String?
+    package var path: String?
 
     /// msgflo's handlers for extensions the file does not name.
-    public static let defaultHandlers: [String: String] = [
+    package static let defaultHandlers: [String: String] = [
         ".yml": "msgflo-register --role #ROLE:#FILENAME",
         ".js": "msgflo-nodejs --name #ROLE #FILENAME",
         ".coffee": "msgflo-nodejs --name #ROLE #FILENAME",
@@ -46,11 +46,11 @@ public struct LibraryConfig: Sendable {
     ]
 
     /// The language of a component file, from its extension (msgflo's `languageExtensions`).
-    public static let languages: [String: String] = [
+    package static let languages: [String: String] = [
         ".py": "python", ".coffee": "coffeescript", ".js": "javascript", ".cpp": "c++", ".rs": "rust", ".yml": "yaml",
     ]
 
-    public init(namespace: String? = nil, repository: String? = nil,
+    package init(namespace: String? = nil, repository: String? = nil,
                 components: [(name: String, template: String)] = [],
                 variables: [(name: String, value: String)] = [], handlers: [String: String] = [:]) {
         self.namespace = namespace
@@ -63,7 +63,7 @@ public struct LibraryConfig: Sendable {
     }
 
     /// Reads the text of a library file: its `msgflo` key if it has one, else the whole document.
-    public init(json text: String, source: String = "library") throws(MsgFloError) {
+    package init(json text: String, source: String = "library") throws(MsgFloError) {
         let doc: OrderedJSON
         do { doc = try OrderedJSON(parsing: text) } catch {
             throw MsgFloError(.invalidArgument, "\(source): \(error.message)")
@@ -71,7 +71,7 @@ public struct LibraryConfig: Sendable {
         try self.init(document: doc, source: source)
     }
 
-    public init(document root: OrderedJSON, source: String = "library") throws(MsgFloError) {
+    package init(document root: OrderedJSON, source: String = "library") throws(MsgFloError) {
         let top: OrderedJSON = root.isTruthy ? root : .object([])
         var namespace: String? = nil
         if let name = top["name"], name.isTruthy { namespace = name.javaScriptString }
@@ -108,7 +108,7 @@ public struct LibraryConfig: Sendable {
 
     /// Reads a library file. A missing or unreadable file is an error; callers that default to `package.json` may
     /// check for its existence first.
-    public static func load(path: String) throws(MsgFloError) -> LibraryConfig {
+    package static func load(path: String) throws(MsgFloError) -> LibraryConfig {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw MsgFloError(.notFound, "cannot read library \(path): \(LibraryFiles.reason(error))")
@@ -120,7 +120,7 @@ public struct LibraryConfig: Sendable {
 
     /// `command` with its program resolved against the library file's folder when it is a relative path (has a
     /// `/`, does not start with `/`, `#`, `$`, `~` or a quote). Bare names are left for PATH, as msgflo does.
-    public func resolvingProgram(_ command: String) -> String {
+    package func resolvingProgram(_ command: String) -> String {
         guard let path else { return command }
         let trimmed = command.drop { $0 == " " || $0 == "\t" }
         let program = trimmed.prefix { $0 != " " && $0 != "\t" }
@@ -136,7 +136,7 @@ public struct LibraryConfig: Sendable {
     /// msgflo's `baseComponentCommand`: the variables, then `#FILENAME` (files only), `#COMPONENTNAME` (the part
     /// after the first `/`, or the whole name), `#COMPONENT`. A variable of one of those names keeps its place in
     /// the order and takes the new value, as a JavaScript object does.
-    public func baseCommand(component: String, template: String, filename: String? = nil) -> String {
+    package func baseCommand(component: String, template: String, filename: String? = nil) -> String {
         var vars = variables
         func set(_ name: String, _ value: String) {
             if let i = vars.firstIndex(where: { $0.name == name }) { vars[i].value = value } else { vars.append((name, value)) }
@@ -151,29 +151,29 @@ public struct LibraryConfig: Sendable {
 }
 
 /// A component the library can start.
-public struct LibraryComponent: Sendable, Hashable {
-    public var name: String
+package struct LibraryComponent: Sendable, Hashable {
+    package var name: String
     /// The command template with the library's variables, `#FILENAME`, `#COMPONENTNAME` and `#COMPONENT` expanded;
     /// `#ROLE` and `#IIPS` remain for ``ComponentLibrary/command(component:role:iips:)``.
-    public var command: String
+    package var command: String
     /// From the file extension for components found in the component directory; nil for configured ones.
-    public var language: String?
+    package var language: String?
     /// The component file, for components found in the component directory.
-    public var file: String?
+    package var file: String?
 }
 
 /// msgflo's component library: the configured components and the files of the component directory, each with the
 /// command that starts it. Used by the coordinator (`msgflo`), `msgflo-setup --participants` and `msgflo-procfile`.
-public struct ComponentLibrary: Sendable {
-    public let config: LibraryConfig
-    public let componentDirectory: String?
+package struct ComponentLibrary: Sendable {
+    package let config: LibraryConfig
+    package let componentDirectory: String?
     /// Component names in the order msgflo adds them: directory files (sorted), then configured components.
-    public private(set) var names: [String] = []
-    public private(set) var components: [String: LibraryComponent] = [:]
+    package private(set) var names: [String] = []
+    package private(set) var components: [String: LibraryComponent] = [:]
 
     /// Builds the library. Components found in `componentDirectory` come first; a configured component that
     /// msgflo's lookup already finds there (same name, same basename, or namespaced) is not added again, as in msgflo.
-    public init(config: LibraryConfig, componentDirectory: String? = nil) throws(MsgFloError) {
+    package init(config: LibraryConfig, componentDirectory: String? = nil) throws(MsgFloError) {
         self.config = config
         self.componentDirectory = componentDirectory
         if let dir = componentDirectory {
@@ -188,7 +188,7 @@ public struct ComponentLibrary: Sendable {
     }
 
     /// Reads the library file at `path` and scans `componentDirectory`.
-    public static func load(path: String, componentDirectory: String? = nil) throws(MsgFloError) -> ComponentLibrary {
+    package static func load(path: String, componentDirectory: String? = nil) throws(MsgFloError) -> ComponentLibrary {
         try ComponentLibrary(config: LibraryConfig.load(path: path), componentDirectory: componentDirectory)
     }
 
@@ -199,7 +199,7 @@ public struct ComponentLibrary: Sendable {
 
     /// msgflo's `getComponent`: the exact name, then the name without its namespace (the part after the last `/`),
     /// then `<namespace>/<name>`.
-    public func component(named name: String) -> LibraryComponent? {
+    package func component(named name: String) -> LibraryComponent? {
         if let c = components[name] { return c }
         let base = name.split(separator: "/", omittingEmptySubsequences: true).last.map(String.init) ?? name
         if let c = components[base] { return c }
@@ -209,7 +209,7 @@ public struct ComponentLibrary: Sendable {
 
     /// The command that starts `component` as `role`: `#ROLE`, then `#IIPS` (`'<compact JSON object>'`).
     /// Throws msgflo's `No component <component> defined for role <role>`.
-    public func command(component: String, role: String,
+    package func command(component: String, role: String,
                         iips: [(port: String, data: JSONValue)] = []) throws(MsgFloError) -> String {
         guard let c = self.component(named: component), !c.command.isEmpty else {
             throw MsgFloError(.notFound, "No component \(component) defined for role \(role)")
@@ -219,7 +219,7 @@ public struct ComponentLibrary: Sendable {
 
     /// `#IIPS` as msgflo writes it: `'` + `JSON.stringify({port: data, …})` + `'`, ports in the given order (a port
     /// given twice keeps its first place and its last value).
-    public static func iipsArgument(_ iips: [(port: String, data: JSONValue)]) -> String {
+    package static func iipsArgument(_ iips: [(port: String, data: JSONValue)]) -> String {
         var order: [String] = []
         var values: [String: JSONValue] = [:]
         for (port, data) in iips {
@@ -232,7 +232,7 @@ public struct ComponentLibrary: Sendable {
 
     /// The components of a directory: every file whose extension has a handler, named `[namespace/]<basename>`.
     /// A directory that does not exist gives none (as in msgflo).
-    public static func scan(directory: String, config: LibraryConfig) throws(MsgFloError) -> [LibraryComponent] {
+    package static func scan(directory: String, config: LibraryConfig) throws(MsgFloError) -> [LibraryComponent] {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir) else { return [] }
         let entries: [String]

@@ -5,7 +5,7 @@ import MsgFlo
 /// msgflo expands a library's `variables` in the order the file gives them (JavaScript objects keep insertion
 /// order), and a later variable may use an earlier one's marker, so the order is part of the meaning. `JSONValue`
 /// keeps objects in a dictionary; this small reader exists only for the library file.
-public indirect enum OrderedJSON: Sendable, Hashable {
+package indirect enum OrderedJSON: Sendable, Hashable {
     case null
     case bool(Bool)
     case number(Double, text: String)
@@ -13,7 +13,7 @@ public indirect enum OrderedJSON: Sendable, Hashable {
     case array([OrderedJSON])
     case object([(key: String, value: OrderedJSON)])
 
-    public static func == (a: OrderedJSON, b: OrderedJSON) -> Bool {
+    package static func == (a: OrderedJSON, b: OrderedJSON) -> Bool {
         switch (a, b) {
         case (.null, .null): true
         case (.bool(let x), .bool(let y)): x == y
@@ -26,7 +26,7 @@ public indirect enum OrderedJSON: Sendable, Hashable {
         }
     }
 
-    public func hash(into h: inout Hasher) {
+    package func hash(into h: inout Hasher) {
         switch self {
         case .null: h.combine(0)
         case .bool(let b): h.combine(b)
@@ -37,16 +37,16 @@ public indirect enum OrderedJSON: Sendable, Hashable {
         }
     }
 
-    public subscript(key: String) -> OrderedJSON? {
+    package subscript(key: String) -> OrderedJSON? {
         // JSON.parse keeps the last of duplicate keys.
         if case .object(let o) = self { return o.last { $0.key == key }?.value }
         return nil
     }
 
-    public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
+    package var stringValue: String? { if case .string(let s) = self { return s }; return nil }
 
     /// Object entries with duplicate keys folded the way JSON.parse does: the first position, the last value.
-    public var entries: [(key: String, value: OrderedJSON)]? {
+    package var entries: [(key: String, value: OrderedJSON)]? {
         guard case .object(let o) = self else { return nil }
         var out: [(key: String, value: OrderedJSON)] = []
         var index: [String: Int] = [:]
@@ -57,7 +57,7 @@ public indirect enum OrderedJSON: Sendable, Hashable {
     }
 
     /// JavaScript truthiness, as msgflo's `if config.x` tests use it.
-    public var isTruthy: Bool {
+    package var isTruthy: Bool {
         switch self {
         case .null: false
         case .bool(let b): b
@@ -68,7 +68,7 @@ public indirect enum OrderedJSON: Sendable, Hashable {
     }
 
     /// The text JavaScript's `String(value)` gives, for values used as command templates.
-    public var javaScriptString: String {
+    package var javaScriptString: String {
         switch self {
         case .null: "null"
         case .bool(let b): b ? "true" : "false"
@@ -79,7 +79,7 @@ public indirect enum OrderedJSON: Sendable, Hashable {
         }
     }
 
-    public init(parsing text: String) throws(MsgFloError) {
+    package init(parsing text: String) throws(MsgFloError) {
         var p = OrderedJSONParser(Array(text.utf8))
         self = try p.document()
     }

@@ -4,7 +4,7 @@ import MsgFlo
 import Synchronization
 
 /// What the coordinator reports to a live runtime (the FBP WebSocket server of `msgflo --port`).
-public enum CoordinatorEvent: Sendable {
+package enum CoordinatorEvent: Sendable {
     /// An IIP is about to go to a process of its role (once per process).
     case iip(DesiredGraph.Initial)
     /// A message seen on a graph edge, tapped off the source's outport without taking it from anyone.
@@ -20,7 +20,7 @@ public enum CoordinatorEvent: Sendable {
 }
 
 /// One observer at a time (the live runtime), called on whichever thread the event happens: it must return quickly.
-public final class CoordinatorEvents: Sendable {
+package final class CoordinatorEvents: Sendable {
     /// The observer, in a struct of its own. Kept bare in the Mutex (`Mutex<(@Sendable (Event) -> Void)?>`), every
     /// `withLock` handed the generic `inout Value` through a reabstraction thunk and stored back the closure wrapped
     /// in two more: after ~100,000 tapped messages at 1,000/s, each emit ran a chain of hundreds of thousands of
@@ -31,11 +31,11 @@ public final class CoordinatorEvents: Sendable {
 
     private let observer = Mutex(Observer())
 
-    public init() {}
+    package init() {}
 
-    public func observe(_ f: (@Sendable (CoordinatorEvent) -> Void)?) { observer.withLock { $0.call = f } }
+    package func observe(_ f: (@Sendable (CoordinatorEvent) -> Void)?) { observer.withLock { $0.call = f } }
 
-    public func emit(_ e: CoordinatorEvent) {
+    package func emit(_ e: CoordinatorEvent) {
         guard let f = observer.withLock({ $0.call }) else { return }
         f(e)
     }
@@ -71,11 +71,11 @@ struct Tap {
 /// The pause/resume coordinator commands (this project's extension, docs/runtime.md): a participant that lists
 /// `pause` in its capabilities stops consuming its inports on `pause` (messages wait in their queues) and consumes
 /// again on `resume`.
-public enum FlowControl {
-    public static let pause = "pause"
-    public static let resume = "resume"
+package enum FlowControl {
+    package static let pause = "pause"
+    package static let resume = "resume"
 
-    public static func message(_ command: String, graph: String) -> Message {
+    package static func message(_ command: String, graph: String) -> Message {
         Message(json: ["protocol": "msgflo", "command": .string(command), "payload": ["graph": .string(graph)]])
     }
 }
@@ -91,7 +91,7 @@ extension Coordinator {
     /// `body` may refuse the edit by throwing, and must do so before it changes anything. `nodes`: whether the edit
     /// may add, remove or rename nodes or change their components; then the participants the library knows are
     /// started (or stopped) in the background, once per burst too.
-    public func edit<R: Sendable>(nodes: Bool = true, _ body: @Sendable (inout DesiredGraph) throws(MsgFloError) -> R) throws(MsgFloError) -> R {
+    package func edit<R: Sendable>(nodes: Bool = true, _ body: @Sendable (inout DesiredGraph) throws(MsgFloError) -> R) throws(MsgFloError) -> R {
         let r = try body(&graph)
         if nodes { supervise() }
         markDirty()
@@ -120,11 +120,11 @@ extension Coordinator {
 
     // MARK: - Network control
 
-    public var isNetworkStarted: Bool { networkStarted }
+    package var isNetworkStarted: Bool { networkStarted }
 
     /// `network:start` and `network:stop`. Stopped: IIPs wait, and participants that take `pause` stop consuming
     /// (their messages wait in their queues); started: they resume and waiting IIPs go out.
-    public func setNetworkStarted(_ on: Bool) async {
+    package func setNetworkStarted(_ on: Bool) async {
         networkStarted = on
         networkChangedAt = now()
         if on {
@@ -161,11 +161,11 @@ extension Coordinator {
     }
 
     /// Seconds since the network was last started or stopped.
-    public var networkUptime: Double { max(0, now() - networkChangedAt) }
+    package var networkUptime: Double { max(0, now() - networkChangedAt) }
 
     /// Whether messages wait in the inport queues of the graph's participants (AMQP); nil where the broker cannot
     /// tell (MQTT).
-    public func messagesWaiting() async -> Bool? {
+    package func messagesWaiting() async -> Bool? {
         guard transport.capabilities.contains(.queueDepth) else { return nil }
         var queues: [String] = []
         for role in graph.roles {
@@ -178,7 +178,7 @@ extension Coordinator {
     }
 
     /// Sends a message into an exported inport (runtime:packet), as `msgflo-send-message` to its public queue would.
-    public func sendToExported(_ port: String, _ message: Message) async throws(MsgFloError) {
+    package func sendToExported(_ port: String, _ message: Message) async throws(MsgFloError) {
         guard let exp = graph.inports.first(where: { $0.name == port }) else {
             throw MsgFloError(.notFound, "no exported inport '\(port)'")
         }
@@ -188,14 +188,14 @@ extension Coordinator {
     }
 
     /// A participant's definition by role (the most recently seen live one), for the component list.
-    public func definitions() -> [ParticipantDefinition] {
+    package func definitions() -> [ParticipantDefinition] {
         registry.roles.sorted().compactMap { role in registry.participants(role: role).first?.definition }
     }
 
     // MARK: - Data taps
 
     /// Taps the data of every wired edge and exported outport from now on (the live runtime's network:data).
-    public func enableDataTaps() {
+    package func enableDataTaps() {
         tapping = true
         markDirty()
     }
@@ -275,10 +275,10 @@ extension Coordinator {
 
 extension Coordinator {
     /// The component library now (a component file written by `component:source` adds to it).
-    public var library: ComponentLibrary? { currentLibrary }
+    package var library: ComponentLibrary? { currentLibrary }
 
     /// Replaces the library (after a component file was added); nodes it can now start are started.
-    public func setLibrary(_ library: ComponentLibrary) {
+    package func setLibrary(_ library: ComponentLibrary) {
         currentLibrary = library
         supervise()
     }

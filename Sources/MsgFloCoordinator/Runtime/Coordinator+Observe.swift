@@ -2,19 +2,19 @@ import MsgFlo
 
 extension Coordinator {
     /// The pid of the child the daemon runs for `role` (nil: it runs none), for the live view's node panel.
-    public func childPID(_ role: String) -> Int32? { supervisor?.pid(role) }
+    package func childPID(_ role: String) -> Int32? { supervisor?.pid(role) }
 }
 
 extension Coordinator {
     /// The broker connection as the live view and `/readyz` show it.
-    public struct BrokerView: Sendable {
-        public var connected: Bool
-        public var broker: String
+    package struct BrokerView: Sendable {
+        package var connected: Bool
+        package var broker: String
         /// What the transport can do (the live view samples queue depths where it has ``TransportCapabilities/queueDepth``).
-        public var capabilities: TransportCapabilities
+        package var capabilities: TransportCapabilities
     }
 
-    public var brokerView: BrokerView {
+    package var brokerView: BrokerView {
         BrokerView(connected: transport.state == .connected, broker: transport.broker.description,
                    capabilities: transport.capabilities)
     }

@@ -5,48 +5,48 @@ import MsgFlo
 import Synchronization
 
 /// How the daemon behaves; defaults are msgflo's.
-public struct CoordinatorOptions: Sendable {
+package struct CoordinatorOptions: Sendable {
     /// Seconds of silence after which a participant that declares no heartbeat is lost.
-    public var participantTimeout: Double = 600
+    package var participantTimeout: Double = 600
     /// Seconds a lost participant stays listed before it is forgotten.
-    public var forgetAfter: Double = 3600
+    package var forgetAfter: Double = 3600
     /// Starts graph nodes whose component it has (nil: start nothing).
-    public var library: ComponentLibrary?
+    package var library: ComponentLibrary?
     /// Roles never started.
-    public var ignore: Set<String> = []
+    package var ignore: Set<String> = []
     /// Run commands as `<shell> -c <command>`.
-    public var shell: String?
-    public var forwardStdout = true
-    public var forwardStderr = true
+    package var shell: String?
+    package var forwardStdout = true
+    package var forwardStderr = true
     /// How often liveness is checked.
-    public var tick: Duration = .milliseconds(250)
+    package var tick: Duration = .milliseconds(250)
     /// How soon a failed broker action is tried again.
-    public var retry: Duration = .seconds(2)
+    package var retry: Duration = .seconds(2)
     /// At most this many broker actions in flight at once while wiring.
-    public var concurrency = 64
+    package var concurrency = 64
     /// After sending connectinport/connectoutport, how long to wait before sending IIPs in the same round. The
     /// protocol has no acknowledgement for commands, and on MQTT (QoS 0) an IIP whose result leaves before the
     /// participant downstream has subscribed is lost.
-    public var commandSettle: Duration = .milliseconds(500)
+    package var commandSettle: Duration = .milliseconds(500)
     /// Answer `msgflo status` requests on the broker.
-    public var answerStatus = true
+    package var answerStatus = true
     /// How long discovery messages pile up (after the first) before the coordinator takes them in one go. A flood
     /// then costs one hand-over per batch instead of one per message; liveness is measured in seconds anyway.
-    public var discoveryBatchDelay: Duration = .milliseconds(2)
+    package var discoveryBatchDelay: Duration = .milliseconds(2)
     /// Where the daemon's metrics go (discovery messages, reconciles, children, broker connection, participants and
     /// edges by state). Nil: none are kept.
-    public var metrics: (any MetricsFactory)?
+    package var metrics: (any MetricsFactory)?
     /// How long changes (graph edits, discovery) pile up before a reconcile pass carries them out together, at the
     /// least; a pass also waits as long as the previous plan took, so planning (which looks at the whole graph)
     /// takes at most about half of the coordinator's time and a burst of edits costs per edit what it changes,
     /// however big the graph.
-    public var reconcileBatchDelay: Duration = .milliseconds(2)
+    package var reconcileBatchDelay: Duration = .milliseconds(2)
     /// `--standby`: one of several coordinators of the network; runs only while elected (``CoordinatorElection``).
-    public var standby = false
+    package var standby = false
     /// This instance's name in the election and in `msgflo status`.
-    public var instance = CoordinatorElection.instanceName
+    package var instance = CoordinatorElection.instanceName
 
-    public init() {}
+    package init() {}
 }
 
 /// The coordinator's metrics, made once (Prometheus names: docs/observe.md).
@@ -82,8 +82,8 @@ struct CoordinatorMetrics: Sendable {
 ///
 /// All state lives in this actor; the registry and the reconciler are the pure state machines of `State/`, and this
 /// type only feeds them events and carries out their plans on the transport.
-public actor Coordinator {
-    public let transport: any Transport
+package actor Coordinator {
+    package let transport: any Transport
     let logger: Logger
     let now: @Sendable () -> Double
     let options: CoordinatorOptions
@@ -107,19 +107,19 @@ public actor Coordinator {
     /// How long the last pass took to plan (the part that grows with the graph).
     var lastPlanDuration: Duration = .zero
     /// Reconcile passes so far (a burst of edits makes one).
-    public private(set) var passes = 0
+    package private(set) var passes = 0
     var retryAt: Double?
     var loggedPending: Set<String> = []
     var started = false
     /// Discovery messages handled (valid or not), for the benchmark.
-    public private(set) var handled = 0
-    public private(set) var rejected = 0
+    package private(set) var handled = 0
+    package private(set) var rejected = 0
     /// Announcements ignored because their timestamp was older than their period.
-    public private(set) var stale = 0
+    package private(set) var stale = 0
 
     // The live runtime's state (Coordinator+Live.swift).
     /// What a live runtime (the FBP WebSocket server) follows: IIPs sent, data tapped, process errors, graph edits.
-    public nonisolated let events = CoordinatorEvents()
+    package nonisolated let events = CoordinatorEvents()
     /// `network:stop` clears it: IIPs wait, participants that take `pause` are paused.
     var networkStarted = true
     var networkChangedAt: Double = 0
@@ -133,7 +133,7 @@ public actor Coordinator {
     var supervising = false
     let metrics: CoordinatorMetrics?
 
-    public init(transport: any Transport, graph: DesiredGraph = DesiredGraph(), options: CoordinatorOptions = .init(),
+    package init(transport: any Transport, graph: DesiredGraph = DesiredGraph(), options: CoordinatorOptions = .init(),
                 logger: Logger, now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
         self.transport = transport
         self.graph = graph
@@ -153,7 +153,7 @@ public actor Coordinator {
 
     /// Runs until cancelled: declares and consumes `fbp`, answers status requests, checks liveness, starts the
     /// graph's participants. On cancellation the children are stopped; the caller closes the transport.
-    public func run() async throws {
+    package func run() async throws {
         try await transport.declareDiscoveryQueue()
         let inbox = Inbox()
         let discovery = try await transport.consume(discoveryQueue, options: ConsumeOptions(prefetch: 1000),
@@ -269,7 +269,7 @@ public actor Coordinator {
     }
 
     /// Discovery messages, parsed or failed (for tests and the benchmark too).
-    public func handle(_ results: [Result<ParticipantDefinition, MsgFloError>]) {
+    package func handle(_ results: [Result<ParticipantDefinition, MsgFloError>]) {
         let t = now()
         var changed = false
         for r in results { changed = apply(r, at: t) || changed }
@@ -314,7 +314,7 @@ public actor Coordinator {
         }
     }
 
-    public func handle(discovery message: Message) {
+    package func handle(discovery message: Message) {
         let wire = WireName.Broker(transport.broker)
         handle([Result { () throws(MsgFloError) in
             let d = try Discovery.parse(message)
@@ -331,7 +331,7 @@ public actor Coordinator {
     }
 
     /// Checks liveness and due retries now (tests call it after moving their clock).
-    public func tick() {
+    package func tick() {
         let t = now()
         let events = registry.tick(at: t)
         for e in events {
@@ -385,7 +385,7 @@ public actor Coordinator {
         return a == b || base(a) == base(b)
     }
 
-    public func setGraph(_ g: DesiredGraph) async {
+    package func setGraph(_ g: DesiredGraph) async {
         graph = g
         for role in g.roles { for e in registry.alive(role: role) { warnIfComponentDiffers(e.definition) } }
         logger.info("graph \(g.name) loaded: \(Plural.count(g.roles.count, "node")), \(Plural.count(g.edges.count, "edge")), \(Plural.count(g.initials.count, "IIP"))")
@@ -393,7 +393,7 @@ public actor Coordinator {
         markDirty()
     }
 
-    public var currentGraph: DesiredGraph { graph }
+    package var currentGraph: DesiredGraph { graph }
 
     /// The specs of the nodes this daemon starts.
     func participantSpecs() -> [ProcessSupervisor.Spec] {
@@ -446,8 +446,6 @@ public actor Coordinator {
         if !waiting.isEmpty { parts.append("pending until their participants appear: \(Plural.list(waiting))") }
         return parts.joined(separator: "; ")
     }
-
-    public func stopParticipants() async { await supervisor?.stopAll() }
 
     // MARK: - Reconciling
 
@@ -628,28 +626,26 @@ public actor Coordinator {
 
     // MARK: - Observing (tests, status)
 
-    public var participants: ParticipantRegistry { registry }
-    public var wiringState: WiringState { wiring }
-    public var currentPlan: WiringPlan { plan }
-    public var isIdle: Bool { !reconciling && !dirty }
+    package var participants: ParticipantRegistry { registry }
+    package var currentPlan: WiringPlan { plan }
 
     /// What tests and tools look at.
-    public struct Observation: Sendable {
-        public var registry: ParticipantRegistry
-        public var wiring: WiringState
-        public var plan: WiringPlan
-        public var handled: Int
-        public var rejected: Int
-        public var idle: Bool
+    package struct Observation: Sendable {
+        package var registry: ParticipantRegistry
+        package var wiring: WiringState
+        package var plan: WiringPlan
+        package var handled: Int
+        package var rejected: Int
+        package var idle: Bool
     }
 
-    public var observation: Observation {
+    package var observation: Observation {
         Observation(registry: registry, wiring: wiring, plan: plan, handled: handled, rejected: rejected,
                     idle: !reconciling && !dirty)
     }
 
     /// Waits until `condition` holds, or `timeout` passes; returns whether it held.
-    public func wait(timeout: Duration = .seconds(10), until condition: @Sendable (Observation) -> Bool) async -> Bool {
+    package func wait(timeout: Duration = .seconds(10), until condition: @Sendable (Observation) -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if condition(observation) { return true }
@@ -659,7 +655,7 @@ public actor Coordinator {
     }
 
     /// The network as `msgflo status` shows it.
-    public func status(depths: Bool = true) async -> NetworkStatus {
+    package func status(depths: Bool = true) async -> NetworkStatus {
         var rows: [NetworkStatus.Row] = []
         var pendingByRole: [String: [String]] = [:]
         for (edge, st) in plan.edges {

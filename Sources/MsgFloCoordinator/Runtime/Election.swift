@@ -11,17 +11,17 @@ import MsgFlo
 /// process dies on this machine or the broker's, after the heartbeat timeout (`?heartbeat=`) when a machine
 /// vanishes. A standby tries every `poll`; the active instance takes it again after a reconnect and steps down (the
 /// daemon ends, its children with it) when another instance has it by then.
-public enum CoordinatorElection {
-    public static let lock = "msgflo.leader"
-    public static let poll: Duration = .milliseconds(500)
+package enum CoordinatorElection {
+    package static let lock = "msgflo.leader"
+    package static let poll: Duration = .milliseconds(500)
 
     /// This process's name in the election and in `msgflo status`: `host:pid`.
-    public static var instanceName: String {
+    package static var instanceName: String {
         "\(ProcessInfo.processInfo.hostName.prefix(64)):\(ProcessInfo.processInfo.processIdentifier)"
     }
 
     /// Returns once this instance holds the lock. Transient broker errors are retried; cancellation ends the wait.
-    public static func waitUntilActive(_ transport: any Transport, instance: String, logger: Logger,
+    package static func waitUntilActive(_ transport: any Transport, instance: String, logger: Logger,
                                        poll: Duration = poll) async throws {
         var said = false
         while true {
@@ -42,7 +42,7 @@ public enum CoordinatorElection {
     }
 
     /// Keeps the lock while active; throws when another instance holds it (this one must step down).
-    public static func keepActive(_ transport: any Transport, instance: String, logger: Logger,
+    package static func keepActive(_ transport: any Transport, instance: String, logger: Logger,
                                   poll: Duration = poll) async throws {
         while true {
             try await Task.sleep(for: poll)

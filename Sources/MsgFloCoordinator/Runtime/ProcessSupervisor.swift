@@ -13,17 +13,17 @@ import Synchronization
 /// ignores SIGTERM/SIGINT (ServiceLifecycle handles them through a dispatch source), and an ignored signal would
 /// otherwise be inherited, leaving children deaf to SIGTERM. Each child is awaited by `waitpid` on a thread of its
 /// own, so nothing here ever blocks a Swift concurrency thread.
-public final class ProcessSupervisor: Sendable {
-    public struct Spec: Sendable, Hashable {
-        public var role: String
-        public var command: String
+package final class ProcessSupervisor: Sendable {
+    package struct Spec: Sendable, Hashable {
+        package var role: String
+        package var command: String
         /// Run `<shell> -c <command>` instead of splitting the command into words.
-        public var shell: String?
-        public var environment: [String: String]
-        public var forwardStdout: Bool
-        public var forwardStderr: Bool
+        package var shell: String?
+        package var environment: [String: String]
+        package var forwardStdout: Bool
+        package var forwardStderr: Bool
 
-        public init(role: String, command: String, shell: String? = nil, environment: [String: String] = [:],
+        package init(role: String, command: String, shell: String? = nil, environment: [String: String] = [:],
                     forwardStdout: Bool = true, forwardStderr: Bool = true) {
             self.role = role
             self.command = command
@@ -55,10 +55,10 @@ public final class ProcessSupervisor: Sendable {
     private let logger: Logger
     /// Where forwarded lines go (stdout/stderr of the daemon by default); tests capture them.
     private let sink: @Sendable (_ line: String, _ stderr: Bool) -> Void
-    public let maximumBackoff: Duration
+    package let maximumBackoff: Duration
 
     /// What happens to the children, for whoever follows them (the live runtime's processerror).
-    public enum Event: Sendable {
+    package enum Event: Sendable {
         /// A line a child wrote (forwarded or not).
         case output(role: String, line: String, stderr: Bool)
         /// A child ended without being asked to (it is restarted).
@@ -69,7 +69,7 @@ public final class ProcessSupervisor: Sendable {
     private let startedCounter: CoreMetrics.Counter?
     private let restartedCounter: CoreMetrics.Counter?
 
-    public init(logger: Logger, maximumBackoff: Duration = .seconds(30),
+    package init(logger: Logger, maximumBackoff: Duration = .seconds(30),
                 sink: @escaping @Sendable (_ line: String, _ stderr: Bool) -> Void = ProcessSupervisor.printLine,
                 events: (@Sendable (Event) -> Void)? = nil, metrics: (any MetricsFactory)? = nil) {
         self.logger = logger
@@ -80,7 +80,7 @@ public final class ProcessSupervisor: Sendable {
         restartedCounter = metrics.map { Counter(label: "msgflo_children_restarted_total", factory: $0) }
     }
 
-    public static let printLine: @Sendable (String, Bool) -> Void = { line, toStderr in
+    package static let printLine: @Sendable (String, Bool) -> Void = { line, toStderr in
         let data = Data((line + "\n").utf8)
         (toStderr ? FileHandle.standardError : FileHandle.standardOutput).write(data)
     }
@@ -95,14 +95,14 @@ public final class ProcessSupervisor: Sendable {
             + SafeText.escape(bytes: bytes, limit: SafeText.lineLimit, keepingTabs: true)
     }
 
-    public var roles: [String] { state.withLock { $0.children.keys.sorted() } }
+    package var roles: [String] { state.withLock { $0.children.keys.sorted() } }
 
-    public func pid(_ role: String) -> Int32? {
+    package func pid(_ role: String) -> Int32? {
         state.withLock { s in s.children[role]?.process.flatMap { $0.isRunning ? $0.pid : nil } }
     }
 
     /// Makes the running set match `specs`: starts new ones, stops those no longer wanted, restarts changed ones.
-    public func ensure(_ specs: [Spec]) async {
+    package func ensure(_ specs: [Spec]) async {
         let wanted = Dictionary(specs.map { ($0.role, $0) }, uniquingKeysWith: { $1 })
         let (toStop, toStart) = state.withLock { s -> ([String], [Spec]) in
             if s.closed { return ([], []) }
@@ -122,7 +122,7 @@ public final class ProcessSupervisor: Sendable {
     }
 
     /// SIGTERM to one child and waits for it (SIGKILL after `grace`).
-    public func stop(_ role: String, grace: Duration = .seconds(5)) async {
+    package func stop(_ role: String, grace: Duration = .seconds(5)) async {
         let process = state.withLock { s -> ChildProcess? in
             s.children[role]?.stopping = true
             return s.children[role]?.process
@@ -153,7 +153,7 @@ public final class ProcessSupervisor: Sendable {
     /// Shutdown begins: nothing is started or restarted from now on, every child gets SIGTERM at once and SIGKILL
     /// `grace` later if it is still there. Returns at once (the graceful-shutdown handler calls it, before anything
     /// else of the daemon winds down, so that children are told even while the broker is away). Idempotent.
-    public func beginShutdown(grace: Duration = .seconds(5)) {
+    package func beginShutdown(grace: Duration = .seconds(5)) {
         let processes = state.withLock { s -> [(String, ChildProcess)] in
             s.closed = true
             var out: [(String, ChildProcess)] = []
@@ -183,7 +183,7 @@ public final class ProcessSupervisor: Sendable {
 
     /// Stops every child (the daemon is shutting down): ``beginShutdown(grace:)``, then waits until each has exited
     /// (at most `grace` and a moment, thanks to SIGKILL). No restarts after this.
-    public func stopAll(grace: Duration = .seconds(5)) async {
+    package func stopAll(grace: Duration = .seconds(5)) async {
         beginShutdown(grace: grace)
         let roles = state.withLock { Array($0.children.keys) }
         await withTaskGroup(of: Void.self) { g in

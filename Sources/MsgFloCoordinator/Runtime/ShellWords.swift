@@ -2,8 +2,8 @@
 /// quotes keep everything literally, double quotes keep blanks (with `\"`, `\\`, `\$`, `` \` `` escaped), and a
 /// backslash outside quotes keeps the next character. msgflo split on single spaces, so `--iips '{"a":1}'` reached
 /// the program with its quotes; here it arrives as the JSON text.
-public enum ShellWords {
-    public static func split(_ command: String) throws(MsgFloCommandError) -> [String] {
+package enum ShellWords {
+    package static func split(_ command: String) throws(MsgFloCommandError) -> [String] {
         var words: [String] = []
         var current = ""
         var inWord = false
@@ -46,7 +46,7 @@ public enum ShellWords {
     }
 }
 
-public struct MsgFloCommandError: Error, CustomStringConvertible, Sendable {
-    public let description: String
-    public init(_ d: String) { description = d }
+package struct MsgFloCommandError: Error, CustomStringConvertible, Sendable {
+    package let description: String
+    package init(_ d: String) { description = d }
 }

@@ -2,40 +2,40 @@ import Foundation
 import MsgFlo
 
 /// A picture of the network for `msgflo status`: one row per role.
-public struct NetworkStatus: Sendable, Hashable {
-    public struct Participant: Sendable, Hashable {
-        public var id: String
-        public var alive: Bool
+package struct NetworkStatus: Sendable, Hashable {
+    package struct Participant: Sendable, Hashable {
+        package var id: String
+        package var alive: Bool
         /// Seconds since the epoch.
-        public var lastSeen: Double
+        package var lastSeen: Double
     }
 
-    public struct Row: Sendable, Hashable {
-        public var role: String
-        public var component: String
-        public var participants: [Participant]
-        public var pendingEdges: [String]
+    package struct Row: Sendable, Hashable {
+        package var role: String
+        package var component: String
+        package var participants: [Participant]
+        package var pendingEdges: [String]
         /// Inport queue → messages waiting (AMQP only).
-        public var queueDepths: [String: Int]
+        package var queueDepths: [String: Int]
         /// In the daemon's graph (false: a participant seen on fbp that the graph does not name).
-        public var inGraph: Bool
+        package var inGraph: Bool
         /// Port → queue (AMQP) or topic (MQTT), as the role's participant announced them; empty when none has
         /// (and in the answers of daemons older than this field). For msgflo-queues.
-        public var inports: [String: String] = [:]
-        public var outports: [String: String] = [:]
+        package var inports: [String: String] = [:]
+        package var outports: [String: String] = [:]
     }
 
-    public var source: String
-    public var rows: [Row]
+    package var source: String
+    package var rows: [Row]
     /// The active instance of standby coordinators (`msgflo --standby`), which answered; nil for a lone daemon.
-    public var active: String? = nil
+    package var active: String? = nil
 
-    public init(source: String, rows: [Row]) {
+    package init(source: String, rows: [Row]) {
         self.source = source
         self.rows = rows
     }
 
-    public var json: JSONValue {
+    package var json: JSONValue {
         var o = jsonObject
         if let active { o["active"] = .string(active) }
         return .object(o)
@@ -59,7 +59,7 @@ public struct NetworkStatus: Sendable, Hashable {
         ]
     }
 
-    public init(json: JSONValue) throws(MsgFloError) {
+    package init(json: JSONValue) throws(MsgFloError) {
         guard let rows = json["rows"]?.arrayValue else { throw MsgFloError(.invalidMessage, "status reply without rows") }
         self.source = json["source"]?.stringValue ?? "daemon"
         self.active = json["active"]?.stringValue
@@ -79,7 +79,7 @@ public struct NetworkStatus: Sendable, Hashable {
 
     /// The table, as `msgflo status` prints it. Names come from participants: each cell is escaped and capped
     /// (``SafeText``), so a row stays one line and the table stays a table.
-    public func table(now: Double = Date().timeIntervalSince1970) -> String {
+    package func table(now: Double = Date().timeIntervalSince1970) -> String {
         func cell(_ text: String) -> String { SafeText.escape(text, limit: Self.cellLimit) }
         let header = ["ROLE", "COMPONENT", "PARTICIPANTS", "STATE", "LAST SEEN", "PENDING EDGES", "QUEUE DEPTH"]
         var lines: [[String]] = [header]
@@ -104,14 +104,14 @@ public struct NetworkStatus: Sendable, Hashable {
     }
 
     /// A definition's ports that have a queue, port id → queue.
-    public static func ports(_ ports: [PortDefinition]) -> [String: String] {
+    package static func ports(_ ports: [PortDefinition]) -> [String: String] {
         var out: [String: String] = [:]
         for p in ports { if let q = p.queue { out[p.id] = q } }
         return out
     }
 
     /// At most this many bytes of one name in a table cell.
-    public static let cellLimit = 200
+    package static let cellLimit = 200
 
     static func ago(_ s: Double) -> String {
         if s < 1 { return "just now" }
@@ -128,15 +128,15 @@ public struct NetworkStatus: Sendable, Hashable {
 /// nowhere); the daemon answers into `Q` through the default exchange (AMQP) or topic `Q` (MQTT). A reply to a queue
 /// that is gone is dropped by the broker, never an error. Chosen over a state file because it works from any
 /// machine that reaches the broker, and needs no shared directory.
-public enum StatusProtocol {
-    public static let queue = "msgflo.status"
+package enum StatusProtocol {
+    package static let queue = "msgflo.status"
 
-    public static func request(reply: String, now: Double) -> Message {
+    package static func request(reply: String, now: Double) -> Message {
         Message(json: ["reply": .string(reply), "sent": .double(now)])
     }
 
     /// The reply queue of a request, or nil when it is malformed or stale (older than `maxAge` seconds).
-    public static func replyQueue(_ m: Message, now: Double, maxAge: Double = 30) -> String? {
+    package static func replyQueue(_ m: Message, now: Double, maxAge: Double = 30) -> String? {
         guard let json = m.json, let q = json["reply"]?.stringValue, !q.isEmpty else { return nil }
         if let sent = json["sent"]?.doubleValue, now - sent > maxAge { return nil }
         return q
@@ -144,7 +144,7 @@ public enum StatusProtocol {
 
     /// The reply queue of a request, checked in bytes against what `broker` takes (an AMQP short string is at most
     /// 255 bytes: "é" × 200 is 400): nil when malformed or stale, an error when the name cannot go on the wire.
-    public static func replyQueue(_ m: Message, now: Double, maxAge: Double = 30,
+    package static func replyQueue(_ m: Message, now: Double, maxAge: Double = 30,
                                   broker: WireName.Broker) -> Result<String?, MsgFloError> {
         guard let q = replyQueue(m, now: now, maxAge: maxAge) else { return .success(nil) }
         do throws(MsgFloError) {

@@ -2,9 +2,9 @@ import Foundation
 import MsgFlo
 
 /// `msgflo status`: asks a running daemon over the broker, or failing that listens on `fbp` for a while.
-public enum StatusClient {
+package enum StatusClient {
     /// Asks the daemon; nil when none answers within `timeout`.
-    public static func ask(_ transport: any Transport, timeout: Duration = .seconds(3)) async throws -> NetworkStatus? {
+    package static func ask(_ transport: any Transport, timeout: Duration = .seconds(3)) async throws -> NetworkStatus? {
         let reply = "msgflo.status.reply-\(UInt64.random(in: 0...UInt64.max))"
         try await transport.declareInport(reply, options: QueueOptions(persistent: false))
         let sub = try await transport.consume(reply, options: ConsumeOptions(prefetch: 1))
@@ -32,7 +32,7 @@ public enum StatusClient {
 
     /// Builds a status from the discovery messages heard during `duration` (no daemon running). On AMQP the messages
     /// are taken unacknowledged and go back to `fbp` when the listening ends, for the next coordinator.
-    public static func listen(_ transport: any Transport, for duration: Duration = .seconds(5),
+    package static func listen(_ transport: any Transport, for duration: Duration = .seconds(5),
                               heartbeatDefault: Double = 600) async throws -> NetworkStatus {
         try await transport.declareDiscoveryQueue()
         let sub = try await transport.consume(discoveryQueue, options: ConsumeOptions(prefetch: 10_000))
@@ -80,11 +80,11 @@ public enum StatusClient {
 }
 
 /// How announcements are dated (docs/coordinator.md, "Liveness").
-public enum Announcements {
+package enum Announcements {
     /// When an announcement counts as heard: when it arrived, unless its `timestamp` (this project's extension) says
     /// it was sent earlier (it waited in a queue). A timestamp ahead of the receiver's clock counts as the arrival:
     /// an announcement is never fresher than either.
-    public static func seenAt(received: Double, _ d: ParticipantDefinition) -> Double {
+    package static func seenAt(received: Double, _ d: ParticipantDefinition) -> Double {
         guard let sent = d.timestamp else { return received }
         return min(received, sent)
     }

@@ -3,49 +3,49 @@ import MsgFlo
 /// A graph as msgflo sees it: nodes (roles) with their components, edges between their ports, IIPs and exported
 /// ports, each in graph order. The network the coordinator keeps the broker matching, and the graph the tools
 /// (msgflo-setup, msgflo-procfile) start and connect. Built from an FBP graph (.fbp or .json) or by hand.
-public struct DesiredGraph: Sendable, Hashable {
-    public struct Node: Sendable, Hashable {
+package struct DesiredGraph: Sendable, Hashable {
+    package struct Node: Sendable, Hashable {
         /// The component; "" when the graph names none.
-        public var component: String
+        package var component: String
         /// Whether the graph names a component (a JSON graph may leave it out).
-        public var namesComponent: Bool
-        public var metadata: JSONValue?
-        public init(component: String?, metadata: JSONValue? = nil) {
+        package var namesComponent: Bool
+        package var metadata: JSONValue?
+        package init(component: String?, metadata: JSONValue? = nil) {
             self.component = component ?? ""
             self.namesComponent = component != nil
             self.metadata = metadata
         }
     }
 
-    public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
-        public var role: String
-        public var port: String
-        public init(_ role: String, _ port: String) {
+    package struct Endpoint: Sendable, Hashable, CustomStringConvertible {
+        package var role: String
+        package var port: String
+        package init(_ role: String, _ port: String) {
             self.role = role
             self.port = port
         }
-        public var description: String { "\(role).\(port)" }
+        package var description: String { "\(role).\(port)" }
         /// msgflo's queue naming convention: `<role>.<PORT upper-cased>`.
-        public var conventionQueue: String { PortDefinition.defaultQueue(role: role, port: port) }
+        package var conventionQueue: String { PortDefinition.defaultQueue(role: role, port: port) }
     }
 
-    public struct Edge: Sendable, Hashable, CustomStringConvertible {
-        public var src: Endpoint
-        public var tgt: Endpoint
-        public var metadata: JSONValue?
-        public init(_ src: Endpoint, _ tgt: Endpoint, metadata: JSONValue? = nil) {
+    package struct Edge: Sendable, Hashable, CustomStringConvertible {
+        package var src: Endpoint
+        package var tgt: Endpoint
+        package var metadata: JSONValue?
+        package init(_ src: Endpoint, _ tgt: Endpoint, metadata: JSONValue? = nil) {
             self.src = src
             self.tgt = tgt
             self.metadata = metadata
         }
-        public var description: String { "\(src.role) \(src.port.uppercased()) -> \(tgt.port.uppercased()) \(tgt.role)" }
+        package var description: String { "\(src.role) \(src.port.uppercased()) -> \(tgt.port.uppercased()) \(tgt.role)" }
     }
 
-    public struct Initial: Sendable, Hashable {
-        public var data: JSONValue
-        public var tgt: Endpoint
-        public var metadata: JSONValue?
-        public init(_ data: JSONValue, to tgt: Endpoint, metadata: JSONValue? = nil) {
+    package struct Initial: Sendable, Hashable {
+        package var data: JSONValue
+        package var tgt: Endpoint
+        package var metadata: JSONValue?
+        package init(_ data: JSONValue, to tgt: Endpoint, metadata: JSONValue? = nil) {
             self.data = data
             self.tgt = tgt
             self.metadata = metadata
@@ -53,28 +53,28 @@ public struct DesiredGraph: Sendable, Hashable {
     }
 
     /// An exported port: the graph's public name for a node's port.
-    public struct Exported: Sendable, Hashable {
-        public var name: String
-        public var endpoint: Endpoint
-        public init(_ name: String, _ endpoint: Endpoint) {
+    package struct Exported: Sendable, Hashable {
+        package var name: String
+        package var endpoint: Endpoint
+        package init(_ name: String, _ endpoint: Endpoint) {
             self.name = name
             self.endpoint = endpoint
         }
     }
 
-    public static let roundRobin = "msgflo/RoundRobin"
-    public static let pubSub = "msgflo/PubSub"
+    package static let roundRobin = "msgflo/RoundRobin"
+    package static let pubSub = "msgflo/PubSub"
 
-    public var name: String
+    package var name: String
     /// Roles in graph order.
-    public private(set) var roles: [String] = []
-    public private(set) var nodes: [String: Node] = [:]
-    public var edges: [Edge]
-    public var initials: [Initial]
-    public var inports: [Exported]
-    public var outports: [Exported]
+    package private(set) var roles: [String] = []
+    package private(set) var nodes: [String: Node] = [:]
+    package var edges: [Edge]
+    package var initials: [Initial]
+    package var inports: [Exported]
+    package var outports: [Exported]
 
-    public init(name: String = "main", nodes: [(String, Node)] = [], edges: [Edge] = [], initials: [Initial] = [],
+    package init(name: String = "main", nodes: [(String, Node)] = [], edges: [Edge] = [], initials: [Initial] = [],
                 inports: [Exported] = [], outports: [Exported] = []) {
         self.name = name
         self.edges = edges
@@ -84,12 +84,12 @@ public struct DesiredGraph: Sendable, Hashable {
         for (role, node) in nodes { setNode(role, node) }
     }
 
-    public mutating func setNode(_ role: String, _ node: Node) {
+    package mutating func setNode(_ role: String, _ node: Node) {
         if nodes[role] == nil { roles.append(role) }
         nodes[role] = node
     }
 
-    public mutating func removeNode(_ role: String) {
+    package mutating func removeNode(_ role: String) {
         guard nodes.removeValue(forKey: role) != nil else { return }
         roles.removeAll { $0 == role }
         edges.removeAll { $0.src.role == role || $0.tgt.role == role }
@@ -101,7 +101,7 @@ public struct DesiredGraph: Sendable, Hashable {
     /// Renames a node where it stands (graph order kept), with its edges, IIPs and exported ports. False when
     /// `from` is not a node or `to` already is one.
     @discardableResult
-    public mutating func renameNode(_ from: String, to: String) -> Bool {
+    package mutating func renameNode(_ from: String, to: String) -> Bool {
         guard from != to, let node = nodes[from], nodes[to] == nil, let i = roles.firstIndex(of: from) else { return false }
         nodes[from] = nil
         nodes[to] = node
@@ -116,14 +116,14 @@ public struct DesiredGraph: Sendable, Hashable {
 
     /// A node run by a participant (not one of the broker-level helpers RoundRobin and PubSub), as the coordinator
     /// reads it: a role the graph does not declare, or a node without a component, is one it waits for.
-    public func isParticipant(_ role: String) -> Bool {
+    package func isParticipant(_ role: String) -> Bool {
         guard let c = nodes[role]?.component else { return true }
         return c != Self.roundRobin && c != Self.pubSub
     }
 
     /// msgflo's `isParticipant` as its tools apply it: a node of the graph that names a component other than the
     /// broker-level helpers (a role the graph does not declare, or a node without a component, is not one).
-    public func isDeclaredParticipant(_ role: String) -> Bool {
+    package func isDeclaredParticipant(_ role: String) -> Bool {
         guard let node = nodes[role], node.namesComponent else { return false }
         return isParticipant(role)
     }
@@ -131,10 +131,10 @@ public struct DesiredGraph: Sendable, Hashable {
     /// The queue of an exported port, by msgflo's naming convention with the graph as the role:
     /// `<graph name>.<PUBLIC NAME UPPER-CASED>` (an exported inport is an outport of the graph to send into, an
     /// exported outport an inport queue to read from).
-    public func exportedQueue(_ e: Exported) -> String { PortDefinition.defaultQueue(role: name, port: e.name) }
+    package func exportedQueue(_ e: Exported) -> String { PortDefinition.defaultQueue(role: name, port: e.name) }
 
     /// The IIPs of a role, in graph order, as `#IIPS` takes them.
-    public func iips(for role: String) -> [(port: String, data: JSONValue)] {
+    package func iips(for role: String) -> [(port: String, data: JSONValue)] {
         initials.filter { $0.tgt.role == role }.map { ($0.tgt.port, $0.data) }
     }
 }
@@ -144,7 +144,7 @@ public struct DesiredGraph: Sendable, Hashable {
 extension DesiredGraph {
     /// Reads the JSON graph format (noflo/fbp-graph): `processes`, `connections` (edges, and IIPs with `data`),
     /// `inports`, `outports`. Errors are one line and name the place.
-    public init(json: JSONValue, source: String = "graph") throws(MsgFloError) {
+    package init(json: JSONValue, source: String = "graph") throws(MsgFloError) {
         func bad(_ what: String) -> MsgFloError { MsgFloError(.invalidArgument, "\(source): \(what)") }
         guard case .object = json else { throw bad("expected a JSON object") }
         self.init(name: json["properties"]?["name"]?.stringValue ?? "main")

@@ -11,7 +11,7 @@ import MsgFlo
 /// Only messages that parse are kept; bad ones are parsed (and refused) each time. The cache is bounded by the bytes
 /// it holds: when the next message would pass `limit`, it starts afresh (a flood of distinct messages costs one
 /// parse each, as without the cache).
-public struct DiscoveryCache: Sendable {
+package struct DiscoveryCache: Sendable {
     struct Key: Hashable, Sendable {
         let bytes: [UInt8]
 
@@ -27,24 +27,24 @@ public struct DiscoveryCache: Sendable {
     /// What one kept message is counted as beyond its bytes (the key's and the definition's storage).
     static let overhead = 256
 
-    public let limit: Int
+    package let limit: Int
     private var parsed: [Key: ParticipantDefinition] = [:]
-    public private(set) var storedBytes = 0
+    package private(set) var storedBytes = 0
 
     /// The broker whose name rules the announced queues must follow (nil: not checked).
-    public let wire: WireName.Broker?
+    package let wire: WireName.Broker?
 
-    public init(limit: Int = 16 << 20, wire: WireName.Broker? = nil) {
+    package init(limit: Int = 16 << 20, wire: WireName.Broker? = nil) {
         self.limit = limit
         self.wire = wire
     }
 
-    public var count: Int { parsed.count }
+    package var count: Int { parsed.count }
 
     /// The message's definition, parsed now or found from an earlier identical message. Announcements that differ
     /// only in their `timestamp` (ours carry one, and it changes every time) share one entry: the key is the message
     /// without its last `,"timestamp":<digits>`, used only when that field was found to be the payload's timestamp.
-    public mutating func parse(_ message: Message) -> Result<ParticipantDefinition, MsgFloError> {
+    package mutating func parse(_ message: Message) -> Result<ParticipantDefinition, MsgFloError> {
         let stamp = Self.timestampField(message.bytes)
         let key: Key
         if let stamp {

@@ -11,18 +11,18 @@ import MsgFlo
 /// announcement is tolerated), or for ``defaultTimeout`` when it declares none. A lost participant that announces
 /// itself again is back. One lost for ``forgetAfter`` more is dropped from the registry, so that the random ids of
 /// restarted processes do not pile up for ever.
-public struct ParticipantRegistry: Sendable {
-    public struct Entry: Sendable, Hashable {
-        public var definition: ParticipantDefinition
-        public var firstSeen: Double
-        public var lastSeen: Double
-        public var alive: Bool
+package struct ParticipantRegistry: Sendable {
+    package struct Entry: Sendable, Hashable {
+        package var definition: ParticipantDefinition
+        package var firstSeen: Double
+        package var lastSeen: Double
+        package var alive: Bool
         /// How long this participant may stay silent before it is lost.
-        public var timeout: Double
-        public var deadline: Double { lastSeen + timeout }
+        package var timeout: Double
+        package var deadline: Double { lastSeen + timeout }
     }
 
-    public enum Event: Sendable, Hashable {
+    package enum Event: Sendable, Hashable {
         /// A new id.
         case added(ParticipantDefinition)
         /// A known id announced a different definition (ports, queues, role, …).
@@ -35,31 +35,31 @@ public struct ParticipantRegistry: Sendable {
         case forgotten(ParticipantDefinition)
     }
 
-    public var defaultTimeout: Double
-    public var forgetAfter: Double
-    public private(set) var entries: [String: Entry] = [:]
+    package var defaultTimeout: Double
+    package var forgetAfter: Double
+    package private(set) var entries: [String: Entry] = [:]
     /// role → ids, for the planner.
-    public private(set) var idsByRole: [String: Set<String>] = [:]
+    package private(set) var idsByRole: [String: Set<String>] = [:]
 
-    public init(defaultTimeout: Double = 600, forgetAfter: Double = 3600) {
+    package init(defaultTimeout: Double = 600, forgetAfter: Double = 3600) {
         self.defaultTimeout = defaultTimeout
         self.forgetAfter = forgetAfter
     }
 
-    public var count: Int { entries.count }
-    public subscript(id: String) -> Entry? { entries[id] }
+    package var count: Int { entries.count }
+    package subscript(id: String) -> Entry? { entries[id] }
 
     /// Every participant of a role, alive or lost, most recently seen first.
-    public func participants(role: String) -> [Entry] {
+    package func participants(role: String) -> [Entry] {
         (idsByRole[role] ?? []).compactMap { entries[$0] }.sorted { ($0.lastSeen, $0.definition.id) > ($1.lastSeen, $1.definition.id) }
     }
 
-    public func alive(role: String) -> [Entry] { participants(role: role).filter(\.alive) }
+    package func alive(role: String) -> [Entry] { participants(role: role).filter(\.alive) }
 
-    public var roles: Set<String> { Set(idsByRole.keys) }
+    package var roles: Set<String> { Set(idsByRole.keys) }
 
     /// A discovery message arrived. Returns what changed: nothing for a plain re-announcement (only last-seen moves).
-    public mutating func observe(_ definition: ParticipantDefinition, at now: Double) -> [Event] {
+    package mutating func observe(_ definition: ParticipantDefinition, at now: Double) -> [Event] {
         let timeout = definition.heartbeat ?? defaultTimeout
         // Fast path, the common case: a live participant re-announcing what it announced before. Only the time
         // moves, in place. (An identical definition from the discovery cache shares its storage with the
@@ -98,7 +98,7 @@ public struct ParticipantRegistry: Sendable {
     }
 
     /// Time passed: participants silent past their timeout are lost; those lost long enough are forgotten.
-    public mutating func tick(at now: Double) -> [Event] {
+    package mutating func tick(at now: Double) -> [Event] {
         var events: [Event] = []
         for (id, entry) in entries {
             if entry.alive {
@@ -115,11 +115,11 @@ public struct ParticipantRegistry: Sendable {
     }
 
     /// The earliest time at which ``tick(at:)`` has something to do, if any.
-    public var nextDeadline: Double? {
+    package var nextDeadline: Double? {
         entries.values.lazy.map { $0.alive ? $0.deadline : $0.deadline + forgetAfter }.min()
     }
 
-    public mutating func remove(_ id: String) {
+    package mutating func remove(_ id: String) {
         guard let e = entries.removeValue(forKey: id) else { return }
         idsByRole[e.definition.role]?.remove(id)
         if idsByRole[e.definition.role]?.isEmpty == true { idsByRole[e.definition.role] = nil }
@@ -127,7 +127,7 @@ public struct ParticipantRegistry: Sendable {
 }
 
 extension ParticipantRegistry.Event {
-    public var definition: ParticipantDefinition {
+    package var definition: ParticipantDefinition {
         switch self {
         case .added(let d), .back(let d), .lost(let d), .forgotten(let d): d
         case .changed(_, let d): d
@@ -140,7 +140,7 @@ extension ParticipantRegistry.Event {
     /// One line; the participant's names escaped and capped each (``SafeText``), so that a huge or forged name
     /// leaves the rest of the line readable. (The daemon's log handler escapes whole lines too.)
     /// A lost participant is a warning; the rest is news.
-    public var logLevel: Logger.Level {
+    package var logLevel: Logger.Level {
         switch self {
         case .lost: .warning
         default: .info
@@ -148,12 +148,12 @@ extension ParticipantRegistry.Event {
     }
 
     /// The participant's id, role and component as log metadata (so JSON logs can be filtered by them).
-    public var logMetadata: Logger.Metadata {
+    package var logMetadata: Logger.Metadata {
         let d = definition
         return ["participant": .string(d.id), "role": .string(d.role), "component": .string(d.component)]
     }
 
-    public var logLine: String {
+    package var logLine: String {
         let d = definition
         func name(_ s: String) -> String { SafeText.escape(s, limit: 256) }
         let (id, role, component) = (name(d.id), name(d.role), name(d.component))

@@ -2,17 +2,17 @@ import MsgFlo
 
 /// Which broker family the plan is for: AMQP binds at the broker; MQTT asks participants (connectinport,
 /// connectoutport) or falls back to the transport's router.
-public enum BrokerKind: Sendable, Hashable {
+package enum BrokerKind: Sendable, Hashable {
     case amqp, mqtt
     /// `.amqp` where the broker keeps bindings (``TransportCapabilities/brokerBindings``), else `.mqtt`.
-    public init(_ capabilities: TransportCapabilities) {
+    package init(_ capabilities: TransportCapabilities) {
         self = capabilities.contains(.brokerBindings) ? .amqp : .mqtt
     }
 }
 
 /// One thing to do on the broker. Executed in the order planned; each success is recorded with
 /// ``WiringState/record(_:)``, a failure is simply not recorded, so the next plan tries again.
-public enum WiringAction: Sendable, Hashable, CustomStringConvertible {
+package enum WiringAction: Sendable, Hashable, CustomStringConvertible {
     /// The public queue of an exported port.
     case declareInport(String)
     case declareOutport(String)
@@ -25,7 +25,7 @@ public enum WiringAction: Sendable, Hashable, CustomStringConvertible {
     /// An IIP for the participant `participant` of `role`, sent into its inport queue.
     case sendIIP(participant: String, role: String, port: String, queue: String, data: JSONValue)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .declareInport(let q): "declare inport \(q)"
         case .declareOutport(let q): "declare outport \(q)"
@@ -38,11 +38,11 @@ public enum WiringAction: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// How each graph edge stands, for the log and `msgflo status`.
-public enum EdgeState: Sendable, Hashable, CustomStringConvertible {
+package enum EdgeState: Sendable, Hashable, CustomStringConvertible {
     case wired
     /// A role at one end has never been seen (or lacks the port); the reason says which.
     case pending(String)
-    public var description: String {
+    package var description: String {
         switch self {
         case .wired: "wired"
         case .pending(let why): "pending: \(why)"
@@ -51,31 +51,31 @@ public enum EdgeState: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// What has been done on the broker (the actual graph), to diff against the desired one.
-public struct WiringState: Sendable, Hashable {
-    public struct CommandKey: Sendable, Hashable {
-        public var participant: String
-        public var inqueue: String
-        public var command: CoordinatorCommandName
-        public var port: String
-        public var queue: String
+package struct WiringState: Sendable, Hashable {
+    package struct CommandKey: Sendable, Hashable {
+        package var participant: String
+        package var inqueue: String
+        package var command: CoordinatorCommandName
+        package var port: String
+        package var queue: String
     }
 
-    public struct IIPKey: Sendable, Hashable {
-        public var role: String
-        public var port: String
-        public var data: JSONValue
+    package struct IIPKey: Sendable, Hashable {
+        package var role: String
+        package var port: String
+        package var data: JSONValue
     }
 
-    public internal(set) var bindings: [Binding: Set<String>] = [:]
-    public internal(set) var declared: Set<String> = []
-    public internal(set) var commands: [CommandKey: CoordinatorCommand] = [:]
+    package internal(set) var bindings: [Binding: Set<String>] = [:]
+    package internal(set) var declared: Set<String> = []
+    package internal(set) var commands: [CommandKey: CoordinatorCommand] = [:]
     /// Which participant ids got each IIP.
-    public internal(set) var fed: [IIPKey: Set<String>] = [:]
+    package internal(set) var fed: [IIPKey: Set<String>] = [:]
 
-    public init() {}
+    package init() {}
 
     /// Records a successful action.
-    public mutating func record(_ action: WiringAction) {
+    package mutating func record(_ action: WiringAction) {
         switch action {
         case .declareInport(let q): declared.insert("in:" + q)
         case .declareOutport(let q): declared.insert("out:" + q)
@@ -96,7 +96,7 @@ public struct WiringState: Sendable, Hashable {
     }
 
     /// A participant id is gone for good: forget what was done for it.
-    public mutating func forget(participant id: String) {
+    package mutating func forget(participant id: String) {
         commands = commands.filter { $0.key.participant != id }
         for k in fed.keys { fed[k]!.remove(id) }
         for k in bindings.keys { bindings[k]!.remove(id) }
@@ -104,26 +104,26 @@ public struct WiringState: Sendable, Hashable {
 
     /// Broker state may be gone (a broker restart loses non-durable things): make every binding and declaration
     /// be made again at the next plan. Commands and IIPs stay: participants keep their connections.
-    public mutating func invalidateBroker() {
+    package mutating func invalidateBroker() {
         bindings = [:]
         declared = []
     }
 }
 
 /// The plan: what to do, and how each edge and node stands.
-public struct WiringPlan: Sendable {
-    public var actions: [WiringAction] = []
-    public var edges: [DesiredGraph.Edge: EdgeState] = [:]
+package struct WiringPlan: Sendable {
+    package var actions: [WiringAction] = []
+    package var edges: [DesiredGraph.Edge: EdgeState] = [:]
     /// Roles of the graph without a live participant.
-    public var pendingRoles: [String] = []
+    package var pendingRoles: [String] = []
     /// IIPs held back while edges out of their role are pending: plan again at this time.
-    public var iipsHeldUntil: Double?
+    package var iipsHeldUntil: Double?
     /// The bindings and commands each edge needs.
-    public var edgeWires: [DesiredGraph.Edge: (bindings: [Binding], commands: [WiringState.CommandKey])] = [:]
+    package var edgeWires: [DesiredGraph.Edge: (bindings: [Binding], commands: [WiringState.CommandKey])] = [:]
 
     /// The edges' states once the actions have run: an edge whose bindings or commands are not all done (an action
     /// failed) is pending until a retry succeeds.
-    public func settled(with state: WiringState) -> [DesiredGraph.Edge: EdgeState] {
+    package func settled(with state: WiringState) -> [DesiredGraph.Edge: EdgeState] {
         var out = edges
         for (edge, st) in edges where st == .wired {
             guard let w = edgeWires[edge] else { continue }
@@ -138,14 +138,14 @@ public struct WiringPlan: Sendable {
 }
 
 /// Diffs the desired graph, given the participants known, against what has been done. Pure.
-public struct Reconciler: Sendable {
-    public var kind: BrokerKind
-    public var graphName: String
+package struct Reconciler: Sendable {
+    package var kind: BrokerKind
+    package var graphName: String
     /// How long an IIP waits for the edges out of its role to be wired (so that what the IIP sets off is not lost on
     /// an unbound outport) before it is sent anyway.
-    public var iipGrace: Double
+    package var iipGrace: Double
 
-    public init(kind: BrokerKind, graphName: String = "default/main", iipGrace: Double = 10) {
+    package init(kind: BrokerKind, graphName: String = "default/main", iipGrace: Double = 10) {
         self.kind = kind
         self.graphName = graphName
         self.iipGrace = iipGrace
@@ -197,7 +197,7 @@ public struct Reconciler: Sendable {
     }
 
     /// `now` is on the registry's time line; it only matters for IIPs held back by ``iipGrace``.
-    public func plan(graph: DesiredGraph, registry: ParticipantRegistry, state: inout WiringState,
+    package func plan(graph: DesiredGraph, registry: ParticipantRegistry, state: inout WiringState,
                      now: Double = .infinity) -> WiringPlan {
         var plan = WiringPlan()
         var roles = Roles(registry: registry)

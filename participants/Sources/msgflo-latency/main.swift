@@ -93,7 +93,8 @@ do {
     let transport = try Transports.make(url, logger: logger)
     try await transport.connect()
     let running = try await participant.start(role: "latency-probe", on: transport,
-                                              options: ParticipantOptions(prefetch: 50, queues: ["out": args[1], "in": args[2]]))
+                                              options: ParticipantOptions(prefetch: 50, queues: ["out": args[1], "in": args[2]]),
+                                              logger: logger)
     try await Task.sleep(for: .milliseconds(300))
     let interval = Duration.seconds(1 / rate)
     var next = clock.now
