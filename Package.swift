@@ -64,8 +64,9 @@ let package = Package(
         .target(name: "CMsgFloSpawn", cSettings: strictC),
 
         // Pure Swift layers
-        .target(name: "FBP", swiftSettings: swift6),
         .target(name: "MsgFlo", dependencies: [.product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
+        // Graphs (.fbp and JSON) on MsgFlo's JSONValue, the project's one JSON value.
+        .target(name: "FBP", dependencies: ["MsgFlo"], swiftSettings: swift6),
 
         // Transports
         .target(name: "MsgFloAMQP", dependencies: ["MsgFlo", "CRabbitMQ", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6,
@@ -186,7 +187,7 @@ let package = Package(
 
         // Tests
         .target(name: "TestSupport", dependencies: ["MsgFlo", .product(name: "Logging", package: "swift-log")], path: "Tests/TestSupport", swiftSettings: swift6),
-        .testTarget(name: "FBPTests", dependencies: ["FBP", "TestSupport"], swiftSettings: swift6),
+        .testTarget(name: "FBPTests", dependencies: ["FBP", "MsgFlo", "TestSupport"], swiftSettings: swift6),
         .testTarget(name: "MsgFloTests", dependencies: ["MsgFlo", "TestSupport"], swiftSettings: swift6),
         .testTarget(name: "CoordinatorTests", dependencies: ["MsgFlo", "MsgFloCoordinator", "TestSupport"], swiftSettings: swift6),
         .testTarget(name: "ToolsTests", dependencies: ["MsgFlo", "MsgFloCoordinator", "MsgFloTools", "MsgFloTransports", "TestSupport", .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser"),

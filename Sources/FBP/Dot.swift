@@ -1,4 +1,5 @@
 // Graphviz output: `msgflo-graph g.fbp --dot | dot -Tsvg > g.svg`.
+import MsgFlo
 
 extension Graph {
     /// The graph in the DOT language: processes as boxes labelled with name and component, port

@@ -1,4 +1,7 @@
+import MsgFlo
+
 /// Options of `FBP.parse` (fbp-dsl.md §1).
+
 public struct ParseOptions: Sendable {
     /// When false (the default, like the reference), port names are lower-cased.
     public var caseSensitive: Bool

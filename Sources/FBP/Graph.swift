@@ -1,5 +1,8 @@
+import MsgFlo
+
 /// A map that keeps keys in insertion order. Assigning an existing key replaces the value in place.
 /// Keys are compared by their Unicode scalars, as JavaScript compares them (see `ScalarKey`).
+
 public struct OrderedMap<Value: Sendable>: Sendable, Sequence {
     public internal(set) var keys: [String] = []
     public internal(set) var values: [Value] = []

@@ -1,3 +1,5 @@
+import MsgFlo
+
 /// A layered, left-to-right drawing of a graph: where each process, port, edge and IIP goes.
 ///
 /// The method is the classic one for data-flow pictures (Sugiyama's): break cycles, put each process in the layer
@@ -8,6 +10,7 @@
 ///
 /// Cost: O((V + E) log V) per ordering sweep, a fixed number of sweeps; untrusted names are shortened for display
 /// (`LayoutOptions.maxLabel`) before they are measured.
+
 public struct GraphLayout: Sendable {
     public struct Point: Sendable, Equatable {
         public var x: Double

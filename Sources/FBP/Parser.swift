@@ -1,3 +1,4 @@
+import MsgFlo
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -1024,6 +1025,23 @@ struct NameRef: JSONStringWritable {
             sink.put(34)
         } else {
             sink.jsonString(bytes)
+        }
+    }
+}
+
+extension JSONValue {
+    /// Parses a complete JSON document (RFC 8259; whitespace is space, tab, CR, LF) with the FBP module's reader:
+    /// the graph JSON loader's, with the reference's error messages (FBPError) and lone surrogates replaced by
+    /// U+FFFD. Nesting depth is limited only by memory: the reader keeps its own stack. Everything else reads JSON
+    /// with ``JSONValue/init(parsing:maximumDepth:)``.
+    public static func parse(_ text: String) throws -> JSONValue {
+        var text = text
+        return try text.withUTF8 { buf in
+            var p = GrammarParser(buf, caseSensitive: true)
+            let (value, end) = p.jsonText(0)
+            if let value, end == buf.count { return value }
+            if value != nil { p.fail(end, .endOfInput) }
+            throw p.syntaxError(kind: .json)
         }
     }
 }

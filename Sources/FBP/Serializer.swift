@@ -3,6 +3,7 @@
 // IIPs with quotes or backslashes, non-string IIPs, unconnected nodes, node names that are not
 // valid in `.fbp`) this writes what reads back as the same graph, and warns about anything that
 // `.fbp` cannot express at all.
+import MsgFlo
 
 /// The result of serializing: the text and what could not be expressed.
 public struct SerializeResult: Sendable {
@@ -200,7 +201,7 @@ struct Serializer {
             var text: String? = nil
             if keyOK {
                 if k == "x" || k == "y" {
-                    if case .number(let d) = v {
+                    if let d = v.numberValue {
                         if d.isNaN { text = "" } else if d >= 0 && d == d.rounded() && d < 1e21 { text = JSONWriter.numberText(d, json: true) }
                     }
                 } else if case .string(let s) = v, s.utf8.allSatisfy({ classMetaText[Int($0)] }) {

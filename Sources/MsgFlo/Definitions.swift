@@ -97,7 +97,7 @@ public struct ParticipantDefinition: Sendable, Hashable {
 extension PortDefinition {
     /// The JSON object of the discovery message. Key names are msgflo's.
     public var json: JSONValue {
-        var o: [String: JSONValue] = ["id": .string(id), "type": .string(type), "hidden": .bool(hidden)]
+        var o: JSONObject = ["id": .string(id), "type": .string(type), "hidden": .bool(hidden)]
         if let queue { o["queue"] = .string(queue) }
         if let description { o["description"] = .string(description) }
         if let schema { o["schema"] = .string(schema) }
@@ -140,7 +140,7 @@ extension PortDefinition {
 extension ParticipantDefinition {
     /// The `payload` of the discovery message. Hidden ports and ports without a queue are left out.
     public var json: JSONValue {
-        var o: [String: JSONValue] = [
+        var o: JSONObject = [
             "id": .string(id), "role": .string(role), "component": .string(component),
             "label": .string(label), "icon": .string(icon),
             "inports": .array(inports.filter { !$0.hidden && $0.queue != nil }.map(\.json)),

@@ -64,11 +64,11 @@ public struct CoordinatorCommand: Sendable, Hashable {
 
     /// `{"protocol":"msgflo","command":C,"payload":P}` with msgflo's payload shape.
     public var json: JSONValue {
-        var portEnd: [String: JSONValue] = ["port": .string(port)]
+        var portEnd: JSONObject = ["port": .string(port)]
         if let index { portEnd["index"] = .int(index) }
-        var queueEnd: [String: JSONValue] = ["queue": .string(queue)]
+        var queueEnd: JSONObject = ["queue": .string(queue)]
         queueEnd["options"] = queueOptions ?? .object([:])
-        var payload: [String: JSONValue] = isInport
+        var payload: JSONObject = isInport
             ? ["src": .object(queueEnd), "tgt": .object(portEnd)]
             : ["src": .object(portEnd), "tgt": .object(queueEnd)]
         if let graph { payload["graph"] = .string(graph) }

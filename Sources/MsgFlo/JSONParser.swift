@@ -1,13 +1,25 @@
-/// A strict JSON parser over bytes. Errors carry the byte offset.
+/// The project's JSON parser: strict (RFC 8259), over bytes, into ``JSONValue``. Errors carry the byte offset.
+/// Hostile input is bounded: nesting deeper than `maximumDepth` is refused before it reaches the stack, invalid
+/// UTF-8 and lone surrogates are refused; an integer that fits `Int` stays exact, any other number is the nearest
+/// double (beyond its range, infinity, as `JSON.parse` gives, printed as `null`); of duplicate keys the last value
+/// wins in the first key's place (as JavaScript's `JSON.parse`).
 struct JSONParser {
     let b: [UInt8]
     var i = 0
     var depth = 0
+    let maximumDepth: Int
 
-    init(_ bytes: [UInt8]) { b = bytes }
+    init(_ bytes: [UInt8], maximumDepth: Int = JSONValue.maximumDepth) {
+        b = bytes
+        self.maximumDepth = maximumDepth
+    }
 
     private func fail(_ what: String) -> MsgFloError {
-        MsgFloError(.invalidMessage, "not valid JSON: \(what) at byte \(i)")
+        // In a text of several lines (a file), the line and column too.
+        var line = 1, column = 1
+        for k in 0..<min(i, b.count) { if b[k] == 10 { line += 1; column = 1 } else { column += 1 } }
+        let place = line > 1 ? "byte \(i) (line \(line), column \(column))" : "byte \(i)"
+        return MsgFloError(.invalidMessage, "not valid JSON: \(what) at \(place)")
     }
 
     mutating func parseDocument() throws(MsgFloError) -> JSONValue {
@@ -53,13 +65,13 @@ struct JSONParser {
 
     private mutating func enter() throws(MsgFloError) {
         depth += 1
-        if depth > JSONValue.maximumDepth { throw fail("nested deeper than \(JSONValue.maximumDepth) levels") }
+        if depth > maximumDepth { throw fail("nested deeper than \(maximumDepth) levels") }
     }
 
     private mutating func parseObject() throws(MsgFloError) -> JSONValue {
         try enter()
         i += 1
-        var o: [String: JSONValue] = [:]
+        var o = JSONObject()
         skipSpace()
         if i < b.count, b[i] == UInt8(ascii: "}") { i += 1; depth -= 1; return .object(o) }
         while true {

@@ -146,7 +146,7 @@ public struct MessageProperties: Sendable, Hashable {
         return ascii ? String(decoding: bytes, as: UTF8.self) : String(validating: bytes, as: UTF8.self)
     }
 
-    /// The properties as a JSON object (for tools and the environment of `msgflo-exec`); keys sorted when serialized.
+    /// The properties as a JSON object (for tools and the environment of `msgflo-exec`); keys sorted.
     public var json: JSONValue {
         var o: [String: JSONValue] = [:]
         if let correlationID { o["correlation_id"] = .string(correlationID) }
@@ -155,12 +155,12 @@ public struct MessageProperties: Sendable, Hashable {
         if let timestamp { o["timestamp"] = .int(Int(clamping: timestamp)) }
         if let contentType { o["content_type"] = .string(contentType) }
         if !headers.isEmpty {
-            o["headers"] = .object(headers.mapValues(\.json))
+            o["headers"] = .object(JSONObject(headers.mapValues(\.json)))
         }
         if let priority { o["priority"] = .int(Int(priority)) }
         if let expirationMilliseconds { o["expiration"] = .int(Int(clamping: expirationMilliseconds)) }
         if let persistent { o["persistent"] = .bool(persistent) }
-        return .object(o)
+        return .object(JSONObject(o))
     }
 }
 

@@ -85,7 +85,7 @@ public enum ExecParticipant {
         if let v = p.timestamp { env["MSGFLO_TIMESTAMP"] = String(v) }
         if let v = p.priority { env["MSGFLO_PRIORITY"] = String(v) }
         if let v = p.expirationMilliseconds { env["MSGFLO_EXPIRATION"] = String(v) }
-        env["MSGFLO_HEADERS"] = JSONValue.object(p.headers.mapValues(\.json)).serialized
+        env["MSGFLO_HEADERS"] = JSONValue.object(JSONObject(p.headers.mapValues(\.json))).serialized
         env["MSGFLO_PROPERTIES"] = p.json.serialized
         return env
     }

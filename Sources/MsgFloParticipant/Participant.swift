@@ -133,7 +133,7 @@ public struct ParticipantOptions: Sendable {
     /// carries it as `heartbeat`. msgflo's default is 60.
     public var discoveryPeriod: Double
     /// Initial information packets, `{"port": data}`, handed to the handler at start (after the announcement).
-    public var iips: [String: JSONValue]
+    public var iips: JSONObject
     /// How long a graceful stop waits for handlers in hand before it gives up on them (they are then redelivered).
     public var drainTimeout: Duration
     /// The discovery `id`; default `<role>-<8 random hex digits>`, stable for the process's lifetime.
@@ -157,7 +157,7 @@ public struct ParticipantOptions: Sendable {
     /// that the processes of one role share its messages, each to one of them. AMQP queues are shared anyway.
     public var pool: String? = nil
 
-    public init(prefetch: Int = 2, discoveryPeriod: Double = 60, iips: [String: JSONValue] = [:],
+    public init(prefetch: Int = 2, discoveryPeriod: Double = 60, iips: JSONObject = [:],
                 drainTimeout: Duration = .seconds(30), id: String? = nil, queues: [String: String] = [:],
                 handlersOnTransportThread: Bool = true) {
         self.handlersOnTransportThread = handlersOnTransportThread

@@ -182,7 +182,7 @@ public final class RunningParticipant: Sendable {
         let heartbeat = Task { [self] in await self.heartbeat() }
         var background = [watcher, heartbeat]
         if !options.iips.isEmpty {
-            let iips = options.iips.sorted { $0.key < $1.key }
+            let iips = Array(options.iips)  // in the order given, as msgflo sends them
             if enter() {
                 background.append(Task { [self] in
                     for (port, value) in iips {
@@ -270,7 +270,7 @@ public final class RunningParticipant: Sendable {
             let why = (error as? MsgFloError)?.description ?? String(describing: error)
             logger.warning("\(role)(\(participant.component)) failed on \(port): \(why)")
             if participant.hasErrorPort {
-                var payload: [String: JSONValue] = ["message": .string(why), "inport": .string(port)]
+                var payload: JSONObject = ["message": .string(why), "inport": .string(port)]
                 if let data = message.data { payload["input"] = data }
                 // The error carries the request's correlation id and tracing headers too, but is no answer to it.
                 var errorMessage = Message(json: .object(payload))

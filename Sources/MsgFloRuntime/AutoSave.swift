@@ -11,7 +11,7 @@ import Synchronization
 final class AutoSaver: Sendable {
     struct Snapshot: Sendable {
         var graph: DesiredGraph
-        var groups: [(name: String, nodes: [String], metadata: MsgFlo.JSONValue?)]
+        var groups: [(name: String, nodes: [String], metadata: JSONValue?)]
     }
 
     let path: String
@@ -124,36 +124,24 @@ final class AutoSaver: Sendable {
         for role in g.roles {
             let node = g.nodes[role]!
             out.processes[role] = Process(component: node.namesComponent ? node.component : nil,
-                                          metadata: node.metadata.flatMap { convert($0).objectValue })
+                                          metadata: node.metadata.flatMap { $0.objectValue })
         }
         for e in g.edges {
             out.connections.append(Connection(src: PortRef(process: e.src.role, port: e.src.port),
                                               tgt: PortRef(process: e.tgt.role, port: e.tgt.port),
-                                              metadata: e.metadata.flatMap { convert($0).objectValue }))
+                                              metadata: e.metadata.flatMap { $0.objectValue }))
         }
         for i in g.initials {
-            out.connections.append(Connection(data: convert(i.data), tgt: PortRef(process: i.tgt.role, port: i.tgt.port),
-                                              metadata: i.metadata.flatMap { convert($0).objectValue }))
+            out.connections.append(Connection(data: i.data, tgt: PortRef(process: i.tgt.role, port: i.tgt.port),
+                                              metadata: i.metadata.flatMap { $0.objectValue }))
         }
         for e in g.inports { out.inports[e.name] = ExportedPort(process: e.endpoint.role, port: e.endpoint.port) }
         for e in g.outports { out.outports[e.name] = ExportedPort(process: e.endpoint.role, port: e.endpoint.port) }
         for group in s.groups {
-            var o: [(String, FBPJSONValue)] = [("name", .string(group.name)), ("nodes", .array(group.nodes.map { .string($0) }))]
-            if let m = group.metadata { o.append(("metadata", convert(m))) }
+            var o: [(String, JSONValue)] = [("name", .string(group.name)), ("nodes", .array(group.nodes.map { .string($0) }))]
+            if let m = group.metadata { o.append(("metadata", m)) }
             out.groups.append(.object(JSONObject(o)))
         }
         return out
-    }
-
-    static func convert(_ v: MsgFlo.JSONValue) -> FBPJSONValue {
-        switch v {
-        case .null: return .null
-        case .bool(let b): return .bool(b)
-        case .int(let i): return .number(Double(i))
-        case .double(let d): return .number(d)
-        case .string(let s): return .string(s)
-        case .array(let a): return .array(a.map(convert))
-        case .object(let o): return .object(JSONObject(o.keys.sorted().map { ($0, convert(o[$0]!)) }))
-        }
     }
 }

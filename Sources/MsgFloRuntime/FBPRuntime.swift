@@ -62,7 +62,7 @@ package final class FBPRuntime: Sendable {
         /// Groups (the coordinator has no use for them; kept for clients and the saved file).
         var groups: [(name: String, nodes: [String], metadata: JSONValue?)] = []
         /// `graph:clear`'s properties of the current graph.
-        var properties: [String: JSONValue] = [:]
+        var properties: JSONObject = [:]
     }
     let state = Mutex(State())
     let saver: AutoSaver?
@@ -119,7 +119,7 @@ package final class FBPRuntime: Sendable {
     // MARK: - Frames
 
     static func frame(_ proto: String, _ command: String, _ payload: JSONValue, responseTo: String? = nil) -> String {
-        var o: [String: JSONValue] = ["protocol": .string(proto), "command": .string(command), "payload": payload]
+        var o: JSONObject = ["protocol": .string(proto), "command": .string(command), "payload": payload]
         if let responseTo { o["responseTo"] = .string(responseTo) }
         return JSONValue.object(o).serialized
     }
@@ -129,7 +129,7 @@ package final class FBPRuntime: Sendable {
         var client: RuntimeClient
         var proto: String
         var command: String
-        var payload: [String: JSONValue]
+        var payload: JSONObject
         var canWrite: Bool
         var requestID: String?
 
@@ -201,7 +201,7 @@ package final class FBPRuntime: Sendable {
 
     // MARK: - Payload helpers
 
-    static func string(_ p: [String: JSONValue], _ key: String, limit: Int = 256) throws(ProtocolError) -> String {
+    static func string(_ p: JSONObject, _ key: String, limit: Int = 256) throws(ProtocolError) -> String {
         guard let v = p[key] else { throw ProtocolError("missing '\(key)'") }
         guard let s = v.stringValue else { throw ProtocolError("'\(key)' must be a string") }
         guard !s.isEmpty else { throw ProtocolError("'\(key)' must not be empty") }
@@ -213,13 +213,13 @@ package final class FBPRuntime: Sendable {
     }
 
     /// A node name: it becomes part of queue names (`role.PORT`), so no MQTT wildcards either.
-    static func nodeName(_ p: [String: JSONValue], _ key: String) throws(ProtocolError) -> String {
+    static func nodeName(_ p: JSONObject, _ key: String) throws(ProtocolError) -> String {
         let s = try string(p, key, limit: 200)
         guard !s.contains("#"), !s.contains("+") else { throw ProtocolError("'\(key)' must not contain '#' or '+'") }
         return s
     }
 
-    static func portRef(_ p: [String: JSONValue], _ key: String) throws(ProtocolError) -> DesiredGraph.Endpoint {
+    static func portRef(_ p: JSONObject, _ key: String) throws(ProtocolError) -> DesiredGraph.Endpoint {
         guard let o = p[key]?.objectValue else { throw ProtocolError("'\(key)' must be an object with 'node' and 'port'") }
         return DesiredGraph.Endpoint(try nodeName(o, "node"), try string(o, "port", limit: 200))
     }
@@ -227,14 +227,14 @@ package final class FBPRuntime: Sendable {
     static func portJSON(_ e: DesiredGraph.Endpoint) -> JSONValue { ["node": .string(e.role), "port": .string(e.port)] }
 
     /// Metadata: an object, or absent.
-    static func metadata(_ p: [String: JSONValue]) throws(ProtocolError) -> [String: JSONValue]? {
+    static func metadata(_ p: JSONObject) throws(ProtocolError) -> JSONObject? {
         guard let v = p["metadata"], v != .null else { return nil }
         guard let o = v.objectValue else { throw ProtocolError("'metadata' must be an object") }
         return o
     }
 
     /// Merges `change` into `old`: a null value removes its key.
-    static func merge(_ old: JSONValue?, _ change: [String: JSONValue]) -> JSONValue {
+    static func merge(_ old: JSONValue?, _ change: JSONObject) -> JSONValue {
         var o = old?.objectValue ?? [:]
         for (k, v) in change {
             // JSONValue is nil-literal expressible: remove the key explicitly rather than assign `nil`.
@@ -249,7 +249,7 @@ package final class FBPRuntime: Sendable {
         switch r.command {
         case "getruntime":
             let graph = await coordinator.currentGraph
-            var p: [String: JSONValue] = [
+            var p: JSONObject = [
                 "id": .string(options.runtimeID), "label": .string(options.label), "version": .string(options.version),
                 "type": "msgflo", "graph": .string(graph.name),
                 "capabilities": .array(capabilities(canWrite: r.canWrite).map(JSONValue.string)),
@@ -273,7 +273,7 @@ package final class FBPRuntime: Sendable {
                     throw ProtocolError(error.message)
                 }
             }
-            var p: [String: JSONValue] = ["port": .string(port), "event": .string(event), "graph": .string(graph)]
+            var p: JSONObject = ["port": .string(port), "event": .string(event), "graph": .string(graph)]
             if let d = r.payload["payload"] { p["payload"] = d }
             r.reply("packetsent", .object(p))
         default:

@@ -37,7 +37,7 @@ extension FBPRuntime {
             try requireWrite(r)
             let id = try Self.string(p, "id")
             guard !id.contains("#"), !id.contains("+") else { throw ProtocolError("'id' must not contain '#' or '+'") }
-            var props: [String: JSONValue] = ["id": .string(id)]
+            var props: JSONObject = ["id": .string(id)]
             for k in ["name", "library", "icon", "description"] { if let v = p[k]?.stringValue { props[k] = .string(Self.clip(v, 1000)) } }
             if let m = p["main"]?.boolValue { props["main"] = .bool(m) }
             // A new graph is a new network: not started until network:start (IIPs wait for it).
@@ -116,7 +116,7 @@ extension FBPRuntime {
                 guard !g.edges.contains(where: { $0.src == src && $0.tgt == tgt }) else { return }
                 g.edges.append(.init(src, tgt, metadata: metadata.map(JSONValue.object)))
             }
-            var out: [String: JSONValue] = ["src": Self.portJSON(src), "tgt": Self.portJSON(tgt), "graph": .string(try Self.graphID(r))]
+            var out: JSONObject = ["src": Self.portJSON(src), "tgt": Self.portJSON(tgt), "graph": .string(try Self.graphID(r))]
             if let metadata { out["metadata"] = .object(metadata) }
             broadcast("graph", "addedge", .object(out), to: r)
 
@@ -153,7 +153,7 @@ extension FBPRuntime {
                 guard g.nodes[tgt.role] != nil else { throw FBPRuntime.notFound("Requested node \(tgt.role) not found") }
                 g.initials.append(.init(data, to: tgt, metadata: metadata.map(JSONValue.object)))
             }
-            var out: [String: JSONValue] = ["src": ["data": data], "tgt": Self.portJSON(tgt), "graph": .string(try Self.graphID(r))]
+            var out: JSONObject = ["src": ["data": data], "tgt": Self.portJSON(tgt), "graph": .string(try Self.graphID(r))]
             if let metadata { out["metadata"] = .object(metadata) }
             broadcast("graph", "addinitial", .object(out), to: r)
 
@@ -184,7 +184,7 @@ extension FBPRuntime {
                     if let i = g.outports.firstIndex(where: { $0.name == name }) { g.outports[i] = e } else { g.outports.append(e) }
                 }
             }
-            var out: [String: JSONValue] = ["public": .string(name), "node": .string(node), "port": .string(port),
+            var out: JSONObject = ["public": .string(name), "node": .string(node), "port": .string(port),
                                             "graph": .string(try Self.graphID(r))]
             if let metadata { out["metadata"] = .object(metadata) }
             broadcast("graph", r.command, .object(out), to: r)
@@ -236,7 +236,7 @@ extension FBPRuntime {
         let id = try Self.graphID(r)
         guard id == (await coordinator.currentGraph.name) else { throw ProtocolError("Requested graph not found") }
         let p = r.payload
-        var out: [String: JSONValue] = ["graph": .string(id)]
+        var out: JSONObject = ["graph": .string(id)]
         switch r.command {
         case "addgroup":
             let name = try Self.string(p, "name")

@@ -198,20 +198,20 @@ package final class LiveView: Sendable {
         let obs = await coordinator.observation
         let broker = await coordinator.brokerView
         let (edgeStats, depths) = state.withLock { s in (s.edges, s.depths) }
-        var nodes: [String: JSONValue] = [:]
+        var nodes: JSONObject = [:]
         for role in graph.roles {
             let entries = obs.registry.participants(role: role)
             let alive = entries.filter(\.alive).count
             let st: String
             if !graph.isParticipant(role) { st = "virtual" } else if alive > 0 { st = "alive" } else if entries.isEmpty { st = "pending" } else { st = "lost" }
-            var o: [String: JSONValue] = ["state": .string(st), "alive": .int(alive), "processes": .int(entries.count)]
+            var o: JSONObject = ["state": .string(st), "alive": .int(alive), "processes": .int(entries.count)]
             if let d = depths[role] { o["depth"] = .int(d.values.reduce(0, +)) }
             nodes[Self.shownName(role)] = .object(o)
         }
         var edges: [JSONValue] = []
         var pending = 0
         for edge in graph.edges {
-            var o: [String: JSONValue] = ["src": .string(Self.shownPort(edge.src)), "tgt": .string(Self.shownPort(edge.tgt))]
+            var o: JSONObject = ["src": .string(Self.shownPort(edge.src)), "tgt": .string(Self.shownPort(edge.tgt))]
             switch obs.plan.edges[edge] {
             case .wired?: o["state"] = "wired"
             case .pending(let why)?: o["state"] = "pending"; o["why"] = .string(why); pending += 1
@@ -236,9 +236,9 @@ package final class LiveView: Sendable {
         guard case .object(var out) = new, old["version"] == new["version"],
               case .object(let oldNodes)? = old["nodes"], case .object(let newNodes)? = new["nodes"],
               case .array(let oldEdges)? = old["edges"], case .array(let newEdges)? = new["edges"] else { return nil }
-        out["nodes"] = .object(newNodes.filter { oldNodes[$0.key] != $0.value })
+        out["nodes"] = .object(JSONObject(newNodes.filter { k, v in oldNodes[k] != v }))
         func id(_ e: JSONValue) -> String { (e["src"]?.stringValue ?? "") + "\u{0}" + (e["tgt"]?.stringValue ?? "") }
-        var before: [String: JSONValue] = [:]
+        var before: JSONObject = [:]
         for e in oldEdges { before[id(e)] = e }
         out["edges"] = .array(newEdges.filter { before[id($0)] != $0 })
         return .object(out)
@@ -250,7 +250,7 @@ package final class LiveView: Sendable {
         guard let edge = graph.edges.first(where: { Self.shownPort($0.src) == src && Self.shownPort($0.tgt) == tgt }) else { return nil }
         let stats = state.withLock { $0.edges[FBPRuntime.edgeKey(edge.src, edge.tgt)] }
         let st = await coordinator.currentPlan.edges[edge]
-        var o: [String: JSONValue] = [
+        var o: JSONObject = [
             "src": .string(edge.src.description), "tgt": .string(edge.tgt.description),
             "count": .int(stats?.count ?? 0), "rate": .double((stats?.rate ?? 0).rounded()),
             "messages": .array((stats?.recent ?? []).map(\.json)),
@@ -270,12 +270,12 @@ package final class LiveView: Sendable {
             ["id": .string(e.definition.id), "alive": .bool(e.alive), "silentFor": .double((now - e.lastSeen).rounded()),
              "component": .string(e.definition.component)]
         }
-        var o: [String: JSONValue] = [
+        var o: JSONObject = [
             "role": .string(role), "component": .string(graph.nodes[role]?.component ?? ""),
             "processes": .array(processes), "stderr": .array(state.withLock { $0.lines[role] ?? [] }),
         ]
         if let pid = await coordinator.childPID(role) { o["pid"] = .int(Int(pid)) }
-        if let d = state.withLock({ $0.depths[role] }) { o["queueDepths"] = .object(d.mapValues { .int($0) }) }
+        if let d = state.withLock({ $0.depths[role] }) { o["queueDepths"] = .object(JSONObject(d.mapValues { .int($0) })) }
         return .object(o)
     }
 }

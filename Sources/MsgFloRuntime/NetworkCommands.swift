@@ -66,7 +66,7 @@ extension FBPRuntime {
 
     static func portDefinitions(_ ports: [PortDefinition]) -> JSONValue {
         .array(ports.filter { !$0.hidden }.map { p in
-            var o: [String: JSONValue] = ["id": .string(p.id), "type": .string(p.type.isEmpty ? "any" : p.type),
+            var o: JSONObject = ["id": .string(p.id), "type": .string(p.type.isEmpty ? "any" : p.type),
                                           "addressable": false, "required": false]
             if let d = p.description { o["description"] = .string(d) }
             return .object(o)

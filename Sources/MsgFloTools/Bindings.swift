@@ -52,57 +52,96 @@ package enum SetupBindings {
     /// Static mode, msgflo's `graphBindings`: queue names by the `role.PORT` convention. Pubsub bindings in edge
     /// order between participants, then one round-robin binding per `msgflo/RoundRobin` node.
     package static func fromConvention(_ graph: DesiredGraph) -> [SetupBinding] {
-        fromGraph(graph) { $0.conventionQueue } tgtQueue: { $0.conventionQueue }
+        SetupPlan(graph, definitions: SetupPlan.conventionDefinitions(graph), kind: .amqp).bindings
     }
+}
 
-    /// Discover mode: the queues the participants announced. Port names are matched as written, else ignoring case
-    /// (the .fbp language may change their case). Throws msgflo's `Could not find <port> in <ports>`.
-    package static func fromDefinitions(_ graph: DesiredGraph, _ definitions: [String: ParticipantDefinition]) throws -> [SetupBinding] {
-        var failure: ToolFailure?
-        func queue(_ end: DesiredGraph.Endpoint, outport: Bool) -> String {
-            guard let definition = definitions[end.role] else {
-                failure = failure ?? ToolFailure("No participant info found for '\(end.role)'")
-                return end.conventionQueue
-            }
-            let ports = outport ? definition.outports : definition.inports
-            guard let port = matchPort(end.port, in: ports), let q = port.queue else {
-                failure = failure ?? ToolFailure("Could not find \(end.port) in \(JSONValue.array(ports.map(\.json)).serialized)")
-                return end.conventionQueue
-            }
-            return q
+/// What msgflo-setup wires, planned by the coordinator's ``Reconciler`` in one shot (from an empty
+/// ``WiringState``): the same planner the daemon runs, on the part of the graph msgflo's setup wires (edges between
+/// participants that name a component, and `msgflo/RoundRobin` nodes; no IIPs, no exported ports), with the
+/// participants it knows (announced ones, or, in static mode, ones made up by the `role.PORT` convention).
+package struct SetupPlan: Sendable {
+    /// The Reconciler's plan: its actions are what the tool does.
+    package var plan: WiringPlan
+    /// The bindings as msgflo's setup prints them: pubsub in edge order, then one per round-robin node.
+    package var bindings: [SetupBinding]
+    /// Edges the plan left pending (a role or port nobody announced), in graph order.
+    package var pending: [DesiredGraph.Edge]
+    let roundRobins: Set<String>
+
+    package init(_ graph: DesiredGraph, definitions: some Sequence<ParticipantDefinition>, kind: BrokerKind) {
+        let g = Self.wiredPart(of: graph)
+        var registry = ParticipantRegistry()
+        for d in definitions { _ = registry.observe(d, at: 0) }
+        var state = WiringState()
+        plan = Reconciler(kind: kind).plan(graph: g, registry: registry, state: &state)
+        bindings = []
+        pending = []
+        roundRobins = Set(g.roles.filter { g.nodes[$0]?.component == DesiredGraph.roundRobin })
+        func queue(_ end: DesiredGraph.Endpoint, inport: Bool) -> String {
+            registry.alive(role: end.role).lazy.compactMap { Reconciler.port($0.definition, end.port, inport: inport)?.queue }
+                .first ?? end.conventionQueue
         }
-        let bindings = fromGraph(graph) { queue($0, outport: true) } tgtQueue: { queue($0, outport: false) }
-        if let failure { throw failure }
-        return bindings
-    }
-
-    package static func matchPort(_ name: String, in ports: [PortDefinition]) -> PortDefinition? {
-        ports.first { $0.id == name } ?? ports.first { $0.id.lowercased() == name.lowercased() }
-    }
-
-    static func fromGraph(_ graph: DesiredGraph, srcQueue: (DesiredGraph.Endpoint) -> String,
-                          tgtQueue: (DesiredGraph.Endpoint) -> String) -> [SetupBinding] {
-        var pubsub: [SetupBinding] = []
-        var rrOrder: [String] = []
-        var rr: [String: (src: String?, tgt: String?, dead: String?)] = [:]
-        for role in graph.roles where graph.nodes[role]?.component == DesiredGraph.roundRobin {
-            rrOrder.append(role)
-            rr[role] = (nil, nil, nil)
+        for edge in g.edges where g.isParticipant(edge.src.role) && g.isParticipant(edge.tgt.role) {
+            guard plan.edges[edge] == .wired, let w = plan.edgeWires[edge] else { pending.append(edge); continue }
+            if let b = w.bindings.first {
+                bindings.append(.pubsub(src: b.src, tgt: b.tgt, edge: edge))
+            } else if let c = w.commands.first {
+                bindings.append(c.command == .connectInport
+                    ? .pubsub(src: c.queue, tgt: queue(edge.tgt, inport: true), edge: edge)
+                    : .pubsub(src: queue(edge.src, inport: false), tgt: c.queue, edge: edge))
+            }
         }
-        for edge in graph.edges {
-            if rr[edge.src.role] != nil {
-                if edge.src.port.lowercased() == "deadletter" {
-                    rr[edge.src.role]!.dead = tgtQueue(edge.tgt)
-                } else {
-                    rr[edge.src.role]!.tgt = tgtQueue(edge.tgt)
+        for role in g.roles where roundRobins.contains(role) {
+            let outs = g.edges.filter { $0.src.role == role }
+            for e in g.edges where (e.src.role == role || e.tgt.role == role) && plan.edges[e] != .wired {
+                pending.append(e)
+            }
+            let wires = outs.flatMap { plan.edgeWires[$0]?.bindings ?? [] }
+            let rr = wires.last { $0.kind == .roundRobin }
+            let dead = wires.last { $0.kind == .deadLetter }
+            bindings.append(.roundRobin(name: role, src: rr?.src, tgt: rr?.tgt ?? dead?.src, deadletter: dead?.tgt))
+        }
+    }
+
+    /// msgflo's message for the first pending edge in discover mode: `No participant info found for '<role>'` or
+    /// `Could not find <port> in <ports>`.
+    package func failure(_ definitions: [String: ParticipantDefinition]) -> ToolFailure? {
+        for edge in pending {
+            for (end, inport) in [(edge.src, false), (edge.tgt, true)] where !roundRobins.contains(end.role) {
+                guard let d = definitions[end.role] else { return ToolFailure("No participant info found for '\(end.role)'") }
+                if Reconciler.port(d, end.port, inport: inport)?.queue == nil {
+                    let ports = inport ? d.inports : d.outports
+                    return ToolFailure("Could not find \(end.port) in \(JSONValue.array(ports.map(\.json)).serialized)")
                 }
-            } else if rr[edge.tgt.role] != nil {
-                rr[edge.tgt.role]!.src = srcQueue(edge.src)
-            } else if graph.isDeclaredParticipant(edge.src.role) && graph.isDeclaredParticipant(edge.tgt.role) {
-                pubsub.append(.pubsub(src: srcQueue(edge.src), tgt: tgtQueue(edge.tgt), edge: edge))
             }
         }
-        return pubsub + rrOrder.map { .roundRobin(name: $0, src: rr[$0]!.src, tgt: rr[$0]!.tgt, deadletter: rr[$0]!.dead) }
+        return nil
+    }
+
+    /// The part of a graph msgflo's setup wires: participants that name a component and round-robin nodes, the
+    /// edges between them.
+    static func wiredPart(of graph: DesiredGraph) -> DesiredGraph {
+        let keep = graph.roles.filter {
+            graph.isDeclaredParticipant($0) || graph.nodes[$0]?.component == DesiredGraph.roundRobin
+        }
+        let kept = Set(keep)
+        return DesiredGraph(name: graph.name, nodes: keep.map { ($0, graph.nodes[$0]!) },
+                            edges: graph.edges.filter { kept.contains($0.src.role) && kept.contains($0.tgt.role) })
+    }
+
+    /// Static mode: one participant per role that names a component, with the ports its edges use, queues named
+    /// by the `role.PORT` convention (msgflo's `graphBindings`).
+    package static func conventionDefinitions(_ graph: DesiredGraph) -> [ParticipantDefinition] {
+        var ins: [String: [PortDefinition]] = [:], outs: [String: [PortDefinition]] = [:]
+        for e in graph.edges {
+            outs[e.src.role, default: []].append(PortDefinition(id: e.src.port, queue: e.src.conventionQueue))
+            ins[e.tgt.role, default: []].append(PortDefinition(id: e.tgt.port, queue: e.tgt.conventionQueue))
+        }
+        return graph.roles.filter(graph.isDeclaredParticipant).map { role in
+            ParticipantDefinition(id: "convention:" + role, role: role, component: graph.nodes[role]!.component,
+                                  inports: ins[role] ?? [], outports: outs[role] ?? [])
+        }
     }
 }
 

@@ -367,7 +367,7 @@ package struct QueueReport: Sendable {
             "transport": .string(amqp ? "amqp" : "mqtt"),
             "participants": .string(source.rawValue),
             "queues": .array(rows.map { r in
-                var o: [String: JSONValue] = [
+                var o: JSONObject = [
                     "name": .string(r.name), "kind": .string(Self.kind(r, amqp: amqp)),
                     "direction": .string(r.direction.rawValue), "ports": .array(r.ports.map(JSONValue.string)),
                     "inGraph": .bool(r.inGraph), "registered": .bool(r.registered),

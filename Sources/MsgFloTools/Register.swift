@@ -134,7 +134,7 @@ package enum Register {
         case .sequence(let seq):
             return .array(seq.map(jsonValue))
         case .mapping(let map):
-            var o: [String: JSONValue] = [:]
+            var o: JSONObject = [:]
             for (k, v) in map { o[scalarString(k) ?? ""] = jsonValue(v) }
             return .object(o)
         case .alias:

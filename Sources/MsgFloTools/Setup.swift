@@ -113,64 +113,82 @@ package struct Setup {
         // msgflo prints this line in every mode (`[]` when it started none).
         out("Set up participants " + Self.nodeArray(outcome.started))
 
-        let bindings: [SetupBinding]
+        // The wiring is the coordinator's Reconciler's plan, made once from what is known of the participants.
+        let kind = BrokerKind(transport.capabilities)
+        let setupPlan: SetupPlan
         if options.discover {
             let wanted = Set(graph.roles.filter(graph.isDeclaredParticipant))
             let missing = try await listener.wait(for: wanted, until: deadline)
             if !missing.isEmpty {
                 throw ToolFailure("setup: Participant discovery timed out: no discovery message from \(missing.sorted().joined(separator: ", ")) within \(options.timeout.seconds) s")
             }
-            bindings = try SetupBindings.fromDefinitions(graph, listener.definitions)
+            let definitions = listener.definitions
+            setupPlan = SetupPlan(graph, definitions: definitions.values, kind: kind)
+            if let failure = setupPlan.failure(definitions) { throw failure }
         } else {
-            bindings = SetupBindings.fromConvention(graph)
+            // Static mode: queues by the role.PORT convention (msgflo's graphBindings).
+            let convention = SetupPlan.conventionDefinitions(graph)
+            var plan = SetupPlan(graph, definitions: convention, kind: kind)
+            if mqtt {
+                // Learn who takes connectinport: wait for the edge targets we have not heard from yet, then plan
+                // with what they announced.
+                let targets = Set(plan.bindings.compactMap { b -> String? in
+                    if case .pubsub(_, _, let edge) = b { return edge.tgt.role } else { return nil }
+                })
+                let unknown = targets.filter { listener.definition(role: $0) == nil }
+                if !unknown.isEmpty {
+                    err("Waiting up to \(options.timeout.seconds) s for discovery messages from \(unknown.sorted().joined(separator: ", ")) (on MQTT, to learn which participants take connectinport)")
+                    _ = try await listener.wait(for: unknown, until: deadline)
+                }
+                let announced = listener.definitions
+                let known = convention.map { announced[$0.role] ?? $0 }
+                plan = SetupPlan(graph, definitions: known, kind: kind)
+                // An announcement without a port the graph uses: msgflo's message rather than an edge left out.
+                if let failure = plan.failure(Dictionary(known.map { ($0.role, $0) }, uniquingKeysWith: { $1 })) { throw failure }
+            }
+            setupPlan = plan
         }
+        let bindings = setupPlan.bindings
         outcome.bindings = bindings
         // Names from the graph (role.PORT) or the announcements go on the wire: refuse a bad one before binding any.
         let wire = WireName.Broker(transport.broker)
-        for binding in bindings {
-            for b in binding.transportBindings {
-                do { try b.checkWireNames(wire) } catch { throw ToolFailure("setup: \(error.message)") }
-            }
+        for action in setupPlan.plan.actions {
+            guard case .bind(let b, _) = action else { continue }
+            do { try b.checkWireNames(wire) } catch { throw ToolFailure("setup: \(error.message)") }
         }
 
+        // Do the plan: bindings at the broker (AMQP), commands to participants (MQTT: connectinport), and on MQTT
+        // bindings this process routes, only with --forever.
+        for action in setupPlan.plan.actions {
+            switch action {
+            case .bind(let b, _):
+                if !mqtt { try await bind(b, on: transport) }
+                else if options.forever && b.kind == .pubsub { try await transport.addBinding(b) }
+            case .command(_, let inqueue, let command):
+                try await transport.send(toInport: inqueue, command.message)
+            case .unbind, .declareInport, .declareOutport, .sendIIP:
+                break  // none in a one-shot plan without exported ports or IIPs
+            }
+        }
         var made: [SetupBinding] = []
-        if mqtt {
-            // Learn who takes connectinport: wait for the edge targets we have not heard from yet.
-            let targets = Set(bindings.compactMap { b -> String? in
-                if case .pubsub(_, _, let edge) = b { return edge.tgt.role } else { return nil }
-            })
-            let unknown = targets.filter { listener.definition(role: $0) == nil }
-            if !unknown.isEmpty {
-                err("Waiting up to \(options.timeout.seconds) s for discovery messages from \(unknown.sorted().joined(separator: ", ")) (on MQTT, to learn which participants take connectinport)")
-                _ = try await listener.wait(for: unknown, until: deadline)
-            }
-            for binding in bindings {
-                switch binding {
-                case .pubsub(let src, _, let edge):
-                    if let def = listener.definition(role: edge.tgt.role), def.supports(.connectInport),
-                       let inqueue = def.inqueue {
-                        let port = SetupBindings.matchPort(edge.tgt.port, in: def.inports)?.id ?? edge.tgt.port
-                        let command = CoordinatorCommand(.connectInport, port: port, queue: src, graph: "default/main")
-                        try await transport.send(toInport: inqueue, command.message)
-                        outcome.connected.append(binding)
-                        made.append(binding)
-                    } else if options.forever {
-                        for b in binding.transportBindings { try await transport.addBinding(b) }
-                        outcome.routed.append(binding)
-                        made.append(binding)
-                    } else {
-                        let why = "\(edge.tgt.role) does not take connectinport, so on MQTT this edge needs a running process to route it: add --forever, or run the msgflo coordinator"
-                        outcome.notConnected.append((binding, why))
-                    }
-                case .roundRobin:
-                    if !binding.prettyLines.isEmpty {
-                        outcome.notConnected.append((binding, "msgflo/RoundRobin needs an AMQP broker"))
-                    }
+        for binding in bindings {
+            switch binding {
+            case .pubsub(_, _, let edge) where mqtt:
+                if setupPlan.plan.edgeWires[edge].map({ !$0.commands.isEmpty }) == true {
+                    outcome.connected.append(binding)
+                    made.append(binding)
+                } else if options.forever {
+                    outcome.routed.append(binding)
+                    made.append(binding)
+                } else {
+                    let why = "\(edge.tgt.role) does not take connectinport, so on MQTT this edge needs a running process to route it: add --forever, or run the msgflo coordinator"
+                    outcome.notConnected.append((binding, why))
                 }
-            }
-        } else {
-            for binding in bindings {
-                for b in binding.transportBindings { try await bind(b, on: transport) }
+            case .roundRobin where mqtt:
+                if !binding.prettyLines.isEmpty {
+                    outcome.notConnected.append((binding, "msgflo/RoundRobin needs an AMQP broker"))
+                }
+            default:
                 made.append(binding)
             }
         }

@@ -1,6 +1,7 @@
 import Testing
 import TestSupport
 @testable import FBP
+import MsgFlo
 
 /// The shared conformance folder: `$MSGFLO_SHARED_DIR/conformance/fbp`, else
 /// `<package root>/../shared/conformance/fbp`. Tests fail (never skip) when it is missing.

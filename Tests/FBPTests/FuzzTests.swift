@@ -1,6 +1,7 @@
 import Testing
 import TestSupport
 @testable import FBP
+import MsgFlo
 
 /// Deterministic PRNG (SplitMix64) so failures reproduce.
 struct SplitMix: RandomNumberGenerator {

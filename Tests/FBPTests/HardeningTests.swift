@@ -1,6 +1,7 @@
 import Testing
 import TestSupport
 @testable import FBP
+import MsgFlo
 
 /// No control character (but tab) and no line separator: what may go to a terminal as one line.
 func isOneSafeLine(_ s: String) -> Bool {

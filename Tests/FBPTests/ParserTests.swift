@@ -1,5 +1,6 @@
 import Testing
 @testable import FBP
+import MsgFlo
 
 func parse(_ s: String, cs: Bool = true, validate: Bool = true) throws -> ParseResult {
     try FBP.parse(s, options: ParseOptions(caseSensitive: cs, validateContents: validate))

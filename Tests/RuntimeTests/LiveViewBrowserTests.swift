@@ -101,9 +101,9 @@ final class DevTools: Sendable {
     struct Failure: Error, CustomStringConvertible { var description: String }
 
     @discardableResult
-    func call(_ method: String, _ params: [String: JSONValue] = [:], timeout: Duration = .seconds(30)) async throws -> JSONValue {
+    func call(_ method: String, _ params: JSONObject = [:], timeout: Duration = .seconds(30)) async throws -> JSONValue {
         let id = nextID.withLock { $0 += 1; return $0 }
-        var m: [String: JSONValue] = ["id": .int(id), "method": .string(method), "params": .object(params)]
+        var m: JSONObject = ["id": .int(id), "method": .string(method), "params": .object(params)]
         if let session { m["sessionId"] = .string(session) }
         ws.sendText(JSONValue.object(m).serialized)
         let deadline = ContinuousClock.now + timeout

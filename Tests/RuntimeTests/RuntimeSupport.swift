@@ -127,7 +127,7 @@ final class WSClient: Sendable {
     func send(_ proto: String, _ command: String, _ payload: JSONValue = .object([:]), secret: String? = nil) {
         var p = payload.objectValue ?? [:]
         if let secret { p["secret"] = .string(secret) }
-        var m: [String: JSONValue] = ["protocol": .string(proto), "command": .string(command), "payload": .object(p)]
+        var m: JSONObject = ["protocol": .string(proto), "command": .string(command), "payload": .object(p)]
         if let secret { m["secret"] = .string(secret) }
         sendText(JSONValue.object(m).serialized)
     }

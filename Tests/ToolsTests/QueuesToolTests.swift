@@ -10,9 +10,9 @@ import Testing
 @Suite(.serialized) struct QueuesToolTests {
     static func env(_ kind: TestBrokers.Kind) throws -> [String: String] { try ToolProcessTests.env(kind) }
 
-    static func rows(_ r: ToolProcess.Result) throws -> [String: JSONValue] {
+    static func rows(_ r: ToolProcess.Result) throws -> JSONObject {
         let j = try JSONValue(parsing: r.stdout)
-        var out: [String: JSONValue] = [:]
+        var out: JSONObject = [:]
         for q in j["queues"]?.arrayValue ?? [] { if let n = q["name"]?.stringValue { out[n] = q } }
         return out
     }
@@ -22,7 +22,7 @@ import Testing
     /// the last run, which the caller checks in full. `during` runs beside each run (cancelled when it ends): on MQTT
     /// an announcement is heard only while the tool listens.
     static func queues(_ kind: TestBrokers.Kind, _ args: [String], during: @escaping @Sendable () async throws -> Void,
-                       until done: ([String: JSONValue]) -> Bool) async throws -> ToolProcess.Result {
+                       until done: (JSONObject) -> Bool) async throws -> ToolProcess.Result {
         var last: ToolProcess.Result?
         for _ in 0..<15 {
             let env = try Self.env(kind)

@@ -64,15 +64,19 @@ package struct LibraryConfig: Sendable {
 
     /// Reads the text of a library file: its `msgflo` key if it has one, else the whole document.
     package init(json text: String, source: String = "library") throws(MsgFloError) {
-        let doc: OrderedJSON
-        do { doc = try OrderedJSON(parsing: text) } catch {
+        let doc: JSONValue
+        // (msgflo expands `variables` in file order, a later one may use an earlier one's marker: JSONValue keeps it)
+        do { doc = try JSONValue(parsing: text, maximumDepth: Self.maximumDepth) } catch {
             throw MsgFloError(.invalidArgument, "\(source): \(error.message)")
         }
         try self.init(document: doc, source: source)
     }
 
-    package init(document root: OrderedJSON, source: String = "library") throws(MsgFloError) {
-        let top: OrderedJSON = root.isTruthy ? root : .object([])
+    /// How deep a library file may nest (a library is a few levels deep; a hostile one stops here).
+    static let maximumDepth = 256
+
+    package init(document root: JSONValue, source: String = "library") throws(MsgFloError) {
+        let top: JSONValue = root.isTruthy ? root : .object([:])
         var namespace: String? = nil
         if let name = top["name"], name.isTruthy { namespace = name.javaScriptString }
         var repository: String? = top["repository"]?.stringValue
@@ -87,14 +91,14 @@ package struct LibraryConfig: Sendable {
 
         func table(_ key: String) throws(MsgFloError) -> [(name: String, value: String)] {
             guard let v = config[key], v.isTruthy else { return [] }
-            guard let entries = v.entries else {
+            guard let entries = v.objectValue else {
                 throw MsgFloError(.invalidArgument, "\(source): '\(key)' must be an object")
             }
             var out: [(name: String, value: String)] = []
             for (k, v) in entries {
                 switch v {
                 case .string(let s): out.append((k, s))
-                case .number, .bool: out.append((k, v.javaScriptString))
+                case .int, .double, .bool: out.append((k, v.javaScriptString))
                 default: throw MsgFloError(.invalidArgument, "\(source): \(key) '\(k)' must be a string")
                 }
             }
@@ -220,14 +224,9 @@ package struct ComponentLibrary: Sendable {
     /// `#IIPS` as msgflo writes it: `'` + `JSON.stringify({port: data, …})` + `'`, ports in the given order (a port
     /// given twice keeps its first place and its last value).
     package static func iipsArgument(_ iips: [(port: String, data: JSONValue)]) -> String {
-        var order: [String] = []
-        var values: [String: JSONValue] = [:]
-        for (port, data) in iips {
-            if values[port] == nil { order.append(port) }
-            values[port] = data
-        }
-        let body = order.map { JSONValue.string($0).serialized + ":" + values[$0]!.serialized }.joined(separator: ",")
-        return "'{" + body + "}'"
+        var o = JSONObject()
+        for (port, data) in iips { o[port] = data }
+        return "'" + JSONValue.object(o).serialized + "'"
     }
 
     /// The components of a directory: every file whose extension has a handler, named `[namespace/]<basename>`.
@@ -283,7 +282,7 @@ enum LibraryFiles {
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
               let size = attributes[.size] as? Int, size <= 1 << 20,
               let data = FileManager.default.contents(atPath: path),
-              let doc = try? OrderedJSON(parsing: String(decoding: data, as: UTF8.self)) else { return false }
+              let doc = try? JSONValue(parsing: data, maximumDepth: LibraryConfig.maximumDepth) else { return false }
         return doc["msgflo"] != nil || doc["components"] != nil
     }
 

@@ -41,7 +41,7 @@ package struct NetworkStatus: Sendable, Hashable {
         return .object(o)
     }
 
-    private var jsonObject: [String: JSONValue] {
+    private var jsonObject: JSONObject {
         [
             "source": .string(source),
             "rows": .array(rows.map { r in
@@ -51,9 +51,9 @@ package struct NetworkStatus: Sendable, Hashable {
                         .object(["id": .string($0.id), "alive": .bool($0.alive), "lastSeen": .double($0.lastSeen)])
                     }),
                     "pendingEdges": .array(r.pendingEdges.map(JSONValue.string)),
-                    "queueDepths": .object(r.queueDepths.mapValues(JSONValue.int)),
-                    "inports": .object(r.inports.mapValues(JSONValue.string)),
-                    "outports": .object(r.outports.mapValues(JSONValue.string)),
+                    "queueDepths": .object(JSONObject(r.queueDepths.mapValues(JSONValue.int))),
+                    "inports": .object(JSONObject(r.inports.mapValues(JSONValue.string))),
+                    "outports": .object(JSONObject(r.outports.mapValues(JSONValue.string))),
                 ])
             }),
         ]

@@ -169,7 +169,7 @@ package struct Reconciler: Sendable {
         }
     }
 
-    static func port(_ d: ParticipantDefinition, _ id: String, inport: Bool) -> PortDefinition? {
+    package static func port(_ d: ParticipantDefinition, _ id: String, inport: Bool) -> PortDefinition? {
         let ports = inport ? d.inports : d.outports
         return ports.first { $0.id == id } ?? ports.first { $0.id.lowercased() == id.lowercased() }
     }
