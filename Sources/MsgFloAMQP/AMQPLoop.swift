@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import Logging
 import MsgFlo
+import MsgFloIOThread
 
 // Method ids and flags librabbitmq defines as casting macros, which Swift does not import.
 enum AMQPMethod {
@@ -165,19 +166,12 @@ final class AMQPLoop: @unchecked Sendable {
         }
     }
 
-    func start() {
-        let t = Thread { [self] in self.run() }
-        t.name = "msgflo.amqp"
-        t.stackSize = 1 << 20
-        t.start()
-    }
+    var io: IOThread { core.io }
 
     // MARK: the loop
 
-    private func run() {
-        core.executor.adoptCurrentThread()
-        // However the thread ends, what preferred its executor goes on on the global one.
-        defer { core.executor.shutDown() }
+    /// The owner thread's body (``IOThread/start(_:)``): connects, serves, reconnects, and closes.
+    func run() {
         do {
             try openFirst()
         } catch {
@@ -287,25 +281,18 @@ final class AMQPLoop: @unchecked Sendable {
             return true
         }
         guard idle else { return }
-        let sock = amqp_get_sockfd(c)
-        var fds = [pollfd(fd: sock, events: Int16(POLLIN), revents: 0),
-                   pollfd(fd: core.eventFD, events: Int16(POLLIN), revents: 0)]
         // librabbitmq sends and checks heartbeats when we read; wake often enough for that.
-        var ms = settings.heartbeat > 0 ? min(1000, settings.heartbeat * 250) : 1000
-        if let at = nackRetryAt {
-            ms = max(1, min(ms, Int(((at - ContinuousClock.now) / .milliseconds(1)).rounded(.up))))
-        }
+        var limit = Duration.milliseconds(settings.heartbeat > 0 ? min(1000, settings.heartbeat * 250) : 1000)
+        if let at = nackRetryAt { limit = max(.milliseconds(1), min(limit, at - ContinuousClock.now)) }
         if unsentAck > 0 {
-            let left = Self.ackDelay - (ContinuousClock.now - unsentSince)
-            ms = max(1, min(ms, Int((left / .milliseconds(1)).rounded(.up))))
+            limit = max(.milliseconds(1), min(limit, Self.ackDelay - (ContinuousClock.now - unsentSince)))
         }
-        _ = poll(&fds, 2, Int32(ms))
+        let ready = io.wait(socket: amqp_get_sockfd(c), limit: limit)
         core.shared.withLock { s in s.sleeping = false; s.wakeOnAck = true }
-        if fds[1].revents != 0 { drainEventFD() }
         // librabbitmq sends our heartbeats when we read, but notices a silent broker only on reads with a deadline,
         // and ours never wait: watch the socket ourselves (heartbeat frames make it readable too).
         let now = ContinuousClock.now
-        if fds[0].revents != 0 {
+        if ready.socket != 0 {
             lastHeard = now
         } else if settings.heartbeat > 0, now - lastHeard > .seconds(2 * settings.heartbeat) {
             lose("nothing heard from the broker for \(2 * settings.heartbeat) s (missed heartbeats)")
@@ -317,11 +304,6 @@ final class AMQPLoop: @unchecked Sendable {
 
     /// When the broker was last heard from (any bytes, heartbeats included).
     private var lastHeard = ContinuousClock.now
-
-    private func drainEventFD() {
-        var value: UInt64 = 0
-        _ = withUnsafeMutableBytes(of: &value) { Glibc.read(core.eventFD, $0.baseAddress, 8) }
-    }
 
     // MARK: connecting
 
@@ -507,24 +489,29 @@ final class AMQPLoop: @unchecked Sendable {
     /// Tries again with backoff until connected (true) or closed (false). Fails queued calls past their deadline.
     private func reconnect() -> Bool {
         var attempt = 0
-        var delay = Duration.milliseconds(100)
+        var backoff = Backoff()
+        var delay = backoff.next()
         while true {
             attempt += 1
             core.setState(.reconnecting(attempt: attempt, reason: lostReason))
-            // Wait before trying, watching the eventfd for close and failing calls that waited too long.
-            let until = ContinuousClock.now + delay * Double.random(in: 0.8...1.2)
-            while ContinuousClock.now < until {
-                if closingWhileDown() { return false }
-                let left = until - ContinuousClock.now
-                let ms = max(1, min(250, Int(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000)))
-                waitOnEventFD(ms: ms)
+            // Wait before trying, woken for close, failing calls that waited too long; consumers on this thread go
+            // on meanwhile (their sends are buffered).
+            let waited = io.pause(for: delay) {
+                if closingWhileDown() { return true }
+                // Callers wake us (a close, a call whose deadline must be checked) while we wait.
+                core.shared.withLock { s in
+                    s.sleeping = true
+                    s.signalled = false
+                }
+                return false
             }
-            if closingWhileDown() { return false }
+            core.shared.withLock { s in s.sleeping = false }
+            if !waited || closingWhileDown() { return false }
             do {
                 try openNext()
             } catch {
                 lostReason = error.description
-                delay = min(delay * 2, .seconds(5))
+                delay = backoff.next()
                 continue
             }
             guard let c = conn else { continue }
@@ -533,19 +520,6 @@ final class AMQPLoop: @unchecked Sendable {
             core.setState(.connected)
             return true
         }
-    }
-
-    private func waitOnEventFD(ms: Int) {
-        core.shared.withLock { s in
-            s.sleeping = true
-            s.signalled = false
-        }
-        var fd = pollfd(fd: core.eventFD, events: Int16(POLLIN), revents: 0)
-        _ = poll(&fd, 1, core.executor.idleTimeout(Int32(ms)))
-        core.shared.withLock { s in s.sleeping = false }
-        if fd.revents != 0 { drainEventFD() }
-        // Consumers on this thread go on while the broker is away (their sends are buffered).
-        core.executor.runPending()
     }
 
     /// While disconnected: true when close was asked for; fails queued calls past their deadline; drops settles.
@@ -608,10 +582,7 @@ final class AMQPLoop: @unchecked Sendable {
             if conn != nil { flushAcks(c) }
             let deadline = ContinuousClock.now + min(settings.timeouts.operation, .seconds(2))
             while conn != nil, pendingConfirms > 0, ContinuousClock.now < deadline {
-                if readFrames(c, limit: 4096) == 0 {
-                    var fd = pollfd(fd: amqp_get_sockfd(c), events: Int16(POLLIN), revents: 0)
-                    _ = poll(&fd, 1, 20)
-                }
+                if readFrames(c, limit: 4096) == 0 { io.wait(socket: amqp_get_sockfd(c), limit: .milliseconds(20)) }
             }
             if let c = conn {
                 var tv = timeval(.seconds(2))

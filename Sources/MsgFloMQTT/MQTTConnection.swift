@@ -1,8 +1,8 @@
 import CMosquitto
-import Dispatch
 import Foundation
 import Logging
 import MsgFlo
+import MsgFloIOThread
 import Synchronization
 
 /// The libmosquitto client of one connection.
@@ -105,8 +105,6 @@ final class MQTTConnection: Sendable {
     /// topics, until the coordinator sends the command again) waits in memory up to these bounds.
     static let maxUnclaimed = 1_000_000
     static let maxUnclaimedBytes = 64 << 20
-    static let initialBackoff = 0.1
-    static let maxBackoff = 5.0
 
     let broker: BrokerURL
     let options: MQTTOptions
@@ -114,10 +112,10 @@ final class MQTTConnection: Sendable {
     let logger: Logger
     let handle: MosquittoHandle
     let state = Mutex(State())
-    /// Wakes the loop thread out of poll: for packets queued by other threads, jobs for ``executor``, and close.
-    let wakeFD: Int32
-    /// Runs consumer tasks that prefer it on the loop thread (see ``IOThreadExecutor``).
-    let executor: IOThreadExecutor
+    /// The loop thread: woken out of poll for packets queued by other threads, jobs for its executor (consumer
+    /// tasks that prefer it run there), and close; it keeps this connection's deadlines.
+    let io: IOThread
+    var executor: IOThreadExecutor { io.executor }
     /// `State.stopRequested`, readable without the lock: the loop thread checks it after every packet.
     let stopping = Atomic<Bool>(false)
     /// QoS > 0: what bounds the messages in hand (shared by the consuming and the publishing connection).
@@ -147,14 +145,12 @@ final class MQTTConnection: Sendable {
         self.timeouts = timeouts
         self.logger = logger
         let id = options.effectiveClientId(for: broker)
-        let fd = cmsgflo_mqtt_eventfd()
-        guard fd >= 0 else {
-            throw MsgFloError(.connectionFailed, "MQTT client for \(broker) could not be created: eventfd: \(String(cString: strerror(errno)))")
+        do {
+            io = try IOThread(name: "msgflo-mqtt")
+        } catch {
+            throw MsgFloError(.connectionFailed, "MQTT client for \(broker) could not be created: \(error)")
         }
-        wakeFD = fd
-        executor = IOThreadExecutor(eventFD: fd)
         guard let raw = mosquitto_new(id, options.cleanSession, nil) else {
-            Glibc.close(fd)
             throw MsgFloError(.invalidArgument, "MQTT client for \(broker) could not be created (client id or memory)")
         }
         handle = MosquittoHandle(raw: raw)
@@ -172,13 +168,12 @@ final class MQTTConnection: Sendable {
 
     deinit {
         mosquitto_destroy(handle.raw)
-        Glibc.close(wakeFD)
     }
 
     /// Wakes the loop thread (when called from another thread) after queueing a packet or a change for it.
     func kick() {
-        guard !executor.isCurrent else { return }
-        IOThreadExecutor.signal(eventFD: wakeFD)
+        guard !io.isCurrent else { return }
+        io.wake()
     }
 
     private func check(_ rc: Int32, _ what: String) throws(MsgFloError) {
@@ -284,13 +279,16 @@ final class MQTTConnection: Sendable {
                 s.connectWaiter = continuation
                 s.threadRunning = true
             }
-            let thread = Thread { [self] in runLoop() }
-            thread.name = "msgflo-mqtt"
-            thread.start()
-            DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds) { [weak self] in
+            io.schedule(after: timeout) { [weak self] in
                 guard let self else { return }
                 self.shutdown(connectError: MsgFloError(
                     .timeout, "MQTT broker \(self.broker) did not accept a connection within \(timeout.seconds) s"))
+            }
+            do {
+                try io.start { [self] in runLoop() }
+            } catch {
+                state.withLock { $0.threadRunning = false }
+                shutdown(connectError: MsgFloError(.connectionFailed, "MQTT client for \(broker): \(error)"))
             }
         }
     }
@@ -331,7 +329,7 @@ final class MQTTConnection: Sendable {
         // Sends DISCONNECT (a persistent session then stays on the broker) and wakes the loop; harmless when down.
         _ = wasUp
         _ = mosquitto_disconnect(handle.raw)
-        IOThreadExecutor.signal(eventFD: wakeFD)
+        io.wake()
         waiter?.resume(throwing: connectError ?? closedError)
         for w in subs { w.continuation.resume(throwing: closedError) }
         for sink in sinks {
@@ -343,16 +341,14 @@ final class MQTTConnection: Sendable {
     /// Closes and waits (a bounded time) for the loop thread to send DISCONNECT and stop.
     func close() async {
         shutdown()
-        let deadline = timeouts.operation.seconds
+        let deadline = timeouts.operation
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let running = state.withLock { s -> Bool in
                 if s.threadRunning { s.exitWaiters.append(continuation) }
                 return s.threadRunning
             }
             if !running { continuation.resume(); return }
-            DispatchQueue.global().asyncAfter(deadline: .now() + deadline) { [weak self] in
-                self?.releaseExitWaiters()
-            }
+            io.schedule(after: deadline) { [weak self] in self?.releaseExitWaiters() }
         }
     }
 
@@ -367,15 +363,9 @@ final class MQTTConnection: Sendable {
     // MARK: the loop thread
 
     private func runLoop() {
-        // Signals belong to the threads that wait for them (libdispatch reads SIGCHLD and others through a signalfd,
-        // which sees only signals that every thread blocks): this I/O thread must never take one.
-        var all = sigset_t()
-        sigfillset(&all)
-        pthread_sigmask(SIG_BLOCK, &all, nil)
-        executor.adoptCurrentThread()
         let raw = handle.raw
         var attempt = 0
-        var backoff = Self.initialBackoff
+        var backoff = Backoff()
         var first = true
         // The URL's addresses: the first that answers, then the next one after each failure (one address: libmosquitto's
         // reconnect to it, as ever).
@@ -451,7 +441,7 @@ final class MQTTConnection: Sendable {
             }
             if wasUp {
                 attempt = 0
-                backoff = Self.initialBackoff
+                backoff.reset()
             }
             attempt += 1
             state.withLock { s in
@@ -461,11 +451,10 @@ final class MQTTConnection: Sendable {
                 updateDirect(s)
                 report(&s, .reconnecting(attempt: attempt, reason: error.message))
             }
-            idle(for: backoff)
-            backoff = min(backoff * 2, Self.maxBackoff)
+            // The backoff, running the executor's jobs meanwhile; a close ends it early.
+            _ = io.pause(for: backoff.next()) { stopping.load(ordering: .acquiring) }
         }
-        // From now on the executor's jobs run on the global executor: nothing that preferred it is left behind.
-        executor.shutDown()
+        // Once this returns, the executor's jobs run on the global executor: nothing that preferred it is left behind.
         state.withLock { $0.threadRunning = false }
         releaseExitWaiters()
     }
@@ -494,15 +483,13 @@ final class MQTTConnection: Sendable {
         } else {
             heldSince = nil
         }
-        var fds = [pollfd(fd: sock, events: (reading ? Int16(POLLIN) : 0) | (mosquitto_want_write(raw) ? Int16(POLLOUT) : 0), revents: 0),
-                   pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
-        let n = poll(&fds, 2, executor.idleTimeout(1000))
-        if n < 0 && errno != EINTR { return MosquittoStatus.errno }
-        if fds[1].revents & Int16(POLLIN) != 0 {
-            var count: UInt64 = 0
-            _ = read(wakeFD, &count, 8)
+        let ready = io.wait(socket: sock, events: (reading ? Int16(POLLIN) : 0) | (mosquitto_want_write(raw) ? Int16(POLLOUT) : 0),
+                            limit: .seconds(1))
+        if ready.error != 0 {
+            errno = ready.error
+            return MosquittoStatus.errno
         }
-        if reading && fds[0].revents & Int16(POLLIN | POLLERR | POLLHUP) != 0 {
+        if reading && ready.socket & Int16(POLLIN | POLLERR | POLLHUP) != 0 {
             // libmosquitto reads one packet a call (QoS 0); go on while messages keep coming, up to a batch.
             var calls = 0
             while true {
@@ -523,22 +510,6 @@ final class MQTTConnection: Sendable {
             if rc != MosquittoStatus.success { return rc }
         }
         return mosquitto_loop_misc(raw)
-    }
-
-    /// Waits `seconds` (the reconnect backoff) while still running the executor's jobs; a close ends it early.
-    private func idle(for seconds: Double) {
-        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-        while !stopping.load(ordering: .acquiring) {
-            let left = deadline - ContinuousClock.now
-            if left <= .zero { break }
-            var fd = pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)
-            let ms = Int32(min(1000, max(1, left.seconds * 1000)))
-            if poll(&fd, 1, executor.idleTimeout(ms)) > 0 {
-                var count: UInt64 = 0
-                _ = read(wakeFD, &count, 8)
-            }
-            executor.runPending()
-        }
     }
 
     // MARK: callbacks (loop thread)
@@ -900,7 +871,7 @@ final class MQTTConnection: Sendable {
                 continuation.resume(throwing: error)
             case .success(let (id, waiting)):
                 guard waiting else { continuation.resume(returning: id); return }
-                DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds) { [weak self] in
+                io.schedule(after: timeout) { [weak self] in
                     guard let self else { return }
                     guard let w = self.state.withLock({ $0.subscribeWaiters.removeValue(forKey: id) }) else { return }
                     self.removeSink(id)
@@ -960,7 +931,7 @@ final class MQTTConnection: Sendable {
             case .failure(let error): continuation.resume(throwing: error)
             case .success(nil): continuation.resume(returning: 0)
             case .success(let id?):
-                DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds) { [weak self] in
+                io.schedule(after: timeout) { [weak self] in
                     guard let self else { return }
                     guard let w = self.state.withLock({ $0.subscribeWaiters.removeValue(forKey: id) }) else { return }
                     w.continuation.resume(throwing: MsgFloError(.timeout,
