@@ -78,13 +78,8 @@ final class MQTTConnection: Sendable {
         /// Index of `sinks` for the message callback: by exact topic, and the wildcard ones.
         var exact: [String: [Sink]] = [:]
         var wildcard: [Sink] = []
-        /// Declared inport topics: subscribed only with a persistent session, so the broker keeps their messages.
-        var declared: Set<String> = []
-        /// Subscriptions made (or to make at the next connect) on the broker.
-        var brokerFilters: Set<String> = []
-        /// Topics consumed as a member of a worker pool: subscribed as `$share/<pool>/<topic>`.
-        var pools: [String: String] = [:]
-        var resubscribeMids: Set<Int32> = []
+        /// Declarations, pools, the broker's subscriptions and their restore after a reconnect.
+        var subscriptions = MQTTSubscriptions(persistentSession: false)
         var subscribeWaiters: [Int: SubscribeWaiter] = [:]
 
         /// Publishes made while the broker was away, sent in order once it is back.
@@ -164,6 +159,7 @@ final class MQTTConnection: Sendable {
             mosquitto_destroy(raw)
             throw error
         }
+        state.withLock { $0.subscriptions = MQTTSubscriptions(persistentSession: !options.cleanSession) }
     }
 
     deinit {
@@ -551,27 +547,28 @@ final class MQTTConnection: Sendable {
             s.refusal = nil
             s.phase = .resubscribing
             updateDirect(s)
-            s.resubscribeMids = []
-            for filter in s.brokerFilters.sorted() {
+            var mids: Set<Int32> = []
+            for filter in s.subscriptions.restorePlan() {
                 var mid: Int32 = 0
                 if mosquitto_subscribe(handle.raw, &mid, filter, options.qos) == MosquittoStatus.success {
-                    s.resubscribeMids.insert(mid)
+                    mids.insert(mid)
                 }
             }
-            if s.resubscribeMids.isEmpty { finishConnected(&s) }
+            if s.subscriptions.restoreSent(mids) { finishConnected(&s) }
         }
     }
 
     private func onDisconnect() {
         state.withLock { s in
             s.sessionUp = false
+            s.subscriptions.connectionLost()
             updateDirect(s)
         }
     }
 
     private func onSubscribed(_ mid: Int32) {
         let done = state.withLock { s -> [(Int, CheckedContinuation<Int, any Error>)] in
-            if s.resubscribeMids.remove(mid) != nil, s.resubscribeMids.isEmpty, s.phase == .resubscribing {
+            if s.subscriptions.subacked(mid), s.phase == .resubscribing {
                 finishConnected(&s)
             }
             var done: [(Int, CheckedContinuation<Int, any Error>)] = []
@@ -787,27 +784,22 @@ final class MQTTConnection: Sendable {
     /// Recomputes the broker subscriptions from sinks and declarations, sends the changes when the session is up,
     /// and returns the message ids of the new subscriptions. Lock held.
     private func resync(_ s: inout State) -> Set<Int32> {
-        var needed = Set(s.sinks.values.map(\.filter))
-        if persistentSession { needed.formUnion(s.declared) }
-        // Pooled topics are subscribed apart, in their share group: a wildcard must not cover them.
-        let pooled = needed.filter { s.pools[$0] != nil }
-        var wanted = TopicFilter.minimalCover(needed.subtracting(pooled))
-        for topic in pooled { wanted.insert("$share/\(s.pools[topic]!)/\(topic)") }
-        let added = wanted.subtracting(s.brokerFilters)
-        let removed = s.brokerFilters.subtracting(wanted)
-        s.brokerFilters = wanted
+        send(s.subscriptions.resync(sinkFilters: Set(s.sinks.values.map(\.filter))), &s)
+    }
+
+    /// Sends a change of the broker subscriptions when the session is up; the message ids of the SUBSCRIBEs. Lock held.
+    private func send(_ change: MQTTSubscriptions.Change, _ s: inout State) -> Set<Int32> {
         var mids: Set<Int32> = []
         guard s.sessionUp else { return mids }
-        for filter in added.sorted() {
+        for filter in change.subscribe {
             var mid: Int32 = 0
-            let rc = mosquitto_subscribe(handle.raw, &mid, filter, options.qos)
-            if rc == MosquittoStatus.success {
+            if mosquitto_subscribe(handle.raw, &mid, filter, options.qos) == MosquittoStatus.success {
                 mids.insert(mid)
-                if s.phase == .resubscribing { s.resubscribeMids.insert(mid) }
+                if s.phase == .resubscribing { s.subscriptions.sentDuringRestore(mid) }
             }
         }
-        for filter in removed.sorted() { _ = mosquitto_unsubscribe(handle.raw, nil, filter) }
-        if !added.isEmpty || !removed.isEmpty { kick() }
+        for filter in change.unsubscribe { _ = mosquitto_unsubscribe(handle.raw, nil, filter) }
+        if !change.isEmpty { kick() }
         return mids
     }
 
@@ -900,12 +892,7 @@ final class MQTTConnection: Sendable {
     /// Makes `topic` a pooled one (subscribed as `$share/<pool>/<topic>`), before it is declared or consumed.
     func setPool(_ pool: String, for topic: String) throws(MsgFloError) {
         try WorkerPool.check(pool)
-        try state.withLock { s throws(MsgFloError) in
-            if let other = s.pools[topic], other != pool {
-                throw MsgFloError(.invalidArgument, "MQTT topic '\(topic)' is already consumed in worker pool '\(other)'")
-            }
-            s.pools[topic] = pool
-        }
+        try state.withLock { s throws(MsgFloError) in try s.subscriptions.setPool(pool, for: topic) }
     }
 
     /// Declares an inport topic (subscribed at once with a persistent session). With a separate publishing
@@ -919,8 +906,9 @@ final class MQTTConnection: Sendable {
         let id = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int, any Error>) in
             let outcome = state.withLock { s -> Result<Int?, MsgFloError> in
                 do throws(MsgFloError) { try ensureOpen(s) } catch { return .failure(error) }
-                guard s.declared.insert(topic).inserted, persistentSession else { return .success(nil) }
-                let mids = resync(&s)
+                let filters = Set(s.sinks.values.map(\.filter))
+                guard let change = s.subscriptions.declare(topic, sinkFilters: filters) else { return .success(nil) }
+                let mids = send(change, &s)
                 guard wait, s.phase == .connected, !mids.isEmpty else { return .success(nil) }
                 let id = s.nextId
                 s.nextId += 1
