@@ -14,6 +14,12 @@ import Testing
         func update(_ f: (inout T) -> Void) { m.withLock { f(&$0) } }
     }
 
+    /// Polls `done` until it holds, for 5 s at most (the expectations that follow say what was missing).
+    private static func waitUntil(_ done: () -> Bool) async throws {
+        let start = ContinuousClock.now
+        while !done() && ContinuousClock.now - start < .seconds(5) { try await Task.sleep(for: .milliseconds(5)) }
+    }
+
     /// Runs `io`'s thread until `stop` is set, waiting as a transport's loop does.
     private static func runLoop(_ io: IOThread, stop: Cell<Bool>) async throws {
         try io.start {
@@ -37,10 +43,7 @@ import Testing
             }
         }
         try await Self.runLoop(io, stop: stop)
-        let start = ContinuousClock.now
-        while fired.value.count < 3 && ContinuousClock.now - start < .seconds(5) {
-            try await Task.sleep(for: .milliseconds(5))
-        }
+        try await Self.waitUntil { fired.value.count >= 3 }
         #expect(fired.value == [1, 2, 3])
         #expect(offThread.value == 0)
         #expect(io.scheduledCount == 0)
@@ -55,10 +58,7 @@ import Testing
         try await Task.sleep(for: .milliseconds(50))  // the thread is in its 10 s wait now
         let fired = Cell(false)
         io.schedule(after: .milliseconds(10)) { fired.set(true) }
-        let start = ContinuousClock.now
-        while !fired.value && ContinuousClock.now - start < .seconds(5) {
-            try await Task.sleep(for: .milliseconds(5))
-        }
+        try await Self.waitUntil { fired.value }
         // Not after the 10 s wait: the new, nearer deadline woke the thread.
         #expect(fired.value)
         stop.set(true)
@@ -79,10 +79,7 @@ import Testing
         #expect(io.scheduledCount == 1)
         let stop = Cell(false)
         try await Self.runLoop(io, stop: stop)
-        let start = ContinuousClock.now
-        while fired.value == 0 && ContinuousClock.now - start < .seconds(5) {
-            try await Task.sleep(for: .milliseconds(5))
-        }
+        try await Self.waitUntil { fired.value != 0 }
         try await Task.sleep(for: .milliseconds(50))
         #expect(fired.value == 1000)
         stop.set(true)
@@ -95,10 +92,7 @@ import Testing
         let pending = io.schedule(after: .seconds(60)) { Issue.record("a dropped deadline fired") }
         #expect(pending != nil)
         try await Self.runLoop(io, stop: stop)
-        let start = ContinuousClock.now
-        while io.schedule(after: .seconds(60), {}) != nil && ContinuousClock.now - start < .seconds(5) {
-            try await Task.sleep(for: .milliseconds(5))
-        }
+        try await Self.waitUntil { io.schedule(after: .seconds(60), {}) == nil }
         #expect(io.schedule(after: .zero, {}) == nil)
         #expect(io.scheduledCount == 0)
         // A task preferring the ended thread's executor still runs.
@@ -120,10 +114,7 @@ import Testing
         #expect(value)
         interrupt.set(true)
         io.wake()
-        let start = ContinuousClock.now
-        while done.value == 0 && ContinuousClock.now - start < .seconds(5) {
-            try await Task.sleep(for: .milliseconds(5))
-        }
+        try await Self.waitUntil { done.value != 0 }
         #expect(done.value == 2)
     }
 
