@@ -136,13 +136,18 @@ package final class IOThread: Sendable {
         }
         var result = Readiness()
         if n < 0 && errno != EINTR { result.error = errno }
-        timers.withLock { $0.sleepingUntil = nil }
         if fds.1.revents != 0 {
             var value: UInt64 = 0
             _ = withUnsafeMutableBytes(of: &value) { read(wakeFD, $0.baseAddress, 8) }
         }
         result.socket = socket >= 0 ? fds.0.revents : 0
-        fireDue()
+        // Awake again, and the deadlines that came due, under one lock.
+        let woke = ContinuousClock.now
+        let due = timers.withLock { t -> [@Sendable () -> Void] in
+            t.sleepingUntil = nil
+            return t.takeDue(woke)
+        }
+        for action in due { action() }
         return result
     }
 
