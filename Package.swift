@@ -62,17 +62,20 @@ let package = Package(
         .target(name: "CRabbitMQ", cSettings: strictC, linkerSettings: [.linkedLibrary("rabbitmq")]),
         // fork/exec for the daemon's children, with PR_SET_PDEATHSIG set in the child (posix_spawn cannot).
         .target(name: "CMsgFloSpawn", cSettings: strictC),
+        // The eventfd that wakes a transport's owner thread (MsgFloIOThread).
+        .target(name: "CMsgFloIO", cSettings: strictC),
 
         // Pure Swift layers
         .target(name: "MsgFlo", dependencies: [.product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
         // Graphs (.fbp and JSON) on MsgFlo's JSONValue, the project's one JSON value.
         .target(name: "FBP", dependencies: ["MsgFlo"], swiftSettings: swift6),
 
-        // Transports
-        .target(name: "MsgFloAMQP", dependencies: ["MsgFlo", "CRabbitMQ", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6,
+        // Transports, on one owner-thread module (thread, eventfd wake-up, executor, backoff, deadlines; not a product)
+        .target(name: "MsgFloIOThread", dependencies: ["CMsgFloIO"], swiftSettings: swift6),
+        .target(name: "MsgFloAMQP", dependencies: ["MsgFlo", "MsgFloIOThread", "CRabbitMQ", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6,
                 // The C shim's TLS helper calls OpenSSL directly (librabbitmq links it too).
                 linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
-        .target(name: "MsgFloMQTT", dependencies: ["MsgFlo", "CMosquitto", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
+        .target(name: "MsgFloMQTT", dependencies: ["MsgFlo", "MsgFloIOThread", "CMosquitto", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
         .target(name: "MsgFloTransports", dependencies: ["MsgFlo", "MsgFloAMQP", "MsgFloMQTT", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
 
         // Observing a process: /metrics (Prometheus text), /healthz and /readyz on a small Hummingbird server, shared
@@ -212,6 +215,7 @@ let package = Package(
             .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
         ], swiftSettings: swift6),
-        .testTarget(name: "TransportTests", dependencies: ["MsgFlo", "MsgFloAMQP", "MsgFloMQTT", "MsgFloTesting", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
+        .testTarget(name: "IOThreadTests", dependencies: ["MsgFloIOThread"], swiftSettings: swift6),
+        .testTarget(name: "TransportTests", dependencies: ["MsgFlo", "MsgFloIOThread", "MsgFloAMQP", "MsgFloMQTT", "MsgFloTesting", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
     ]
 )

@@ -1,11 +1,6 @@
 #include "CRabbitMQ.h"
-#include <sys/eventfd.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
-
-int cmsgflo_eventfd(void) {
-    return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-}
 
 int cmsgflo_ssl_expect_ip(void *ssl_ctx, const char *ip) {
     if (ssl_ctx == NULL) return 0;

@@ -308,7 +308,7 @@ public protocol Transport: AnyObject, Sendable {
 
     /// The executor of the transport's I/O thread, for consumer tasks: `Task(executorPreference:)` with it runs
     /// a consumer between the thread's network reads and writes, with no thread hand-over per message (see
-    /// ``IOThreadExecutor``). Nil when the transport has none (then consumers run on the global executor).
+    /// IOThreadExecutor in MsgFloIOThread). Nil when the transport has none (then consumers run on the global executor).
     var preferredExecutor: (any TaskExecutor)? { get }
 
     /// Leader election through the broker (standby coordinators): takes, or keeps, the lock `name` for this

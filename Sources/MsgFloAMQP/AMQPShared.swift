@@ -1,5 +1,6 @@
 import Logging
 import MsgFlo
+import MsgFloIOThread
 import Synchronization
 
 /// A message waiting to be written to the broker, or written and not yet confirmed by it.
@@ -108,17 +109,16 @@ final class Pending<T: Sendable>: Sendable {
         return true
     }
 
-    /// Runs `start` with this pending installed, and fails it with `timeoutError` after `timeout` unless resumed.
-    static func wait(timeout: Duration, timeoutError: @escaping @Sendable () -> MsgFloError,
+    /// Runs `start` with this pending installed, and fails it with `timeoutError` after `timeout` unless resumed
+    /// first (a deadline of the owner thread `io`).
+    static func wait(on io: IOThread, timeout: Duration, timeoutError: @escaping @Sendable () -> MsgFloError,
                      _ start: (Pending<T>) -> Void) async throws -> T {
         let pending = Pending<T>()
-        let timer = Task {
-            try? await Task.sleep(for: timeout)
-            if !Task.isCancelled { pending.resume(.failure(timeoutError())) }
-        }
-        defer { timer.cancel() }
+        var deadline: IOThread.Deadline?
+        defer { io.cancel(deadline) }
         return try await withCheckedThrowingContinuation { c in
             pending.install(c)
+            deadline = io.schedule(after: timeout) { pending.resume(.failure(timeoutError())) }
             start(pending)
         }
     }

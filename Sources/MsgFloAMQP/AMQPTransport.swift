@@ -2,6 +2,7 @@ import CRabbitMQ
 import Glibc
 import Logging
 import MsgFlo
+import MsgFloIOThread
 import Synchronization
 
 /// The AMQP 0-9-1 transport, on librabbitmq, with msgflo-nodejs's queue layout (see docs/protocol.md).
@@ -178,28 +179,25 @@ extension AMQPTransport {
     static func check(_ b: Binding) throws(MsgFloError) { try b.checkWireNames(.amqp) }
 }
 
-/// What callers and the owner thread share: the settings, the logger, the locked state and the eventfd.
+/// What callers and the owner thread share: the settings, the logger, the locked state and the owner thread.
 final class AMQPCore: DeliverySettler {
     let settings: AMQPSettings
     let logger: Logger
     let shared = Mutex(SharedState())
-    /// Wakes the owner thread out of poll. Closed in deinit, after the thread has ended.
-    let eventFD: Int32
-    /// Runs consumer tasks that prefer it on the owner thread (see ``IOThreadExecutor``).
-    let executor: IOThreadExecutor
+    /// The thread that owns the connection: its wake-up, its executor (consumer tasks that prefer it run there) and
+    /// the deadlines of the calls waiting on it.
+    let io: IOThread
+    var executor: IOThreadExecutor { io.executor }
 
     init(settings: AMQPSettings, logger: Logger) throws(MsgFloError) {
         self.settings = settings
         self.logger = logger
-        let fd = cmsgflo_eventfd()
-        guard fd >= 0 else { throw MsgFloError(.connectionFailed, "cannot create an eventfd: errno \(errno)") }
-        self.eventFD = fd
-        // Jobs from other threads wake the owner thread whether or not it says it sleeps (it checks for jobs
-        // before it sleeps, and this write cannot be missed by a poll that starts after it).
-        self.executor = IOThreadExecutor(eventFD: fd)
+        do {
+            self.io = try IOThread(name: "msgflo.amqp")
+        } catch {
+            throw MsgFloError(.connectionFailed, "cannot set up the AMQP connection's thread: \(error)")
+        }
     }
-
-    deinit { Glibc.close(eventFD) }
 
     var url: BrokerURL { settings.url }
 
@@ -214,7 +212,7 @@ final class AMQPCore: DeliverySettler {
         return false
     }
 
-    func wake() { IOThreadExecutor.signal(eventFD: eventFD) }
+    func wake() { io.wake() }
 
     // MARK: state
 
@@ -265,11 +263,16 @@ final class AMQPCore: DeliverySettler {
         }
         let timeout = settings.timeouts.connect * 2 + .seconds(1)
         let url = self.url
-        try await Pending<Void>.wait(timeout: timeout, timeoutError: {
+        try await Pending<Void>.wait(on: io, timeout: timeout, timeoutError: {
             MsgFloError(.timeout, "cannot connect to \(url): no answer within \(timeout)")
         }) { pending in
             let loop = AMQPLoop(core: self, connected: pending)
-            loop.start()
+            do {
+                try io.start { loop.run() }
+            } catch {
+                shared.withLock { $0.threadRunning = false }
+                pending.resume(.failure(MsgFloError(.connectionFailed, "cannot connect to \(url): \(error)")))
+            }
         }
     }
 
@@ -281,7 +284,7 @@ final class AMQPCore: DeliverySettler {
         }
         if running {
             let timeout = settings.timeouts.operation + .seconds(3)
-            _ = try? await Pending<Void>.wait(timeout: timeout, timeoutError: {
+            _ = try? await Pending<Void>.wait(on: io, timeout: timeout, timeoutError: {
                 MsgFloError(.timeout, "close timed out")
             }) { pending in
                 let wakeNow = shared.withLock { s -> Bool in
@@ -347,7 +350,7 @@ final class AMQPCore: DeliverySettler {
         let t = settings.timeouts
         let wait = t.reconnectWait + t.operation
         let url = self.url
-        return try await Pending<OpResult>.wait(timeout: wait + .seconds(1), timeoutError: {
+        return try await Pending<OpResult>.wait(on: io, timeout: wait + .seconds(1), timeoutError: {
             MsgFloError(.timeout, "\(op.summary) on \(url) timed out after \(wait)")
         }) { pending in
             let deadline = ContinuousClock.now + t.reconnectWait
@@ -384,7 +387,7 @@ final class AMQPCore: DeliverySettler {
                 let timeout = connected ? settings.timeouts.operation : settings.timeouts.reconnectWait
                 let url = self.url
                 let limit = settings.maxOutstanding
-                try await Pending<Void>.wait(timeout: timeout, timeoutError: {
+                try await Pending<Void>.wait(on: io, timeout: timeout, timeoutError: {
                     MsgFloError(.timeout, "cannot send to \(url): \(limit) messages still unconfirmed after \(timeout)")
                 }) { pending in
                     let registered = shared.withLock { s -> Bool in
@@ -408,7 +411,7 @@ final class AMQPCore: DeliverySettler {
         let wait = t.reconnectWait + t.operation
         let url = self.url
         let routingKey = message.routingKey
-        try await Pending<Void>.wait(timeout: wait, timeoutError: {
+        try await Pending<Void>.wait(on: io, timeout: wait, timeoutError: {
             MsgFloError(.timeout, "send to '\(routingKey)' on \(url): not confirmed by the broker within \(wait)")
         }) { pending in
             var m = message

@@ -1,8 +1,8 @@
 import CMosquitto
-import Dispatch
 import Foundation
 import Logging
 import MsgFlo
+import MsgFloIOThread
 import Synchronization
 
 /// The libmosquitto client of one connection.
@@ -78,13 +78,8 @@ final class MQTTConnection: Sendable {
         /// Index of `sinks` for the message callback: by exact topic, and the wildcard ones.
         var exact: [String: [Sink]] = [:]
         var wildcard: [Sink] = []
-        /// Declared inport topics: subscribed only with a persistent session, so the broker keeps their messages.
-        var declared: Set<String> = []
-        /// Subscriptions made (or to make at the next connect) on the broker.
-        var brokerFilters: Set<String> = []
-        /// Topics consumed as a member of a worker pool: subscribed as `$share/<pool>/<topic>`.
-        var pools: [String: String] = [:]
-        var resubscribeMids: Set<Int32> = []
+        /// Declarations, pools, the broker's subscriptions and their restore after a reconnect.
+        var subscriptions = MQTTSubscriptions(persistentSession: false)
         var subscribeWaiters: [Int: SubscribeWaiter] = [:]
 
         /// Publishes made while the broker was away, sent in order once it is back.
@@ -105,8 +100,6 @@ final class MQTTConnection: Sendable {
     /// topics, until the coordinator sends the command again) waits in memory up to these bounds.
     static let maxUnclaimed = 1_000_000
     static let maxUnclaimedBytes = 64 << 20
-    static let initialBackoff = 0.1
-    static let maxBackoff = 5.0
 
     let broker: BrokerURL
     let options: MQTTOptions
@@ -114,10 +107,10 @@ final class MQTTConnection: Sendable {
     let logger: Logger
     let handle: MosquittoHandle
     let state = Mutex(State())
-    /// Wakes the loop thread out of poll: for packets queued by other threads, jobs for ``executor``, and close.
-    let wakeFD: Int32
-    /// Runs consumer tasks that prefer it on the loop thread (see ``IOThreadExecutor``).
-    let executor: IOThreadExecutor
+    /// The loop thread: woken out of poll for packets queued by other threads, jobs for its executor (consumer
+    /// tasks that prefer it run there), and close; it keeps this connection's deadlines.
+    let io: IOThread
+    var executor: IOThreadExecutor { io.executor }
     /// `State.stopRequested`, readable without the lock: the loop thread checks it after every packet.
     let stopping = Atomic<Bool>(false)
     /// QoS > 0: what bounds the messages in hand (shared by the consuming and the publishing connection).
@@ -147,14 +140,12 @@ final class MQTTConnection: Sendable {
         self.timeouts = timeouts
         self.logger = logger
         let id = options.effectiveClientId(for: broker)
-        let fd = cmsgflo_mqtt_eventfd()
-        guard fd >= 0 else {
-            throw MsgFloError(.connectionFailed, "MQTT client for \(broker) could not be created: eventfd: \(String(cString: strerror(errno)))")
+        do {
+            io = try IOThread(name: "msgflo-mqtt")
+        } catch {
+            throw MsgFloError(.connectionFailed, "MQTT client for \(broker) could not be created: \(error)")
         }
-        wakeFD = fd
-        executor = IOThreadExecutor(eventFD: fd)
         guard let raw = mosquitto_new(id, options.cleanSession, nil) else {
-            Glibc.close(fd)
             throw MsgFloError(.invalidArgument, "MQTT client for \(broker) could not be created (client id or memory)")
         }
         handle = MosquittoHandle(raw: raw)
@@ -168,17 +159,17 @@ final class MQTTConnection: Sendable {
             mosquitto_destroy(raw)
             throw error
         }
+        state.withLock { $0.subscriptions = MQTTSubscriptions(persistentSession: !options.cleanSession) }
     }
 
     deinit {
         mosquitto_destroy(handle.raw)
-        Glibc.close(wakeFD)
     }
 
     /// Wakes the loop thread (when called from another thread) after queueing a packet or a change for it.
     func kick() {
-        guard !executor.isCurrent else { return }
-        IOThreadExecutor.signal(eventFD: wakeFD)
+        guard !io.isCurrent else { return }
+        io.wake()
     }
 
     private func check(_ rc: Int32, _ what: String) throws(MsgFloError) {
@@ -284,13 +275,16 @@ final class MQTTConnection: Sendable {
                 s.connectWaiter = continuation
                 s.threadRunning = true
             }
-            let thread = Thread { [self] in runLoop() }
-            thread.name = "msgflo-mqtt"
-            thread.start()
-            DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds) { [weak self] in
+            io.schedule(after: timeout) { [weak self] in
                 guard let self else { return }
                 self.shutdown(connectError: MsgFloError(
                     .timeout, "MQTT broker \(self.broker) did not accept a connection within \(timeout.seconds) s"))
+            }
+            do {
+                try io.start { [self] in runLoop() }
+            } catch {
+                state.withLock { $0.threadRunning = false }
+                shutdown(connectError: MsgFloError(.connectionFailed, "MQTT client for \(broker): \(error)"))
             }
         }
     }
@@ -331,7 +325,7 @@ final class MQTTConnection: Sendable {
         // Sends DISCONNECT (a persistent session then stays on the broker) and wakes the loop; harmless when down.
         _ = wasUp
         _ = mosquitto_disconnect(handle.raw)
-        IOThreadExecutor.signal(eventFD: wakeFD)
+        io.wake()
         waiter?.resume(throwing: connectError ?? closedError)
         for w in subs { w.continuation.resume(throwing: closedError) }
         for sink in sinks {
@@ -343,16 +337,14 @@ final class MQTTConnection: Sendable {
     /// Closes and waits (a bounded time) for the loop thread to send DISCONNECT and stop.
     func close() async {
         shutdown()
-        let deadline = timeouts.operation.seconds
+        let deadline = timeouts.operation
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let running = state.withLock { s -> Bool in
                 if s.threadRunning { s.exitWaiters.append(continuation) }
                 return s.threadRunning
             }
             if !running { continuation.resume(); return }
-            DispatchQueue.global().asyncAfter(deadline: .now() + deadline) { [weak self] in
-                self?.releaseExitWaiters()
-            }
+            io.schedule(after: deadline) { [weak self] in self?.releaseExitWaiters() }
         }
     }
 
@@ -367,15 +359,9 @@ final class MQTTConnection: Sendable {
     // MARK: the loop thread
 
     private func runLoop() {
-        // Signals belong to the threads that wait for them (libdispatch reads SIGCHLD and others through a signalfd,
-        // which sees only signals that every thread blocks): this I/O thread must never take one.
-        var all = sigset_t()
-        sigfillset(&all)
-        pthread_sigmask(SIG_BLOCK, &all, nil)
-        executor.adoptCurrentThread()
         let raw = handle.raw
         var attempt = 0
-        var backoff = Self.initialBackoff
+        var backoff = Backoff()
         var first = true
         // The URL's addresses: the first that answers, then the next one after each failure (one address: libmosquitto's
         // reconnect to it, as ever).
@@ -451,7 +437,7 @@ final class MQTTConnection: Sendable {
             }
             if wasUp {
                 attempt = 0
-                backoff = Self.initialBackoff
+                backoff.reset()
             }
             attempt += 1
             state.withLock { s in
@@ -461,11 +447,10 @@ final class MQTTConnection: Sendable {
                 updateDirect(s)
                 report(&s, .reconnecting(attempt: attempt, reason: error.message))
             }
-            idle(for: backoff)
-            backoff = min(backoff * 2, Self.maxBackoff)
+            // The backoff, running the executor's jobs meanwhile; a close ends it early.
+            _ = io.pause(for: backoff.next()) { stopping.load(ordering: .acquiring) }
         }
-        // From now on the executor's jobs run on the global executor: nothing that preferred it is left behind.
-        executor.shutDown()
+        // Once this returns, the executor's jobs run on the global executor: nothing that preferred it is left behind.
         state.withLock { $0.threadRunning = false }
         releaseExitWaiters()
     }
@@ -494,15 +479,13 @@ final class MQTTConnection: Sendable {
         } else {
             heldSince = nil
         }
-        var fds = [pollfd(fd: sock, events: (reading ? Int16(POLLIN) : 0) | (mosquitto_want_write(raw) ? Int16(POLLOUT) : 0), revents: 0),
-                   pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
-        let n = poll(&fds, 2, executor.idleTimeout(1000))
-        if n < 0 && errno != EINTR { return MosquittoStatus.errno }
-        if fds[1].revents & Int16(POLLIN) != 0 {
-            var count: UInt64 = 0
-            _ = read(wakeFD, &count, 8)
+        let ready = io.wait(socket: sock, events: (reading ? Int16(POLLIN) : 0) | (mosquitto_want_write(raw) ? Int16(POLLOUT) : 0),
+                            limit: .seconds(1))
+        if ready.error != 0 {
+            errno = ready.error
+            return MosquittoStatus.errno
         }
-        if reading && fds[0].revents & Int16(POLLIN | POLLERR | POLLHUP) != 0 {
+        if reading && ready.socket & Int16(POLLIN | POLLERR | POLLHUP) != 0 {
             // libmosquitto reads one packet a call (QoS 0); go on while messages keep coming, up to a batch.
             var calls = 0
             while true {
@@ -523,22 +506,6 @@ final class MQTTConnection: Sendable {
             if rc != MosquittoStatus.success { return rc }
         }
         return mosquitto_loop_misc(raw)
-    }
-
-    /// Waits `seconds` (the reconnect backoff) while still running the executor's jobs; a close ends it early.
-    private func idle(for seconds: Double) {
-        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-        while !stopping.load(ordering: .acquiring) {
-            let left = deadline - ContinuousClock.now
-            if left <= .zero { break }
-            var fd = pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)
-            let ms = Int32(min(1000, max(1, left.seconds * 1000)))
-            if poll(&fd, 1, executor.idleTimeout(ms)) > 0 {
-                var count: UInt64 = 0
-                _ = read(wakeFD, &count, 8)
-            }
-            executor.runPending()
-        }
     }
 
     // MARK: callbacks (loop thread)
@@ -580,27 +547,28 @@ final class MQTTConnection: Sendable {
             s.refusal = nil
             s.phase = .resubscribing
             updateDirect(s)
-            s.resubscribeMids = []
-            for filter in s.brokerFilters.sorted() {
+            var mids: Set<Int32> = []
+            for filter in s.subscriptions.restorePlan() {
                 var mid: Int32 = 0
                 if mosquitto_subscribe(handle.raw, &mid, filter, options.qos) == MosquittoStatus.success {
-                    s.resubscribeMids.insert(mid)
+                    mids.insert(mid)
                 }
             }
-            if s.resubscribeMids.isEmpty { finishConnected(&s) }
+            if s.subscriptions.restoreSent(mids) { finishConnected(&s) }
         }
     }
 
     private func onDisconnect() {
         state.withLock { s in
             s.sessionUp = false
+            s.subscriptions.connectionLost()
             updateDirect(s)
         }
     }
 
     private func onSubscribed(_ mid: Int32) {
         let done = state.withLock { s -> [(Int, CheckedContinuation<Int, any Error>)] in
-            if s.resubscribeMids.remove(mid) != nil, s.resubscribeMids.isEmpty, s.phase == .resubscribing {
+            if s.subscriptions.subacked(mid), s.phase == .resubscribing {
                 finishConnected(&s)
             }
             var done: [(Int, CheckedContinuation<Int, any Error>)] = []
@@ -816,27 +784,22 @@ final class MQTTConnection: Sendable {
     /// Recomputes the broker subscriptions from sinks and declarations, sends the changes when the session is up,
     /// and returns the message ids of the new subscriptions. Lock held.
     private func resync(_ s: inout State) -> Set<Int32> {
-        var needed = Set(s.sinks.values.map(\.filter))
-        if persistentSession { needed.formUnion(s.declared) }
-        // Pooled topics are subscribed apart, in their share group: a wildcard must not cover them.
-        let pooled = needed.filter { s.pools[$0] != nil }
-        var wanted = TopicFilter.minimalCover(needed.subtracting(pooled))
-        for topic in pooled { wanted.insert("$share/\(s.pools[topic]!)/\(topic)") }
-        let added = wanted.subtracting(s.brokerFilters)
-        let removed = s.brokerFilters.subtracting(wanted)
-        s.brokerFilters = wanted
+        send(s.subscriptions.resync(sinkFilters: Set(s.sinks.values.map(\.filter))), &s)
+    }
+
+    /// Sends a change of the broker subscriptions when the session is up; the message ids of the SUBSCRIBEs. Lock held.
+    private func send(_ change: MQTTSubscriptions.Change, _ s: inout State) -> Set<Int32> {
         var mids: Set<Int32> = []
         guard s.sessionUp else { return mids }
-        for filter in added.sorted() {
+        for filter in change.subscribe {
             var mid: Int32 = 0
-            let rc = mosquitto_subscribe(handle.raw, &mid, filter, options.qos)
-            if rc == MosquittoStatus.success {
+            if mosquitto_subscribe(handle.raw, &mid, filter, options.qos) == MosquittoStatus.success {
                 mids.insert(mid)
-                if s.phase == .resubscribing { s.resubscribeMids.insert(mid) }
+                if s.phase == .resubscribing { s.subscriptions.sentDuringRestore(mid) }
             }
         }
-        for filter in removed.sorted() { _ = mosquitto_unsubscribe(handle.raw, nil, filter) }
-        if !added.isEmpty || !removed.isEmpty { kick() }
+        for filter in change.unsubscribe { _ = mosquitto_unsubscribe(handle.raw, nil, filter) }
+        if !change.isEmpty { kick() }
         return mids
     }
 
@@ -900,7 +863,7 @@ final class MQTTConnection: Sendable {
                 continuation.resume(throwing: error)
             case .success(let (id, waiting)):
                 guard waiting else { continuation.resume(returning: id); return }
-                DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds) { [weak self] in
+                io.schedule(after: timeout) { [weak self] in
                     guard let self else { return }
                     guard let w = self.state.withLock({ $0.subscribeWaiters.removeValue(forKey: id) }) else { return }
                     self.removeSink(id)
@@ -929,12 +892,7 @@ final class MQTTConnection: Sendable {
     /// Makes `topic` a pooled one (subscribed as `$share/<pool>/<topic>`), before it is declared or consumed.
     func setPool(_ pool: String, for topic: String) throws(MsgFloError) {
         try WorkerPool.check(pool)
-        try state.withLock { s throws(MsgFloError) in
-            if let other = s.pools[topic], other != pool {
-                throw MsgFloError(.invalidArgument, "MQTT topic '\(topic)' is already consumed in worker pool '\(other)'")
-            }
-            s.pools[topic] = pool
-        }
+        try state.withLock { s throws(MsgFloError) in try s.subscriptions.setPool(pool, for: topic) }
     }
 
     /// Declares an inport topic (subscribed at once with a persistent session). With a separate publishing
@@ -948,8 +906,9 @@ final class MQTTConnection: Sendable {
         let id = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int, any Error>) in
             let outcome = state.withLock { s -> Result<Int?, MsgFloError> in
                 do throws(MsgFloError) { try ensureOpen(s) } catch { return .failure(error) }
-                guard s.declared.insert(topic).inserted, persistentSession else { return .success(nil) }
-                let mids = resync(&s)
+                let filters = Set(s.sinks.values.map(\.filter))
+                guard let change = s.subscriptions.declare(topic, sinkFilters: filters) else { return .success(nil) }
+                let mids = send(change, &s)
                 guard wait, s.phase == .connected, !mids.isEmpty else { return .success(nil) }
                 let id = s.nextId
                 s.nextId += 1
@@ -960,7 +919,7 @@ final class MQTTConnection: Sendable {
             case .failure(let error): continuation.resume(throwing: error)
             case .success(nil): continuation.resume(returning: 0)
             case .success(let id?):
-                DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds) { [weak self] in
+                io.schedule(after: timeout) { [weak self] in
                     guard let self else { return }
                     guard let w = self.state.withLock({ $0.subscribeWaiters.removeValue(forKey: id) }) else { return }
                     w.continuation.resume(throwing: MsgFloError(.timeout,

@@ -1,5 +1,6 @@
 import Logging
 import MsgFlo
+import MsgFloIOThread
 import Synchronization
 
 /// The ``Transport`` over MQTT 3.1.1, on libmosquitto, with msgflo's MQTT layout:
@@ -54,7 +55,7 @@ public final class MQTTTransport: Transport {
                                                flow: flow, isPublisher: true)
             connection = try MQTTConnection(broker: broker, options: options, timeouts: timeouts, logger: logger,
                                             flow: flow, publisher: publisher)
-            wake.fd.store(connection.wakeFD, ordering: .releasing)
+            wake.fd.store(connection.io.wakeDescriptor, ordering: .releasing)
             self.flow = flow
             self.publisher = publisher
         } else {
@@ -260,6 +261,6 @@ final class WakeTarget: Sendable {
     let fd = Atomic<Int32>(-1)
     func signal() {
         let fd = self.fd.load(ordering: .acquiring)
-        if fd >= 0 { IOThreadExecutor.signal(eventFD: fd) }
+        if fd >= 0 { IOThread.signal(fd: fd) }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import MsgFlo
 import MsgFloAMQP
+import MsgFloIOThread
 import MsgFloMQTT
 import Synchronization
 import Testing

@@ -12,10 +12,6 @@
 #include <amqp_ssl_socket.h>
 #endif
 
-/* A non-blocking, close-on-exec eventfd that wakes the thread owning a connection out of poll (Swift's Glibc
- * module does not export <sys/eventfd.h>). */
-int cmsgflo_eventfd(void);
-
 /* Makes the TLS peer check of an ssl socket's context (amqp_ssl_socket_get_context) expect this IP address in the
  * certificate's subjectAltName. librabbitmq 0.11's own hostname check only knows DNS names, so a broker addressed as
  * 127.0.0.1 would fail it even with a certificate made for that address. Returns 1 on success. */

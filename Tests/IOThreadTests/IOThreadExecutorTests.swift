@@ -1,6 +1,6 @@
 import Dispatch
 import Foundation
-@testable import MsgFlo
+import MsgFloIOThread
 import Synchronization
 import Testing
 
@@ -21,7 +21,7 @@ private final class LoopThread: Sendable {
         let t = Thread { [self] in
             executor.adoptCurrentThread()
             while !stopped.load(ordering: .acquiring) {
-                _ = wakeUp.wait(timeout: .now() + .milliseconds(Int(executor.idleTimeout(200))))
+                _ = wakeUp.wait(timeout: .now() + .milliseconds(executor.pending ? 0 : 200))
                 turns.add(1, ordering: .relaxed)
                 executor.runPending()
             }

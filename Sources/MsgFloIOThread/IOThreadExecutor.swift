@@ -14,11 +14,11 @@ import Synchronization
 /// loop. This is the model of msgflo's Node.js and Python SDKs and of SwiftNIO's event loops, with the same rule:
 /// a handler must not block (awaiting is fine; CPU-heavy or blocking work belongs on another executor).
 ///
-/// The owning loop calls ``runPending()`` on every turn and waits no longer than ``idleTimeout(_:)`` allows.
-/// Jobs enqueued from other threads call `wake` (the loop's eventfd or similar) so that a sleeping loop turns.
+/// The owning loop calls ``runPending()`` on every turn and does not block while ``pending`` (``IOThread/wait(socket:events:limit:)``).
+/// Jobs enqueued from other threads call `wake` (``IOThread``'s eventfd) so that a sleeping loop turns.
 /// After ``shutDown()`` (the loop has ended for good), jobs go to Swift's global executor, so that nothing that
 /// preferred this executor is ever stranded.
-public final class IOThreadExecutor: TaskExecutor, @unchecked Sendable {
+package final class IOThreadExecutor: TaskExecutor, @unchecked Sendable {
     // Safety of `@unchecked Sendable`: `queue` and `closed` are only touched under `lock`; `owner` is an atomic;
     // `wake` is immutable and itself thread-safe; `running` is touched by the I/O thread only.
     private struct Queue {
@@ -33,32 +33,21 @@ public final class IOThreadExecutor: TaskExecutor, @unchecked Sendable {
     /// A job is waiting: lets the loop skip a blocking wait without taking the lock.
     private let hasJobs = Atomic<Bool>(false)
 
-    public init(wake: @escaping @Sendable () -> Void) {
+    package init(wake: @escaping @Sendable () -> Void) {
         self.wake = wake
     }
 
-    /// For a loop that polls an eventfd: jobs from other threads write to it.
-    public convenience init(eventFD: Int32) {
-        self.init(wake: { Self.signal(eventFD: eventFD) })
-    }
-
-    /// Adds one to an eventfd, which makes it readable: wakes a loop polling it.
-    public static func signal(eventFD fd: Int32) {
-        var one: UInt64 = 1
-        _ = withUnsafeBytes(of: &one) { write(fd, $0.baseAddress, 8) }
-    }
-
     /// Marks the calling thread as the one that runs the jobs. Called by the loop when its thread starts.
-    public func adoptCurrentThread() {
+    package func adoptCurrentThread() {
         owner.store(UInt(pthread_self()), ordering: .releasing)
     }
 
     /// True on the I/O thread.
-    public var isCurrent: Bool {
+    package var isCurrent: Bool {
         owner.load(ordering: .acquiring) == UInt(pthread_self())
     }
 
-    public func enqueue(_ job: consuming ExecutorJob) {
+    package func enqueue(_ job: consuming ExecutorJob) {
         let unowned = UnownedJob(job)
         let accepted = lock.withLock { q -> Bool in
             if q.closed { return false }
@@ -74,15 +63,12 @@ public final class IOThreadExecutor: TaskExecutor, @unchecked Sendable {
     }
 
     /// Whether jobs wait: the loop should poll without blocking.
-    public var pending: Bool { hasJobs.load(ordering: .acquiring) }
-
-    /// The loop's wait, in milliseconds: 0 while jobs wait, else `timeout`.
-    public func idleTimeout(_ timeout: Int32) -> Int32 { pending ? 0 : timeout }
+    package var pending: Bool { hasJobs.load(ordering: .acquiring) }
 
     /// Runs the jobs waiting now (not those they enqueue: the loop gets to do I/O in between). I/O thread only.
     /// Returns how many ran.
     @discardableResult
-    public func runPending() -> Int {
+    package func runPending() -> Int {
         guard pending else { return 0 }
         // The queue's buffer and `running` change places: no allocation per turn.
         lock.withLock { q in
@@ -100,7 +86,7 @@ public final class IOThreadExecutor: TaskExecutor, @unchecked Sendable {
     private nonisolated(unsafe) var running: [UnownedJob] = []
 
     /// The loop has ended for good: the jobs waiting and all later ones run on Swift's global executor.
-    public func shutDown() {
+    package func shutDown() {
         let jobs = lock.withLock { q -> [UnownedJob] in
             q.closed = true
             hasJobs.store(false, ordering: .releasing)

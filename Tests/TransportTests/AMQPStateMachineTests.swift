@@ -1,0 +1,220 @@
+@testable import MsgFloAMQP
+import MsgFlo
+import Testing
+
+/// The AMQP transport's protocol state without a broker: the consumer channel's delivery tags, publisher confirms,
+/// and the topology restored after a reconnect.
+@Suite struct DeliveryWindowTests {
+    private static let t0 = ContinuousClock.now
+
+    /// A window on its first connection with consumer 1 (prefetch `prefetch`) holding tags 1...n.
+    private static func window(prefetch: Int = 100, holding n: Int) -> DeliveryWindow {
+        var w = DeliveryWindow()
+        w.newConnection()
+        w.addConsumer(1, prefetch: prefetch)
+        for tag in 1...UInt64(max(n, 1)) where n > 0 { #expect(w.delivered(tag: tag, consumer: 1) == .accept) }
+        return w
+    }
+
+    private static func settle(_ tag: UInt64, _ w: DeliveryWindow, ack: Bool = true) -> Settle {
+        Settle(tag: tag, generation: w.generation, ack: ack)
+    }
+
+    @Test func acksInOrderBecomeOneDeferredMultipleAck() {
+        var w = Self.window(holding: 3)
+        let writes = w.settle([1, 2, 3].map { Self.settle($0, w) }, now: Self.t0)
+        #expect(writes.isEmpty)
+        #expect(w.hasUnsentAck)
+        #expect(w.flushIfDue(now: Self.t0) == nil)  // young, and prefetch 100 is far from tight
+        #expect(w.unsentAckDue == Self.t0 + DeliveryWindow.ackDelay)
+        #expect(w.flushIfDue(now: Self.t0 + DeliveryWindow.ackDelay) == .ack(3, multiple: true))
+        #expect(!w.hasUnsentAck)
+        #expect(w.consumers[1]?.unacked == 0)
+        #expect(w.flush() == nil)
+    }
+
+    @Test func aTightConsumerFlushesAtOnce() {
+        var w = Self.window(prefetch: 2, holding: 1)
+        #expect(w.anyTight)  // 1 of 2 held: half the prefetch
+        _ = w.settle([Self.settle(1, w)], now: Self.t0)
+        // Still counted until the ack is written: the consumer is short of room, so the ack goes now.
+        #expect(w.flushIfDue(now: Self.t0) == .ack(1, multiple: true))
+        #expect(!w.anyTight)
+    }
+
+    @Test func anAckBehindAHeldDeliveryIsWrittenAloneAndNacksAtOnce() {
+        var w = Self.window(holding: 3)
+        let writes = w.settle([Self.settle(3, w), Self.settle(2, w, ack: false)], now: Self.t0)
+        #expect(writes == [.nack(2), .ack(3, multiple: false)])
+        #expect(w.consumers[1]?.unacked == 1)
+        #expect(!w.hasUnsentAck)
+        // Settling the held first one lets the front advance past all three.
+        #expect(w.settle([Self.settle(1, w)], now: Self.t0).isEmpty)
+        #expect(w.flush() == .ack(1, multiple: true))
+        #expect(w.consumers[1]?.unacked == 0)
+    }
+
+    @Test func duplicateStaleAndUnknownSettlesAreIgnored() {
+        var w = Self.window(holding: 2)
+        _ = w.settle([Self.settle(1, w, ack: false)], now: Self.t0)
+        // Twice the same tag, a tag never delivered, tag 0, the largest tag, a settle of another generation.
+        let hostile = [Self.settle(1, w), Self.settle(1, w, ack: false), Self.settle(99, w), Self.settle(0, w),
+                       Self.settle(.max, w), Settle(tag: 2, generation: w.generation + 1, ack: true)]
+        #expect(w.settle(hostile, now: Self.t0).isEmpty)
+        #expect(w.consumers[1]?.unacked == 1)  // tag 2 still held
+        #expect(!w.hasUnsentAck)
+    }
+
+    @Test func aReconnectVoidsWhatWasHeldAndTagsStartOver() {
+        var w = Self.window(holding: 3)
+        let old = w.generation
+        _ = w.settle([Self.settle(1, w)], now: Self.t0)
+        w.connectionLost()
+        w.newConnection()
+        #expect(w.generation == old + 1)
+        #expect(!w.hasUnsentAck)  // the broker requeued those; an ack now would name a tag of the new channel
+        #expect(w.consumers[1]?.unacked == 0)
+        // Late settles of the old connection's deliveries do nothing, even though their tags exist again.
+        #expect(w.delivered(tag: 1, consumer: 1) == .accept)
+        #expect(w.settle([Settle(tag: 1, generation: old, ack: false), Settle(tag: 2, generation: old, ack: true)],
+                         now: Self.t0).isEmpty)
+        #expect(w.consumers[1]?.unacked == 1)
+        #expect(w.settle([Self.settle(1, w, ack: false)], now: Self.t0) == [.nack(1)])
+    }
+
+    @Test func deliveriesOfUnknownConsumersOrOutOfOrderTagsAreRejected() {
+        var w = Self.window(holding: 1)
+        #expect(w.delivered(tag: 2, consumer: 7) == .reject)  // not one of ours: takes tag 2, settled
+        #expect(w.delivered(tag: 9, consumer: 1) == .reject)  // a gap: not tag 3
+        #expect(w.delivered(tag: 3, consumer: nil) == .reject)
+        #expect(w.delivered(tag: 4, consumer: 1) == .accept)
+        #expect(w.consumers[1]?.unacked == 2)
+        #expect(w.settle([Self.settle(1, w), Self.settle(4, w)], now: Self.t0).isEmpty)
+        #expect(w.flush() == .ack(4, multiple: true))
+    }
+
+    @Test func aCancelledConsumerGivesBackWhatItHeld() {
+        var w = Self.window(holding: 2)
+        w.addConsumer(2, prefetch: 10)
+        #expect(w.delivered(tag: 3, consumer: 2) == .accept)
+        #expect(w.delivered(tag: 4, consumer: 1) == .accept)
+        #expect(w.removeConsumer(1) == [.reject(1), .reject(2), .reject(4)])
+        #expect(w.removeConsumer(1) == [])
+        // Its late settles are ignored; consumer 2's go on.
+        #expect(w.settle([Self.settle(1, w), Self.settle(3, w, ack: false)], now: Self.t0) == [.nack(3)])
+        #expect(w.delivered(tag: 5, consumer: 1) == .reject)
+    }
+}
+
+@Suite struct PublisherConfirmsTests {
+    @Test func singleAndMultipleAcksSettleInOrder() {
+        var c = PublisherConfirms<String>()
+        for m in ["a", "b", "c", "d"] { c.published(m) }
+        #expect(c.nextSequence == 5)
+        #expect(c.confirm(2, multiple: false) == ["b"])
+        #expect(c.pending == 3)
+        #expect(c.confirm(3, multiple: true) == ["a", "c"])
+        #expect(c.outstanding == ["d"])
+        #expect(c.confirm(4, multiple: false) == ["d"])
+        #expect(c.pending == 0)
+        c.published("e")
+        #expect(c.nextSequence == 6)
+        #expect(c.message(5) == "e")
+    }
+
+    @Test func duplicateLateAndUnknownConfirmsChangeNothing() {
+        var c = PublisherConfirms<String>()
+        for m in ["a", "b", "c"] { c.published(m) }
+        #expect(c.confirm(1, multiple: false) == ["a"])
+        #expect(c.confirm(1, multiple: false) == [])
+        #expect(c.confirm(1, multiple: true) == [])
+        #expect(c.confirm(0, multiple: true) == [])
+        #expect(c.confirm(4, multiple: false) == [])
+        #expect(c.confirm(.max, multiple: true) == [])
+        #expect(c.pending == 2)
+        #expect(c.confirm(3, multiple: false) == ["c"])
+        #expect(c.confirm(3, multiple: false) == [])
+        #expect(c.confirm(2, multiple: true) == ["b"])
+        #expect(c.message(2) == nil)
+    }
+
+    @Test func aLostChannelGivesBackWhatWasNotConfirmedAndNumberingStartsOver() {
+        var c = PublisherConfirms<String>()
+        for m in ["a", "b", "c", "d"] { c.published(m) }
+        _ = c.confirm(2, multiple: false)
+        #expect(c.takeOutstanding() == ["a", "c", "d"])
+        #expect(c.pending == 0)
+        #expect(c.nextSequence == 1)
+        // A late confirm from the old channel names a number not outstanding on the new one.
+        #expect(c.confirm(3, multiple: true) == [])
+        c.published("a")
+        #expect(c.confirm(1, multiple: false) == ["a"])
+    }
+
+    @Test func aLongRunKeepsItsMemorySmall() {
+        var c = PublisherConfirms<Int>()
+        c.published(0)  // held to the end: the others are confirmed behind it
+        for i in 1...10_000 {
+            c.published(i)
+            #expect(c.confirm(UInt64(i + 1), multiple: false) == [i])
+        }
+        #expect(c.pending == 1)
+        #expect(c.confirm(1, multiple: true) == [0])
+        #expect(c.outstanding.isEmpty)
+        #expect(c.nextSequence == 10_002)
+    }
+}
+
+@Suite struct AMQPTopologyTests {
+    private static func record(_ id: Int, queue: String = "q", tap: Bool = false, directReplyTo: Bool = false)
+        -> SubscriptionRecord {
+        let (_, continuation) = AsyncStream<Delivery>.makeStream()
+        return SubscriptionRecord(id: id, queue: queue, prefetch: 2, isTap: tap, directReplyTo: directReplyTo,
+                                  continuation: continuation)
+    }
+
+    @Test func aReconnectRestoresDeclarationsInOrderThenConsumers() {
+        var t = AMQPTopology()
+        t.record(.outport("a", persistent: true))
+        t.record(.inport("b", persistent: false))
+        t.record(.outport("a", persistent: true))  // made twice, restored once
+        t.record(.binding(Binding(src: "a", tgt: "b")))
+        t.add(Self.record(2))
+        t.add(Self.record(1, tap: true))
+        t.started(1, tapQueue: "amq.gen-1")
+        t.started(2, tapQueue: nil)
+        #expect(t.restorePlan == [.declare(.outport("a", persistent: true)), .declare(.inport("b", persistent: false)),
+                                  .declare(.binding(Binding(src: "a", tgt: "b")))])
+        t.connectionLost()
+        #expect(t.consumers[1]?.tapQueue == nil)
+        #expect(t.restorePlan.suffix(2) == [.consume(1), .consume(2)])
+    }
+
+    @Test func unbindAndCancelAreNotRestored() {
+        var t = AMQPTopology()
+        let b = Binding(.roundRobin, src: "a", tgt: "b")
+        t.record(.binding(b))
+        t.record(.discovery)
+        t.forget(b)
+        t.forget(b)
+        t.add(Self.record(1))
+        t.add(Self.record(2))
+        #expect(t.remove(1) != nil)
+        #expect(t.remove(1) == nil)
+        #expect(t.remove(42) == nil)  // a broker's cancel of a consumer tag we do not have
+        t.connectionLost()
+        #expect(t.restorePlan == [.declare(.discovery), .consume(2)])
+    }
+
+    @Test func renewingThePublishChannelRestartsDirectReplyConsumersOnly() {
+        var t = AMQPTopology()
+        t.add(Self.record(1, queue: "amq.rabbitmq.reply-to", directReplyTo: true))
+        t.add(Self.record(2))
+        t.started(1, tapQueue: nil)
+        t.started(2, tapQueue: nil)
+        #expect(t.consumesDirectReplies)
+        #expect(t.publishChannelRenewed() == [1])
+        #expect(!t.consumesDirectReplies)
+        #expect(t.restorePlan == [.consume(1)])
+    }
+}
