@@ -168,7 +168,7 @@ import Testing
 @Suite struct AMQPTopologyTests {
     private static func record(_ id: Int, queue: String = "q", tap: Bool = false, directReplyTo: Bool = false)
         -> SubscriptionRecord {
-        let (_, continuation) = AsyncStream<Delivery>.makeStream()
+        let (_, continuation) = DeliveryStream.makeStream()
         return SubscriptionRecord(id: id, queue: queue, prefetch: 2, isTap: tap, directReplyTo: directReplyTo,
                                   continuation: continuation)
     }
