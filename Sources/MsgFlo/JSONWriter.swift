@@ -265,11 +265,7 @@ public struct JSONWriter {
 
     package static func writeShallow(_ value: JSONValue, depth: Int, indent: Int, levels: Int, into sink: inout ByteSink) {
         switch value {
-        case .null: sink.append("null")
-        case .bool(let b): if b { sink.append("true") } else { sink.append("false") }
-        case .int(let i): sink.integer(Int64(i))
-        case .double(let d): writeNumber(d, &sink)
-        case .string(let s): sink.jsonString(s)
+        case .null, .bool, .int, .double, .string: writeScalar(value, into: &sink)
         case .array(let a):
             if a.isEmpty { sink.append("[]"); return }
             if levels == 0 { return writeDeep(value, depth: depth, indent: indent, into: &sink) }
@@ -296,6 +292,18 @@ public struct JSONWriter {
         }
     }
 
+    /// Writes a value that holds no other (null, a boolean, a number, a string); containers write nothing here.
+    private static func writeScalar(_ value: JSONValue, into sink: inout ByteSink) {
+        switch value {
+        case .null: sink.append("null")
+        case .bool(let b): sink.append(b ? "true" : "false")
+        case .int(let i): sink.integer(Int64(i))
+        case .double(let d): writeNumber(d, &sink)
+        case .string(let s): sink.jsonString(s)
+        case .array, .object: break
+        }
+    }
+
     /// Writes a value without recursion.
     package static func writeDeep(_ value: JSONValue, depth: Int, indent: Int, into sink: inout ByteSink) {
         enum Frame {
@@ -309,11 +317,7 @@ public struct JSONWriter {
             if let v = current {
                 current = nil
                 switch v {
-                case .null: sink.append("null")
-                case .bool(let b): if b { sink.append("true") } else { sink.append("false") }
-                case .int(let i): sink.integer(Int64(i))
-        case .double(let d): writeNumber(d, &sink)
-                case .string(let s): sink.jsonString(s)
+                case .null, .bool, .int, .double, .string: writeScalar(v, into: &sink)
                 case .array(let a):
                     if a.isEmpty { sink.append("[]") } else {
                         sink.byte(UInt8(ascii: "["))
