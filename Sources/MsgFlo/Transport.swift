@@ -276,6 +276,15 @@ public protocol Transport: AnyObject, Sendable {
     /// Consumes a queue (MQTT: subscribes the topic) with manual acknowledgement.
     func consume(_ queue: String, options: ConsumeOptions) async throws -> Subscription
 
+    /// Consumes a queue like ``consume(_:options:)``, but hands each delivery to `handler` as soon as the transport
+    /// has it, in order, on a thread of the transport's (AMQP: the connection's own thread) rather than through a
+    /// stream a task awaits: no task is woken per message. For consumers whose work per message is small and never
+    /// blocks or waits (the coordinator's discovery); `handler` must return quickly. Deliveries are settled as usual.
+    /// The subscription's stream yields nothing: it ends when the subscription does (cancelled, transport closed,
+    /// consumer cancelled by the broker). The default runs `handler` in a task over ``consume(_:options:)``.
+    func consume(_ queue: String, options: ConsumeOptions,
+                 handler: @escaping @Sendable (Delivery) -> Void) async throws -> Subscription
+
     func addBinding(_ binding: Binding) async throws
     func removeBinding(_ binding: Binding) async throws
 
@@ -350,6 +359,25 @@ extension Transport {
     public func declareInport(_ queue: String) async throws { try await declareInport(queue, options: QueueOptions()) }
     public func declareOutport(_ queue: String) async throws { try await declareOutport(queue, options: QueueOptions()) }
     public func consume(_ queue: String) async throws -> Subscription { try await consume(queue, options: ConsumeOptions()) }
+
+    public func consume(_ queue: String, options: ConsumeOptions,
+                        handler: @escaping @Sendable (Delivery) -> Void) async throws -> Subscription {
+        let inner = try await consume(queue, options: options)
+        let (stream, continuation) = DeliveryStream.makeStream()
+        // On the transport's I/O thread where it has one (no hand-over per message), else on the global executor.
+        Task(executorPreference: preferredExecutor) {
+            for await d in inner { handler(d) }
+            continuation.finish()
+        }
+        continuation.onTermination = { reason in
+            // Nobody waits for the end any more: stop consuming, as a stream consumer that stops listening does.
+            if case .cancelled = reason { Task { await inner.cancel() } }
+        }
+        return Subscription(queue: queue, stream: stream) {
+            await inner.cancel()
+            continuation.finish()
+        }
+    }
 
     /// Announces a participant on the discovery queue. A definition with a `heartbeat` expires after that period
     /// (AMQP per-message `expiration`): an announcement nobody read in time says nothing true any more, and would

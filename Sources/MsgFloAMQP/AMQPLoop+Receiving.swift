@@ -81,7 +81,7 @@ extension AMQPLoop {
     func handOverDeliveries() {
         guard !handOver.isEmpty else { return }
         for (record, d) in handOver {
-            record.continuation.yield(d)
+            if let handler = record.handler { handler(d) } else { record.continuation.yield(d) }
         }
         handOver.removeAll(keepingCapacity: true)
     }

@@ -220,10 +220,9 @@ public enum TransportConformance {
         await b.cancel()
     }
 
-    /// Many messages arrive in the order sent, to a consumer on the global executor and to one on the transport's
-    /// own executor (``Transport/preferredExecutor``, where the SDK's handlers and the coordinator's discovery run),
-    /// with a small and a large prefetch.
-    public static let manyInOrder = Case(name: "many messages in order, on either executor") { s in
+    /// Many messages arrive in the order sent, with both ways to consume (a stream; a handler on the transport's
+    /// thread) and a small and a large prefetch; a handler subscription's stream yields nothing and ends with it.
+    public static let manyInOrder = Case(name: "many messages in order, stream and handler") { s in
         let t = try await s.connected()
         // Prefetch 1 is a broker round trip per message: fewer, so that a loaded machine stays inside the timeout.
         // With 1,000, more than the prefetch, so that only acks reaching the broker let the rest through.
@@ -236,22 +235,21 @@ public enum TransportConformance {
             try s.check(got == Array(0..<n), "stream, prefetch \(prefetch): \(got.count) arrived, first out of order at \(firstMismatch(got, n))")
             await c.cancel()
 
-            let h = s.unique("order-io.IN")
+            let h = s.unique("order-handler.IN")
             try await t.declareInport(h)
             let seen = Mutex<[Int?]>([])
-            let sub = try await t.consume(h, options: ConsumeOptions(prefetch: prefetch))
-            let reader = Task(executorPreference: t.preferredExecutor) {
-                for await d in sub {
-                    seen.withLock { $0.append(numberOf(d)) }
-                    d.ack()
-                }
+            let sub = try await t.consume(h, options: ConsumeOptions(prefetch: prefetch)) { d in
+                seen.withLock { $0.append(numberOf(d)) }
+                d.ack()
             }
             for i in 0..<n { try await t.send(toInport: h, number(i)) }
-            try await s.waitUntil("\(n) messages on the transport's executor") { seen.withLock { $0.count } >= n }
+            try await s.waitUntil("\(n) messages to a handler") { seen.withLock { $0.count } >= n }
             let handled = seen.withLock { $0 }
-            try s.check(handled == Array(0..<n), "transport's executor, prefetch \(prefetch): first out of order at \(firstMismatch(handled, n))")
+            try s.check(handled == Array(0..<n), "handler, prefetch \(prefetch): first out of order at \(firstMismatch(handled, n))")
             await sub.cancel()
-            await reader.value
+            var yielded = 0
+            for await _ in sub { yielded += 1 }
+            try s.check(yielded == 0, "a handler subscription's stream yielded \(yielded)")
             if t.capabilities.contains(.queueDepth) {
                 try s.check(try await t.queueDepth(h) == 0, "messages left after every one was handled")
             }
@@ -511,7 +509,7 @@ public enum TransportConformance {
         await c2.cancel()
     }
 
-    /// Closing ends every subscription at once (two consumers, a tap) and the state stream with `.closed`; later
+    /// Closing ends every subscription at once (stream, handler, tap) and the state stream with `.closed`; later
     /// calls fail `.closed`, and so does connecting again. Idempotent.
     public static let closeEndsEverythingAtOnce = Case(name: "close ends subscriptions at once and fails later calls") { s in
         let t = try await s.connected()
@@ -519,11 +517,11 @@ public enum TransportConformance {
         try await t.declareInport(q)
         try await t.declareOutport(out)
         let plain = try await t.consume(q)
-        let second = try await t.consume(q, options: ConsumeOptions(prefetch: 10))
+        let handler = try await t.consume(q, options: ConsumeOptions(prefetch: 10)) { $0.ack() }
         let tap = try await t.subscribeData(out)
         let states = t.stateUpdates()
         // Pending: a reader waiting on each, with nothing to read.
-        let readers = [plain, second, tap].map { sub in Task { for await _ in sub {}; return true } }
+        let readers = [plain, handler, tap].map { sub in Task { for await _ in sub {}; return true } }
         await t.close()
         try await s.within("every subscription to end after close") {
             for r in readers { _ = await r.value }

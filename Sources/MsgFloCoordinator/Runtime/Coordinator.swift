@@ -156,8 +156,8 @@ package actor Coordinator {
     package func run() async throws {
         try await transport.declareDiscoveryQueue()
         let inbox = Inbox()
-        let discovery = try await transport.consume(discoveryQueue, options: ConsumeOptions(prefetch: 1000))
-        let onDiscovery = discoveryHandler(inbox)
+        let discovery = try await transport.consume(discoveryQueue, options: ConsumeOptions(prefetch: 1000),
+                                                    handler: discoveryHandler(inbox))
         var statusSub: Subscription?
         if options.answerStatus {
             do {
@@ -182,9 +182,7 @@ package actor Coordinator {
         markDirty()
 
         await withTaskGroup(of: Void.self) { group in
-            // On the transport's I/O thread where it has one: parsing and the inbox are quick, and the thread that
-            // read a delivery handles it at once (no hop per message).
-            group.addTask(executorPreference: transport.preferredExecutor) { for await d in discovery { onDiscovery(d) } }
+            group.addTask { for await _ in discovery {} }  // the handler does the work; this ends with it
             if let statusSubscription { group.addTask { await self.answerStatus(statusSubscription) } }
             group.addTask { await self.tickLoop() }
             group.addTask { await self.watchConnection() }
@@ -245,7 +243,7 @@ package actor Coordinator {
         }
     }
 
-    /// What the discovery consumer does with each message on `fbp` (on the transport's thread where it has one): parses it off the
+    /// What the transport calls for each message on `fbp`, on its own thread (AMQP) or a task: parses it off the
     /// actor (only once for bytes seen before: re-announcements) and puts it in the inbox. Never fails, never blocks.
     nonisolated func discoveryHandler(_ inbox: Inbox) -> @Sendable (Delivery) -> Void {
         let cache = Mutex(DiscoveryCache(wire: WireName.Broker(transport.broker)))
