@@ -233,6 +233,11 @@ public struct Subscription: AsyncSequence, Sendable {
 /// Every method that waits fails with a ``MsgFloError`` rather than hang: on a timeout, when the transport is
 /// closed, or (for calls that need the broker) when it cannot reconnect in time. Declarations, consumers and
 /// bindings made through a transport are made again by it after a reconnect.
+///
+/// Cancellation: a call whose task is cancelled while it waits fails at once with `.cancelled`
+/// (``MsgFloError/Code/cancelled``), and what it queued that the transport has not begun is dropped (a cancelled
+/// `connect()` closes the transport); work already under way completes on the broker unheard (docs/transports.md).
+/// ``close()`` fails every waiting call at once with `.closed`.
 public protocol Transport: AnyObject, Sendable {
     var broker: BrokerURL { get }
 
@@ -241,7 +246,8 @@ public protocol Transport: AnyObject, Sendable {
 
     /// Connects. Throws a one-line error when the broker cannot be reached within the connect timeout.
     func connect() async throws
-    /// Closes the connection: subscriptions end, waiters fail with `.closed`. Idempotent.
+    /// Closes the connection: subscriptions end, waiters fail with `.closed` at once. Runs to its end (a bounded
+    /// flush and disconnect) in a cancelled task too. Idempotent.
     func close() async
 
     var state: ConnectionState { get }

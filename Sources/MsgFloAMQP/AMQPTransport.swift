@@ -184,6 +184,8 @@ final class AMQPCore: DeliverySettler {
     let settings: AMQPSettings
     let logger: Logger
     let shared = Mutex(SharedState())
+    /// Every call waiting on the owner thread: `close()` fails them all at once.
+    let waiters = Waiters()
     /// The thread that owns the connection: its wake-up, its executor (consumer tasks that prefer it run there) and
     /// the deadlines of the calls waiting on it.
     let io: IOThread
@@ -263,9 +265,11 @@ final class AMQPCore: DeliverySettler {
         }
         let timeout = settings.timeouts.connect * 2 + .seconds(1)
         let url = self.url
-        try await Pending<Void>.wait(on: io, timeout: timeout, timeoutError: {
+        try await Pending<Void>.wait(on: io, waiters: waiters, timeout: timeout, timeoutError: {
             MsgFloError(.timeout, "cannot connect to \(url): no answer within \(timeout)")
-        }) { pending in
+        }, cancelledError: {
+            MsgFloError(.cancelled, "connecting to \(url) was cancelled; the transport is closed")
+        }, onCancel: { [self] _ in closeNow(reason: "connecting was cancelled") }) { pending in
             let loop = AMQPLoop(core: self, connected: pending)
             do {
                 try io.start { loop.run() }
@@ -276,17 +280,21 @@ final class AMQPCore: DeliverySettler {
         }
     }
 
+    /// Fails every waiting call at once with `.closed` (sends waiting for a confirm included: those not yet taken by
+    /// the owner thread are not sent), then waits (at most the operation timeout and 3 s, whether or not the calling
+    /// task is cancelled) for the owner thread to flush what was sent, close the connection and end.
     func close() async {
         let (running, alreadyClosed) = shared.withLock { s -> (Bool, Bool) in
             let was = s.closed || s.closeRequested
             s.closeRequested = true
             return (s.threadRunning, was)
         }
+        failWaiters(MsgFloError(.closed, "transport to \(url) closed"))
         if running {
             let timeout = settings.timeouts.operation + .seconds(3)
             _ = try? await Pending<Void>.wait(on: io, timeout: timeout, timeoutError: {
                 MsgFloError(.timeout, "close timed out")
-            }) { pending in
+            }, cancelledError: nil) { pending in
                 let wakeNow = shared.withLock { s -> Bool in
                     if !s.threadRunning {
                         pending.resume(.success(()))
@@ -300,6 +308,29 @@ final class AMQPCore: DeliverySettler {
             }
         }
         if !alreadyClosed || !running { finishClosed(reason: "transport closed") }
+    }
+
+    /// Fails every registered waiter with `error`, and takes back the sends whose callers wait for a confirm and that
+    /// the owner thread has not taken yet (their callers are told they were not sent).
+    private func failWaiters(_ error: MsgFloError) {
+        waiters.failAll(error)
+        shared.withLock { s in
+            let before = s.publishes.count
+            s.publishes.removeAll { $0.waiter != nil }
+            s.outstanding -= before - s.publishes.count
+        }
+    }
+
+    /// A connect cancelled while it waited: closes the transport without waiting for the owner thread, which ends
+    /// once its blocking connect attempt returns (within the connect timeout).
+    func closeNow(reason: String) {
+        shared.withLock { s in
+            s.closeRequested = true
+            s.signalled = true
+        }
+        wake()
+        failWaiters(MsgFloError(.closed, "transport to \(url) closed: \(reason)"))
+        finishClosed(reason: reason)
     }
 
     /// Fails everything that waits and ends every stream. Called by close() and by the owner thread on its way out.
@@ -350,8 +381,14 @@ final class AMQPCore: DeliverySettler {
         let t = settings.timeouts
         let wait = t.reconnectWait + t.operation
         let url = self.url
-        return try await Pending<OpResult>.wait(on: io, timeout: wait + .seconds(1), timeoutError: {
+        return try await Pending<OpResult>.wait(on: io, waiters: waiters, timeout: wait + .seconds(1), timeoutError: {
             MsgFloError(.timeout, "\(op.summary) on \(url) timed out after \(wait)")
+        }, cancelledError: {
+            MsgFloError(.cancelled, "\(op.summary) on \(url) cancelled")
+        }, onCancel: { [self] pending in
+            // Not begun: dropped. A consumer's cancel always goes through (the broker must stop delivering).
+            if case .cancel = op { return }
+            shared.withLock { s in s.ops.removeAll { $0.pending === pending } }
         }) { pending in
             let deadline = ContinuousClock.now + t.reconnectWait
             let (doWake, closed) = shared.withLock { s -> (Bool, Bool) in
@@ -387,8 +424,12 @@ final class AMQPCore: DeliverySettler {
                 let timeout = connected ? settings.timeouts.operation : settings.timeouts.reconnectWait
                 let url = self.url
                 let limit = settings.maxOutstanding
-                try await Pending<Void>.wait(on: io, timeout: timeout, timeoutError: {
+                try await Pending<Void>.wait(on: io, waiters: waiters, timeout: timeout, timeoutError: {
                     MsgFloError(.timeout, "cannot send to \(url): \(limit) messages still unconfirmed after \(timeout)")
+                }, cancelledError: {
+                    MsgFloError(.cancelled, "send to \(url) cancelled while waiting for room (\(limit) messages unconfirmed); not sent")
+                }, onCancel: { [self] pending in
+                    shared.withLock { s in s.spaceWaiters.removeAll { $0.pending === pending } }
                 }) { pending in
                     let registered = shared.withLock { s -> Bool in
                         if s.outstanding < settings.maxOutstanding || s.closed { return false }
@@ -411,9 +452,11 @@ final class AMQPCore: DeliverySettler {
         let wait = t.reconnectWait + t.operation
         let url = self.url
         let routingKey = message.routingKey
-        try await Pending<Void>.wait(on: io, timeout: wait, timeoutError: {
+        try await Pending<Void>.wait(on: io, waiters: waiters, timeout: wait, timeoutError: {
             MsgFloError(.timeout, "send to '\(routingKey)' on \(url): not confirmed by the broker within \(wait)")
-        }) { pending in
+        }, cancelledError: {
+            MsgFloError(.cancelled, "send to '\(routingKey)' on \(url) cancelled before the broker confirmed it")
+        }, onCancel: { [self] pending in takeBack(pending) }) { pending in
             var m = message
             m.waiter = pending
             let (queued, doWake) = shared.withLock { s -> (Bool, Bool) in
@@ -425,6 +468,21 @@ final class AMQPCore: DeliverySettler {
             if !queued { pending.resume(.failure(notConnectedError() ?? MsgFloError(.closed, "transport to \(url) is closed"))) }
             if doWake { wake() }
         }
+    }
+
+    /// A cancelled ``publishAndWait(_:)``: its message leaves the outgoing queue if the owner thread has not taken
+    /// it yet (then it is never sent). Once taken it may be written already and cannot be unsent: it goes out (and
+    /// is confirmed, or published again after a reconnect) as any other, and its verdict is dropped.
+    private func takeBack(_ pending: Pending<Void>) {
+        let limit = settings.maxOutstanding
+        let room = shared.withLock { s -> Pending<Void>? in
+            guard let i = s.publishes.firstIndex(where: { $0.waiter === pending }) else { return nil }
+            s.publishes.remove(at: i)
+            s.outstanding -= 1
+            guard s.outstanding < limit, !s.spaceWaiters.isEmpty else { return nil }
+            return s.spaceWaiters.removeFirst().pending
+        }
+        room?.resume(.success(()))
     }
 
     func subscribe(_ queue: String, prefetch: Int, tap: Bool, directReplyTo: Bool = false,
@@ -445,6 +503,8 @@ final class AMQPCore: DeliverySettler {
             _ = try await perform(.consume(subscription: id))
         } catch {
             shared.withLock { s in s.newSubscriptions.removeAll { $0.id == id } }
+            // Cancelled or timed out after the owner thread took it: the consumer may have started; stop it.
+            cancelInBackground(id)
             continuation.finish()
             throw error
         }

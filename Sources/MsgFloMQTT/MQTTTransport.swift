@@ -70,9 +70,14 @@ public final class MQTTTransport: Transport {
         publisher?.shutdown()
     }
 
+    /// Connects (the publishing connection first at QoS > 0). Cancelled while it waits, it fails `.cancelled` at
+    /// once and the transport is closed.
     public func connect() async throws {
         if let publisher {
-            try await publisher.connect()
+            do { try await publisher.connect() } catch let e as MsgFloError where e.code == .cancelled {
+                connection.shutdown()
+                throw e
+            }
             do { try await connection.connect() } catch {
                 await publisher.close()
                 throw error
@@ -82,13 +87,15 @@ public final class MQTTTransport: Transport {
         }
     }
 
-    /// Closes. At QoS > 0 it drains first: no more reading, then (up to the operation timeout) until every message
-    /// read is settled and every publish is confirmed by the broker; only then DISCONNECT.
+    /// Closes. Every waiting call fails `.closed` at once. At QoS > 0 it drains first: no more reading, then (up to the
+    /// operation timeout without progress) until every message read is settled and every publish is confirmed by the
+    /// broker; only then DISCONNECT. It runs to its end in a cancelled task too.
     public func close() async {
+        connection.failWaiters()
         if let lock = leaderLock.withLock({ $0 }), lock.state.withLock({ $0.firstClaim != nil }) {
             // A graceful end sends no will: clear the claim, so that a standby takes over at once.
             _ = try? connection.publishRetained(lock.topic, [])
-            try? await Task.sleep(for: .milliseconds(100))
+            await connection.nap(.milliseconds(100))
         }
         if let flow, let publisher, connection.connectionState != .closed {
             connection.pauseReading()
@@ -97,7 +104,7 @@ public final class MQTTTransport: Transport {
             var progress = (flow.inHand, flow.confirmed.load(ordering: .acquiring))
             var deadline = ContinuousClock.now + drainTimeout
             while !flow.isDrained && ContinuousClock.now < deadline && connection.connectionState != .closed {
-                try? await Task.sleep(for: .milliseconds(2))
+                await connection.nap(.milliseconds(2))
                 let now = (flow.inHand, flow.confirmed.load(ordering: .acquiring))
                 if now != progress {
                     progress = now
