@@ -385,6 +385,27 @@ extension Transport {
         }
     }
 
+    /// The scoped life of a connection: connects, runs `body`, and closes, whatever happens: on return, on a throw
+    /// (a failed connect included) and on cancellation (a cancelled task's waiting calls fail `.cancelled` at once,
+    /// and the close still runs to its end). `body`'s result or error is this call's.
+    ///
+    /// ```swift
+    /// let depth = try await transport.withConnection { try await transport.queueDepth("repeat.IN") }
+    /// ```
+    public func withConnection<R>(isolation: isolated (any Actor)? = #isolation,
+                                  _ body: () async throws -> R) async throws -> R {
+        let result: R
+        do {
+            try await connect()
+            result = try await body()
+        } catch {
+            await close()
+            throw error
+        }
+        await close()
+        return result
+    }
+
     /// Announces a participant on the discovery queue. A definition with a `heartbeat` expires after that period
     /// (AMQP per-message `expiration`): an announcement nobody read in time says nothing true any more, and would
     /// otherwise wait in the durable `fbp` queue for a later coordinator as a ghost.
