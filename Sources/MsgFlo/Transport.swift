@@ -371,12 +371,15 @@ extension Transport {
         let inner = try await consume(queue, options: options)
         let (stream, continuation) = DeliveryStream.makeStream()
         // On the transport's I/O thread where it has one (no hand-over per message), else on the global executor.
+        // Unstructured by necessity: it lives as long as the subscription this call returns (no caller's scope
+        // spans that); it ends when the subscription does (cancel, close), and is never left running after.
         Task(executorPreference: preferredExecutor) {
             for await d in inner { handler(d) }
             continuation.finish()
         }
         continuation.onTermination = { reason in
             // Nobody waits for the end any more: stop consuming, as a stream consumer that stops listening does.
+            // A synchronous termination handler cannot await the cancel: fire and forget (it ends by itself).
             if case .cancelled = reason { Task { await inner.cancel() } }
         }
         return Subscription(queue: queue, stream: stream) {

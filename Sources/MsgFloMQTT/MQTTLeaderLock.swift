@@ -107,6 +107,7 @@ extension MQTTTransport {
         let start = lock.state.withLock { $0.following == nil }
         if start {
             let sub = try await subscribeData(name + "/+")
+            // Lives as long as the lock's subscription (until close ends it): no caller's scope spans that.
             let reader = Task { for await d in sub { lock.heard(topic: d.queue, payload: d.message.bytes) } }
             lock.state.withLock {
                 $0.following = sub
