@@ -22,46 +22,46 @@ import Synchronization
 /// (so prefetch 1 or 2 behaves as it always did), otherwise up to 5 ms later together with the ones that followed.
 /// A message acknowledged by its consumer may thus stay unacknowledged on the broker for 5 ms; were the process to die
 /// then, the broker would deliver it again (at-least-once, a duplicate possible, nothing lost).
-public final class AMQPTransport: Transport {
-    public let broker: BrokerURL
+package final class AMQPTransport: Transport {
+    package let broker: BrokerURL
     let core: AMQPCore
 
     /// - Parameters:
     ///   - maxOutstanding: the most messages held unconfirmed or queued before `send` waits for room.
     ///   - logger: where warnings go (a redeclare with other flags, a reconnect, a dropped message).
-    public init(url: BrokerURL, timeouts: TransportTimeouts = TransportTimeouts(), maxOutstanding: Int = 20_000,
+    package init(url: BrokerURL, timeouts: TransportTimeouts = TransportTimeouts(), maxOutstanding: Int = 20_000,
                 logger: Logger) throws(MsgFloError) {
         self.broker = url
         let settings = try AMQPSettings(url: url, timeouts: timeouts, maxOutstanding: maxOutstanding)
         self.core = try AMQPCore(settings: settings, logger: logger)
     }
 
-    public convenience init(url: String, timeouts: TransportTimeouts = TransportTimeouts(),
+    package convenience init(url: String, timeouts: TransportTimeouts = TransportTimeouts(),
                             logger: Logger) throws(MsgFloError) {
         try self.init(url: try BrokerURL(parsing: url), timeouts: timeouts, logger: logger)
     }
 
     deinit { core.abandon() }
 
-    public var state: ConnectionState { core.shared.withLock { $0.state } }
+    package var state: ConnectionState { core.shared.withLock { $0.state } }
 
-    public func stateUpdates() -> AsyncStream<ConnectionState> { core.stateUpdates() }
+    package func stateUpdates() -> AsyncStream<ConnectionState> { core.stateUpdates() }
 
-    public func connect() async throws { try await core.connect() }
+    package func connect() async throws { try await core.connect() }
 
-    public func close() async { await core.close() }
+    package func close() async { await core.close() }
 
-    public var preferredExecutor: (any TaskExecutor)? { core.executor }
+    package var preferredExecutor: (any TaskExecutor)? { core.executor }
 
     /// Everything msgflo asks of a broker: RabbitMQ keeps exchanges, bindings and queues, shares a queue among its
     /// consumers, counts what waits, dead-letters, honours basic.qos, gives unacknowledged deliveries back, carries
     /// properties and per-message expiration, and takes exclusive queues as locks.
-    public var capabilities: TransportCapabilities {
+    package var capabilities: TransportCapabilities {
         [.brokerBindings, .sharedQueues, .queuesHoldMessages, .queueDepth, .deadLetters, .prefetch,
          .redeliversUnsettled, .messageProperties, .messageExpiry, .exclusiveLock]
     }
 
-    public func declareInport(_ queue: String, options: QueueOptions) async throws {
+    package func declareInport(_ queue: String, options: QueueOptions) async throws {
         try Self.check(queue, "queue")
         // The URL's queue type is for durable inports; private non-persistent queues (command, reply) stay classic.
         if (options.queueType ?? (options.persistent ? core.settings.queueType : .classic)) == .quorum {
@@ -71,32 +71,32 @@ public final class AMQPTransport: Transport {
         _ = try await core.perform(.declareInport(queue, persistent: options.persistent))
     }
 
-    public func declareOutport(_ queue: String, options: QueueOptions) async throws {
+    package func declareOutport(_ queue: String, options: QueueOptions) async throws {
         try Self.check(queue, "exchange")
         _ = try await core.perform(.declareOutport(queue, persistent: options.persistent))
     }
 
-    public func holdLock(_ name: String) async throws -> Bool {
+    package func holdLock(_ name: String) async throws -> Bool {
         try Self.check(name, "queue")
         guard case .exists(let held) = try await core.perform(.holdExclusive(name)) else { return false }
         return held
     }
 
-    public func declareDiscoveryQueue() async throws {
+    package func declareDiscoveryQueue() async throws {
         _ = try await core.perform(.declareDiscovery)
     }
 
-    public func send(toOutport queue: String, _ message: Message) async throws {
+    package func send(toOutport queue: String, _ message: Message) async throws {
         try Self.check(queue, "exchange")
         try await core.publish(Outgoing(exchange: queue, routingKey: "", message: message))
     }
 
-    public func send(toInport queue: String, _ message: Message) async throws {
+    package func send(toInport queue: String, _ message: Message) async throws {
         try Self.check(queue, "routing key")
         try await core.publish(Outgoing(exchange: "", routingKey: queue, message: message))
     }
 
-    public func send(toInport queue: String, _ message: Message, expiration: Duration?) async throws {
+    package func send(toInport queue: String, _ message: Message, expiration: Duration?) async throws {
         guard let expiration else { return try await send(toInport: queue, message) }
         try Self.check(queue, "routing key")
         let (s, atto) = expiration.components
@@ -106,41 +106,41 @@ public final class AMQPTransport: Transport {
 
     /// Published mandatory; waits for the broker's confirm. A message no queue takes comes back (basic.return)
     /// and fails this call with `.notFound`.
-    public func sendRouted(toInport queue: String, _ message: Message) async throws {
+    package func sendRouted(toInport queue: String, _ message: Message) async throws {
         try Self.check(queue, "routing key")
         try await core.publishAndWait(Outgoing(exchange: "", routingKey: queue, message: message))
     }
 
-    public func exchangeExists(_ name: String) async throws -> Bool? {
+    package func exchangeExists(_ name: String) async throws -> Bool? {
         try Self.check(name, "exchange")
         guard case .exists(let e) = try await core.perform(.exchangeExists(name)) else { return nil }
         return e
     }
 
-    public func consume(_ queue: String, options: ConsumeOptions) async throws -> Subscription {
+    package func consume(_ queue: String, options: ConsumeOptions) async throws -> Subscription {
         try Self.check(queue, "queue")
         return try await core.subscribe(queue, prefetch: core.settings.prefetch ?? options.prefetch, tap: false)
     }
 
     /// The handler runs on the connection's own thread, as each delivery is read.
-    public func consume(_ queue: String, options: ConsumeOptions,
+    package func consume(_ queue: String, options: ConsumeOptions,
                         handler: @escaping @Sendable (Delivery) -> Void) async throws -> Subscription {
         try Self.check(queue, "queue")
         return try await core.subscribe(queue, prefetch: core.settings.prefetch ?? options.prefetch, tap: false,
                                  handler: handler)
     }
 
-    public func addBinding(_ binding: Binding) async throws {
+    package func addBinding(_ binding: Binding) async throws {
         try Self.check(binding)
         _ = try await core.perform(.bind(binding))
     }
 
-    public func removeBinding(_ binding: Binding) async throws {
+    package func removeBinding(_ binding: Binding) async throws {
         try Self.check(binding)
         _ = try await core.perform(.unbind(binding))
     }
 
-    public func subscribeData(_ queue: String) async throws -> Subscription {
+    package func subscribeData(_ queue: String) async throws -> Subscription {
         try Self.check(queue, "exchange")
         return try await core.subscribe(queue, prefetch: 0, tap: true)
     }
@@ -148,20 +148,20 @@ public final class AMQPTransport: Transport {
     /// RabbitMQ's direct reply-to (`amq.rabbitmq.reply-to`): no queue is made; replies arrive without
     /// acknowledgement. Requests must be sent through this transport (the broker ties the reply-to to the channel
     /// that consumes it). A reply whose caller has gone is dropped by the broker.
-    public func replyQueue() async throws -> (replyTo: String, subscription: Subscription) {
+    package func replyQueue() async throws -> (replyTo: String, subscription: Subscription) {
         let sub = try await core.subscribe(Self.directReplyTo, prefetch: 0, tap: false, directReplyTo: true)
         return (Self.directReplyTo, sub)
     }
 
     static let directReplyTo = "amq.rabbitmq.reply-to"
 
-    public func queueDepth(_ queue: String) async throws -> Int? {
+    package func queueDepth(_ queue: String) async throws -> Int? {
         try Self.check(queue, "queue")
         guard case .depth(let n) = try await core.perform(.depth(queue)) else { return nil }
         return n
     }
 
-    public func queueStats(_ queue: String) async throws -> QueueStats? {
+    package func queueStats(_ queue: String) async throws -> QueueStats? {
         try Self.check(queue, "queue")
         guard case .stats(let m, let c) = try await core.perform(.stats(queue)) else { return nil }
         return QueueStats(messages: m, consumers: c)
