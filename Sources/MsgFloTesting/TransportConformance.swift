@@ -620,23 +620,9 @@ public enum TransportConformance {
             ("queue stats", { _ = try await t.queueStats(q) }),
             ("send waiting for a confirm", { try await t.sendRouted(toInport: q, number(1)) }),
         ]
+        // Each call waits for the broker; cancelling them fails each at once with .cancelled.
         try await away {
-            try await s.waitUntil("the transport to notice the broker is away") { t.state != .connected }
-            let results = await withTaskGroup(of: (String, MsgFloError?, Duration).self) { group in
-                for (what, call) in calls {
-                    group.addTask {
-                        let (e, took) = await s.failure(of: call)
-                        return (what, e, took)
-                    }
-                }
-                try? await Task.sleep(for: .milliseconds(500))
-                group.cancelAll()
-                return await group.reduce(into: []) { $0.append($1) }
-            }
-            for (what, e, took) in results {
-                try s.check(e == nil || e?.code == .cancelled, "\(what): \(e.map { "\($0.code): \($0)" } ?? "")")
-                try s.check(took < longWait / 2, "cancelled \(what) took \(took) (reconnect wait \(longWait))")
-            }
+            try await s.checkWaiting(calls, on: t, endWith: .cancelled) { group in group.cancelAll() }
         }
         try await s.waitUntil("the transport to reconnect") { t.state == .connected }
         if t.capabilities.contains(.queueDepth) {
@@ -646,22 +632,7 @@ public enum TransportConformance {
         }
         // Close while calls wait for the broker: they fail .closed at once.
         try await away {
-            try await s.waitUntil("the transport to notice the broker is away") { t.state != .connected }
-            let results = await withTaskGroup(of: (String, MsgFloError?, Duration).self) { group in
-                for (what, call) in calls {
-                    group.addTask {
-                        let (e, took) = await s.failure(of: call)
-                        return (what, e, took)
-                    }
-                }
-                try? await Task.sleep(for: .milliseconds(500))
-                await t.close()
-                return await group.reduce(into: []) { $0.append($1) }
-            }
-            for (what, e, took) in results {
-                try s.check(e == nil || e?.code == .closed, "\(what) at close: \(e.map { "\($0.code): \($0)" } ?? "")")
-                try s.check(took < longWait / 2, "\(what) took \(took) to fail at close (reconnect wait \(longWait))")
-            }
+            try await s.checkWaiting(calls, on: t, endWith: .closed) { _ in await t.close() }
         }
     }
 
@@ -732,6 +703,31 @@ public enum TransportConformance {
                 return (e, ContinuousClock.now - start)
             } catch {
                 return (MsgFloError(.invalidArgument, "not a MsgFloError: \(error)"), ContinuousClock.now - start)
+            }
+        }
+
+        /// Once `t` noticed the broker is away: starts `calls` (each waits for the broker), lets them wait half a
+        /// second, runs `end` (cancel them, close the transport), and checks that each ended at once, with `code`
+        /// (or succeeded: a call that does not wait for the broker on this transport).
+        func checkWaiting(_ calls: [(String, @Sendable () async throws -> Void)], on t: any Transport,
+                          endWith code: MsgFloError.Code,
+                          _ end: (inout TaskGroup<(String, MsgFloError?, Duration)>) async -> Void) async throws {
+            try await waitUntil("the transport to notice the broker is away") { t.state != .connected }
+            let results = await withTaskGroup(of: (String, MsgFloError?, Duration).self) { group in
+                for (what, call) in calls {
+                    group.addTask {
+                        let (e, took) = await self.failure(of: call)
+                        return (what, e, took)
+                    }
+                }
+                try? await Task.sleep(for: .milliseconds(500))
+                await end(&group)
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+            let wait = TransportConformance.longWait
+            for (what, e, took) in results {
+                try check(e == nil || e?.code == code, "\(what), \(code): \(e.map { "\($0.code): \($0)" } ?? "")")
+                try check(took < wait / 2, "\(what) took \(took) to end (\(code); the reconnect wait is \(wait))")
             }
         }
 
