@@ -186,6 +186,8 @@ final class AMQPCore: DeliverySettler {
     let shared = Mutex(SharedState())
     /// Every call waiting on the owner thread: `close()` fails them all at once.
     let waiters = Waiters()
+    /// The socket of a connection whose handshake (login, channels) the owner thread is blocked in, else -1.
+    let connectingSocket = Mutex<Int32>(-1)
     /// The thread that owns the connection: its wake-up, its executor (consumer tasks that prefer it run there) and
     /// the deadlines of the calls waiting on it.
     let io: IOThread
@@ -290,6 +292,7 @@ final class AMQPCore: DeliverySettler {
             return (s.threadRunning, was)
         }
         failWaiters(MsgFloError(.closed, "transport to \(url) closed"))
+        interruptConnect()
         if running {
             let timeout = settings.timeouts.operation + .seconds(3)
             _ = try? await Pending<Void>.wait(on: io, timeout: timeout, timeoutError: {
@@ -321,14 +324,24 @@ final class AMQPCore: DeliverySettler {
         }
     }
 
+    /// Cuts short a handshake the owner thread is blocked in (a broker that takes the connection and does not
+    /// answer): shuts its socket down, so that the blocking call returns at once. Under the lock the owner thread
+    /// takes before it closes that socket, so never another descriptor.
+    func interruptConnect() {
+        connectingSocket.withLock { fd in
+            if fd >= 0 { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+        }
+    }
+
     /// A connect cancelled while it waited: closes the transport without waiting for the owner thread, which ends
-    /// once its blocking connect attempt returns (within the connect timeout).
+    /// once its connect attempt returns (at once when it was blocked in the handshake, see ``interruptConnect()``).
     func closeNow(reason: String) {
         shared.withLock { s in
             s.closeRequested = true
             s.signalled = true
         }
         wake()
+        interruptConnect()
         failWaiters(MsgFloError(.closed, "transport to \(url) closed: \(reason)"))
         finishClosed(reason: reason)
     }
