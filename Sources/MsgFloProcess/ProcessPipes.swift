@@ -69,13 +69,13 @@ package enum OutputPipe {
 }
 
 /// Bytes into lines (used by the reader thread of one pipe only; the lock is for the compiler).
-final class LineSplitter: Sendable {
+package final class LineSplitter: Sendable {
     private let pending = Mutex<[UInt8]>([])
     private let maximumLine: Int
 
-    init(maximumLine: Int) { self.maximumLine = max(1, maximumLine) }
+    package init(maximumLine: Int) { self.maximumLine = max(1, maximumLine) }
 
-    func feed(_ bytes: ArraySlice<UInt8>, _ line: (ArraySlice<UInt8>, OutputPipe.LineEnd) -> Void) {
+    package func feed(_ bytes: ArraySlice<UInt8>, _ line: (ArraySlice<UInt8>, OutputPipe.LineEnd) -> Void) {
         pending.withLock { p in
             p.append(contentsOf: bytes)
             var start = 0
@@ -96,7 +96,7 @@ final class LineSplitter: Sendable {
         }
     }
 
-    func finish(_ line: (ArraySlice<UInt8>, OutputPipe.LineEnd) -> Void) {
+    package func finish(_ line: (ArraySlice<UInt8>, OutputPipe.LineEnd) -> Void) {
         pending.withLock { p in
             if !p.isEmpty { line(p[...], .endOfFile) }
             p = []
