@@ -217,7 +217,7 @@ let package = Package(
             .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
         ], swiftSettings: swift6),
-        .testTarget(name: "ProcessTests", dependencies: ["MsgFlo", "MsgFloProcess", "MsgFloExec"], swiftSettings: swift6),
+        .testTarget(name: "ProcessTests", dependencies: ["MsgFlo", "MsgFloProcess", "MsgFloExec", "TestSupport"], swiftSettings: swift6),
         .testTarget(name: "IOThreadTests", dependencies: ["MsgFloIOThread"], swiftSettings: swift6),
         .testTarget(name: "TransportTests", dependencies: ["MsgFlo", "MsgFloIOThread", "MsgFloAMQP", "MsgFloMQTT", "MsgFloTesting", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
     ]

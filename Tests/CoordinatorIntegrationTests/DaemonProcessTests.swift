@@ -73,8 +73,10 @@ extension CoordinatorIntegration {
         #expect(await waitFor { pids(out.value).count == 2 }, "\(out.value)")
         #expect(await tap.wait(count: 1, timeout: .seconds(30)), "\(out.value)")
         #expect(tap.values.first == "HELLO")
-        #expect(out.value.contains("edge bound: \(rep) OUT -> IN \(up)"))
-        #expect(out.value.contains("node \(up) ready"))
+        // The daemon's log lines may come after the message went through the edge they report (and are read by a
+        // thread of the test's): waited for, not looked up once.
+        #expect(await waitFor { out.value.contains("edge bound: \(rep) OUT -> IN \(up)") }, "\(out.value)")
+        #expect(await waitFor { out.value.contains("node \(up) ready") }, "\(out.value)")
         #expect(!out.value.contains("guest:guest"))   // passwords never printed
 
         let children = pids(out.value)
