@@ -241,7 +241,7 @@ extension AMQPLoop {
                     do {
                         try apply(c, item)
                     } catch .channel(let code, let text) {
-                        logger.warning("AMQP: could not restore \(item) on \(url) after reconnect: \(code) \(text)")
+                        logger.warning("AMQP: could not restore (\(item.summary)) on \(url) after reconnect: \(code) \(text)")
                     }
                 case .consume(let id):
                     do {
