@@ -54,13 +54,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
-        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.0"),
     ],
     targets: [
         // C bridges
         .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
         .target(name: "CRabbitMQ", cSettings: strictC, linkerSettings: [.linkedLibrary("rabbitmq")]),
-        // fork/exec for the daemon's children, with PR_SET_PDEATHSIG set in the child (posix_spawn cannot).
+        // fork/exec for every child process, with PR_SET_PDEATHSIG set in the child (posix_spawn cannot).
         .target(name: "CMsgFloSpawn", cSettings: strictC),
         // The eventfd that wakes a transport's owner thread (MsgFloIOThread).
         .target(name: "CMsgFloIO", cSettings: strictC),
@@ -69,6 +68,9 @@ let package = Package(
         .target(name: "MsgFlo", dependencies: [.product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
         // Graphs (.fbp and JSON) on MsgFlo's JSONValue, the project's one JSON value.
         .target(name: "FBP", dependencies: ["MsgFlo"], swiftSettings: swift6),
+        // The one way to start and supervise a child process (daemon, tools, msgflo-exec, benchmarks, tests; not a
+        // product): docs/processes.md.
+        .target(name: "MsgFloProcess", dependencies: ["MsgFlo", "CMsgFloSpawn"], swiftSettings: swift6),
 
         // Transports, on one owner-thread module (thread, eventfd wake-up, executor, backoff, deadlines; not a product)
         .target(name: "MsgFloIOThread", dependencies: ["CMsgFloIO"], swiftSettings: swift6),
@@ -107,7 +109,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swift6),
         .target(name: "MsgFloCoordinator", dependencies: [
-            "MsgFlo", "FBP", "CMsgFloSpawn",
+            "MsgFlo", "FBP", "MsgFloProcess",
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -134,7 +136,7 @@ let package = Package(
                 swiftSettings: swift6),
         // The command-line tools: their logic lives in MsgFloTools (testable in-process), the executables only start it.
         .target(name: "MsgFloTools", dependencies: [
-            "MsgFlo", "FBP", "MsgFloCoordinator", "MsgFloCLI",
+            "MsgFlo", "FBP", "MsgFloCoordinator", "MsgFloCLI", "MsgFloProcess",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             // msgflo-queues reads RabbitMQ's management API (plain HTTP/1.1; NIO is already in the graph).
             .product(name: "NIOCore", package: "swift-nio"),
@@ -149,7 +151,7 @@ let package = Package(
         .executableTarget(name: "msgflo-send-message", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-call", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-queues", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
-        .target(name: "MsgFloExec", dependencies: ["MsgFlo", "MsgFloParticipant", .product(name: "Subprocess", package: "swift-subprocess")], swiftSettings: swift6),
+        .target(name: "MsgFloExec", dependencies: ["MsgFlo", "MsgFloParticipant", "MsgFloProcess"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-exec", dependencies: ["MsgFlo", "MsgFloCLI", "MsgFloExec", "MsgFloParticipantMain"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-dump-message", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-register", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
@@ -157,7 +159,7 @@ let package = Package(
         .executableTarget(name: "msgflo-chaos", dependencies: ["MsgFlo", "MsgFloCLI", "MsgFloMQTT", "MsgFloTransports", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swift6),
         .executableTarget(name: "msgflo-register-foreign", dependencies: ["MsgFloTools", "MsgFloTransports"], swiftSettings: swift6),
         .executableTarget(name: "msgflo-bench-relay", dependencies: ["MsgFlo", "MsgFloCLI", "MsgFloTransports", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swift6),
-        .executableTarget(name: "msgflo-bench-failover", dependencies: ["MsgFlo", "MsgFloCLI", "MsgFloTransports", "CMsgFloSpawn",
+        .executableTarget(name: "msgflo-bench-failover", dependencies: ["MsgFlo", "MsgFloCLI", "MsgFloTransports", "MsgFloProcess",
                                                                   .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swift6),
         .executableTarget(name: "msgflo", dependencies: [
             "MsgFlo", "MsgFloCoordinator", "MsgFloTransports", "MsgFloCLI", "MsgFloRuntime", "MsgFloObserve",
@@ -192,7 +194,7 @@ let package = Package(
                           path: "participants/Sources/msgflo-latency", swiftSettings: swift6),
 
         // Tests
-        .target(name: "TestSupport", dependencies: ["MsgFlo", .product(name: "Logging", package: "swift-log")], path: "Tests/TestSupport", swiftSettings: swift6),
+        .target(name: "TestSupport", dependencies: ["MsgFlo", "MsgFloProcess", .product(name: "Logging", package: "swift-log")], path: "Tests/TestSupport", swiftSettings: swift6),
         .testTarget(name: "FBPTests", dependencies: ["FBP", "MsgFlo", "TestSupport"], swiftSettings: swift6),
         .testTarget(name: "MsgFloTests", dependencies: ["MsgFlo", "TestSupport"], swiftSettings: swift6),
         .testTarget(name: "CoordinatorTests", dependencies: ["MsgFlo", "MsgFloCoordinator", "TestSupport"], swiftSettings: swift6),
@@ -218,6 +220,7 @@ let package = Package(
             .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
         ], swiftSettings: swift6),
+        .testTarget(name: "ProcessTests", dependencies: ["MsgFlo", "MsgFloProcess", "MsgFloExec", "TestSupport"], swiftSettings: swift6),
         .testTarget(name: "IOThreadTests", dependencies: ["MsgFloIOThread"], swiftSettings: swift6),
         .testTarget(name: "TransportTests", dependencies: [
             "MsgFlo", "MsgFloIOThread", "MsgFloAMQP", "MsgFloMQTT", "MsgFloTransports", "MsgFloTesting", "TestSupport",

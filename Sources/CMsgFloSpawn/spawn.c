@@ -15,8 +15,8 @@ static void report_and_exit(int fd, int error) {
     _exit(127);
 }
 
-pid_t cmsgflo_spawn(const char *path, char *const argv[], char *const envp[], int stdout_fd, int stderr_fd,
-                    int death_signal, pid_t parent) {
+pid_t cmsgflo_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd, int stdin_fd,
+                    int stdout_fd, int stderr_fd, int death_signal, pid_t parent) {
     // The child tells an exec failure through this pipe; a successful exec closes it (O_CLOEXEC).
     int errpipe[2];
     if (pipe2(errpipe, O_CLOEXEC) != 0) return -errno;
@@ -38,10 +38,11 @@ pid_t cmsgflo_spawn(const char *path, char *const argv[], char *const envp[], in
         }
         int null = open("/dev/null", O_RDWR);
         if (null < 0) report_and_exit(errpipe[1], errno);
-        if (dup2(null, 0) < 0) report_and_exit(errpipe[1], errno);
+        if (dup2(stdin_fd >= 0 ? stdin_fd : null, 0) < 0) report_and_exit(errpipe[1], errno);
         if (dup2(stdout_fd >= 0 ? stdout_fd : null, 1) < 0) report_and_exit(errpipe[1], errno);
         if (dup2(stderr_fd >= 0 ? stderr_fd : null, 2) < 0) report_and_exit(errpipe[1], errno);
         if (null > 2) close(null);
+        if (cwd != NULL && chdir(cwd) != 0) report_and_exit(errpipe[1], errno);
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
@@ -65,4 +66,13 @@ pid_t cmsgflo_spawn(const char *path, char *const argv[], char *const envp[], in
         return -(child_errno ? child_errno : ECHILD);
     }
     return pid;
+}
+
+int cmsgflo_pipe(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC) == 0 ? 0 : -errno;
+}
+
+int cmsgflo_dup(int fd) {
+    int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    return copy >= 0 ? copy : -errno;
 }

@@ -54,19 +54,45 @@ public final class DeliveryStream: Sendable {
         case .empty: break
         }
         let core = self.core
-        let d = await withTaskCancellationHandler {
-            await withUnsafeContinuation { (c: UnsafeContinuation<Delivery?, Never>) in core.wait(c) }
-        } onCancel: {
-            core.terminate(.cancelled)
+        while true {
+            let wake = await withTaskCancellationHandler {
+                await withUnsafeContinuation { (c: UnsafeContinuation<Wake, Never>) in core.wait(c) }
+            } onCancel: {
+                core.terminate(.cancelled)
+            }
+            switch wake {
+            case .delivery(let d):
+                core.woke()
+                return (d, true)
+            case .look:
+                core.woke()
+                switch core.take() {
+                case .delivery(let d): return (d, true)
+                case .ended: return nil
+                case .empty: continue  // another taker was quicker
+                }
+            }
         }
-        return d.map { ($0, true) }
     }
 
+    /// What a waiting taker is woken with: a delivery of its own, or a call to look in the buffer (which another
+    /// taker may have emptied meanwhile: then it waits again).
+    fileprivate enum Wake { case delivery(Delivery), look }
+
+    /// How deliveries reach takers. A delivery that arrives while takers wait and none is about to run goes to one
+    /// of them at once. Deliveries that arrive while a woken taker has not run yet wait in the buffer: that taker
+    /// takes them one after another without waiting (a handler that never suspends handles a whole batch for one
+    /// wake-up), and, when it runs and finds more buffered, wakes one more taker to look, in case its handler
+    /// suspends. So deliveries are taken in order, a backlog gets as many takers as it needs, and a batch of `k`
+    /// deliveries costs two wake-ups, not `k` (a task switch each: on the relay path the largest cost after the
+    /// socket).
     fileprivate final class Core: Sendable {
         struct State {
             var buffer: [Delivery] = []
             var head = 0
-            var takers: [UnsafeContinuation<Delivery?, Never>] = []
+            var takers: [UnsafeContinuation<Wake, Never>] = []
+            /// Takers woken that have not run yet.
+            var waking = 0
             var ended: Termination?
             var onTermination: (@Sendable (Termination) -> Void)?
         }
@@ -79,38 +105,65 @@ public final class DeliveryStream: Sendable {
         init(limit: Int?) { self.limit = limit }
 
         func yield(_ d: Delivery) {
-            let taker = state.withLock { s -> UnsafeContinuation<Delivery?, Never>? in
-                guard s.ended == nil else { return nil }
-                if let t = s.takers.popLast() { return t }
+            let (taker, own) = state.withLock { s -> (UnsafeContinuation<Wake, Never>?, Bool) in
+                guard s.ended == nil else { return (nil, false) }
+                if s.waking == 0, s.head == s.buffer.count, let t = s.takers.popLast() {
+                    s.waking += 1
+                    return (t, true)
+                }
                 s.buffer.append(d)
                 if let limit, s.buffer.count - s.head > limit { s.head += 1 }
                 Self.compact(&s)
-                return nil
+                return (Self.wakeAnother(&s), false)
             }
-            taker?.resume(returning: d)
+            taker?.resume(returning: own ? .delivery(d) : .look)
+        }
+
+        /// A woken taker runs: when deliveries are buffered and nobody else is about to take them, one more taker
+        /// is woken to look (this one may suspend in its handler).
+        func woke() {
+            let next = state.withLock { s -> UnsafeContinuation<Wake, Never>? in
+                s.waking -= 1
+                return Self.wakeAnother(&s)
+            }
+            next?.resume(returning: .look)
+        }
+
+        private static func wakeAnother(_ s: inout State) -> UnsafeContinuation<Wake, Never>? {
+            guard s.waking == 0, s.head < s.buffer.count, let t = s.takers.popLast() else { return nil }
+            s.waking += 1
+            return t
         }
 
         func take() -> Taken {
-            state.withLock { s in
-                if s.head < s.buffer.count { return .delivery(Self.pop(&s)) }
-                return s.ended == nil ? .empty : .ended
+            let (taken, next) = state.withLock { s -> (Taken, UnsafeContinuation<Wake, Never>?) in
+                if s.head < s.buffer.count {
+                    let d = Self.pop(&s)
+                    return (.delivery(d), Self.wakeAnother(&s))
+                }
+                return (s.ended == nil ? .empty : .ended, nil)
             }
+            next?.resume(returning: .look)
+            return taken
         }
 
-        func wait(_ c: UnsafeContinuation<Delivery?, Never>) {
-            let ready = state.withLock { s -> Delivery?? in
-                if s.head < s.buffer.count { return .some(Self.pop(&s)) }
-                if s.ended != nil { return .some(nil) }
+        func wait(_ c: UnsafeContinuation<Wake, Never>) {
+            let ready = state.withLock { s -> Bool in
+                // Something to take (buffered, or the stream has ended): look at once.
+                if s.head < s.buffer.count || s.ended != nil {
+                    s.waking += 1
+                    return true
+                }
                 s.takers.append(c)
-                return .none
+                return false
             }
-            if let ready { c.resume(returning: ready) }
+            if ready { c.resume(returning: .look) }
         }
 
-        /// Ends the stream (the first call decides how) and wakes every taker: a finished stream's takers get nil
-        /// once nothing is buffered (a waiting taker means nothing is); a cancelled stream drops its buffer.
+        /// Ends the stream (the first call decides how) and wakes every taker to look: a finished stream's takers
+        /// take what is buffered, then see the end; a cancelled stream drops its buffer.
         func terminate(_ how: Termination) {
-            let (takers, handler) = state.withLock { s -> ([UnsafeContinuation<Delivery?, Never>], (@Sendable (Termination) -> Void)?) in
+            let (takers, handler) = state.withLock { s -> ([UnsafeContinuation<Wake, Never>], (@Sendable (Termination) -> Void)?) in
                 if how == .cancelled && s.ended != .cancelled {
                     s.buffer.removeAll()
                     s.head = 0
@@ -119,11 +172,12 @@ public final class DeliveryStream: Sendable {
                 s.ended = how
                 let takers = s.takers
                 s.takers.removeAll()
+                s.waking += takers.count
                 let handler = s.onTermination
                 s.onTermination = nil
                 return (takers, handler)
             }
-            for t in takers { t.resume(returning: nil) }
+            for t in takers { t.resume(returning: .look) }
             handler?(how)
         }
 

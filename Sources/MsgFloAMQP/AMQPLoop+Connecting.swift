@@ -166,6 +166,7 @@ extension AMQPLoop {
         guard let c = conn else { return }
         conn = nil
         amqp_destroy_connection(c)
+        frames?.discard()  // for the dead connection; what they published is still unconfirmed, and goes out again
         logger.warning("AMQP connection to \(url) lost: \(reason); reconnecting")
         // Unconfirmed messages go out again first (the broker may or may not have them: at-least-once).
         resend = confirms.takeOutstanding() + nacked + resend
@@ -249,7 +250,7 @@ extension AMQPLoop {
                     do {
                         try apply(c, item)
                     } catch .channel(let code, let text) {
-                        logger.warning("AMQP: could not restore \(item) on \(url) after reconnect: \(code) \(text)")
+                        logger.warning("AMQP: could not restore (\(item.summary)) on \(url) after reconnect: \(code) \(text)")
                     }
                 case .consume(let id):
                     do {

@@ -41,20 +41,9 @@ extension AMQPLoop {
 
     func execute(_ c: amqp_connection_state_t, _ op: Op) throws(CallError) -> OpResult {
         switch op {
-        case .declareInport(let q, let persistent):
-            let item = TopologyItem.inport(q, persistent: persistent)
-            try apply(c, item)
-            topology.record(item)
-        case .declareOutport(let q, let persistent):
-            let item = TopologyItem.outport(q, persistent: persistent)
-            try apply(c, item)
-            topology.record(item)
-        case .declareDiscovery:
-            try apply(c, .discovery)
-            topology.record(.discovery)
-        case .declareQuorumInport(let q):
-            try apply(c, .quorumInport(q))
-            topology.record(.quorumInport(q))
+        case .declareInport, .declareOutport, .declareDiscovery, .declareQuorumInport, .bind:
+            try apply(c, op)
+            topology.record(op)
         case .holdExclusive(let q):
             do {
                 try call(c) { amqp_queue_declare(c, Channel.control, $0(q), 0, 0, 1, 1, amqp_empty_table) }
@@ -62,9 +51,6 @@ extension AMQPLoop {
                 return .exists(false)  // RESOURCE_LOCKED: another connection holds it
             }
             return .exists(true)
-        case .bind(let b):
-            try apply(c, .binding(b))
-            topology.record(.binding(b))
         case .unbind(let b):
             topology.forget(b)
             try unbind(c, b)
@@ -104,9 +90,10 @@ extension AMQPLoop {
         return .done
     }
 
-    func apply(_ c: amqp_connection_state_t, _ item: TopologyItem) throws(CallError) {
-        switch item {
-        case .inport(let q, let persistent):
+    /// Makes a declaration or binding (an ``Op`` that ``Op/isRestored``; any other does nothing here).
+    func apply(_ c: amqp_connection_state_t, _ op: Op) throws(CallError) {
+        switch op {
+        case .declareInport(let q, let persistent):
             try tolerant("queue", q) { () throws(CallError) in
                 _ = try queueDeclare(c, q, passive: false, durable: persistent, autoDelete: !persistent,
                                      deadLetter: "dead-" + q)
@@ -117,7 +104,7 @@ extension AMQPLoop {
                 try exchangeDeclare(c, q, type: "fanout", durable: persistent, autoDelete: !persistent)
             } passive: {}
             try call(c) { amqp_queue_bind(c, Channel.control, $0(q), $0(q), $0(""), amqp_empty_table) }
-        case .quorumInport(let q):
+        case .declareQuorumInport(let q):
             do {
                 _ = try queueDeclare(c, q, passive: false, durable: true, autoDelete: false, deadLetter: "dead-" + q,
                                      quorum: true)
@@ -132,17 +119,17 @@ extension AMQPLoop {
                 try exchangeDeclare(c, q, type: "fanout", durable: true, autoDelete: false)
             } passive: {}
             try call(c) { amqp_queue_bind(c, Channel.control, $0(q), $0(q), $0(""), amqp_empty_table) }
-        case .outport(let q, let persistent):
+        case .declareOutport(let q, let persistent):
             try tolerant("exchange", q) { () throws(CallError) in
                 try exchangeDeclare(c, q, type: "fanout", durable: persistent, autoDelete: !persistent)
             } passive: {}
-        case .discovery:
+        case .declareDiscovery:
             try tolerant("queue", discoveryQueue) { () throws(CallError) in
                 _ = try queueDeclare(c, discoveryQueue, passive: false, durable: true, autoDelete: false, deadLetter: nil)
             } passive: { () throws(CallError) in
                 _ = try queueDeclare(c, discoveryQueue, passive: true, durable: false, autoDelete: false, deadLetter: nil)
             }
-        case .binding(let b):
+        case .bind(let b):
             switch b.kind {
             case .pubsub:
                 try call(c) { amqp_queue_bind(c, Channel.control, $0(b.tgt), $0(b.src), $0(""), amqp_empty_table) }
@@ -160,6 +147,8 @@ extension AMQPLoop {
                 } passive: {}
                 try call(c) { amqp_queue_bind(c, Channel.control, $0(b.tgt), $0(dead), $0(""), amqp_empty_table) }
             }
+        case .holdExclusive, .unbind, .consume, .cancel, .depth, .stats, .exchangeExists:
+            break  // not a declaration: nothing to make (execute runs these)
         }
     }
 

@@ -54,8 +54,9 @@ enum OpResult: Sendable {
     case stats(messages: Int, consumers: Int)
 }
 
-/// A broker operation a caller awaits. Executed by the owner thread, in order.
-enum Op: Sendable {
+/// A broker operation a caller awaits. Executed by the owner thread, in order. The declarations and bindings
+/// (``isRestored``) are also what ``AMQPTopology`` makes again after a reconnect.
+enum Op: Sendable, Equatable {
     case declareInport(String, persistent: Bool)
     case declareOutport(String, persistent: Bool)
     case declareDiscovery
@@ -73,6 +74,15 @@ enum Op: Sendable {
     case stats(String)
     /// A passive exchange declare: `.exists(true)`, or `.exists(false)` on 404.
     case exchangeExists(String)
+
+    /// A declaration or binding: once it succeeded, made again on every new connection. (An exclusive queue is a
+    /// lock of this connection's and is not; an unbind removes its binding.)
+    var isRestored: Bool {
+        switch self {
+        case .declareInport, .declareOutport, .declareDiscovery, .declareQuorumInport, .bind: true
+        case .holdExclusive, .unbind, .consume, .cancel, .depth, .stats, .exchangeExists: false
+        }
+    }
 
     var summary: String {
         switch self {

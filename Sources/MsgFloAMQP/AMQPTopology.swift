@@ -1,14 +1,5 @@
 import MsgFlo
 
-/// A declaration or binding made through the transport, made again after a reconnect.
-enum TopologyItem: Equatable {
-    case inport(String, persistent: Bool)
-    case outport(String, persistent: Bool)
-    case discovery
-    case binding(Binding)
-    case quorumInport(String)
-}
-
 /// A consumer as the owner thread keeps it across connections.
 struct LiveSubscription {
     let record: SubscriptionRecord
@@ -21,26 +12,29 @@ struct LiveSubscription {
 }
 
 /// What one connection set up and the next must set up again, as a state machine: the exchanges, queues and
-/// bindings declared through the transport (in the order made) and the consumers. Pure: ``AMQPLoop`` records what
+/// bindings declared through the transport (in the order made; the operations of ``Op`` that are
+/// ``Op/isRestored``, kept as they were asked) and the consumers. Pure: ``AMQPLoop`` records what
 /// succeeded and, after a reconnect, runs the ``restorePlan`` it returns; unit-tested without a broker.
 struct AMQPTopology {
     /// One step of a restore, in order: declarations and bindings first, then the consumers (by id, oldest first).
     enum Step: Equatable {
-        case declare(TopologyItem)
+        /// A declaration or binding (an ``Op`` that ``Op/isRestored``).
+        case declare(Op)
         case consume(Int)
     }
 
-    private(set) var items: [TopologyItem] = []
+    private(set) var items: [Op] = []
     private(set) var consumers: [Int: LiveSubscription] = [:]
 
     /// A declaration or binding succeeded: made again after every reconnect (once, however often it is made).
-    mutating func record(_ item: TopologyItem) {
-        if !items.contains(item) { items.append(item) }
+    /// Any other operation is not restored and is ignored here.
+    mutating func record(_ op: Op) {
+        if op.isRestored && !items.contains(op) { items.append(op) }
     }
 
     /// An unbind: the binding is not restored any more.
     mutating func forget(_ binding: Binding) {
-        items.removeAll { $0 == .binding(binding) }
+        items.removeAll { $0 == .bind(binding) }
     }
 
     /// A consumer to start (on this connection and every later one).

@@ -1,7 +1,7 @@
 import Foundation
 import MsgFlo
 import MsgFloParticipant
-import Subprocess
+import MsgFloProcess
 import Synchronization
 
 /// Any program as a participant (`msgflo-exec`, issue 14).
@@ -41,10 +41,6 @@ public struct ExecOptions: Sendable {
         self.outputLimit = outputLimit
     }
 }
-
-/// Writing to a program that closed its input must fail with EPIPE, not end this process: SIGPIPE is ignored
-/// once, before the first program runs (as servers do; sockets here are written with MSG_NOSIGNAL anyway).
-let ignoreSIGPIPE: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
 
 public enum ExecParticipant {
     /// The participant running `options.program`.
@@ -90,58 +86,65 @@ public enum ExecParticipant {
         return env
     }
 
-    static func rawEnvironment(_ env: [String: String]) -> Environment {
-        .custom(env.compactMap { k, v in
-            // NUL-terminated here: swift-subprocess 1.0.2 hands these bytes to exec as they are.
-            let entry = Array("\(k)=\(v)".utf8)
-            return entry.contains(0) ? nil : entry + [0]
-        })
-    }
+    /// The most bytes of a program's standard error kept for the error message.
+    static let stderrLimit = 4096
 
-    static func executable(_ program: String) -> Executable {
-        program.contains("/") ? .path(.init(program)) : .name(program)
-    }
-
-    /// Runs the program once; its standard output, or an error saying why it failed.
+    /// Runs the program once (``ChildProcess``; its own process group, killed whole on a timeout); its standard
+    /// output, or an error saying why it failed. The message is written by a thread of its own (``InputPipe``): a
+    /// program that exits without reading its input makes that write fail, which is the program's business.
     static func runOnce(_ options: ExecOptions, input: [UInt8], environment: [String: String]) async throws -> [UInt8] {
         let name = SafeText.escape(options.program, limit: 80)
-        let timedOut = MsgFloError(.timeout, "\(name) did not finish within \(options.timeout); killed")
-        typealias Finished = (status: TerminationStatus, output: [UInt8], error: [UInt8])
-        let result = try await withThrowingTaskGroup(of: Finished?.self) { group in
-            group.addTask {
-                do {
-                    // The message is written by us, not by `input: .array(...)`: swift-subprocess 1.0 leaves the
-                    // pipe open when that write fails (a program that exits without reading its input: EPIPE) and
-                    // then stops the whole process with "FileDescriptor ... was not closed". Here a failed write is
-                    // the program's business (it did not want its input), and the pipe is closed in every case.
-                    ignoreSIGPIPE
-                    let r = try await run(executable(options.program), arguments: Arguments(options.arguments),
-                                          environment: rawEnvironment(environment), input: .inputWriter,
-                                          output: .bytes(limit: options.outputLimit), error: .bytes(limit: 4096)) { execution in
-                        _ = try? await execution.standardInputWriter.write(input)
-                        try? await execution.standardInputWriter.finish()
-                    }
-                    return (r.terminationStatus, r.standardOutput, r.standardError)
-                } catch let e as SubprocessError {
-                    throw MsgFloError(.invalidArgument, "\(name) could not run: \(SafeText.escape(String(describing: e), limit: 300))")
+        let started = ContinuousClock.now
+        let running = Mutex<ChildProcess?>(nil)
+        let out = CapturedOutput(limit: options.outputLimit, onOverflow: { running.withLock { $0 }?.signal(SIGKILL) })
+        let err = CapturedOutput(limit: stderrLimit)
+        let child: ChildProcess
+        do {
+            let stdin = try InputPipe(name: "msgflo-exec-in")
+            let stdout: Int32, stderr: Int32
+            do {
+                stdout = try out.pipe(name: "msgflo-exec-out")
+                do { stderr = try err.pipe(name: "msgflo-exec-err") } catch {
+                    close(stdout)
+                    throw error
                 }
+            } catch {
+                close(stdin.childEnd)
+                stdin.close()
+                throw error
             }
-            group.addTask {
-                try await Task.sleep(for: options.timeout)
-                return nil
-            }
-            guard let first = try await group.next() else { throw timedOut }
-            group.cancelAll()  // the timeout: cancelling the run kills the program
-            guard let r = first else { throw timedOut }
-            return r
+            child = try await ChildProcess.spawn([options.program] + options.arguments, environment: environment,
+                                                 stdin: stdin.childEnd, stdout: stdout, stderr: stderr)
+            running.withLock { $0 = child }
+            if out.overflowed { child.signal(SIGKILL) }
+            stdin.writeAndClose(input)
+        } catch {
+            throw MsgFloError(.invalidArgument, "\(name) could not run: \(error)")
         }
-        switch result.status {
+        // The timeout covers the run and the end of its output (a background child of the program holding the pipe
+        // is in its process group and killed with it).
+        let exit = await child.wait(timeout: options.timeout)
+        let left = options.timeout - (ContinuousClock.now - started)
+        var drained = false
+        if exit != nil, await out.waitForEnd(timeout: left) {
+            drained = true
+            _ = await err.waitForEnd(timeout: .seconds(1))  // its first bytes, for the error message
+        }
+        guard let exit, drained else {
+            child.signal(SIGKILL)
+            try Task.checkCancellation()
+            throw MsgFloError(.timeout, "\(name) did not finish within \(options.timeout); killed")
+        }
+        if out.overflowed {
+            throw MsgFloError(.invalidMessage, "\(name) wrote more than \(options.outputLimit) bytes on its standard output; killed")
+        }
+        switch exit {
         case .exited(0):
-            return result.output
+            return out.bytes
         case .exited(let code):
-            throw MsgFloError(.invalidMessage, "\(name) exited with status \(code)" + stderrSuffix(result.error))
+            throw MsgFloError(.invalidMessage, "\(name) exited with status \(code)" + stderrSuffix(err.bytes))
         case .signaled(let sig):
-            throw MsgFloError(.invalidMessage, "\(name) was killed by signal \(sig)" + stderrSuffix(result.error))
+            throw MsgFloError(.invalidMessage, "\(name) was killed by signal \(sig)" + stderrSuffix(err.bytes))
         }
     }
 
@@ -161,7 +164,17 @@ final class LinesRunner: Sendable {
     let options: ExecOptions
     /// One request at a time: the next waits until the answer of the one before came (or it failed).
     private let turn = AsyncGate()
-    private let process = Mutex<(requests: AsyncStream<Request>.Continuation, task: Task<Void, Never>)?>(nil)
+    private struct Running {
+        let id: UInt64
+        let requests: AsyncStream<Request>.Continuation
+        let task: Task<Void, Never>
+    }
+    private struct Slot {
+        var running: Running?
+        /// Numbers the processes.
+        var generation: UInt64 = 0
+    }
+    private let process = Mutex(Slot())
 
     init(_ options: ExecOptions) { self.options = options }
 
@@ -197,64 +210,92 @@ final class LinesRunner: Sendable {
 
     /// Stops the process (its next request starts a new one).
     func restart() {
-        let old = process.withLock { p -> (AsyncStream<Request>.Continuation, Task<Void, Never>)? in
-            defer { p = nil }
-            return p.map { ($0.requests, $0.task) }
+        let old = process.withLock { p -> Running? in
+            defer { p.running = nil }
+            return p.running
         }
-        old?.0.finish()
-        old?.1.cancel()
+        old?.requests.finish()
+        old?.task.cancel()
     }
 
     private func startIfNeeded(environment: [String: String]) -> AsyncStream<Request>.Continuation {
         process.withLock { p in
-            if let p { return p.requests }
+            if let running = p.running { return running.requests }
             let (stream, continuation) = AsyncStream<Request>.makeStream()
             let options = self.options
+            p.generation += 1
+            let id = p.generation
             // Lives as long as the process: taken down by restart() (timeout) or when the program exits.
             let task = Task { [weak self] in
-                await Self.serve(options, environment: environment, requests: stream)
-                self?.forget(continuation)
+                await Self.serve(options, environment: environment, requests: stream) { [weak self] in
+                    self?.forget(id, continuation)
+                }
             }
-            p = (continuation, task)
+            p.running = Running(id: id, requests: continuation, task: task)
             return continuation
         }
     }
 
-    private func forget(_ c: AsyncStream<Request>.Continuation) {
+    /// The process `id` has ended: the next request starts a new one (unless a restart already made one).
+    private func forget(_ id: UInt64, _ c: AsyncStream<Request>.Continuation) {
+        process.withLock { p in if p.running?.id == id { p.running = nil } }
         c.finish()
-        process.withLock { p in p = nil }
     }
 
     private static func serve(_ options: ExecOptions, environment: [String: String],
-                              requests: AsyncStream<Request>) async {
+                              requests: AsyncStream<Request>, ended: @Sendable () -> Void) async {
         let name = SafeText.escape(options.program, limit: 80)
         var inHand: Request? = nil
         let failure: MsgFloError
-        ignoreSIGPIPE
         do {
-            let result = try await run(ExecParticipant.executable(options.program),
-                                       arguments: Arguments(options.arguments),
-                                       environment: ExecParticipant.rawEnvironment(environment),
-                                       input: .inputWriter, output: .sequence, error: .discarded) { execution in
-                var lines = execution.standardOutput.strings(bufferingPolicy: .maxLineLength(options.outputLimit))
-                    .makeAsyncIterator()
+            // Its answers, line by line; a line longer than the output limit ends the process.
+            let (lines, linesIn) = AsyncStream<[UInt8]?>.makeStream()
+            let stdin = try InputPipe(name: "msgflo-exec-in")
+            let stdout: Int32
+            do {
+                stdout = try OutputPipe.lines(name: "msgflo-exec-out", maximumLine: options.outputLimit) { line, end in
+                    var bytes = Array(line)
+                    while let last = bytes.last, last == 13 { bytes.removeLast() }
+                    linesIn.yield(end == .full ? nil : bytes)
+                } end: {
+                    linesIn.finish()
+                }
+            } catch {
+                close(stdin.childEnd)
+                stdin.close()
+                throw error
+            }
+            let child = try await ChildProcess.spawn([options.program] + options.arguments, environment: environment,
+                                                     stdin: stdin.childEnd, stdout: stdout)
+            var answers = lines.makeAsyncIterator()
+            var tooLong = false
+            await withTaskCancellationHandler {
                 for await request in requests {
                     inHand = request
-                    _ = try await execution.standardInputWriter.write(request.line)
-                    guard let line = try await lines.next() else { break }
+                    do { try await stdin.write(request.line) } catch { break }
+                    guard let next = await answers.next() else { break }
+                    guard let line = next else {
+                        tooLong = true
+                        break
+                    }
                     inHand = nil
-                    var bytes = Array(line.utf8)
-                    while let last = bytes.last, last == 10 || last == 13 { bytes.removeLast() }
-                    request.answer.resume(returning: bytes)
+                    request.answer.resume(returning: line)
                 }
-                try? await execution.standardInputWriter.finish()
+            } onCancel: {
+                child.signal(SIGKILL)
             }
-            failure = MsgFloError(.closed, "\(name) exited (\(result.terminationStatus)) before answering")
+            stdin.close()
+            if tooLong || Task.isCancelled { child.signal(SIGKILL) }
+            let exit = await child.waitUntilExit()
+            failure = tooLong
+                ? MsgFloError(.invalidMessage, "\(name) answered with a line longer than \(options.outputLimit) bytes; killed")
+                : MsgFloError(.closed, "\(name) exited (\(exit)) before answering")
         } catch {
             failure = MsgFloError(.closed, "\(name) failed: \(SafeText.escape(String(describing: error), limit: 300))")
         }
         inHand?.answer.resume(throwing: failure)
         // Requests queued meanwhile fail too; the next call starts the program again.
+        ended()
         for await r in requests { r.answer.resume(throwing: failure) }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import MsgFlo
 import MsgFloCoordinator
+import MsgFloProcess
 import Synchronization
 
 /// Splits a command line into words as a POSIX shell would, without running one: the coordinator's splitter, so
@@ -15,7 +16,7 @@ package enum CommandWords {
     }
 }
 
-/// The participant processes a tool started, through the coordinator's ``ChildProcess`` (the daemon starts its
+/// The participant processes a tool started, through MsgFloProcess's ``ChildProcess`` (the daemon starts its
 /// nodes the same way): each in its own process group, stdin from /dev/null, `MSGFLO_BROKER` set to the broker in
 /// use; its stdout goes to the tool's own when forwarded, else nowhere; its stderr is kept (the last 4 KB, to say
 /// why a child failed) and forwarded when asked. They are stopped with SIGTERM (SIGKILL after a grace period) by
@@ -44,9 +45,6 @@ package final class ParticipantProcesses: Sendable {
 
     private struct State {
         var children: [Child] = []
-        /// Called on each exit (``terminateAll`` waits through it).
-        var onExit: [UInt64: @Sendable () -> Void] = [:]
-        var nextWaiter: UInt64 = 0
     }
 
     private let state = Mutex(State())
@@ -71,30 +69,35 @@ package final class ParticipantProcesses: Sendable {
         }
         var env = environment
         env["MSGFLO_BROKER"] = broker.unredacted
-        let stdout = forward.contains("stdout") ? dup(STDOUT_FILENO) : nil
         // Stderr goes through a pipe, so that the last of it can be shown when the child fails (forwarded as well
-        // when asked), read by a thread of its own until EOF: never on Swift's cooperative pool.
+        // when asked), read by a thread of its own until its end: never on Swift's cooperative pool.
         // A child that outlives the tool and forwards stderr gets the tool's stderr itself: a pipe to the tool would
         // be closed when the tool exits (and the child's next write would end it with SIGPIPE).
         let tail = OutputTail()
         let forwardStderr = forward.contains("stderr")
-        let stderr = outliveTool && forwardStderr ? dup(STDERR_FILENO) : Self.stderrPipe(into: tail, forward: forwardStderr)
         let box = ExitBox()
         let child: ChildProcess
         do {
-            child = try await ChildProcess.spawn(arguments: words, environment: env, stdout: stdout, stderr: stderr,
-                                                 deathSignal: outliveTool ? 0 : ChildProcess.deathSignal) { [weak self] how in
+            let stdout = forward.contains("stdout") ? try OutputPipe.duplicate(STDOUT_FILENO) : nil
+            let stderr: Int32
+            do {
+                stderr = outliveTool && forwardStderr ? try OutputPipe.duplicate(STDERR_FILENO)
+                    : try OutputPipe.make(name: "msgflo-setup-stderr") { chunk in
+                        if forwardStderr { FileHandle.standardError.write(Data(chunk)) }
+                        tail.append(chunk)
+                    }
+            } catch {
+                if let stdout { close(stdout) }
+                throw error
+            }
+            child = try await ChildProcess.spawn(words, environment: env, stdout: stdout, stderr: stderr,
+                                                 deathSignal: outliveTool ? 0 : ChildProcess.deathSignal) { how in
                 box.value.withLock { $0 = (how, .now) }
-                self?.wakeWaiters()
             }
         } catch {
-            throw ToolFailure("cannot start participant \(role) (\(command)): \(error)")
+            throw ToolFailure("cannot start participant \(role) (\(SafeText.escape(command, limit: 300))): \(error)")
         }
         state.withLock { $0.children.append(Child(role: role, command: command, process: child, exit: box, stderr: tail)) }
-    }
-
-    private func wakeWaiters() {
-        for w in state.withLock({ Array($0.onExit.values) }) { w() }
     }
 
     private static func exit(_ child: Child) -> Exit? {
@@ -134,57 +137,11 @@ package final class ParticipantProcesses: Sendable {
 
     /// Waits until no child runs, or `limit` has passed; woken by each exit rather than polling.
     private func allExited(within limit: Duration) async -> Bool {
-        let noneRunning: @Sendable () -> Bool = { [self] in state.withLock { $0.children.allSatisfy { !$0.process.isRunning } } }
-        if noneRunning() { return true }
-        let (exits, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        let id = state.withLock { s -> UInt64 in
-            s.nextWaiter += 1
-            s.onExit[s.nextWaiter] = { continuation.yield() }
-            return s.nextWaiter
-        }
-        defer { _ = state.withLock { $0.onExit.removeValue(forKey: id) } }
+        let children = state.withLock { $0.children.map(\.process) }
         return await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                for await _ in exits where noneRunning() { return true }
-                return noneRunning()
-            }
-            group.addTask {
-                try? await Task.sleep(for: limit)
-                continuation.finish()
-                return false
-            }
-            // A child may have exited between the first look and the waiter's registration.
-            if noneRunning() { continuation.yield() }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            continuation.finish()
-            return first || noneRunning()
+            for child in children { group.addTask { await child.wait(timeout: limit) != nil } }
+            return await group.reduce(true) { $0 && $1 }
         }
-    }
-
-    /// A pipe for a child's stderr: returns the write end (the spawn closes it); the read end is read until EOF by
-    /// a thread of its own into `tail` (and forwarded), then closed.
-    private static func stderrPipe(into tail: OutputTail, forward: Bool) -> Int32? {
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { return nil }
-        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
-        let readEnd = fds[0]
-        let thread = Thread {
-            var chunk = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let n = chunk.withUnsafeMutableBytes { read(readEnd, $0.baseAddress, $0.count) }
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { break }
-                let data = Data(chunk[0..<n])
-                if forward { FileHandle.standardError.write(data) }
-                tail.append(data)
-            }
-            close(readEnd)
-        }
-        thread.name = "msgflo-setup-stderr"
-        thread.start()
-        return fds[1]
     }
 }
 
@@ -193,7 +150,7 @@ final class OutputTail: Sendable {
     private static let capacity = 4096
     private let bytes = Mutex<[UInt8]>([])
 
-    func append(_ data: Data) {
+    func append(_ data: some Collection<UInt8>) {
         bytes.withLock { b in
             b.append(contentsOf: data.suffix(Self.capacity))
             if b.count > Self.capacity { b.removeFirst(b.count - Self.capacity) }

@@ -13,11 +13,11 @@
 // round k kills node ((k-1) mod 3) + 1. Prints one line per kill and a summary line:
 //   failover kills=N p50_s=… max_s=… sent=… lost=… redelivered=…
 import ArgumentParser
-import CMsgFloSpawn
 import Foundation
 import Logging
 import MsgFlo
 import MsgFloCLI
+import MsgFloProcess
 import MsgFloTransports
 import Synchronization
 
@@ -56,21 +56,14 @@ do { brokerText = try options.broker.url(environment: ProcessInfo.processInfo.en
 
 func line(_ s: String) { FileHandle.standardOutput.write(Data((s + "\n").utf8)) }
 
-/// Runs the brokers script on a thread of its own (it blocks for seconds; never on the cooperative pool), through
-/// the project's spawn (signals reset, stdout to /dev/null, stderr ours) and waitpid.
+/// Runs the brokers script (``ChildProcess``: signals reset, stdout to /dev/null, stderr ours; its exit awaited off
+/// the cooperative pool; it may start brokers that outlive this process, so no death signal).
 func runScript(_ arguments: [String]) async throws {
-    try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
-        let thread = Thread {
-            let argv: [UnsafeMutablePointer<CChar>?] = ([script] + arguments).map { strdup($0) } + [nil]
-            let pid = cmsgflo_spawn(script, argv, environ, -1, 2, 0, getpid())
-            argv.forEach { free($0) }
-            var status: Int32 = 0
-            if pid > 0 { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
-            if pid > 0 && status == 0 { done.resume() } else {
-                done.resume(throwing: MsgFloError(.connectionFailed, "\(script) \(arguments.joined(separator: " ")) failed (spawn \(pid), status \(status))"))
-            }
-        }
-        thread.start()
+    let child = try await ChildProcess.spawn([script] + arguments, environment: ProcessInfo.processInfo.environment,
+                                             stderr: OutputPipe.duplicate(STDERR_FILENO), deathSignal: 0)
+    let exit = await child.waitUntilExit()
+    guard exit == .exited(0) else {
+        throw MsgFloError(.connectionFailed, "\(script) \(arguments.joined(separator: " ")) failed (\(exit))")
     }
 }
 

@@ -23,7 +23,7 @@ extension CoordinatorIntegration.CoordinatorBrokerTests {
             for await s in await c.transport.stateUpdates() { if case .reconnecting = s { return true } }
             return false
         }
-        try await Task.detached { try TestBrokers.restart(kind) }.value
+        try await TestBrokers.restart(kind)
 
         let everyone = [await c.transport, pa.transport, pb.transport]
         try await eventually("all transports connected again", timeout: .seconds(60)) {

@@ -46,7 +46,7 @@ extension CoordinatorIntegration.DaemonProcessTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let (a, b) = try twoNodeGraph(in: dir)
         let lib = try library(in: dir)
-        let (daemon, out) = try startDaemon(["--graph", "graph.fbp", "--library", lib.path], in: dir, broker: broker)
+        let (daemon, out) = try await startDaemon(["--graph", "graph.fbp", "--library", lib.path], in: dir, broker: broker)
         #expect(await waitFor { pids(out.value).count == 2 }, "\(out.value)")
         let children = pids(out.value)
         #expect(children.values.allSatisfy(alive))
@@ -57,7 +57,7 @@ extension CoordinatorIntegration.DaemonProcessTests {
         #expect(await waitFor(.seconds(3)) { !children.values.contains(where: alive) },
                 "children left after kill -9 of the daemon: \(children.filter { alive($0.value) })")
 
-        let (second, out2) = try startDaemon(["--graph", "graph.fbp", "--library", lib.path], in: dir, broker: broker)
+        let (second, out2) = try await startDaemon(["--graph", "graph.fbp", "--library", lib.path], in: dir, broker: broker)
         #expect(await waitFor { pids(out2.value).count == 2 }, "\(out2.value)")
         #expect(await waitFor { out2.value.contains("edge bound") }, "\(out2.value)")
         #expect(processes(of: a) == 1 && processes(of: b) == 1, "one process per role: \(processes(of: a)), \(processes(of: b))")
@@ -77,11 +77,11 @@ extension CoordinatorIntegration.DaemonProcessTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         _ = try twoNodeGraph(in: dir)
         let lib = try library(in: dir)
-        let (daemon, out) = try startDaemon(["--graph", "graph.fbp", "--library", lib.path], in: dir, broker: broker)
+        let (daemon, out) = try await startDaemon(["--graph", "graph.fbp", "--library", lib.path], in: dir, broker: broker)
         #expect(await waitFor { out.value.contains("edge bound") }, "\(out.value)")
         let children = pids(out.value)
 
-        try await Task.detached { try TestBrokers.script(["down", kind.rawValue]) }.value
+        try await TestBrokers.script(["down", kind.rawValue])
         do {
             try await Task.sleep(for: .seconds(2))
             let start = ContinuousClock.now
@@ -99,6 +99,6 @@ extension CoordinatorIntegration.DaemonProcessTests {
             let afterTerm = out.value.components(separatedBy: "stopping ").dropFirst().joined()
             #expect(!afterTerm.contains("restarting"), "a child was restarted during shutdown: \(out.value)")
         }
-        try await Task.detached { try TestBrokers.script(["up", kind.rawValue]) }.value
+        try await TestBrokers.script(["up", kind.rawValue])
     }
 }

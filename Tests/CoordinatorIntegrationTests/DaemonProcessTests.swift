@@ -9,9 +9,10 @@ import Testing
 /// The `msgflo` daemon run as a user runs it, with the participants of participants/library.json.
 extension CoordinatorIntegration {
 @Suite(.serialized) struct DaemonProcessTests {
-    final class Output: Sendable {
-        let text = Mutex("")
-        var value: String { text.withLock { $0 } }
+    /// The daemon's stdout and stderr, interleaved as written.
+    struct Output: Sendable {
+        let process: TestProcess
+        var value: String { process.stdout }
     }
 
     /// participants/library.json with its commands pointed at the msgflo-participant built beside the tests
@@ -22,27 +23,12 @@ extension CoordinatorIntegration {
         return lib
     }
 
-    func startDaemon(_ args: [String], in dir: URL, broker: BrokerURL) throws -> (Process, Output) {
-        let p = Process()
-        p.executableURL = builtExecutable("msgflo")
-        p.arguments = ["run", "--broker", broker.unredacted] + args
-        p.currentDirectoryURL = dir
+    func startDaemon(_ args: [String], in dir: URL, broker: BrokerURL) async throws -> (TestProcess, Output) {
         // Its participants announce every second (period 2.2 s) rather than every 27 s: on AMQP, `fbp` is a work
         // queue another test's coordinator may take an announcement from.
-        var env = ProcessInfo.processInfo.environment
-        env["MSGFLO_DISCOVERY_PERIOD"] = "2.2"
-        p.environment = env
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        let out = Output()
-        pipe.fileHandleForReading.readabilityHandler = { h in
-            let d = h.availableData
-            if d.isEmpty { h.readabilityHandler = nil; return }
-            out.text.withLock { $0 += String(decoding: d, as: UTF8.self) }
-        }
-        try p.run()
-        return (p, out)
+        let p = try await TestProcess(builtExecutable("msgflo").path, ["run", "--broker", broker.unredacted] + args,
+                                      environment: ["MSGFLO_DISCOVERY_PERIOD": "2.2"], directory: dir, stderr: .stdout)
+        return (p, Output(process: p))
     }
 
     func waitFor(_ timeout: Duration = .seconds(20), _ condition: () -> Bool) async -> Bool {
@@ -83,12 +69,14 @@ extension CoordinatorIntegration {
         try await t.declareOutport("\(up).OUT")
         let tap = try await Tap(t, "\(up).OUT")
 
-        let (daemon, out) = try startDaemon(["--graph", "graph.fbp", "--library", lib.path], in: dir, broker: broker)
+        let (daemon, out) = try await startDaemon(["--graph", "graph.fbp", "--library", lib.path], in: dir, broker: broker)
         #expect(await waitFor { pids(out.value).count == 2 }, "\(out.value)")
         #expect(await tap.wait(count: 1, timeout: .seconds(30)), "\(out.value)")
         #expect(tap.values.first == "HELLO")
-        #expect(out.value.contains("edge bound: \(rep) OUT -> IN \(up)"))
-        #expect(out.value.contains("node \(up) ready"))
+        // The daemon's log lines may come after the message went through the edge they report (and are read by a
+        // thread of the test's): waited for, not looked up once.
+        #expect(await waitFor { out.value.contains("edge bound: \(rep) OUT -> IN \(up)") }, "\(out.value)")
+        #expect(await waitFor { out.value.contains("node \(up) ready") }, "\(out.value)")
         #expect(!out.value.contains("guest:guest"))   // passwords never printed
 
         let children = pids(out.value)
@@ -106,7 +94,7 @@ extension CoordinatorIntegration {
         defer { try? FileManager.default.removeItem(at: dir) }
         let a = TestBrokers.unique("ext"), b = TestBrokers.unique("ext")
         try "\(a) OUT -> IN \(b)(Foreign)\n\(a)(Foreign)\n".write(to: dir.appendingPathComponent("g.fbp"), atomically: true, encoding: .utf8)
-        let (daemon, out) = try startDaemon(["--graph", "g.fbp"], in: dir, broker: broker)
+        let (daemon, out) = try await startDaemon(["--graph", "g.fbp"], in: dir, broker: broker)
         // One start-up line names the nodes that wait for their participants.
         #expect(await waitFor { out.value.contains("pending until their participants appear: ") && out.value.contains(b) }, "\(out.value)")
 

@@ -6,24 +6,15 @@ import Testing
 
 /// Issue 10, item 3: names from discovery messages reach the daemon's log and `msgflo status` escaped and capped.
 extension CoordinatorIntegration.DaemonProcessTests {
-    /// Runs `msgflo status` and returns its exit status and stdout. Waits by polling, never by blocking a thread of
+    /// Runs `msgflo status` and returns its exit status (-1: killed after 20 s) and stdout. Never blocks a thread of
     /// the cooperative pool (the other modules' tests run beside this one).
     func status(_ broker: BrokerURL, _ extra: [String] = []) async throws -> (Int32, Data) {
-        let p = Process()
-        p.executableURL = builtExecutable("msgflo")
-        p.arguments = ["status", "--broker", broker.unredacted, "--timeout", "10"] + extra
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        // Read to the end on a thread of its own: a blocking read must not hold a thread of the cooperative pool.
-        let data: Data = await withCheckedContinuation { c in
-            let reader = pipe.fileHandleForReading
-            Thread { c.resume(returning: reader.readDataToEndOfFile()) }.start()
-        }
-        let deadline = ContinuousClock.now + .seconds(10)
-        while p.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
-        return (p.isRunning ? -1 : p.terminationStatus, data)
+        let p = try await TestProcess(builtExecutable("msgflo").path,
+                                      ["status", "--broker", broker.unredacted, "--timeout", "10"] + extra, stderr: .discard)
+        let exited = await p.wait(timeout: .seconds(20))
+        if !exited { p.signal(SIGKILL) }
+        await p.waitForOutputEnd()
+        return (exited ? p.terminationStatus : -1, Data(p.stdoutBytes))
     }
 
     /// Newlines and ESC in a discovery message's id, role, component and label forged whole log lines
@@ -45,7 +36,7 @@ extension CoordinatorIntegration.DaemonProcessTests {
         let big = ParticipantDefinition(id: "big-1", role: bigRole, component: "Big",
                                         inports: [PortDefinition(id: "in", queue: "big.IN")])
 
-        let (daemon, out) = try startDaemon([], in: dir, broker: broker)
+        let (daemon, out) = try await startDaemon([], in: dir, broker: broker)
         defer { if daemon.isRunning { kill(daemon.processIdentifier, SIGKILL) } }
         let t = try await connect(kind)
         // On AMQP `fbp` is a work queue other tests' coordinators may take from: announce until ours has it.

@@ -53,12 +53,12 @@ extension CoordinatorIntegration {
                 d.ack()
             }
         }
-        let (daemon, out) = try helpers.startDaemon(["--graph", "graph.fbp", "--library", lib.path, "--log-level", "info"],
+        let (daemon, out) = try await helpers.startDaemon(["--graph", "graph.fbp", "--library", lib.path, "--log-level", "info"],
                                                     in: dir, broker: broker)
         defer { if daemon.isRunning { kill(daemon.processIdentifier, SIGKILL) } }
         #expect(await helpers.waitFor(.seconds(90)) { seen.withLock { $0.contains("HELLO") } },
                 "\(out.value)")
-        try await TestBrokers.scriptOffPool(["cluster", "kill", "1"])
+        try await TestBrokers.script(["cluster", "kill", "1"])
         let total = 500
         for i in 0..<total { try await t.sendRouted(toInport: "\(rep).IN", Message(text: "m\(i)")) }
         #expect(await helpers.waitFor(.seconds(90)) { seen.withLock { s in (0..<total).allSatisfy { s.contains("M\($0)") } } },
@@ -70,7 +70,7 @@ extension CoordinatorIntegration {
         #expect(await helpers.waitFor { !daemon.isRunning }, "\(out.value)")
         consumer.cancel()
         await t.close()
-        try await TestBrokers.scriptOffPool(["cluster", "revive", "1"])
+        try await TestBrokers.script(["cluster", "revive", "1"])
     }
 
     func takeOver(broker: BrokerURL) async throws {
@@ -90,9 +90,9 @@ extension CoordinatorIntegration {
         let tap = try await Tap(t, "\(up).OUT")
 
         let args = ["--standby", "--graph", "graph.fbp", "--library", lib.path, "--log-level", "info"]
-        let (first, out1) = try helpers.startDaemon(args, in: dir, broker: broker)
+        let (first, out1) = try await helpers.startDaemon(args, in: dir, broker: broker)
         #expect(await helpers.waitFor(.seconds(60)) { elected(out1) }, "\(out1.value)")
-        let (second, out2) = try helpers.startDaemon(args, in: dir, broker: broker)
+        let (second, out2) = try await helpers.startDaemon(args, in: dir, broker: broker)
         defer {
             for p in [first, second] where p.isRunning { kill(p.processIdentifier, SIGKILL) }
         }

@@ -57,6 +57,44 @@ import Testing
         #expect(Set(seen) == Set(0..<total))
     }
 
+    /// A batch that arrives while a woken taker has not run yet waits in the buffer for it (one wake-up for the
+    /// batch); when that taker's handler then suspends, another taker is woken for the rest: a delivery never
+    /// waits behind a suspended handler while a taker sleeps. Were the baton not passed, the first taker would
+    /// wait for the second for ever (the test's time limit fails it).
+    @Test(.timeLimit(.minutes(1))) func aTakerWhoseHandlerSuspendsLeavesTheRestToAnother() async {
+        let (stream, c) = DeliveryStream.makeStream()
+        let (secondTaken, signal) = AsyncStream<Int>.makeStream()
+        let got = await withTaskGroup(of: [Int].self) { group in
+            for _ in 0..<2 {
+                group.addTask {
+                    var mine: [Int] = []
+                    while let d = await stream.next() {
+                        let n = self.number(d) ?? -1
+                        mine.append(n)
+                        if n == 0 {
+                            // Suspends until another taker has taken delivery 1.
+                            for await _ in secondTaken { break }
+                        } else {
+                            signal.yield(n)
+                        }
+                    }
+                    return mine
+                }
+            }
+            // Both takers wait, then a batch of two arrives at once.
+            try? await Task.sleep(for: .milliseconds(50))
+            c.yield(delivery(0))
+            c.yield(delivery(1))
+            try? await Task.sleep(for: .milliseconds(50))
+            c.finish()
+            var all: [[Int]] = []
+            for await part in group { all.append(part) }
+            return all
+        }
+        #expect(got.flatMap { $0 }.sorted() == [0, 1])
+        #expect(got.contains([0]) && got.contains([1]), "delivery 1 went to the other taker: \(got)")
+    }
+
     @Test func aCancelledTakerEndsTheStreamOnceAndWakesTheOthers() async {
         let (stream, c) = DeliveryStream.makeStream()
         let ends = Mutex<[DeliveryStream.Termination]>([])

@@ -74,7 +74,7 @@ struct ClusterBrokerRestartTests {
             }
         }
         try await eventually("5,000 through the chain before the kill", timeout: .seconds(120)) { numbers.distinct >= 5_000 }
-        try await TestBrokers.scriptOffPool(["cluster", "kill", "1"])
+        try await TestBrokers.script(["cluster", "kill", "1"])
         let killedAt = ContinuousClock.now
         let before = numbers.distinct
         try await eventually("data flowing again after the kill", timeout: .seconds(60)) { numbers.distinct > before + 100 }
@@ -92,6 +92,6 @@ struct ClusterBrokerRestartTests {
         await pb.stop()
         await participants.close()
         await client.close()
-        try await TestBrokers.scriptOffPool(["cluster", "revive", "1"])
+        try await TestBrokers.script(["cluster", "revive", "1"])
     }
 }

@@ -95,7 +95,7 @@ struct ParticipantIntegrationTests {
         let role = TestBrokers.unique("tick")
         let out = try await Collector.outport("\(role).OUT", on: t)
         let urlText = url.unredacted
-        let child = try Child(participantExecutable, ["Interval", role, "--iips", #"{"interval": 20}"#],
+        let child = try await Child(participantExecutable, ["Interval", role, "--iips", #"{"interval": 20}"#],
                               environment: ["MSGFLO_BROKER": urlText])
         let line = try await child.ready()
         #expect(line == "\(role)(Interval) connected to \(url)")
@@ -112,14 +112,14 @@ struct ParticipantIntegrationTests {
     func executableErrors() async throws {
         for args in [["Repeat"], ["Nope", "x"], ["Repeat", "r", "--iips", "{"], ["Repeat", "r", "--prefetch", "0"],
                      ["Repeat", "r", "--connect-timeout", "0"], ["Repeat", String(repeating: "r", count: 300)]] {
-            let child = try Child(participantExecutable, args)
+            let child = try await Child(participantExecutable, args)
             #expect(try await child.exitCode(timeout: .seconds(30)) == 1, "\(args)")
             let lines = child.stderr.split(separator: "\n")
             #expect(lines.count == 1, "\(args): \(child.stderr)")
             #expect(child.stdout.isEmpty)
         }
         for url in ["amqp://127.0.0.1:1/", "mqtt://127.0.0.1:1", "amqp://u:secret@127.0.0.1:1/"] {
-            let child = try Child(participantExecutable, ["Repeat", "r", "--broker", url, "--connect-timeout", "1.5"])
+            let child = try await Child(participantExecutable, ["Repeat", "r", "--broker", url, "--connect-timeout", "1.5"])
             #expect(try await child.exitCode(timeout: .seconds(30)) == 1, "\(url)")
             let lines = child.stderr.split(separator: "\n")
             #expect(lines.count >= 2, "\(url): \(child.stderr)")
@@ -211,7 +211,7 @@ struct ParticipantIntegrationTests {
         defer { Task { await t.close() } }
         let role = TestBrokers.unique("term")
         let out = try await Collector.outport("\(role).OUT", on: t)
-        let child = try Child(participantExecutable, ["Repeat", role, "--broker", try TestBrokers.url(.amqp).unredacted, "--prefetch", "50"])
+        let child = try await Child(participantExecutable, ["Repeat", role, "--broker", try TestBrokers.url(.amqp).unredacted, "--prefetch", "50"])
         _ = try await child.ready()
         let n = 3000
         for i in 0..<n { try await t.send(toInport: "\(role).IN", Message(json: .int(i))) }
@@ -220,7 +220,7 @@ struct ParticipantIntegrationTests {
         #expect(try await child.exitCode() == 0)
         let seenBeforeRestart = out.count
         // What was not handled is still in the queue: a new process takes it.
-        let again = try Child(participantExecutable, ["Repeat", role, "--broker", try TestBrokers.url(.amqp).unredacted])
+        let again = try await Child(participantExecutable, ["Repeat", role, "--broker", try TestBrokers.url(.amqp).unredacted])
         _ = try await again.ready()
         try await eventually("every message out", timeout: .seconds(60)) { Set(out.all.compactMap(\.json?.intValue)).count == n }
         again.terminate()
@@ -247,7 +247,7 @@ struct ParticipantIntegrationTests {
         defer { Task { await t.close() } }
         // The same command line both times: the same persistent session, which keeps what arrives in between.
         let args = ["Repeat", role, "--broker", base + "?qos=1", "--prefetch", "20"]
-        let child = try Child(participantExecutable, args)
+        let child = try await Child(participantExecutable, args)
         _ = try await child.ready()
         let n = 3000
         for i in 0..<n { try await t.send(toInport: "\(role).IN", Message(json: .int(i))) }
@@ -255,7 +255,7 @@ struct ParticipantIntegrationTests {
         child.terminate()
         #expect(try await child.exitCode() == 0)
         let seenBeforeRestart = out.count
-        let again = try Child(participantExecutable, args)
+        let again = try await Child(participantExecutable, args)
         _ = try await again.ready()
         try await eventually("every message out", timeout: .seconds(60)) { Set(out.all.compactMap(\.json?.intValue)).count == n }
         again.terminate()
@@ -272,14 +272,14 @@ struct ParticipantIntegrationTests {
         let prefetch = 4
         let args = ["Repeat", role, "--broker", base + "?qos=1", "--prefetch", "\(prefetch)"]
         let n = 3000
-        let child = try Child(participantExecutable, args)
+        let child = try await Child(participantExecutable, args)
         _ = try await child.ready()
         for i in 0..<n { try await t.send(toInport: "\(role).IN", Message(json: .int(i))) }
         try await eventually("some through") { out.count > 300 }
         kill(child.process.processIdentifier, SIGKILL)
         _ = try? await child.exitCode()
         #expect(out.count < n, "the participant had finished before kill -9")
-        let again = try Child(participantExecutable, args)
+        let again = try await Child(participantExecutable, args)
         _ = try await again.ready()
         // Everything the broker still had arrives; what was in hand at the kill may be gone.
         let window = prefetch + 1
@@ -331,7 +331,7 @@ struct ParticipantIntegrationTests {
         if __name__ == '__main__':
             msgflo.main(Repeat, sys.argv[1])  # msgflo.main takes argv[0], the script, as the role
         """.write(to: file, atomically: true, encoding: .utf8)
-        let py = try Child(python, [file.path, pyRole], environment: ["MSGFLO_BROKER": "mqtt://\(url.host):\(url.port)"])
+        let py = try await Child(python, [file.path, pyRole], environment: ["MSGFLO_BROKER": "mqtt://\(url.host):\(url.port)"])
         defer { kill(py.process.processIdentifier, SIGKILL) }
         try await eventually("the python participant's discovery", timeout: .seconds(30)) { !fbp.of(role: pyRole).isEmpty }
         let pyDef = fbp.of(role: pyRole)[0]

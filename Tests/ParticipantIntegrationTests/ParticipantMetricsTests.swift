@@ -14,7 +14,7 @@ import Testing
         let role = TestBrokers.unique("metrics")
         let out = try await Collector.outport("\(role).OUT", on: t)
         let port = freeTCPPort()
-        let child = try Child(participantExecutable, ["Repeat", role, "--broker", try TestBrokers.url(kind).unredacted,
+        let child = try await Child(participantExecutable, ["Repeat", role, "--broker", try TestBrokers.url(kind).unredacted,
                                                       "--metrics-port", "\(port)", "--log-format", "json"])
         defer { child.terminate() }
         _ = try await child.ready()
@@ -57,7 +57,7 @@ import Testing
 
     @Test func badMetricsPortAndLogFormatAreOneLineErrors() async throws {
         for args in [["--metrics-port", "70000"], ["--log-format", "xml"]] {
-            let child = try Child(participantExecutable, ["Repeat", "r"] + args)
+            let child = try await Child(participantExecutable, ["Repeat", "r"] + args)
             #expect(try await child.exitCode() == 1)
             #expect(child.stderr.split(separator: "\n").count == 1, "\(child.stderr)")
         }

@@ -302,17 +302,17 @@ struct CallExecutableTests {
     func callAndTimeout() async throws {
         let amqp = try TestBrokers.url(.amqp).unredacted
         let role = TestBrokers.unique("execcat")
-        let exec = try Child(Self.tool("msgflo-exec"), [role, "--broker", amqp, "--", "/bin/cat"])
+        let exec = try await Child(Self.tool("msgflo-exec"), [role, "--broker", amqp, "--", "/bin/cat"])
         defer { exec.terminate() }
         #expect(try await exec.ready().contains("connected"))
-        let call = try Child(Self.tool("msgflo-call"), ["--broker", amqp, "--queue", "\(role).IN", "--json", "{\"a\":1}",
+        let call = try await Child(Self.tool("msgflo-call"), ["--broker", amqp, "--queue", "\(role).IN", "--json", "{\"a\":1}",
                                                        "--header", "x-trace=1", "--timeout", "10"])
         #expect(try await call.exitCode() == 0)
         #expect(call.stdout == "{\"a\":1}\n")
         let queue = TestBrokers.unique("nobody")
         let t = try await connectedTransport(.amqp)
         try await t.declareInport(queue, options: QueueOptions(persistent: false))
-        let late = try Child(Self.tool("msgflo-call"), ["--broker", amqp, "--queue", queue, "--json", "1", "--timeout", "0.5"])
+        let late = try await Child(Self.tool("msgflo-call"), ["--broker", amqp, "--queue", queue, "--json", "1", "--timeout", "0.5"])
         #expect(try await late.exitCode() == 1)
         #expect(late.stdout.isEmpty)
         #expect(late.stderr.split(separator: "\n").count == 1 && late.stderr.contains("no reply"))
@@ -335,14 +335,14 @@ struct CallExecutableTests {
             ("bad\u{1b}[2Jname", "not found on PATH"),
         ]
         for c in cases {
-            let exec = try Child(Self.tool("msgflo-exec"), ["r", "--broker", amqp, "--", c.program, "arg"])
+            let exec = try await Child(Self.tool("msgflo-exec"), ["r", "--broker", amqp, "--", c.program, "arg"])
             #expect(try await exec.exitCode() == 1, "\(c.program)")
             #expect(exec.stdout.isEmpty)
             #expect(exec.stderr.split(separator: "\n").count == 1 && exec.stderr.contains(c.says), "\(exec.stderr)")
             #expect(!exec.stderr.contains("\u{1b}"))
         }
         // A bare name found on PATH is fine (the participant starts).
-        let ok = try Child(Self.tool("msgflo-exec"), [TestBrokers.unique("execok"), "--broker", amqp, "--", "cat"])
+        let ok = try await Child(Self.tool("msgflo-exec"), [TestBrokers.unique("execok"), "--broker", amqp, "--", "cat"])
         #expect(try await ok.ready().contains("connected"))
         ok.terminate()
         #expect(try await ok.exitCode() == 0)

@@ -47,79 +47,53 @@ final class Announcements: Sendable {
     func stop() async { await collector.stop() }
 }
 
-/// A child process with its stdout and stderr collected.
+/// A child process with its stdout and stderr collected (TestSupport's ``TestProcess``).
 final class Child: Sendable {
-    let process: Process
-    final class Buffers: Sendable {
-        let out = Mutex<[UInt8]>([])
-        let err = Mutex<[UInt8]>([])
+    let process: TestProcess
+    final class Ready: Sendable {
         /// stderr bytes seen before the first stdout line.
         let errBeforeReady = Mutex<Int?>(nil)
-        /// Set when the pipe reached its end (the child and any child of its closed it).
-        let outClosed = Mutex(false)
-        let errClosed = Mutex(false)
+        let seenLine = Mutex(false)
     }
-    private let buffers = Buffers()
+    private let ready = Ready()
 
-    init(_ executable: URL, _ arguments: [String], environment: [String: String] = [:]) throws {
-        let p = Process()
-        p.executableURL = executable
-        p.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        for (k, v) in environment { env[k] = v }
-        p.environment = env
-        p.standardInput = FileHandle.nullDevice
-        let o = Pipe(), e = Pipe()
-        p.standardOutput = o
-        p.standardError = e
-        process = p
-        let b = buffers
-        o.fileHandleForReading.readabilityHandler = { h in
-            let d = h.availableData
-            if d.isEmpty { h.readabilityHandler = nil; b.outClosed.withLock { $0 = true }; return }
-            b.out.withLock { buf in
-                if !buf.contains(10), d.contains(10) { b.errBeforeReady.withLock { $0 = $0 ?? b.err.withLock { $0.count } } }
-                buf.append(contentsOf: d)
-            }
+    init(_ executable: URL, _ arguments: [String], environment: [String: String] = [:]) async throws {
+        let r = ready
+        process = try await TestProcess(executable.path, arguments, environment: environment) { chunk, stderrBytes in
+            guard chunk.contains(10), !r.seenLine.withLock({ let s = $0; $0 = true; return s }) else { return }
+            r.errBeforeReady.withLock { $0 = $0 ?? stderrBytes }
         }
-        e.fileHandleForReading.readabilityHandler = { h in
-            let d = h.availableData
-            if d.isEmpty { h.readabilityHandler = nil; b.errClosed.withLock { $0 = true }; return }
-            b.err.withLock { $0.append(contentsOf: d) }
-        }
-        try p.run()
     }
 
-    var stdout: String { String(decoding: buffers.out.withLock { $0 }, as: UTF8.self) }
-    var stderr: String { String(decoding: buffers.err.withLock { $0 }, as: UTF8.self) }
+    var stdout: String { process.stdout }
+    var stderr: String { process.stderr }
     var stdoutLines: [String] { stdout.split(separator: "\n").map(String.init) }
-    var stderrBeforeReady: Int? { buffers.errBeforeReady.withLock { $0 } }
+    var stderrBeforeReady: Int? { ready.errBeforeReady.withLock { $0 } }
 
     /// Waits for the first stdout line.
     func ready(timeout: Duration = .seconds(20)) async throws -> String {
-        try await eventually("the ready line (stderr: \(stderr.prefix(300)))", timeout: timeout) {
-            if !process.isRunning && stdoutLines.isEmpty { throw WaitTimeout(description: "exited \(process.terminationStatus) before ready: \(stderr)") }
-            return !stdoutLines.isEmpty
+        let p = process
+        let seen = await p.waitForStdout(timeout: timeout) { $0.contains("\n") }
+        if !seen && !p.isRunning && stdoutLines.isEmpty {
+            throw WaitTimeout(description: "exited \(p.terminationStatus) before ready: \(stderr)")
         }
-        return stdoutLines[0]
+        guard seen, let first = stdoutLines.first else {
+            throw WaitTimeout(description: "the ready line (stderr: \(stderr.prefix(300)))")
+        }
+        return first
     }
 
-    func terminate() { if process.isRunning { kill(process.processIdentifier, SIGTERM) } }
+    func terminate() { if process.isRunning { process.terminate() } }
 
     /// Waits for the exit; kills it after `timeout`. Then waits (up to 5 s) for both pipes to reach their end, so
     /// that what the child wrote last is in `stdout` and `stderr`: the exit can be seen before the pipes' readers
     /// have run (seen in CI: a one-line error read as empty).
     func exitCode(timeout: Duration = .seconds(20)) async throws -> Int32 {
-        do {
-            try await eventually("exit", timeout: timeout) { !process.isRunning }
-        } catch {
-            kill(process.processIdentifier, SIGKILL)
-            throw error
+        guard await process.wait(timeout: timeout) else {
+            process.signal(SIGKILL)
+            throw WaitTimeout(description: "exit: still running after \(timeout)")
         }
-        let b = buffers, clock = ContinuousClock(), deadline = clock.now + .seconds(5)
-        while !(b.outClosed.withLock { $0 } && b.errClosed.withLock { $0 }), clock.now < deadline {
-            try await Task.sleep(for: .milliseconds(5))
-        }
+        await process.waitForOutputEnd(timeout: .seconds(5))
         return process.terminationStatus
     }
 }
@@ -127,22 +101,8 @@ final class Child: Sendable {
 /// The msgflo-participant executable built next to the tests.
 var participantExecutable: URL { builtExecutable("msgflo-participant") }
 
-/// Restarts a test broker (`Scripts/brokers restart KIND`) without blocking a concurrency thread and without a pipe
-/// (a restarted mosquitto daemon would keep a pipe open). Spawned and reaped here rather than through `Process`,
-/// whose exit monitor was seen to leave the finished script unreaped (`isRunning` stayed true).
+/// Restarts a test broker (`Scripts/brokers restart KIND`; TestBrokers.restart: awaited off the cooperative pool,
+/// its output in a file rather than a pipe, which a restarted mosquitto daemon would keep open).
 func restartBroker(_ kind: TestBrokers.Kind) async throws {
-    let script = TestBrokers.packageRoot.appendingPathComponent("Scripts/brokers").path
-    let command = "exec '\(script)' restart \(kind.rawValue) </dev/null >/dev/null 2>&1"
-    var pid: pid_t = 0
-    let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/sh"), strdup("-c"), strdup(command), nil]
-    defer { argv.forEach { free($0) } }
-    let rc = posix_spawn(&pid, "/bin/sh", nil, nil, argv, environ)
-    #expect(rc == 0, "could not start Scripts/brokers: \(rc)")
-    guard rc == 0 else { return }
-    var status: Int32 = 0
-    try await eventually("Scripts/brokers restart \(kind.rawValue)", timeout: .seconds(150)) {
-        let r = waitpid(pid, &status, WNOHANG)
-        return r == pid || (r == -1 && errno == ECHILD)
-    }
-    #expect(status == 0, "Scripts/brokers restart \(kind.rawValue) exited with status \(status)")
+    try await TestBrokers.restart(kind)
 }

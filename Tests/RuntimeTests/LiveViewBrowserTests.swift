@@ -14,7 +14,7 @@ import Testing
 /// browser target, creates a page (`Target.createTarget`) and talks to it through a flat session
 /// (`Target.attachToTarget`, `flatten`). Everything waits with a limit, and `stop()` kills what is left.
 final class HeadlessChrome: Sendable {
-    let process: Process
+    let process: TestProcess
     let profile: TempDir
     let browser: DevTools
 
@@ -27,17 +27,13 @@ final class HeadlessChrome: Sendable {
     init() async throws {
         let exe = try #require(Self.executable, "chromium is not installed (Scripts/bootstrap installs it)")
         let profile = try TempDir()
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
         // --no-sandbox: CI runs as root, where Chrome's sandbox refuses to start. --remote-allow-origins: the
         // WebSocket client sends `Origin: ws://127.0.0.1`, which Chrome refuses unless it is allowed.
-        p.arguments = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+        let p = try await TestProcess(exe, ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                        "--no-default-browser-check", "--disable-extensions", "--disable-background-networking",
                        "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
-                       "--remote-allow-origins=ws://127.0.0.1", "--user-data-dir=\(profile.url.path)", "--window-size=1280,800", "about:blank"]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+                       "--remote-allow-origins=ws://127.0.0.1", "--user-data-dir=\(profile.url.path)", "--window-size=1280,800", "about:blank"],
+                                      stdout: .discard, stderr: .discard)
         // Chrome writes its DevTools port and the browser target's path into the profile once it listens.
         let file = profile.path("DevToolsActivePort")
         var found: (port: Int, path: String)?
@@ -73,17 +69,12 @@ final class HeadlessChrome: Sendable {
     func stop() async {
         // Browser.close lets Chrome end its helper processes itself; then SIGTERM, then SIGKILL.
         _ = try? await browser.call("Browser.close", timeout: .seconds(5))
-        let deadline = ContinuousClock.now + .seconds(5)
-        while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
-        if process.isRunning { process.terminate() }
-        let deadline2 = ContinuousClock.now + .seconds(5)
-        while process.isRunning && ContinuousClock.now < deadline2 { try? await Task.sleep(for: .milliseconds(50)) }
-        Self.kill(process)
+        if await !process.wait(timeout: .seconds(5)) { await process.stop(grace: .seconds(5)) }
         await browser.close()
         profile.remove()
     }
 
-    static func kill(_ p: Process) { if p.isRunning { Foundation.kill(p.processIdentifier, SIGKILL) } }
+    static func kill(_ p: TestProcess) { p.signal(SIGKILL) }
 }
 
 /// One DevTools session: `call` sends a command (to the browser target, or to a page's flat session) and waits for
@@ -271,7 +262,7 @@ extension RuntimeDaemons {
             }
             try await screenshot(page, "\(kind.rawValue)-lost.png")
 
-            net.participants[c] = try ParticipantProcess("Drop", c, broker: net.broker)
+            net.participants[c] = try await ParticipantProcess("Drop", c, broker: net.broker)
             try await inPage("c alive again in the page", timeout: .seconds(30)) { try await nodeStates(page)[c] == "alive" }
             try await inPage("both edges wired again", timeout: .seconds(60)) {
                 try await page.eval("document.querySelectorAll('path.edge[data-state=wired]').length").intValue == 2

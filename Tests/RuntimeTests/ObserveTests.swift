@@ -9,24 +9,14 @@ import Testing
 
 /// A participant process the test runs itself (so that it can kill it): `msgflo-participant COMPONENT ROLE`.
 final class ParticipantProcess: Sendable {
-    let process: Process
-    init(_ component: String, _ role: String, broker: BrokerURL, extra: [String] = []) throws {
-        let p = Process()
-        p.executableURL = builtExecutable("msgflo-participant")
-        p.arguments = [component, role, "--broker", broker.unredacted, "--discovery-period", "2"] + extra
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        process = p
-        try p.run()
+    let process: TestProcess
+    init(_ component: String, _ role: String, broker: BrokerURL, extra: [String] = []) async throws {
+        process = try await TestProcess(builtExecutable("msgflo-participant").path,
+                                        [component, role, "--broker", broker.unredacted, "--discovery-period", "2"] + extra,
+                                        stdout: .discard, stderr: .discard)
     }
-    func kill9() { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-    func stop() async {
-        guard process.isRunning else { return }
-        process.terminate()
-        let deadline = ContinuousClock.now + .seconds(10)
-        while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
-        kill9()
-    }
+    func kill9() { process.signal(SIGKILL) }
+    func stop() async { await process.stop() }
 }
 
 /// A daemon on a three-node graph `a(Repeat) -> b(Repeat) -> c(Drop)` with `in` exported (a.in; .fbp ports are
@@ -53,7 +43,7 @@ struct ObservedNetwork {
 
         """
         try graph.write(toFile: dir.path("observed.fbp"), atomically: true, encoding: .utf8)
-        let daemon = try Daemon(["--graph", dir.path("observed.fbp")] + extra, broker: broker, in: dir)
+        let daemon = try await Daemon(["--graph", dir.path("observed.fbp")] + extra, broker: broker, in: dir)
         let port: Int
         do { port = try await daemon.port() } catch {
             await daemon.stop()
@@ -62,7 +52,7 @@ struct ObservedNetwork {
         }
         var participants: [String: ParticipantProcess] = [:]
         for (c, r) in [("Repeat", roles.a), ("Repeat", roles.b), ("Drop", roles.c)] {
-            participants[r] = try ParticipantProcess(c, r, broker: broker)
+            participants[r] = try await ParticipantProcess(c, r, broker: broker)
         }
         return ObservedNetwork(daemon: daemon, port: port, dir: dir, roles: roles, graphName: "observed",
                                participants: participants, broker: broker)

@@ -22,7 +22,7 @@ extension RuntimeDaemons {
         defer { dir.remove() }
         try setup(dir)
         let lib = try dir.library(extra: library)
-        let daemon = try Daemon(["--library", lib, "--componentdir", dir.path("components")] + extra, broker: broker, in: dir)
+        let daemon = try await Daemon(["--library", lib, "--componentdir", dir.path("components")] + extra, broker: broker, in: dir)
         do {
             let port = try await daemon.port()
             try await body(daemon, port, dir)

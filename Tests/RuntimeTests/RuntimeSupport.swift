@@ -36,30 +36,16 @@ final class Locked<T: Sendable>: Sendable {
 }
 
 /// `msgflo run --port 0 …` as a user runs it; learns the port from its start line.
-final class Daemon {
-    let process: Process
-    let output = Locked("")
-    var log: String { output.value }
+final class Daemon: Sendable {
+    let process: TestProcess
+    /// Its stdout and stderr, interleaved as written.
+    var log: String { process.stdout }
 
-    init(_ args: [String], broker: BrokerURL, in dir: TempDir) throws {
-        let p = Process()
-        p.executableURL = builtExecutable("msgflo")
-        p.arguments = ["run", "--broker", broker.unredacted, "--port", "0", "--host", "127.0.0.1"] + args
-        p.currentDirectoryURL = dir.url
-        var env = ProcessInfo.processInfo.environment
-        env["MSGFLO_DISCOVERY_PERIOD"] = "2.2"
-        p.environment = env
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        process = p
-        let output = self.output
-        pipe.fileHandleForReading.readabilityHandler = { h in
-            let d = h.availableData
-            if d.isEmpty { h.readabilityHandler = nil; return }
-            output.withLock { $0 += String(decoding: d, as: UTF8.self) }
-        }
-        try p.run()
+    init(_ args: [String], broker: BrokerURL, in dir: TempDir) async throws {
+        process = try await TestProcess(
+            builtExecutable("msgflo").path,
+            ["run", "--broker", broker.unredacted, "--port", "0", "--host", "127.0.0.1"] + args,
+            environment: ["MSGFLO_DISCOVERY_PERIOD": "2.2"], directory: dir.url, stderr: .stdout)
     }
 
     /// The port from `msgflo started on ws://127.0.0.1:PORT`.
@@ -73,13 +59,7 @@ final class Daemon {
         return port!
     }
 
-    func stop() async {
-        guard process.isRunning else { return }
-        process.terminate()
-        let deadline = ContinuousClock.now + .seconds(15)
-        while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-    }
+    func stop() async { await process.stop(grace: .seconds(15)) }
 }
 
 /// A WebSocket client of the runtime (hummingbird-websocket's client), with a log of what arrived.

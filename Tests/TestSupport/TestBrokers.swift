@@ -1,5 +1,6 @@
 import Foundation
 import MsgFlo
+import MsgFloProcess
 
 /// Where the tests find the real brokers that `Scripts/brokers start` runs, and how they restart them.
 ///
@@ -73,60 +74,38 @@ public enum TestBrokers {
         return try BrokerURL(parsing: text)
     }
 
-    /// Runs `Scripts/brokers ARGS…` and waits for it; throws when it fails. Blocking (it waits with `waitpid`):
-    /// call it from a detached task or a thread of its own.
+    /// Runs `Scripts/brokers ARGS…` and waits for it; throws when it fails.
     ///
-    /// It spawns with posix_spawn rather than Foundation's `Process`: the child gets an empty signal mask (a Swift
-    /// concurrency thread blocks signals, the mask is inherited across exec, and a broker started with SIGTERM
-    /// blocked could never be stopped cleanly), and waiting needs no SIGCHLD delivery (Foundation's wait does, and
-    /// hangs on a thread that does not block it). Output goes to a file, not a pipe: a broker the script starts
-    /// outlives it and would hold a pipe open forever.
-    public static func script(_ args: [String]) throws {
+    /// It is started as every child of the project (MsgFloProcess's ``ChildProcess``): an empty signal mask and
+    /// default dispositions (a Swift concurrency thread blocks signals, the mask is inherited across exec, and a
+    /// broker started with SIGTERM blocked could never be stopped cleanly), its exit awaited by `waitpid` on a thread
+    /// of its own (nothing blocks the cooperative pool, no SIGCHLD needed), and no death signal (a restart must not
+    /// be cut short). Output goes to a file, not a pipe: a broker the script starts outlives it and would hold a pipe
+    /// open forever.
+    public static func script(_ args: [String]) async throws {
         let path = packageRoot.appendingPathComponent("Scripts/brokers").path
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("msgflo-brokers-\(UUID().uuidString).log")
         defer { try? FileManager.default.removeItem(at: log) }
-
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, log.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attr, &empty)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for sig in [SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGPIPE] { sigaddset(&defaults, sig) }
-        posix_spawnattr_setsigdefault(&attr, &defaults)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-
-        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + args).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, path, &actions, &attr, argv, environ)
-        guard rc == 0 else {
-            throw Missing(description: "cannot run \(path): \(String(cString: strerror(rc)))")
+        let fd = open(log.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw Missing(description: "cannot write \(log.path): \(String(cString: strerror(errno)))") }
+        let exit: ChildProcess.Exit
+        do {
+            let child = try await ChildProcess.spawn([path] + args, environment: ProcessInfo.processInfo.environment,
+                                                     stdout: fd, stderr: OutputPipe.duplicate(fd), deathSignal: 0)
+            exit = await child.waitUntilExit()
+        } catch {
+            throw Missing(description: "cannot run \(path): \(error)")
         }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let exited = (status & 0x7f) == 0
-        let code = (status >> 8) & 0xff
-        guard exited && code == 0 else {
+        guard exit == .exited(0) else {
             let out = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
             let tail = out.split(separator: "\n").suffix(5).joined(separator: " | ")
-            throw Missing(description: "Scripts/brokers \(args.joined(separator: " ")) failed (\(exited ? "exit \(code)" : "signal \(status & 0x7f)")): \(tail)")
+            throw Missing(description: "Scripts/brokers \(args.joined(separator: " ")) failed (\(exit)): \(tail)")
         }
     }
 
     /// Makes the broker of a kind go away and come back on the same port (`Scripts/brokers restart KIND`).
-    /// Blocking: call it from a detached task or a test body, never from a transport's own thread.
-    public static func restart(_ kind: Kind) throws {
-        try script(["restart", kind.rawValue])
+    public static func restart(_ kind: Kind) async throws {
+        try await script(["restart", kind.rawValue])
     }
 
     /// A name no other test run uses, for queues and topics.
@@ -136,23 +115,6 @@ public enum TestBrokers {
 }
 
 extension TestBrokers {
-    /// `Scripts/brokers ARGS…` on a thread of its own (it blocks in waitpid, which must not hold one of Swift's
-    /// cooperative threads for the minute a cluster takes to start).
-    public static func scriptOffPool(_ args: [String]) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let thread = Thread {
-                do {
-                    try script(args)
-                    continuation.resume()
-                } catch {
-                    continuation.resume(throwing: error)
-                }
-            }
-            thread.name = "test.brokers-script"
-            thread.start()
-        }
-    }
-
     /// A value of `.brokers/cluster/env` (written by `Scripts/brokers cluster start`).
     public static func clusterSetting(_ name: String) -> String? {
         let file = packageRoot.appendingPathComponent(".brokers/cluster/env")
@@ -167,7 +129,7 @@ extension TestBrokers {
     /// The three-node test cluster's URL (every node's address, node 1 first), with `options` (`a=b&c=d`) added.
     /// Starts the cluster when it does not run (`Scripts/brokers cluster start`, idempotent).
     public static func clusterURL(options: String = "") async throws -> BrokerURL {
-        try await scriptOffPool(["cluster", "start"])
+        try await script(["cluster", "start"])
         guard let text = clusterSetting("MSGFLO_TEST_CLUSTER_AMQP_URL") else {
             throw Missing(description: ".brokers/cluster/env has no MSGFLO_TEST_CLUSTER_AMQP_URL after cluster start")
         }

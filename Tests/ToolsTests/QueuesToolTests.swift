@@ -55,7 +55,7 @@ import Testing
         let graph = dir.appendingPathComponent("g.fbp")
         try "\(a)(Repeat) OUT -> IN \(b)(Repeat)\n".write(to: graph, atomically: true, encoding: .utf8)
         // a runs; b has no participant, but on AMQP its queue is there with 3 messages waiting.
-        let p = try ToolProcess.start("msgflo-participant", ["Repeat", a, "--discovery-period", "1"], env: try Self.env(kind))
+        let p = try await ToolProcess.start("msgflo-participant", ["Repeat", a, "--discovery-period", "1"], env: try Self.env(kind))
         defer { p.signal(SIGKILL) }
         #expect(await p.waitForOutput("connected to"), "\(p.stderr)")
         let t = try await ToolProcessTests.transport(kind)
@@ -184,7 +184,7 @@ import Testing
         let role = TestBrokers.unique("hold")
         let env = try ToolProcessTests.env(.amqp)
         let api = try Self.managementURL()
-        let p = try ToolProcess.start("msgflo-exec", [role, "--prefetch", "3", "--timeout", "40", "--discovery-period", "1",
+        let p = try await ToolProcess.start("msgflo-exec", [role, "--prefetch", "3", "--timeout", "40", "--discovery-period", "1",
                                                       "--", "sleep", "30"], env: env)
         defer { p.signal(SIGKILL) }
         #expect(await p.waitForOutput("connected to"), "\(p.stderr)")

@@ -37,7 +37,7 @@ import Testing
             await t.close()
         } else {
             // A topic: the dump must be listening first; send until it has what it waits for.
-            let dump = try ToolProcess.start("msgflo-dump-message", ["--queue", queue], env: env)
+            let dump = try await ToolProcess.start("msgflo-dump-message", ["--queue", queue], env: env)
             let result = try await Self.sendUntilDone(dump, queue: queue, json: #"{"b": 2, "a": [1, "x"]}"#, env: env)
             #expect(result.status == 0, "\(result)")
             #expect(result.stdout == #"{"b":2,"a":[1,"x"]}"# + "\n")
@@ -61,7 +61,7 @@ import Testing
         let outport = TestBrokers.unique("tools.OUT")
         let t = try await Self.transport(kind)
         try await t.declareOutport(outport)
-        let dump = try ToolProcess.start("msgflo-dump-message", ["--queue", outport, "--follow", "--amount", "2"], env: try Self.env(kind))
+        let dump = try await ToolProcess.start("msgflo-dump-message", ["--queue", outport, "--follow", "--amount", "2"], env: try Self.env(kind))
         let deadline = ContinuousClock.now + .seconds(20)
         var n = 0
         while dump.isRunning && ContinuousClock.now < deadline {
@@ -389,7 +389,7 @@ import Testing
         env["PATH"] = try ToolProcess.binDir().path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
         let args = ["g.fbp", "--participants", "--library", "library.json", "--forever", "--timeout", "20"]
             + (kind == .mqtt ? [] : [])
-        let setup = try ToolProcess.start("msgflo-setup", args, env: env, cwd: dir)
+        let setup = try await ToolProcess.start("msgflo-setup", args, env: env, cwd: dir)
         let ready = await setup.waitForOutput("--forever enabled, keeping alive", timeout: .seconds(40))
         #expect(ready, "stdout: \(setup.stdout) stderr: \(setup.stderr)")
         if kind == .amqp {
@@ -425,7 +425,7 @@ import Testing
         try Self.foreignLibrary.write(to: dir.appendingPathComponent("library.json"), atomically: true, encoding: .utf8)
         var env = try Self.env(kind)
         env["PATH"] = try ToolProcess.binDir().path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
-        let setup = try ToolProcess.start("msgflo-setup", ["g.fbp", "--participants", "--library", "library.json",
+        let setup = try await ToolProcess.start("msgflo-setup", ["g.fbp", "--participants", "--library", "library.json",
                                                           "--discover", "--timeout", "20", "--forever"], env: env, cwd: dir)
         defer { setup.signal(SIGTERM) }
         let ready = await setup.waitForOutput("--forever enabled, keeping alive", timeout: .seconds(30))
@@ -481,14 +481,14 @@ import Testing
             .replacingOccurrences(of: "Uppercase #ROLE", with: "Uppercase #ROLE --discovery-period 3")
             .write(to: library, atomically: true, encoding: .utf8)
         // The demo graph's roles are fixed (repeat, shout): one broker kind at a time (the suite is serialized).
-        let setup = try ToolProcess.start("msgflo-setup", ["graphs/demo.fbp", "--participants", "--library",
+        let setup = try await ToolProcess.start("msgflo-setup", ["graphs/demo.fbp", "--participants", "--library",
             library.path, "--forever", "--timeout", "60"], env: env, cwd: root)
         defer { setup.signal(SIGTERM) }
         let ready = await setup.waitForOutput("--forever enabled, keeping alive", timeout: .seconds(90))
         try #require(ready, "stdout: \(setup.stdout) stderr: \(setup.stderr)")
         #expect(setup.stdout == "Set up participants [ 'repeat', 'shout' ]\nSet up bindings:\n PUBSUB: \t repeat.OUT -> shout.IN\n--forever enabled, keeping alive\n")
 
-        let dump = try ToolProcess.start("msgflo-dump-message", ["--queue", "shout.OUT"], env: env, cwd: root)
+        let dump = try await ToolProcess.start("msgflo-dump-message", ["--queue", "shout.OUT"], env: env, cwd: root)
         let result = try await Self.sendUntilDone(dump, queue: "repeat.IN", json: #""hello, msgflo""#, env: env, timeout: .seconds(30))
         #expect(result.status == 0, "\(result)")
         #expect(result.stdout == #""HELLO, MSGFLO""# + "\n", "\(result)")

@@ -53,7 +53,7 @@ import Testing
         #expect(r.stderr.contains("no queue or exchange '\(name)'"), "\(r)")
         #expect(try await t.exchangeExists(name) == false)
         // --create: declared as an outport, and the dump waits on it.
-        let dump = try ToolProcess.start("msgflo-dump-message", ["--queue", name, "--create"], env: try Self.env(.amqp))
+        let dump = try await ToolProcess.start("msgflo-dump-message", ["--queue", name, "--create"], env: try Self.env(.amqp))
         var created = false
         for _ in 0..<200 where !created {
             created = try await t.exchangeExists(name) == true
@@ -131,21 +131,20 @@ import Testing
 
     @Test(arguments: TestBrokers.Kind.allCases)
     func participantStartedBeforeItsBrokerWaitsBrokerRestart(_ kind: TestBrokers.Kind) async throws {
-        try await Task.detached { try TestBrokers.script(["down", kind.rawValue]) }.value
-        var upAgain = false
-        defer { if !upAgain { try? TestBrokers.script(["up", kind.rawValue]) } }
+        try await TestBrokers.script(["down", kind.rawValue])
         let role = TestBrokers.unique("early")
-        let p = try ToolProcess.start("msgflo-participant", ["Repeat", role], env: try Self.env(kind))
-        defer { p.signal(SIGKILL) }
-        var waiting = false
-        for _ in 0..<300 where !waiting {
-            waiting = p.stderr.contains("waiting for the broker (attempt 2)")
-            if !waiting { try await Task.sleep(for: .milliseconds(100)) }
+        let p: ToolProcess.Running
+        do {
+            p = try await ToolProcess.start("msgflo-participant", ["Repeat", role], env: try Self.env(kind))
+            let waiting = await p.process.waitForStderr(timeout: .seconds(30)) { $0.contains("waiting for the broker (attempt 2)") }
+            #expect(waiting, "stderr: \(p.stderr)")
+            #expect(p.isRunning)
+        } catch {
+            try? await TestBrokers.script(["up", kind.rawValue])
+            throw error
         }
-        #expect(waiting, "stderr: \(p.stderr)")
-        #expect(p.isRunning)
-        try await Task.detached { try TestBrokers.script(["up", kind.rawValue]) }.value
-        upAgain = true
+        defer { p.signal(SIGKILL) }
+        try await TestBrokers.script(["up", kind.rawValue])
         let ready = await p.waitForOutput("\(role)(Repeat) connected to", timeout: .seconds(60))
         #expect(ready, "stdout: \(p.stdout) stderr: \(p.stderr)")
         // It works: a message into its inport comes out of its outport.

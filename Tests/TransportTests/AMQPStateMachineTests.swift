@@ -175,16 +175,18 @@ import Testing
 
     @Test func aReconnectRestoresDeclarationsInOrderThenConsumers() {
         var t = AMQPTopology()
-        t.record(.outport("a", persistent: true))
-        t.record(.inport("b", persistent: false))
-        t.record(.outport("a", persistent: true))  // made twice, restored once
-        t.record(.binding(Binding(src: "a", tgt: "b")))
+        t.record(.declareOutport("a", persistent: true))
+        t.record(.declareInport("b", persistent: false))
+        t.record(.declareOutport("a", persistent: true))  // made twice, restored once
+        t.record(.bind(Binding(src: "a", tgt: "b")))
+        t.record(.holdExclusive("lock"))  // a lock of this connection's, and lookups: not restored
+        t.record(.depth("b"))
         t.add(Self.record(2))
         t.add(Self.record(1, tap: true))
         t.started(1, tapQueue: "amq.gen-1")
         t.started(2, tapQueue: nil)
-        #expect(t.restorePlan == [.declare(.outport("a", persistent: true)), .declare(.inport("b", persistent: false)),
-                                  .declare(.binding(Binding(src: "a", tgt: "b")))])
+        #expect(t.restorePlan == [.declare(.declareOutport("a", persistent: true)), .declare(.declareInport("b", persistent: false)),
+                                  .declare(.bind(Binding(src: "a", tgt: "b")))])
         t.connectionLost()
         #expect(t.consumers[1]?.tapQueue == nil)
         #expect(t.restorePlan.suffix(2) == [.consume(1), .consume(2)])
@@ -193,8 +195,8 @@ import Testing
     @Test func unbindAndCancelAreNotRestored() {
         var t = AMQPTopology()
         let b = Binding(.roundRobin, src: "a", tgt: "b")
-        t.record(.binding(b))
-        t.record(.discovery)
+        t.record(.bind(b))
+        t.record(.declareDiscovery)
         t.forget(b)
         t.forget(b)
         t.add(Self.record(1))
@@ -203,7 +205,7 @@ import Testing
         #expect(t.remove(1) == nil)
         #expect(t.remove(42) == nil)  // a broker's cancel of a consumer tag we do not have
         t.connectionLost()
-        #expect(t.restorePlan == [.declare(.discovery), .consume(2)])
+        #expect(t.restorePlan == [.declare(.declareDiscovery), .consume(2)])
     }
 
     @Test func renewingThePublishChannelRestartsDirectReplyConsumersOnly() {

@@ -159,7 +159,7 @@ struct AMQPTransportTests {
         for i in 0..<n {
             try await producer.send(toOutport: out, Self.json(i))
             if i % 100 == 99 { try await Task.sleep(for: .milliseconds(10)) }
-            if i == n / 3 { restart = Task.detached { try TestBrokers.restart(.amqp) } }
+            if i == n / 3 { restart = Task { try await TestBrokers.restart(.amqp) } }
         }
         try await restart?.value
         try await waitUntil(timeout: .seconds(60)) { Set(c.snapshot().compactMap(Self.number)).count >= n }
@@ -188,7 +188,7 @@ struct AMQPTransportTests {
         for i in 0..<20 { try await t.send(toInport: q, Self.json(i)) }
         #expect(await c.wait(count: 20).count == 20)
         try await Task.sleep(for: .milliseconds(300))  // the acks were given; nothing else comes
-        try await Task.detached { try TestBrokers.restart(.amqp) }.value
+        try await TestBrokers.restart(.amqp)
         try await waitUntil(timeout: .seconds(60)) { t.state == .connected }
         try await t.send(toInport: q, Self.json(20))
         try await waitUntil(timeout: .seconds(30)) { c.snapshot().contains { Self.number($0) == 20 } }
@@ -208,7 +208,7 @@ struct AMQPTransportTests {
         let q = TestBrokers.unique("amqp.down.IN")
         try await t.declareInport(q)
         let c = Collector(try await t.consume(q))
-        try await Task.detached { try TestBrokers.script(["down", "amqp"]) }.value
+        try await TestBrokers.script(["down", "amqp"])
         do {
             try await waitUntil { if case .reconnecting = t.state { true } else { false } }
             for i in 0..<100 { try await t.send(toInport: q, Self.json(i)) }  // buffered, no error
@@ -219,10 +219,10 @@ struct AMQPTransportTests {
             #expect(error.map { !$0.description.contains("\n") && $0.description.contains("unreachable") } == true,
                     "\(String(describing: error))")
         } catch {
-            try? await Task.detached { try TestBrokers.script(["up", "amqp"]) }.value
+            try? await TestBrokers.script(["up", "amqp"])
             throw error
         }
-        try await Task.detached { try TestBrokers.script(["up", "amqp"]) }.value
+        try await TestBrokers.script(["up", "amqp"])
         try await waitUntil(timeout: .seconds(30)) { t.state == .connected }
         let got = await c.wait(count: 100, timeout: .seconds(20))
         #expect(Set(got.compactMap(Self.number)) == Set(0..<100))

@@ -63,25 +63,9 @@ func connectedMQTT(_ options: String = "", timeouts: TransportTimeouts = Transpo
 
 func text(_ s: String) -> Message { Message(text: s) }
 
-/// `TestBrokers.restart(.mqtt)` on a thread of its own whose signal mask blocks SIGCHLD only. A spawned process
-/// inherits the spawning thread's mask: from a Swift concurrency thread (every signal blocked) the broker the script
-/// starts would never act on SIGTERM, and the next restart would wait for it forever. SIGCHLD stays blocked here
-/// so that it reaches the thread where Foundation waits for it (otherwise `waitUntilExit` never returns).
+/// `Scripts/brokers restart mqtt` (TestBrokers.restart: started with a clean signal mask, awaited off the pool).
 func restartMQTTBroker() async throws {
-    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-        Thread {
-            var mask = sigset_t()
-            sigemptyset(&mask)
-            sigaddset(&mask, SIGCHLD)
-            pthread_sigmask(SIG_SETMASK, &mask, nil)
-            do {
-                try TestBrokers.restart(.mqtt)
-                continuation.resume()
-            } catch {
-                continuation.resume(throwing: error)
-            }
-        }.start()
-    }
+    try await TestBrokers.restart(.mqtt)
 }
 
 /// Serialized: the restart tests take the shared test broker away, which would disturb the others.

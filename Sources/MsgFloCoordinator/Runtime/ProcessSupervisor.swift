@@ -3,16 +3,18 @@ import Dispatch
 import Foundation
 import Logging
 import MsgFlo
+import MsgFloProcess
 import Synchronization
 
 /// Runs the participant processes of the graph nodes whose component is in the library: starts them without a
 /// shell (unless asked), forwards their output line by line with a `role: ` prefix, restarts them with backoff when
 /// they die, and stops them with SIGTERM (SIGKILL after a grace period).
 ///
-/// Children are started with `posix_spawn` with every signal set back to its default and none blocked: the daemon
-/// ignores SIGTERM/SIGINT (ServiceLifecycle handles them through a dispatch source), and an ignored signal would
-/// otherwise be inherited, leaving children deaf to SIGTERM. Each child is awaited by `waitpid` on a thread of its
-/// own, so nothing here ever blocks a Swift concurrency thread.
+/// Children are started by ``ChildProcess`` (MsgFloProcess) with every signal set back to its default and none
+/// blocked: the daemon ignores SIGTERM/SIGINT (ServiceLifecycle handles them through a dispatch source), and an
+/// ignored signal would otherwise be inherited, leaving children deaf to SIGTERM. Each child leads its own process
+/// group, which is what gets the signals; it is awaited by `waitpid` on a thread of its own and its output read by
+/// threads of their own, so nothing here ever blocks a Swift concurrency thread.
 package final class ProcessSupervisor: Sendable {
     package struct Spec: Sendable, Hashable {
         package var role: String
@@ -133,11 +135,7 @@ package final class ProcessSupervisor: Sendable {
         }
         logger.info("stopping \(role) (pid \(process.pid))")
         process.signal(SIGTERM)
-        let pid = process.pid
-        let killer = Task {
-            try await Task.sleep(for: grace)
-            kill(pid, SIGKILL)
-        }
+        if await process.wait(timeout: grace) == nil { process.signal(SIGKILL) }
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let resumeNow = state.withLock { s -> Bool in
                 guard s.children[role]?.process === process, process.isRunning else { return true }
@@ -146,7 +144,6 @@ package final class ProcessSupervisor: Sendable {
             }
             if resumeNow { c.resume() }
         }
-        killer.cancel()
         state.withLock { s in if s.children[role]?.process === process { _ = s.children.removeValue(forKey: role) } }
     }
 
@@ -215,8 +212,16 @@ package final class ProcessSupervisor: Sendable {
         }
         var env = ProcessInfo.processInfo.environment
         for (k, v) in spec.environment { env[k] = v }
-        let out = spec.forwardStdout || events != nil ? forward(role, stderr: false, print: spec.forwardStdout) : nil
-        let err = spec.forwardStderr || events != nil ? forward(role, stderr: true, print: spec.forwardStderr) : nil
+        var out: Int32?
+        var err: Int32?
+        do {
+            if spec.forwardStdout || events != nil { out = try forward(role, stderr: false, print: spec.forwardStdout) }
+            if spec.forwardStderr || events != nil { err = try forward(role, stderr: true, print: spec.forwardStderr) }
+        } catch {
+            if let out { close(out) }
+            logger.error("cannot start \(role): \(error)")
+            return
+        }
         // The generation tells this child's exit from a later one's.
         let generation = state.withLock { s -> Int? in
             guard s.children[role] != nil, !s.closed else { return nil }
@@ -230,7 +235,7 @@ package final class ProcessSupervisor: Sendable {
             return
         }
         do {
-            let child = try await ChildProcess.spawn(arguments: arguments, environment: env, stdout: out, stderr: err) { [weak self] exit in
+            let child = try await ChildProcess.spawn(arguments, environment: env, stdout: out, stderr: err) { [weak self] exit in
                 self?.exited(role, generation: generation, exit)
             }
             let (keep, closed) = state.withLock { s -> (Bool, Bool) in
@@ -253,48 +258,17 @@ package final class ProcessSupervisor: Sendable {
         }
     }
 
-    /// A pipe for a child's stdout or stderr, whose lines go to the sink prefixed with the role. Returns the write
-    /// end (for the child; the caller closes it after the spawn). The read end is read by a thread of its own until
-    /// EOF and closed by it: not a dispatch read source (FileHandle.readabilityHandler), whose descriptor was closed
-    /// when the handle was released, possibly before the source's cancellation had finished, which crashed
-    /// libdispatch's event loop now and then when children exited at shutdown.
-    private func forward(_ role: String, stderr: Bool, print: Bool = true) -> Int32? {
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { return nil }
-        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
-        let readEnd = fds[0]
+    /// A pipe for a child's stdout or stderr, whose lines (at most ``maximumForwardedLine`` bytes each) go to the
+    /// sink prefixed with the role. Returns the write end (for the child; the spawn closes it). The read end is read
+    /// by a thread of its own until the end of the pipe (``OutputPipe``).
+    private func forward(_ role: String, stderr: Bool, print: Bool = true) throws(SpawnError) -> Int32 {
         let sink = self.sink
         let events = self.events
         // Printed escaped (Self.forwarded); handed to the runtime's clients as text, which their JSON escapes.
-        let emit: @Sendable (ArraySlice<UInt8>) -> Void = { bytes in
+        return try OutputPipe.lines(name: "msgflo-output-\(role.prefix(40))", maximumLine: Self.maximumForwardedLine) { bytes, _ in
             if print { sink(Self.forwarded(role, bytes), stderr) }
             events?(.output(role: role, line: String(decoding: bytes, as: UTF8.self), stderr: stderr))
         }
-        let thread = Thread {
-            var pending: [UInt8] = []
-            var chunk = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let n = chunk.withUnsafeMutableBytes { read(readEnd, $0.baseAddress, $0.count) }
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { break }
-                pending.append(contentsOf: chunk[0..<n])
-                while let nl = pending.firstIndex(of: 10) {
-                    emit(pending[..<nl])
-                    pending.removeSubrange(...nl)
-                }
-                // A child that writes without line breaks costs a line per 64 KB, not the daemon's memory.
-                if pending.count >= Self.maximumForwardedLine {
-                    emit(pending[...])
-                    pending.removeAll(keepingCapacity: true)
-                }
-            }
-            if !pending.isEmpty { emit(pending[...]) }
-            close(readEnd)
-        }
-        thread.name = "msgflo-output-\(role)"
-        thread.start()
-        return fds[1]
     }
 
     private func exited(_ role: String, generation: Int, _ exit: ChildProcess.Exit) {

@@ -1,3 +1,5 @@
+import MsgFlo
+
 /// Splits a command line into words the way a POSIX shell would, without running one: blanks separate words, single
 /// quotes keep everything literally, double quotes keep blanks (with `\"`, `\\`, `\$`, `` \` `` escaped), and a
 /// backslash outside quotes keeps the next character. msgflo split on single spaces, so `--iips '{"a":1}'` reached
@@ -19,7 +21,7 @@ package enum ShellWords {
                     if d == "'" { closed = true; break }
                     current.append(d)
                 }
-                if !closed { throw MsgFloCommandError("unterminated ' in command: \(command)") }
+                if !closed { throw MsgFloCommandError("unterminated ' in command: \(SafeText.escape(command, limit: 300))") }
             case "\"":
                 inWord = true
                 var closed = false
@@ -32,7 +34,7 @@ package enum ShellWords {
                     }
                     current.append(d)
                 }
-                if !closed { throw MsgFloCommandError("unterminated \" in command: \(command)") }
+                if !closed { throw MsgFloCommandError("unterminated \" in command: \(SafeText.escape(command, limit: 300))") }
             case "\\":
                 inWord = true
                 if let e = it.next(), e != "\n" { current.append(e) }
