@@ -57,14 +57,14 @@ func awayHook(_ kind: TestBrokers.Kind) -> TransportFactory.BrokerAway {
 
 /// `Scripts/brokers down KIND`, `body`, then `up KIND` (on failure too).
 func brokerAway(_ kind: TestBrokers.Kind, _ body: @Sendable () async throws -> Void) async throws {
-    try await TestBrokers.scriptOffPool(["down", kind.rawValue])
+    try await TestBrokers.script(["down", kind.rawValue])
     do {
         try await body()
     } catch {
-        try await TestBrokers.scriptOffPool(["up", kind.rawValue])
+        try await TestBrokers.script(["up", kind.rawValue])
         throw error
     }
-    try await TestBrokers.scriptOffPool(["up", kind.rawValue])
+    try await TestBrokers.script(["up", kind.rawValue])
 }
 
 extension ConformanceTransport {
