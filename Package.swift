@@ -78,7 +78,10 @@ let package = Package(
                 // The C shim's TLS helper calls OpenSSL directly (librabbitmq links it too).
                 linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
         .target(name: "MsgFloMQTT", dependencies: ["MsgFlo", "MsgFloIOThread", "CMosquitto", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
-        .target(name: "MsgFloTransports", dependencies: ["MsgFlo", "MsgFloAMQP", "MsgFloMQTT", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
+        .target(name: "MsgFloTransports", dependencies: [
+            "MsgFlo", "MsgFloAMQP", "MsgFloMQTT", .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], swiftSettings: swift6),
 
         // Observing a process: /metrics (Prometheus text), /healthz and /readyz on a small Hummingbird server, shared
         // by participants (--metrics-port) and the daemon's runtime server.
@@ -219,6 +222,10 @@ let package = Package(
         ], swiftSettings: swift6),
         .testTarget(name: "ProcessTests", dependencies: ["MsgFlo", "MsgFloProcess", "MsgFloExec", "TestSupport"], swiftSettings: swift6),
         .testTarget(name: "IOThreadTests", dependencies: ["MsgFloIOThread"], swiftSettings: swift6),
-        .testTarget(name: "TransportTests", dependencies: ["MsgFlo", "MsgFloIOThread", "MsgFloAMQP", "MsgFloMQTT", "MsgFloTesting", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
+        .testTarget(name: "TransportTests", dependencies: [
+            "MsgFlo", "MsgFloIOThread", "MsgFloAMQP", "MsgFloMQTT", "MsgFloTransports", "MsgFloTesting", "TestSupport",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], swiftSettings: swift6),
     ]
 )

@@ -11,6 +11,8 @@ public final class InMemoryBroker: Sendable {
         let continuation: DeliveryStream.Continuation
         /// Data taps take copies and need no acknowledgement.
         let isTap: Bool
+        /// A data tap: the outport its deliveries name (they are not held: no acknowledgement, no prefetch).
+        var tapOf: String? = nil
     }
 
     struct Queue {
@@ -139,6 +141,10 @@ public final class InMemoryBroker: Sendable {
             q.next = (i + 1) % n
             let (message, redelivered) = q.messages[q.head]
             q.head += 1
+            if let outport = q.consumers[i].tapOf {
+                q.consumers[i].continuation.yield(Delivery(message: message, queue: outport))
+                continue
+            }
             let tag = s.nextTag
             s.nextTag += 1
             q.consumers[i].inFlight += 1
@@ -170,14 +176,17 @@ public final class InMemoryBroker: Sendable {
         }
     }
 
-    func addConsumer(_ queue: String, prefetch: Int, tap: Bool) throws(MsgFloError) -> (Int, DeliveryStream) {
+    /// `tapOf`: a data tap of that outport (deliveries name it and need no acknowledgement).
+    func addConsumer(_ queue: String, prefetch: Int, tap: Bool,
+                     tapOf: String? = nil) throws(MsgFloError) -> (Int, DeliveryStream) {
         let (stream, continuation) = DeliveryStream.makeStream()
         let id = try state.withLock { s throws(MsgFloError) -> Int in
             guard s.queues[queue] != nil else { throw MsgFloError(.notFound, "no queue '\(queue)'") }
             let id = s.nextConsumer
             s.nextConsumer += 1
             s.queues[queue]!.consumers.append(
-                Consumer(id: id, prefetch: tap ? Int.max : prefetch, continuation: continuation, isTap: tap))
+                Consumer(id: id, prefetch: tap ? Int.max : prefetch, continuation: continuation, isTap: tap,
+                         tapOf: tapOf))
             dispatch(&s, queue)
             return id
         }
@@ -399,20 +408,11 @@ public final class InMemoryTransport: Transport {
         memory.declareQueue(tap, deadLetter: nil)
         memory.declareExchange(queue, kind: .fanout)
         try memory.bindQueue(tap, to: queue)
-        let (id, stream) = try memory.addConsumer(tap, prefetch: .max, tap: true)
+        let (id, stream) = try memory.addConsumer(tap, prefetch: .max, tap: true, tapOf: queue)
         local.withLock { $0.consumers.append((tap, id)) }
-        let (out, continuation) = DeliveryStream.makeStream()
-        let pump = Task {
-            while let d = await stream.next() {
-                d.ack()
-                continuation.yield(Delivery(message: d.message, queue: queue))
-            }
-            continuation.finish()
-        }
-        return Subscription(queue: queue, stream: out) { [memory] in
+        return Subscription(queue: queue, stream: stream) { [memory] in
             memory.removeConsumer(tap, id: id)
             memory.deleteQueue(tap)
-            pump.cancel()
         }
     }
 

@@ -12,7 +12,7 @@ public struct MsgFloError: Error, CustomStringConvertible, Sendable, Equatable {
             case connectionFailed = "connection failed", connectionLost = "connection lost", closed
             case timeout, preconditionFailed = "precondition failed", notFound = "not found"
             case accessRefused = "access refused", protocolError = "protocol error", tls = "TLS", unsupported
-            case wrongProtocol = "wrong protocol", io = "I/O error"
+            case wrongProtocol = "wrong protocol", io = "I/O error", cancelled
         }
         private let kind: Kind
         private init(_ kind: Kind) { self.kind = kind }
@@ -36,6 +36,12 @@ public struct MsgFloError: Error, CustomStringConvertible, Sendable, Equatable {
         public static let wrongProtocol = Code(.wrongProtocol)
         /// A local file or descriptor failed (writing the graph file back, …).
         public static let io = Code(.io)
+        /// The calling task was cancelled while the call waited (for the broker's answer, a reconnect, room in the
+        /// send buffer, a connection). Transports fail such a call at once with this code rather than let it wait
+        /// out its timeout; what it had queued and no thread had begun is dropped (each transport says what happens
+        /// to work already under way). Distinct from `.timeout` (nobody gave up: the broker was too slow) and
+        /// `.closed` (the transport went away).
+        public static let cancelled = Code(.cancelled)
     }
 
     /// A failure to connect that trying again will not cure: refused credentials or virtual host, TLS

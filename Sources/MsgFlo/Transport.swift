@@ -233,6 +233,11 @@ public struct Subscription: AsyncSequence, Sendable {
 /// Every method that waits fails with a ``MsgFloError`` rather than hang: on a timeout, when the transport is
 /// closed, or (for calls that need the broker) when it cannot reconnect in time. Declarations, consumers and
 /// bindings made through a transport are made again by it after a reconnect.
+///
+/// Cancellation: a call whose task is cancelled while it waits fails at once with `.cancelled`
+/// (``MsgFloError/Code/cancelled``), and what it queued that the transport has not begun is dropped (a cancelled
+/// `connect()` closes the transport); work already under way completes on the broker unheard (docs/transports.md).
+/// ``close()`` fails every waiting call at once with `.closed`.
 public protocol Transport: AnyObject, Sendable {
     var broker: BrokerURL { get }
 
@@ -241,7 +246,8 @@ public protocol Transport: AnyObject, Sendable {
 
     /// Connects. Throws a one-line error when the broker cannot be reached within the connect timeout.
     func connect() async throws
-    /// Closes the connection: subscriptions end, waiters fail with `.closed`. Idempotent.
+    /// Closes the connection: subscriptions end, waiters fail with `.closed` at once. Runs to its end (a bounded
+    /// flush and disconnect) in a cancelled task too. Idempotent.
     func close() async
 
     var state: ConnectionState { get }
@@ -365,18 +371,42 @@ extension Transport {
         let inner = try await consume(queue, options: options)
         let (stream, continuation) = DeliveryStream.makeStream()
         // On the transport's I/O thread where it has one (no hand-over per message), else on the global executor.
+        // Unstructured by necessity: it lives as long as the subscription this call returns (no caller's scope
+        // spans that); it ends when the subscription does (cancel, close), and is never left running after.
         Task(executorPreference: preferredExecutor) {
             for await d in inner { handler(d) }
             continuation.finish()
         }
         continuation.onTermination = { reason in
             // Nobody waits for the end any more: stop consuming, as a stream consumer that stops listening does.
+            // A synchronous termination handler cannot await the cancel: fire and forget (it ends by itself).
             if case .cancelled = reason { Task { await inner.cancel() } }
         }
         return Subscription(queue: queue, stream: stream) {
             await inner.cancel()
             continuation.finish()
         }
+    }
+
+    /// The scoped life of a connection: connects, runs `body`, and closes, whatever happens: on return, on a throw
+    /// (a failed connect included) and on cancellation (a cancelled task's waiting calls fail `.cancelled` at once,
+    /// and the close still runs to its end). `body`'s result or error is this call's.
+    ///
+    /// ```swift
+    /// let depth = try await transport.withConnection { try await transport.queueDepth("repeat.IN") }
+    /// ```
+    public func withConnection<R>(isolation: isolated (any Actor)? = #isolation,
+                                  _ body: () async throws -> R) async throws -> R {
+        let result: R
+        do {
+            try await connect()
+            result = try await body()
+        } catch {
+            await close()
+            throw error
+        }
+        await close()
+        return result
     }
 
     /// Announces a participant on the discovery queue. A definition with a `heartbeat` expires after that period

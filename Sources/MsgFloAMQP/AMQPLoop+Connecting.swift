@@ -46,7 +46,11 @@ extension AMQPLoop {
             throw MsgFloError(.connectionFailed, "cannot connect to \(url): out of memory")
         }
         var ok = false
-        defer { if !ok { amqp_destroy_connection(c) } }
+        defer {
+            // No longer interruptible from outside before the socket can go (with the connection, on failure).
+            core.connectingSocket.withLock { $0 = -1 }
+            if !ok { amqp_destroy_connection(c) }
+        }
         let tls = url.scheme == .amqps
         guard let socket = tls ? amqp_ssl_socket_new(c) : amqp_tcp_socket_new(c) else {
             throw MsgFloError(.connectionFailed, "cannot connect to \(url): cannot create a socket")
@@ -92,6 +96,11 @@ extension AMQPLoop {
             }
             throw MsgFloError(code, "cannot connect to \(url): \(why)")
         }
+        // The handshake blocks this thread: a close (or a cancelled connect) may cut it short by shutting the
+        // socket down from its own thread (AMQPCore.interruptConnect).
+        // First published, then the close flag read: a close that sets the flag after this read finds the socket.
+        core.connectingSocket.withLock { $0 = amqp_get_sockfd(c) }
+        if core.shared.withLock({ $0.closeRequested }) { throw MsgFloError(.closed, "connecting to \(url): the transport was closed") }
         let left = max(.milliseconds(200), settings.timeouts.connect - (ContinuousClock.now - started))
         var handshake = timeval(left)
         amqp_set_handshake_timeout(c, &handshake)

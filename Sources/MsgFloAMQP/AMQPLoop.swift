@@ -122,14 +122,16 @@ final class AMQPLoop: @unchecked Sendable {
         do {
             try openFirst()
         } catch {
-            let early = core.shared.withLock { s -> [QueuedOp] in
+            let (early, closing) = core.shared.withLock { s -> ([QueuedOp], Bool) in
                 s.threadRunning = false
                 defer { s.ops = [] }
-                return s.ops
+                return (s.ops, s.closeRequested)
             }
             for op in early { op.pending.resume(.failure(error)) }
             connectedPending?.resume(.failure(error))
             connectedPending = nil
+            // Closed while connecting (a cancelled connect, a close): whoever waits in close() is answered now.
+            if closing { core.finishClosed(reason: "transport closed") }
             return
         }
         core.setState(.connected)

@@ -103,34 +103,116 @@ enum Op: Sendable, Equatable {
 }
 
 /// A continuation resumed exactly once, by whoever comes first: the owner thread with the result, a timer with a
-/// timeout, or `close()`. The continuation is taken out under the lock and resumed outside it.
+/// timeout, `close()`, or the caller's cancellation. The continuation is taken out under the lock and resumed
+/// outside it. A result that comes before the continuation is installed (a task cancelled before it waited) is kept
+/// and given to it at once.
 final class Pending<T: Sendable>: Sendable {
-    private let slot = Mutex<CheckedContinuation<T, any Error>?>(nil)
+    private enum Slot {
+        case empty
+        case waiting(CheckedContinuation<T, any Error>)
+        case early(Result<T, MsgFloError>)
+        case resumed
+    }
 
-    func install(_ c: CheckedContinuation<T, any Error>) { slot.withLock { $0 = c } }
+    private let slot = Mutex<Slot>(.empty)
 
+    func install(_ c: CheckedContinuation<T, any Error>) {
+        let early = slot.withLock { s -> Result<T, MsgFloError>? in
+            guard case .early(let r) = s else {
+                s = .waiting(c)
+                return nil
+            }
+            s = .resumed
+            return r
+        }
+        if let early { c.resume(with: early.mapError { $0 as any Error }) }
+    }
+
+    /// Resumes the waiter (or keeps `result` for it); false when someone came first.
     @discardableResult
     func resume(_ result: Result<T, MsgFloError>) -> Bool {
-        guard let c = slot.withLock({ s -> CheckedContinuation<T, any Error>? in
-            defer { s = nil }
-            return s
-        }) else { return false }
-        c.resume(with: result.mapError { $0 as any Error })
-        return true
+        let taken = slot.withLock { s -> (won: Bool, c: CheckedContinuation<T, any Error>?) in
+            switch s {
+            case .empty:
+                s = .early(result)
+                return (true, nil)
+            case .waiting(let c):
+                s = .resumed
+                return (true, c)
+            case .early, .resumed:
+                return (false, nil)
+            }
+        }
+        taken.c?.resume(with: result.mapError { $0 as any Error })
+        return taken.won
     }
 
     /// Runs `start` with this pending installed, and fails it with `timeoutError` after `timeout` unless resumed
-    /// first (a deadline of the owner thread `io`).
-    static func wait(on io: IOThread, timeout: Duration, timeoutError: @escaping @Sendable () -> MsgFloError,
+    /// first (a deadline of the owner thread `io`). While it waits, `waiters` (when given) can fail it (close); when
+    /// the calling task is cancelled it fails at once with `.cancelled` (`cancelledError`), and `onCancel` then
+    /// takes back what `start` queued, where that is still possible.
+    /// A nil `cancelledError` makes the wait ignore cancellation (a close, which must run to its end).
+    static func wait(on io: IOThread, waiters: Waiters? = nil, timeout: Duration,
+                     timeoutError: @escaping @Sendable () -> MsgFloError,
+                     cancelledError: (@Sendable () -> MsgFloError)?,
+                     onCancel: @escaping @Sendable (Pending<T>) -> Void = { _ in },
                      _ start: (Pending<T>) -> Void) async throws -> T {
         let pending = Pending<T>()
+        let id = waiters?.add { pending.resume(.failure($0)) }
+        defer { if let id { waiters?.remove(id) } }
         var deadline: IOThread.Deadline?
         defer { io.cancel(deadline) }
-        return try await withCheckedThrowingContinuation { c in
-            pending.install(c)
-            deadline = io.schedule(after: timeout) { pending.resume(.failure(timeoutError())) }
-            start(pending)
+        guard let cancelledError else {
+            return try await withCheckedThrowingContinuation { c in
+                pending.install(c)
+                deadline = io.schedule(after: timeout) { pending.resume(.failure(timeoutError())) }
+                start(pending)
+            }
         }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { c in
+                pending.install(c)
+                deadline = io.schedule(after: timeout) { pending.resume(.failure(timeoutError())) }
+                start(pending)
+            }
+        } onCancel: {
+            if pending.resume(.failure(cancelledError())) { onCancel(pending) }
+        }
+    }
+}
+
+/// The calls waiting on the owner thread, so that `close()` fails every one of them at once (with `.closed`),
+/// whatever the thread is doing (a blocking connect, a reconnect's backoff).
+final class Waiters: Sendable {
+    private struct Table {
+        var next: UInt64 = 0
+        var fail: [UInt64: @Sendable (MsgFloError) -> Void] = [:]
+        var closed: MsgFloError?
+    }
+
+    private let table = Mutex(Table())
+
+    /// Registers a waiter; after ``failAll(_:)`` it is failed at once.
+    func add(_ fail: @escaping @Sendable (MsgFloError) -> Void) -> UInt64 {
+        let (id, closed) = table.withLock { t -> (UInt64, MsgFloError?) in
+            t.next += 1
+            if t.closed == nil { t.fail[t.next] = fail }
+            return (t.next, t.closed)
+        }
+        if let closed { fail(closed) }
+        return id
+    }
+
+    func remove(_ id: UInt64) { _ = table.withLock { $0.fail.removeValue(forKey: id) } }
+
+    /// Fails every waiter now and every later one as it comes.
+    func failAll(_ error: MsgFloError) {
+        let all = table.withLock { t -> [@Sendable (MsgFloError) -> Void] in
+            if t.closed == nil { t.closed = error }
+            defer { t.fail = [:] }
+            return Array(t.fail.values)
+        }
+        for f in all { f(error) }
     }
 }
 

@@ -22,46 +22,46 @@ import Synchronization
 /// (so prefetch 1 or 2 behaves as it always did), otherwise up to 5 ms later together with the ones that followed.
 /// A message acknowledged by its consumer may thus stay unacknowledged on the broker for 5 ms; were the process to die
 /// then, the broker would deliver it again (at-least-once, a duplicate possible, nothing lost).
-public final class AMQPTransport: Transport {
-    public let broker: BrokerURL
+package final class AMQPTransport: Transport {
+    package let broker: BrokerURL
     let core: AMQPCore
 
     /// - Parameters:
     ///   - maxOutstanding: the most messages held unconfirmed or queued before `send` waits for room.
     ///   - logger: where warnings go (a redeclare with other flags, a reconnect, a dropped message).
-    public init(url: BrokerURL, timeouts: TransportTimeouts = TransportTimeouts(), maxOutstanding: Int = 20_000,
+    package init(url: BrokerURL, timeouts: TransportTimeouts = TransportTimeouts(), maxOutstanding: Int = 20_000,
                 logger: Logger) throws(MsgFloError) {
         self.broker = url
         let settings = try AMQPSettings(url: url, timeouts: timeouts, maxOutstanding: maxOutstanding)
         self.core = try AMQPCore(settings: settings, logger: logger)
     }
 
-    public convenience init(url: String, timeouts: TransportTimeouts = TransportTimeouts(),
+    package convenience init(url: String, timeouts: TransportTimeouts = TransportTimeouts(),
                             logger: Logger) throws(MsgFloError) {
         try self.init(url: try BrokerURL(parsing: url), timeouts: timeouts, logger: logger)
     }
 
     deinit { core.abandon() }
 
-    public var state: ConnectionState { core.shared.withLock { $0.state } }
+    package var state: ConnectionState { core.shared.withLock { $0.state } }
 
-    public func stateUpdates() -> AsyncStream<ConnectionState> { core.stateUpdates() }
+    package func stateUpdates() -> AsyncStream<ConnectionState> { core.stateUpdates() }
 
-    public func connect() async throws { try await core.connect() }
+    package func connect() async throws { try await core.connect() }
 
-    public func close() async { await core.close() }
+    package func close() async { await core.close() }
 
-    public var preferredExecutor: (any TaskExecutor)? { core.executor }
+    package var preferredExecutor: (any TaskExecutor)? { core.executor }
 
     /// Everything msgflo asks of a broker: RabbitMQ keeps exchanges, bindings and queues, shares a queue among its
     /// consumers, counts what waits, dead-letters, honours basic.qos, gives unacknowledged deliveries back, carries
     /// properties and per-message expiration, and takes exclusive queues as locks.
-    public var capabilities: TransportCapabilities {
+    package var capabilities: TransportCapabilities {
         [.brokerBindings, .sharedQueues, .queuesHoldMessages, .queueDepth, .deadLetters, .prefetch,
          .redeliversUnsettled, .messageProperties, .messageExpiry, .exclusiveLock]
     }
 
-    public func declareInport(_ queue: String, options: QueueOptions) async throws {
+    package func declareInport(_ queue: String, options: QueueOptions) async throws {
         try Self.check(queue, "queue")
         // The URL's queue type is for durable inports; private non-persistent queues (command, reply) stay classic.
         if (options.queueType ?? (options.persistent ? core.settings.queueType : .classic)) == .quorum {
@@ -71,32 +71,32 @@ public final class AMQPTransport: Transport {
         _ = try await core.perform(.declareInport(queue, persistent: options.persistent))
     }
 
-    public func declareOutport(_ queue: String, options: QueueOptions) async throws {
+    package func declareOutport(_ queue: String, options: QueueOptions) async throws {
         try Self.check(queue, "exchange")
         _ = try await core.perform(.declareOutport(queue, persistent: options.persistent))
     }
 
-    public func holdLock(_ name: String) async throws -> Bool {
+    package func holdLock(_ name: String) async throws -> Bool {
         try Self.check(name, "queue")
         guard case .exists(let held) = try await core.perform(.holdExclusive(name)) else { return false }
         return held
     }
 
-    public func declareDiscoveryQueue() async throws {
+    package func declareDiscoveryQueue() async throws {
         _ = try await core.perform(.declareDiscovery)
     }
 
-    public func send(toOutport queue: String, _ message: Message) async throws {
+    package func send(toOutport queue: String, _ message: Message) async throws {
         try Self.check(queue, "exchange")
         try await core.publish(Outgoing(exchange: queue, routingKey: "", message: message))
     }
 
-    public func send(toInport queue: String, _ message: Message) async throws {
+    package func send(toInport queue: String, _ message: Message) async throws {
         try Self.check(queue, "routing key")
         try await core.publish(Outgoing(exchange: "", routingKey: queue, message: message))
     }
 
-    public func send(toInport queue: String, _ message: Message, expiration: Duration?) async throws {
+    package func send(toInport queue: String, _ message: Message, expiration: Duration?) async throws {
         guard let expiration else { return try await send(toInport: queue, message) }
         try Self.check(queue, "routing key")
         let (s, atto) = expiration.components
@@ -106,41 +106,41 @@ public final class AMQPTransport: Transport {
 
     /// Published mandatory; waits for the broker's confirm. A message no queue takes comes back (basic.return)
     /// and fails this call with `.notFound`.
-    public func sendRouted(toInport queue: String, _ message: Message) async throws {
+    package func sendRouted(toInport queue: String, _ message: Message) async throws {
         try Self.check(queue, "routing key")
         try await core.publishAndWait(Outgoing(exchange: "", routingKey: queue, message: message))
     }
 
-    public func exchangeExists(_ name: String) async throws -> Bool? {
+    package func exchangeExists(_ name: String) async throws -> Bool? {
         try Self.check(name, "exchange")
         guard case .exists(let e) = try await core.perform(.exchangeExists(name)) else { return nil }
         return e
     }
 
-    public func consume(_ queue: String, options: ConsumeOptions) async throws -> Subscription {
+    package func consume(_ queue: String, options: ConsumeOptions) async throws -> Subscription {
         try Self.check(queue, "queue")
         return try await core.subscribe(queue, prefetch: core.settings.prefetch ?? options.prefetch, tap: false)
     }
 
     /// The handler runs on the connection's own thread, as each delivery is read.
-    public func consume(_ queue: String, options: ConsumeOptions,
+    package func consume(_ queue: String, options: ConsumeOptions,
                         handler: @escaping @Sendable (Delivery) -> Void) async throws -> Subscription {
         try Self.check(queue, "queue")
         return try await core.subscribe(queue, prefetch: core.settings.prefetch ?? options.prefetch, tap: false,
                                  handler: handler)
     }
 
-    public func addBinding(_ binding: Binding) async throws {
+    package func addBinding(_ binding: Binding) async throws {
         try Self.check(binding)
         _ = try await core.perform(.bind(binding))
     }
 
-    public func removeBinding(_ binding: Binding) async throws {
+    package func removeBinding(_ binding: Binding) async throws {
         try Self.check(binding)
         _ = try await core.perform(.unbind(binding))
     }
 
-    public func subscribeData(_ queue: String) async throws -> Subscription {
+    package func subscribeData(_ queue: String) async throws -> Subscription {
         try Self.check(queue, "exchange")
         return try await core.subscribe(queue, prefetch: 0, tap: true)
     }
@@ -148,20 +148,20 @@ public final class AMQPTransport: Transport {
     /// RabbitMQ's direct reply-to (`amq.rabbitmq.reply-to`): no queue is made; replies arrive without
     /// acknowledgement. Requests must be sent through this transport (the broker ties the reply-to to the channel
     /// that consumes it). A reply whose caller has gone is dropped by the broker.
-    public func replyQueue() async throws -> (replyTo: String, subscription: Subscription) {
+    package func replyQueue() async throws -> (replyTo: String, subscription: Subscription) {
         let sub = try await core.subscribe(Self.directReplyTo, prefetch: 0, tap: false, directReplyTo: true)
         return (Self.directReplyTo, sub)
     }
 
     static let directReplyTo = "amq.rabbitmq.reply-to"
 
-    public func queueDepth(_ queue: String) async throws -> Int? {
+    package func queueDepth(_ queue: String) async throws -> Int? {
         try Self.check(queue, "queue")
         guard case .depth(let n) = try await core.perform(.depth(queue)) else { return nil }
         return n
     }
 
-    public func queueStats(_ queue: String) async throws -> QueueStats? {
+    package func queueStats(_ queue: String) async throws -> QueueStats? {
         try Self.check(queue, "queue")
         guard case .stats(let m, let c) = try await core.perform(.stats(queue)) else { return nil }
         return QueueStats(messages: m, consumers: c)
@@ -184,6 +184,10 @@ final class AMQPCore: DeliverySettler {
     let settings: AMQPSettings
     let logger: Logger
     let shared = Mutex(SharedState())
+    /// Every call waiting on the owner thread: `close()` fails them all at once.
+    let waiters = Waiters()
+    /// The socket of a connection whose handshake (login, channels) the owner thread is blocked in, else -1.
+    let connectingSocket = Mutex<Int32>(-1)
     /// The thread that owns the connection: its wake-up, its executor (consumer tasks that prefer it run there) and
     /// the deadlines of the calls waiting on it.
     let io: IOThread
@@ -263,9 +267,11 @@ final class AMQPCore: DeliverySettler {
         }
         let timeout = settings.timeouts.connect * 2 + .seconds(1)
         let url = self.url
-        try await Pending<Void>.wait(on: io, timeout: timeout, timeoutError: {
+        try await Pending<Void>.wait(on: io, waiters: waiters, timeout: timeout, timeoutError: {
             MsgFloError(.timeout, "cannot connect to \(url): no answer within \(timeout)")
-        }) { pending in
+        }, cancelledError: {
+            MsgFloError(.cancelled, "connecting to \(url) was cancelled; the transport is closed")
+        }, onCancel: { [self] _ in closeNow(reason: "connecting was cancelled") }) { pending in
             let loop = AMQPLoop(core: self, connected: pending)
             do {
                 try io.start { loop.run() }
@@ -276,17 +282,22 @@ final class AMQPCore: DeliverySettler {
         }
     }
 
+    /// Fails every waiting call at once with `.closed` (sends waiting for a confirm included: those not yet taken by
+    /// the owner thread are not sent), then waits (at most the operation timeout and 3 s, whether or not the calling
+    /// task is cancelled) for the owner thread to flush what was sent, close the connection and end.
     func close() async {
         let (running, alreadyClosed) = shared.withLock { s -> (Bool, Bool) in
             let was = s.closed || s.closeRequested
             s.closeRequested = true
             return (s.threadRunning, was)
         }
+        failWaiters(MsgFloError(.closed, "transport to \(url) closed"))
+        interruptConnect()
         if running {
             let timeout = settings.timeouts.operation + .seconds(3)
             _ = try? await Pending<Void>.wait(on: io, timeout: timeout, timeoutError: {
                 MsgFloError(.timeout, "close timed out")
-            }) { pending in
+            }, cancelledError: nil) { pending in
                 let wakeNow = shared.withLock { s -> Bool in
                     if !s.threadRunning {
                         pending.resume(.success(()))
@@ -300,6 +311,39 @@ final class AMQPCore: DeliverySettler {
             }
         }
         if !alreadyClosed || !running { finishClosed(reason: "transport closed") }
+    }
+
+    /// Fails every registered waiter with `error`, and takes back the sends whose callers wait for a confirm and that
+    /// the owner thread has not taken yet (their callers are told they were not sent).
+    private func failWaiters(_ error: MsgFloError) {
+        waiters.failAll(error)
+        shared.withLock { s in
+            let before = s.publishes.count
+            s.publishes.removeAll { $0.waiter != nil }
+            s.outstanding -= before - s.publishes.count
+        }
+    }
+
+    /// Cuts short a handshake the owner thread is blocked in (a broker that takes the connection and does not
+    /// answer): shuts its socket down, so that the blocking call returns at once. Under the lock the owner thread
+    /// takes before it closes that socket, so never another descriptor.
+    func interruptConnect() {
+        connectingSocket.withLock { fd in
+            if fd >= 0 { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+        }
+    }
+
+    /// A connect cancelled while it waited: closes the transport without waiting for the owner thread, which ends
+    /// once its connect attempt returns (at once when it was blocked in the handshake, see ``interruptConnect()``).
+    func closeNow(reason: String) {
+        shared.withLock { s in
+            s.closeRequested = true
+            s.signalled = true
+        }
+        wake()
+        interruptConnect()
+        failWaiters(MsgFloError(.closed, "transport to \(url) closed: \(reason)"))
+        finishClosed(reason: reason)
     }
 
     /// Fails everything that waits and ends every stream. Called by close() and by the owner thread on its way out.
@@ -350,8 +394,14 @@ final class AMQPCore: DeliverySettler {
         let t = settings.timeouts
         let wait = t.reconnectWait + t.operation
         let url = self.url
-        return try await Pending<OpResult>.wait(on: io, timeout: wait + .seconds(1), timeoutError: {
+        return try await Pending<OpResult>.wait(on: io, waiters: waiters, timeout: wait + .seconds(1), timeoutError: {
             MsgFloError(.timeout, "\(op.summary) on \(url) timed out after \(wait)")
+        }, cancelledError: {
+            MsgFloError(.cancelled, "\(op.summary) on \(url) cancelled")
+        }, onCancel: { [self] pending in
+            // Not begun: dropped. A consumer's cancel always goes through (the broker must stop delivering).
+            if case .cancel = op { return }
+            shared.withLock { s in s.ops.removeAll { $0.pending === pending } }
         }) { pending in
             let deadline = ContinuousClock.now + t.reconnectWait
             let (doWake, closed) = shared.withLock { s -> (Bool, Bool) in
@@ -387,8 +437,12 @@ final class AMQPCore: DeliverySettler {
                 let timeout = connected ? settings.timeouts.operation : settings.timeouts.reconnectWait
                 let url = self.url
                 let limit = settings.maxOutstanding
-                try await Pending<Void>.wait(on: io, timeout: timeout, timeoutError: {
+                try await Pending<Void>.wait(on: io, waiters: waiters, timeout: timeout, timeoutError: {
                     MsgFloError(.timeout, "cannot send to \(url): \(limit) messages still unconfirmed after \(timeout)")
+                }, cancelledError: {
+                    MsgFloError(.cancelled, "send to \(url) cancelled while waiting for room (\(limit) messages unconfirmed); not sent")
+                }, onCancel: { [self] pending in
+                    shared.withLock { s in s.spaceWaiters.removeAll { $0.pending === pending } }
                 }) { pending in
                     let registered = shared.withLock { s -> Bool in
                         if s.outstanding < settings.maxOutstanding || s.closed { return false }
@@ -411,9 +465,11 @@ final class AMQPCore: DeliverySettler {
         let wait = t.reconnectWait + t.operation
         let url = self.url
         let routingKey = message.routingKey
-        try await Pending<Void>.wait(on: io, timeout: wait, timeoutError: {
+        try await Pending<Void>.wait(on: io, waiters: waiters, timeout: wait, timeoutError: {
             MsgFloError(.timeout, "send to '\(routingKey)' on \(url): not confirmed by the broker within \(wait)")
-        }) { pending in
+        }, cancelledError: {
+            MsgFloError(.cancelled, "send to '\(routingKey)' on \(url) cancelled before the broker confirmed it")
+        }, onCancel: { [self] pending in takeBack(pending) }) { pending in
             var m = message
             m.waiter = pending
             let (queued, doWake) = shared.withLock { s -> (Bool, Bool) in
@@ -425,6 +481,21 @@ final class AMQPCore: DeliverySettler {
             if !queued { pending.resume(.failure(notConnectedError() ?? MsgFloError(.closed, "transport to \(url) is closed"))) }
             if doWake { wake() }
         }
+    }
+
+    /// A cancelled ``publishAndWait(_:)``: its message leaves the outgoing queue if the owner thread has not taken
+    /// it yet (then it is never sent). Once taken it may be written already and cannot be unsent: it goes out (and
+    /// is confirmed, or published again after a reconnect) as any other, and its verdict is dropped.
+    private func takeBack(_ pending: Pending<Void>) {
+        let limit = settings.maxOutstanding
+        let room = shared.withLock { s -> Pending<Void>? in
+            guard let i = s.publishes.firstIndex(where: { $0.waiter === pending }) else { return nil }
+            s.publishes.remove(at: i)
+            s.outstanding -= 1
+            guard s.outstanding < limit, !s.spaceWaiters.isEmpty else { return nil }
+            return s.spaceWaiters.removeFirst().pending
+        }
+        room?.resume(.success(()))
     }
 
     func subscribe(_ queue: String, prefetch: Int, tap: Bool, directReplyTo: Bool = false,
@@ -445,6 +516,8 @@ final class AMQPCore: DeliverySettler {
             _ = try await perform(.consume(subscription: id))
         } catch {
             shared.withLock { s in s.newSubscriptions.removeAll { $0.id == id } }
+            // Cancelled or timed out after the owner thread took it: the consumer may have started; stop it.
+            cancelInBackground(id)
             continuation.finish()
             throw error
         }

@@ -92,6 +92,8 @@ final class MQTTConnection: Sendable {
         var unclaimedDropped = 0
         var unclaimedWarnedAt: ContinuousClock.Instant? = nil
         var exitWaiters: [CheckedContinuation<Void, Never>] = []
+        /// Callers of ``nap(_:)``, by id.
+        var nappers: [Int: CheckedContinuation<Void, Never>] = [:]
     }
 
     static let maxPendingMessages = 10_000
@@ -270,22 +272,35 @@ final class MQTTConnection: Sendable {
         }
         guard start else { return }
         let timeout = timeouts.connect
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            state.withLock { s in
-                s.connectWaiter = continuation
-                s.threadRunning = true
+        let cancelled = MsgFloError(.cancelled, "connecting to MQTT broker \(broker) was cancelled; the transport is closed")
+        // A cancelled connect closes the connection at once (the loop thread ends after its current attempt).
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let alreadyCancelled = state.withLock { s -> Bool in
+                    s.connectWaiter = continuation
+                    // Under the lock the cancellation handler takes too: cancelled before this, it found no waiter.
+                    if Task.isCancelled { return true }
+                    s.threadRunning = true
+                    return false
+                }
+                if alreadyCancelled {
+                    shutdown(connectError: cancelled)
+                    return
+                }
+                io.schedule(after: timeout) { [weak self] in
+                    guard let self else { return }
+                    self.shutdown(connectError: MsgFloError(
+                        .timeout, "MQTT broker \(self.broker) did not accept a connection within \(timeout.seconds) s"))
+                }
+                do {
+                    try io.start { [self] in runLoop() }
+                } catch {
+                    state.withLock { $0.threadRunning = false }
+                    shutdown(connectError: MsgFloError(.connectionFailed, "MQTT client for \(broker): \(error)"))
+                }
             }
-            io.schedule(after: timeout) { [weak self] in
-                guard let self else { return }
-                self.shutdown(connectError: MsgFloError(
-                    .timeout, "MQTT broker \(self.broker) did not accept a connection within \(timeout.seconds) s"))
-            }
-            do {
-                try io.start { [self] in runLoop() }
-            } catch {
-                state.withLock { $0.threadRunning = false }
-                shutdown(connectError: MsgFloError(.connectionFailed, "MQTT client for \(broker): \(error)"))
-            }
+        } onCancel: {
+            shutdown(connectError: cancelled)
         }
     }
 
@@ -334,6 +349,16 @@ final class MQTTConnection: Sendable {
         for w in watchers { w.finish() }
     }
 
+    /// Fails the calls waiting for a SUBACK with `.closed`, at once (a draining close comes before ``shutdown(connectError:)``).
+    func failWaiters() {
+        let waiters = state.withLock { s in
+            defer { s.subscribeWaiters = [:] }
+            return Array(s.subscribeWaiters.values)
+        }
+        let closed = MsgFloError(.closed, "MQTT transport to \(broker) is closed")
+        for w in waiters { w.continuation.resume(throwing: closed) }
+    }
+
     /// Closes and waits (a bounded time) for the loop thread to send DISCONNECT and stop.
     func close() async {
         shutdown()
@@ -345,6 +370,26 @@ final class MQTTConnection: Sendable {
             }
             if !running { continuation.resume(); return }
             io.schedule(after: deadline) { [weak self] in self?.releaseExitWaiters() }
+        }
+    }
+
+    /// Waits `duration` on the loop thread's timer whether or not the calling task is cancelled (a close's drain
+    /// runs to its end, and `Task.sleep` in a cancelled task would return at once and spin); at once when the loop
+    /// thread is not running, early when it ends.
+    func nap(_ duration: Duration) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let id = state.withLock { s -> Int? in
+                guard s.threadRunning else { return nil }
+                let id = s.nextId
+                s.nextId += 1
+                s.nappers[id] = continuation
+                return id
+            }
+            guard let id else { return continuation.resume() }
+            let wake: @Sendable () -> Void = { [weak self] in
+                self?.state.withLock { $0.nappers.removeValue(forKey: id) }?.resume()
+            }
+            if io.schedule(after: duration, wake) == nil { wake() }
         }
     }
 
@@ -451,7 +496,12 @@ final class MQTTConnection: Sendable {
             _ = io.pause(for: backoff.next()) { stopping.load(ordering: .acquiring) }
         }
         // Once this returns, the executor's jobs run on the global executor: nothing that preferred it is left behind.
-        state.withLock { $0.threadRunning = false }
+        let nappers = state.withLock { s in
+            s.threadRunning = false
+            defer { s.nappers = [:] }
+            return Array(s.nappers.values)
+        }
+        for n in nappers { n.resume() }
         releaseExitWaiters()
     }
 
@@ -829,11 +879,18 @@ final class MQTTConnection: Sendable {
     func addSink(filter: String, kind: @escaping @Sendable (Int) -> Sink.Kind) async throws -> Int {
         try validateFilter(filter)
         let timeout = timeouts.operation
-        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int, any Error>) in
+        let id = state.withLock { s in
+            defer { s.nextId += 1 }
+            return s.nextId
+        }
+        let cancelled = MsgFloError(.cancelled, "subscribing to '\(filter)' on MQTT broker \(broker) cancelled")
+        // Cancelled while it waits for the SUBACK: the sink goes (and the broker subscription no one else needs).
+        return try await withTaskCancellationHandler {
+          try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int, any Error>) in
             let outcome = state.withLock { s -> Result<(id: Int, waiting: Bool), MsgFloError> in
+                // Under the lock the cancellation handler takes too: cancelled before this, it found no waiter.
+                if Task.isCancelled { return .failure(cancelled) }
                 do throws(MsgFloError) { try ensureOpen(s) } catch { return .failure(error) }
-                let id = s.nextId
-                s.nextId += 1
                 let sink = Sink(id: id, filter: filter, kind: kind(id))
                 if case .stream(_, let prefetch?) = sink.kind, let flow { flow.addConsumer(sink: id, prefetch: prefetch) }
                 // Messages a persistent session brought before anyone consumed them go to the first taker.
@@ -871,6 +928,11 @@ final class MQTTConnection: Sendable {
                         "MQTT broker \(self.broker) did not confirm the subscription to '\(filter)' within \(timeout.seconds) s"))
                 }
             }
+          }
+        } onCancel: {
+            guard let w = state.withLock({ $0.subscribeWaiters.removeValue(forKey: id) }) else { return }
+            removeSink(id)
+            w.continuation.resume(throwing: cancelled)
         }
     }
 
@@ -903,15 +965,22 @@ final class MQTTConnection: Sendable {
         try validateFilter(topic)
         let wait = publisher != nil
         let timeout = timeouts.operation
-        let id = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int, any Error>) in
+        let waiterId = state.withLock { s in
+            defer { s.nextId += 1 }
+            return s.nextId
+        }
+        let cancelled = MsgFloError(.cancelled, "declaring '\(topic)' on MQTT broker \(broker) cancelled")
+        // Cancelled while it waits for the SUBACK: the declaration stays (its SUBSCRIBE is sent), the caller goes.
+        let id = try await withTaskCancellationHandler {
+          try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int, any Error>) in
             let outcome = state.withLock { s -> Result<Int?, MsgFloError> in
+                if Task.isCancelled { return .failure(cancelled) }
                 do throws(MsgFloError) { try ensureOpen(s) } catch { return .failure(error) }
                 let filters = Set(s.sinks.values.map(\.filter))
                 guard let change = s.subscriptions.declare(topic, sinkFilters: filters) else { return .success(nil) }
                 let mids = send(change, &s)
                 guard wait, s.phase == .connected, !mids.isEmpty else { return .success(nil) }
-                let id = s.nextId
-                s.nextId += 1
+                let id = waiterId
                 s.subscribeWaiters[id] = SubscribeWaiter(mids: mids, continuation: continuation)
                 return .success(id)
             }
@@ -926,6 +995,9 @@ final class MQTTConnection: Sendable {
                         "MQTT broker \(self.broker) did not confirm the subscription to '\(topic)' within \(timeout.seconds) s"))
                 }
             }
+          }
+        } onCancel: {
+            state.withLock { $0.subscribeWaiters.removeValue(forKey: waiterId) }?.continuation.resume(throwing: cancelled)
         }
         _ = id
     }

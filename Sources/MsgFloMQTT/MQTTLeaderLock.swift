@@ -93,20 +93,21 @@ extension MQTTConnection {
 }
 
 extension MQTTTransport {
-    public func prepareLock(_ name: String, instance: String) throws {
+    package func prepareLock(_ name: String, instance: String) throws {
         try WireName.check(name + "/" + instance, .mqtt, what: "lock topic")
         let lock = MQTTLeaderLock(lock: name, instance: instance)
         try connection.setWill(topic: lock.willTopic, payload: [], retain: true)
         leaderLock.withLock { $0 = lock }
     }
 
-    public func holdLock(_ name: String) async throws -> Bool {
+    package func holdLock(_ name: String) async throws -> Bool {
         guard let lock = leaderLock.withLock({ $0 }), lock.lock == name else {
             throw MsgFloError(.unsupported, "MQTT lock '\(name)': prepareLock must be called before connect (it sets the last will)")
         }
         let start = lock.state.withLock { $0.following == nil }
         if start {
             let sub = try await subscribeData(name + "/+")
+            // Lives as long as the lock's subscription (until close ends it): no caller's scope spans that.
             let reader = Task { for await d in sub { lock.heard(topic: d.queue, payload: d.message.bytes) } }
             lock.state.withLock {
                 $0.following = sub

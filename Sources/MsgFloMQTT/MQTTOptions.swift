@@ -18,21 +18,21 @@ import MsgFlo
 /// - `protocol=5` (or `protocol=3.1.1`, the default): the MQTT version. Version 5 carries message properties
 ///   (reply-to, correlation id, headers, …) as publish properties; on 3.1.1 a send with properties fails.
 ///   msgflo's own participants (Node, Python) speak 3.1.1 and ignore properties; they interoperate with either.
-public struct MQTTOptions: Sendable, Hashable {
-    public var qos: Int32
-    public var clientId: String?
-    public var cleanSession: Bool
-    public var keepalive: Int32
-    public var caFile: String?
-    public var caPath: String?
-    public var certFile: String?
-    public var keyFile: String?
-    public var insecure: Bool
+package struct MQTTOptions: Sendable, Hashable {
+    package var qos: Int32
+    package var clientId: String?
+    package var cleanSession: Bool
+    package var keepalive: Int32
+    package var caFile: String?
+    package var caPath: String?
+    package var certFile: String?
+    package var keyFile: String?
+    package var insecure: Bool
     /// 4 (MQTT 3.1.1) or 5.
-    public var protocolVersion: Int32 = 4
+    package var protocolVersion: Int32 = 4
 
     /// Reads the options of a broker URL. Throws a one-line `.invalidURL` error for values it cannot use.
-    public init(_ url: BrokerURL) throws(MsgFloError) {
+    package init(_ url: BrokerURL) throws(MsgFloError) {
         func bad(_ what: String) -> MsgFloError {
             MsgFloError(.invalidURL, "invalid MQTT broker URL '\(url)': \(what)")
         }

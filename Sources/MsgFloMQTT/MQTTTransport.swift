@@ -24,9 +24,9 @@ import Synchronization
 ///   again and reports `.reconnecting` then `.connected` on ``stateUpdates()``; subscriptions carry on. Messages sent
 ///   meanwhile wait in a bounded buffer (10 000 messages, 64 MiB) and go out in order once it is back; when the buffer
 ///   is full `send` throws rather than drop in silence.
-public final class MQTTTransport: Transport {
-    public let broker: BrokerURL
-    public let options: MQTTOptions
+package final class MQTTTransport: Transport {
+    package let broker: BrokerURL
+    package let options: MQTTOptions
     let connection: MQTTConnection
     /// QoS > 0: the connection publishes go out on (see ``MQTTFlowControl``).
     let publisher: MQTTConnection?
@@ -38,7 +38,7 @@ public final class MQTTTransport: Transport {
     let leaderLock = Mutex<MQTTLeaderLock?>(nil)
 
     /// Makes a transport for an `mqtt://` or `mqtts://` URL. Throws a one-line error for options it cannot use.
-    public init(broker: BrokerURL, timeouts: TransportTimeouts = TransportTimeouts(),
+    package init(broker: BrokerURL, timeouts: TransportTimeouts = TransportTimeouts(),
                 logger: Logger) throws {
         let options = try MQTTOptions(broker)
         self.broker = broker
@@ -70,9 +70,14 @@ public final class MQTTTransport: Transport {
         publisher?.shutdown()
     }
 
-    public func connect() async throws {
+    /// Connects (the publishing connection first at QoS > 0). Cancelled while it waits, it fails `.cancelled` at
+    /// once and the transport is closed.
+    package func connect() async throws {
         if let publisher {
-            try await publisher.connect()
+            do { try await publisher.connect() } catch let e as MsgFloError where e.code == .cancelled {
+                connection.shutdown()
+                throw e
+            }
             do { try await connection.connect() } catch {
                 await publisher.close()
                 throw error
@@ -82,13 +87,15 @@ public final class MQTTTransport: Transport {
         }
     }
 
-    /// Closes. At QoS > 0 it drains first: no more reading, then (up to the operation timeout) until every message
-    /// read is settled and every publish is confirmed by the broker; only then DISCONNECT.
-    public func close() async {
+    /// Closes. Every waiting call fails `.closed` at once. At QoS > 0 it drains first: no more reading, then (up to the
+    /// operation timeout without progress) until every message read is settled and every publish is confirmed by the
+    /// broker; only then DISCONNECT. It runs to its end in a cancelled task too.
+    package func close() async {
+        connection.failWaiters()
         if let lock = leaderLock.withLock({ $0 }), lock.state.withLock({ $0.firstClaim != nil }) {
             // A graceful end sends no will: clear the claim, so that a standby takes over at once.
             _ = try? connection.publishRetained(lock.topic, [])
-            try? await Task.sleep(for: .milliseconds(100))
+            await connection.nap(.milliseconds(100))
         }
         if let flow, let publisher, connection.connectionState != .closed {
             connection.pauseReading()
@@ -97,7 +104,7 @@ public final class MQTTTransport: Transport {
             var progress = (flow.inHand, flow.confirmed.load(ordering: .acquiring))
             var deadline = ContinuousClock.now + drainTimeout
             while !flow.isDrained && ContinuousClock.now < deadline && connection.connectionState != .closed {
-                try? await Task.sleep(for: .milliseconds(2))
+                await connection.nap(.milliseconds(2))
                 let now = (flow.inHand, flow.confirmed.load(ordering: .acquiring))
                 if now != progress {
                     progress = now
@@ -116,43 +123,43 @@ public final class MQTTTransport: Transport {
     }
 
     /// Publishes not yet confirmed by the broker (QoS > 0; 0 at QoS 0, where nothing is confirmed).
-    public var unconfirmedPublishes: Int { flow?.unconfirmed ?? 0 }
+    package var unconfirmedPublishes: Int { flow?.unconfirmed ?? 0 }
 
     /// Topics, not queues: bindings are routes this transport keeps (the coordinator routes or asks participants),
     /// workers share only in pools, the broker counts nothing and keeps nothing for a subscriber that is not there
     /// (a persistent session aside), no dead-lettering, and no message comes back once read (a consumer that stops
     /// must still handle what it was given). A prefetch holds only at QoS > 0 (``MQTTFlowControl``); properties
     /// travel with protocol 5. The leader lock is a retained claim with a last will (MQTTLeaderLock.swift).
-    public var capabilities: TransportCapabilities {
+    package var capabilities: TransportCapabilities {
         var c: TransportCapabilities = [.exclusiveLock]
         if options.qos > 0 { c.insert(.prefetch) }
         if options.protocolVersion == 5 { c.insert(.messageProperties) }
         return c
     }
 
-    public var preferredExecutor: (any TaskExecutor)? { connection.executor }
+    package var preferredExecutor: (any TaskExecutor)? { connection.executor }
 
-    public var state: ConnectionState { connection.connectionState }
-    public func stateUpdates() -> AsyncStream<ConnectionState> { connection.stateUpdates() }
+    package var state: ConnectionState { connection.connectionState }
+    package func stateUpdates() -> AsyncStream<ConnectionState> { connection.stateUpdates() }
 
-    public func declareInport(_ queue: String, options: QueueOptions) async throws {
+    package func declareInport(_ queue: String, options: QueueOptions) async throws {
         try WireName.check(queue, .mqtt, use: .filter, what: "topic filter")
         if let pool = options.pool { try pooled(queue, pool) }
         try await connection.declare(queue)
     }
 
-    public func declareOutport(_ queue: String, options: QueueOptions) async throws {
+    package func declareOutport(_ queue: String, options: QueueOptions) async throws {
         try connection.checkOpen()
     }
 
-    public func declareDiscoveryQueue() async throws { try connection.checkOpen() }
+    package func declareDiscoveryQueue() async throws { try connection.checkOpen() }
 
-    public func send(toOutport queue: String, _ message: Message) async throws {
+    package func send(toOutport queue: String, _ message: Message) async throws {
         try WireName.check(queue, .mqtt, what: "topic")
         try (publisher ?? connection).publish(queue, message.bytes, properties: try properties(of: message, to: queue))
     }
 
-    public func send(toInport queue: String, _ message: Message) async throws {
+    package func send(toInport queue: String, _ message: Message) async throws {
         try WireName.check(queue, .mqtt, what: "topic")
         try (publisher ?? connection).publish(queue, message.bytes, properties: try properties(of: message, to: queue))
     }
@@ -173,7 +180,7 @@ public final class MQTTTransport: Transport {
     }
 
     /// MQTT 5: a private response topic (`msgflo/reply/<random>`), subscribed. MQTT 3.1.1 has no response topic.
-    public func replyQueue() async throws -> (replyTo: String, subscription: Subscription) {
+    package func replyQueue() async throws -> (replyTo: String, subscription: Subscription) {
         guard options.protocolVersion == 5 else {
             throw MsgFloError(.unsupported, "MQTT 3.1.1 (\(broker)) cannot carry a reply-to: connect with ?protocol=5")
         }
@@ -182,7 +189,7 @@ public final class MQTTTransport: Transport {
         return (topic, try await subscribe(topic, prefetch: nil))
     }
 
-    public func consume(_ queue: String, options: ConsumeOptions) async throws -> Subscription {
+    package func consume(_ queue: String, options: ConsumeOptions) async throws -> Subscription {
         if let pool = options.pool { try pooled(queue, pool) }
         return try await subscribe(queue, prefetch: options.prefetch)
     }
@@ -196,7 +203,7 @@ public final class MQTTTransport: Transport {
         try connection.setPool(pool, for: topic)
     }
 
-    public func subscribeData(_ queue: String) async throws -> Subscription {
+    package func subscribeData(_ queue: String) async throws -> Subscription {
         try await subscribe(queue, prefetch: nil)
     }
 
@@ -212,7 +219,7 @@ public final class MQTTTransport: Transport {
         return Subscription(queue: filter, stream: stream) { [weak connection] in connection?.removeSink(id) }
     }
 
-    public func addBinding(_ binding: Binding) async throws {
+    package func addBinding(_ binding: Binding) async throws {
         switch binding.kind {
         // A round-robin edge routes like a pub/sub one; its workers share the target in a pool (`--pool`).
         case .pubsub, .roundRobin: break
@@ -242,7 +249,7 @@ public final class MQTTTransport: Transport {
         if duplicate { connection.removeSink(id) }
     }
 
-    public func removeBinding(_ binding: Binding) async throws {
+    package func removeBinding(_ binding: Binding) async throws {
         guard binding.kind != .deadLetter else {
             throw MsgFloError(.unsupported, "MQTT has no \(binding.kind.rawValue) edges (\(binding))")
         }
@@ -250,7 +257,7 @@ public final class MQTTTransport: Transport {
         if let id = routes.withLock({ $0.removeValue(forKey: binding) }) { connection.removeSink(id) }
     }
 
-    public func queueDepth(_ queue: String) async throws -> Int? {
+    package func queueDepth(_ queue: String) async throws -> Int? {
         try connection.checkOpen()
         return nil
     }

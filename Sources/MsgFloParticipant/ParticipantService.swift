@@ -80,7 +80,12 @@ public struct ParticipantService: Service {
     }
 
     private func runParticipants(_ entries: [Entry]) async throws {
-        if transport.state == .idle { try await transport.connect() }
+        if transport.state == .idle {
+            do { try await transport.connect() } catch {
+                await transport.close()
+                throw error
+            }
+        }
         var running: [RunningParticipant] = []
         do {
             for e in entries {
@@ -93,25 +98,14 @@ public struct ParticipantService: Service {
         }
         onReady?(running)
 
-        let (events, continuation) = AsyncStream<Event>.makeStream()
+        // Until graceful shutdown or cancellation (either ends the watch of the state stream), or until the
+        // transport closes underneath.
         let updates = transport.stateUpdates()
-        let watcher = Task {
-            for await s in updates where s == .closed {
-                continuation.yield(.closed)
-                return
-            }
+        let closedUnderneath = await cancelWhenGracefulShutdown {
+            for await s in updates where s == .closed { return true }
+            return false
         }
-        let event = await withGracefulShutdownHandler {
-            await withTaskCancellationHandler {
-                await events.first { _ in true }
-            } onCancel: {
-                continuation.yield(.shutdown)
-            }
-        } onGracefulShutdown: {
-            continuation.yield(.shutdown)
-        }
-        watcher.cancel()
-        continuation.finish()
+        let event: Event = closedUnderneath ? .closed : .shutdown
 
         await withTaskGroup(of: Void.self) { group in
             for r in running { group.addTask { await r.stop(cancelSubscriptions: false) } }

@@ -198,6 +198,7 @@ public final class RunningParticipant: Sendable {
             let ctx = context
             background.append(Task { [self] in
                 do { try await body(ctx) } catch is CancellationError {
+                } catch let e as MsgFloError where e.code == .cancelled {  // a transport call cut short by the stop
                 } catch {
                     self.logger.error("\(self.role)(\(self.participant.component)): \(error)")
                 }
@@ -363,6 +364,7 @@ public final class RunningParticipant: Sendable {
             if let body, !s.stopping {
                 s.named[name] = Task { [logger, role] in
                     do { try await body(ctx) } catch is CancellationError {
+                    } catch let e as MsgFloError where e.code == .cancelled {
                     } catch {
                         logger.error("\(role): task \(name): \(error)")
                     }

@@ -9,12 +9,25 @@ public struct TransportFactory: Sendable, CustomStringConvertible {
     /// transport's ``InMemoryTransport/simulateConnectionLoss()``; for a real broker, a restart, which disturbs
     /// every other connection: leave it nil there and test it apart). Nil: the reconnect case does nothing.
     public var loseConnection: (@Sendable (any Transport) async throws -> Void)?
+    /// Makes a transport, not connected, with these timeouts, to an address that takes connections and never
+    /// answers (an ``UnansweringServer``): its `connect()` waits for the whole connect timeout. Nil where no call
+    /// ever waits (the in-memory transport): the cases about waiting calls then check nothing.
+    public var unanswered: (@Sendable (TransportTimeouts) throws -> any Transport)?
+    /// Runs its argument while the broker is away (stopped, for a real one: every other connection is disturbed,
+    /// so only tests that may restart the broker set it, and run ``TransportConformance/brokerAwayCases``), and
+    /// brings the broker back after it, on failure too. Its argument waits until the transports notice.
+    public var whileBrokerAway: BrokerAway?
+    public typealias BrokerAway = @Sendable (@Sendable () async throws -> Void) async throws -> Void
 
     public init(_ name: String, make: @escaping @Sendable () throws -> any Transport,
-                loseConnection: (@Sendable (any Transport) async throws -> Void)? = nil) {
+                loseConnection: (@Sendable (any Transport) async throws -> Void)? = nil,
+                unanswered: (@Sendable (TransportTimeouts) throws -> any Transport)? = nil,
+                whileBrokerAway: BrokerAway? = nil) {
         self.name = name
         self.make = make
         self.loseConnection = loseConnection
+        self.unanswered = unanswered
+        self.whileBrokerAway = whileBrokerAway
     }
 
     /// In-memory transports on one private ``InMemoryBroker``.
@@ -74,8 +87,12 @@ public enum TransportConformance {
         payloadBytesSurvive, manyInOrder, prefetchLimitsInFlight, queueDepth, consumingAMissingQueue,
         roundRobinAndDeadLetters, unsettledComeBackOnCancelAndClose, unsettledComeBackAfterAReconnect,
         propertiesTravelOrFailClearly,
-        cancelledSubscriptionStops, closeEndsEverythingAtOnce,
+        cancelledSubscriptionStops, closeEndsEverythingAtOnce, cancellingAWaitingConnect,
+        closeFailsAWaitingConnectAtOnce,
     ]
+
+    /// The cases that take the broker away (``TransportFactory/whileBrokerAway``): run them apart from the others.
+    public static let brokerAwayCases: [Case] = [cancellingCallsThatWaitForTheBroker]
 
     // MARK: the cases
 
@@ -542,6 +559,88 @@ public enum TransportConformance {
         await t.close()
     }
 
+    /// The long wait the cases about waiting calls give a transport (connect, operation and reconnect timeouts):
+    /// their calls must end well inside half of it.
+    static let longWait = Duration.seconds(30)
+
+    /// A task cancelled while its `connect()` waits (for a broker that takes the connection and never answers) gets
+    /// a one-line `.cancelled` error at once, not after the connect timeout; the transport is closed then (later
+    /// calls fail `.closed`). Nothing on the in-memory transport waits.
+    public static let cancellingAWaitingConnect = Case(name: "a cancelled connect fails at once and closes") { s in
+        guard let unanswered = s.factory.unanswered else { return }
+        let t = try unanswered(TransportTimeouts(connect: longWait, operation: longWait, reconnectWait: longWait))
+        s.made.withLock { $0.append(t) }
+        let (error, took) = await withTaskGroup(of: (MsgFloError?, Duration).self) { group in
+            group.addTask { await s.failure(of: { try await t.connect() }) }
+            try? await Task.sleep(for: .milliseconds(300))  // connecting: the TCP connection is up, no answer
+            group.cancelAll()
+            return await group.next() ?? (nil, .zero)
+        }
+        try s.check(error?.code == .cancelled, "connect: \(error.map { "\($0.code): \($0)" } ?? "no error")")
+        try s.check(took < longWait / 2, "the cancelled connect took \(took) (its timeout: \(longWait))")
+        try s.check(!(error?.description.contains("\n") ?? true), "a one-line error")
+        try await s.within("the state to be .closed") {
+            for await st in t.stateUpdates() where st == .closed { break }
+        }
+        try await s.fails(.closed, "declare after a cancelled connect") { try await t.declareInport(s.unique("x.IN")) }
+    }
+
+    /// `close()` fails a call waiting in `connect()` at once with `.closed`, and returns well before the connect
+    /// timeout too (a handshake the transport's thread is blocked in is cut short).
+    public static let closeFailsAWaitingConnectAtOnce = Case(name: "close fails a waiting connect at once") { s in
+        guard let unanswered = s.factory.unanswered else { return }
+        let t = try unanswered(TransportTimeouts(connect: longWait, operation: longWait, reconnectWait: longWait))
+        s.made.withLock { $0.append(t) }
+        var closeTook = Duration.zero
+        let (error, took) = await withTaskGroup(of: (MsgFloError?, Duration).self) { group in
+            group.addTask { await s.failure(of: { try await t.connect() }) }
+            try? await Task.sleep(for: .milliseconds(300))
+            let closing = ContinuousClock.now
+            await t.close()
+            closeTook = ContinuousClock.now - closing
+            return await group.next() ?? (nil, .zero)
+        }
+        try s.check(error?.code == .closed, "connect: \(error.map { "\($0.code): \($0)" } ?? "no error")")
+        try s.check(took < longWait / 2, "connect failed after \(took), not at close (its timeout: \(longWait))")
+        try s.check(closeTook < longWait / 2, "close took \(closeTook) (the connect timeout: \(longWait))")
+        try s.check(t.state == .closed, "state \(t.state)")
+    }
+
+    /// While the broker is away, a task cancelled in any call that waits for it (a declaration, a binding, a
+    /// consumer, queue stats, a send waiting for the broker's confirm) gets `.cancelled` at once, not after the
+    /// reconnect wait, and what it queued is dropped: once the broker is back, the queue whose declaration was
+    /// cancelled does not exist and the cancelled send did not arrive (where the transport can tell). A call that
+    /// does not wait (MQTT declares nothing, sends are buffered) may just succeed. Then close fails waiting calls
+    /// at once with `.closed`.
+    public static let cancellingCallsThatWaitForTheBroker = Case(name: "calls waiting for the broker: cancel, close") { s in
+        guard let away = s.factory.whileBrokerAway else { return }
+        let t = try await s.connected()
+        let q = s.unique("wait.IN"), never = s.unique("never.IN"), out = s.unique("wait.OUT")
+        try await t.declareInport(q)
+        try await t.declareOutport(out)
+        let calls: [(String, @Sendable () async throws -> Void)] = [
+            ("declare", { try await t.declareInport(never) }),
+            ("bind", { try await t.addBinding(Binding(src: out, tgt: q)) }),
+            ("consume", { _ = try await t.consume(q) }),
+            ("queue stats", { _ = try await t.queueStats(q) }),
+            ("send waiting for a confirm", { try await t.sendRouted(toInport: q, number(1)) }),
+        ]
+        // Each call waits for the broker; cancelling them fails each at once with .cancelled.
+        try await away {
+            try await s.checkWaiting(calls, on: t, endWith: .cancelled) { group in group.cancelAll() }
+        }
+        try await s.waitUntil("the transport to reconnect") { t.state == .connected }
+        if t.capabilities.contains(.queueDepth) {
+            try await s.fails(.notFound, "the queue whose declaration was cancelled") { _ = try await t.queueStats(never) }
+            try await s.quiet()
+            try s.check(try await t.queueDepth(q) == 0, "the cancelled send arrived")
+        }
+        // Close while calls wait for the broker: they fail .closed at once.
+        try await away {
+            try await s.checkWaiting(calls, on: t, endWith: .closed) { _ in await t.close() }
+        }
+    }
+
     // MARK: helpers
 
     static func number(_ i: Int) -> Message { Message(text: "{\"n\":\(i)}") }
@@ -596,6 +695,45 @@ public enum TransportConformance {
                 return
             }
             throw ConformanceFailure(message: "\(what) succeeded")
+        }
+
+        /// Runs `call`; its error (nil when it succeeded, or failed with something other than a ``MsgFloError``,
+        /// which the check of its code then reports) and how long it took.
+        func failure(of call: @Sendable () async throws -> Void) async -> (MsgFloError?, Duration) {
+            let start = ContinuousClock.now
+            do {
+                try await call()
+                return (nil, ContinuousClock.now - start)
+            } catch let e as MsgFloError {
+                return (e, ContinuousClock.now - start)
+            } catch {
+                return (MsgFloError(.invalidArgument, "not a MsgFloError: \(error)"), ContinuousClock.now - start)
+            }
+        }
+
+        /// Once `t` noticed the broker is away: starts `calls` (each waits for the broker), lets them wait half a
+        /// second, runs `end` (cancel them, close the transport), and checks that each ended at once, with `code`
+        /// (or succeeded: a call that does not wait for the broker on this transport).
+        func checkWaiting(_ calls: [(String, @Sendable () async throws -> Void)], on t: any Transport,
+                          endWith code: MsgFloError.Code,
+                          _ end: (inout TaskGroup<(String, MsgFloError?, Duration)>) async -> Void) async throws {
+            try await waitUntil("the transport to notice the broker is away") { t.state != .connected }
+            let results = await withTaskGroup(of: (String, MsgFloError?, Duration).self) { group in
+                for (what, call) in calls {
+                    group.addTask {
+                        let (e, took) = await self.failure(of: call)
+                        return (what, e, took)
+                    }
+                }
+                try? await Task.sleep(for: .milliseconds(500))
+                await end(&group)
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+            let wait = TransportConformance.longWait
+            for (what, e, took) in results {
+                try check(e == nil || e?.code == code, "\(what), \(code): \(e.map { "\($0.code): \($0)" } ?? "")")
+                try check(took < wait / 2, "\(what) took \(took) to end (\(code); the reconnect wait is \(wait))")
+            }
         }
 
         /// Lets a moment pass, for what must not arrive to have its chance.

@@ -15,7 +15,7 @@ package enum BrokerConnection {
     }
 
     /// Connects within `timeout` or fails with a one-line error naming the broker (password hidden). Never hangs:
-    /// a connect attempt that does not return in time is abandoned.
+    /// at the deadline the connect is cancelled, which fails it at once and closes the transport.
     package static func connect(_ url: BrokerURL, timeout: Duration, tool: String,
                                environment: ToolEnvironment = .current) async throws -> any Transport {
         let logger = ToolLogging.logger(tool, environment: environment.environment)
@@ -37,11 +37,28 @@ package enum BrokerConnection {
                 }
             }
         } catch {
-            // Not abandoned: its I/O thread stops trying. Closing is bounded too (a connect stuck in C may hold it).
-            _ = try? await withDeadline(.seconds(1), what: "close") { await transport.close() }
+            await transport.close()
             throw error
         }
         return transport
+    }
+
+    /// The scoped form of ``connect(_:timeout:tool:environment:)``: connects within `timeout`, runs `body` with the
+    /// transport, and closes it whatever happens (return, throw, cancellation).
+    package static func withConnection<R>(_ url: BrokerURL, timeout: Duration, tool: String,
+                                          environment: ToolEnvironment = .current,
+                                          isolation: isolated (any Actor)? = #isolation,
+                                          _ body: (any Transport) async throws -> R) async throws -> R {
+        let transport = try await connect(url, timeout: timeout, tool: tool, environment: environment)
+        let result: R
+        do {
+            result = try await body(transport)
+        } catch {
+            await transport.close()
+            throw error
+        }
+        await transport.close()
+        return result
     }
 }
 
@@ -59,56 +76,24 @@ extension Duration {
     }
 }
 
-/// Runs `body` and fails with `what` if it has not finished after `timeout`. The body runs in an unstructured task so
-/// that a call stuck in C cannot hold the caller past the deadline.
+/// Runs `body` and fails with `what` if it has not finished after `timeout`: then `body` is cancelled and awaited
+/// (transport calls fail at once when cancelled; the management API's requests too).
 package func withDeadline<T: Sendable>(_ timeout: Duration, what: String,
                                       _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    let race = DeadlineRace<T>()
-    let work = Task { race.finish(with: await Result { try await body() }) }
-    let timer = Task {
-        try? await Task.sleep(for: timeout)
-        race.finish(with: .failure(ToolFailure(what)))
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: timeout)
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else { throw ToolFailure(what) }
+        return value
     }
-    let result = await race.wait()
-    timer.cancel()
-    if case .failure = result { work.cancel() }
-    return try result.get()
 }
 
 extension Result where Failure == any Error {
     init(catching body: () async throws -> Success) async {
         do { self = .success(try await body()) } catch { self = .failure(error) }
-    }
-}
-
-import Synchronization
-
-/// The first result wins; later ones are dropped. The continuation is resumed exactly once.
-final class DeadlineRace<T: Sendable>: Sendable {
-    private struct State {
-        var result: Result<T, any Error>?
-        var waiter: CheckedContinuation<Result<T, any Error>, Never>?
-    }
-    private let state = Mutex(State())
-
-    func finish(with result: Result<T, any Error>) {
-        let waiter = state.withLock { s -> CheckedContinuation<Result<T, any Error>, Never>? in
-            guard s.result == nil else { return nil }
-            s.result = result
-            defer { s.waiter = nil }
-            return s.waiter
-        }
-        waiter?.resume(returning: result)
-    }
-
-    func wait() async -> Result<T, any Error> {
-        await withCheckedContinuation { c in
-            let ready = state.withLock { s -> Result<T, any Error>? in
-                if let r = s.result { return r }
-                s.waiter = c
-                return nil
-            }
-            if let ready { c.resume(returning: ready) }
-        }
     }
 }

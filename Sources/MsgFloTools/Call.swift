@@ -79,12 +79,13 @@ package struct CallCommand: AsyncParsableCommand {
         request.properties.headers = try Self.parseHeaders(headers)
         request.properties.contentType = "application/json"
         try WireName.check(queue!, WireName.Broker(try brokerOptions.url()), what: "--queue")
-        let transport = try await brokerOptions.connect(tool: Self.configuration.commandName!)
-        let caller: RPCCaller
-        do { caller = try await RPCCaller.start(on: transport) } catch {
-            await transport.close()
-            throw error
+        try await brokerOptions.withConnection(tool: Self.configuration.commandName!) { transport in
+            try await call(request, over: transport)
         }
+    }
+
+    private func call(_ request: Message, over transport: any Transport) async throws {
+        let caller = try await RPCCaller.start(on: transport)
         do {
             // An exported inport of a graph is an exchange (AMQP) bound to the node's queue; an inport queue has
             // an exchange of its own name too. Only a bare queue goes straight in, mandatory (typos fail at once).
@@ -101,11 +102,9 @@ package struct CallCommand: AsyncParsableCommand {
             }
         } catch {
             await caller.close()
-            await transport.close()
             throw error
         }
         await caller.close()
-        await transport.close()
     }
 
     private func callOnce(_ caller: RPCCaller, _ request: Message, route: RPCCaller.Route) async throws -> Message {

@@ -37,6 +37,16 @@ package struct BrokerOptions: ParsableArguments, Sendable {
         return try await BrokerConnection.connect(try url(environment), timeout: .seconds(double: connectTimeout),
                                            tool: tool, environment: environment)
     }
+
+    /// Connects (within `--connect-timeout`), runs `body` with the transport, and closes it whatever happens.
+    package func withConnection<R>(tool: String, environment: ToolEnvironment = .current,
+                                   isolation: isolated (any Actor)? = #isolation,
+                                   _ body: (any Transport) async throws -> R) async throws -> R {
+        var environment = environment
+        if let logFormat { environment.environment["MSGFLO_LOG_FORMAT"] = logFormat }
+        return try await BrokerConnection.withConnection(try url(environment), timeout: .seconds(double: connectTimeout),
+                                                         tool: tool, environment: environment, body)
+    }
 }
 
 /// A boolean option that takes a value, so that `--forever false` means false (msgflo's commander turns any value,
@@ -93,9 +103,9 @@ package struct SendMessageCommand: AsyncParsableCommand {
         let source = try SendMessage.Source.given(json: json, file: file, what: "message")
         let message = try SendMessage.payload(from: source)
         try WireName.check(queue!, WireName.Broker(try brokerOptions.url()), what: "--queue")
-        let transport = try await brokerOptions.connect(tool: Self.configuration.commandName!)
-        try await SendMessage.send(message, to: queue!, count: `repeat`, over: transport)
-        await transport.close()
+        try await brokerOptions.withConnection(tool: Self.configuration.commandName!) { transport in
+            try await SendMessage.send(message, to: queue!, count: `repeat`, over: transport)
+        }
     }
 }
 
@@ -137,12 +147,12 @@ package struct DumpMessageCommand: AsyncParsableCommand {
 
     package func run() async throws {
         try WireName.check(queue!, WireName.Broker(try brokerOptions.url()), use: .filter, what: "--queue")
-        let transport = try await brokerOptions.connect(tool: Self.configuration.commandName!)
-        let (subscription, _) = try await DumpMessage.open(queue!, on: transport, create: create)
-        try await DumpMessage.run(subscription, amount: follow ? amount : (amount ?? 1), follow: follow,
-                                  print: Output.line)
-        await subscription.cancel()
-        await transport.close()
+        try await brokerOptions.withConnection(tool: Self.configuration.commandName!) { transport in
+            let (subscription, _) = try await DumpMessage.open(queue!, on: transport, create: create)
+            try await DumpMessage.run(subscription, amount: follow ? amount : (amount ?? 1), follow: follow,
+                                      print: Output.line)
+            await subscription.cancel()
+        }
     }
 }
 
@@ -184,19 +194,17 @@ package struct RegisterCommand: AsyncParsableCommand {
         let definitions = try files.map { try Register.definition($0, heartbeat: forever.value ? interval : nil) }
         let wire = WireName.Broker(try brokerOptions.url())
         for d in definitions { try d.checkWireNames(wire) }
-        let transport = try await brokerOptions.connect(tool: Self.configuration.commandName!)
-        try await Register.announce(definitions, over: transport, print: Output.line)
-        guard forever.value else {
-            await transport.close()
-            return
-        }
-        let period = Duration.seconds(double: interval / 2.2)
-        while true {
-            try await Task.sleep(for: period)
-            do {
-                for definition in definitions { try await transport.announce(definition) }
-            } catch {
-                Output.error("Warning: Failed to send discovery message: \(error)")
+        try await brokerOptions.withConnection(tool: Self.configuration.commandName!) { transport in
+            try await Register.announce(definitions, over: transport, print: Output.line)
+            guard forever.value else { return }
+            let period = Duration.seconds(double: interval / 2.2)
+            while true {
+                try await Task.sleep(for: period)
+                do {
+                    for definition in definitions { try await transport.announce(definition) }
+                } catch {
+                    Output.error("Warning: Failed to send discovery message: \(error)")
+                }
             }
         }
     }

@@ -11,7 +11,6 @@ package final class DiscoveryListener: Sendable {
     private struct State {
         var byRole: [String: ParticipantDefinition] = [:]
         var subscription: Subscription?
-        var pump: Task<Void, Never>?
     }
     private let state = Mutex(State())
 
@@ -20,27 +19,22 @@ package final class DiscoveryListener: Sendable {
     /// Subscribes. Call before anything that may announce itself is started (msgflo subscribed after, issue 94).
     package func start(on transport: any Transport) async throws {
         try await transport.declareDiscoveryQueue()
-        let subscription = try await transport.consume(discoveryQueue, options: ConsumeOptions(prefetch: 10_000))
-        let pump = Task { [weak self] in
-            for await delivery in subscription {
-                guard let definition = try? Discovery.parse(delivery.message) else { continue }
-                self?.state.withLock { $0.byRole[definition.role] = definition }
-            }
+        // A parse and a lock per announcement: small enough for the transport's own thread (no task of ours).
+        let subscription = try await transport.consume(discoveryQueue, options: ConsumeOptions(prefetch: 10_000)) {
+            [weak self] delivery in
+            guard let definition = try? Discovery.parse(delivery.message) else { return }
+            self?.state.withLock { $0.byRole[definition.role] = definition }
         }
-        state.withLock {
-            $0.subscription = subscription
-            $0.pump = pump
-        }
+        state.withLock { $0.subscription = subscription }
     }
 
     /// Stops listening; on AMQP the messages seen go back to `fbp`.
     package func stop() async {
-        let (subscription, pump) = state.withLock { s in
-            defer { s.subscription = nil; s.pump = nil }
-            return (s.subscription, s.pump)
+        let subscription = state.withLock { s in
+            defer { s.subscription = nil }
+            return s.subscription
         }
         await subscription?.cancel()
-        pump?.cancel()
     }
 
     package var definitions: [String: ParticipantDefinition] { state.withLock { $0.byRole } }

@@ -155,7 +155,13 @@ package struct ManagementAPI: Sendable, CustomStringConvertible {
         }
         defer { timer.cancel() }
         do {
-            let r = try await promise.futureResult.get()
+            // A cancelled caller (a deadline) ends the request at once.
+            let r = try await withTaskCancellationHandler {
+                try await promise.futureResult.get()
+            } onCancel: {
+                promise.fail(MsgFloError(.cancelled, "request to the management API cancelled"))
+                channel.close(promise: nil)
+            }
             return (r.status, r.body)
         } catch let e as MsgFloError where e.code == .protocolError {
             throw MsgFloError(.protocolError, "the management API at \(redacted): \(e.message)")

@@ -70,21 +70,15 @@ package struct QueuesCommand: AsyncParsableCommand {
         let loaded = try graph.map { try GraphFile.load($0, warn: Output.error, requireProcesses: true) }
         let url = try brokerOptions.url()
         let api = try ManagementAPI.forBroker(url, given: management)
-        let transport = try await brokerOptions.connect(tool: Self.configuration.commandName!)
-        let report: QueueReport
-        do {
-            report = try await withDeadline(.seconds(double: timeout),
-                                            what: "no answer from \(url) within \(Duration.seconds(double: timeout).seconds) s") {
+        let report = try await brokerOptions.withConnection(tool: Self.configuration.commandName!) { transport in
+            try await withDeadline(.seconds(double: timeout),
+                                   what: "no answer from \(url) within \(Duration.seconds(double: timeout).seconds) s") {
                 [daemonTimeout, listen, noDaemon, api] in
                 try await QueueReport.make(on: transport, graph: loaded,
                                            daemonTimeout: noDaemon ? nil : .seconds(double: daemonTimeout),
                                            listen: .seconds(double: listen), management: api)
             }
-        } catch {
-            await transport.close()
-            throw error
         }
-        await transport.close()
         if json {
             Output.line(report.json.serialized)
         } else {

@@ -97,31 +97,31 @@ package struct SetupCommand: AsyncParsableCommand, MsgFloStyleCommand {
         let setup = Setup(graph: loadedGraph, options: options, library: lib, environment: env.environment)
         if participants { _ = try setup.commands() }  // a component missing from the library fails before anything starts
 
-        let transport = try await brokerOptions.connect(tool: Self.configuration.commandName!)
-        let processes = ParticipantProcesses()
-        let keepingAlive = AtomicFlag()
-        let trap = SignalTrap { _ in
-            Task {
-                await processes.terminateAll()
-                await transport.close()
-                CommandMain.exit(keepingAlive.value ? 0 : 1)
+        try await brokerOptions.withConnection(tool: Self.configuration.commandName!) { transport in
+            let processes = ParticipantProcesses()
+            let keepingAlive = AtomicFlag()
+            let trap = SignalTrap { _ in
+                // From a synchronous signal handler, and it ends the process: fire and forget.
+                Task {
+                    await processes.terminateAll()
+                    await transport.close()
+                    CommandMain.exit(keepingAlive.value ? 0 : 1)
+                }
             }
+            do {
+                _ = try await setup.run(on: transport, processes: processes)
+            } catch {
+                await processes.terminateAll()
+                throw error
+            }
+            guard forever else {
+                trap.cancel()
+                return
+            }
+            keepingAlive.set()
+            Output.line("--forever enabled, keeping alive")
+            while true { try await Task.sleep(for: .seconds(3600)) }
         }
-        do {
-            _ = try await setup.run(on: transport, processes: processes)
-        } catch {
-            await processes.terminateAll()
-            await transport.close()
-            throw error
-        }
-        guard forever else {
-            trap.cancel()
-            await transport.close()
-            return
-        }
-        keepingAlive.set()
-        Output.line("--forever enabled, keeping alive")
-        while true { try await Task.sleep(for: .seconds(3600)) }
     }
 }
 

@@ -128,25 +128,22 @@ extension MsgFlo {
             let url = try brokerOption.resolve()
             let transport: any Transport
             do { transport = try Transports.make(url, logger: logger) } catch { throw Failure("\(error)") }
+            var connected = false
+            let s: NetworkStatus
             do {
-                try await transport.connect()
-            } catch {
+                s = try await transport.withConnection {
+                    connected = true
+                    if let status = try await StatusClient.ask(transport, timeout: .milliseconds(Int(timeout * 1000))) {
+                        return status
+                    }
+                    note(StatusNotes.listening(transport.capabilities, timeout: timeout, listen: listen))
+                    let status = try await StatusClient.listen(transport, for: .milliseconds(Int(listen * 1000)))
+                    if status.rows.isEmpty { note(StatusNotes.heardNothing(transport.capabilities, listen: listen)) }
+                    return status
+                }
+            } catch where !connected {
                 throw Failure("cannot connect to \(url): \(error)")
             }
-            var status: NetworkStatus?
-            do {
-                status = try await StatusClient.ask(transport, timeout: .milliseconds(Int(timeout * 1000)))
-                if status == nil {
-                    note(StatusNotes.listening(transport.capabilities, timeout: timeout, listen: listen))
-                    status = try await StatusClient.listen(transport, for: .milliseconds(Int(listen * 1000)))
-                    if let s = status, s.rows.isEmpty { note(StatusNotes.heardNothing(transport.capabilities, listen: listen)) }
-                }
-            } catch {
-                await transport.close()
-                throw error
-            }
-            await transport.close()
-            let s = status!
             print(json ? s.json.serialized : s.table())
         }
     }

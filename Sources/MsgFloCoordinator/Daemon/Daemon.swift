@@ -66,7 +66,8 @@ package struct CoordinatorService: Service {
         // protocol) ends the work by itself and is thrown once the shutdown below is done.
         let startFailure = FailureBox()
         // The connection's work runs in a task of its own, so that shutdown can leave it behind when a call into the
-        // broker's library does not return in time; everything else is awaited.
+        // broker's library does not return in time; everything else is awaited. (Transport calls end at once when
+        // cancelled, so it normally ends within the grace; a child task could not be left behind at all.)
         if coordinator.options.standby {
             // Before connecting: on MQTT the election needs a last will.
             do { try transport.prepareLock(CoordinatorElection.lock, instance: coordinator.options.instance) } catch {
@@ -135,6 +136,7 @@ package struct CoordinatorService: Service {
         }
         // Ends when the work ends by itself or shutdown begins, whichever comes first.
         let (ended, signal) = AsyncStream<Void>.makeStream()
+        // Unstructured like `work`: a watcher in a task group would hold the shutdown until `work` ends.
         let watcher = Task {
             await work.value
             signal.yield()
@@ -160,6 +162,8 @@ package struct CoordinatorService: Service {
             logger.warning("the broker connection did not wind down within \(Self.connectionGrace); leaving it")
         }
         await supervisor?.stopAll(grace: Self.childGrace)
+        // Unstructured so that a close held by a silent broker (up to its operation timeout) is left behind after
+        // the grace: the process exits and the kernel closes the socket.
         let closing = Task { [transport] in await transport.close() }
         if !(await waitAtMost(Self.connectionGrace, for: closing)) {
             logger.warning("the broker connection did not close within \(Self.connectionGrace); leaving it")
