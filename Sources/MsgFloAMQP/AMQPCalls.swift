@@ -14,11 +14,9 @@ enum AMQPMethod {
     static let channelClose: amqp_method_number_t = 0x0014_0028
     static let channelCloseOk: amqp_method_number_t = 0x0014_0029
     static let basicCancel: amqp_method_number_t = 0x003C_001E
-    static let basicPublish: amqp_method_number_t = 0x003C_0028
     static let basicReturn: amqp_method_number_t = 0x003C_0032
     static let basicDeliver: amqp_method_number_t = 0x003C_003C
     static let basicAck: amqp_method_number_t = 0x003C_0050
-    static let basicReject: amqp_method_number_t = 0x003C_005A
     static let basicNack: amqp_method_number_t = 0x003C_0078
 }
 

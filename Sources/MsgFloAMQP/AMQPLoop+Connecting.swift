@@ -166,7 +166,6 @@ extension AMQPLoop {
         guard let c = conn else { return }
         conn = nil
         amqp_destroy_connection(c)
-        frames?.discard()  // for the dead connection; what they published is still unconfirmed, and goes out again
         logger.warning("AMQP connection to \(url) lost: \(reason); reconnecting")
         // Unconfirmed messages go out again first (the broker may or may not have them: at-least-once).
         resend = confirms.takeOutstanding() + nacked + resend

@@ -29,25 +29,20 @@ extension AMQPLoop {
         return true
     }
 
-    /// Publishes one message: into the turn's frames (plain TCP, written by ``flushFrames(_:)``), or through
-    /// librabbitmq (TLS). Returns false when the connection was lost.
     func publishOne(_ c: amqp_connection_state_t, _ o: Outgoing) -> Bool {
         let rc = o.exchange.withCString { ex in
             o.routingKey.withCString { rk in
                 o.body.withUnsafeBytes { body in
-                    let mandatory = o.waiter != nil
-                    let own = o.expiration != nil || o.properties != nil
-                    if own { propertyArena.reset() }
-                    var props = own ? propertyArena.basicProperties(properties, o.properties, expiration: o.expiration)
-                                    : properties
-                    if let frames {
-                        return frames.publish(Channel.publish, exchange: amqp_cstring_bytes(ex),
-                                              routingKey: amqp_cstring_bytes(rk), mandatory: mandatory,
-                                              properties: &props, body: body, frameMax: Int(amqp_get_frame_max(c)))
-                    }
                     let bytes = amqp_bytes_t(len: body.count, bytes: UnsafeMutableRawPointer(mutating: body.baseAddress))
+                    let mandatory: amqp_boolean_t = o.waiter == nil ? 0 : 1
+                    guard o.expiration != nil || o.properties != nil else {
+                        return amqp_basic_publish(c, Channel.publish, amqp_cstring_bytes(ex), amqp_cstring_bytes(rk),
+                                                  mandatory, 0, &properties, bytes)
+                    }
+                    propertyArena.reset()
+                    var props = propertyArena.basicProperties(properties, o.properties, expiration: o.expiration)
                     return amqp_basic_publish(c, Channel.publish, amqp_cstring_bytes(ex), amqp_cstring_bytes(rk),
-                                              mandatory ? 1 : 0, 0, &props, bytes)
+                                              mandatory, 0, &props, bytes)
                 }
             }
         }
@@ -64,19 +59,6 @@ extension AMQPLoop {
             return false
         }
         confirms.published(o)
-        if let frames, frames.count > AMQPFrameWriter.flushAbove { return flushFrames(c) }
-        return true
-    }
-
-    /// Writes the frames gathered this turn (one send). False when that failed: the connection is lost, and what
-    /// was published on it is published again after the reconnect (it is still unconfirmed).
-    @discardableResult
-    func flushFrames(_ c: amqp_connection_state_t) -> Bool {
-        guard let frames, !frames.isEmpty else { return true }
-        if let failure = frames.flush(to: amqp_get_sockfd(c), timeout: settings.timeouts.operation) {
-            lose("writing to the broker failed: \(failure)")
-            return false
-        }
         return true
     }
 

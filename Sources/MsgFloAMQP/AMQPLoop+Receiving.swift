@@ -10,41 +10,24 @@ import MsgFloIOThread
 extension AMQPLoop {
     // MARK: acknowledgements
 
-    // Acks of the turn go into its frames where it gathers them (plain TCP), written with its publishes.
-
     func settleAll(_ c: amqp_connection_state_t) {
         let writes = window.settle(settleBatch, now: .now)
         settleBatch.removeAll(keepingCapacity: true)
-        for w in writes where !write(c, w, on: Channel.consume, gathered: true) { return }
+        for w in writes where !write(c, w, on: Channel.consume) { return }
     }
 
     /// Writes the deferred multiple-ack when a consumer it covers runs short of prefetch room, or it is old enough.
     func flushAcksIfDue(_ c: amqp_connection_state_t) {
-        if let w = window.flushIfDue(now: .now) { write(c, w, on: Channel.consume, gathered: true) }
+        if let w = window.flushIfDue(now: .now) { write(c, w, on: Channel.consume) }
     }
 
     func flushAcks(_ c: amqp_connection_state_t) {
-        if let w = window.flush() { write(c, w, on: Channel.consume, gathered: true) }
+        if let w = window.flush() { write(c, w, on: Channel.consume) }
     }
 
     /// Writes an ack, nack or reject of the delivery window; false (the connection is lost) when that fails.
-    /// `gathered`: into the turn's frames where there are any (the caller writes them with ``flushFrames(_:)``).
     @discardableResult
-    func write(_ c: amqp_connection_state_t, _ w: DeliveryWindow.Write, on channel: amqp_channel_t,
-               gathered: Bool = false) -> Bool {
-        if gathered, let frames {
-            let frameMax = Int(amqp_get_frame_max(c))
-            let rc = switch w {
-            case .ack(let tag, let multiple): frames.ack(channel, tag: tag, multiple: multiple, frameMax: frameMax)
-            case .nack(let tag): frames.nack(channel, tag: tag, frameMax: frameMax)
-            case .reject(let tag): frames.reject(channel, tag: tag, frameMax: frameMax)
-            }
-            guard rc == AMQP_STATUS_OK.rawValue else {
-                lose("encoding an ack failed: \(Self.statusText(rc))")
-                return false
-            }
-            return true
-        }
+    func write(_ c: amqp_connection_state_t, _ w: DeliveryWindow.Write, on channel: amqp_channel_t) -> Bool {
         let (rc, what) = switch w {
         case .ack(let tag, let multiple): (amqp_basic_ack(c, channel, tag, multiple ? 1 : 0), "ack")
         case .nack(let tag): (amqp_basic_nack(c, channel, tag, 0, 0), "nack")

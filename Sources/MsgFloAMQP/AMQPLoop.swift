@@ -63,7 +63,6 @@ final class AMQPLoop: @unchecked Sendable {
         self.endpoints = core.settings.url.connectionOrder()
         self.url = core.settings.url.at(endpoints[0])
         self.plainSocket = core.settings.url.scheme != .amqps
-        self.frames = plainSocket ? AMQPFrameWriter() : nil
         self.connectedPending = connected
         if core.settings.persistentMessages {
             properties._flags = 1 << 12  // AMQP_BASIC_DELIVERY_MODE_FLAG
@@ -104,10 +103,6 @@ final class AMQPLoop: @unchecked Sendable {
     /// Plain TCP (not TLS): poll sees all that is pending.
     let plainSocket: Bool
 
-    /// Where a turn gathers its publishes and acks, to write them with one send (plain TCP; nil with TLS, where
-    /// librabbitmq writes each).
-    let frames: AMQPFrameWriter?
-
     var skippedPropertiesWarnedAt: ContinuousClock.Instant? = nil
 
     var skippedProperties = 0
@@ -146,11 +141,10 @@ final class AMQPLoop: @unchecked Sendable {
             guard let c = conn else { continue }
             if takeWork() { break }
             var busy = !settleBatch.isEmpty || !opBatch.isEmpty
-            // On plain TCP the turn's publishes and acks are gathered and written with one send (flushFrames).
-            // With TLS librabbitmq writes a publish as three sends and each ack as one; a turn that writes several
-            // corks the socket so they leave in as few segments as fit, and the broker reads them in fewer reads.
-            let corked = frames == nil && resend.count + publishBatch.count + (settleBatch.isEmpty ? 0 : 1) >= 2
-                && !blocked && Self.cork(c, true)
+            // librabbitmq writes a publish as three sends and each ack as one; a turn that writes several corks the
+            // socket so they leave in as few segments as fit, and the broker reads them in fewer reads.
+            let corked = resend.count + publishBatch.count + (settleBatch.isEmpty ? 0 : 1) >= 2 && !blocked
+                && Self.cork(c, true)
             if blocked {
                 // A resource alarm: the broker does not read publishes now, and a write could block this thread.
                 // Hold them (senders feel it through the outstanding bound) until it unblocks us.
@@ -168,7 +162,6 @@ final class AMQPLoop: @unchecked Sendable {
             }
             if conn != nil && !settleBatch.isEmpty { settleAll(c) }
             if conn != nil && window.hasUnsentAck { flushAcksIfDue(c) }
-            if conn != nil { flushFrames(c) }
             if corked && conn != nil { _ = Self.cork(c, false) }
             if conn == nil {
                 // Lost while writing: operations taken this turn wait for the next connection; acks are void.
@@ -277,7 +270,6 @@ final class AMQPLoop: @unchecked Sendable {
             if !blocked && (!resend.isEmpty || !publishBatch.isEmpty) { _ = publishAll(c) }
             if conn != nil && !settleBatch.isEmpty { settleAll(c) }
             if conn != nil { flushAcks(c) }
-            if conn != nil { flushFrames(c) }
             let deadline = ContinuousClock.now + min(settings.timeouts.operation, .seconds(2))
             while conn != nil, confirms.pending > 0, ContinuousClock.now < deadline {
                 if readFrames(c, limit: 4096) == 0 { io.wait(socket: amqp_get_sockfd(c), limit: .milliseconds(20)) }
