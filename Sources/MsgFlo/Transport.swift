@@ -397,9 +397,21 @@ extension Transport {
     /// ```
     public func withConnection<R>(isolation: isolated (any Actor)? = #isolation,
                                   _ body: () async throws -> R) async throws -> R {
-        let result: R
         do {
             try await connect()
+        } catch {
+            await close()
+            throw error
+        }
+        return try await closing(after: body)
+    }
+
+    /// Runs `body` on a connected transport, then closes it whatever happens (return, throw, cancellation): the
+    /// second half of ``withConnection(isolation:_:)``, for callers that connect their own way (with a deadline).
+    public func closing<R>(isolation: isolated (any Actor)? = #isolation,
+                           after body: () async throws -> R) async throws -> R {
+        let result: R
+        do {
             result = try await body()
         } catch {
             await close()

@@ -50,15 +50,7 @@ package enum BrokerConnection {
                                           isolation: isolated (any Actor)? = #isolation,
                                           _ body: (any Transport) async throws -> R) async throws -> R {
         let transport = try await connect(url, timeout: timeout, tool: tool, environment: environment)
-        let result: R
-        do {
-            result = try await body(transport)
-        } catch {
-            await transport.close()
-            throw error
-        }
-        await transport.close()
-        return result
+        return try await transport.closing { try await body(transport) }
     }
 }
 
