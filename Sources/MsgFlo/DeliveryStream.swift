@@ -22,6 +22,8 @@ public final class DeliveryStream: Sendable {
 
         /// Hands a delivery to a waiting taker or buffers it. Ignored once the stream has ended.
         public func yield(_ delivery: Delivery) { core.yield(delivery) }
+        /// Hands deliveries over together, in order: one lock and at most one wake-up for all of them.
+        public func yield<S: Sequence<Delivery>>(contentsOf deliveries: S) { core.yield(contentsOf: deliveries) }
         /// Ends the stream once its buffered deliveries are taken.
         public func finish() { core.terminate(.finished) }
         /// Called once when the stream ends, with how it ended.
@@ -32,6 +34,19 @@ public final class DeliveryStream: Sendable {
     }
 
     fileprivate let core: Core
+
+    /// Hands over deliveries read together, each run of consecutive ones for the same stream with one
+    /// ``Continuation/yield(contentsOf:)``: one lock and at most one wake-up per run (a transport's read pass).
+    public static func yieldRuns(_ pairs: [(Continuation, Delivery)]) {
+        var i = 0
+        while i < pairs.count {
+            let c = pairs[i].0
+            var j = i + 1
+            while j < pairs.count && pairs[j].0.core === c.core { j += 1 }
+            if j == i + 1 { c.yield(pairs[i].1) } else { c.yield(contentsOf: pairs[i..<j].lazy.map(\.1)) }
+            i = j
+        }
+    }
 
     private init(core: Core) { self.core = core }
 
@@ -75,6 +90,38 @@ public final class DeliveryStream: Sendable {
         }
     }
 
+    /// Every delivery waiting (at most `max`), or the next one to arrive; nil once the stream has ended (or the
+    /// calling task is cancelled). One lock for the lot: for consumers that handle a batch at a time on the
+    /// transport's own thread (the coordinator's discovery), a batch costs what one delivery costs.
+    public func nextBatch(max: Int = .max) async -> [Delivery]? {
+        let max = Swift.max(1, max)
+        switch core.takeBatch(max) {
+        case .deliveries(let b): return b
+        case .ended: return nil
+        case .empty: break
+        }
+        let core = self.core
+        while true {
+            let wake = await withTaskCancellationHandler {
+                await withUnsafeContinuation { (c: UnsafeContinuation<Wake, Never>) in core.wait(c) }
+            } onCancel: {
+                core.terminate(.cancelled)
+            }
+            switch wake {
+            case .delivery(let d):
+                core.woke()
+                return [d]
+            case .look:
+                core.woke()
+                switch core.takeBatch(max) {
+                case .deliveries(let b): return b
+                case .ended: return nil
+                case .empty: continue  // another taker was quicker
+                }
+            }
+        }
+    }
+
     /// What a waiting taker is woken with: a delivery of its own, or a call to look in the buffer (which another
     /// taker may have emptied meanwhile: then it waits again).
     fileprivate enum Wake { case delivery(Delivery), look }
@@ -98,6 +145,7 @@ public final class DeliveryStream: Sendable {
         }
 
         enum Taken { case delivery(Delivery), empty, ended }
+        enum TakenBatch { case deliveries([Delivery]), empty, ended }
 
         let state = Mutex(State())
         let limit: Int?
@@ -117,6 +165,17 @@ public final class DeliveryStream: Sendable {
                 return (Self.wakeAnother(&s), false)
             }
             taker?.resume(returning: own ? .delivery(d) : .look)
+        }
+
+        func yield<S: Sequence<Delivery>>(contentsOf deliveries: S) {
+            let taker = state.withLock { s -> UnsafeContinuation<Wake, Never>? in
+                guard s.ended == nil else { return nil }
+                s.buffer.append(contentsOf: deliveries)
+                if let limit, s.buffer.count - s.head > limit { s.head = s.buffer.count - limit }
+                Self.compact(&s)
+                return Self.wakeAnother(&s)
+            }
+            taker?.resume(returning: .look)
         }
 
         /// A woken taker runs: when deliveries are buffered and nobody else is about to take them, one more taker
@@ -142,6 +201,27 @@ public final class DeliveryStream: Sendable {
                     return (.delivery(d), Self.wakeAnother(&s))
                 }
                 return (s.ended == nil ? .empty : .ended, nil)
+            }
+            next?.resume(returning: .look)
+            return taken
+        }
+
+        func takeBatch(_ max: Int) -> TakenBatch {
+            let (taken, next) = state.withLock { s -> (TakenBatch, UnsafeContinuation<Wake, Never>?) in
+                let n = min(max, s.buffer.count - s.head)
+                guard n > 0 else { return (s.ended == nil ? .empty : .ended, nil) }
+                let batch: [Delivery]
+                if s.head == 0 && n == s.buffer.count {
+                    // The whole buffer: hand its storage over rather than copy it.
+                    batch = s.buffer
+                    s.buffer = []
+                    s.buffer.reserveCapacity(batch.count)
+                } else {
+                    batch = Array(s.buffer[s.head..<(s.head + n)])
+                    s.head += n
+                    Self.compact(&s)
+                }
+                return (.deliveries(batch), Self.wakeAnother(&s))
             }
             next?.resume(returning: .look)
             return taken

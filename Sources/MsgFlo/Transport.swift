@@ -219,6 +219,11 @@ public struct Subscription: AsyncSequence, Sendable {
     /// The next delivery, and whether the caller had to wait for it; nil once the subscription has ended.
     public func nextNotingWait() async -> (delivery: Delivery, waited: Bool)? { await stream.nextNotingWait() }
 
+    /// Every delivery waiting (at most `max`), or the next to arrive; nil once the subscription has ended. For a
+    /// consumer whose work per message is small (the coordinator's discovery): run it on the transport's
+    /// ``Transport/preferredExecutor`` and a batch the transport read in one go costs one wake-up and one lock.
+    public func nextBatch(max: Int = .max) async -> [Delivery]? { await stream.nextBatch(max: max) }
+
     public struct AsyncIterator: AsyncIteratorProtocol {
         let stream: DeliveryStream
         public mutating func next() async -> Delivery? { await stream.next() }
@@ -279,17 +284,10 @@ public protocol Transport: AnyObject, Sendable {
     /// has no such thing (MQTT, the default).
     func exchangeExists(_ name: String) async throws -> Bool?
 
-    /// Consumes a queue (MQTT: subscribes the topic) with manual acknowledgement.
+    /// Consumes a queue (MQTT: subscribes the topic) with manual acknowledgement. The one way to consume: tasks
+    /// take deliveries one at a time (``Subscription/nextNotingWait()``, `for await`) or whatever has arrived at
+    /// once (``Subscription/nextBatch(max:)``), on the transport's ``preferredExecutor`` for the cheapest hand-over.
     func consume(_ queue: String, options: ConsumeOptions) async throws -> Subscription
-
-    /// Consumes a queue like ``consume(_:options:)``, but hands each delivery to `handler` as soon as the transport
-    /// has it, in order, on a thread of the transport's (AMQP: the connection's own thread) rather than through a
-    /// stream a task awaits: no task is woken per message. For consumers whose work per message is small and never
-    /// blocks or waits (the coordinator's discovery); `handler` must return quickly. Deliveries are settled as usual.
-    /// The subscription's stream yields nothing: it ends when the subscription does (cancelled, transport closed,
-    /// consumer cancelled by the broker). The default runs `handler` in a task over ``consume(_:options:)``.
-    func consume(_ queue: String, options: ConsumeOptions,
-                 handler: @escaping @Sendable (Delivery) -> Void) async throws -> Subscription
 
     func addBinding(_ binding: Binding) async throws
     func removeBinding(_ binding: Binding) async throws
@@ -365,28 +363,6 @@ extension Transport {
     public func declareInport(_ queue: String) async throws { try await declareInport(queue, options: QueueOptions()) }
     public func declareOutport(_ queue: String) async throws { try await declareOutport(queue, options: QueueOptions()) }
     public func consume(_ queue: String) async throws -> Subscription { try await consume(queue, options: ConsumeOptions()) }
-
-    public func consume(_ queue: String, options: ConsumeOptions,
-                        handler: @escaping @Sendable (Delivery) -> Void) async throws -> Subscription {
-        let inner = try await consume(queue, options: options)
-        let (stream, continuation) = DeliveryStream.makeStream()
-        // On the transport's I/O thread where it has one (no hand-over per message), else on the global executor.
-        // Unstructured by necessity: it lives as long as the subscription this call returns (no caller's scope
-        // spans that); it ends when the subscription does (cancel, close), and is never left running after.
-        Task(executorPreference: preferredExecutor) {
-            for await d in inner { handler(d) }
-            continuation.finish()
-        }
-        continuation.onTermination = { reason in
-            // Nobody waits for the end any more: stop consuming, as a stream consumer that stops listening does.
-            // A synchronous termination handler cannot await the cancel: fire and forget (it ends by itself).
-            if case .cancelled = reason { Task { await inner.cancel() } }
-        }
-        return Subscription(queue: queue, stream: stream) {
-            await inner.cancel()
-            continuation.finish()
-        }
-    }
 
     /// The scoped life of a connection: connects, runs `body`, and closes, whatever happens: on return, on a throw
     /// (a failed connect included) and on cancellation (a cancelled task's waiting calls fail `.cancelled` at once,

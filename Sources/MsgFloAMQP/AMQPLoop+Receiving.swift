@@ -80,9 +80,7 @@ extension AMQPLoop {
 
     func handOverDeliveries() {
         guard !handOver.isEmpty else { return }
-        for (record, d) in handOver {
-            if let handler = record.handler { handler(d) } else { record.continuation.yield(d) }
-        }
+        DeliveryStream.yieldRuns(handOver)
         handOver.removeAll(keepingCapacity: true)
     }
 
@@ -176,11 +174,11 @@ extension AMQPLoop {
                 _ = amqp_basic_reject(c, channel, tag, 1)
                 return
             }
-            handOver.append((sub.record,
+            handOver.append((sub.record.continuation,
                              Delivery(message: received, queue: sub.record.queue, redelivered: redelivered,
                                       tag: tag, generation: generation, settler: settler)))
         } else if let sub {
-            handOver.append((sub.record, Delivery(message: received, queue: sub.record.queue)))
+            handOver.append((sub.record.continuation, Delivery(message: received, queue: sub.record.queue)))
         }
     }
 

@@ -40,9 +40,9 @@ final class AMQPLoop: @unchecked Sendable {
     /// The connection's generation: deliveries of an older one cannot be settled any more.
     var generation: UInt64 { window.generation }
 
-    /// Deliveries read in this pass, handed over together at its end (to their handler, or their stream): a
-    /// consumer task woken once finds them all buffered, rather than being woken (a thread switch) for each one.
-    var handOver: [(SubscriptionRecord, Delivery)] = []
+    /// Deliveries read in this pass, handed over together at its end, a run for one stream at a time: a consumer
+    /// task woken once finds them all buffered, rather than being woken (a thread switch) for each one.
+    var handOver: [(DeliveryStream.Continuation, Delivery)] = []
 
     /// Messages to publish before new ones: the unconfirmed ones of a lost connection.
     var resend: [Outgoing] = []

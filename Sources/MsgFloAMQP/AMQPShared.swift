@@ -234,8 +234,6 @@ struct SubscriptionRecord: Sendable {
     /// broker takes requests sent there with that reply-to as this consumer's). `queue` is the pseudo-queue.
     var directReplyTo = false
     let continuation: DeliveryStream.Continuation
-    /// Called on the owner thread for each delivery instead of yielding it to `continuation` (which then only ends).
-    var handler: (@Sendable (Delivery) -> Void)? = nil
 }
 
 /// The state the callers and the owner thread share, behind one lock. Everything here is touched briefly.

@@ -122,14 +122,6 @@ package final class AMQPTransport: Transport {
         return try await core.subscribe(queue, prefetch: core.settings.prefetch ?? options.prefetch, tap: false)
     }
 
-    /// The handler runs on the connection's own thread, as each delivery is read.
-    package func consume(_ queue: String, options: ConsumeOptions,
-                        handler: @escaping @Sendable (Delivery) -> Void) async throws -> Subscription {
-        try Self.check(queue, "queue")
-        return try await core.subscribe(queue, prefetch: core.settings.prefetch ?? options.prefetch, tap: false,
-                                 handler: handler)
-    }
-
     package func addBinding(_ binding: Binding) async throws {
         try Self.check(binding)
         _ = try await core.perform(.bind(binding))
@@ -498,8 +490,7 @@ final class AMQPCore: DeliverySettler {
         room?.resume(.success(()))
     }
 
-    func subscribe(_ queue: String, prefetch: Int, tap: Bool, directReplyTo: Bool = false,
-                   handler: (@Sendable (Delivery) -> Void)? = nil) async throws -> Subscription {
+    func subscribe(_ queue: String, prefetch: Int, tap: Bool, directReplyTo: Bool = false) async throws -> Subscription {
         if let e = notConnectedError() { throw e }
         let (stream, continuation) = tap
             ? DeliveryStream.makeStream(bufferingNewest: 10_000)
@@ -509,7 +500,7 @@ final class AMQPCore: DeliverySettler {
             s.nextSubscription += 1
             s.newSubscriptions.append(SubscriptionRecord(id: id, queue: queue, prefetch: max(1, prefetch),
                                                          isTap: tap, directReplyTo: directReplyTo,
-                                                         continuation: continuation, handler: handler))
+                                                         continuation: continuation))
             return id
         }
         do {

@@ -582,7 +582,7 @@ final class MQTTConnection: Sendable {
 
     private func flushOutbox() {
         guard !outbox.isEmpty else { return }
-        for (c, d) in outbox { c.yield(d) }
+        DeliveryStream.yieldRuns(outbox)
         outbox.removeAll(keepingCapacity: true)
     }
 

@@ -8,45 +8,46 @@ import Synchronization
 /// `fbp` for a coordinator, so a tool that looks at discovery takes nothing from anyone. Malformed messages are
 /// skipped.
 package final class DiscoveryListener: Sendable {
-    private struct State {
-        var byRole: [String: ParticipantDefinition] = [:]
-        var subscription: Subscription?
-    }
-    private let state = Mutex(State())
+    private let byRole = Mutex<[String: ParticipantDefinition]>([:])
 
     package init() {}
 
-    /// Subscribes. Call before anything that may announce itself is started (msgflo subscribed after, issue 94).
-    package func start(on transport: any Transport) async throws {
+    /// Listens while `body` runs: subscribes first (msgflo subscribed after what may announce itself was started,
+    /// issue 94), and stops when `body` returns or throws; on AMQP the messages seen then go back to `fbp`.
+    package func listening<R>(on transport: any Transport, isolation: isolated (any Actor)? = #isolation,
+                              _ body: () async throws -> R) async throws -> R {
         try await transport.declareDiscoveryQueue()
-        // A parse and a lock per announcement: small enough for the transport's own thread (no task of ours).
-        let subscription = try await transport.consume(discoveryQueue, options: ConsumeOptions(prefetch: 10_000)) {
-            [weak self] delivery in
-            guard let definition = try? Discovery.parse(delivery.message) else { return }
-            self?.state.withLock { $0.byRole[definition.role] = definition }
+        let subscription = try await transport.consume(discoveryQueue, options: ConsumeOptions(prefetch: 10_000))
+        return try await withThrowingTaskGroup(of: Void.self, isolation: isolation) { group in
+            // A parse and a lock per batch: small enough for the transport's own thread. Ends with the subscription.
+            group.addTask(executorPreference: transport.preferredExecutor) {
+                while let batch = await subscription.nextBatch() {
+                    let definitions = batch.compactMap { try? Discovery.parse($0.message) }
+                    guard !definitions.isEmpty else { continue }
+                    self.byRole.withLock { for d in definitions { $0[d.role] = d } }
+                }
+            }
+            do {
+                let result = try await body()
+                await subscription.cancel()
+                return result
+            } catch {
+                await subscription.cancel()
+                throw error
+            }
         }
-        state.withLock { $0.subscription = subscription }
     }
 
-    /// Stops listening; on AMQP the messages seen go back to `fbp`.
-    package func stop() async {
-        let subscription = state.withLock { s in
-            defer { s.subscription = nil }
-            return s.subscription
-        }
-        await subscription?.cancel()
-    }
+    package var definitions: [String: ParticipantDefinition] { byRole.withLock { $0 } }
 
-    package var definitions: [String: ParticipantDefinition] { state.withLock { $0.byRole } }
-
-    package func definition(role: String) -> ParticipantDefinition? { state.withLock { $0.byRole[role] } }
+    package func definition(role: String) -> ParticipantDefinition? { byRole.withLock { $0[role] } }
 
     /// Waits until every role in `roles` has announced itself, `deadline` passes, or `check` throws (a participant
     /// died, say). Returns the roles still missing.
     package func wait(for roles: Set<String>, until deadline: ContinuousClock.Instant,
                      check: () throws -> Void = {}) async throws -> Set<String> {
         while true {
-            let missing = roles.subtracting(state.withLock { Set($0.byRole.keys) })
+            let missing = roles.subtracting(byRole.withLock { Set($0.keys) })
             if missing.isEmpty { return missing }
             try check()
             if ContinuousClock.now >= deadline { return missing }

@@ -71,14 +71,9 @@ package struct Setup {
         let mqtt = !transport.capabilities.contains(.brokerBindings)
         let listener = DiscoveryListener()
         let needDiscovery = options.participants || options.discover || mqtt
-        if needDiscovery { try await listener.start(on: transport) }
-        do {
-            let outcome = try await run(on: transport, processes: processes, listener: listener, mqtt: mqtt)
-            await listener.stop()
-            return outcome
-        } catch {
-            await listener.stop()
-            throw error
+        guard needDiscovery else { return try await run(on: transport, processes: processes, listener: listener, mqtt: mqtt) }
+        return try await listener.listening(on: transport) {
+            try await run(on: transport, processes: processes, listener: listener, mqtt: mqtt)
         }
     }
 
@@ -201,7 +196,6 @@ package struct Setup {
             throw ToolFailure("not connected: " + edges.joined(separator: "; "))
         }
         for line in SetupBindings.prettyLines(made) { out(line) }
-        await listener.stop()
         return outcome
     }
 

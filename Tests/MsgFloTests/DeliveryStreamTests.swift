@@ -144,4 +144,67 @@ import Testing
         while let d = await stream.next() { seen.append(number(d) ?? -1) }
         #expect(seen == [7, 8, 9])
     }
+
+    @Test func aBatchTakesWhatIsBufferedInOrderUpToItsMax() async {
+        let (stream, c) = DeliveryStream.makeStream()
+        c.yield(contentsOf: (0..<5).map(delivery))
+        c.yield(delivery(5))
+        let first = await stream.nextBatch(max: 4)
+        #expect(first?.map { number($0) ?? -1 } == [0, 1, 2, 3])
+        let rest = await stream.nextBatch()
+        #expect(rest?.map { number($0) ?? -1 } == [4, 5])
+        // Nothing buffered: the batch is the next to arrive.
+        async let waited = stream.nextBatch()
+        try? await Task.sleep(for: .milliseconds(20))
+        c.yield(contentsOf: [delivery(6), delivery(7)])
+        #expect(await waited?.map { number($0) ?? -1 } == [6, 7])
+        c.yield(delivery(8))
+        c.finish()
+        #expect(await stream.nextBatch()?.map { number($0) ?? -1 } == [8])
+        #expect(await stream.nextBatch() == nil)
+    }
+
+    @Test func runsForOneStreamAreHandedOverTogetherAndInOrder() async {
+        let (a, ca) = DeliveryStream.makeStream()
+        let (b, cb) = DeliveryStream.makeStream()
+        DeliveryStream.yieldRuns([(ca, delivery(0)), (ca, delivery(1)), (cb, delivery(10)), (ca, delivery(2)),
+                                  (cb, delivery(11)), (cb, delivery(12))])
+        ca.finish()
+        cb.finish()
+        #expect(await a.nextBatch()?.map { number($0) ?? -1 } == [0, 1, 2])
+        #expect(await b.nextBatch()?.map { number($0) ?? -1 } == [10, 11, 12])
+        #expect(await a.nextBatch() == nil)
+    }
+
+    @Test func aBatchOfManyWakesOneTakerAndEveryDeliveryIsTakenOnce() async {
+        let (stream, c) = DeliveryStream.makeStream()
+        let total = 3_000
+        let seen = await withTaskGroup(of: [Int].self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    var mine: [Int] = []
+                    while let batch = await stream.nextBatch(max: 50) { mine += batch.map { self.number($0) ?? -1 } }
+                    return mine
+                }
+            }
+            for start in stride(from: 0, to: total, by: 100) {
+                c.yield(contentsOf: (start..<(start + 100)).map(delivery))
+                await Task.yield()
+            }
+            c.finish()
+            var all: [[Int]] = []
+            for await m in group { all.append(m) }
+            return all
+        }
+        #expect(seen.flatMap { $0 }.sorted() == Array(0..<total))
+        // Each taker's share comes in order.
+        for m in seen { #expect(m == m.sorted()) }
+    }
+
+    @Test func bufferingNewestKeepsTheNewestOfABatch() async {
+        let (stream, c) = DeliveryStream.makeStream(bufferingNewest: 3)
+        c.yield(contentsOf: (0..<10).map(delivery))
+        c.finish()
+        #expect(await stream.nextBatch()?.map { number($0) ?? -1 } == [7, 8, 9])
+    }
 }

@@ -156,8 +156,7 @@ package actor Coordinator {
     package func run() async throws {
         try await transport.declareDiscoveryQueue()
         let inbox = Inbox()
-        let discovery = try await transport.consume(discoveryQueue, options: ConsumeOptions(prefetch: 1000),
-                                                    handler: discoveryHandler(inbox))
+        let discovery = try await transport.consume(discoveryQueue, options: ConsumeOptions(prefetch: 1000))
         var statusSub: Subscription?
         if options.answerStatus {
             do {
@@ -181,8 +180,21 @@ package actor Coordinator {
         await supervisor?.ensure(specs)
         markDirty()
 
+        let (drainKicks, drainKick) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let delay = options.discoveryBatchDelay
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { for await _ in discovery {} }  // the handler does the work; this ends with it
+            // Read and parse on the transport's own thread where it has one (no thread hand-over per batch); this
+            // ends when the subscription does (transport closed, cancelled), and ends the run with it.
+            group.addTask(executorPreference: transport.preferredExecutor) {
+                await self.readDiscovery(discovery, into: inbox, kick: drainKick)
+                drainKick.finish()
+            }
+            group.addTask {
+                for await _ in drainKicks {
+                    if delay > .zero { try? await Task.sleep(for: delay) }
+                    await self.drain(inbox)
+                }
+            }
             if let statusSubscription { group.addTask { await self.answerStatus(statusSubscription) } }
             group.addTask { await self.tickLoop() }
             group.addTask { await self.watchConnection() }
@@ -208,8 +220,8 @@ package actor Coordinator {
         logger.info("coordinator stopped")
     }
 
-    /// Parsed discovery messages waiting for the actor, with their deliveries. The transport's handler parses and
-    /// puts them here; the actor takes whatever has piled up in one go, `discoveryBatchDelay` after the first, so a
+    /// Parsed discovery messages waiting for the actor, with their deliveries. The discovery reader parses and puts
+    /// them here; the actor takes whatever has piled up in one go, `discoveryBatchDelay` after the first, so a
     /// flood costs one actor hop per batch rather than per message. Deliveries are acknowledged once the actor has
     /// applied them to the registry: the broker's prefetch then bounds what waits here.
     final class Inbox: Sendable {
@@ -223,10 +235,10 @@ package actor Coordinator {
         }
         let state = Mutex(State())
 
-        /// Adds one; true when a drain must be scheduled.
-        func put(_ item: Item) -> Bool {
+        /// Adds some; true when a drain must be scheduled.
+        func put(_ items: [Item]) -> Bool {
             state.withLock { s in
-                s.items.append(item)
+                s.items.append(contentsOf: items)
                 if s.scheduled { return false }
                 s.scheduled = true
                 return true
@@ -243,18 +255,15 @@ package actor Coordinator {
         }
     }
 
-    /// What the transport calls for each message on `fbp`, on its own thread (AMQP) or a task: parses it off the
-    /// actor (only once for bytes seen before: re-announcements) and puts it in the inbox. Never fails, never blocks.
-    nonisolated func discoveryHandler(_ inbox: Inbox) -> @Sendable (Delivery) -> Void {
-        let cache = Mutex(DiscoveryCache(wire: WireName.Broker(transport.broker)))
-        let delay = options.discoveryBatchDelay
-        return { [weak self] d in
-            let parsed = cache.withLock { $0.parse(d.message) }
-            guard inbox.put(.init(result: parsed, delivery: d)), let self else { return }
-            Task {
-                if delay > .zero { try? await Task.sleep(for: delay) }
-                await self.drain(inbox)
-            }
+    /// Takes what arrives on `fbp` a batch at a time, parses it off the actor (only once for bytes seen before:
+    /// re-announcements) and puts it in the inbox, kicking a drain when the inbox was empty. Never fails, never
+    /// blocks; returns when the subscription ends.
+    nonisolated func readDiscovery(_ discovery: Subscription, into inbox: Inbox,
+                                   kick: AsyncStream<Void>.Continuation) async {
+        var cache = DiscoveryCache(wire: WireName.Broker(transport.broker))
+        while let batch = await discovery.nextBatch() {
+            let items = batch.map { Inbox.Item(result: cache.parse($0.message), delivery: $0) }
+            if inbox.put(items) { kick.yield() }
         }
     }
 
