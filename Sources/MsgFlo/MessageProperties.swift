@@ -68,7 +68,11 @@ public struct MessageProperties: Sendable, Hashable {
         self.persistent = persistent
     }
 
-    public var isEmpty: Bool { self == MessageProperties() }
+    /// No field set. Asked once per message sent: field by field, without building an empty value to compare with.
+    public var isEmpty: Bool {
+        correlationID == nil && replyTo == nil && messageID == nil && timestamp == nil && contentType == nil
+            && headers.isEmpty && priority == nil && expirationMilliseconds == nil && persistent == nil
+    }
 
     /// The headers a handler's sends carry forward from the message it handles: tracing ones (W3C `traceparent`,
     /// `tracestate`, and any `x-` header).
