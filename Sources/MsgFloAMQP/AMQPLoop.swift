@@ -178,9 +178,11 @@ final class AMQPLoop: @unchecked Sendable {
             let frames = readFrames(c, limit: 2048)
             if conn == nil { continue }
             // Consumers on this thread handle what was just read; their sends and acks go out next turn.
-            let ran = core.executor.runPending()
-            // A pass that emptied librabbitmq's buffer goes to poll next: it returns at once if more has come.
-            busy = busy || (frames > 0 && !readDry) || ran > 0 || core.executor.pending
+            core.executor.runPending()
+            // A pass that emptied librabbitmq's buffer goes to poll next: it returns at once if more has come. What
+            // the jobs just run left to do (sends, acks, operations, more jobs) keeps `sleep` from blocking; a turn
+            // for them alone would read the empty socket first (two system calls to learn nothing).
+            busy = busy || (frames > 0 && !readDry) || core.executor.pending
             if !busy { sleep(c) }
         }
         shutdown()
