@@ -189,7 +189,8 @@ let package = Package(
                 path: "participants/Sources/ExampleParticipants", swiftSettings: swift6),
         .executableTarget(name: "msgflo-participant", dependencies: ["ExampleParticipants", "MsgFloParticipantMain"],
                           path: "participants/Sources/msgflo-participant", swiftSettings: swift6),
-        .executableTarget(name: "msgflo-latency", dependencies: ["MsgFlo", "MsgFloParticipant", "MsgFloTransports",
+        .executableTarget(name: "msgflo-latency", dependencies: ["MsgFlo", "MsgFloCLI", "MsgFloParticipant", "MsgFloTransports",
+                                                                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                                  .product(name: "Logging", package: "swift-log")],
                           path: "participants/Sources/msgflo-latency", swiftSettings: swift6),
 

@@ -67,6 +67,8 @@ final class MQTTConnection: Sendable {
         var sessionUp = false
         var everConnected = false
         var stopRequested = false
+        /// The session was up when the close began: the loop thread ends it with DISCONNECT (``runLoop()``).
+        var disconnectOwed = false
         var threadRunning = false
         var connectWaiter: CheckedContinuation<Void, any Error>?
         /// Why the last CONNACK refused us, for the error of `connect()`.
@@ -316,6 +318,7 @@ final class MQTTConnection: Sendable {
             let wasUp = s.sessionUp
             s.phase = .closed
             s.stopRequested = true
+            s.disconnectOwed = wasUp
             stopping.store(true, ordering: .releasing)
             s.sessionUp = false
             updateDirect(s)
@@ -337,9 +340,9 @@ final class MQTTConnection: Sendable {
             return ((waiter, subs, sinks, watchers), wasUp)
         }
         guard let (waiter, subs, sinks, watchers) = taken else { return }
-        // Sends DISCONNECT (a persistent session then stays on the broker) and wakes the loop; harmless when down.
+        // The loop thread sends DISCONNECT when the session was up (a persistent session then stays on the broker)
+        // and waits for the broker to end the connection: see ``runLoop()``.
         _ = wasUp
-        _ = mosquitto_disconnect(handle.raw)
         io.wake()
         waiter?.resume(throwing: connectError ?? closedError)
         for w in subs { w.continuation.resume(throwing: closedError) }
@@ -428,21 +431,25 @@ final class MQTTConnection: Sendable {
             var failure = rc
             var wasUp = false
             if rc == MosquittoStatus.success {
-                var stopSince: ContinuousClock.Instant? = nil
+                var ending: Ending? = nil
                 while true {
+                    if ending == nil && stopping.load(ordering: .acquiring) {
+                        // close(): say goodbye the orderly way if the session is up; else DISCONNECT if it can be
+                        // written at once (no session to keep: nothing to wait for), and stop.
+                        guard let e = beginEnding(raw) else {
+                            _ = mosquitto_disconnect(raw)
+                            if mosquitto_want_write(raw) { _ = mosquitto_loop_write(raw, 1) }
+                            break
+                        }
+                        ending = e
+                    }
                     let lrc = turn(raw)
                     savedErrno = errno
                     if lrc != MosquittoStatus.success { failure = lrc; break }
-                    // close() sent DISCONNECT, which ends the loop once written; don't wait for it forever.
-                    if stopping.load(ordering: .acquiring) {
-                        let now = ContinuousClock.now
-                        if let since = stopSince {
-                            if now - since > .seconds(1) { break }
-                        } else {
-                            stopSince = now
-                        }
-                    }
+                    // DISCONNECT not written in time (the broker does not read): stop anyway.
+                    if let ending, ContinuousClock.now >= ending.deadline { break }
                 }
+                if let ending { finish(ending, raw) }
                 flushOutbox()
                 wasUp = state.withLock { s in
                     defer {
@@ -505,6 +512,67 @@ final class MQTTConnection: Sendable {
         releaseExitWaiters()
     }
 
+    /// How long a close waits for its DISCONNECT to be written and for the broker to end the connection after it
+    /// (see ``beginEnding(_:)``). Past it the socket is closed anyway: at QoS > 0 the broker may then miss the last
+    /// PUBACKs and deliver those messages again (duplicates, never a loss).
+    static let disconnectDeadline: Duration = .seconds(5)
+
+    /// A graceful end in progress: DISCONNECT queued, a second descriptor of the socket kept open, the deadline.
+    struct Ending {
+        let socket: Int32
+        let deadline: ContinuousClock.Instant
+    }
+
+    /// Begins the end of a connection whose session is up: keeps a duplicate of the socket and queues DISCONNECT
+    /// (behind every packet already queued, PUBACKs included). libmosquitto closes its descriptor as soon as the
+    /// DISCONNECT is written; if that were the socket's last descriptor, the kernel would answer the messages the
+    /// broker sent meanwhile, which a closing connection does not read, with a reset, and a busy broker that has not
+    /// read our last PUBACKs yet drops them with the connection (and delivers those messages again, to the next
+    /// process of the session). The duplicate lets ``finish(_:_:)`` close it the orderly way. Nil when the session
+    /// is not up (nothing to say goodbye to). Loop thread only.
+    private func beginEnding(_ raw: OpaquePointer) -> Ending? {
+        guard state.withLock({ $0.disconnectOwed }) else { return nil }
+        let sock = mosquitto_socket(raw)
+        guard sock >= 0 else { return nil }
+        let kept = dup(sock)
+        _ = mosquitto_disconnect(raw)
+        return Ending(socket: kept, deadline: .now + Self.disconnectDeadline)
+    }
+
+    /// Ends the connection the orderly way once libmosquitto wrote the DISCONNECT (and closed its descriptor): no
+    /// more writing (FIN), then what the broker still sends is read and discarded (messages never acknowledged: the
+    /// session keeps them) until it closes its end, which it does after reading everything we sent; then closes.
+    /// Bounded by the ending's deadline. Loop thread only.
+    private func finish(_ ending: Ending, _ raw: OpaquePointer) {
+        guard ending.socket >= 0 else { return }
+        defer { closeDescriptor(ending.socket) }
+        // libmosquitto still holds the socket: the DISCONNECT was not written in time.
+        guard mosquitto_socket(raw) < 0 else {
+            logger.warning("MQTT \(broker): DISCONNECT not written within \(Self.disconnectDeadline); closing anyway")
+            return
+        }
+        endWriting(ending.socket)
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let left = ending.deadline - .now
+            guard left > .zero else {
+                logger.warning("MQTT \(broker): the broker did not end the connection within \(Self.disconnectDeadline) after DISCONNECT; closing anyway")
+                return
+            }
+            let ready = io.wait(socket: ending.socket, events: Int16(POLLIN), limit: left)
+            executor.runPending()
+            if ready.error != 0 { return }
+            guard ready.socket != 0 else { continue }
+            while true {
+                let n = buffer.withUnsafeMutableBytes { recv(ending.socket, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+                if n > 0 { continue }
+                if n == 0 { return }  // the broker closed its end
+                if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { break }
+                return  // reset: nothing more to wait for
+            }
+        }
+    }
+
     /// One turn of the loop (what `mosquitto_loop` does, with our eventfd in the poll set and the executor's jobs
     /// run between reading and writing): wait for the socket or a wake-up; read what is there, up to a batch of
     /// messages; give the messages to their streams; run the jobs (consumers on this thread handle them and queue
@@ -514,7 +582,7 @@ final class MQTTConnection: Sendable {
         guard sock >= 0 else { return MosquittoStatus.noConnection }
         // As many messages in hand as the consumers allow (or draining for a close): leave the socket unread, so the
         // broker keeps what it sent us unacknowledged, until some leave the hand (the wake-up fd says so).
-        let reading = !mustNotRead
+        let reading = !mustNotRead && !stopping.load(ordering: .acquiring)
         if !reading, let flow, !readingPaused.load(ordering: .acquiring) {
             // Held for long: say so (every 10 s), with what holds it.
             let now = ContinuousClock.now
@@ -1009,3 +1077,7 @@ extension Duration {
         return Double(s) + Double(atto) / 1e18
     }
 }
+
+/// `close(2)` and `shutdown(2)` for the loop thread (``MQTTConnection`` has methods of those names).
+private func closeDescriptor(_ fd: Int32) { _ = close(fd) }
+private func endWriting(_ fd: Int32) { _ = shutdown(fd, Int32(SHUT_WR)) }

@@ -84,18 +84,19 @@ public enum ParticipantMain {
         // Escaped and capped (SafeLogHandler): messages and IIPs from the broker end up in log lines.
         let logger = CommandLogging.bootstrap("msgflo.participant", level: CommandLogging.level(environment, default: .warning),
                                               format: setup.logFormat)
-        let transport = await connectWaiting(setup, logger: logger, program: program)
         let role = setup.role
         let component = participant.component
-        let broker = transport.broker
-        let service = ParticipantService(
-            transport: transport, entries: [.init(participant, role: role, options: setup.options)], logger: logger,
-            onReady: { _ in Self.out(SafeText.escape("\(role)(\(component)) connected to \(broker)", limit: nil)) })
-        let quiet = CommandLogging.logger("msgflo.participant.lifecycle", level: .critical)
-        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: quiet))
         do {
-            try await group.run()
+            try await withConnectionWaiting(setup, logger: logger, program: program) { transport in
+                let broker = transport.broker
+                let service = ParticipantService(
+                    transport: transport, entries: [.init(participant, role: role, options: setup.options)], logger: logger,
+                    onReady: { _ in Self.out(SafeText.escape("\(role)(\(component)) connected to \(broker)", limit: nil)) })
+                let quiet = CommandLogging.logger("msgflo.participant.lifecycle", level: .critical)
+                let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+                    services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: quiet))
+                try await group.run()
+            }
         } catch {
             fail(program, "\(role)(\(component)): \(error)")
         }
@@ -124,10 +125,13 @@ public enum ParticipantMain {
         var connectTimeout: Duration? = nil
     }
 
-    /// Connects, waiting for a broker that is not up yet (boot order, a deploy during a broker restart): tries again
-    /// with backoff (0.5 s doubling to 10 s), one line on stderr per failed attempt, until `--connect-timeout`. A
-    /// failure that waiting cannot cure (credentials, vhost, TLS verification) ends it at once: one line, exit 1.
-    static func connectWaiting(_ setup: Setup, logger: Logger, program: String) async -> any Transport {
+    /// Connects, waiting for a broker that is not up yet (boot order, a deploy during a broker restart), and runs
+    /// `body` on the connected transport (`Transport.withConnection`: closed whatever happens, a failed attempt's
+    /// included). Tries again with backoff (0.5 s doubling to 10 s), one line on stderr per failed attempt, until
+    /// `--connect-timeout`. A failure that waiting cannot cure (credentials, vhost, TLS verification) ends it at
+    /// once: one line, exit 1. `body`'s error is this call's.
+    static func withConnectionWaiting(_ setup: Setup, logger: Logger, program: String,
+                                      _ body: (any Transport) async throws -> Void) async throws {
         let start = ContinuousClock.now
         var delay = Duration.milliseconds(500)
         var attempt = 0
@@ -144,14 +148,18 @@ public enum ParticipantMain {
             } catch {
                 fail(program, message(error))
             }
+            var connected = false
             do {
-                try await transport.connect()
-                return transport
+                try await transport.withConnection {
+                    connected = true
+                    try await body(transport)
+                }
+                return
+            } catch where connected {
+                throw error
             } catch let error as MsgFloError where error.isConfigurationError && error.code != .wrongProtocol {
-                await transport.close()
                 fail(program, message(error))
             } catch {
-                await transport.close()
                 let waited = ContinuousClock.now - start
                 if let limit = setup.connectTimeout, waited + delay > limit {
                     fail(program, "gave up after \(attempt) attempt(s) in \(Int(secs(waited).rounded())) s (--connect-timeout): \(message(error))")

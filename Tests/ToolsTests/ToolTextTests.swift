@@ -178,4 +178,29 @@ import Testing
         #expect(r2.stderr.utf8.count <= 4097, "\(r2.stderr.utf8.count) bytes")
         #expect(r2.stderr.contains("bytes more)"), "\(r2.stderr.suffix(80))")
     }
+
+    /// msgflo-latency parsed its arguments by hand: a bad one printed a usage line on stdout with status 2, or was
+    /// taken for a default. Now one line on stderr naming what is wrong, status 1, never a password.
+    @Test func msgfloLatencyBadArgumentsAreOneLine() async throws {
+        let cases: [([String], String)] = [
+            ([], "Missing expected argument '<broker>'"),
+            (["mqtt://127.0.0.1:1", "out"], "expected BROKER OUTQUEUE INQUEUE"),
+            (["mqtt://127.0.0.1:1", "out", "in", "many"], "N must be a positive whole number"),
+            (["mqtt://127.0.0.1:1", "out", "in", "10", "0"], "RATE must be a positive number"),
+            (["mqtt://127.0.0.1:1", "out", "in", "10", "-5"], "Unknown option '-5'"),
+            (["--host", "mqtt://127.0.0.1:1", "9", "1"], "--host: FIRST and LAST"),
+            (["--raw-relay", "mqtt://127.0.0.1:1", "in"], "--raw-relay takes BROKER IN OUT"),
+            (["--raw-relay", "--host", "mqtt://127.0.0.1:1", "1", "2"], "exclude each other"),
+            (["amqp://user:hunter2/x@127.0.0.1:1/", "out", "in"], "invalid broker URL"),
+            (["amqp://user:hunter2@127.0.0.1:1/", "out", "in"], "msgflo-latency: "),
+        ]
+        for (args, expected) in cases {
+            let r = try await ToolProcess.run("msgflo-latency", args, timeout: .seconds(30))
+            Self.expectOneLine(r, "msgflo-latency \(args)")
+            #expect(r.stderr.hasPrefix("msgflo-latency: "), "\(args): \(r)")
+            #expect(r.stderr.contains(expected), "\(args): \(r)")
+            #expect(!r.stderr.contains("hunter2"), "\(args): \(r)")
+            #expect(r.stdout.isEmpty, "\(args): \(r)")
+        }
+    }
 }

@@ -55,121 +55,129 @@ package struct CoordinatorService: Service {
 
     /// SIGTERM to children at once, SIGKILL this long after.
     package static let childGrace: Duration = .seconds(5)
-    /// How long the shutdown waits for the connection's own work (connecting, the coordinator's loop) to notice it
-    /// is cancelled, and then for the connection to close, before it leaves them behind: a broker that is away or
-    /// silent must not hold the daemon up (the process exits; the kernel closes the socket).
+    /// How long the shutdown waits for the connection to close before it leaves the close behind: a broker that is
+    /// silent must not hold the daemon up (the process exits; the kernel closes the socket). The connection's work
+    /// (connecting, the coordinator's loop) needs no such bound: its transport calls end at once when cancelled.
     package static let connectionGrace: Duration = .seconds(1)
 
     package func run() async throws {
         let supervisor = coordinator.supervisor
-        // A start-up failure that waiting cannot cure (wrong password, unknown vhost, TLS verification, wrong
-        // protocol) ends the work by itself and is thrown once the shutdown below is done.
-        let startFailure = FailureBox()
-        // The connection's work runs in a task of its own, so that shutdown can leave it behind when a call into the
-        // broker's library does not return in time; everything else is awaited. (Transport calls end at once when
-        // cancelled, so it normally ends within the grace; a child task could not be left behind at all.)
         if coordinator.options.standby {
             // Before connecting: on MQTT the election needs a last will.
             do { try transport.prepareLock(CoordinatorElection.lock, instance: coordinator.options.instance) } catch {
                 throw MsgFloError(.invalidArgument, "--standby: \(error)")
             }
         }
-        let work = Task { [coordinator, transport, logger] in
-            var delay = Duration.milliseconds(500)
-            while !Task.isCancelled {
-                do {
-                    try await transport.connect()
-                    break
-                } catch let error as MsgFloError where error.isConfigurationError {
-                    // Wrong password, unknown vhost, TLS verification, wrong protocol: waiting will not cure it.
-                    startFailure.set(error)
-                    return
-                } catch {
-                    if Task.isCancelled { return }
-                    logger.warning("cannot connect to \(transport.broker): \(error); trying again in \(delay)")
-                    try? await Task.sleep(for: delay)
-                    delay = min(delay * 2, .seconds(30))
-                }
+        // Children first and at once, whatever the broker is doing; no restart from now on.
+        @Sendable func stopChildren() { supervisor?.beginShutdown(grace: Self.childGrace) }
+        // The connection's work, cancelled at graceful shutdown (SIGTERM, SIGINT) or when this task is cancelled.
+        // Transport calls end at once when cancelled, so it ends at once too; a start-up failure that waiting cannot
+        // cure (wrong password, unknown vhost, TLS verification, wrong protocol) ends it by itself and is thrown
+        // once the shutdown below is done.
+        let startFailure = await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                await cancelWhenGracefulShutdown { await connectionWork() }
+            } onGracefulShutdown: {
+                stopChildren()
             }
-            let standby = coordinator.options.standby
-            if standby {
-                let instance = coordinator.options.instance
-                do {
-                    try await CoordinatorElection.waitUntilActive(transport, instance: instance, logger: logger)
-                } catch let error as MsgFloError {
-                    startFailure.set(error)
-                    return
-                } catch {
-                    return  // cancelled: shutting down while standing by
-                }
-                logger.notice("elected: \(instance) is the active coordinator on \(transport.broker)")
-            }
-            while !Task.isCancelled {
-                do {
-                    if standby {
-                        // Runs while elected: losing the lock (another instance took over while this one's
-                        // connection was away) ends the daemon, and its children with it.
-                        try await withThrowingTaskGroup(of: Void.self) { group in
-                            group.addTask { try await coordinator.run() }
-                            group.addTask {
-                                try await CoordinatorElection.keepActive(transport, instance: coordinator.options.instance,
-                                                                         logger: logger)
-                            }
-                            try await group.next()
-                            group.cancelAll()
-                        }
-                    } else {
-                        try await coordinator.run()
-                    }
-                } catch let error as MsgFloError where error.code == .preconditionFailed && standby {
-                    logger.error("\(error.message)")
-                    startFailure.set(error)
-                    return
-                } catch {
-                    if Task.isCancelled { break }
-                    logger.error("coordinator: \(error); starting again in 2 s")
-                    try? await Task.sleep(for: .seconds(2))
-                    continue
-                }
-                break
-            }
+        } onCancel: {
+            stopChildren()
         }
-        // Ends when the work ends by itself or shutdown begins, whichever comes first.
-        let (ended, signal) = AsyncStream<Void>.makeStream()
-        // Unstructured like `work`: a watcher in a task group would hold the shutdown until `work` ends.
-        let watcher = Task {
-            await work.value
-            signal.yield()
-        }
-        @Sendable func shutDown() {
-            // Children first and at once, whatever the broker is doing; no restart from now on.
-            supervisor?.beginShutdown(grace: Self.childGrace)
-            work.cancel()
-            signal.yield()
-        }
-        await withGracefulShutdownHandler {
-            await withTaskCancellationHandler {
-                for await _ in ended { break }
-            } onCancel: {
-                shutDown()
-            }
-        } onGracefulShutdown: {
-            shutDown()
-        }
-        shutDown()
-        watcher.cancel()
-        if !(await waitAtMost(Self.connectionGrace, for: work)) {
-            logger.warning("the broker connection did not wind down within \(Self.connectionGrace); leaving it")
-        }
+        stopChildren()
         await supervisor?.stopAll(grace: Self.childGrace)
-        // Unstructured so that a close held by a silent broker (up to its operation timeout) is left behind after
-        // the grace: the process exits and the kernel closes the socket.
-        let closing = Task { [transport] in await transport.close() }
-        if !(await waitAtMost(Self.connectionGrace, for: closing)) {
+        if !(await Self.closeWithin(Self.connectionGrace, transport)) {
             logger.warning("the broker connection did not close within \(Self.connectionGrace); leaving it")
         }
-        if let failure = startFailure.get() { throw failure }
+        if let startFailure { throw startFailure }
         logger.info("msgflo stopped")
+    }
+
+    /// Connects (retrying while the broker is away), waits to be elected under `--standby`, and runs the
+    /// coordinator (again after an error) until cancelled. Returns the error that ends it by itself: a start-up
+    /// failure waiting cannot cure, or a lost election.
+    private func connectionWork() async -> MsgFloError? {
+        var delay = Duration.milliseconds(500)
+        while !Task.isCancelled {
+            do {
+                try await transport.connect()
+                break
+            } catch let error as MsgFloError where error.isConfigurationError {
+                // Wrong password, unknown vhost, TLS verification, wrong protocol: waiting will not cure it.
+                return error
+            } catch {
+                if Task.isCancelled { return nil }
+                logger.warning("cannot connect to \(transport.broker): \(error); trying again in \(delay)")
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(30))
+            }
+        }
+        let standby = coordinator.options.standby
+        if standby {
+            let instance = coordinator.options.instance
+            do {
+                try await CoordinatorElection.waitUntilActive(transport, instance: instance, logger: logger)
+            } catch let error as MsgFloError {
+                return error
+            } catch {
+                return nil  // cancelled: shutting down while standing by
+            }
+            logger.notice("elected: \(instance) is the active coordinator on \(transport.broker)")
+        }
+        let (coordinator, transport, logger) = (coordinator, transport, logger)
+        while !Task.isCancelled {
+            do {
+                if standby {
+                    // Runs while elected: losing the lock (another instance took over while this one's
+                    // connection was away) ends the daemon, and its children with it.
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        group.addTask { try await coordinator.run() }
+                        group.addTask {
+                            try await CoordinatorElection.keepActive(transport, instance: coordinator.options.instance,
+                                                                     logger: logger)
+                        }
+                        try await group.next()
+                        group.cancelAll()
+                    }
+                } else {
+                    try await coordinator.run()
+                }
+            } catch let error as MsgFloError where error.code == .preconditionFailed && standby {
+                logger.error("\(error.message)")
+                return error
+            } catch {
+                if Task.isCancelled { break }
+                logger.error("coordinator: \(error); starting again in 2 s")
+                try? await Task.sleep(for: .seconds(2))
+                continue
+            }
+            break
+        }
+        return nil
+    }
+
+    /// Closes `transport`, waiting at most `grace`; true when it closed in time. A close held up by a broker that
+    /// is silent (up to the transport's operation timeout) is left behind: the process exits and the kernel closes
+    /// the socket. The close runs in the one task here that is not structured, by necessity: a child task cannot be
+    /// left behind.
+    static func closeWithin(_ grace: Duration, _ transport: any Transport) async -> Bool {
+        let (closed, signal) = AsyncStream<Void>.makeStream()
+        Task {
+            await transport.close()
+            signal.finish()
+        }
+        return await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                for await _ in closed {}
+                return !Task.isCancelled
+            }
+            group.addTask {
+                try? await Task.sleep(for: grace)
+                return false
+            }
+            let inTime = await group.next() ?? false
+            group.cancelAll()
+            return inTime
+        }
     }
 
     /// Runs the service in a group that shuts down gracefully on SIGTERM and SIGINT.
@@ -177,27 +185,5 @@ package struct CoordinatorService: Service {
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: self)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
-    }
-}
-
-/// The one error that ends the daemon's connection work by itself, handed from that task to `run()`.
-final class FailureBox: Sendable {
-    private let value = Mutex<MsgFloError?>(nil)
-    func set(_ e: MsgFloError) { value.withLock { $0 = e } }
-    func get() -> MsgFloError? { value.withLock { $0 } }
-}
-
-/// Waits until `task` ends or `timeout` passes, whichever comes first; true when the task ended. The task is not
-/// cancelled here; when time runs out it is left to end on its own (or with the process).
-func waitAtMost(_ timeout: Duration, for task: Task<Void, Never>) async -> Bool {
-    final class Once: Sendable {
-        let done = Mutex(false)
-        func take() -> Bool { done.withLock { d in defer { d = true }; return !d } }
-    }
-    let once = Once()
-    return await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
-        // Two waiters race; the loser is left to end by itself (a sleep, or a task that ends with the process).
-        Task { await task.value; if once.take() { c.resume(returning: true) } }
-        Task { try? await Task.sleep(for: timeout); if once.take() { c.resume(returning: false) } }
     }
 }
