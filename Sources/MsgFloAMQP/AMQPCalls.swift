@@ -31,6 +31,24 @@ enum Channel {
     static let publish: amqp_channel_t = 3
     /// No-ack data taps.
     static let tap: amqp_channel_t = 4
+    /// Pipelined binds and unbinds (``Op/pipelined``), spread over this many channels from `firstBinding` on: the
+    /// broker works through one channel's methods one after the other, through several side by side.
+    static let bindingLanes = 4
+    static let firstBinding: amqp_channel_t = 5
+
+    static func binding(_ lane: Int) -> amqp_channel_t { firstBinding + amqp_channel_t(lane) }
+
+    static func bindingLane(of channel: amqp_channel_t) -> Int? {
+        channel >= firstBinding && channel < firstBinding + amqp_channel_t(bindingLanes) ? Int(channel - firstBinding) : nil
+    }
+
+    /// The lane of a binding (queue and exchange): always the same one, so that calls on one binding keep their order.
+    static func bindingLane(queue: String, exchange: String) -> Int {
+        var h = Hasher()
+        h.combine(queue)
+        h.combine(exchange)
+        return Int(UInt(bitPattern: h.finalize()) % UInt(bindingLanes))
+    }
 }
 
 /// Why a broker call failed.

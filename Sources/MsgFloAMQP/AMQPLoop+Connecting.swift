@@ -125,6 +125,7 @@ extension AMQPLoop {
         }
         ok = true
         conn = c
+        bindingChannelsOpen = false
         blocked = false
         lastHeard = .now
         window.newConnection()

@@ -12,6 +12,21 @@ extension AMQPLoop {
     func runOps(_ c: amqp_connection_state_t) {
         var i = 0
         while i < opBatch.count {
+            if opBatch[i].op.pipelined != nil {
+                // A run of binds and unbinds: written together, answered together (one round trip, not one each).
+                var j = i + 1
+                while j < opBatch.count, j - i < Self.pipelineLimit, opBatch[j].op.pipelined != nil { j += 1 }
+                let unanswered = runPipelined(c, opBatch[i..<j])
+                if conn == nil {
+                    // Not done: those not answered, then the rest, wait for the next connection.
+                    let rest = unanswered + opBatch[j...]
+                    core.shared.withLock { s in s.ops.insert(contentsOf: rest, at: 0) }
+                    opBatch.removeAll(keepingCapacity: true)
+                    return
+                }
+                i = j
+                continue
+            }
             let q = opBatch[i]
             do {
                 let result = try execute(c, q.op)
@@ -53,7 +68,9 @@ extension AMQPLoop {
             return .exists(true)
         case .unbind(let b):
             topology.forget(b)
-            try unbind(c, b)
+            try call(c) {
+                amqp_queue_unbind(c, Channel.control, $0(b.tgt), $0(Op.boundExchange(b)), $0(""), amqp_empty_table)
+            }
         case .consume(let id):
             do {
                 try startConsumer(c, id)
@@ -150,15 +167,6 @@ extension AMQPLoop {
         case .holdExclusive, .unbind, .consume, .cancel, .depth, .stats, .exchangeExists:
             break  // not a declaration: nothing to make (execute runs these)
         }
-    }
-
-    func unbind(_ c: amqp_connection_state_t, _ b: Binding) throws(CallError) {
-        let exchange = switch b.kind {
-        case .pubsub: b.src
-        case .roundRobin: "out-" + b.src
-        case .deadLetter: "dead-" + b.src
-        }
-        try call(c) { amqp_queue_unbind(c, Channel.control, $0(b.tgt), $0(exchange), $0(""), amqp_empty_table) }
     }
 
     /// Runs a declaration; when the broker refuses it because the thing exists with other flags (406), warns once

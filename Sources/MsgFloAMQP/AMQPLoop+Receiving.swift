@@ -140,7 +140,7 @@ extension AMQPLoop {
             blocked = false
             logger.notice("AMQP broker \(url) accepts publishing again")
         default:
-            break
+            if let lane = Channel.bindingLane(of: channel) { bindingReplied(lane: lane, method.id) }
         }
     }
 
@@ -259,6 +259,9 @@ extension AMQPLoop {
             resend = again + resend
             _ = reopenPublishChannel(c, close: false)
         case Channel.control:
+            reopen(c, channel)
+        case _ where Channel.bindingLane(of: channel) != nil:
+            bindingRefused(lane: Channel.bindingLane(of: channel)!, code: code, text: text)
             reopen(c, channel)
         default:
             // A consumer channel: start afresh on a new connection so every consumer is set up again.

@@ -52,6 +52,11 @@ final class AMQPLoop: @unchecked Sendable {
     var publishBatch: [Outgoing] = []
     var settleBatch: [Settle] = []
     var opBatch: [QueuedOp] = []
+    /// Binds and unbinds written on each binding channel and not answered yet, and those to write (again).
+    var bindingLanes = [ControlPipeline<QueuedOp>](repeating: .init(), count: Channel.bindingLanes)
+    var bindingAgain: [QueuedOp] = []
+    /// The binding channels are open on this connection.
+    var bindingChannelsOpen = false
 
     var properties = amqp_basic_properties_t()
     /// C memory for a publish's own properties, reset before each (connection thread only).
@@ -190,7 +195,7 @@ final class AMQPLoop: @unchecked Sendable {
 
     /// Sets or clears TCP_CORK on the connection's socket (uncorking sends what waits at once). False when it
     /// could not (then nothing is held back).
-    private static func cork(_ c: amqp_connection_state_t, _ on: Bool) -> Bool {
+    static func cork(_ c: amqp_connection_state_t, _ on: Bool) -> Bool {
         let fd = amqp_get_sockfd(c)
         guard fd >= 0 else { return false }
         var value: Int32 = on ? 1 : 0

@@ -56,7 +56,7 @@ enum OpResult: Sendable {
 
 /// A broker operation a caller awaits. Executed by the owner thread, in order. The declarations and bindings
 /// (``isRestored``) are also what ``AMQPTopology`` makes again after a reconnect.
-enum Op: Sendable, Equatable {
+enum Op: Sendable, Hashable {
     case declareInport(String, persistent: Bool)
     case declareOutport(String, persistent: Bool)
     case declareDiscovery

@@ -14,6 +14,24 @@ import Testing
         #expect(cache.count == 1)
     }
 
+    /// A key leaves its timestamp out in place: keys whose remaining bytes are the same are equal and hash alike,
+    /// wherever the left-out part was.
+    @Test func keysCompareTheBytesOutsideTheirSkippedPart() {
+        typealias Key = DiscoveryCache.Key
+        let plain = Key(bytes: Array("abcdef".utf8))
+        let a = Key(bytes: Array("abXXcdef".utf8), skip: 2..<4)
+        let b = Key(bytes: Array("abcdYYYef".utf8), skip: 4..<7)
+        let c = Key(bytes: Array("abcdefZ".utf8), skip: 6..<7)
+        for k in [a, b, c] {
+            #expect(k == plain)
+            #expect(k.hashValue == plain.hashValue)
+        }
+        #expect(Set([plain, a, b, c]).count == 1)
+        #expect(Key(bytes: Array("abXXcdeg".utf8), skip: 2..<4) != plain)
+        #expect(Key(bytes: Array("abcde".utf8)) != plain)
+        #expect(Key(bytes: []) == Key(bytes: Array("XY".utf8), skip: 0..<2))
+    }
+
     @Test func changedBytesAreParsedAgain() throws {
         var cache = DiscoveryCache()
         var p = participant("a-1", role: "a")

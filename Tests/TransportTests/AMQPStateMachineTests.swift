@@ -220,3 +220,87 @@ import Testing
         #expect(t.restorePlan == [.consume(1)])
     }
 }
+
+@Suite struct ControlPipelineTests {
+    private static let bindOk = ControlMethod.queueBindOk
+    private static let unbindOk = ControlMethod.queueUnbindOk
+
+    /// A pipeline with calls "a", "b", … written, each expecting `reply`.
+    private static func pipeline(_ calls: [String], reply: UInt32 = bindOk) -> ControlPipeline<String> {
+        var p = ControlPipeline<String>()
+        for c in calls { p.wrote(c, expecting: reply) }
+        return p
+    }
+
+    @Test func repliesAnswerTheCallsInTheOrderWritten() {
+        var p = ControlPipeline<String>()
+        p.wrote("bind a", expecting: Self.bindOk)
+        p.wrote("unbind b", expecting: Self.unbindOk)
+        p.wrote("bind c", expecting: Self.bindOk)
+        #expect(p.count == 3)
+        guard case .done("bind a") = p.replied(Self.bindOk) else { Issue.record("first reply"); return }
+        guard case .done("unbind b") = p.replied(Self.unbindOk) else { Issue.record("second reply"); return }
+        guard case .done("bind c") = p.replied(Self.bindOk) else { Issue.record("third reply"); return }
+        #expect(p.isEmpty)
+    }
+
+    @Test func aReplyThatAnswersNoOutstandingCallIsUnexpectedOrStray() {
+        var p = Self.pipeline(["bind a"])
+        // The oldest call is a bind: an unbind-ok cannot be its answer, and the channel's state is then unknown.
+        guard case .unexpected(let m) = p.replied(Self.unbindOk) else { Issue.record("mismatch not caught"); return }
+        #expect(m == Self.unbindOk)
+        #expect(p.count == 1)  // still outstanding: the caller gives the connection up and takes it back
+        #expect(p.connectionLost() == ["bind a"])
+        // Nothing outstanding: a reply is not the pipeline's (a call made alone answers its own).
+        guard case .stray = p.replied(Self.bindOk) else { Issue.record("stray reply"); return }
+    }
+
+    @Test func aRefusalFailsTheOldestCallAloneAndTheLaterOnesAreWrittenAgain() {
+        var p = Self.pipeline(["a", "b", "c", "d"])
+        guard case .done("a") = p.replied(Self.bindOk) else { Issue.record("a"); return }
+        // channel.close answers "b"; the broker ignored "c" and "d", which got no answer at all.
+        let (refused, unanswered) = p.channelClosed()
+        #expect(refused == "b")
+        #expect(unanswered == ["c", "d"])
+        #expect(p.isEmpty)
+        // Written again on the reopened channel, they are answered in order; a second refusal fails only its own.
+        for c in unanswered { p.wrote(c, expecting: Self.bindOk) }
+        let (again, rest) = p.channelClosed()
+        #expect(again == "c")
+        #expect(rest == ["d"])
+    }
+
+    @Test func aRefusalWithNothingPipelinedBelongsToNoCall() {
+        var p = ControlPipeline<String>()
+        let (refused, unanswered) = p.channelClosed()
+        #expect(refused == nil)
+        #expect(unanswered.isEmpty)
+    }
+
+    @Test func aLostConnectionHandsBackEveryUnansweredCallOldestFirst() {
+        var p = Self.pipeline(["a", "b", "c"])
+        guard case .done("a") = p.replied(Self.bindOk) else { Issue.record("a"); return }
+        #expect(p.connectionLost() == ["b", "c"])
+        #expect(p.isEmpty)
+        #expect(p.connectionLost().isEmpty)
+        // The next connection starts with an empty pipeline.
+        p.wrote("d", expecting: Self.bindOk)
+        guard case .done("d") = p.replied(Self.bindOk) else { Issue.record("d"); return }
+    }
+
+    @Test func onlySingleMethodBindsAndUnbindsArePipelined() {
+        let pubsub = Binding(src: "a.OUT", tgt: "b.IN")
+        #expect(Op.bind(pubsub).pipelined?.method == ControlMethod.queueBind)
+        #expect(Op.bind(pubsub).pipelined?.queue == "b.IN")
+        #expect(Op.bind(pubsub).pipelined?.exchange == "a.OUT")
+        // Round-robin and dead-letter binds declare an exchange first: made one call at a time.
+        #expect(Op.bind(Binding(.roundRobin, src: "a.OUT", tgt: "b.IN")).pipelined == nil)
+        #expect(Op.bind(Binding(.deadLetter, src: "a.IN", tgt: "b.IN")).pipelined == nil)
+        // Every unbind is one queue.unbind, from the exchange its kind binds to.
+        #expect(Op.unbind(Binding(.roundRobin, src: "a.OUT", tgt: "b.IN")).pipelined?.exchange == "out-a.OUT")
+        #expect(Op.unbind(Binding(.deadLetter, src: "a.IN", tgt: "b.IN")).pipelined?.exchange == "dead-a.IN")
+        #expect(Op.unbind(pubsub).pipelined?.reply == ControlMethod.queueUnbindOk)
+        #expect(Op.declareInport("q", persistent: true).pipelined == nil)
+        #expect(Op.depth("q").pipelined == nil)
+    }
+}

@@ -141,6 +141,53 @@ struct AMQPTransportTests {
         await loose.close()
     }
 
+    // MARK: bindings
+
+    /// Binds and unbinds made at once are pipelined (written together, answered in order, over several channels):
+    /// a refused one (its queue is missing: 404, which closes its channel) fails alone with the broker's reply, and
+    /// the others, those written after it on the same channel included, are all made.
+    @Test func concurrentBindsAttributeARefusalToItsOwnBinding() async throws {
+        try await Self.withTransport { t in
+            let out = TestBrokers.unique("amqp.pipe.OUT")
+            try await t.declareOutport(out)
+            let n = 40
+            let missing: Set<Int> = [3, 17, 18, 33]
+            let queues = (0..<n).map { TestBrokers.unique("amqp.pipe.\($0).IN") }
+            for (i, q) in queues.enumerated() where !missing.contains(i) { try await t.declareInport(q) }
+            func all(_ call: @escaping @Sendable (Binding) async throws -> Void) async -> [Int: MsgFloError] {
+                await withTaskGroup(of: (Int, MsgFloError?).self) { g in
+                    for (i, q) in queues.enumerated() {
+                        g.addTask {
+                            do { try await call(Binding(src: out, tgt: q)); return (i, nil) } catch {
+                                return (i, error as? MsgFloError ?? MsgFloError(.protocolError, "\(error)"))
+                            }
+                        }
+                    }
+                    var failed: [Int: MsgFloError] = [:]
+                    for await (i, e) in g { if let e { failed[i] = e } }
+                    return failed
+                }
+            }
+            let bound = await all { try await t.addBinding($0) }
+            #expect(Set(bound.keys) == missing)
+            for (i, e) in bound {
+                #expect(e.code == .notFound)
+                #expect(e.message.contains("bind") && e.message.contains(queues[i]), "\(e)")
+            }
+            // Every other binding was made: one message to the exchange reaches each of their queues.
+            try await t.send(toOutport: out, Self.json(1))
+            for (i, q) in queues.enumerated() where !missing.contains(i) {
+                try await waitUntil { try await t.queueDepth(q) == 1 }
+            }
+            let unbound = await all { try await t.removeBinding($0) }
+            #expect(Set(unbound.keys).isSubset(of: missing), "\(unbound)")
+            try await t.send(toOutport: out, Self.json(2))
+            try await Task.sleep(for: .milliseconds(200))
+            for (i, q) in queues.enumerated() where !missing.contains(i) { #expect(try await t.queueDepth(q) == 1) }
+            #expect(t.state == .connected)
+        }
+    }
+
     // MARK: broker restart
 
     @Test func brokerRestartMidStreamLosesNothing() async throws {

@@ -271,7 +271,12 @@ package actor Coordinator {
         while true {
             let items = inbox.take()
             if items.isEmpty { return }
-            handle(items.map(\.result))
+            // (Not handle(items.map(\.result)): a copy of each parsed definition costs a retain per field, and
+            // the items are many.)
+            let t = now()
+            var changed = false
+            for item in items { changed = apply(item.result, at: t) || changed }
+            if changed { markDirty() }
             // Applied: only now acknowledged (good or bad alike; a bad message would be just as bad again).
             for item in items { item.delivery?.ack() }
         }

@@ -12,15 +12,53 @@ import MsgFlo
 /// it holds: when the next message would pass `limit`, it starts afresh (a flood of distinct messages costs one
 /// parse each, as without the cache).
 package struct DiscoveryCache: Sendable {
+    /// A message's bytes but for the part in `skip` (its timestamp field; empty for none): hashed and compared in
+    /// place, so a lookup copies nothing.
     struct Key: Hashable, Sendable {
         let bytes: [UInt8]
+        let skip: Range<Int>
 
-        func hash(into h: inout Hasher) { bytes.withUnsafeBytes { h.combine(bytes: $0) } }
+        init(bytes: [UInt8], skip: Range<Int>? = nil) {
+            self.bytes = bytes
+            self.skip = skip ?? bytes.count ..< bytes.count
+        }
+
+        /// The bytes that count.
+        var count: Int { bytes.count - skip.count }
+
+        func hash(into h: inout Hasher) {
+            // Hasher takes bytes as one stream: the two parts hash as the bytes they form would.
+            bytes.withUnsafeBytes { b in
+                h.combine(bytes: UnsafeRawBufferPointer(rebasing: b[..<skip.lowerBound]))
+                h.combine(bytes: UnsafeRawBufferPointer(rebasing: b[skip.upperBound...]))
+            }
+        }
 
         static func == (a: Key, b: Key) -> Bool {
-            a.bytes.count == b.bytes.count && a.bytes.withUnsafeBytes { x in
-                b.bytes.withUnsafeBytes { y in x.count == 0 || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 }
+            let n = a.count
+            guard n == b.count else { return false }
+            return a.bytes.withUnsafeBytes { x in
+                b.bytes.withUnsafeBytes { y in
+                    // Walk both in runs that are contiguous in each.
+                    var i = 0
+                    while i < n {
+                        let (pa, la) = a.run(at: i, x)
+                        let (pb, lb) = b.run(at: i, y)
+                        let l = min(la, lb)
+                        if memcmp(pa, pb, l) != 0 { return false }
+                        i += l
+                    }
+                    return true
+                }
             }
+        }
+
+        /// Where the counted byte `i` is in `buffer` (this key's bytes), and how many counted bytes follow it there
+        /// contiguously.
+        private func run(at i: Int, _ buffer: UnsafeRawBufferPointer) -> (UnsafeRawPointer, Int) {
+            if i < skip.lowerBound { return (buffer.baseAddress! + i, skip.lowerBound - i) }
+            let j = i + skip.count
+            return (buffer.baseAddress! + j, bytes.count - j)
         }
     }
 
@@ -46,14 +84,7 @@ package struct DiscoveryCache: Sendable {
     /// without its last `,"timestamp":<digits>`, used only when that field was found to be the payload's timestamp.
     package mutating func parse(_ message: Message) -> Result<ParticipantDefinition, MsgFloError> {
         let stamp = Self.timestampField(message.bytes)
-        let key: Key
-        if let stamp {
-            var bytes = Array(message.bytes[..<stamp.range.lowerBound])
-            bytes.append(contentsOf: message.bytes[stamp.range.upperBound...])
-            key = Key(bytes: bytes)
-        } else {
-            key = Key(bytes: message.bytes)
-        }
+        let key = Key(bytes: message.bytes, skip: stamp?.range)
         if var d = parsed[key] {
             if let stamp { d.timestamp = stamp.value }
             return .success(d)
