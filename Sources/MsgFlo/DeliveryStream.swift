@@ -64,30 +64,12 @@ public final class DeliveryStream: Sendable {
     /// The next delivery, and whether the caller had to wait for it (none was buffered).
     public func nextNotingWait() async -> (delivery: Delivery, waited: Bool)? {
         switch core.take() {
-        case .delivery(let d): return (d, false)
+        case .got(let d): return (d, false)
         case .ended: return nil
         case .empty: break
         }
         let core = self.core
-        while true {
-            let wake = await withTaskCancellationHandler {
-                await withUnsafeContinuation { (c: UnsafeContinuation<Wake, Never>) in core.wait(c) }
-            } onCancel: {
-                core.terminate(.cancelled)
-            }
-            switch wake {
-            case .delivery(let d):
-                core.woke()
-                return (d, true)
-            case .look:
-                core.woke()
-                switch core.take() {
-                case .delivery(let d): return (d, true)
-                case .ended: return nil
-                case .empty: continue  // another taker was quicker
-                }
-            }
-        }
+        return await waitAndTake(own: { $0 }, take: core.take).map { ($0, true) }
     }
 
     /// Every delivery waiting (at most `max`), or the next one to arrive; nil once the stream has ended (or the
@@ -95,11 +77,18 @@ public final class DeliveryStream: Sendable {
     /// transport's own thread (the coordinator's discovery), a batch costs what one delivery costs.
     public func nextBatch(max: Int = .max) async -> [Delivery]? {
         let max = Swift.max(1, max)
+        let core = self.core
         switch core.takeBatch(max) {
-        case .deliveries(let b): return b
+        case .got(let b): return b
         case .ended: return nil
         case .empty: break
         }
+        return await waitAndTake(own: { [$0] }, take: { core.takeBatch(max) })
+    }
+
+    /// Waits to be woken, then gives the delivery handed over (`own`) or what `take` finds in the buffer; waits
+    /// again when another taker was quicker. Nil once the stream has ended or the calling task is cancelled.
+    private func waitAndTake<T>(own: (Delivery) -> T, take: () -> Taking<T>) async -> T? {
         let core = self.core
         while true {
             let wake = await withTaskCancellationHandler {
@@ -107,20 +96,21 @@ public final class DeliveryStream: Sendable {
             } onCancel: {
                 core.terminate(.cancelled)
             }
+            core.woke()
             switch wake {
-            case .delivery(let d):
-                core.woke()
-                return [d]
+            case .delivery(let d): return own(d)
             case .look:
-                core.woke()
-                switch core.takeBatch(max) {
-                case .deliveries(let b): return b
+                switch take() {
+                case .got(let v): return v
                 case .ended: return nil
                 case .empty: continue  // another taker was quicker
                 }
             }
         }
     }
+
+    /// What a taker finds in the buffer.
+    fileprivate enum Taking<T> { case got(T), empty, ended }
 
     /// What a waiting taker is woken with: a delivery of its own, or a call to look in the buffer (which another
     /// taker may have emptied meanwhile: then it waits again).
@@ -144,8 +134,6 @@ public final class DeliveryStream: Sendable {
             var onTermination: (@Sendable (Termination) -> Void)?
         }
 
-        enum Taken { case delivery(Delivery), empty, ended }
-        enum TakenBatch { case deliveries([Delivery]), empty, ended }
 
         let state = Mutex(State())
         let limit: Int?
@@ -194,11 +182,11 @@ public final class DeliveryStream: Sendable {
             return t
         }
 
-        func take() -> Taken {
-            let (taken, next) = state.withLock { s -> (Taken, UnsafeContinuation<Wake, Never>?) in
+        func take() -> Taking<Delivery> {
+            let (taken, next) = state.withLock { s -> (Taking<Delivery>, UnsafeContinuation<Wake, Never>?) in
                 if s.head < s.buffer.count {
                     let d = Self.pop(&s)
-                    return (.delivery(d), Self.wakeAnother(&s))
+                    return (.got(d), Self.wakeAnother(&s))
                 }
                 return (s.ended == nil ? .empty : .ended, nil)
             }
@@ -206,8 +194,8 @@ public final class DeliveryStream: Sendable {
             return taken
         }
 
-        func takeBatch(_ max: Int) -> TakenBatch {
-            let (taken, next) = state.withLock { s -> (TakenBatch, UnsafeContinuation<Wake, Never>?) in
+        func takeBatch(_ max: Int) -> Taking<[Delivery]> {
+            let (taken, next) = state.withLock { s -> (Taking<[Delivery]>, UnsafeContinuation<Wake, Never>?) in
                 let n = min(max, s.buffer.count - s.head)
                 guard n > 0 else { return (s.ended == nil ? .empty : .ended, nil) }
                 let batch: [Delivery]
@@ -221,7 +209,7 @@ public final class DeliveryStream: Sendable {
                     s.head += n
                     Self.compact(&s)
                 }
-                return (.deliveries(batch), Self.wakeAnother(&s))
+                return (.got(batch), Self.wakeAnother(&s))
             }
             next?.resume(returning: .look)
             return taken
