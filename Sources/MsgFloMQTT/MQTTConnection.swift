@@ -310,15 +310,14 @@ final class MQTTConnection: Sendable {
     /// every stream ends, the loop thread sends DISCONNECT and stops.
     func shutdown(connectError: MsgFloError? = nil) {
         let closedError = MsgFloError(.closed, "MQTT transport to \(broker) is closed")
-        let (taken, wasUp) = state.withLock { s -> ((CheckedContinuation<Void, any Error>?, [SubscribeWaiter],
-                                                       [Sink], [AsyncStream<ConnectionState>.Continuation])?, Bool) in
-            guard s.phase != .closed else { return (nil, false) }
+        let taken = state.withLock { s -> (CheckedContinuation<Void, any Error>?, [SubscribeWaiter], [Sink],
+                                           [AsyncStream<ConnectionState>.Continuation])? in
+            guard s.phase != .closed else { return nil }
             // A connect timeout after the connection is up means nothing.
-            if connectError != nil && s.connectWaiter == nil { return (nil, false) }
-            let wasUp = s.sessionUp
+            if connectError != nil && s.connectWaiter == nil { return nil }
             s.phase = .closed
             s.stopRequested = true
-            s.disconnectOwed = wasUp
+            s.disconnectOwed = s.sessionUp
             stopping.store(true, ordering: .releasing)
             s.sessionUp = false
             updateDirect(s)
@@ -337,12 +336,11 @@ final class MQTTConnection: Sendable {
             s.unclaimedBytes = 0
             let watchers = Array(s.watchers.values)
             s.watchers = [:]
-            return ((waiter, subs, sinks, watchers), wasUp)
+            return (waiter, subs, sinks, watchers)
         }
         guard let (waiter, subs, sinks, watchers) = taken else { return }
         // The loop thread sends DISCONNECT when the session was up (a persistent session then stays on the broker)
         // and waits for the broker to end the connection: see ``runLoop()``.
-        _ = wasUp
         io.wake()
         waiter?.resume(throwing: connectError ?? closedError)
         for w in subs { w.continuation.resume(throwing: closedError) }
