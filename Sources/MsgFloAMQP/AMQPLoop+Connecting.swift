@@ -55,6 +55,7 @@ extension AMQPLoop {
         guard let socket = tls ? amqp_ssl_socket_new(c) : amqp_tcp_socket_new(c) else {
             throw MsgFloError(.connectionFailed, "cannot connect to \(url): cannot create a socket")
         }
+        gathering = !tls && cmsgflo_gather_attach(gather, socket) == 1
         if tls {
             amqp_ssl_socket_set_verify_peer(socket, settings.verifyPeer ? 1 : 0)
             if settings.verifyPeer && Self.isIPAddress(url.host) {

@@ -68,12 +68,15 @@ final class AMQPLoop: @unchecked Sendable {
         self.endpoints = core.settings.url.connectionOrder()
         self.url = core.settings.url.at(endpoints[0])
         self.plainSocket = core.settings.url.scheme != .amqps
+        self.gather = plainSocket ? cmsgflo_gather_new() : nil
         self.connectedPending = connected
         if core.settings.persistentMessages {
             properties._flags = 1 << 12  // AMQP_BASIC_DELIVERY_MODE_FLAG
             properties.delivery_mode = 2
         }
     }
+
+    deinit { cmsgflo_gather_free(gather) }
 
     var io: IOThread { core.io }
 
@@ -107,6 +110,13 @@ final class AMQPLoop: @unchecked Sendable {
 
     /// Plain TCP (not TLS): poll sees all that is pending.
     let plainSocket: Bool
+
+    /// Holds what librabbitmq writes over a turn, to write it with one send (plain TCP; nil with TLS, or with a
+    /// librabbitmq whose socket it does not know).
+    let gather: OpaquePointer?
+
+    /// The current connection's socket writes through ``gather``.
+    var gathering = false
 
     var skippedPropertiesWarnedAt: ContinuousClock.Instant? = nil
 
@@ -146,10 +156,13 @@ final class AMQPLoop: @unchecked Sendable {
             guard let c = conn else { continue }
             if takeWork() { break }
             var busy = !settleBatch.isEmpty || !opBatch.isEmpty
-            // librabbitmq writes a publish as three sends and each ack as one; a turn that writes several corks the
-            // socket so they leave in as few segments as fit, and the broker reads them in fewer reads.
-            let corked = resend.count + publishBatch.count + (settleBatch.isEmpty ? 0 : 1) >= 2 && !blocked
-                && Self.cork(c, true)
+            // librabbitmq writes a publish as three sends and each ack as one. On plain TCP the turn's writes are
+            // gathered and leave in one send; with TLS a turn that writes several corks the socket, so they leave in
+            // as few segments as fit and the broker reads them in fewer reads. Not while the broker blocks us.
+            let gathered = gathering && !blocked
+            if gathered { cmsgflo_gather_begin(gather, gatherTimeoutMs) }
+            let corked = !gathered && resend.count + publishBatch.count + (settleBatch.isEmpty ? 0 : 1) >= 2
+                && !blocked && Self.cork(c, true)
             if blocked {
                 // A resource alarm: the broker does not read publishes now, and a write could block this thread.
                 // Hold them (senders feel it through the outstanding bound) until it unblocks us.
@@ -167,6 +180,7 @@ final class AMQPLoop: @unchecked Sendable {
             }
             if conn != nil && !settleBatch.isEmpty { settleAll(c) }
             if conn != nil && window.hasUnsentAck { flushAcksIfDue(c) }
+            if gathered { endGather() }
             if corked && conn != nil { _ = Self.cork(c, false) }
             if conn == nil {
                 // Lost while writing: operations taken this turn wait for the next connection; acks are void.
@@ -191,6 +205,25 @@ final class AMQPLoop: @unchecked Sendable {
             if !busy { sleep(c) }
         }
         shutdown()
+    }
+
+    /// How long a gathered write may wait for the broker to read (the operation timeout).
+    var gatherTimeoutMs: Int32 {
+        let t = settings.timeouts.operation.components
+        return Int32(clamping: t.seconds * 1000 + t.attoseconds / 1_000_000_000_000_000)
+    }
+
+    /// Ends the turn's gathering window: writes what it holds. A write that fails loses the connection; what it
+    /// published is still unconfirmed and goes out again after the reconnect, and its acks are void (redelivered).
+    func endGather() {
+        let written = cmsgflo_gather_end(gather)
+        if written > 0 {
+            core.gatheredWrites.add(1, ordering: .relaxed)
+        } else if written < 0 && conn != nil {
+            let e = Int32(-written)
+            lose("writing to the broker failed: " + (e == ETIMEDOUT ? "it read nothing for \(settings.timeouts.operation)"
+                                                       : String(cString: strerror(e))))
+        }
     }
 
     /// Sets or clears TCP_CORK on the connection's socket (uncorking sends what waits at once). False when it

@@ -53,6 +53,10 @@ package final class AMQPTransport: Transport {
 
     package var preferredExecutor: (any TaskExecutor)? { core.executor }
 
+    /// How many times the connection's thread wrote a turn's frames (publishes, acks) with one send. Stays 0 with
+    /// TLS, where librabbitmq writes each frame itself.
+    package var gatheredWrites: Int { core.gatheredWrites.load(ordering: .relaxed) }
+
     /// Everything msgflo asks of a broker: RabbitMQ keeps exchanges, bindings and queues, shares a queue among its
     /// consumers, counts what waits, dead-letters, honours basic.qos, gives unacknowledged deliveries back, carries
     /// properties and per-message expiration, and takes exclusive queues as locks.
@@ -180,6 +184,8 @@ final class AMQPCore: DeliverySettler {
     let waiters = Waiters()
     /// The socket of a connection whose handshake (login, channels) the owner thread is blocked in, else -1.
     let connectingSocket = Mutex<Int32>(-1)
+    /// Loop turns whose writes left gathered in one send (plain TCP; see `cmsgflo_gather_begin`).
+    let gatheredWrites = Atomic<Int>(0)
     /// The thread that owns the connection: its wake-up, its executor (consumer tasks that prefer it run there) and
     /// the deadlines of the calls waiting on it.
     let io: IOThread

@@ -126,6 +126,7 @@ struct AMQPTransportTests {
         let c = Collector(try await t.consume(q))
         try await t.send(toInport: q, Self.json(42))
         #expect(await c.wait(count: 1).map(Self.number) == [42])
+        #expect(t.gatheredWrites == 0, "librabbitmq writes each frame over TLS")
         await c.cancel()
         await t.close()
         // Against the system CAs the test broker's certificate is refused; with verify=false it is accepted.
@@ -139,6 +140,25 @@ struct AMQPTransportTests {
         let loose = try AMQPTransport(url: unverified, timeouts: Self.timeouts, logger: testLogger())
         try await loose.connect()
         await loose.close()
+    }
+
+    /// On plain TCP a loop turn's publishes and acks leave in one send (librabbitmq's bytes, gathered): many
+    /// messages sent at once and settled arrive whole and in order, and the gathered writes are what carried them.
+    @Test func plainTCPWritesAreGatheredPerTurn() async throws {
+        try await Self.withTransport { t in
+            let q = TestBrokers.unique("amqp.gather.IN")
+            try await t.declareInport(q)
+            let c = Collector(try await t.consume(q, options: ConsumeOptions(prefetch: 50)))
+            let before = t.gatheredWrites
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for i in 0..<300 { group.addTask { try await t.send(toInport: q, Self.json(i)) } }
+                try await group.waitForAll()
+            }
+            let got = await c.wait(count: 300)
+            #expect(Set(got.compactMap(Self.number)) == Set(0..<300))
+            #expect(t.gatheredWrites > before, "no turn's writes went out gathered")
+            await c.cancel()
+        }
     }
 
     // MARK: bindings
