@@ -173,28 +173,44 @@ public protocol DeliverySettler: Sendable {
 
 /// One message taken from a queue. Acknowledge it with ``ack()`` once it is handled, or ``nack()`` to dead-letter it.
 /// Settling twice, or settling a delivery of a connection that has since been lost, does nothing.
+///
+/// A delivery is one reference to what it carries: handing it on (through a transport's read pass, a stream's buffer,
+/// a handler's context) copies a pointer, not the message's fields one by one.
 public struct Delivery: Sendable {
-    public let message: Message
+    private final class Box: Sendable {
+        let message: Message
+        let queue: String
+        let redelivered: Bool
+        let tag: UInt64
+        let generation: UInt64
+        let settler: (any DeliverySettler)?
+
+        init(_ message: Message, _ queue: String, _ redelivered: Bool, _ tag: UInt64, _ generation: UInt64,
+             _ settler: (any DeliverySettler)?) {
+            self.message = message
+            self.queue = queue
+            self.redelivered = redelivered
+            self.tag = tag
+            self.generation = generation
+            self.settler = settler
+        }
+    }
+
+    private let box: Box
+
+    public var message: Message { box.message }
     /// The queue (or topic) it was consumed from.
-    public let queue: String
+    public var queue: String { box.queue }
     /// True when the broker delivered it before and did not see it settled (AMQP `redelivered`).
-    public let redelivered: Bool
-    private let tag: UInt64
-    private let generation: UInt64
-    private let settler: (any DeliverySettler)?
+    public var redelivered: Bool { box.redelivered }
 
     public init(message: Message, queue: String, redelivered: Bool = false, tag: UInt64 = 0,
                 generation: UInt64 = 0, settler: (any DeliverySettler)? = nil) {
-        self.message = message
-        self.queue = queue
-        self.redelivered = redelivered
-        self.tag = tag
-        self.generation = generation
-        self.settler = settler
+        box = Box(message, queue, redelivered, tag, generation, settler)
     }
 
-    public func ack() { settler?.settle(tag: tag, generation: generation, ack: true) }
-    public func nack() { settler?.settle(tag: tag, generation: generation, ack: false) }
+    public func ack() { box.settler?.settle(tag: box.tag, generation: box.generation, ack: true) }
+    public func nack() { box.settler?.settle(tag: box.tag, generation: box.generation, ack: false) }
 }
 
 /// The messages arriving on a consumed queue, or on a data tap. It ends when the subscription is cancelled or the

@@ -3,39 +3,61 @@ import MsgFlo
 import MsgFloIOThread
 import Synchronization
 
-/// A message waiting to be written to the broker, or written and not yet confirmed by it.
+/// A message waiting to be written to the broker, or written and not yet confirmed by it. One reference to its
+/// fields: it is copied into the outgoing queue, the batch, the confirm window and the verdict, a pointer each time.
 struct Outgoing: Sendable {
-    let exchange: String
-    let routingKey: String
-    let body: [UInt8]
+    private final class Box: Sendable {
+        let exchange: String
+        let routingKey: String
+        let body: [UInt8]
+        let expiration: String?
+        let properties: MessageProperties?
+        let waiter: Pending<Void>?
+
+        init(_ exchange: String, _ routingKey: String, _ body: [UInt8], _ expiration: String?,
+             _ properties: MessageProperties?, _ waiter: Pending<Void>?) {
+            self.exchange = exchange
+            self.routingKey = routingKey
+            self.body = body
+            self.expiration = expiration
+            self.properties = properties
+            self.waiter = waiter
+        }
+    }
+
+    private let box: Box
+
+    var exchange: String { box.exchange }
+    var routingKey: String { box.routingKey }
+    var body: [UInt8] { box.body }
     /// Per-message TTL in milliseconds (the `expiration` property), or nil.
-    var expiration: String? = nil
+    var expiration: String? { box.expiration }
     /// The message's own properties (checked before it was queued), or nil for none (the common, fast case).
-    var properties: MessageProperties? = nil
+    var properties: MessageProperties? { box.properties }
     /// Published mandatory, with a caller waiting for the broker's verdict: confirmed (success), returned as
     /// unroutable (`.notFound`), refused (nack) or dropped.
-    var waiter: Pending<Void>? = nil
+    var waiter: Pending<Void>? { box.waiter }
 
     init(exchange: String, routingKey: String, body: [UInt8], expiration: String? = nil, waiter: Pending<Void>? = nil) {
-        self.exchange = exchange
-        self.routingKey = routingKey
-        self.body = body
-        self.expiration = expiration
-        self.waiter = waiter
+        box = Box(exchange, routingKey, body, expiration, nil, waiter)
     }
 
     /// A message with its properties (checked here, on the caller's thread: bad ones fail the send alone).
     init(exchange: String, routingKey: String, message: Message, expiration: String? = nil,
          waiter: Pending<Void>? = nil) throws(MsgFloError) {
-        self.exchange = exchange
-        self.routingKey = routingKey
-        self.body = message.bytes
-        self.expiration = expiration
+        var properties: MessageProperties?
         if !message.properties.isEmpty {
             try message.properties.check()
-            self.properties = message.properties
+            properties = message.properties
         }
-        self.waiter = waiter
+        box = Box(exchange, routingKey, message.bytes, expiration, properties, waiter)
+    }
+
+    private init(_ box: Box) { self.box = box }
+
+    /// The same message, published mandatory for `waiter`.
+    func waited(by waiter: Pending<Void>) -> Outgoing {
+        Outgoing(Box(exchange, routingKey, body, expiration, properties, waiter))
     }
 }
 

@@ -468,8 +468,7 @@ final class AMQPCore: DeliverySettler {
         }, cancelledError: {
             MsgFloError(.cancelled, "send to '\(routingKey)' on \(url) cancelled before the broker confirmed it")
         }, onCancel: { [self] pending in takeBack(pending) }) { pending in
-            var m = message
-            m.waiter = pending
+            let m = message.waited(by: pending)
             let (queued, doWake) = shared.withLock { s -> (Bool, Bool) in
                 if s.closed || s.closeRequested || !s.threadRunning { return (false, false) }
                 s.outstanding += 1
