@@ -63,19 +63,20 @@ extension AMQPLoop {
     }
 
     func confirm(upTo tag: UInt64, multiple: Bool, refused: Bool = false) {
-        let settled = confirms.confirm(tag, multiple: multiple)
-        guard !settled.isEmpty else { return }  // duplicate, late or unknown: nothing changes
         let retry = refused && retriesNacks
-        if !refused { nackRounds = 0 }
-        for o in settled {
+        var any = false
+        confirms.confirm(tag, multiple: multiple) { o in
+            any = true
             if retry {
                 // Still outstanding: published again after a pause (a cluster's queue between leaders nacks).
                 nacked.append(o)
-                continue
+                return
             }
             released += 1
             if o.waiter != nil { verdict(o, refused: refused) }
         }
+        guard any else { return }  // duplicate, late or unknown: nothing changes
+        if !refused { nackRounds = 0 }
         if retry {
             if nackRetryAt == nil { nackRetryAt = .now + Self.nackPause }
             renewPublishing = true

@@ -25,16 +25,15 @@ struct PublisherConfirms<Message> {
         pending += 1
     }
 
-    /// The broker's basic.ack or basic.nack of `tag` (and, when `multiple`, of every earlier outstanding one): the
-    /// messages it settles, oldest first (empty for a tag not outstanding).
-    mutating func confirm(_ tag: UInt64, multiple: Bool) -> [Message] {
-        guard tag >= base, tag - base < UInt64(messages.count - head) else { return [] }
+    /// The broker's basic.ack or basic.nack of `tag` (and, when `multiple`, of every earlier outstanding one):
+    /// `settled` is called with each message it settles, oldest first (never for a tag not outstanding).
+    mutating func confirm(_ tag: UInt64, multiple: Bool, _ settled: (Message) -> Void) {
+        guard tag >= base, tag - base < UInt64(messages.count - head) else { return }
         let idx = head + Int(tag - base)
-        var settled: [Message] = []
         for i in (multiple ? head : idx)...idx where !confirmed[i] {
             confirmed[i] = true
             pending -= 1
-            settled.append(messages[i])
+            settled(messages[i])
         }
         while head < messages.count && confirmed[head] {
             head += 1
@@ -49,7 +48,6 @@ struct PublisherConfirms<Message> {
             confirmed.removeFirst(head)
             head = 0
         }
-        return settled
     }
 
     /// The outstanding message of sequence number `tag`, if any.

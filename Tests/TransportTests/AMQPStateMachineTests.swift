@@ -304,3 +304,12 @@ import Testing
         #expect(Op.depth("q").pipelined == nil)
     }
 }
+
+extension PublisherConfirms {
+    /// The messages a confirm settles, oldest first.
+    mutating func confirm(_ tag: UInt64, multiple: Bool) -> [Message] {
+        var settled: [Message] = []
+        confirm(tag, multiple: multiple) { settled.append($0) }
+        return settled
+    }
+}
