@@ -43,7 +43,7 @@ public final class DeliveryStream: Sendable {
             let c = pairs[i].0
             var j = i + 1
             while j < pairs.count && pairs[j].0.core === c.core { j += 1 }
-            if j == i + 1 { c.yield(pairs[i].1) } else { c.yield(contentsOf: pairs[i..<j].lazy.map(\.1)) }
+            if j == i + 1 { c.yield(pairs[i].1) } else { c.core.yield(run: pairs[i..<j]) }
             i = j
         }
     }
@@ -156,9 +156,18 @@ public final class DeliveryStream: Sendable {
         }
 
         func yield<S: Sequence<Delivery>>(contentsOf deliveries: S) {
+            yield { $0.append(contentsOf: deliveries) }
+        }
+
+        /// A run of ``DeliveryStream/yieldRuns(_:)``, appended without a generic sequence in between.
+        func yield(run: ArraySlice<(Continuation, Delivery)>) {
+            yield { buffer in for pair in run { buffer.append(pair.1) } }
+        }
+
+        private func yield(appending: (inout [Delivery]) -> Void) {
             let taker = state.withLock { s -> UnsafeContinuation<Wake, Never>? in
                 guard s.ended == nil else { return nil }
-                s.buffer.append(contentsOf: deliveries)
+                appending(&s.buffer)
                 if let limit, s.buffer.count - s.head > limit { s.head = s.buffer.count - limit }
                 Self.compact(&s)
                 return Self.wakeAnother(&s)
