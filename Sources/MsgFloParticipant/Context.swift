@@ -73,6 +73,8 @@ public final class ProcessContext: Sendable {
 
     /// `message` with the input's forwarded properties under its own.
     func forwarding(_ message: Message) -> Message {
+        // Nothing to carry forward (most messages): no properties built per send.
+        if properties.correlationID == nil && properties.replyTo == nil && properties.headers.isEmpty { return message }
         let forwarded = properties.forwarded
         if forwarded.isEmpty { return message }
         var m = message

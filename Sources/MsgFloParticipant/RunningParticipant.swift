@@ -224,8 +224,9 @@ public final class RunningParticipant: Sendable {
         if limit == 1 {
             // The stream cannot tell whether a delivery was waiting, so the handler's start is read each time.
             for await d in sub {
-                await waitWhilePaused()
-                guard enter(delivery: true) else { continue }
+                let entry = enterDelivery()
+                if entry == .stop { continue }
+                if entry == .paused, await enterDeliveryWaiting() == nil { continue }
                 await handle(d.message, port: port, delivery: d, metrics: metrics,
                              started: metrics == nil ? 0 : MonotonicClock.nanoseconds())
                 leave()
@@ -242,8 +243,14 @@ public final class RunningParticipant: Sendable {
                     // at that handler's end, so a busy worker reads the clock once per message, not twice.
                     var lastEnd: Int?
                     while let (d, waited) = await sub.nextNotingWait() {
-                        let paused = await self.waitWhilePaused()
-                        guard self.enter(delivery: true) else { continue }
+                        var paused = false
+                        switch self.enterDelivery() {
+                        case .go: break
+                        case .stop: continue
+                        case .paused:
+                            guard let waited = await self.enterDeliveryWaiting() else { continue }
+                            paused = waited
+                        }
                         var started = 0
                         if metrics != nil {
                             started = (waited || paused ? nil : lastEnd) ?? MonotonicClock.nanoseconds()
@@ -317,6 +324,33 @@ public final class RunningParticipant: Sendable {
             if now { c.resume() }
         }
         return true
+    }
+
+    enum Entry { case go, paused, stop }
+
+    /// Counts a delivery's handler in with one lock: `.go`; `.paused` (nothing counted: wait for the resume
+    /// with ``waitWhilePaused()``, then ask again); `.stop` (not to be handled; see ``enter(delivery:)``).
+    private func enterDelivery() -> Entry {
+        let handleAnyway = !redelivers
+        return state.withLock { s in
+            if s.paused && !s.stopping { return .paused }
+            if s.stopping && !handleAnyway { return .stop }
+            s.inFlight += 1
+            return .go
+        }
+    }
+
+    /// Counts a delivery's handler in once not paused: whether it waited for a resume, or nil when it is not to
+    /// be handled. Suspends only while paused.
+    private func enterDeliveryWaiting() async -> Bool? {
+        var waited = false
+        while true {
+            switch enterDelivery() {
+            case .go: return waited
+            case .stop: return nil
+            case .paused: waited = await waitWhilePaused() || waited
+            }
+        }
     }
 
     /// Counts a handler in; false once stopping. Once stopping, deliveries are left unsettled where the broker
