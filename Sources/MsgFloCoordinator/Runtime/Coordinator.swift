@@ -238,7 +238,8 @@ package actor Coordinator {
         /// Adds some; true when a drain must be scheduled.
         func put(_ items: [Item]) -> Bool {
             state.withLock { s in
-                s.items.append(contentsOf: items)
+                // Into an empty inbox the batch's array moves as it is (no copy of each item).
+                if s.items.isEmpty { s.items = items } else { s.items.append(contentsOf: items) }
                 if s.scheduled { return false }
                 s.scheduled = true
                 return true
@@ -275,10 +276,11 @@ package actor Coordinator {
             // the items are many.)
             let t = now()
             var changed = false
-            for item in items { changed = apply(item.result, at: t) || changed }
+            // By index: each item is read where it lies, not copied out field by field.
+            for i in items.indices { changed = apply(items[i].result, at: t) || changed }
             if changed { markDirty() }
             // Applied: only now acknowledged (good or bad alike; a bad message would be just as bad again).
-            for item in items { item.delivery?.ack() }
+            for i in items.indices { items[i].delivery?.ack() }
         }
     }
 
