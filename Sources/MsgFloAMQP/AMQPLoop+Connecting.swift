@@ -126,6 +126,7 @@ extension AMQPLoop {
         }
         ok = true
         conn = c
+        core.liveSocket.withLock { $0 = amqp_get_sockfd(c) }
         bindingChannelsOpen = false
         blocked = false
         lastHeard = .now
@@ -167,6 +168,7 @@ extension AMQPLoop {
     func lose(_ reason: String) {
         guard let c = conn else { return }
         conn = nil
+        core.liveSocket.withLock { $0 = -1 }
         amqp_destroy_connection(c)
         logger.warning("AMQP connection to \(url) lost: \(reason); reconnecting")
         // Unconfirmed messages go out again first (the broker may or may not have them: at-least-once).
@@ -242,29 +244,84 @@ extension AMQPLoop {
         return closing
     }
 
-    /// Declares, binds and consumes again what was set up on the lost connection.
+    /// Declares, binds and consumes again what was set up on the lost connection. The declarations go one at a
+    /// time; the bindings, once all are declared, pipelined as the coordinator's are (a graph's edges are many);
+    /// then the consumers.
+    ///
+    /// A reconnect can be quicker than the broker's cleanup of the lost connection: its auto-delete queues and
+    /// exchanges (non-persistent ports) go when their last consumer or binding does, which may be after this
+    /// connection declared them again, and the binds or consumes that follow find nothing (404). Then the pass is
+    /// made again (declarations and bindings are idempotent; consumers already started are left), after 100, 200,
+    /// … ms, up to ``restorePasses`` passes; only the last one's failures are logged.
     func restore(_ c: amqp_connection_state_t) -> Bool {
+        for pass in 1...Self.restorePasses {
+            guard let missing = restorePass(c, final: pass == Self.restorePasses) else { return false }
+            if !missing { return true }
+            let waited = io.pause(for: .milliseconds(100 * pass)) { core.shared.withLock { $0.closeRequested } }
+            if !waited || conn == nil { return conn != nil }
+        }
+        return true
+    }
+
+    static let restorePasses = 6
+
+    /// One pass of ``restore(_:)``: nil when the connection was lost, else whether something was missing (404).
+    func restorePass(_ c: amqp_connection_state_t, final: Bool) -> Bool? {
+        var binds: [QueuedOp] = []
+        var missing = false
         do {
             for step in topology.restorePlan {
+                if case .consume = step, !binds.isEmpty {
+                    guard let gone = restoreBindings(c, binds, final: final) else { return nil }
+                    missing = missing || gone
+                    binds = []
+                }
                 switch step {
+                case .declare(let item) where item.pipelined != nil:
+                    binds.append(QueuedOp(op: item, pending: Pending(), deadline: .now))
                 case .declare(let item):
                     do {
                         try apply(c, item)
                     } catch .channel(let code, let text) {
-                        logger.warning("AMQP: could not restore (\(item.summary)) on \(url) after reconnect: \(code) \(text)")
+                        missing = missing || code == 404
+                        if final || code != 404 {
+                            logger.warning("AMQP: could not restore (\(item.summary)) on \(url) after reconnect: \(code) \(text)")
+                        }
                     }
                 case .consume(let id):
                     do {
                         try startConsumer(c, id)
                     } catch .channel(let code, let text) {
-                        logger.warning("AMQP: could not consume '\(topology.consumers[id]?.record.queue ?? "")' again on \(url) after reconnect: \(code) \(text)")
+                        missing = missing || code == 404
+                        if final || code != 404 {
+                            logger.warning("AMQP: could not consume '\(topology.consumers[id]?.record.queue ?? "")' again on \(url) after reconnect: \(code) \(text)")
+                        }
                     }
                 }
             }
         } catch .connectionLost(let why) {
             lose(why)
-            return false
+            return nil
         } catch {}
-        return true
+        guard !binds.isEmpty else { return missing }
+        guard let gone = restoreBindings(c, binds, final: final) else { return nil }
+        return missing || gone
+    }
+
+    /// Binds again, pipelined; a refused one is logged (as a declaration that fails is; a missing exchange or
+    /// queue only on the `final` pass). Nil when the connection was lost meanwhile (the next connection restores
+    /// them all again), else whether a queue or exchange was missing.
+    func restoreBindings(_ c: amqp_connection_state_t, _ binds: [QueuedOp], final: Bool) -> Bool? {
+        _ = runPipelined(c, binds[...])
+        if conn == nil { return nil }
+        var missing = false
+        for q in binds {
+            guard case .failure(let e)? = q.pending.settled else { continue }
+            missing = missing || e.code == .notFound
+            if final || e.code != .notFound {
+                logger.warning("AMQP: could not restore (\(q.op.summary)) on \(url) after reconnect: \(e)")
+            }
+        }
+        return missing
     }
 }

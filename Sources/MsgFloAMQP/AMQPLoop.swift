@@ -318,6 +318,7 @@ final class AMQPLoop: @unchecked Sendable {
                 var tv = timeval(.seconds(2))
                 amqp_set_rpc_timeout(c, &tv)
                 _ = amqp_connection_close(c, 200)
+                core.liveSocket.withLock { $0 = -1 }
                 amqp_destroy_connection(c)
                 conn = nil
             }

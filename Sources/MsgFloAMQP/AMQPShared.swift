@@ -150,6 +150,14 @@ final class Pending<T: Sendable>: Sendable {
         if let early { c.resume(with: early.mapError { $0 as any Error }) }
     }
 
+    /// The result kept for a waiter not installed yet (the owner thread's own calls, which nobody awaits).
+    var settled: Result<T, MsgFloError>? {
+        slot.withLock { s in
+            if case .early(let r) = s { return r }
+            return nil
+        }
+    }
+
     /// Resumes the waiter (or keeps `result` for it); false when someone came first.
     @discardableResult
     func resume(_ result: Result<T, MsgFloError>) -> Bool {

@@ -53,6 +53,14 @@ package final class AMQPTransport: Transport {
 
     package var preferredExecutor: (any TaskExecutor)? { core.executor }
 
+    /// Cuts the connection in use as a network failure would (the socket shut down under the connection's thread):
+    /// the transport reconnects and restores what it had made. For tests of that path, with a real broker.
+    package func dropConnection() {
+        core.liveSocket.withLock { fd in
+            if fd >= 0 { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+        }
+    }
+
     /// How many times the connection's thread wrote a turn's frames (publishes, acks) with one send. Stays 0 with
     /// TLS, where librabbitmq writes each frame itself.
     package var gatheredWrites: Int { core.gatheredWrites.load(ordering: .relaxed) }
@@ -184,6 +192,9 @@ final class AMQPCore: DeliverySettler {
     let waiters = Waiters()
     /// The socket of a connection whose handshake (login, channels) the owner thread is blocked in, else -1.
     let connectingSocket = Mutex<Int32>(-1)
+    /// The socket of the connection in use, else -1 (``AMQPTransport/dropConnection()``). Cleared before the
+    /// connection is destroyed, under this lock: a shutdown made under it never reaches a reused descriptor.
+    let liveSocket = Mutex<Int32>(-1)
     /// Loop turns whose writes left gathered in one send (plain TCP; see `cmsgflo_gather_begin`).
     let gatheredWrites = Atomic<Int>(0)
     /// The thread that owns the connection: its wake-up, its executor (consumer tasks that prefer it run there) and

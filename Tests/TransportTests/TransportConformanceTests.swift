@@ -27,6 +27,7 @@ enum ConformanceTransport: String, CaseIterable, Sendable, CustomStringConvertib
             let url = try TestBrokers.url(.amqp)
             let silent = try BrokerURL(parsing: "amqp://guest:guest@127.0.0.1:\(port)/")
             return TransportFactory(rawValue, make: { try AMQPTransport(url: url, timeouts: timeouts, logger: testLogger()) },
+                                    loseConnection: { ($0 as? AMQPTransport)?.dropConnection() },
                                     unanswered: { try AMQPTransport(url: silent, timeouts: $0, logger: testLogger()) },
                                     whileBrokerAway: away ? awayHook(.amqp) : nil)
         case .mqtt, .mqttQoS1, .mqtt5, .mqtt5QoS1:
