@@ -329,7 +329,9 @@ public final class RunningParticipant: Sendable {
     enum Entry { case go, paused, stop }
 
     /// Counts a delivery's handler in with one lock: `.go`; `.paused` (nothing counted: wait for the resume
-    /// with ``waitWhilePaused()``, then ask again); `.stop` (not to be handled; see ``enter(delivery:)``).
+    /// with ``waitWhilePaused()``, then ask again); `.stop` once stopping. Once stopping, deliveries are left
+    /// unsettled where the broker gives them back when the consumer goes (AMQP); where it does not (MQTT: what was
+    /// read is acknowledged already), they are handled still, the transport having stopped reading.
     private func enterDelivery() -> Entry {
         let handleAnyway = !redelivers
         return state.withLock { s in
@@ -353,13 +355,10 @@ public final class RunningParticipant: Sendable {
         }
     }
 
-    /// Counts a handler in; false once stopping. Once stopping, deliveries are left unsettled where the broker
-    /// gives them back when the consumer goes (AMQP); where it does not (MQTT: what was read is acknowledged
-    /// already), they are handled still (`delivery`), the transport having stopped reading.
-    private func enter(delivery: Bool = false) -> Bool {
-        let handleAnyway = delivery && !redelivers
-        return state.withLock { s in
-            if s.stopping && !handleAnyway { return false }
+    /// Counts a handler that is no delivery's (an IIP) in; false once stopping.
+    private func enter() -> Bool {
+        state.withLock { s in
+            if s.stopping { return false }
             s.inFlight += 1
             return true
         }
