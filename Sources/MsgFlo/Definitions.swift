@@ -36,44 +36,111 @@ public enum CoordinatorCommandName: String, Sendable, Hashable, CaseIterable {
 }
 
 /// The payload of a discovery message: who a participant is and which queues its ports use.
+///
+/// A value, stored as one shared reference (copy on write) plus its `timestamp`: the coordinator copies
+/// definitions a lot (every re-announcement of a participant is one, found in its discovery cache), and a copy then
+/// costs one retain instead of one per field. Two copies of one announcement compare equal at the first pointer.
 public struct ParticipantDefinition: Sendable, Hashable {
-    public var id: String
-    public var role: String
-    public var component: String
-    public var label: String
-    public var icon: String
-    public var inports: [PortDefinition]
-    public var outports: [PortDefinition]
+    private final class Storage: Sendable {
+        let id: String
+        let role: String
+        let component: String
+        let label: String
+        let icon: String
+        let inports: [PortDefinition]
+        let outports: [PortDefinition]
+        let heartbeat: Double?
+        let inqueue: String?
+        let capabilities: [String]?
+
+        init(id: String, role: String, component: String, label: String, icon: String, inports: [PortDefinition],
+             outports: [PortDefinition], heartbeat: Double?, inqueue: String?, capabilities: [String]?) {
+            self.id = id
+            self.role = role
+            self.component = component
+            self.label = label
+            self.icon = icon
+            self.inports = inports
+            self.outports = outports
+            self.heartbeat = heartbeat
+            self.inqueue = inqueue
+            self.capabilities = capabilities
+        }
+
+        /// A copy with one field changed (the storage is immutable: a setter makes a new one).
+        func with(id: String? = nil, role: String? = nil, component: String? = nil, label: String? = nil,
+                  icon: String? = nil, inports: [PortDefinition]? = nil, outports: [PortDefinition]? = nil,
+                  heartbeat: Double?? = nil, inqueue: String?? = nil, capabilities: [String]?? = nil) -> Storage {
+            Storage(id: id ?? self.id, role: role ?? self.role, component: component ?? self.component,
+                    label: label ?? self.label, icon: icon ?? self.icon, inports: inports ?? self.inports,
+                    outports: outports ?? self.outports, heartbeat: heartbeat ?? self.heartbeat,
+                    inqueue: inqueue ?? self.inqueue, capabilities: capabilities ?? self.capabilities)
+        }
+    }
+
+    private var storage: Storage
+
+    public var id: String {
+        get { storage.id }
+        set { storage = storage.with(id: newValue) }
+    }
+    public var role: String {
+        get { storage.role }
+        set { storage = storage.with(role: newValue) }
+    }
+    public var component: String {
+        get { storage.component }
+        set { storage = storage.with(component: newValue) }
+    }
+    public var label: String {
+        get { storage.label }
+        set { storage = storage.with(label: newValue) }
+    }
+    public var icon: String {
+        get { storage.icon }
+        set { storage = storage.with(icon: newValue) }
+    }
+    public var inports: [PortDefinition] {
+        get { storage.inports }
+        set { storage = storage.with(inports: newValue) }
+    }
+    public var outports: [PortDefinition] {
+        get { storage.outports }
+        set { storage = storage.with(outports: newValue) }
+    }
     /// This project's extension: the announcement period in seconds; lost after that long in silence.
-    public var heartbeat: Double?
+    public var heartbeat: Double? {
+        get { storage.heartbeat }
+        set { storage = storage.with(heartbeat: .some(newValue)) }
+    }
     /// This project's extension: where the participant takes coordinator commands.
-    public var inqueue: String?
+    public var inqueue: String? {
+        get { storage.inqueue }
+        set { storage = storage.with(inqueue: .some(newValue)) }
+    }
     /// This project's extension: the coordinator commands the participant supports.
-    public var capabilities: [String]?
+    public var capabilities: [String]? {
+        get { storage.capabilities }
+        set { storage = storage.with(capabilities: .some(newValue)) }
+    }
     /// This project's extension: when this announcement was sent, in seconds since the Unix epoch by the sender's
     /// clock (`timestamp` on the wire, in milliseconds). Not part of the participant's identity: two announcements
-    /// that differ only in it are equal.
+    /// that differ only in it are equal. Kept beside the shared storage: setting it copies nothing.
     public var timestamp: Double?
 
     public init(id: String, role: String, component: String, label: String = "", icon: String = "file-word-o",
                 inports: [PortDefinition] = [], outports: [PortDefinition] = [], heartbeat: Double? = nil,
                 inqueue: String? = nil, capabilities: [String]? = nil) {
-        self.id = id
-        self.role = role
-        self.component = component
-        self.label = label
-        self.icon = icon
-        self.inports = inports
-        self.outports = outports
-        self.heartbeat = heartbeat
-        self.inqueue = inqueue
-        self.capabilities = capabilities
+        storage = Storage(id: id, role: role, component: component, label: label, icon: icon, inports: inports,
+                          outports: outports, heartbeat: heartbeat, inqueue: inqueue, capabilities: capabilities)
     }
 
     public static func == (a: ParticipantDefinition, b: ParticipantDefinition) -> Bool {
-        a.id == b.id && a.role == b.role && a.component == b.component && a.label == b.label && a.icon == b.icon
-            && a.inports == b.inports && a.outports == b.outports && a.heartbeat == b.heartbeat
-            && a.inqueue == b.inqueue && a.capabilities == b.capabilities
+        if a.storage === b.storage { return true }
+        let x = a.storage, y = b.storage
+        return x.id == y.id && x.role == y.role && x.component == y.component && x.label == y.label && x.icon == y.icon
+            && x.inports == y.inports && x.outports == y.outports && x.heartbeat == y.heartbeat
+            && x.inqueue == y.inqueue && x.capabilities == y.capabilities
     }
 
     public func hash(into h: inout Hasher) {
@@ -188,19 +255,22 @@ extension ParticipantDefinition {
             case let other?: throw MsgFloError(.invalidMessage, "participant '\(id)': '\(key)' must be an array, got \(other.kindName)")
             }
         }
-        self.init(id: id, role: try requiredString("role"), component: try requiredString("component"))
-        self.label = try optionalString("label") ?? ""
-        self.icon = try optionalString("icon") ?? ""
-        self.inports = try ports("inports")
-        self.outports = try ports("outports")
+        // Read into locals, then made at once (each setter would make a new storage).
+        let role = try requiredString("role"), component = try requiredString("component")
+        let label = try optionalString("label") ?? ""
+        let icon = try optionalString("icon") ?? ""
+        let inports = try ports("inports")
+        let outports = try ports("outports")
+        let heartbeat: Double?
         switch o["heartbeat"] {
-        case nil, .null?: self.heartbeat = nil
-        case let v? where v.doubleValue != nil && v.doubleValue! > 0 && v.doubleValue!.isFinite: self.heartbeat = v.doubleValue
+        case nil, .null?: heartbeat = nil
+        case let v? where v.doubleValue != nil && v.doubleValue! > 0 && v.doubleValue!.isFinite: heartbeat = v.doubleValue
         case let other?: throw MsgFloError(.invalidMessage, "participant '\(id)': 'heartbeat' must be a positive number, got \(other.serialized.prefix(40))")
         }
-        self.inqueue = try optionalString("inqueue")
+        let inqueue = try optionalString("inqueue")
+        let capabilities: [String]?
         switch o["capabilities"] {
-        case nil, .null?: self.capabilities = nil
+        case nil, .null?: capabilities = nil
         case .array(let a)?:
             var caps: [String] = []
             for c in a {
@@ -209,9 +279,11 @@ extension ParticipantDefinition {
                 }
                 caps.append(s)
             }
-            self.capabilities = caps
+            capabilities = caps
         case let other?: throw MsgFloError(.invalidMessage, "participant '\(id)': 'capabilities' must be an array, got \(other.kindName)")
         }
+        self.init(id: id, role: role, component: component, label: label, icon: icon, inports: inports,
+                  outports: outports, heartbeat: heartbeat, inqueue: inqueue, capabilities: capabilities)
         switch o["timestamp"] {
         case nil, .null?: self.timestamp = nil
         case let v? where v.doubleValue != nil && v.doubleValue! >= 0 && v.doubleValue! < 1e15:
