@@ -30,9 +30,6 @@ package struct CoordinatorOptions: Sendable {
     package var commandSettle: Duration = .milliseconds(500)
     /// Answer `msgflo status` requests on the broker.
     package var answerStatus = true
-    /// How long discovery messages pile up (after the first) before the coordinator takes them in one go. A flood
-    /// then costs one hand-over per batch instead of one per message; liveness is measured in seconds anyway.
-    package var discoveryBatchDelay: Duration = .milliseconds(2)
     /// Where the daemon's metrics go (discovery messages, reconciles, children, broker connection, participants and
     /// edges by state). Nil: none are kept.
     package var metrics: (any MetricsFactory)?
@@ -111,8 +108,11 @@ package actor Coordinator {
     var retryAt: Double?
     var loggedPending: Set<String> = []
     var started = false
-    /// Discovery messages handled (valid or not), for the benchmark.
-    package private(set) var handled = 0
+    /// Discovery messages handled (valid or not), counted a batch at a time.
+    private let handledCount = Atomic<Int>(0)
+    /// Discovery messages handled (valid or not). Read without a hop onto the actor: the benchmark watches it
+    /// while the actor works.
+    package nonisolated var handled: Int { handledCount.load(ordering: .relaxed) }
     package private(set) var rejected = 0
     /// Announcements ignored because their timestamp was older than their period.
     package private(set) var stale = 0
@@ -155,7 +155,6 @@ package actor Coordinator {
     /// graph's participants. On cancellation the children are stopped; the caller closes the transport.
     package func run() async throws {
         try await transport.declareDiscoveryQueue()
-        let inbox = Inbox()
         let discovery = try await transport.consume(discoveryQueue, options: ConsumeOptions(prefetch: 1000))
         var statusSub: Subscription?
         if options.answerStatus {
@@ -180,20 +179,13 @@ package actor Coordinator {
         await supervisor?.ensure(specs)
         markDirty()
 
-        let (drainKicks, drainKick) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        let delay = options.discoveryBatchDelay
         await withTaskGroup(of: Void.self) { group in
-            // Read and parse on the transport's own thread where it has one (no thread hand-over per batch); this
-            // ends when the subscription does (transport closed, cancelled), and ends the run with it.
+            // Read, parse and apply on the transport's own thread where it has one: a batch the transport read in
+            // one go is parsed there and handed to the actor, which (free) runs it right there too; no thread
+            // hand-over, no timer. This ends when the subscription does (transport closed, cancelled), and ends the
+            // run with it.
             group.addTask(executorPreference: transport.preferredExecutor) {
-                await self.readDiscovery(discovery, into: inbox, kick: drainKick)
-                drainKick.finish()
-            }
-            group.addTask {
-                for await _ in drainKicks {
-                    if delay > .zero { try? await Task.sleep(for: delay) }
-                    await self.drain(inbox)
-                }
+                await self.readDiscovery(discovery)
             }
             if let statusSubscription { group.addTask { await self.answerStatus(statusSubscription) } }
             group.addTask { await self.tickLoop() }
@@ -220,81 +212,40 @@ package actor Coordinator {
         logger.info("coordinator stopped")
     }
 
-    /// Parsed discovery messages waiting for the actor, with their deliveries. The discovery reader parses and puts
-    /// them here; the actor takes whatever has piled up in one go, `discoveryBatchDelay` after the first, so a
-    /// flood costs one actor hop per batch rather than per message. Deliveries are acknowledged once the actor has
-    /// applied them to the registry: the broker's prefetch then bounds what waits here.
-    final class Inbox: Sendable {
-        struct Item: Sendable {
-            var result: Result<ParticipantDefinition, MsgFloError>
-            var delivery: Delivery?
-        }
-        struct State {
-            var items: [Item] = []
-            var scheduled = false
-        }
-        let state = Mutex(State())
-
-        /// Adds some; true when a drain must be scheduled.
-        func put(_ items: [Item]) -> Bool {
-            state.withLock { s in
-                // Into an empty inbox the batch's array moves as it is (no copy of each item).
-                if s.items.isEmpty { s.items = items } else { s.items.append(contentsOf: items) }
-                if s.scheduled { return false }
-                s.scheduled = true
-                return true
-            }
-        }
-
-        func take() -> [Item] {
-            state.withLock { s in
-                let out = s.items
-                s.items = []
-                if out.isEmpty { s.scheduled = false }
-                return out
-            }
-        }
-    }
-
-    /// Takes what arrives on `fbp` a batch at a time, parses it off the actor (only once for bytes seen before:
-    /// re-announcements) and puts it in the inbox, kicking a drain when the inbox was empty. Never fails, never
-    /// blocks; returns when the subscription ends.
-    nonisolated func readDiscovery(_ discovery: Subscription, into inbox: Inbox,
-                                   kick: AsyncStream<Void>.Continuation) async {
+    /// Takes what arrives on `fbp` a batch at a time (what the transport read in one go), parses it off the actor
+    /// (only once for bytes seen before: re-announcements) and applies it on the actor, one hop per batch. While
+    /// the actor is busy the batch waits and the broker's prefetch bounds what piles up behind it. Never fails;
+    /// returns when the subscription ends.
+    nonisolated func readDiscovery(_ discovery: Subscription) async {
         var cache = DiscoveryCache(wire: WireName.Broker(transport.broker))
+        var results: [Result<ParticipantDefinition, MsgFloError>] = []
         while let batch = await discovery.nextBatch() {
-            let items = batch.map { Inbox.Item(result: cache.parse($0.message), delivery: $0) }
-            if inbox.put(items) { kick.yield() }
+            results.reserveCapacity(batch.count)
+            for d in batch { results.append(cache.parse(d.message)) }
+            await apply(results, acknowledging: batch)
+            results.removeAll(keepingCapacity: true)
         }
     }
 
-    func drain(_ inbox: Inbox) {
-        while true {
-            let items = inbox.take()
-            if items.isEmpty { return }
-            // (Not handle(items.map(\.result)): a copy of each parsed definition costs a retain per field, and
-            // the items are many.)
-            let t = now()
-            var changed = false
-            // By index: each item is read where it lies, not copied out field by field.
-            for i in items.indices { changed = apply(items[i].result, at: t) || changed }
-            if changed { markDirty() }
-            // Applied: only now acknowledged (good or bad alike; a bad message would be just as bad again).
-            for i in items.indices { items[i].delivery?.ack() }
-        }
+    /// A batch of discovery messages into the registry; their deliveries are acknowledged once applied.
+    func apply(_ results: [Result<ParticipantDefinition, MsgFloError>], acknowledging deliveries: [Delivery]) {
+        handle(results)
+        // Applied: only now acknowledged (good or bad alike; a bad message would be just as bad again).
+        for d in deliveries { d.ack() }
     }
 
     /// Discovery messages, parsed or failed (for tests and the benchmark too).
     package func handle(_ results: [Result<ParticipantDefinition, MsgFloError>]) {
         let t = now()
         var changed = false
-        for r in results { changed = apply(r, at: t) || changed }
+        // By index: each result is read where it lies, not copied out field by field.
+        for i in results.indices { changed = apply(results[i], at: t) || changed }
+        handledCount.add(results.count, ordering: .relaxed)
         if changed { markDirty() }
     }
 
     /// One discovery message into the registry; true when the registry changed beyond last-seen times.
     private func apply(_ r: Result<ParticipantDefinition, MsgFloError>, at t: Double) -> Bool {
-        handled += 1
         metrics?.discovery.increment()
         switch r {
         case .success(let d):
