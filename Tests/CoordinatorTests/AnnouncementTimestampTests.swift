@@ -69,6 +69,18 @@ import Testing
         #expect(parsed.timestamp == nil)
         let again = try cache.parse(sneaky).get()
         #expect(again.timestamp == nil)
+        // Keys in another order (msgflo's Node.js participants put "protocol" first): the field is searched for.
+        func foreign(_ stamp: Int) -> Message {
+            Message(bytes: Array(#"{"protocol":"discovery","command":"participant","payload":{"id":"f","role":"r","component":"C","inports":[],"outports":[],"timestamp":\#(stamp)}}"#.utf8))
+        }
+        let f1 = try cache.parse(foreign(2_000_000)).get()
+        let f2 = try cache.parse(foreign(2_000_500)).get()
+        #expect(f1.timestamp == 2000 && f2.timestamp == 2000.5)
+        #expect(cache.count == 2)  // "p" and "f" (the sneaky one is parsed each time: its field is not its own)
+        // Sorted keys, but a nested "timestamp" ends the payload's last value: not the announcement's.
+        let nested = Message(bytes: Array(#"{"command":"participant","payload":{"component":"C","id":"n","inports":[],"outports":[],"role":"r","z":{"timestamp":7}},"protocol":"discovery"}"#.utf8))
+        #expect(try cache.parse(nested).get().timestamp == nil)
+        #expect(try cache.parse(nested).get().timestamp == nil)
     }
 
     @Test func statusListeningShowsStaleAnnouncementsAsLost() async throws {

@@ -111,16 +111,39 @@ package struct DiscoveryCache: Sendable {
     }
 
     static let marker = Array(#","timestamp":"#.utf8)
+    /// The end of an envelope serialised with sorted keys (the payload then comes before "protocol").
+    static let sortedEnvelopeEnd = Array(#"},"protocol":"discovery"}"#.utf8)
 
-    /// How far from the end the field is looked for: serialised with sorted keys, as ours are, it is the payload's
-    /// last key, and only `},"protocol":"discovery"}` follows it.
+    /// Where the payload's closing `}` is when the envelope's serialisation says so: ours put the payload last
+    /// (the message ends `}}`), sorted keys put it just before `"protocol"`. Nil for any other ending.
+    static func payloadEnd(_ bytes: [UInt8]) -> Int? {
+        let n = bytes.count, brace = UInt8(ascii: "}")
+        if n >= 2, bytes[n - 1] == brace, bytes[n - 2] == brace { return n - 2 }
+        let e = sortedEnvelopeEnd
+        if n > e.count, bytes[(n - e.count)...].elementsEqual(e) { return n - e.count }
+        return nil
+    }
+
+    /// How far from the end the field is looked for when the message ends otherwise.
     static let searchWindow = 128
 
-    /// The last `,"timestamp":<1-15 digits>` of `bytes` (followed by `}`) in the last `searchWindow` bytes, with its
-    /// value in seconds.
+    /// The announcement's `,"timestamp":<1-15 digits>` (followed by `}`), with its value in seconds, when found.
+    ///
+    /// Where the payload's end is known (``payloadEnd(_:)``), the field must be its last member, which is where
+    /// ours put it: a look at the bytes just before that `}`, nothing searched. Otherwise the last such field in
+    /// the last `searchWindow` bytes. A field found elsewhere than in the payload is harmless: ``parse(_:)`` keeps
+    /// a message only when the field found is the one it parsed.
     static func timestampField(_ bytes: [UInt8]) -> (range: Range<Int>, value: Double)? {
         let m = marker
         guard bytes.count > m.count + 1, bytes.count <= Discovery.maximumMessageSize else { return nil }
+        if let end = payloadEnd(bytes) {
+            var j = end
+            while j > 0, j > end - 15, bytes[j - 1] >= 48, bytes[j - 1] <= 57 { j -= 1 }
+            guard j < end, j >= m.count, bytes[j - m.count ..< j].elementsEqual(m) else { return nil }
+            var value = 0.0
+            for k in j ..< end { value = value * 10 + Double(bytes[k] - 48) }
+            return (j - m.count ..< end, value / 1000)
+        }
         var i = bytes.count - m.count - 1
         let stop = max(0, bytes.count - searchWindow)
         while i >= stop {
