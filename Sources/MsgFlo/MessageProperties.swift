@@ -55,7 +55,7 @@ public struct MessageProperties: Sendable, Hashable {
     public var persistent: Bool?
 
     public init(correlationID: String? = nil, replyTo: String? = nil, messageID: String? = nil,
-                timestamp: UInt64? = nil, contentType: String? = nil, headers: [String: HeaderValue] = [:],
+                timestamp: UInt64? = nil, contentType: String? = nil, headers: [String: HeaderValue] = Dictionary(),
                 priority: UInt8? = nil, expirationMilliseconds: UInt64? = nil, persistent: Bool? = nil) {
         self.correlationID = correlationID
         self.replyTo = replyTo
