@@ -41,88 +41,47 @@ public enum CoordinatorCommandName: String, Sendable, Hashable, CaseIterable {
 /// definitions a lot (every re-announcement of a participant is one, found in its discovery cache), and a copy then
 /// costs one retain instead of one per field. Two copies of one announcement compare equal at the first pointer.
 public struct ParticipantDefinition: Sendable, Hashable {
+    /// Everything but the timestamp.
+    private struct Fields: Sendable {
+        var id: String
+        var role: String
+        var component: String
+        var label: String
+        var icon: String
+        var inports: [PortDefinition]
+        var outports: [PortDefinition]
+        var heartbeat: Double?
+        var inqueue: String?
+        var capabilities: [String]?
+    }
+
+    /// Immutable: a setter makes a new one, so copies never see each other's changes.
     private final class Storage: Sendable {
-        let id: String
-        let role: String
-        let component: String
-        let label: String
-        let icon: String
-        let inports: [PortDefinition]
-        let outports: [PortDefinition]
-        let heartbeat: Double?
-        let inqueue: String?
-        let capabilities: [String]?
-
-        init(id: String, role: String, component: String, label: String, icon: String, inports: [PortDefinition],
-             outports: [PortDefinition], heartbeat: Double?, inqueue: String?, capabilities: [String]?) {
-            self.id = id
-            self.role = role
-            self.component = component
-            self.label = label
-            self.icon = icon
-            self.inports = inports
-            self.outports = outports
-            self.heartbeat = heartbeat
-            self.inqueue = inqueue
-            self.capabilities = capabilities
-        }
-
-        /// A copy with one field changed (the storage is immutable: a setter makes a new one).
-        func with(id: String? = nil, role: String? = nil, component: String? = nil, label: String? = nil,
-                  icon: String? = nil, inports: [PortDefinition]? = nil, outports: [PortDefinition]? = nil,
-                  heartbeat: Double?? = nil, inqueue: String?? = nil, capabilities: [String]?? = nil) -> Storage {
-            Storage(id: id ?? self.id, role: role ?? self.role, component: component ?? self.component,
-                    label: label ?? self.label, icon: icon ?? self.icon, inports: inports ?? self.inports,
-                    outports: outports ?? self.outports, heartbeat: heartbeat ?? self.heartbeat,
-                    inqueue: inqueue ?? self.inqueue, capabilities: capabilities ?? self.capabilities)
-        }
+        let fields: Fields
+        init(_ fields: Fields) { self.fields = fields }
     }
 
     private var storage: Storage
 
-    public var id: String {
-        get { storage.id }
-        set { storage = storage.with(id: newValue) }
+    private mutating func set<T>(_ field: WritableKeyPath<Fields, T>, _ value: T) {
+        var changed = storage.fields
+        changed[keyPath: field] = value
+        storage = Storage(changed)
     }
-    public var role: String {
-        get { storage.role }
-        set { storage = storage.with(role: newValue) }
-    }
-    public var component: String {
-        get { storage.component }
-        set { storage = storage.with(component: newValue) }
-    }
-    public var label: String {
-        get { storage.label }
-        set { storage = storage.with(label: newValue) }
-    }
-    public var icon: String {
-        get { storage.icon }
-        set { storage = storage.with(icon: newValue) }
-    }
-    public var inports: [PortDefinition] {
-        get { storage.inports }
-        set { storage = storage.with(inports: newValue) }
-    }
-    public var outports: [PortDefinition] {
-        get { storage.outports }
-        set { storage = storage.with(outports: newValue) }
-    }
+
+    public var id: String { get { storage.fields.id } set { set(\.id, newValue) } }
+    public var role: String { get { storage.fields.role } set { set(\.role, newValue) } }
+    public var component: String { get { storage.fields.component } set { set(\.component, newValue) } }
+    public var label: String { get { storage.fields.label } set { set(\.label, newValue) } }
+    public var icon: String { get { storage.fields.icon } set { set(\.icon, newValue) } }
+    public var inports: [PortDefinition] { get { storage.fields.inports } set { set(\.inports, newValue) } }
+    public var outports: [PortDefinition] { get { storage.fields.outports } set { set(\.outports, newValue) } }
     /// This project's extension: the announcement period in seconds; lost after that long in silence.
-    public var heartbeat: Double? {
-        get { storage.heartbeat }
-        set { storage = storage.with(heartbeat: .some(newValue)) }
-    }
+    public var heartbeat: Double? { get { storage.fields.heartbeat } set { set(\.heartbeat, newValue) } }
     /// This project's extension: where the participant takes coordinator commands.
-    public var inqueue: String? {
-        get { storage.inqueue }
-        set { storage = storage.with(inqueue: .some(newValue)) }
-    }
+    public var inqueue: String? { get { storage.fields.inqueue } set { set(\.inqueue, newValue) } }
     /// This project's extension: the coordinator commands the participant supports.
-    public var capabilities: [String]? {
-        get { storage.capabilities }
-        set { storage = storage.with(capabilities: .some(newValue)) }
-    }
+    public var capabilities: [String]? { get { storage.fields.capabilities } set { set(\.capabilities, newValue) } }
     /// This project's extension: when this announcement was sent, in seconds since the Unix epoch by the sender's
     /// clock (`timestamp` on the wire, in milliseconds). Not part of the participant's identity: two announcements
     /// that differ only in it are equal. Kept beside the shared storage: setting it copies nothing.
@@ -131,13 +90,13 @@ public struct ParticipantDefinition: Sendable, Hashable {
     public init(id: String, role: String, component: String, label: String = "", icon: String = "file-word-o",
                 inports: [PortDefinition] = [], outports: [PortDefinition] = [], heartbeat: Double? = nil,
                 inqueue: String? = nil, capabilities: [String]? = nil) {
-        storage = Storage(id: id, role: role, component: component, label: label, icon: icon, inports: inports,
-                          outports: outports, heartbeat: heartbeat, inqueue: inqueue, capabilities: capabilities)
+        storage = Storage(Fields(id: id, role: role, component: component, label: label, icon: icon, inports: inports,
+                                 outports: outports, heartbeat: heartbeat, inqueue: inqueue, capabilities: capabilities))
     }
 
     public static func == (a: ParticipantDefinition, b: ParticipantDefinition) -> Bool {
         if a.storage === b.storage { return true }
-        let x = a.storage, y = b.storage
+        let x = a.storage.fields, y = b.storage.fields
         return x.id == y.id && x.role == y.role && x.component == y.component && x.label == y.label && x.icon == y.icon
             && x.inports == y.inports && x.outports == y.outports && x.heartbeat == y.heartbeat
             && x.inqueue == y.inqueue && x.capabilities == y.capabilities
