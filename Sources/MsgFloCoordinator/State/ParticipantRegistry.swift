@@ -64,11 +64,13 @@ package struct ParticipantRegistry: Sendable {
         // Fast path, the common case: a live participant re-announcing what it announced before. Only the time
         // moves, in place. (An identical definition from the discovery cache shares its storage with the
         // registered one, so the comparison stops at the first pointers.)
-        // Read where it lies (no copy of the entry, which would retain each field of its definition).
-        if let i = entries.index(forKey: definition.id),
-           entries.values[i].alive, entries.values[i].timeout == timeout, entries.values[i].definition == definition {
-            entries.values[i].lastSeen = max(entries.values[i].lastSeen, now)
-            return []
+        // (Copying the entry costs one retain: a definition is one reference.)
+        if let i = entries.index(forKey: definition.id) {
+            let e = entries.values[i]
+            if e.alive && e.timeout == timeout && e.definition == definition {
+                entries.values[i].lastSeen = max(e.lastSeen, now)
+                return []
+            }
         }
         guard var entry = entries[definition.id] else {
             entries[definition.id] = Entry(definition: definition, firstSeen: now, lastSeen: now, alive: true, timeout: timeout)
