@@ -174,10 +174,12 @@ extension AMQPLoop {
                 _ = amqp_basic_reject(c, channel, tag, 1)
                 return
             }
+            coalescing.delivered(prefetch: sub.record.prefetch)
             handOver.append((sub.record.continuation,
                              Delivery(message: received, queue: sub.record.queue, redelivered: redelivered,
                                       tag: tag, generation: generation, settler: settler)))
         } else if let sub {
+            coalescing.delivered(prefetch: nil)
             handOver.append((sub.record.continuation, Delivery(message: received, queue: sub.record.queue)))
         }
     }

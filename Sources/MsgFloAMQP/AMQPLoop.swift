@@ -284,16 +284,27 @@ final class AMQPLoop: @unchecked Sendable {
         if let at = nackRetryAt { limit = max(.milliseconds(1), min(limit, at - ContinuousClock.now)) }
         if let due = window.unsentAckDue { limit = max(.milliseconds(1), min(limit, due - ContinuousClock.now)) }
         let ready = io.wait(socket: amqp_get_sockfd(c), limit: limit)
+        let now = ContinuousClock.now
+        if ready.socket != 0 {
+            // Receive coalescing: in a stream, wait a little longer (still woken by callers' work) so the next turn
+            // reads a run of messages rather than the one or two that just came in.
+            if let linger = coalescing.socketReady(at: now, tight: window.anyTight), !ready.woken {
+                io.wait(limit: linger)
+                core.coalescedWaits.add(1, ordering: .relaxed)
+            }
+        }
         core.shared.withLock { s in s.sleeping = false; s.wakeOnAck = true }
         // librabbitmq sends our heartbeats when we read, but notices a silent broker only on reads with a deadline,
         // and ours never wait: watch the socket ourselves (heartbeat frames make it readable too).
-        let now = ContinuousClock.now
         if ready.socket != 0 {
             lastHeard = now
         } else if settings.heartbeat > 0, now - lastHeard > .seconds(2 * settings.heartbeat) {
             lose("nothing heard from the broker for \(2 * settings.heartbeat) s (missed heartbeats)")
         }
     }
+
+    /// Receive coalescing: how long to linger after the socket became readable, when messages stream in.
+    lazy var coalescing = ReceiveCoalescing(most: settings.coalesce)
 
     /// The broker sent connection.blocked (a resource alarm) and has not unblocked us yet.
     var blocked = false

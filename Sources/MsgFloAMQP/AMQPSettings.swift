@@ -8,7 +8,9 @@ import MsgFlo
 /// delivery mode 2, so messages in durable queues survive a broker restart), `cacertfile` or `ca` (PEM file of the
 /// CA that signed the broker's certificate, amqps only; else `MSGFLO_AMQP_CA_FILE`, else the system bundle),
 /// `verify=false` (amqps: do not verify the broker's certificate), `certfile`/`keyfile` (client certificate),
-/// `queue-type=classic|quorum` (the type of inport queues whose port does not say; default classic, as msgflo).
+/// `queue-type=classic|quorum` (the type of inport queues whose port does not say; default classic, as msgflo),
+/// `coalesce` (microseconds, 0...2000, default 500: how long a consumer receiving a stream lingers after the socket
+/// becomes readable, to read a run of messages per wake-up; 0 turns it off; see `AMQPLoop.coalescing`).
 struct AMQPSettings: Sendable {
     var url: BrokerURL
     var user: String
@@ -21,6 +23,7 @@ struct AMQPSettings: Sendable {
     var keyFile: String?
     var verifyPeer = true
     var queueType: QueueType = .classic
+    var coalesce: Duration = .microseconds(500)
     var timeouts: TransportTimeouts
     /// Most messages a transport holds that the broker has not confirmed yet (queued while disconnected, or written
     /// and unconfirmed). `send` waits for room beyond this.
@@ -53,6 +56,7 @@ struct AMQPSettings: Sendable {
         if let h = try int("heartbeat", 0...3600) { heartbeat = h }
         prefetch = try int("prefetch", 1...65535)
         if let p = try bool("persistent") { persistentMessages = p }
+        if let us = try int("coalesce", 0...2000) { coalesce = .microseconds(us) }
         if let v = try bool("verify") { verifyPeer = v }
         caFile = url.option("cacertfile") ?? url.option("ca") ?? environment["MSGFLO_AMQP_CA_FILE"].flatMap { $0.isEmpty ? nil : $0 }
         if let t = url.option("queue-type") {

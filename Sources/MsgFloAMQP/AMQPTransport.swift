@@ -64,6 +64,8 @@ package final class AMQPTransport: Transport {
     /// How many times the connection's thread wrote a turn's frames (publishes, acks) with one send. Stays 0 with
     /// TLS, where librabbitmq writes each frame itself.
     package var gatheredWrites: Int { core.gatheredWrites.load(ordering: .relaxed) }
+    /// How often the consumer loop lingered to read a stream's messages in runs (receive coalescing).
+    package var coalescedWaits: Int { core.coalescedWaits.load(ordering: .relaxed) }
 
     /// Everything msgflo asks of a broker: RabbitMQ keeps exchanges, bindings and queues, shares a queue among its
     /// consumers, counts what waits, dead-letters, honours basic.qos, gives unacknowledged deliveries back, carries
@@ -197,6 +199,8 @@ final class AMQPCore: DeliverySettler {
     let liveSocket = Mutex<Int32>(-1)
     /// Loop turns whose writes left gathered in one send (plain TCP; see `cmsgflo_gather_begin`).
     let gatheredWrites = Atomic<Int>(0)
+    /// Lingers of the consumer loop before reading a stream (``ReceiveCoalescing``).
+    let coalescedWaits = Atomic<Int>(0)
     /// The thread that owns the connection: its wake-up, its executor (consumer tasks that prefer it run there) and
     /// the deadlines of the calls waiting on it.
     let io: IOThread

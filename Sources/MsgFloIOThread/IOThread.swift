@@ -115,6 +115,8 @@ package final class IOThread: Sendable {
         package var socket: Int16 = 0
         /// The errno of a failed poll (EINTR is not a failure), else 0.
         package var error: Int32 = 0
+        /// The wake-up was signalled (``wake()``, or a job queued from another thread).
+        package var woken = false
     }
 
     /// One wait of the owner thread: on `socket` for `events` (when `socket >= 0`) and on the wake-up, for no longer
@@ -129,14 +131,15 @@ package final class IOThread: Sendable {
             return until
         }
         var fds = (pollfd(fd: socket, events: events, revents: 0), pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0))
-        let ms = executor.pending ? 0 : Self.milliseconds(until - now)
+        let ns = executor.pending ? 0 : Self.nanoseconds(until - now)
         let n = withUnsafeMutableBytes(of: &fds) { raw in
             let p = raw.baseAddress!.assumingMemoryBound(to: pollfd.self)
-            return socket >= 0 ? poll(p, 2, ms) : poll(p + 1, 1, ms)
+            return socket >= 0 ? cmsgflo_io_poll(p, 2, ns) : cmsgflo_io_poll(p + 1, 1, ns)
         }
         var result = Readiness()
         if n < 0 && errno != EINTR { result.error = errno }
         if fds.1.revents != 0 {
+            result.woken = true
             var value: UInt64 = 0
             _ = withUnsafeMutableBytes(of: &value) { read(wakeFD, $0.baseAddress, 8) }
         }
@@ -165,12 +168,12 @@ package final class IOThread: Sendable {
         }
     }
 
-    /// A poll timeout: `d` rounded up to whole milliseconds, at least 0, at most a day.
-    private static func milliseconds(_ d: Duration) -> Int32 {
+    /// A poll timeout: `d` in whole nanoseconds, at least 0, at most a day.
+    private static func nanoseconds(_ d: Duration) -> Int64 {
         guard d > .zero else { return 0 }
         let (s, atto) = d.components
-        guard s < 86_400 else { return 86_400_000 }
-        return Int32(s * 1000 + (atto + 999_999_999_999_999) / 1_000_000_000_000_000)
+        guard s < 86_400 else { return 86_400 * 1_000_000_000 }
+        return s * 1_000_000_000 + atto / 1_000_000_000
     }
 
     // MARK: deadlines

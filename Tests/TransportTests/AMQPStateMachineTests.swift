@@ -106,6 +106,53 @@ import Testing
     }
 }
 
+@Suite struct ReceiveCoalescingTests {
+    private static let t0 = ContinuousClock.now
+
+    /// A coalescer whose socket last woke it at t0, having since read `n` deliveries of consumers with `prefetch`.
+    private static func after(_ n: Int, prefetch: Int? = 1000, most: Duration = .microseconds(500)) -> ReceiveCoalescing {
+        var c = ReceiveCoalescing(most: most, now: t0)
+        for _ in 0..<n { c.delivered(prefetch: prefetch) }
+        return c
+    }
+
+    @Test func aStreamLingersAtMostTheLimitAndKeepsLingering() {
+        var c = Self.after(3)
+        #expect(c.socketReady(at: Self.t0 + .microseconds(300), tight: false) == .microseconds(500))
+        // The count starts over at each wake-up: the next linger needs deliveries again.
+        #expect(c.deliveries == 0)
+        for _ in 0..<12 { c.delivered(prefetch: 1000) }
+        #expect(c.socketReady(at: Self.t0 + .microseconds(900), tight: false) == .microseconds(500))
+        #expect(c.socketReady(at: Self.t0 + .microseconds(1000), tight: false) == nil)
+    }
+
+    @Test func aLoneMessageOrOneAfterAPauseIsReadAtOnce() {
+        var one = Self.after(1)
+        #expect(one.socketReady(at: Self.t0 + .microseconds(100), tight: false) == nil)
+        var paused = Self.after(50)
+        #expect(paused.socketReady(at: Self.t0 + .milliseconds(3), tight: false) == nil)
+    }
+
+    @Test func neverWhileAConsumerIsShortOfRoomNorForSmallPrefetches() {
+        var tight = Self.after(10)
+        #expect(tight.socketReady(at: Self.t0 + .microseconds(100), tight: true) == nil)
+        var two = Self.after(2, prefetch: 2)
+        #expect(two.socketReady(at: Self.t0 + .microseconds(100), tight: false) == nil)
+        // Prefetch 1000 next to 10: the smaller one rules (a quarter of 10 is 2 deliveries, at 2 per 100 µs).
+        var mixed = Self.after(1, prefetch: 1000)
+        mixed.delivered(prefetch: 10)
+        #expect(mixed.socketReady(at: Self.t0 + .microseconds(100), tight: false) == .microseconds(100))
+        // A no-ack consumer is not held back by the broker: it does not limit the linger.
+        var taps = Self.after(4, prefetch: nil)
+        #expect(taps.socketReady(at: Self.t0 + .microseconds(200), tight: false) == .microseconds(500))
+    }
+
+    @Test func zeroTurnsItOff() {
+        var off = Self.after(100, most: .zero)
+        #expect(off.socketReady(at: Self.t0 + .microseconds(100), tight: false) == nil)
+    }
+}
+
 @Suite struct PublisherConfirmsTests {
     @Test func singleAndMultipleAcksSettleInOrder() {
         var c = PublisherConfirms<String>()

@@ -161,6 +161,49 @@ struct AMQPTransportTests {
         }
     }
 
+    /// A consumer reading a stream (a queue filled beforehand, drained at the broker's pace) lingers after the socket
+    /// becomes readable and reads runs of messages; every message still arrives, in order. With `coalesce=0` it never
+    /// lingers, and a message alone in flight (request/reply: the next is sent only after this one arrived) is read
+    /// at once.
+    @Test func aStreamIsReadInRunsAndALoneMessageAtOnce() async throws {
+        let producer = try await Self.transport()
+        let q = TestBrokers.unique("amqp.coalesce.IN")
+        try await producer.declareInport(q)
+        let n = 4000
+        for i in 0..<n { try await producer.send(toInport: q, Self.json(i)) }
+        try await waitUntil(timeout: .seconds(30)) { (try? await producer.queueDepth(q)) ?? 0 >= n }
+
+        func drain(coalesce: Int?) async throws -> Int {
+            var url = try TestBrokers.url(.amqp)
+            if let coalesce { url.options.append((key: "coalesce", value: String(coalesce))) }
+            let t = try AMQPTransport(url: url, timeouts: Self.timeouts, logger: testLogger())
+            try await t.connect()
+            let c = Collector(try await t.consume(q, options: ConsumeOptions(prefetch: 1000)))
+            let got = await c.wait(count: n, timeout: .seconds(60))
+            #expect(got.compactMap(Self.number) == Array(0..<n))
+            await c.cancel()
+            let waits = t.coalescedWaits
+            await t.close()
+            return waits
+        }
+        #expect(try await drain(coalesce: nil) > 0, "the stream was read without lingering once")
+        for i in 0..<n { try await producer.send(toInport: q, Self.json(i)) }
+        try await waitUntil(timeout: .seconds(30)) { (try? await producer.queueDepth(q)) ?? 0 >= n }
+        #expect(try await drain(coalesce: 0) == 0)
+
+        // One at a time: each message is sent once the one before arrived.
+        let t = try await Self.transport()
+        let c = Collector(try await t.consume(q, options: ConsumeOptions(prefetch: 1000)))
+        for i in 0..<40 {
+            try await producer.send(toInport: q, Self.json(i))
+            #expect(await c.wait(count: i + 1).count == i + 1)
+        }
+        #expect(t.coalescedWaits == 0, "a lone message waited")
+        await c.cancel()
+        await t.close()
+        await producer.close()
+    }
+
     // MARK: bindings
 
     /// Binds and unbinds made at once are pipelined (written together, answered in order, over several channels):

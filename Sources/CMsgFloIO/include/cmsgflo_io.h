@@ -10,4 +10,9 @@ int cmsgflo_io_eventfd(void);
  * Swift's Glibc module is not built with. */
 void cmsgflo_io_name_thread(const char *name);
 
+/* poll with a timeout in nanoseconds (ppoll, which needs _GNU_SOURCE too): the owner threads' waits are often shorter
+ * than poll's millisecond. `nanoseconds` < 0 waits without a limit. Returns what poll returns. */
+struct pollfd;
+int cmsgflo_io_poll(struct pollfd *fds, unsigned long count, long long nanoseconds);
+
 #endif
