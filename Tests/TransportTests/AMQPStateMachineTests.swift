@@ -109,47 +109,52 @@ import Testing
 @Suite struct ReceiveCoalescingTests {
     private static let t0 = ContinuousClock.now
 
-    /// A coalescer whose socket last woke it at t0, having since read `n` deliveries of consumers with `prefetch`.
-    private static func after(_ n: Int, prefetch: Int? = 1000, most: Duration = .microseconds(500)) -> ReceiveCoalescing {
-        var c = ReceiveCoalescing(most: most, now: t0)
-        for _ in 0..<n { c.delivered(prefetch: prefetch) }
-        return c
+    /// Feeds `wakes` socket wake-ups `every` apart, each after `per` deliveries of consumers with `prefetch`, from
+    /// `start`; returns every decision.
+    private static func feed(_ c: inout ReceiveCoalescing, from start: ContinuousClock.Instant = t0, wakes: Int,
+                             every: Duration, per: Int, prefetch: Int? = 1000, tight: Bool = false) -> [Duration?] {
+        (1...wakes).map { k in
+            for _ in 0..<per { c.delivered(prefetch: prefetch) }
+            return c.socketReady(at: start + every * k, tight: tight)
+        }
     }
 
-    @Test func aStreamLingersAtMostTheLimitAndKeepsLingering() {
-        var c = Self.after(3)
-        #expect(c.socketReady(at: Self.t0 + .microseconds(300), tight: false) == .microseconds(500))
-        // The count starts over at each wake-up: the next linger needs deliveries again.
-        #expect(c.deliveries == 0)
-        for _ in 0..<12 { c.delivered(prefetch: 1000) }
-        #expect(c.socketReady(at: Self.t0 + .microseconds(900), tight: false) == .microseconds(500))
-        #expect(c.socketReady(at: Self.t0 + .microseconds(1000), tight: false) == nil)
+    @Test func aStreamLingersAtMostTheLimit() {
+        // 20,000 a second: two every 100 µs.
+        var c = ReceiveCoalescing(most: .microseconds(500), now: Self.t0)
+        let decisions = Self.feed(&c, wakes: 200, every: .microseconds(100), per: 2)
+        #expect(decisions.first! == nil, "the first wake-up of a stream is not one yet")
+        #expect(decisions.last! == .microseconds(500))
+        // It stops: a message 50 ms later is read at once.
+        c.delivered(prefetch: 1000)
+        #expect(c.socketReady(at: Self.t0 + .milliseconds(70), tight: false) == nil)
     }
 
-    @Test func aLoneMessageOrOneAfterAPauseIsReadAtOnce() {
-        var one = Self.after(1)
-        #expect(one.socketReady(at: Self.t0 + .microseconds(100), tight: false) == nil)
-        var paused = Self.after(50)
-        #expect(paused.socketReady(at: Self.t0 + .milliseconds(3), tight: false) == nil)
+    @Test func aTrickleOrItsBurstsAreReadAtOnce() {
+        var c = ReceiveCoalescing(most: .microseconds(500), now: Self.t0)
+        // 1,000 a second, one at a time, then in threes every 3 ms.
+        #expect(Self.feed(&c, wakes: 100, every: .milliseconds(1), per: 1).allSatisfy { $0 == nil })
+        #expect(Self.feed(&c, from: Self.t0 + .milliseconds(100), wakes: 30, every: .milliseconds(3), per: 3)
+            .allSatisfy { $0 == nil })
     }
 
     @Test func neverWhileAConsumerIsShortOfRoomNorForSmallPrefetches() {
-        var tight = Self.after(10)
-        #expect(tight.socketReady(at: Self.t0 + .microseconds(100), tight: true) == nil)
-        var two = Self.after(2, prefetch: 2)
-        #expect(two.socketReady(at: Self.t0 + .microseconds(100), tight: false) == nil)
-        // Prefetch 1000 next to 10: the smaller one rules (a quarter of 10 is 2 deliveries, at 2 per 100 µs).
-        var mixed = Self.after(1, prefetch: 1000)
-        mixed.delivered(prefetch: 10)
-        #expect(mixed.socketReady(at: Self.t0 + .microseconds(100), tight: false) == .microseconds(100))
+        var tight = ReceiveCoalescing(most: .microseconds(500), now: Self.t0)
+        #expect(Self.feed(&tight, wakes: 200, every: .microseconds(100), per: 2, tight: true).allSatisfy { $0 == nil })
+        var small = ReceiveCoalescing(most: .microseconds(500), now: Self.t0)
+        #expect(Self.feed(&small, wakes: 200, every: .microseconds(100), per: 2, prefetch: 2).allSatisfy { $0 == nil })
+        // Prefetch 10 at 20,000 a second: a quarter of it (2) comes in about 100 µs.
+        var ten = ReceiveCoalescing(most: .microseconds(500), now: Self.t0)
+        let linger = Self.feed(&ten, wakes: 200, every: .microseconds(100), per: 2, prefetch: 10).last!
+        #expect(linger.map { $0 >= .microseconds(80) && $0 <= .microseconds(130) } == true, "\(String(describing: linger))")
         // A no-ack consumer is not held back by the broker: it does not limit the linger.
-        var taps = Self.after(4, prefetch: nil)
-        #expect(taps.socketReady(at: Self.t0 + .microseconds(200), tight: false) == .microseconds(500))
+        var taps = ReceiveCoalescing(most: .microseconds(500), now: Self.t0)
+        #expect(Self.feed(&taps, wakes: 200, every: .microseconds(100), per: 2, prefetch: nil).last! == .microseconds(500))
     }
 
     @Test func zeroTurnsItOff() {
-        var off = Self.after(100, most: .zero)
-        #expect(off.socketReady(at: Self.t0 + .microseconds(100), tight: false) == nil)
+        var off = ReceiveCoalescing(most: .zero, now: Self.t0)
+        #expect(Self.feed(&off, wakes: 200, every: .microseconds(100), per: 2).allSatisfy { $0 == nil })
     }
 }
 
