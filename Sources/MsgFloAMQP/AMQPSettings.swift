@@ -10,7 +10,7 @@ import MsgFlo
 /// `verify=false` (amqps: do not verify the broker's certificate), `certfile`/`keyfile` (client certificate),
 /// `queue-type=classic|quorum` (the type of inport queues whose port does not say; default classic, as msgflo),
 /// `coalesce` (microseconds, 0...2000, default 500: how long a consumer receiving a stream lingers after the socket
-/// becomes readable, to read a run of messages per wake-up; 0 turns it off; see `AMQPLoop.coalescing`).
+/// becomes readable, to read a run of messages per wake-up; 0 turns it off; see ``ReceiveCoalescing``).
 struct AMQPSettings: Sendable {
     var url: BrokerURL
     var user: String
