@@ -1,4 +1,5 @@
 import Foundation
+import MsgFlo
 
 /// When the consumer loop lingers before reading: receive coalescing, as a pure state machine (``AMQPLoop`` feeds it
 /// deliveries and socket wake-ups; unit-tested without a broker).
@@ -25,6 +26,8 @@ struct ReceiveCoalescing {
     private(set) var smallestPrefetch = Int.max
     /// Deliveries of about the last `window` (each weighed down by e^(-age / window)).
     private(set) var recent = 0.0
+    /// The smallest prefetch of the consumers that received in the last wake-up that had deliveries.
+    private var prefetch = Int.max
     private var lastWake: ContinuousClock.Instant
 
     init(most: Duration, now: ContinuousClock.Instant = .now) {
@@ -41,25 +44,18 @@ struct ReceiveCoalescing {
     /// The socket became readable at `now`: how long to linger before reading (nil: read now). `tight`: some
     /// consumer is short of prefetch room. Starts counting the next wake-up's deliveries.
     mutating func socketReady(at now: ContinuousClock.Instant, tight: Bool) -> Duration? {
-        let window = Self.seconds(Self.window)
-        recent = recent * exp(-Self.seconds(now - lastWake) / window) + Double(deliveries)
+        let window = Self.window.inSeconds
+        recent = recent * exp(-(now - lastWake).inSeconds / window) + Double(deliveries)
         if deliveries > 0 { prefetch = smallestPrefetch }
         lastWake = now
         deliveries = 0
         smallestPrefetch = .max
-        let most = Self.seconds(self.most)
+        let most = self.most.inSeconds
         // At `recent / window` a second: at least two within `most`, and room for a quarter of the prefetch.
         guard most > 0, !tight, recent * most >= 2 * window else { return nil }
         let room = Double(min(prefetch, 1 << 20) / 4)
         guard room >= 2 else { return nil }
         let linger = min(most, room * window / recent)
         return linger >= 20e-6 ? .microseconds(Int(linger * 1e6)) : nil
-    }
-
-    /// The smallest prefetch of the consumers that last received.
-    private var prefetch = Int.max
-
-    private static func seconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 }

@@ -292,7 +292,7 @@ final class MQTTConnection: Sendable {
                 io.schedule(after: timeout) { [weak self] in
                     guard let self else { return }
                     self.shutdown(connectError: MsgFloError(
-                        .timeout, "MQTT broker \(self.broker) did not accept a connection within \(timeout.seconds) s"))
+                        .timeout, "MQTT broker \(self.broker) did not accept a connection within \(timeout.inSeconds) s"))
                 }
                 do {
                     try io.start { [self] in runLoop() }
@@ -586,7 +586,7 @@ final class MQTTConnection: Sendable {
             let now = ContinuousClock.now
             if let since = heldSince {
                 if now - since > .seconds(10) {
-                    logger.warning("MQTT \(broker): not reading for \(Int((now - since).seconds)) s: \(flow.describe)")
+                    logger.warning("MQTT \(broker): not reading for \(Int((now - since).inSeconds)) s: \(flow.describe)")
                     heldSince = now
                 }
             } else {
@@ -991,7 +991,7 @@ final class MQTTConnection: Sendable {
                     guard let w = self.state.withLock({ $0.subscribeWaiters.removeValue(forKey: id) }) else { return }
                     self.removeSink(id)
                     w.continuation.resume(throwing: MsgFloError(.timeout,
-                        "MQTT broker \(self.broker) did not confirm the subscription to '\(filter)' within \(timeout.seconds) s"))
+                        "MQTT broker \(self.broker) did not confirm the subscription to '\(filter)' within \(timeout.inSeconds) s"))
                 }
             }
           }
@@ -1058,7 +1058,7 @@ final class MQTTConnection: Sendable {
                     guard let self else { return }
                     guard let w = self.state.withLock({ $0.subscribeWaiters.removeValue(forKey: id) }) else { return }
                     w.continuation.resume(throwing: MsgFloError(.timeout,
-                        "MQTT broker \(self.broker) did not confirm the subscription to '\(topic)' within \(timeout.seconds) s"))
+                        "MQTT broker \(self.broker) did not confirm the subscription to '\(topic)' within \(timeout.inSeconds) s"))
                 }
             }
           }
@@ -1066,13 +1066,6 @@ final class MQTTConnection: Sendable {
             state.withLock { $0.subscribeWaiters.removeValue(forKey: waiterId) }?.continuation.resume(throwing: cancelled)
         }
         _ = id
-    }
-}
-
-extension Duration {
-    var seconds: Double {
-        let (s, atto) = components
-        return Double(s) + Double(atto) / 1e18
     }
 }
 

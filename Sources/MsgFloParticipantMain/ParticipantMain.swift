@@ -135,7 +135,6 @@ public enum ParticipantMain {
         let start = ContinuousClock.now
         var delay = Duration.milliseconds(500)
         var attempt = 0
-        func secs(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
         func message(_ error: any Error) -> String {
             let text = "\(error)"
             return text.contains("\(setup.broker)") ? text : "cannot connect to \(setup.broker): \(text)"
@@ -162,9 +161,9 @@ public enum ParticipantMain {
             } catch {
                 let waited = ContinuousClock.now - start
                 if let limit = setup.connectTimeout, waited + delay > limit {
-                    fail(program, "gave up after \(attempt) attempt(s) in \(Int(secs(waited).rounded())) s (--connect-timeout): \(message(error))")
+                    fail(program, "gave up after \(attempt) attempt(s) in \(Int(waited.inSeconds.rounded())) s (--connect-timeout): \(message(error))")
                 }
-                let line = "\(program): waiting for the broker (attempt \(attempt)): \(message(error)); next try in \(secs(delay)) s\n"
+                let line = "\(program): waiting for the broker (attempt \(attempt)): \(message(error)); next try in \(delay.inSeconds) s\n"
                 _ = line.withCString { write(2, $0, strlen($0)) }
                 try? await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(10))

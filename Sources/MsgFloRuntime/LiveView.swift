@@ -133,8 +133,7 @@ package final class LiveView: Sendable {
     func sampleRates() {
         state.withLock { s in
             let now = ContinuousClock.now
-            let dt = (now - s.lastSample).components
-            let secs = max(0.001, Double(dt.seconds) + Double(dt.attoseconds) / 1e18)
+            let secs = max(0.001, (now - s.lastSample).inSeconds)
             s.lastSample = now
             for k in s.edges.keys {
                 let n = s.edges[k]!.count

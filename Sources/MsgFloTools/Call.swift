@@ -158,8 +158,7 @@ package enum CallLoad {
                     for _ in 0..<share {
                         let t0 = clock.now
                         _ = try await caller.call(queue, request, timeout: timeout, route: route)
-                        let d = (clock.now - t0).components
-                        mine.append(Double(d.seconds) + Double(d.attoseconds) * 1e-18)
+                        mine.append((clock.now - t0).inSeconds)
                     }
                     return mine
                 }
@@ -169,8 +168,7 @@ package enum CallLoad {
             for try await part in group { all += part }
             return all
         }
-        let d = (clock.now - start).components
-        return Figures(calls: latencies.count, seconds: Double(d.seconds) + Double(d.attoseconds) * 1e-18,
+        return Figures(calls: latencies.count, seconds: (clock.now - start).inSeconds,
                        latencies: latencies.sorted())
     }
 }

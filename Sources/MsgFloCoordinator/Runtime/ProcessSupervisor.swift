@@ -284,7 +284,7 @@ package final class ProcessSupervisor: Sendable {
         }
         for w in waiters { w.resume() }
         if restart {
-            let secs = Double(ranFor.components.seconds) + Double(ranFor.components.attoseconds) / 1e18
+            let secs = ranFor.inSeconds
             restartedCounter?.increment()
             logger.warning("node \(role) exited with \(exit.description) after \(String(format: "%.1f", secs)) s; restarting",
                            metadata: ["role": .string(role)])
