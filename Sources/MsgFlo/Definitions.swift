@@ -58,7 +58,13 @@ public struct ParticipantDefinition: Sendable, Hashable {
     /// Immutable: a setter makes a new one, so copies never see each other's changes.
     private final class Storage: Sendable {
         let fields: Fields
-        init(_ fields: Fields) { self.fields = fields }
+        /// The id's hash in this process, worked out once: the coordinator looks a participant up by id for every
+        /// announcement, and most announcements repeat a definition it already holds.
+        let idHash: Int
+        init(_ fields: Fields) {
+            self.fields = fields
+            idHash = fields.id.hashValue
+        }
     }
 
     private var storage: Storage
@@ -70,6 +76,8 @@ public struct ParticipantDefinition: Sendable, Hashable {
     }
 
     public var id: String { get { storage.fields.id } set { set(\.id, newValue) } }
+    /// `id.hashValue`, kept from when the definition was made.
+    package var idHash: Int { storage.idHash }
     public var role: String { get { storage.fields.role } set { set(\.role, newValue) } }
     public var component: String { get { storage.fields.component } set { set(\.component, newValue) } }
     public var label: String { get { storage.fields.label } set { set(\.label, newValue) } }

@@ -199,6 +199,8 @@ public struct Delivery: Sendable {
     private let box: Box
 
     public var message: Message { box.message }
+    /// The message's body alone (what `message.bytes` is, without copying the properties on the way).
+    public var bytes: [UInt8] { box.message.bytes }
     /// The queue (or topic) it was consumed from.
     public var queue: String { box.queue }
     /// True when the broker delivered it before and did not see it settled (AMQP `redelivered`).

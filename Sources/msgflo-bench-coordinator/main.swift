@@ -37,7 +37,7 @@ struct Options: ParsableArguments {
 
 func fail(_ s: String) -> Never { CommandMain.fail("msgflo-bench-coordinator", s) }
 
-func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+func seconds(_ d: Duration) -> Double { d.inSeconds }
 
 let cli = CommandMain.parse(Options.self, tool: "msgflo-bench-coordinator")
 let logger = CommandLogging.logger("bench", level: .error)
@@ -113,15 +113,19 @@ case .discovery:
         for i in 0..<count { try await publisher.send(toInport: discoveryQueue, messages[i % distinct]) }
     }
     // Watched from this thread with a plain sleep and an atomic read: no hop onto the coordinator's actor and no
-    // timer of Swift's, which would take their share of the CPU the run is measuring.
+    // timer of Swift's, which would take their share of the CPU the run is measuring. The sleeps are a quarter of
+    // the time the rate so far says is left (1-50 ms): few wake-ups while most of the run is ahead, and the end
+    // seen within a millisecond or so.
     var last = 0
     var lastChange = ContinuousClock.now
     while true {
         let n = c.handled
         if n >= count { break }
-        if n != last { last = n; lastChange = .now }
-        if ContinuousClock.now - lastChange > .seconds(3) { break }
-        usleep(5000)
+        let now = ContinuousClock.now
+        if n != last { last = n; lastChange = now }
+        if now - lastChange > .seconds(3) { break }
+        let left = n == 0 ? 0.004 : seconds(now - start) * Double(count - n) / Double(n)
+        usleep(useconds_t(min(50_000, max(1000, left / 4 * 1e6))))
     }
     let handled = await c.observation.handled
     let elapsed = seconds(ContinuousClock.now - start) - (handled < count ? 3 : 0)

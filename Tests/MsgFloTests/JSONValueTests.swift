@@ -39,6 +39,15 @@ import TestSupport
 
     @Test func rejectsInvalidUTF8() {
         #expect(throws: MsgFloError.self) { try JSONValue(parsing: [0x22, 0xFF, 0xFE, 0x22]) }
+        // After ASCII, without escapes (the parser's fast path): a cut sequence, a lone continuation byte.
+        #expect(throws: MsgFloError.self) { try JSONValue(parsing: [0x22, 0x61, 0x62, 0xC3, 0x22]) }
+        #expect(throws: MsgFloError.self) { try JSONValue(parsing: Array(#"{"ab\#u{80}":1}"#.utf8).map { $0 == 0xC2 ? 0x61 : $0 }) }
+    }
+
+    @Test func stringsWithoutEscapes() throws {
+        // ASCII, empty, and non-ASCII text with no escapes: each read exactly.
+        let v = try JSONValue(parsing: Array(#"{"id":"a-1","":"","名前":"é🙂x","q":"r.IN"}"#.utf8))
+        #expect(v == ["id": "a-1", "": "", "名前": "é🙂x", "q": "r.IN"])
     }
 
     @Test func deepNestingIsRefusedNotACrash() {

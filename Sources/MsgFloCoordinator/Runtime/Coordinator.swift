@@ -221,7 +221,7 @@ package actor Coordinator {
         var results: [Result<ParticipantDefinition, MsgFloError>] = []
         while let batch = await discovery.nextBatch() {
             results.reserveCapacity(batch.count)
-            for d in batch { results.append(cache.parse(d.message)) }
+            for d in batch { results.append(cache.parse(bytes: d.bytes)) }
             await apply(results, acknowledging: batch)
             results.removeAll(keepingCapacity: true)
         }

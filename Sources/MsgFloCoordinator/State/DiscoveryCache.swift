@@ -83,21 +83,26 @@ package struct DiscoveryCache: Sendable {
     /// only in their `timestamp` (ours carry one, and it changes every time) share one entry: the key is the message
     /// without its last `,"timestamp":<digits>`, used only when that field was found to be the payload's timestamp.
     package mutating func parse(_ message: Message) -> Result<ParticipantDefinition, MsgFloError> {
-        let stamp = Self.timestampField(message.bytes)
-        let key = Key(bytes: message.bytes, skip: stamp?.range)
+        parse(bytes: message.bytes)
+    }
+
+    /// ``parse(_:)`` of a message's bytes (its properties play no part).
+    package mutating func parse(bytes: [UInt8]) -> Result<ParticipantDefinition, MsgFloError> {
+        let stamp = Self.timestampField(bytes)
+        let key = Key(bytes: bytes, skip: stamp?.range)
         if var d = parsed[key] {
             if let stamp { d.timestamp = stamp.value }
             return .success(d)
         }
         let wire = self.wire
         let result = Result { () throws(MsgFloError) in
-            let d = try Discovery.parse(message)
+            let d = try Discovery.parse(Message(bytes: bytes))
             // A queue the broker cannot take (too long, NUL, …) would fail every binding to it: refused here.
             if let wire { try d.checkWireNames(wire) }
             return d
         }
         if case .success(let d) = result, stamp == nil || d.timestamp == stamp!.value {
-            let size = message.count + Self.overhead
+            let size = bytes.count + Self.overhead
             if size <= limit {
                 if storedBytes + size > limit {
                     parsed.removeAll()

@@ -35,9 +35,29 @@ package struct ParticipantRegistry: Sendable {
         case forgotten(ParticipantDefinition)
     }
 
+    /// A participant's id with its hash taken from its definition (``ParticipantDefinition/idHash``), where it was
+    /// worked out once: looking up a re-announcement hashes one word instead of the id's bytes.
+    package struct Key: Hashable, Sendable {
+        package let id: String
+        let hash: Int
+
+        package init(_ id: String) {
+            self.id = id
+            hash = id.hashValue
+        }
+
+        init(_ d: ParticipantDefinition) {
+            id = d.id
+            hash = d.idHash
+        }
+
+        package func hash(into h: inout Hasher) { h.combine(hash) }
+        package static func == (a: Key, b: Key) -> Bool { a.hash == b.hash && a.id == b.id }
+    }
+
     package var defaultTimeout: Double
     package var forgetAfter: Double
-    package private(set) var entries: [String: Entry] = [:]
+    package private(set) var entries: [Key: Entry] = [:]
     /// role → ids, for the planner.
     package private(set) var idsByRole: [String: Set<String>] = [:]
 
@@ -47,11 +67,11 @@ package struct ParticipantRegistry: Sendable {
     }
 
     package var count: Int { entries.count }
-    package subscript(id: String) -> Entry? { entries[id] }
+    package subscript(id: String) -> Entry? { entries[Key(id)] }
 
     /// Every participant of a role, alive or lost, most recently seen first.
     package func participants(role: String) -> [Entry] {
-        (idsByRole[role] ?? []).compactMap { entries[$0] }.sorted { ($0.lastSeen, $0.definition.id) > ($1.lastSeen, $1.definition.id) }
+        (idsByRole[role] ?? []).compactMap { entries[Key($0)] }.sorted { ($0.lastSeen, $0.definition.id) > ($1.lastSeen, $1.definition.id) }
     }
 
     package func alive(role: String) -> [Entry] { participants(role: role).filter(\.alive) }
@@ -65,15 +85,16 @@ package struct ParticipantRegistry: Sendable {
         // moves, in place. (An identical definition from the discovery cache shares its storage with the
         // registered one, so the comparison stops at the first pointers.)
         // (Copying the entry costs one retain: a definition is one reference.)
-        if let i = entries.index(forKey: definition.id) {
+        let key = Key(definition)
+        if let i = entries.index(forKey: key) {
             let e = entries.values[i]
             if e.alive && e.timeout == timeout && e.definition == definition {
                 entries.values[i].lastSeen = max(e.lastSeen, now)
                 return []
             }
         }
-        guard var entry = entries[definition.id] else {
-            entries[definition.id] = Entry(definition: definition, firstSeen: now, lastSeen: now, alive: true, timeout: timeout)
+        guard var entry = entries[key] else {
+            entries[key] = Entry(definition: definition, firstSeen: now, lastSeen: now, alive: true, timeout: timeout)
             idsByRole[definition.role, default: []].insert(definition.id)
             return [.added(definition)]
         }
@@ -94,21 +115,21 @@ package struct ParticipantRegistry: Sendable {
             entry.definition = definition
             events.append(.changed(old: old, new: definition))
         }
-        entries[definition.id] = entry
+        entries[key] = entry
         return events
     }
 
     /// Time passed: participants silent past their timeout are lost; those lost long enough are forgotten.
     package mutating func tick(at now: Double) -> [Event] {
         var events: [Event] = []
-        for (id, entry) in entries {
+        for (key, entry) in entries {
             if entry.alive {
                 if now > entry.deadline {
-                    entries[id]!.alive = false
+                    entries[key]!.alive = false
                     events.append(.lost(entry.definition))
                 }
             } else if now > entry.deadline + forgetAfter {
-                remove(id)
+                remove(key.id)
                 events.append(.forgotten(entry.definition))
             }
         }
@@ -121,7 +142,7 @@ package struct ParticipantRegistry: Sendable {
     }
 
     package mutating func remove(_ id: String) {
-        guard let e = entries.removeValue(forKey: id) else { return }
+        guard let e = entries.removeValue(forKey: Key(id)) else { return }
         idsByRole[e.definition.role]?.remove(id)
         if idsByRole[e.definition.role]?.isEmpty == true { idsByRole[e.definition.role] = nil }
     }
