@@ -237,8 +237,9 @@ public final class InMemoryBroker: Sendable {
     }
 }
 
-struct BrokerSettler: DeliverySettler {
+final class BrokerSettler: DeliverySettler {
     let broker: InMemoryBroker
+    init(broker: InMemoryBroker) { self.broker = broker }
     func settle(tag: UInt64, generation: UInt64, ack: Bool) { broker.settle(tag: tag, ack: ack) }
 }
 

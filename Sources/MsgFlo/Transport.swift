@@ -164,8 +164,9 @@ public struct Binding: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(src) -> \(tgt)" + (kind == .pubsub ? "" : " (\(kind.rawValue))") }
 }
 
-/// Acknowledges deliveries for the transport that made them. Implemented by each transport.
-public protocol DeliverySettler: Sendable {
+/// Acknowledges deliveries for the transport that made them. Implemented by each transport, as a class: a delivery
+/// holds its settler as one reference, copied for every acknowledgement.
+public protocol DeliverySettler: AnyObject, Sendable {
     /// Settles delivery `tag` of connection generation `generation`. A tag of an earlier generation (the
     /// connection was lost since) is ignored: the broker redelivers such messages by itself.
     func settle(tag: UInt64, generation: UInt64, ack: Bool)

@@ -159,11 +159,14 @@ extension AMQPLoop {
             memcpy(buf.baseAddress!, message.body.bytes, count)
             n = count
         }
-        var received = Message(bytes: bytes)
+        let received: Message
         if message.properties._flags != 0 {
+            // Made with its properties in one go: a Message made first and given them after copies them twice.
             var skipped = 0
-            received.properties = AMQPPropertyReader.read(message.properties, skipped: &skipped)
+            received = Message(bytes: bytes, properties: AMQPPropertyReader.read(message.properties, skipped: &skipped))
             if skipped > 0 { noteSkippedProperties(skipped) }
+        } else {
+            received = Message(bytes: bytes)
         }
         amqp_destroy_message(&message)
         let sub = id.flatMap { topology.consumers[$0] }

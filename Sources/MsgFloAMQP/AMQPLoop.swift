@@ -70,6 +70,7 @@ final class AMQPLoop: @unchecked Sendable {
         self.plainSocket = core.settings.url.scheme != .amqps
         self.gather = plainSocket ? cmsgflo_gather_new() : nil
         self.connectedPending = connected
+        self.coalescing = ReceiveCoalescing(most: core.settings.coalesce)
         if core.settings.persistentMessages {
             properties._flags = 1 << 12  // AMQP_BASIC_DELIVERY_MODE_FLAG
             properties.delivery_mode = 2
@@ -304,7 +305,7 @@ final class AMQPLoop: @unchecked Sendable {
     }
 
     /// Receive coalescing: how long to linger after the socket became readable, when messages stream in.
-    lazy var coalescing = ReceiveCoalescing(most: settings.coalesce)
+    var coalescing: ReceiveCoalescing
 
     /// The broker sent connection.blocked (a resource alarm) and has not unblocked us yet.
     var blocked = false

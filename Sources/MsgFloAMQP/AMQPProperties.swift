@@ -122,7 +122,6 @@ enum AMQPPropertyReader {
     /// NUL or are over their limit, and header values of kinds we do not carry (tables, arrays, decimals), are left
     /// out: `skipped` counts them (the caller logs one rate-limited line). The body is not touched.
     static func read(_ props: amqp_basic_properties_t, skipped: inout Int) -> MessageProperties {
-        var p = MessageProperties()
         let f = props._flags
         func text(_ b: amqp_bytes_t, limit: Int = MessageProperties.shortLimit) -> String? {
             guard b.len > 0, let base = b.bytes else { return b.len == 0 ? "" : nil }
@@ -130,20 +129,24 @@ enum AMQPPropertyReader {
             if s == nil { skipped += 1 }
             return s
         }
-        if f & AMQPPropertyFlag.contentType != 0 { p.contentType = text(props.content_type) }
-        if f & AMQPPropertyFlag.correlationID != 0 { p.correlationID = text(props.correlation_id) }
-        if f & AMQPPropertyFlag.replyTo != 0 { p.replyTo = text(props.reply_to) }
-        if f & AMQPPropertyFlag.messageID != 0 { p.messageID = text(props.message_id) }
-        if f & AMQPPropertyFlag.timestamp != 0 { p.timestamp = props.timestamp }
-        if f & AMQPPropertyFlag.priority != 0 { p.priority = props.priority }
-        if f & AMQPPropertyFlag.deliveryMode != 0 { p.persistent = props.delivery_mode == 2 }
+        // Each field read into a local, the value made once at the end (setting fields one by one on a value
+        // copies it each time).
+        let contentType = f & AMQPPropertyFlag.contentType != 0 ? text(props.content_type) : nil
+        let correlationID = f & AMQPPropertyFlag.correlationID != 0 ? text(props.correlation_id) : nil
+        let replyTo = f & AMQPPropertyFlag.replyTo != 0 ? text(props.reply_to) : nil
+        let messageID = f & AMQPPropertyFlag.messageID != 0 ? text(props.message_id) : nil
+        let timestamp = f & AMQPPropertyFlag.timestamp != 0 ? props.timestamp : nil
+        let priority = f & AMQPPropertyFlag.priority != 0 ? props.priority : nil
+        let persistent = f & AMQPPropertyFlag.deliveryMode != 0 ? props.delivery_mode == 2 : nil
+        var expiration: UInt64? = nil
         if f & AMQPPropertyFlag.expiration != 0, let e = text(props.expiration) {
-            if let ms = UInt64(e) { p.expirationMilliseconds = ms } else { skipped += 1 }
+            if let ms = UInt64(e) { expiration = ms } else { skipped += 1 }
         }
+        var headers: [String: MessageProperties.HeaderValue] = [:]
         if f & AMQPPropertyFlag.headers != 0, props.headers.num_entries > 0, let entries = props.headers.entries {
             let n = Int(props.headers.num_entries)
             for i in 0..<n {
-                guard p.headers.count < MessageProperties.maxHeaders else { skipped += n - i; break }
+                guard headers.count < MessageProperties.maxHeaders else { skipped += n - i; break }
                 let e = entries[i]
                 guard let key = text(e.key), !key.isEmpty else { continue }
                 let v = e.value
@@ -167,9 +170,11 @@ enum AMQPPropertyReader {
                     skipped += 1
                     value = nil
                 }
-                if let value { p.headers[key] = value }
+                if let value { headers[key] = value }
             }
         }
-        return p
+        return MessageProperties(correlationID: correlationID, replyTo: replyTo, messageID: messageID,
+                                 timestamp: timestamp, contentType: contentType, headers: headers, priority: priority,
+                                 expirationMilliseconds: expiration, persistent: persistent)
     }
 }
