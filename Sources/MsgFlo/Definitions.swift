@@ -43,27 +43,29 @@ public enum CoordinatorCommandName: String, Sendable, Hashable, CaseIterable {
 public struct ParticipantDefinition: Sendable, Hashable {
     /// Everything but the timestamp.
     private struct Fields: Sendable {
+        // (The id and the heartbeat first: what the coordinator reads of every announcement, in one cache line
+        // with the id's hash.)
         var id: String
+        var heartbeat: Double?
         var role: String
         var component: String
         var label: String
         var icon: String
         var inports: [PortDefinition]
         var outports: [PortDefinition]
-        var heartbeat: Double?
         var inqueue: String?
         var capabilities: [String]?
     }
 
     /// Immutable: a setter makes a new one, so copies never see each other's changes.
     private final class Storage: Sendable {
-        let fields: Fields
         /// The id's hash in this process, worked out once: the coordinator looks a participant up by id for every
         /// announcement, and most announcements repeat a definition it already holds.
         let idHash: Int
+        let fields: Fields
         init(_ fields: Fields) {
-            self.fields = fields
             idHash = fields.id.hashValue
+            self.fields = fields
         }
     }
 
@@ -98,8 +100,8 @@ public struct ParticipantDefinition: Sendable, Hashable {
     public init(id: String, role: String, component: String, label: String = "", icon: String = "file-word-o",
                 inports: [PortDefinition] = [], outports: [PortDefinition] = [], heartbeat: Double? = nil,
                 inqueue: String? = nil, capabilities: [String]? = nil) {
-        storage = Storage(Fields(id: id, role: role, component: component, label: label, icon: icon, inports: inports,
-                                 outports: outports, heartbeat: heartbeat, inqueue: inqueue, capabilities: capabilities))
+        storage = Storage(Fields(id: id, heartbeat: heartbeat, role: role, component: component, label: label, icon: icon,
+                                 inports: inports, outports: outports, inqueue: inqueue, capabilities: capabilities))
     }
 
     public static func == (a: ParticipantDefinition, b: ParticipantDefinition) -> Bool {

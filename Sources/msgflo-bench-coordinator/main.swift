@@ -100,6 +100,8 @@ case .discovery:
     options.answerStatus = false
     let c = Coordinator(transport: daemonTransport, options: options, logger: logger)
     try await publisher.declareDiscoveryQueue()
+    // Drain alone: the coordinator on its one connection, as the C consumer (the publisher has nothing left to do).
+    if prefill && phase == "drain" { await publisher.close() }
     let start: ContinuousClock.Instant
     let task: Task<Void, any Error>
     if prefill {
@@ -124,7 +126,7 @@ case .discovery:
         let now = ContinuousClock.now
         if n != last { last = n; lastChange = now }
         if now - lastChange > .seconds(3) { break }
-        let left = n == 0 ? 0.004 : seconds(now - start) * Double(count - n) / Double(n)
+        let left = n == 0 ? 0.02 : seconds(now - start) * Double(count - n) / Double(n)
         usleep(useconds_t(min(50_000, max(1000, left / 4 * 1e6))))
     }
     let handled = await c.observation.handled
