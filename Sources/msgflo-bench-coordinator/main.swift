@@ -37,8 +37,6 @@ struct Options: ParsableArguments {
 
 func fail(_ s: String) -> Never { CommandMain.fail("msgflo-bench-coordinator", s) }
 
-func seconds(_ d: Duration) -> Double { d.inSeconds }
-
 let cli = CommandMain.parse(Options.self, tool: "msgflo-bench-coordinator")
 let logger = CommandLogging.logger("bench", level: .error)
 let mode = cli.mode
@@ -126,11 +124,11 @@ case .discovery:
         let now = ContinuousClock.now
         if n != last { last = n; lastChange = now }
         if now - lastChange > .seconds(3) { break }
-        let left = n == 0 ? 0.02 : seconds(now - start) * Double(count - n) / Double(n)
+        let left = n == 0 ? 0.02 : (now - start).inSeconds * Double(count - n) / Double(n)
         usleep(useconds_t(min(50_000, max(1000, left / 4 * 1e6))))
     }
     let handled = await c.observation.handled
-    let elapsed = seconds(ContinuousClock.now - start) - (handled < count ? 3 : 0)
+    let elapsed = (ContinuousClock.now - start).inSeconds - (handled < count ? 3 : 0)
     let reg = await c.observation.registry.count
     print(String(format: "discovery %@: %d messages handled in %.3f s = %.0f msg/s (%d participants registered%@)",
                  broker.scheme.rawValue, handled, elapsed, Double(handled) / elapsed, reg,
@@ -176,7 +174,7 @@ case .wire:
     let start = ContinuousClock.now
     await c.setGraph(g)
     let ok = await c.wait(timeout: .seconds(120)) { $0.idle && $0.wiring.bindings.count == edges }
-    let elapsed = seconds(ContinuousClock.now - start)
+    let elapsed = (ContinuousClock.now - start).inSeconds
     guard ok else { fail("wiring did not finish: \(await c.observation.wiring.bindings.count) of \(edges) bindings") }
     print(String(format: "wire %@: %d nodes, %d edges bound in %.3f s", broker.scheme.rawValue, nodes, edges, elapsed))
     print(String(format: "wire-seconds %.6f", elapsed))

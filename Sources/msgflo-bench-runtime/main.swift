@@ -39,8 +39,6 @@ struct Options: ParsableArguments {
 
 func fail(_ s: String) -> Never { CommandMain.fail("msgflo-bench-runtime", s) }
 
-func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
-
 let options = CommandMain.parse(Options.self, tool: "msgflo-bench-runtime")
 let logger = CommandLogging.logger("bench", level: .error)
 let broker: BrokerURL
@@ -108,7 +106,7 @@ func timed(_ label: String, _ command: String, _ n: Int, _ make: (Int) -> JSONVa
     let t0 = ContinuousClock.now
     for i in 0..<n { send("graph", command, make(i)) }
     await waitFor(command, before + n)
-    let s = seconds(ContinuousClock.now - t0)
+    let s = (ContinuousClock.now - t0).inSeconds
     print("\(label): \(n) in " + String(format: "%.3f s = %.0f edits/s", s, Double(n) / s))
 }
 func role(_ i: Int) -> String { "n\(run)-\(i)" }
@@ -158,7 +156,7 @@ do {
         reader.cancel()
         await sub.cancel()
         guard let arrived else { fail("probe edge \(a) -> \(b) never carried a message") }
-        latencies.append(seconds(arrived - t0) * 1000)
+        latencies.append((arrived - t0).inSeconds * 1000)
     }
     latencies.sort()
     func pct(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
@@ -188,7 +186,7 @@ let base = inbox.count("data")
 let payload = Message(text: String(repeating: "x", count: 100))
 let p0 = ContinuousClock.now
 for _ in 0..<messages { try await transport.send(toOutport: "\(src).OUT", payload) }
-let produced = seconds(ContinuousClock.now - p0)
+let produced = (ContinuousClock.now - p0).inSeconds
 // Until no more events arrive for a second.
 var last = inbox.count("data"), lastChange = ContinuousClock.now, lastEvent = ContinuousClock.now
 while ContinuousClock.now - lastChange < .seconds(1) {
@@ -197,7 +195,7 @@ while ContinuousClock.now - lastChange < .seconds(1) {
     if n != last { last = n; lastChange = .now; lastEvent = .now }
 }
 let delivered = last - base
-let span = seconds(lastEvent - p0)
+let span = (lastEvent - p0).inSeconds
 print(String(format: "network:data: producer %d messages in %.3f s = %.0f msg/s; client got %d events in %.3f s = %.0f events/s (%.2fx the producer's rate); %d not delivered",
              messages, produced, Double(messages) / produced, delivered, span, Double(delivered) / span,
              (Double(delivered) / span) / (Double(messages) / produced), max(0, messages - delivered)))
