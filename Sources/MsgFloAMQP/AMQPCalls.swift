@@ -18,6 +18,8 @@ enum AMQPMethod {
     static let basicDeliver: amqp_method_number_t = 0x003C_003C
     static let basicAck: amqp_method_number_t = 0x003C_0050
     static let basicNack: amqp_method_number_t = 0x003C_0078
+    /// The class of basic's content headers.
+    static let basicClass: UInt16 = 60
 }
 
 /// Channels of one connection. Declarations run on their own channel so that a refused redeclare (which closes the

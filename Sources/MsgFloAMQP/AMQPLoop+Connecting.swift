@@ -178,6 +178,8 @@ extension AMQPLoop {
         renewPublishing = false
         nackWarned = false
         returned.removeAll()
+        // Content cut off with the connection: the broker delivers those messages again.
+        content.reset()
         window.connectionLost()
         topology.connectionLost()
         lostReason = reason

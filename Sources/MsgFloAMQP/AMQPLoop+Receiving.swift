@@ -45,6 +45,7 @@ extension AMQPLoop {
     /// Reads and handles what the broker sent, without blocking. Returns the number of frames handled.
     @discardableResult
     func readFrames(_ c: amqp_connection_state_t, limit: Int) -> Int {
+        var limit = limit
         var zero = Glibc.timeval(tv_sec: 0, tv_usec: 0)
         var n = 0
         readDry = false
@@ -70,8 +71,34 @@ extension AMQPLoop {
             }
             if n == 0 { lastHeard = .now }
             n += 1
-            guard frame.frame_type == UInt8(AMQP_FRAME_METHOD) else { continue }
-            handleMethod(c, frame.channel, frame.payload.method)
+            switch frame.frame_type {
+            case UInt8(AMQP_FRAME_METHOD):
+                if content.awaitsContent(on: frame.channel) {
+                    lose("broker sent a method on channel \(frame.channel) inside a message's content")
+                    return n
+                }
+                handleMethod(c, frame.channel, frame.payload.method)
+            case UInt8(AMQP_FRAME_HEADER), UInt8(AMQP_FRAME_BODY):
+                // A content frame of the delivery read before it on its channel (content where none waits is a
+                // returned message's: skipped). Content frames belong to their deliver: they do not count towards
+                // the limit.
+                limit += 1
+                guard content.awaitsContent(on: frame.channel) else { continue }
+                let outcome = frame.frame_type == UInt8(AMQP_FRAME_HEADER)
+                    ? contentHeader(frame.channel, frame.payload.properties)
+                    : content.body(channel: frame.channel, UnsafeRawBufferPointer(
+                        start: frame.payload.body_fragment.bytes, count: frame.payload.body_fragment.len))
+                switch outcome {
+                case .incomplete: break
+                case .complete(let item): delivered(c, item)
+                case .violation(let what):
+                    lose("broker sent \(what)")
+                    return n
+                }
+                continue
+            default:
+                continue
+            }
             if conn == nil { return n }
             if n & 63 == 0 { amqp_maybe_release_buffers(c) }
         }
@@ -144,46 +171,47 @@ extension AMQPLoop {
         }
     }
 
+    /// A basic.deliver: its content (a header frame, then body frames up to the size the header gives) follows on
+    /// its channel.
     func deliver(_ c: amqp_connection_state_t, _ channel: amqp_channel_t, _ d: amqp_basic_deliver_t) {
-        let tag = d.delivery_tag
-        let redelivered = d.redelivered != 0
-        let id = Self.subscriptionID(d.consumer_tag)
-        var message = amqp_message_t()
-        let r = amqp_read_message(c, channel, &message, 0)
-        guard r.reply_type == AMQP_RESPONSE_NORMAL else {
-            lose("reading a message failed: \(Self.replyText(r))")
-            return
-        }
-        let count = message.body.len
-        let bytes: [UInt8] = count == 0 ? [] : [UInt8](unsafeUninitializedCapacity: count) { buf, n in
-            memcpy(buf.baseAddress!, message.body.bytes, count)
-            n = count
-        }
-        let received: Message
-        if message.properties._flags != 0 {
-            // Made with its properties in one go: a Message made first and given them after copies them twice.
+        content.deliver(channel: channel, tag: d.delivery_tag, redelivered: d.redelivered != 0,
+                        subscription: Self.subscriptionID(d.consumer_tag))
+    }
+
+    /// A content header: its properties read from librabbitmq's decoded frame, for the assembler.
+    func contentHeader(_ channel: amqp_channel_t, _ header: amqp_frame_t.__Unnamed_union_payload.__Unnamed_struct_properties)
+        -> ContentAssembler.Outcome {
+        var properties: MessageProperties? = nil
+        if header.class_id == AMQPMethod.basicClass,
+           let decoded = header.decoded?.assumingMemoryBound(to: amqp_basic_properties_t.self),
+           decoded.pointee._flags != 0 {
             var skipped = 0
-            received = Message(bytes: bytes, properties: AMQPPropertyReader.read(message.properties, skipped: &skipped))
+            properties = AMQPPropertyReader.read(decoded.pointee, skipped: &skipped)
             if skipped > 0 { noteSkippedProperties(skipped) }
-        } else {
-            received = Message(bytes: bytes)
         }
-        amqp_destroy_message(&message)
-        let sub = id.flatMap { topology.consumers[$0] }
+        return content.header(channel: channel, classID: header.class_id, bodySize: header.body_size,
+                              properties: properties)
+    }
+
+    /// A delivery read in full: to its consumer (through the window, on the consumer channel).
+    func delivered(_ c: amqp_connection_state_t, _ content: IncomingContent) {
+        let received = content.message
+        let sub = content.subscription.flatMap { topology.record($0) }
+        let channel = content.channel, tag = content.tag
         if channel == Channel.consume {
-            let verdict = window.delivered(tag: tag, consumer: sub?.record.id)
+            let verdict = window.delivered(tag: tag, consumer: sub?.id)
             guard let sub, verdict == .accept else {
                 // Not ours any more (cancelled): give it back to the queue.
                 _ = amqp_basic_reject(c, channel, tag, 1)
                 return
             }
-            coalescing.delivered(prefetch: sub.record.prefetch)
-            handOver.append((sub.record.continuation,
-                             Delivery(message: received, queue: sub.record.queue, redelivered: redelivered,
+            coalescing.delivered(prefetch: sub.prefetch)
+            handOver.append((sub.continuation,
+                             Delivery(message: received, queue: sub.queue, redelivered: content.redelivered,
                                       tag: tag, generation: generation, settler: settler)))
         } else if let sub {
             coalescing.delivered(prefetch: nil)
-            handOver.append((sub.record.continuation, Delivery(message: received, queue: sub.record.queue)))
+            handOver.append((sub.continuation, Delivery(message: received, queue: sub.queue)))
         }
     }
 

@@ -44,6 +44,9 @@ final class AMQPLoop: @unchecked Sendable {
     /// task woken once finds them all buffered, rather than being woken (a thread switch) for each one.
     var handOver: [(DeliveryStream.Continuation, Delivery)] = []
 
+    /// Deliveries whose content is still arriving.
+    var content = ContentAssembler()
+
     /// Messages to publish before new ones: the unconfirmed ones of a lost connection.
     var resend: [Outgoing] = []
     var released = 0
@@ -353,3 +356,4 @@ final class AMQPLoop: @unchecked Sendable {
         core.finishClosed(reason: "transport closed")
     }
 }
+

@@ -254,7 +254,9 @@ struct QueuedOp: Sendable {
 }
 
 /// A consumer as the owner thread knows it; kept across reconnects so that the same stream continues.
-struct SubscriptionRecord: Sendable {
+/// A class: the owner thread looks a consumer up for every delivery, and a reference is cheaper to hand on than the
+/// fields.
+final class SubscriptionRecord: Sendable {
     let id: Int
     /// The queue consumed (a data tap: the outport exchange it taps).
     let queue: String
@@ -262,8 +264,18 @@ struct SubscriptionRecord: Sendable {
     let isTap: Bool
     /// RabbitMQ's direct reply-to: a no-ack consumer of `amq.rabbitmq.reply-to` on the publishing channel (the
     /// broker takes requests sent there with that reply-to as this consumer's). `queue` is the pseudo-queue.
-    var directReplyTo = false
+    let directReplyTo: Bool
     let continuation: DeliveryStream.Continuation
+
+    init(id: Int, queue: String, prefetch: Int, isTap: Bool, directReplyTo: Bool = false,
+         continuation: DeliveryStream.Continuation) {
+        self.id = id
+        self.queue = queue
+        self.prefetch = prefetch
+        self.isTap = isTap
+        self.directReplyTo = directReplyTo
+        self.continuation = continuation
+    }
 }
 
 /// The state the callers and the owner thread share, behind one lock. Everything here is touched briefly.

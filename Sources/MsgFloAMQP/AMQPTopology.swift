@@ -45,6 +45,9 @@ struct AMQPTopology {
         order[.bind(binding)] = nil
     }
 
+    /// The consumer `id`'s record (what a delivery needs of it), without copying the rest of its state.
+    func record(_ id: Int) -> SubscriptionRecord? { consumers[id]?.record }
+
     /// A consumer to start (on this connection and every later one).
     mutating func add(_ record: SubscriptionRecord) {
         consumers[record.id] = LiveSubscription(record: record)

@@ -105,13 +105,13 @@ struct DeliveryWindow {
     /// A delivery on the consumer channel for `consumer` (nil: a consumer tag that is not one of ours).
     mutating func delivered(tag: UInt64, consumer: Int?) -> Verdict {
         let inOrder = tag == expected
-        guard inOrder, let consumer, consumers[consumer] != nil else {
+        guard inOrder, let consumer, let i = consumers.index(forKey: consumer) else {
             // Still counts as a tag of this channel (settled at once), when it is the next one.
             if inOrder { slots.append(Self.settled) }
             return .reject
         }
         slots.append(Int32(truncatingIfNeeded: consumer))
-        consumers[consumer]?.unacked += 1
+        consumers.values[i].unacked += 1
         return .accept
     }
 

@@ -365,3 +365,97 @@ extension PublisherConfirms {
         return settled
     }
 }
+
+/// A delivery's frames (deliver, content header, body frames) put together as they come.
+@Suite struct ContentAssemblerTests {
+    private static func complete(_ o: ContentAssembler.Outcome) -> IncomingContent? {
+        if case .complete(let item) = o { return item }
+        return nil
+    }
+
+    private static func violation(_ o: ContentAssembler.Outcome) -> String? {
+        if case .violation(let what) = o { return what }
+        return nil
+    }
+
+    private static func body(_ a: inout ContentAssembler, _ channel: UInt16, _ bytes: [UInt8])
+        -> ContentAssembler.Outcome {
+        bytes.withUnsafeBytes { a.body(channel: channel, $0) }
+    }
+
+    @Test func aBodyInOneFrameCompletesWithItsProperties() throws {
+        var a = ContentAssembler()
+        a.deliver(channel: 1, tag: 7, redelivered: true, subscription: 3)
+        #expect(a.awaitsContent(on: 1))
+        #expect(!a.awaitsContent(on: 3))
+        let props = MessageProperties(correlationID: "c", persistent: true)
+        guard case .incomplete = a.header(channel: 1, classID: 60, bodySize: 3, properties: props) else {
+            Issue.record("the header alone completed a 3-byte message")
+            return
+        }
+        let item = try #require(Self.complete(Self.body(&a, 1, [1, 2, 3])))
+        #expect(item.message.bytes == [1, 2, 3])
+        #expect(item.message.properties == props)
+        #expect(item.tag == 7 && item.redelivered && item.subscription == 3 && item.channel == 1)
+        #expect(!a.awaitsContent(on: 1))
+    }
+
+    @Test func anEmptyBodyCompletesAtItsHeader() throws {
+        var a = ContentAssembler()
+        a.deliver(channel: 1, tag: 1, redelivered: false, subscription: nil)
+        let item = try #require(Self.complete(a.header(channel: 1, classID: 60, bodySize: 0, properties: nil)))
+        #expect(item.message.bytes.isEmpty)
+        #expect(item.message.properties.isEmpty)
+        #expect(a.pending.isEmpty)
+    }
+
+    @Test func aBodyInSeveralFramesWithAnotherChannelBetween() throws {
+        var a = ContentAssembler()
+        a.deliver(channel: 1, tag: 1, redelivered: false, subscription: 1)
+        _ = a.header(channel: 1, classID: 60, bodySize: 5, properties: nil)
+        guard case .incomplete = Self.body(&a, 1, [1, 2]) else { Issue.record("complete after 2 of 5"); return }
+        // A reply on the publishing channel comes whole between two parts of the first.
+        a.deliver(channel: 3, tag: 1, redelivered: false, subscription: 2)
+        _ = a.header(channel: 3, classID: 60, bodySize: 1, properties: MessageProperties(correlationID: "r"))
+        let reply = try #require(Self.complete(Self.body(&a, 3, [9])))
+        #expect(reply.message.bytes == [9] && reply.subscription == 2)
+        let first = try #require(Self.complete(Self.body(&a, 1, [3, 4, 5])))
+        #expect(first.message.bytes == [1, 2, 3, 4, 5] && first.subscription == 1)
+        #expect(a.pending.isEmpty)
+    }
+
+    @Test func framingViolationsAreNamed() {
+        var a = ContentAssembler()
+        // Content with no delivery waiting.
+        #expect(Self.violation(a.header(channel: 1, classID: 60, bodySize: 1, properties: nil)) != nil)
+        #expect(Self.violation(Self.body(&a, 1, [1])) != nil)
+        // A body before its header; a second header; a body past the announced size; a class not basic's.
+        a.deliver(channel: 1, tag: 1, redelivered: false, subscription: 1)
+        #expect(Self.violation(Self.body(&a, 1, [1])) != nil)
+        a.reset()
+        a.deliver(channel: 1, tag: 1, redelivered: false, subscription: 1)
+        _ = a.header(channel: 1, classID: 60, bodySize: 2, properties: nil)
+        #expect(Self.violation(a.header(channel: 1, classID: 60, bodySize: 2, properties: nil)) != nil)
+        a.reset()
+        a.deliver(channel: 1, tag: 1, redelivered: false, subscription: 1)
+        _ = a.header(channel: 1, classID: 60, bodySize: 2, properties: nil)
+        #expect(Self.violation(Self.body(&a, 1, [1, 2, 3])) != nil)
+        a.reset()
+        a.deliver(channel: 1, tag: 1, redelivered: false, subscription: 1)
+        #expect(Self.violation(a.header(channel: 1, classID: 50, bodySize: 2, properties: nil)) != nil)
+        // A size past what an Int holds.
+        a.reset()
+        a.deliver(channel: 1, tag: 1, redelivered: false, subscription: 1)
+        #expect(Self.violation(a.header(channel: 1, classID: 60, bodySize: .max, properties: nil)) != nil)
+    }
+
+    @Test func aResetForgetsWhatWasArriving() {
+        var a = ContentAssembler()
+        a.deliver(channel: 1, tag: 1, redelivered: false, subscription: 1)
+        _ = a.header(channel: 1, classID: 60, bodySize: 4, properties: nil)
+        _ = Self.body(&a, 1, [1, 2])
+        a.reset()
+        #expect(!a.awaitsContent(on: 1))
+        #expect(a.pending.isEmpty)
+    }
+}
