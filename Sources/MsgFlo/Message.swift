@@ -9,12 +9,20 @@ public struct Message: Sendable, Hashable {
     public func hash(into hasher: inout Hasher) { hasher.combine(bytes) }
 
     public var bytes: [UInt8]
-    public var properties = MessageProperties()
+    /// The properties, held by one reference (nil: none set): a message is copied at every hop of a delivery
+    /// (into its delivery, out to the handler), and a reference copies in one retain where the fields take one
+    /// each. Messages that carry only a delivery mode share one of two immutable boxes.
+    private var propertiesBox: PropertiesBox?
+
+    public var properties: MessageProperties {
+        get { propertiesBox?.value ?? MessageProperties() }
+        set { propertiesBox = PropertiesBox.holding(newValue) }
+    }
 
     public init(bytes: [UInt8]) { self.bytes = bytes }
     public init(bytes: [UInt8], properties: MessageProperties) {
         self.bytes = bytes
-        self.properties = properties
+        self.propertiesBox = PropertiesBox.holding(properties)
     }
     public init(_ bytes: some Sequence<UInt8>) { self.bytes = Array(bytes) }
 
@@ -41,4 +49,26 @@ public struct Message: Sendable, Hashable {
     }
 
     public var count: Int { bytes.count }
+}
+
+/// The immutable holder of a message's properties.
+private final class PropertiesBox: Sendable {
+    let value: MessageProperties
+
+    init(_ value: MessageProperties) { self.value = value }
+
+    static let persistent = PropertiesBox(MessageProperties(persistent: true))
+    static let transient = PropertiesBox(MessageProperties(persistent: false))
+
+    /// The box for `p`: none when it is empty, a shared one when it sets only the delivery mode.
+    static func holding(_ p: MessageProperties) -> PropertiesBox? {
+        var rest = p
+        rest.persistent = nil
+        guard rest.isEmpty else { return PropertiesBox(p) }
+        switch p.persistent {
+        case nil: return nil
+        case true?: return persistent
+        case false?: return transient
+        }
+    }
 }
