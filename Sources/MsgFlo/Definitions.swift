@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A port as it appears in a participant's discovery message.
 public struct PortDefinition: Sendable, Hashable {
     public var id: String
@@ -62,6 +64,9 @@ public struct ParticipantDefinition: Sendable, Hashable {
         /// The id's hash in this process, worked out once: the coordinator looks a participant up by id for every
         /// announcement, and most announcements repeat a definition it already holds.
         let idHash: Int
+        /// Where a registry last put this very definition (-1: nowhere): a hint it checks, not a fact (see
+        /// ``ParticipantDefinition/registrySlot``).
+        let slot = Atomic<Int>(-1)
         let fields: Fields
         init(_ fields: Fields) {
             idHash = fields.id.hashValue
@@ -80,6 +85,19 @@ public struct ParticipantDefinition: Sendable, Hashable {
     public var id: String { get { storage.fields.id } set { set(\.id, newValue) } }
     /// `id.hashValue`, kept from when the definition was made.
     package var idHash: Int { storage.idHash }
+
+    /// The slot in which a participant registry last stored this definition (-1: none), kept with the definition's
+    /// shared storage, so that a re-announcement found in the coordinator's discovery cache (the very same storage)
+    /// leads to its registry entry without a lookup by id. A hint only: another registry (a copy, another
+    /// coordinator in the process) may have written it since, so the registry checks that the slot holds this same
+    /// storage (``isSameStorage(_:)``) before trusting it.
+    package var registrySlot: Int {
+        get { storage.slot.load(ordering: .relaxed) }
+        nonmutating set { storage.slot.store(newValue, ordering: .relaxed) }
+    }
+
+    /// Both are copies of one definition (not merely equal ones).
+    package func isSameStorage(_ other: ParticipantDefinition) -> Bool { storage === other.storage }
     public var role: String { get { storage.fields.role } set { set(\.role, newValue) } }
     public var component: String { get { storage.fields.component } set { set(\.component, newValue) } }
     public var label: String { get { storage.fields.label } set { set(\.label, newValue) } }

@@ -13,6 +13,39 @@ func participant(_ id: String, role: String, component: String = "Repeat", heart
 }
 
 @Suite struct RegistryTests {
+    /// The slot a definition remembers is a hint: a slot freed and taken by another participant, or a definition
+    /// registered in another registry, must never move the wrong entry.
+    @Test func aStaleSlotHintNeverTouchesAnotherEntry() {
+        var r = ParticipantRegistry(defaultTimeout: 100, forgetAfter: 0)
+        let a = participant("a-1", role: "a")
+        let b = participant("b-1", role: "b")
+        #expect(r.observe(a, at: 0) == [.added(a)])
+        r.remove("a-1")
+        // b takes a's freed slot; a's definition still names that slot.
+        #expect(r.observe(b, at: 1) == [.added(b)])
+        #expect(a.registrySlot == b.registrySlot)
+        #expect(r.observe(a, at: 2) == [.added(a)])
+        #expect(r["b-1"]?.lastSeen == 1)
+        #expect(r["a-1"]?.lastSeen == 2)
+        #expect(r.observe(a, at: 3) == [])
+        #expect(r["a-1"]?.lastSeen == 3)
+        #expect(r["b-1"]?.lastSeen == 1)
+
+        // Another registry files the same definitions in other slots: each keeps to its own entries.
+        var other = ParticipantRegistry(defaultTimeout: 100)
+        _ = other.observe(participant("c-1", role: "c"), at: 0)
+        #expect(other.observe(a, at: 4) == [.added(a)])
+        #expect(r.observe(a, at: 5) == [])
+        #expect(other.observe(a, at: 6) == [])
+        #expect(r["a-1"]?.lastSeen == 5)
+        #expect(other["a-1"]?.lastSeen == 6)
+        #expect(other.count == 2 && r.count == 2)
+
+        // A lost participant's re-announcement by the very same definition is news (not the fast path).
+        #expect(r.tick(at: 200).count == 2)
+        #expect(r.observe(a, at: 201) == [.back(a)])
+    }
+
     @Test func sameMessageTwiceIsOneParticipantWithLastSeenUpdated() {
         var r = ParticipantRegistry()
         let p = participant("a-1", role: "a")

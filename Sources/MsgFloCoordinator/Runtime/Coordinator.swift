@@ -555,7 +555,7 @@ package actor Coordinator {
     func updateGauges() {
         guard let metrics else { return }
         var alive = 0, lost = 0
-        for e in registry.entries.values { if e.alive { alive += 1 } else { lost += 1 } }
+        for e in registry.entries { if e.alive { alive += 1 } else { lost += 1 } }
         var wired = 0, pending = 0
         for st in plan.edges.values { if st == .wired { wired += 1 } else { pending += 1 } }
         metrics.participantsAlive.record(alive)

@@ -17,24 +17,30 @@ package struct DiscoveryCache: Sendable {
     struct Key: Hashable, Sendable {
         let bytes: [UInt8]
         let skip: Range<Int>
+        /// The counted bytes' hash (the process's seeded Hasher), worked out once. Compared before the bytes: a
+        /// lookup passing other keys on its way reads only this word of each, not their bytes elsewhere in memory.
+        let digest: Int
 
         init(bytes: [UInt8], skip: Range<Int>? = nil) {
+            let skip = skip ?? bytes.count ..< bytes.count
             self.bytes = bytes
-            self.skip = skip ?? bytes.count ..< bytes.count
-        }
-
-        /// The bytes that count.
-        var count: Int { bytes.count - skip.count }
-
-        func hash(into h: inout Hasher) {
+            self.skip = skip
+            var h = Hasher()
             // Hasher takes bytes as one stream: the two parts hash as the bytes they form would.
             bytes.withUnsafeBytes { b in
                 h.combine(bytes: UnsafeRawBufferPointer(rebasing: b[..<skip.lowerBound]))
                 h.combine(bytes: UnsafeRawBufferPointer(rebasing: b[skip.upperBound...]))
             }
+            digest = h.finalize()
         }
 
+        /// The bytes that count.
+        var count: Int { bytes.count - skip.count }
+
+        func hash(into h: inout Hasher) { h.combine(digest) }
+
         static func == (a: Key, b: Key) -> Bool {
+            guard a.digest == b.digest else { return false }
             let n = a.count
             guard n == b.count else { return false }
             return a.bytes.withUnsafeBytes { x in

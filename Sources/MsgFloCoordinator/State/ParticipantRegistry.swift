@@ -57,7 +57,12 @@ package struct ParticipantRegistry: Sendable {
 
     package var defaultTimeout: Double
     package var forgetAfter: Double
-    package private(set) var entries: [Key: Entry] = [:]
+    /// The entries, each in a slot that it keeps while registered (freed slots are reused); `index` finds them by
+    /// id. A definition remembers its slot (``ParticipantDefinition/registrySlot``), so that a re-announcement of
+    /// the very definition registered (what the discovery cache hands on) goes straight to its entry.
+    private var slots: [Entry?] = []
+    private var freeSlots: [Int] = []
+    private var index: [Key: Int] = [:]
     /// role → ids, for the planner.
     package private(set) var idsByRole: [String: Set<String>] = [:]
 
@@ -66,12 +71,15 @@ package struct ParticipantRegistry: Sendable {
         self.forgetAfter = forgetAfter
     }
 
-    package var count: Int { entries.count }
-    package subscript(id: String) -> Entry? { entries[Key(id)] }
+    package var count: Int { index.count }
+    package subscript(_ id: String) -> Entry? { index[Key(id)].flatMap { slots[$0] } }
+
+    /// Every entry, in no particular order.
+    package var entries: some Collection<Entry> { slots.lazy.compactMap { $0 } }
 
     /// Every participant of a role, alive or lost, most recently seen first.
     package func participants(role: String) -> [Entry] {
-        (idsByRole[role] ?? []).compactMap { entries[Key($0)] }.sorted { ($0.lastSeen, $0.definition.id) > ($1.lastSeen, $1.definition.id) }
+        (idsByRole[role] ?? []).compactMap { self[$0] }.sorted { ($0.lastSeen, $0.definition.id) > ($1.lastSeen, $1.definition.id) }
     }
 
     package func alive(role: String) -> [Entry] { participants(role: role).filter(\.alive) }
@@ -81,20 +89,21 @@ package struct ParticipantRegistry: Sendable {
     /// A discovery message arrived. Returns what changed: nothing for a plain re-announcement (only last-seen moves).
     package mutating func observe(_ definition: ParticipantDefinition, at now: Double) -> [Event] {
         let timeout = definition.heartbeat ?? defaultTimeout
-        // Fast path, the common case: a live participant re-announcing what it announced before. Only the time
-        // moves, in place. (An identical definition from the discovery cache shares its storage with the
-        // registered one, so the comparison stops at the first pointers.)
-        // (Copying the entry costs one retain: a definition is one reference.)
-        let key = Key(definition)
-        if let i = entries.index(forKey: key) {
-            let e = entries.values[i]
-            if e.alive && e.timeout == timeout && e.definition == definition {
-                entries.values[i].lastSeen = max(e.lastSeen, now)
-                return []
-            }
+        // Fast path, the common case: a live participant re-announcing the very definition registered (the
+        // discovery cache hands on the registered copy). Its slot is known from the definition; only the time moves.
+        let hint = definition.registrySlot
+        if hint >= 0 && hint < slots.count, let e = slots[hint], e.definition.isSameStorage(definition),
+           e.alive && e.timeout == timeout {
+            slots[hint]!.lastSeen = max(e.lastSeen, now)
+            return []
         }
-        guard var entry = entries[key] else {
-            entries[key] = Entry(definition: definition, firstSeen: now, lastSeen: now, alive: true, timeout: timeout)
+        let key = Key(definition)
+        guard let slot = index[key], var entry = slots[slot] else {
+            let slot = freeSlots.popLast() ?? slots.count
+            let entry = Entry(definition: definition, firstSeen: now, lastSeen: now, alive: true, timeout: timeout)
+            if slot == slots.count { slots.append(entry) } else { slots[slot] = entry }
+            index[key] = slot
+            definition.registrySlot = slot
             idsByRole[definition.role, default: []].insert(definition.id)
             return [.added(definition)]
         }
@@ -115,21 +124,25 @@ package struct ParticipantRegistry: Sendable {
             entry.definition = definition
             events.append(.changed(old: old, new: definition))
         }
-        entries[key] = entry
+        // The registered copy leads here next time (an equal copy from elsewhere does not: the fast path wants the
+        // very one registered).
+        if entry.definition.isSameStorage(definition) { definition.registrySlot = slot }
+        slots[slot] = entry
         return events
     }
 
     /// Time passed: participants silent past their timeout are lost; those lost long enough are forgotten.
     package mutating func tick(at now: Double) -> [Event] {
         var events: [Event] = []
-        for (key, entry) in entries {
+        for slot in slots.indices {
+            guard let entry = slots[slot] else { continue }
             if entry.alive {
                 if now > entry.deadline {
-                    entries[key]!.alive = false
+                    slots[slot]!.alive = false
                     events.append(.lost(entry.definition))
                 }
             } else if now > entry.deadline + forgetAfter {
-                remove(key.id)
+                remove(entry.definition.id)
                 events.append(.forgotten(entry.definition))
             }
         }
@@ -138,11 +151,13 @@ package struct ParticipantRegistry: Sendable {
 
     /// The earliest time at which ``tick(at:)`` has something to do, if any.
     package var nextDeadline: Double? {
-        entries.values.lazy.map { $0.alive ? $0.deadline : $0.deadline + forgetAfter }.min()
+        entries.lazy.map { $0.alive ? $0.deadline : $0.deadline + forgetAfter }.min()
     }
 
     package mutating func remove(_ id: String) {
-        guard let e = entries.removeValue(forKey: Key(id)) else { return }
+        guard let slot = index.removeValue(forKey: Key(id)), let e = slots[slot] else { return }
+        slots[slot] = nil
+        freeSlots.append(slot)
         idsByRole[e.definition.role]?.remove(id)
         if idsByRole[e.definition.role]?.isEmpty == true { idsByRole[e.definition.role] = nil }
     }
