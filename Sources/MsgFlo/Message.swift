@@ -20,6 +20,11 @@ public struct Message: Sendable, Hashable {
     }
 
     public init(bytes: [UInt8]) { self.bytes = bytes }
+
+    /// Properties of a delivery mode alone (what most messages carry), set without building them.
+    package mutating func setDeliveryModeOnly(persistent: Bool) {
+        propertiesBox = persistent ? PropertiesBox.persistent : PropertiesBox.transient
+    }
     public init(bytes: [UInt8], properties: MessageProperties) {
         self.bytes = bytes
         self.propertiesBox = PropertiesBox.holding(properties)

@@ -181,13 +181,17 @@ extension AMQPLoop {
     /// A content header: its properties read from librabbitmq's decoded frame, for the assembler.
     func contentHeader(_ channel: amqp_channel_t, _ header: amqp_frame_t.__Unnamed_union_payload.__Unnamed_struct_properties)
         -> ContentAssembler.Outcome {
-        var properties: MessageProperties? = nil
+        var properties = ContentAssembler.Properties.absent
         if header.class_id == AMQPMethod.basicClass,
-           let decoded = header.decoded?.assumingMemoryBound(to: amqp_basic_properties_t.self),
-           decoded.pointee._flags != 0 {
-            var skipped = 0
-            properties = AMQPPropertyReader.read(decoded.pointee, skipped: &skipped)
-            if skipped > 0 { noteSkippedProperties(skipped) }
+           let decoded = header.decoded?.assumingMemoryBound(to: amqp_basic_properties_t.self) {
+            let flags = decoded.pointee._flags
+            if flags == AMQPPropertyFlag.deliveryMode {
+                properties = .deliveryMode(persistent: decoded.pointee.delivery_mode == 2)
+            } else if flags != 0 {
+                var skipped = 0
+                properties = .full(AMQPPropertyReader.read(decoded.pointee, skipped: &skipped))
+                if skipped > 0 { noteSkippedProperties(skipped) }
+            }
         }
         return content.header(channel: channel, classID: header.class_id, bodySize: header.body_size,
                               properties: properties)

@@ -46,10 +46,16 @@ struct ContentAssembler {
                                        subscription: subscription))
     }
 
-    /// The content header of the delivery waiting on `channel` (``awaitsContent(on:)``). `classID` must be basic's;
-    /// `properties` are those it carries (nil: none set).
-    mutating func header(channel: UInt16, classID: UInt16, bodySize: UInt64,
-                         properties: MessageProperties?) -> Outcome {
+    /// What a content header carries.
+    enum Properties {
+        case absent
+        /// A delivery mode alone (most messages): shared, nothing built.
+        case deliveryMode(persistent: Bool)
+        case full(MessageProperties)
+    }
+
+    /// The content header of the delivery waiting on `channel` (``awaitsContent(on:)``). `classID` must be basic's.
+    mutating func header(channel: UInt16, classID: UInt16, bodySize: UInt64, properties: Properties) -> Outcome {
         guard let i = pending.firstIndex(where: { $0.channel == channel }) else {
             return .violation("a content header on channel \(channel) without a delivery")
         }
@@ -59,7 +65,11 @@ struct ContentAssembler {
         guard bodySize <= UInt64(Int.max) else {
             return .violation("a message of \(bodySize) bytes announced on channel \(channel)")
         }
-        if let properties { pending[i].message.properties = properties }
+        switch properties {
+        case .absent: break
+        case .deliveryMode(let persistent): pending[i].message.setDeliveryModeOnly(persistent: persistent)
+        case .full(let p): pending[i].message.properties = p
+        }
         pending[i].size = Int(bodySize)
         return finishIfWhole(i)
     }

@@ -389,7 +389,7 @@ extension PublisherConfirms {
         #expect(a.awaitsContent(on: 1))
         #expect(!a.awaitsContent(on: 3))
         let props = MessageProperties(correlationID: "c", persistent: true)
-        guard case .incomplete = a.header(channel: 1, classID: 60, bodySize: 3, properties: props) else {
+        guard case .incomplete = a.header(channel: 1, classID: 60, bodySize: 3, properties: .full(props)) else {
             Issue.record("the header alone completed a 3-byte message")
             return
         }
@@ -403,20 +403,27 @@ extension PublisherConfirms {
     @Test func anEmptyBodyCompletesAtItsHeader() throws {
         var a = ContentAssembler()
         a.deliver(channel: 1, tag: 1, redelivered: false, subscription: nil)
-        let item = try #require(Self.complete(a.header(channel: 1, classID: 60, bodySize: 0, properties: nil)))
+        let item = try #require(Self.complete(a.header(channel: 1, classID: 60, bodySize: 0, properties: .absent)))
         #expect(item.message.bytes.isEmpty)
         #expect(item.message.properties.isEmpty)
         #expect(a.pending.isEmpty)
+        // A delivery mode alone (what most messages carry) comes out as that property alone.
+        for persistent in [true, false] {
+            a.deliver(channel: 1, tag: 2, redelivered: false, subscription: nil)
+            let m = try #require(Self.complete(a.header(channel: 1, classID: 60, bodySize: 0,
+                                                        properties: .deliveryMode(persistent: persistent))))
+            #expect(m.message.properties == MessageProperties(persistent: persistent))
+        }
     }
 
     @Test func aBodyInSeveralFramesWithAnotherChannelBetween() throws {
         var a = ContentAssembler()
         a.deliver(channel: 1, tag: 1, redelivered: false, subscription: 1)
-        _ = a.header(channel: 1, classID: 60, bodySize: 5, properties: nil)
+        _ = a.header(channel: 1, classID: 60, bodySize: 5, properties: .absent)
         guard case .incomplete = Self.body(&a, 1, [1, 2]) else { Issue.record("complete after 2 of 5"); return }
         // A reply on the publishing channel comes whole between two parts of the first.
         a.deliver(channel: 3, tag: 1, redelivered: false, subscription: 2)
-        _ = a.header(channel: 3, classID: 60, bodySize: 1, properties: MessageProperties(correlationID: "r"))
+        _ = a.header(channel: 3, classID: 60, bodySize: 1, properties: .full(MessageProperties(correlationID: "r")))
         let reply = try #require(Self.complete(Self.body(&a, 3, [9])))
         #expect(reply.message.bytes == [9] && reply.subscription == 2)
         let first = try #require(Self.complete(Self.body(&a, 1, [3, 4, 5])))
@@ -427,32 +434,32 @@ extension PublisherConfirms {
     @Test func framingViolationsAreNamed() {
         var a = ContentAssembler()
         // Content with no delivery waiting.
-        #expect(Self.violation(a.header(channel: 1, classID: 60, bodySize: 1, properties: nil)) != nil)
+        #expect(Self.violation(a.header(channel: 1, classID: 60, bodySize: 1, properties: .absent)) != nil)
         #expect(Self.violation(Self.body(&a, 1, [1])) != nil)
         // A body before its header; a second header; a body past the announced size; a class not basic's.
         a.deliver(channel: 1, tag: 1, redelivered: false, subscription: 1)
         #expect(Self.violation(Self.body(&a, 1, [1])) != nil)
         a.reset()
         a.deliver(channel: 1, tag: 1, redelivered: false, subscription: 1)
-        _ = a.header(channel: 1, classID: 60, bodySize: 2, properties: nil)
-        #expect(Self.violation(a.header(channel: 1, classID: 60, bodySize: 2, properties: nil)) != nil)
+        _ = a.header(channel: 1, classID: 60, bodySize: 2, properties: .absent)
+        #expect(Self.violation(a.header(channel: 1, classID: 60, bodySize: 2, properties: .absent)) != nil)
         a.reset()
         a.deliver(channel: 1, tag: 1, redelivered: false, subscription: 1)
-        _ = a.header(channel: 1, classID: 60, bodySize: 2, properties: nil)
+        _ = a.header(channel: 1, classID: 60, bodySize: 2, properties: .absent)
         #expect(Self.violation(Self.body(&a, 1, [1, 2, 3])) != nil)
         a.reset()
         a.deliver(channel: 1, tag: 1, redelivered: false, subscription: 1)
-        #expect(Self.violation(a.header(channel: 1, classID: 50, bodySize: 2, properties: nil)) != nil)
+        #expect(Self.violation(a.header(channel: 1, classID: 50, bodySize: 2, properties: .absent)) != nil)
         // A size past what an Int holds.
         a.reset()
         a.deliver(channel: 1, tag: 1, redelivered: false, subscription: 1)
-        #expect(Self.violation(a.header(channel: 1, classID: 60, bodySize: .max, properties: nil)) != nil)
+        #expect(Self.violation(a.header(channel: 1, classID: 60, bodySize: .max, properties: .absent)) != nil)
     }
 
     @Test func aResetForgetsWhatWasArriving() {
         var a = ContentAssembler()
         a.deliver(channel: 1, tag: 1, redelivered: false, subscription: 1)
-        _ = a.header(channel: 1, classID: 60, bodySize: 4, properties: nil)
+        _ = a.header(channel: 1, classID: 60, bodySize: 4, properties: .absent)
         _ = Self.body(&a, 1, [1, 2])
         a.reset()
         #expect(!a.awaitsContent(on: 1))
