@@ -83,21 +83,21 @@ extension AMQPLoop {
                 // returned message's: skipped). Content frames belong to their deliver: they do not count towards
                 // the limit.
                 limit += 1
-                guard content.awaitsContent(on: frame.channel) else { continue }
-                let outcome = frame.frame_type == UInt8(AMQP_FRAME_HEADER)
-                    ? contentHeader(frame.channel, frame.payload.properties)
-                    : content.body(channel: frame.channel, UnsafeRawBufferPointer(
-                        start: frame.payload.body_fragment.bytes, count: frame.payload.body_fragment.len))
-                switch outcome {
-                case .incomplete: break
-                case .complete(let item): delivered(c, item)
-                case .violation(let what):
-                    lose("broker sent \(what)")
-                    return n
+                if content.awaitsContent(on: frame.channel) {
+                    let outcome = frame.frame_type == UInt8(AMQP_FRAME_HEADER)
+                        ? contentHeader(frame.channel, frame.payload.properties)
+                        : content.body(channel: frame.channel, UnsafeRawBufferPointer(
+                            start: frame.payload.body_fragment.bytes, count: frame.payload.body_fragment.len))
+                    switch outcome {
+                    case .incomplete: break
+                    case .complete(let item): delivered(c, item)
+                    case .violation(let what):
+                        lose("broker sent \(what)")
+                        return n
+                    }
                 }
-                continue
             default:
-                continue
+                break
             }
             if conn == nil { return n }
             if n & 63 == 0 { amqp_maybe_release_buffers(c) }
