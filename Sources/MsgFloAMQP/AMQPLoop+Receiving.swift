@@ -5,6 +5,9 @@ import Logging
 import MsgFlo
 import MsgFloIOThread
 
+/// What librabbitmq decodes of a content header frame (`amqp_frame_t.payload.properties`).
+typealias ContentHeaderFrame = amqp_frame_t.__Unnamed_union_payload.__Unnamed_struct_properties
+
 // Reading frames: deliveries (through the DeliveryWindow), confirms, cancels, returns, channel and connection closes;
 // writing the window's acks.
 extension AMQPLoop {
@@ -179,8 +182,7 @@ extension AMQPLoop {
     }
 
     /// A content header: its properties read from librabbitmq's decoded frame, for the assembler.
-    func contentHeader(_ channel: amqp_channel_t, _ header: amqp_frame_t.__Unnamed_union_payload.__Unnamed_struct_properties)
-        -> ContentAssembler.Outcome {
+    func contentHeader(_ channel: amqp_channel_t, _ header: ContentHeaderFrame) -> ContentAssembler.Outcome {
         var properties = ContentAssembler.Properties.absent
         if header.class_id == AMQPMethod.basicClass,
            let decoded = header.decoded?.assumingMemoryBound(to: amqp_basic_properties_t.self) {
@@ -198,10 +200,10 @@ extension AMQPLoop {
     }
 
     /// A delivery read in full: to its consumer (through the window, on the consumer channel).
-    func delivered(_ c: amqp_connection_state_t, _ content: IncomingContent) {
-        let received = content.message
-        let sub = content.subscription.flatMap { topology.record($0) }
-        let channel = content.channel, tag = content.tag
+    func delivered(_ c: amqp_connection_state_t, _ item: IncomingContent) {
+        let received = item.message
+        let sub = item.subscription.flatMap { topology.record($0) }
+        let channel = item.channel, tag = item.tag
         if channel == Channel.consume {
             let verdict = window.delivered(tag: tag, consumer: sub?.id)
             guard let sub, verdict == .accept else {
@@ -211,7 +213,7 @@ extension AMQPLoop {
             }
             coalescing.delivered(prefetch: sub.prefetch)
             handOver.append((sub.continuation,
-                             Delivery(message: received, queue: sub.queue, redelivered: content.redelivered,
+                             Delivery(message: received, queue: sub.queue, redelivered: item.redelivered,
                                       tag: tag, generation: generation, settler: settler)))
         } else if let sub {
             coalescing.delivered(prefetch: nil)
