@@ -69,4 +69,62 @@ import Testing
         #expect(try small.parse(Discovery.message(for: p)).get() == p)
         #expect(small.count == 0)
     }
+
+    /// Each participant's message keeps its place: the table grows before one would push out another, and a second
+    /// round of the same messages hands back the very definitions of the first (nothing parsed again).
+    @Test func aThousandParticipantsAllStayCached() throws {
+        var cache = DiscoveryCache()
+        let messages = (0..<1000).map { Discovery.message(for: participant("p-\($0)-x", role: "p-\($0)")) }
+        let first = try messages.map { try cache.parse($0).get() }
+        #expect(cache.count == 1000)
+        for (m, d) in zip(messages, first) {
+            #expect(try cache.parse(Message(bytes: Array(m.bytes))).get().isSameStorage(d))
+        }
+        #expect(cache.count == 1000)
+    }
+
+    /// The table never grows past what the byte limit lets it hold, however many distinct messages come.
+    @Test func aFloodOfDistinctMessagesGrowsTheTableOnlyToTheLimit() throws {
+        let limit = 64 * DiscoveryCache.overhead
+        var cache = DiscoveryCache(limit: limit)
+        for i in 0..<5000 {
+            let p = participant("f-\(i)", role: "f")
+            #expect(try cache.parse(Discovery.message(for: p)).get() == p)
+        }
+        #expect(cache.storedBytes <= limit)
+        #expect(cache.capacity <= 2 * (limit / DiscoveryCache.overhead + 1))
+        #expect(cache.count > 0)
+    }
+}
+
+@Suite struct FoldHashTests {
+    func hash(_ pieces: [[UInt8]]) -> UInt64 {
+        var h = FoldHash()
+        for p in pieces { p.withUnsafeBytes { h.combine($0) } }
+        return h.finalize()
+    }
+
+    @Test func piecesHashAsTheRunTheyForm() {
+        let bytes = (0..<100).map { UInt8(truncatingIfNeeded: $0 &* 37) }
+        let whole = hash([bytes])
+        for cut in [0, 1, 7, 15, 16, 17, 31, 32, 33, 99, 100] {
+            #expect(hash([Array(bytes[..<cut]), Array(bytes[cut...])]) == whole, "cut at \(cut)")
+        }
+        #expect(hash([Array(bytes[..<5]), [], Array(bytes[5..<40]), Array(bytes[40...])]) == whole)
+    }
+
+    @Test func everyByteAndTheLengthCount() {
+        let bytes = [UInt8](repeating: 0x61, count: 70)
+        let base = hash([bytes])
+        var seen: Set<UInt64> = [base]
+        for i in bytes.indices {
+            var b = bytes
+            b[i] ^= 1
+            seen.insert(hash([b]))
+        }
+        #expect(seen.count == bytes.count + 1)
+        // Zero bytes at the end are not padding: "ab" and "ab\0" differ, as do the empty run and one zero byte.
+        #expect(hash([Array("ab".utf8)]) != hash([Array("ab".utf8) + [0]]))
+        #expect(hash([[]]) != hash([[0]]))
+    }
 }

@@ -8,6 +8,14 @@ import MsgFlo
 /// comparison) instead of parsed again, and the definition handed on is the very one registered before, which the
 /// registry recognises as unchanged at the cost of a pointer comparison.
 ///
+/// The table is set-associative, as a CPU's cache is: a message's hash picks one set of ``ways`` entries, and it can
+/// only be there. A lookup therefore reads at most that many hashes and compares the bytes of those that match,
+/// whatever the messages that came before: crafted messages cannot build long chains to walk, so the hash need not
+/// be a flood-proof one, only quick and seeded per process (``FoldHash``). The most they can do is push other
+/// messages out of a set, which costs each of those one parse the next time, as their own messages do. The table
+/// doubles when it is half full or a message finds its set full (up to what `limit` lets it hold), so a participant's
+/// message is pushed out by another only once the cache is as large as the limit allows.
+///
 /// Only messages that parse are kept; bad ones are parsed (and refused) each time. The cache is bounded by the bytes
 /// it holds: when the next message would pass `limit`, it starts afresh (a flood of distinct messages costs one
 /// parse each, as without the cache).
@@ -17,21 +25,21 @@ package struct DiscoveryCache: Sendable {
     struct Key: Hashable, Sendable {
         let bytes: [UInt8]
         let skip: Range<Int>
-        /// The counted bytes' hash (the process's seeded Hasher), worked out once. Compared before the bytes: a
-        /// lookup passing other keys on its way reads only this word of each, not their bytes elsewhere in memory.
-        let digest: Int
+        /// The counted bytes' ``FoldHash``, worked out once; never 0 (0 marks an empty way). Compared before the
+        /// bytes: a lookup passing other entries reads only this word of each.
+        let digest: UInt64
 
         init(bytes: [UInt8], skip: Range<Int>? = nil) {
             let skip = skip ?? bytes.count ..< bytes.count
             self.bytes = bytes
             self.skip = skip
-            var h = Hasher()
-            // Hasher takes bytes as one stream: the two parts hash as the bytes they form would.
-            bytes.withUnsafeBytes { b in
-                h.combine(bytes: UnsafeRawBufferPointer(rebasing: b[..<skip.lowerBound]))
-                h.combine(bytes: UnsafeRawBufferPointer(rebasing: b[skip.upperBound...]))
+            // The two parts hash as the one run of bytes they form.
+            digest = bytes.withUnsafeBytes { b in
+                var h = FoldHash()
+                h.combine(UnsafeRawBufferPointer(rebasing: b[..<skip.lowerBound]))
+                h.combine(UnsafeRawBufferPointer(rebasing: b[skip.upperBound...]))
+                return h.finalize() | 1
             }
-            digest = h.finalize()
         }
 
         /// The bytes that count.
@@ -68,11 +76,25 @@ package struct DiscoveryCache: Sendable {
         }
     }
 
+    struct Entry: Sendable {
+        let key: Key
+        let definition: ParticipantDefinition
+    }
+
     /// What one kept message is counted as beyond its bytes (the key's and the definition's storage).
     static let overhead = 256
+    /// Entries per set: what one lookup may compare at most.
+    static let ways = 8
+    /// The sets a new cache starts with (it doubles as it fills).
+    static let initialSets = 8
 
     package let limit: Int
-    private var parsed: [Key: ParticipantDefinition] = [:]
+    /// Set `s` is ways `s * ways ..< (s + 1) * ways` of both. A digest of 0 is an empty way.
+    private var digests: [UInt64]
+    private var entries: [Entry?]
+    /// Per set, the way to give up next when the set is full (round robin).
+    private var victims: [UInt8]
+    package private(set) var count = 0
     package private(set) var storedBytes = 0
 
     /// The broker whose name rules the announced queues must follow (nil: not checked).
@@ -81,9 +103,13 @@ package struct DiscoveryCache: Sendable {
     package init(limit: Int = 16 << 20, wire: WireName.Broker? = nil) {
         self.limit = limit
         self.wire = wire
+        digests = Array(repeating: 0, count: Self.initialSets * Self.ways)
+        entries = Array(repeating: nil, count: Self.initialSets * Self.ways)
+        victims = Array(repeating: 0, count: Self.initialSets)
     }
 
-    package var count: Int { parsed.count }
+    /// Ways in all (sets × ways).
+    package var capacity: Int { digests.count }
 
     /// The message's definition, parsed now or found from an earlier identical message. Announcements that differ
     /// only in their `timestamp` (ours carry one, and it changes every time) share one entry: the key is the message
@@ -96,7 +122,8 @@ package struct DiscoveryCache: Sendable {
     package mutating func parse(bytes: [UInt8]) -> Result<ParticipantDefinition, MsgFloError> {
         let stamp = Self.timestampField(bytes)
         let key = Key(bytes: bytes, skip: stamp?.range)
-        if var d = parsed[key] {
+        if let i = find(key) {
+            var d = entries[i].unsafelyUnwrapped.definition
             if let stamp { d.timestamp = stamp.value }
             return .success(d)
         }
@@ -108,17 +135,72 @@ package struct DiscoveryCache: Sendable {
             return d
         }
         if case .success(let d) = result, stamp == nil || d.timestamp == stamp!.value {
-            let size = bytes.count + Self.overhead
-            if size <= limit {
-                if storedBytes + size > limit {
-                    parsed.removeAll()
-                    storedBytes = 0
-                }
-                parsed[key] = d
-                storedBytes += size
-            }
+            keep(Entry(key: key, definition: d), size: bytes.count + Self.overhead)
         }
         return result
+    }
+
+    /// The first way of the set `digest` falls in.
+    private func setStart(_ digest: UInt64) -> Int {
+        // The high bits pick the set; the low ones are compared in the ways.
+        (Int(truncatingIfNeeded: digest >> 32) & (victims.count - 1)) * Self.ways
+    }
+
+    private func find(_ key: Key) -> Int? {
+        let start = setStart(key.digest)
+        return digests.withUnsafeBufferPointer { d in
+            for i in start ..< start + Self.ways where d[i] == key.digest {
+                if entries[i].unsafelyUnwrapped.key == key { return i }
+            }
+            return nil
+        }
+    }
+
+    private mutating func keep(_ entry: Entry, size: Int) {
+        guard size <= limit else { return }
+        if storedBytes + size > limit { clear() }
+        var start = setStart(entry.key.digest)
+        var way = (start ..< start + Self.ways).first { digests[$0] == 0 }
+        // Half full, or the entry's set is: twice the sets, while the limit leaves room for that many entries.
+        if (way == nil || count * 2 >= capacity) && capacity < 2 * (limit / Self.overhead + 1) {
+            grow()
+            start = setStart(entry.key.digest)
+            way = (start ..< start + Self.ways).first { digests[$0] == 0 }
+        }
+        if way == nil {
+            let set = start / Self.ways
+            let v = Int(victims[set])
+            victims[set] = UInt8((v + 1) % Self.ways)
+            way = start + v
+            storedBytes -= entries[start + v].unsafelyUnwrapped.key.bytes.count + Self.overhead
+            count -= 1
+        }
+        digests[way!] = entry.key.digest
+        entries[way!] = entry
+        storedBytes += size
+        count += 1
+    }
+
+    private mutating func clear() {
+        for i in digests.indices { digests[i] = 0 }
+        for i in entries.indices { entries[i] = nil }
+        count = 0
+        storedBytes = 0
+    }
+
+    private mutating func grow() {
+        let old = entries
+        digests = Array(repeating: 0, count: digests.count * 2)
+        entries = Array(repeating: nil, count: entries.count * 2)
+        victims = Array(repeating: 0, count: victims.count * 2)
+        for e in old {
+            guard let e else { continue }
+            let start = setStart(e.key.digest)
+            // Twice the sets: each old set splits in two, so an entry always finds a free way.
+            let way = (start ..< start + Self.ways).first { digests[$0] == 0 }!
+            digests[way] = e.key.digest
+            entries[way] = e
+        }
     }
 
     static let marker = Array(#","timestamp":"#.utf8)
