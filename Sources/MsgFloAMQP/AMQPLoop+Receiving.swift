@@ -52,6 +52,7 @@ extension AMQPLoop {
         var zero = Glibc.timeval(tv_sec: 0, tv_usec: 0)
         var n = 0
         readDry = false
+        socketFoundEmpty = false
         defer {
             if conn != nil { amqp_maybe_release_buffers(c) }
             handOverDeliveries()
@@ -63,11 +64,16 @@ extension AMQPLoop {
             // (Not with TLS, where poll cannot see what OpenSSL may hold.)
             if n > 0 && plainSocket && amqp_frames_enqueued(c) == 0 && amqp_data_in_buffer(c) == 0 {
                 readDry = true
+                socketFoundEmpty = true
                 break
             }
             var frame = amqp_frame_t()
             let rc = amqp_simple_wait_frame_noblock(c, &frame, &zero)
-            if rc == AMQP_STATUS_TIMEOUT.rawValue { break }
+            if rc == AMQP_STATUS_TIMEOUT.rawValue {
+                // (Only the first call can get here on plain TCP: later ones stop at an empty buffer above.)
+                socketFoundEmpty = plainSocket
+                break
+            }
             if rc != AMQP_STATUS_OK.rawValue {
                 lose(Self.statusText(rc))
                 return n

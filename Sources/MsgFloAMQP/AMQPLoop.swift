@@ -112,6 +112,11 @@ final class AMQPLoop: @unchecked Sendable {
     /// The last `readFrames` stopped because librabbitmq held nothing more (not at its limit).
     var readDry = false
 
+    /// The last `readFrames` found the socket empty (plain TCP), and the loop has not polled since: the next turn
+    /// need not read. Reading an empty socket costs two system calls (recv, then librabbitmq's zero poll); a turn
+    /// that only writes what the consumers just left (their acks) comes right after every pass.
+    var socketFoundEmpty = false
+
     /// Plain TCP (not TLS): poll sees all that is pending.
     let plainSocket: Bool
 
@@ -198,7 +203,12 @@ final class AMQPLoop: @unchecked Sendable {
                 runOps(c)
                 if conn == nil { continue }
             }
-            let frames = readFrames(c, limit: 2048)
+            // Right after a pass that emptied the socket, this turn is for what the consumers left (acks, sends):
+            // no read. Poll, in `sleep`, sees anything the broker wrote since and returns at once; a busy loop that
+            // does not sleep reads on the turn after (never two turns without a read).
+            let skipRead = socketFoundEmpty && amqp_frames_enqueued(c) == 0 && amqp_data_in_buffer(c) == 0
+            socketFoundEmpty = false
+            let frames = skipRead ? 0 : readFrames(c, limit: 2048)
             if conn == nil { continue }
             // Consumers on this thread handle what was just read; their sends and acks go out next turn.
             core.executor.runPending()
@@ -288,6 +298,9 @@ final class AMQPLoop: @unchecked Sendable {
         if let at = nackRetryAt { limit = max(.milliseconds(1), min(limit, at - ContinuousClock.now)) }
         if let due = window.unsentAckDue { limit = max(.milliseconds(1), min(limit, due - ContinuousClock.now)) }
         let ready = io.wait(socket: amqp_get_sockfd(c), limit: limit)
+        // Woken by a caller with nothing to read: the next turn need not read either. After a timeout it does (a
+        // read is when librabbitmq sends our heartbeats).
+        socketFoundEmpty = plainSocket && ready.socket == 0 && ready.woken
         let now = ContinuousClock.now
         if ready.socket != 0 {
             // Receive coalescing: in a stream, wait a little longer (still woken by callers' work) so the next turn
