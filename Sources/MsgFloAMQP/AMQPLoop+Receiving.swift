@@ -70,7 +70,7 @@ extension AMQPLoop {
             var frame = amqp_frame_t()
             let rc = amqp_simple_wait_frame_noblock(c, &frame, &zero)
             if rc == AMQP_STATUS_TIMEOUT.rawValue {
-                // (Only the first call can get here on plain TCP: later ones stop at an empty buffer above.)
+                // librabbitmq's recv found nothing more on the socket.
                 socketFoundEmpty = plainSocket
                 break
             }

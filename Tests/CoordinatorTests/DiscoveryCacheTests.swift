@@ -92,7 +92,7 @@ import Testing
             #expect(try cache.parse(Discovery.message(for: p)).get() == p)
         }
         #expect(cache.storedBytes <= limit)
-        #expect(cache.capacity <= 2 * (limit / DiscoveryCache.overhead + 1))
+        #expect(cache.capacity <= 2 * (limit / DiscoveryCache.overhead))
         #expect(cache.count > 0)
     }
 }

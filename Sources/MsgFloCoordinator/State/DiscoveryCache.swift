@@ -142,7 +142,7 @@ package struct DiscoveryCache: Sendable {
 
     /// The first way of the set `digest` falls in.
     private func setStart(_ digest: UInt64) -> Int {
-        // The high bits pick the set; the low ones are compared in the ways.
+        // The high half picks the set (the ways compare the whole digest).
         (Int(truncatingIfNeeded: digest >> 32) & (victims.count - 1)) * Self.ways
     }
 
@@ -161,8 +161,8 @@ package struct DiscoveryCache: Sendable {
         if storedBytes + size > limit { clear() }
         var start = setStart(entry.key.digest)
         var way = (start ..< start + Self.ways).first { digests[$0] == 0 }
-        // Half full, or the entry's set is: twice the sets, while the limit leaves room for that many entries.
-        if (way == nil || count * 2 >= capacity) && capacity < 2 * (limit / Self.overhead + 1) {
+        // Half full, or the entry's set is: twice the sets, up to twice the entries the limit lets it hold.
+        if (way == nil || count * 2 >= capacity) && capacity < 2 * (limit / Self.overhead) {
             grow()
             start = setStart(entry.key.digest)
             way = (start ..< start + Self.ways).first { digests[$0] == 0 }
