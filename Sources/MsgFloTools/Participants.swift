@@ -74,22 +74,10 @@ package final class ParticipantProcesses: Sendable {
         // A child that outlives the tool and forwards stderr gets the tool's stderr itself: a pipe to the tool would
         // be closed when the tool exits (and the child's next write would end it with SIGPIPE).
         let tail = OutputTail()
-        let forwardStderr = forward.contains("stderr")
         let box = ExitBox()
         let child: ChildProcess
         do {
-            let stdout = forward.contains("stdout") ? try OutputPipe.duplicate(STDOUT_FILENO) : nil
-            let stderr: Int32
-            do {
-                stderr = outliveTool && forwardStderr ? try OutputPipe.duplicate(STDERR_FILENO)
-                    : try OutputPipe.make(name: "msgflo-setup-stderr") { chunk in
-                        if forwardStderr { FileHandle.standardError.write(Data(chunk)) }
-                        tail.append(chunk)
-                    }
-            } catch {
-                if let stdout { close(stdout) }
-                throw error
-            }
+            let (stdout, stderr) = try Self.outputs(forward: forward, outliveTool: outliveTool, tail: tail)
             child = try await ChildProcess.spawn(words, environment: env, stdout: stdout, stderr: stderr,
                                                  deathSignal: outliveTool ? 0 : ChildProcess.deathSignal) { how in
                 box.value.withLock { $0 = (how, .now) }
@@ -98,6 +86,26 @@ package final class ParticipantProcesses: Sendable {
             throw ToolFailure("cannot start participant \(role) (\(SafeText.escape(command, limit: 300))): \(error)")
         }
         state.withLock { $0.children.append(Child(role: role, command: command, process: child, exit: box, stderr: tail)) }
+    }
+
+    /// A child's stdout (nil: nowhere) and stderr, as `start` describes them. Synchronous, and apart from `start`:
+    /// Swift 6.3.1's release build crashed (LLVM's coroutine splitting, on the error value) compiling these nested
+    /// throwing calls inside the async function.
+    private static func outputs(forward: Set<String>, outliveTool: Bool,
+                                tail: OutputTail) throws(SpawnError) -> (stdout: Int32?, stderr: Int32) {
+        let forwardStderr = forward.contains("stderr")
+        let stdout = forward.contains("stdout") ? try OutputPipe.duplicate(STDOUT_FILENO) : nil
+        do {
+            let stderr = outliveTool && forwardStderr ? try OutputPipe.duplicate(STDERR_FILENO)
+                : try OutputPipe.make(name: "msgflo-setup-stderr") { chunk in
+                    if forwardStderr { FileHandle.standardError.write(Data(chunk)) }
+                    tail.append(chunk)
+                }
+            return (stdout, stderr)
+        } catch {
+            if let stdout { close(stdout) }
+            throw error
+        }
     }
 
     private static func exit(_ child: Child) -> Exit? {
