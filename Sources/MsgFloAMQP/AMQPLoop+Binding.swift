@@ -44,7 +44,7 @@ extension AMQPLoop {
                 if conn == nil { return takeUnanswered() }
                 if bindingsOutstanding != before { heard = .now }
                 if bindingsOutstanding == 0 { break }
-                if frames > 0 && !readDry { continue }
+                if frames > 0 && !socketFoundEmpty { continue }
                 // Wait for more.
                 let left = settings.timeouts.operation - (ContinuousClock.now - heard)
                 if left <= .zero {

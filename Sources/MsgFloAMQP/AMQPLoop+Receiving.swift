@@ -51,7 +51,6 @@ extension AMQPLoop {
         var limit = limit
         var zero = Glibc.timeval(tv_sec: 0, tv_usec: 0)
         var n = 0
-        readDry = false
         socketFoundEmpty = false
         defer {
             if conn != nil { amqp_maybe_release_buffers(c) }
@@ -63,7 +62,6 @@ extension AMQPLoop {
             // system calls (recv, then a zero poll) to learn nothing, and the poll we sleep in sees new data as well.
             // (Not with TLS, where poll cannot see what OpenSSL may hold.)
             if n > 0 && plainSocket && amqp_frames_enqueued(c) == 0 && amqp_data_in_buffer(c) == 0 {
-                readDry = true
                 socketFoundEmpty = true
                 break
             }

@@ -109,12 +109,11 @@ final class AMQPLoop: @unchecked Sendable {
     /// oldest first: exchange, routing key, reply text.
     var returned: [(exchange: String, routingKey: String, text: String)] = []
 
-    /// The last `readFrames` stopped because librabbitmq held nothing more (not at its limit).
-    var readDry = false
-
-    /// The last `readFrames` found the socket empty (plain TCP), and the loop has not polled since: the next turn
-    /// need not read. Reading an empty socket costs two system calls (recv, then librabbitmq's zero poll); a turn
-    /// that only writes what the consumers just left (their acks) comes right after every pass.
+    /// The last `readFrames` found the socket empty (plain TCP: librabbitmq held nothing more, or its recv found
+    /// nothing), and the loop has not polled since. A pass that stopped there was not cut short by its limit, so
+    /// the loop may sleep in poll, and the next turn need not read. Reading an empty socket costs two system calls
+    /// (recv, then librabbitmq's zero poll); a turn that only writes what the consumers just left (their acks)
+    /// comes right after every pass.
     var socketFoundEmpty = false
 
     /// Plain TCP (not TLS): poll sees all that is pending.
@@ -215,7 +214,7 @@ final class AMQPLoop: @unchecked Sendable {
             // A pass that emptied librabbitmq's buffer goes to poll next: it returns at once if more has come. What
             // the jobs just run left to do (sends, acks, operations, more jobs) keeps `sleep` from blocking; a turn
             // for them alone would read the empty socket first (two system calls to learn nothing).
-            busy = busy || (frames > 0 && !readDry) || core.executor.pending
+            busy = busy || (frames > 0 && !socketFoundEmpty) || core.executor.pending
             if !busy { sleep(c) }
         }
         shutdown()
