@@ -14,8 +14,8 @@ import Testing
         #expect(cache.count == 1)
     }
 
-    /// A key leaves its timestamp out in place: keys whose remaining bytes are the same are equal and hash alike,
-    /// wherever the left-out part was.
+    /// A key leaves its timestamp out in place: keys whose remaining bytes are the same are equal and have the same
+    /// digest, wherever the left-out part was.
     @Test func keysCompareTheBytesOutsideTheirSkippedPart() {
         typealias Key = DiscoveryCache.Key
         let plain = Key(bytes: Array("abcdef".utf8))
@@ -24,9 +24,8 @@ import Testing
         let c = Key(bytes: Array("abcdefZ".utf8), skip: 6..<7)
         for k in [a, b, c] {
             #expect(k == plain)
-            #expect(k.hashValue == plain.hashValue)
+            #expect(k.digest == plain.digest)
         }
-        #expect(Set([plain, a, b, c]).count == 1)
         #expect(Key(bytes: Array("abXXcdeg".utf8), skip: 2..<4) != plain)
         #expect(Key(bytes: Array("abcde".utf8)) != plain)
         #expect(Key(bytes: []) == Key(bytes: Array("XY".utf8), skip: 0..<2))

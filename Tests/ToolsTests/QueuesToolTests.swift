@@ -204,11 +204,13 @@ import Testing
         #expect(!r.stdout.contains("guest:guest") && !r.stderr.contains("guest:guest"), "\(r)")
         // The table: the count in the UNACKED column. Asked again until the participant is heard: other tests'
         // coordinators and listeners consume fbp beside this one, and an announcement goes to one of them.
-        var table = try await ToolProcess.run("msgflo-queues", ["--no-daemon", "--listen", "2", "--management", api],
-                                              env: env, timeout: .seconds(60))
+        let runTable = {
+            try await ToolProcess.run("msgflo-queues", ["--no-daemon", "--listen", "2", "--management", api],
+                                      env: env, timeout: .seconds(60))
+        }
+        var table = try await runTable()
         for _ in 0..<10 where table.status == 0 && !table.stdout.contains("\n\(role).IN ") {
-            table = try await ToolProcess.run("msgflo-queues", ["--no-daemon", "--listen", "2", "--management", api],
-                                              env: env, timeout: .seconds(60))
+            table = try await runTable()
         }
         #expect(table.status == 0, "\(table)")
         let lines = table.stdout.split(separator: "\n").map(String.init)

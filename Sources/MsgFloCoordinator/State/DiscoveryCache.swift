@@ -22,7 +22,7 @@ import MsgFlo
 package struct DiscoveryCache: Sendable {
     /// A message's bytes but for the part in `skip` (its timestamp field; empty for none): hashed and compared in
     /// place, so a lookup copies nothing.
-    struct Key: Hashable, Sendable {
+    struct Key: Equatable, Sendable {
         let bytes: [UInt8]
         let skip: Range<Int>
         /// The counted bytes' ``FoldHash``, worked out once; never 0 (0 marks an empty way). Compared before the
@@ -44,8 +44,6 @@ package struct DiscoveryCache: Sendable {
 
         /// The bytes that count.
         var count: Int { bytes.count - skip.count }
-
-        func hash(into h: inout Hasher) { h.combine(digest) }
 
         static func == (a: Key, b: Key) -> Bool {
             guard a.digest == b.digest else { return false }
