@@ -211,7 +211,7 @@ final class AMQPLoop: @unchecked Sendable {
             if conn == nil { continue }
             // Consumers on this thread handle what was just read; their sends and acks go out next turn.
             core.executor.runPending()
-            // A pass that emptied librabbitmq's buffer goes to poll next: it returns at once if more has come. What
+            // A pass that found the socket empty goes to poll next: it returns at once if more has come. What
             // the jobs just run left to do (sends, acks, operations, more jobs) keeps `sleep` from blocking; a turn
             // for them alone would read the empty socket first (two system calls to learn nothing).
             busy = busy || (frames > 0 && !socketFoundEmpty) || core.executor.pending
