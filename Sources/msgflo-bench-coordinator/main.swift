@@ -1,6 +1,6 @@
 // The coordinator's benchmark driver, run by Scripts/bench-coordinator. Prints figures; asserts nothing.
 //
-//   msgflo-bench-coordinator discovery --broker URL [--count N] [--phase fill|drain|both]
+//   msgflo-bench-coordinator discovery --broker URL [--count N] [--phase fill|drain|transport|both]
 //                                                                  discovery messages handled per second
 //   msgflo-bench-coordinator announce  --broker URL [--count N]   sends N distinct discovery messages and exits
 //   msgflo-bench-coordinator wire      --broker URL [--nodes 1000 --edges 2000]   time to wire a graph (AMQP)
@@ -19,7 +19,7 @@ struct Options: ParsableArguments {
     @OptionGroup var broker: BrokerArgument
     @Option(help: "Discovery messages (default: discovery 100000, announce 10000).")
     var count: Int?
-    @Option(help: "discovery, AMQP: fill (leave the messages in fbp), drain (time the coordinator on them) or both.")
+    @Option(help: "discovery, AMQP: fill (leave the messages in fbp), drain (time the coordinator on them), transport (time the transport alone on them) or both.")
     var phase = "both"
     @Option(help: "wire: the graph's nodes.")
     var nodes = 1000
@@ -94,6 +94,31 @@ case .discovery:
         }
     }
     let daemonTransport = await connected()
+    if prefill && phase == "transport" {
+        // The transport alone, without the coordinator's work: consume fbp as the coordinator does (prefetch 1000, on
+        // the transport's own executor), acknowledge each batch, count. What the drain costs below the coordinator.
+        await publisher.close()
+        let t = daemonTransport
+        try await Task.sleep(for: .seconds(1))
+        let start = ContinuousClock.now
+        let n = try await withThrowingTaskGroup(of: Int.self) { group in
+            group.addTask(executorPreference: t.preferredExecutor) {
+                let sub = try await t.consume(discoveryQueue, options: ConsumeOptions(prefetch: 1000))
+                var n = 0
+                while n < count, let batch = await sub.nextBatch() {
+                    for d in batch { d.ack() }
+                    n += batch.count
+                }
+                return n
+            }
+            return try await group.next() ?? 0
+        }
+        let elapsed = (ContinuousClock.now - start).inSeconds
+        print(String(format: "transport %@: %d messages drained in %.3f s = %.0f msg/s", broker.scheme.rawValue, n,
+                     elapsed, Double(n) / elapsed))
+        await daemonTransport.close()
+        exit(0)
+    }
     var options = CoordinatorOptions()
     options.answerStatus = false
     let c = Coordinator(transport: daemonTransport, options: options, logger: logger)
