@@ -79,7 +79,7 @@ case .discovery:
     let messages = (0..<distinct).map { Discovery.message(for: definition($0, run: run)) }
     let publisher = await connected()
     let prefill = publisher.capabilities.contains(.queuesHoldMessages)
-    if prefill && phase != "drain" {
+    if prefill && phase != "drain" && phase != "transport" {
         // AMQP keeps them: fill fbp first, then time the coordinator alone.
         try await publisher.declareDiscoveryQueue()
         for i in 0..<count { try await publisher.send(toInport: discoveryQueue, messages[i % distinct]) }
