@@ -13,6 +13,7 @@ import MsgFloTransports
 
 struct Options: ParsableArguments {
     enum Mode: String, ExpressibleByArgument, CaseIterable { case discovery, announce, wire }
+    enum Phase: String, ExpressibleByArgument, CaseIterable { case fill, drain, transport, both }
 
     @Argument(help: "discovery: discovery messages handled per second; announce: send --count discovery messages; wire: time to wire a graph (AMQP).")
     var mode: Mode
@@ -20,7 +21,7 @@ struct Options: ParsableArguments {
     @Option(help: "Discovery messages (default: discovery 100000, announce 10000).")
     var count: Int?
     @Option(help: "discovery, AMQP: fill (leave the messages in fbp), drain (time the coordinator on them), transport (time the transport alone on them) or both.")
-    var phase = "both"
+    var phase = Phase.both
     @Option(help: "wire: the graph's nodes.")
     var nodes = 1000
     @Option(help: "wire: the graph's edges.")
@@ -79,11 +80,14 @@ case .discovery:
     let messages = (0..<distinct).map { Discovery.message(for: definition($0, run: run)) }
     let publisher = await connected()
     let prefill = publisher.capabilities.contains(.queuesHoldMessages)
-    if prefill && phase != "drain" && phase != "transport" {
+    if phase != .both && !prefill {
+        fail("--phase \(phase.rawValue) needs a broker that keeps messages in queues (AMQP); \(broker.scheme.rawValue) does not")
+    }
+    if prefill && (phase == .fill || phase == .both) {
         // AMQP keeps them: fill fbp first, then time the coordinator alone.
         try await publisher.declareDiscoveryQueue()
         for i in 0..<count { try await publisher.send(toInport: discoveryQueue, messages[i % distinct]) }
-        if phase == "fill" {
+        if phase == .fill {
             let deadline = ContinuousClock.now + .seconds(60)
             while (try? await publisher.queueDepth(discoveryQueue)) ?? 0 < count, ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(100))
@@ -94,7 +98,7 @@ case .discovery:
         }
     }
     let daemonTransport = await connected()
-    if prefill && phase == "transport" {
+    if phase == .transport {
         // The transport alone, without the coordinator's work: consume fbp as the coordinator does (prefetch 1000, on
         // the transport's own executor), acknowledge each batch, count. What the drain costs below the coordinator.
         await publisher.close()
@@ -124,7 +128,7 @@ case .discovery:
     let c = Coordinator(transport: daemonTransport, options: options, logger: logger)
     try await publisher.declareDiscoveryQueue()
     // Drain alone: the coordinator on its one connection, as the C consumer (the publisher has nothing left to do).
-    if prefill && phase == "drain" { await publisher.close() }
+    if phase == .drain { await publisher.close() }
     let start: ContinuousClock.Instant
     let task: Task<Void, any Error>
     if prefill {
