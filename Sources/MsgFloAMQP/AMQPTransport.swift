@@ -18,8 +18,9 @@ import Synchronization
 /// `send` waits for room and fails after `reconnectWait` (disconnected) or `operation` (connected). Messages are
 /// persistent (delivery mode 2) unless the URL says `persistent=false`.
 ///
-/// Receiving: acknowledgements are written as multiple-acks, at once when a consumer has half its prefetch unacked
-/// (so prefetch 1 or 2 behaves as it always did), otherwise up to 5 ms later together with the ones that followed.
+/// Receiving: acknowledgements are written as multiple-acks, at once when they cover a tenth of the consumer's
+/// prefetch or the consumer has half its prefetch unacked (so prefetch 1 or 2 behaves as it always did), otherwise up
+/// to 5 ms later together with the ones that followed.
 /// A message acknowledged by its consumer may thus stay unacknowledged on the broker for 5 ms; were the process to die
 /// then, the broker would deliver it again (at-least-once, a duplicate possible, nothing lost).
 package final class AMQPTransport: Transport {

@@ -33,6 +33,22 @@ import Testing
         #expect(w.flush() == nil)
     }
 
+    @Test func aRunOfATenthOfThePrefetchFlushesAtOnce() {
+        // Prefetch 1000: one multiple-ack per 100 settled messages, as a plain consumer acking every 100 does (acks of
+        // 300-500 at a time cost RabbitMQ's queue process 2% more work per message).
+        var w = Self.window(prefetch: 1000, holding: 250)
+        _ = w.settle((1...99).map { Self.settle($0, w) }, now: Self.t0)
+        #expect(!w.anyTight)
+        #expect(w.flushIfDue(now: Self.t0) == nil)  // 99: young, short of a run, far from tight
+        _ = w.settle([Self.settle(100, w)], now: Self.t0)
+        #expect(w.flushIfDue(now: Self.t0) == .ack(100, multiple: true))
+        #expect(w.consumers[1]?.unacked == 150)
+        // Prefetch 1: every ack is a run of its own.
+        var one = Self.window(prefetch: 1, holding: 1)
+        _ = one.settle([Self.settle(1, one)], now: Self.t0)
+        #expect(one.flushIfDue(now: Self.t0) == .ack(1, multiple: true))
+    }
+
     @Test func aTightConsumerFlushesAtOnce() {
         var w = Self.window(prefetch: 2, holding: 1)
         #expect(w.anyTight)  // 1 of 2 held: half the prefetch
